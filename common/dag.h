@@ -1,0 +1,74 @@
+/* Pipeline model: load a pipeline YAML file into a validated Ty__PipelineSpec,
+ * render {{ params.NAME }} templates, and the DAG vocabulary (trigger rules,
+ * run and task states) shared by master, worker and CLI.
+ *
+ * Validation rejects empty pipelines, unknown keys, duplicate task names,
+ * unknown or self dependencies, cycles, bad resource values and templates
+ * naming undefined params.  Errors are "file:line: message" lines. */
+#ifndef TY_COMMON_DAG_H
+#define TY_COMMON_DAG_H
+
+#include "trainyard.pb-c.h"
+
+#include <stddef.h>
+
+typedef enum {
+    TY_TRIGGER_ALL_SUCCESS,
+    TY_TRIGGER_ALL_DONE,
+    TY_TRIGGER_ONE_FAILED,
+    TY_TRIGGER_NONE_FAILED,
+} ty_trigger_t;
+
+typedef enum { TY_KIND_COMMAND, TY_KIND_MPI } ty_kind_t;
+
+typedef enum {
+    TY_RUN_PENDING,
+    TY_RUN_RUNNING,
+    TY_RUN_SUCCEEDED,
+    TY_RUN_FAILED,
+    TY_RUN_CANCELLED,
+    TY_RUN_NSTATES
+} ty_run_state_t;
+
+typedef enum {
+    TY_TASK_WAITING,
+    TY_TASK_QUEUED,
+    TY_TASK_RUNNING,
+    TY_TASK_SUCCEEDED,
+    TY_TASK_FAILED,
+    TY_TASK_UPSTREAM_FAILED,
+    TY_TASK_SKIPPED,
+    TY_TASK_CANCELLED,
+    TY_TASK_NSTATES
+} ty_task_state_t;
+
+const char *ty_run_state_name(unsigned s);
+const char *ty_task_state_name(unsigned s);
+const char *ty_trigger_name(unsigned t);
+/* Terminal task states: succeeded failed upstream_failed skipped cancelled. */
+int ty_task_state_terminal(unsigned s);
+
+/* Load and validate.  On success returns 0 and *out (free with ty_dag_free).
+ * On failure returns TY_EPARSE (YAML syntax), TY_EINVAL (validation) or TY_EIO
+ * with *errmsg a heap string of "file:line: message" lines. */
+int ty_dag_load_file(const char *path, Ty__PipelineSpec **out, char **errmsg);
+int ty_dag_load_string(const char *yaml, size_t len, const char *filename, Ty__PipelineSpec **out,
+                       char **errmsg);
+void ty_dag_free(Ty__PipelineSpec **spec);
+
+/* A deep copy of spec with every {{ params.NAME }} rendered from the pipeline's
+ * defaults overridden by `overrides`.  *params_out receives the effective
+ * params (caller frees each with ty_dag_kvs_free).  Returns TY_EINVAL with
+ * *errmsg for an override of an undefined param. */
+int ty_dag_resolve(const Ty__PipelineSpec *spec, Ty__KV *const *overrides, size_t n,
+                   Ty__PipelineSpec **out, Ty__KV ***params_out, size_t *nparams_out,
+                   char **errmsg);
+void ty_dag_kvs_free(Ty__KV **kvs, size_t n);
+
+/* Render one template string; NULL *missing means success. */
+char *ty_dag_render(const char *tmpl, Ty__KV *const *params, size_t n, char **missing);
+
+/* Index of the task named `name`, or -1. */
+int ty_dag_task_index(const Ty__PipelineSpec *spec, const char *name);
+
+#endif

@@ -1,0 +1,38 @@
+#include "common/util.h"
+#include "common/err.h"
+#include "common/tests/ty_test.h"
+
+int main(void) {
+    const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *e = ty_b64_encode(cases[i], strlen(cases[i]));
+        CHECK_STR(e, want[i]);
+        unsigned char *d;
+        size_t n;
+        CHECK_EQ_INT(ty_b64_decode(e, strlen(e), &d, &n), 0);
+        CHECK_EQ_INT(n, strlen(cases[i]));
+        CHECK(memcmp(d, cases[i], n) == 0);
+        free(d);
+        free(e);
+    }
+    unsigned char *d = NULL;
+    size_t n;
+    CHECK_EQ_INT(ty_b64_decode("Zm9*", 4, &d, &n), TY_EPARSE);
+
+    char buf[40];
+    ty_fmt_time(1767323045678LL, buf, sizeof buf); /* 2026-01-02T03:04:05.678Z */
+    CHECK_STR(buf, "2026-01-02T03:04:05.678Z");
+    ty_fmt_time(0, buf, sizeof buf);
+    CHECK_STR(buf, "");
+
+    ty_buf_t b = {0};
+    ty_buf_printf(&b, "%d-%s", 42, "x");
+    ty_buf_append(&b, "yz", 2);
+    CHECK_STR(b.data, "42-xyz");
+    ty_buf_consume(&b, 3);
+    CHECK_STR(b.data, "xyz");
+    ty_buf_free(&b);
+    CHECK(ty_mono_ms() > 0);
+    TEST_DONE();
+}

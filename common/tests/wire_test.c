@@ -1,0 +1,99 @@
+#include "common/wire.h"
+#include "common/err.h"
+#include "common/tests/ty_test.h"
+
+typedef struct {
+    zsock_t *router;
+    int got, rejected;
+    uv_loop_t *loop;
+} ctx_t;
+
+static void on_router(void *arg) {
+    ctx_t *c = arg;
+    zframe_t *id = NULL;
+    Ty__Envelope *env = NULL;
+    int rc = ty_wire_recv(c->router, 1, 1024, &id, &env);
+    if (rc == 0) {
+        c->got++;
+        CHECK_EQ_INT(env->body_case, TY__ENVELOPE__BODY_HEARTBEAT);
+        CHECK_EQ_INT(env->heartbeat->running, 7);
+        /* reply, which exercises the kick after a send */
+        Ty__Envelope out = TY__ENVELOPE__INIT;
+        Ty__HeartbeatAck ack = TY__HEARTBEAT_ACK__INIT;
+        ack.epoch = 5;
+        out.body_case = TY__ENVELOPE__BODY_HEARTBEAT_ACK;
+        out.heartbeat_ack = &ack;
+        CHECK_EQ_INT(ty_wire_send(c->router, id, &out), 0);
+    } else if (rc != TY_ENOENT) {
+        c->rejected++;
+    }
+    ty_wire_free(&env);
+    zframe_destroy(&id);
+    if (c->got + c->rejected == 3)
+        uv_stop(c->loop);
+}
+
+static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
+
+int main(void) {
+    /* encode/decode round trip and rejections */
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
+    hb.running = 7;
+    env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    zframe_t *f = ty_wire_encode(&env);
+    Ty__Envelope *d = NULL;
+    CHECK_EQ_INT(ty_wire_decode(zframe_data(f), zframe_size(f), 1024, &d), 0);
+    CHECK(d && d->heartbeat->running == 7);
+    ty_wire_free(&d);
+    CHECK(d == NULL);
+    CHECK_EQ_INT(ty_wire_decode(zframe_data(f), zframe_size(f), 2, &d), TY_ETOOBIG);
+    CHECK_EQ_INT(ty_wire_decode("\xff\xff\xff\xff", 4, 1024, &d), TY_EPROTO);
+    Ty__Envelope empty = TY__ENVELOPE__INIT; /* no body */
+    zframe_t *e = ty_wire_encode(&empty);
+    CHECK_EQ_INT(ty_wire_decode(zframe_data(e), zframe_size(e), 1024, &d), TY_EPROTO);
+    zframe_destroy(&e);
+
+    /* a ROUTER on the libuv loop receives good, garbage and oversize frames */
+    zsys_init();
+    zsys_set_linger(0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    ctx_t c = {.loop = &loop};
+    c.router = zsock_new_router("tcp://127.0.0.1:*");
+    CHECK(c.router != NULL);
+    zsock_t *dealer = zsock_new_dealer(zsock_endpoint(c.router));
+    ty_wire_poll_t *p = NULL;
+    CHECK_EQ_INT(ty_wire_poll_create(&p, &loop, c.router, on_router, &c), 0);
+    zstr_send(dealer, "garbage");
+    char big[2048];
+    memset(big, 1, sizeof big);
+    zsock_send(dealer, "b", big, sizeof big);
+    CHECK_EQ_INT(ty_wire_send(dealer, NULL, &env), 0);
+    uv_timer_t guard;
+    uv_timer_init(&loop, &guard);
+    uv_timer_start(&guard, on_timeout, 10000, 0); /* bounds the test if frames go missing */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(c.got, 1);
+    CHECK_EQ_INT(c.rejected, 2);
+    /* the reply arrives at the dealer */
+    zsock_set_rcvtimeo(dealer, 5000);
+    zframe_t *r = zframe_recv(dealer);
+    CHECK(r != NULL);
+    if (r) {
+        CHECK_EQ_INT(ty_wire_decode(zframe_data(r), zframe_size(r), 1024, &d), 0);
+        CHECK(d && d->body_case == TY__ENVELOPE__BODY_HEARTBEAT_ACK &&
+              d->heartbeat_ack->epoch == 5);
+        ty_wire_free(&d);
+        zframe_destroy(&r);
+    }
+    ty_wire_poll_destroy(&p);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    zframe_destroy(&f);
+    zsock_destroy(&dealer);
+    zsock_destroy(&c.router);
+    TEST_DONE();
+}

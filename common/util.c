@@ -1,0 +1,186 @@
+#include "common/util.h"
+
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static void ty_oom(void) {
+    fputs("trainyard: out of memory\n", stderr);
+    abort();
+}
+
+void *ty_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        ty_oom();
+    return p;
+}
+
+void *ty_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        ty_oom();
+    return p;
+}
+
+void *ty_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        ty_oom();
+    return q;
+}
+
+char *ty_xstrdup(const char *s) { return ty_xstrndup(s, strlen(s)); }
+
+char *ty_xstrndup(const char *s, size_t n) {
+    char *p = ty_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *ty_xasprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        ty_oom();
+    va_end(ap);
+    return s;
+}
+
+int64_t ty_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ty_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ty_fmt_time(int64_t ms, char *buf, size_t n) {
+    if (ms <= 0) {
+        if (n)
+            buf[0] = '\0';
+        return;
+    }
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%03dZ", (int)(ms % 1000));
+}
+
+static const char ty_b64_alpha[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *ty_b64_encode(const void *data, size_t len) {
+    const unsigned char *in = data;
+    char *out = ty_xmalloc(4 * ((len + 2) / 3) + 1), *o = out;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = ty_b64_alpha[v >> 18];
+        *o++ = ty_b64_alpha[(v >> 12) & 63];
+        *o++ = ty_b64_alpha[(v >> 6) & 63];
+        *o++ = ty_b64_alpha[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        *o++ = ty_b64_alpha[v >> 18];
+        *o++ = ty_b64_alpha[(v >> 12) & 63];
+        *o++ = i + 1 < len ? ty_b64_alpha[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int ty_b64_val(char c) {
+    const char *p = c ? strchr(ty_b64_alpha, c) : NULL;
+    return p ? (int)(p - ty_b64_alpha) : -1;
+}
+
+int ty_b64_decode(const char *s, size_t slen, unsigned char **out, size_t *outlen) {
+    while (slen > 0 && s[slen - 1] == '=')
+        slen--;
+    if (slen % 4 == 1)
+        return TY_EPARSE;
+    unsigned char *buf = ty_xmalloc(slen * 3 / 4 + 1);
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < slen; i++) {
+        int v = ty_b64_val(s[i]);
+        if (v < 0) {
+            free(buf);
+            return TY_EPARSE;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+void ty_buf_append(ty_buf_t *b, const void *data, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->data = ty_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void ty_buf_printf(ty_buf_t *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        ty_oom();
+    ty_buf_append(b, s, (size_t)n);
+    free(s);
+}
+
+void ty_buf_consume(ty_buf_t *b, size_t n) {
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->data)
+        b->data[b->len] = '\0';
+}
+
+void ty_buf_free(ty_buf_t *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void ty_random_bytes(void *buf, size_t n) {
+    if (getrandom(buf, n, 0) != (ssize_t)n)
+        abort();
+}

@@ -1,0 +1,41 @@
+/* Small helpers used everywhere: allocation that aborts on out-of-memory
+ * (DESIGN: OOM aborts), clocks, base64 and a growable byte buffer. */
+#ifndef TY_COMMON_UTIL_H
+#define TY_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *ty_xmalloc(size_t n);
+void *ty_xcalloc(size_t n, size_t size);
+void *ty_xrealloc(void *p, size_t n);
+char *ty_xstrdup(const char *s);
+char *ty_xstrndup(const char *s, size_t n);
+/* printf into a new heap string. */
+char *ty_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds since the epoch (wall clock) and a monotonic clock. */
+int64_t ty_now_ms(void);
+int64_t ty_mono_ms(void);
+/* RFC 3339 UTC ("2026-01-02T03:04:05.678Z") into buf (>= 32 bytes); "" for 0. */
+void ty_fmt_time(int64_t ms, char *buf, size_t n);
+
+/* Base64 (standard alphabet, padded). encode returns a heap string;
+ * decode returns 0 and a heap buffer (NUL-terminated for convenience) or TY_EPARSE. */
+char *ty_b64_encode(const void *data, size_t len);
+int ty_b64_decode(const char *s, size_t slen, unsigned char **out, size_t *outlen);
+
+/* Growable byte buffer. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} ty_buf_t;
+void ty_buf_append(ty_buf_t *b, const void *data, size_t n);
+void ty_buf_printf(ty_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ty_buf_consume(ty_buf_t *b, size_t n);
+void ty_buf_free(ty_buf_t *b);
+
+/* Fill buf with n random bytes from the kernel; aborts on failure. */
+void ty_random_bytes(void *buf, size_t n);
+
+#endif

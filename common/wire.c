@@ -1,0 +1,142 @@
+#include "common/wire.h"
+
+#include "common/err.h"
+#include "common/util.h"
+
+#include <string.h>
+
+int ty_wire_decode(const void *data, size_t len, size_t max, Ty__Envelope **out) {
+    if (len > max)
+        return TY_ETOOBIG;
+    Ty__Envelope *env = ty__envelope__unpack(NULL, len, data);
+    if (!env)
+        return TY_EPROTO;
+    if (env->version != TY_WIRE_VERSION || env->body_case == TY__ENVELOPE__BODY__NOT_SET) {
+        ty__envelope__free_unpacked(env, NULL);
+        return TY_EPROTO;
+    }
+    *out = env;
+    return 0;
+}
+
+void ty_wire_free(Ty__Envelope **env) {
+    if (env && *env) {
+        ty__envelope__free_unpacked(*env, NULL);
+        *env = NULL;
+    }
+}
+
+zframe_t *ty_wire_encode(Ty__Envelope *env) {
+    env->version = TY_WIRE_VERSION;
+    size_t n = ty__envelope__get_packed_size(env);
+    zframe_t *f = zframe_new(NULL, n);
+    ty__envelope__pack(env, zframe_data(f));
+    return f;
+}
+
+int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env) {
+    zframe_t *f = ty_wire_encode(env);
+    if (identity) {
+        zframe_t *id = zframe_dup(identity);
+        if (zframe_send(&id, sock, ZFRAME_MORE | ZFRAME_DONTWAIT) != 0) {
+            zframe_destroy(&id);
+            zframe_destroy(&f);
+            return TY_EIO;
+        }
+    }
+    if (zframe_send(&f, sock, ZFRAME_DONTWAIT) != 0) {
+        zframe_destroy(&f);
+        return TY_EIO;
+    }
+    return 0;
+}
+
+int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env) {
+    if (!(zsock_events(sock) & ZMQ_POLLIN))
+        return TY_ENOENT;
+    zmsg_t *msg = zmsg_recv_nowait(sock);
+    if (!msg)
+        return TY_ENOENT;
+    int rc = TY_EPROTO;
+    zframe_t *id = router ? zmsg_pop(msg) : NULL;
+    zframe_t *payload = zmsg_pop(msg);
+    /* exactly one payload frame; anything else is malformed */
+    if (payload && zmsg_size(msg) == 0 && (!router || id))
+        rc = ty_wire_decode(zframe_data(payload), zframe_size(payload), max, env);
+    else if (payload && zframe_size(payload) > max)
+        rc = TY_ETOOBIG;
+    zframe_destroy(&payload);
+    zmsg_destroy(&msg);
+    if (identity)
+        *identity = id;
+    else
+        zframe_destroy(&id);
+    return rc;
+}
+
+struct ty_wire_poll {
+    uv_poll_t poll;
+    uv_idle_t idle;
+    zsock_t *sock;
+    ty_wire_readable_cb cb;
+    void *arg;
+    int closing, closed;
+};
+
+static void ty_wire_drain(ty_wire_poll_t *p) {
+    /* The callback drains the socket; ask again in case a send inside it
+     * reset the edge while more input arrived. */
+    while (!p->closing && (zsock_events(p->sock) & ZMQ_POLLIN))
+        p->cb(p->arg);
+}
+
+static void ty_wire_poll_cb(uv_poll_t *h, int status, int events) {
+    (void)status;
+    (void)events;
+    ty_wire_drain(h->data);
+}
+
+static void ty_wire_idle_cb(uv_idle_t *h) {
+    ty_wire_poll_t *p = h->data;
+    uv_idle_stop(h);
+    ty_wire_drain(p);
+}
+
+int ty_wire_poll_create(ty_wire_poll_t **out, uv_loop_t *loop, zsock_t *sock,
+                        ty_wire_readable_cb cb, void *arg) {
+    ty_wire_poll_t *p = ty_xcalloc(1, sizeof *p);
+    p->sock = sock;
+    p->cb = cb;
+    p->arg = arg;
+    if (uv_poll_init(loop, &p->poll, zsock_fd(sock)) != 0) {
+        free(p);
+        return TY_EIO;
+    }
+    uv_idle_init(loop, &p->idle);
+    p->poll.data = p->idle.data = p;
+    uv_poll_start(&p->poll, UV_READABLE, ty_wire_poll_cb);
+    ty_wire_poll_kick(p);
+    *out = p;
+    return 0;
+}
+
+void ty_wire_poll_kick(ty_wire_poll_t *p) {
+    if (p && !p->closing)
+        uv_idle_start(&p->idle, ty_wire_idle_cb);
+}
+
+static void ty_wire_poll_closed(uv_handle_t *h) {
+    ty_wire_poll_t *p = h->data;
+    if (++p->closed == 2)
+        free(p);
+}
+
+void ty_wire_poll_destroy(ty_wire_poll_t **pp) {
+    ty_wire_poll_t *p = pp ? *pp : NULL;
+    if (!p)
+        return;
+    *pp = NULL;
+    p->closing = 1;
+    uv_close((uv_handle_t *)&p->poll, ty_wire_poll_closed);
+    uv_close((uv_handle_t *)&p->idle, ty_wire_poll_closed);
+}

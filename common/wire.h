@@ -1,0 +1,47 @@
+/* Wire framing: one protobuf-c Ty__Envelope per ZeroMQ message, plus a libuv
+ * adapter for czmq sockets.
+ *
+ * ROUTER sockets see [identity][payload]; DEALER sockets see [payload].
+ * A payload over the size limit or one that does not decode as an Envelope of
+ * TY_WIRE_VERSION is rejected (TY_ETOOBIG / TY_EPROTO) and the caller counts it. */
+#ifndef TY_COMMON_WIRE_H
+#define TY_COMMON_WIRE_H
+
+#include "trainyard.pb-c.h"
+
+#include <czmq.h>
+#include <stddef.h>
+#include <uv.h>
+
+#define TY_WIRE_VERSION 1
+#define TY_WIRE_MAX_DEFAULT (4u << 20)
+
+/* Decode a payload; on success *out must be released with ty_wire_free(). */
+int ty_wire_decode(const void *data, size_t len, size_t max, Ty__Envelope **out);
+void ty_wire_free(Ty__Envelope **env);
+
+/* Encode env (version is set here) into a new frame. */
+zframe_t *ty_wire_encode(Ty__Envelope *env);
+
+/* Send env on sock, prefixed with a copy of identity when it is not NULL.
+ * Returns 0 or TY_EIO (the peer's queue is full or it is gone). */
+int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
+
+/* Receive one message without blocking.  For ROUTER sockets *identity gets
+ * the sender's frame (caller destroys).  Returns 0 with *env set; TY_ETOOBIG or
+ * TY_EPROTO for a rejected message (consumed); TY_EAGAIN-like TY_ENOENT when
+ * nothing is waiting. */
+int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
+
+/* libuv adapter: calls on_readable(arg) while the socket has input. ZeroMQ's
+ * descriptor is edge-triggered and a send can consume the edge, so callers
+ * run ty_wire_poll_kick() after sending. */
+typedef struct ty_wire_poll ty_wire_poll_t;
+typedef void (*ty_wire_readable_cb)(void *arg);
+int ty_wire_poll_create(ty_wire_poll_t **out, uv_loop_t *loop, zsock_t *sock,
+                        ty_wire_readable_cb cb, void *arg);
+void ty_wire_poll_kick(ty_wire_poll_t *p);
+/* Closes the uv handles; the memory is freed once libuv has closed them. */
+void ty_wire_poll_destroy(ty_wire_poll_t **p);
+
+#endif

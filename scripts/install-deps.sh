@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package Trainyard needs to build, test and run.
+# Idempotent and non-interactive; uses sudo when not root.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config clang-format
+  libczmq-dev libzmq3-dev libsodium-dev
+  libprotobuf-c-dev protobuf-c-compiler
+  libuv1-dev libyaml-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
+  etcd-server etcd-client
+  python3 python3-pytest
+  procps iproute2 curl
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
