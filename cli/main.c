@@ -1,0 +1,522 @@
+/* trainyard: the command-line client. */
+#include "cli/client.h"
+#include "cli/output.h"
+
+#include "common/config.h"
+#include "common/dag.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TY_CALL_MS 15000
+#define TY_WAIT_CALL_MS 30000
+
+typedef struct {
+    const char *master;
+    int json;
+    int argc;
+    char **argv;
+} ty_cli_t;
+
+static int ty_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ty_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("trainyard: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+static void ty_usage(FILE *f) {
+    fputs("usage: trainyard [--master EP] [-o table|json] COMMAND [ARGS]\n"
+          "commands:\n"
+          "  validate FILE                       check a pipeline file\n"
+          "  submit FILE [-p k=v]... [--wait]    start a run; --wait follows it to the end\n"
+          "  runs [--limit N]                    list runs, newest first\n"
+          "  status RUN [--wait]                 a run and its tasks\n"
+          "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
+          "  cancel RUN                          cancel a run\n"
+          "  workers                             registered workers\n"
+          "  info                                master counters\n"
+          "The master's client endpoint comes from --master, $TRAINYARD_MASTER, or 'master ='\n"
+          "in $TRAINYARD_CONFIG or ~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n",
+          f);
+}
+
+static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
+    if (flag)
+        return flag;
+    if (getenv("TRAINYARD_MASTER") && *getenv("TRAINYARD_MASTER"))
+        return getenv("TRAINYARD_MASTER");
+    char *path = getenv("TRAINYARD_CONFIG") ? ty_xstrdup(getenv("TRAINYARD_CONFIG"))
+                 : getenv("HOME") ? ty_xasprintf("%s/.config/trainyard/config", getenv("HOME"))
+                                  : NULL;
+    const char *v = NULL;
+    char *err = NULL;
+    if (path && ty_config_load(cfg, path, &err) == 0)
+        v = ty_config_get(*cfg, "master");
+    else if (err) {
+        fprintf(stderr, "trainyard: %s\n", err);
+        free(err);
+    }
+    free(path);
+    return v ? v : "tcp://127.0.0.1:7000";
+}
+
+/* Call the master; on failure print one clear line.  Returns 0 or 1. */
+static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
+                   Ty__Envelope__BodyCase want) {
+    int rc = ty_client_call(c, req, timeout_ms, reply);
+    if (rc == TY_ETIMEOUT)
+        return ty_die("no answer from the master at %s within %ds (is it running?)",
+                      ty_client_endpoint(c), timeout_ms / 1000);
+    if (rc != 0)
+        return ty_die("talking to the master at %s: %s", ty_client_endpoint(c), ty_strerror(rc));
+    if ((*reply)->body_case == TY__ENVELOPE__BODY_ERROR) {
+        const char *msg = (*reply)->error->message;
+        size_t n = strlen(msg);
+        while (n > 0 && msg[n - 1] == '\n')
+            n--;
+        fprintf(stderr, "trainyard: %.*s\n", (int)n, msg);
+        ty_wire_free(reply);
+        return 1;
+    }
+    if ((*reply)->body_case != want) {
+        ty_wire_free(reply);
+        return ty_die("unexpected reply from the master");
+    }
+    return 0;
+}
+
+static int ty_get_status(ty_client_t *c, const char *run, uint64_t wait_after,
+                         Ty__Envelope **reply) {
+    Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
+    sr.run_id = (char *)run;
+    sr.wait_after = wait_after;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_STATUS;
+    env.status = &sr;
+    return ty_call(c, &env, wait_after ? TY_WAIT_CALL_MS : TY_CALL_MS, reply,
+                   TY__ENVELOPE__BODY_STATUS_REPLY);
+}
+
+static int ty_run_final(unsigned s) { return s != TY_RUN_PENDING && s != TY_RUN_RUNNING; }
+
+/* Follow a run with long-polls, showing progress on stderr; prints the final
+ * table (or JSON) and returns 0 only if the run succeeded. */
+static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
+    int tty = isatty(STDERR_FILENO);
+    uint64_t version = 0;
+    char last[512] = "";
+    int64_t t0 = ty_mono_ms();
+    for (;;) {
+        Ty__Envelope *rep = NULL;
+        if (ty_get_status(c, run, version, &rep) != 0)
+            return 1;
+        Ty__RunStatus *st = rep->status_reply->status;
+        version = st->version ? st->version : 1;
+        char line[512];
+        ty_out_progress_line(line, sizeof line, st);
+        if (strcmp(line, last) != 0 || tty) {
+            double el = (double)(ty_mono_ms() - t0) / 1000.0;
+            if (tty)
+                fprintf(stderr, "\r\033[K[%6.1fs] %s", el, line);
+            else
+                fprintf(stderr, "[%6.1fs] %s\n", el, line);
+            snprintf(last, sizeof last, "%s", line);
+        }
+        if (ty_run_final(st->run->state)) {
+            if (tty)
+                fputc('\n', stderr);
+            int ok = st->run->state == TY_RUN_SUCCEEDED;
+            if (cli->json)
+                ty_out_json_print(ty_out_status_json(st));
+            else
+                ty_out_status_table(stdout, st);
+            ty_wire_free(&rep);
+            return ok ? 0 : 1;
+        }
+        ty_wire_free(&rep);
+    }
+}
+
+static int ty_cmd_validate(ty_cli_t *cli) {
+    if (cli->argc != 2)
+        return ty_die("usage: trainyard validate FILE");
+    Ty__PipelineSpec *spec = NULL;
+    char *err = NULL;
+    int rc = ty_dag_load_file(cli->argv[1], &spec, &err);
+    if (rc != 0) {
+        fputs(err, stderr);
+        free(err);
+        return 1;
+    }
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "file", json_string(cli->argv[1]));
+        json_object_set_new(o, "pipeline", json_string(spec->name));
+        json_object_set_new(o, "tasks", json_integer((json_int_t)spec->n_tasks));
+        json_object_set_new(o, "valid", json_true());
+        ty_out_json_print(o);
+    } else {
+        printf("%s: ok (pipeline %s, %zu tasks)\n", cli->argv[1], spec->name, spec->n_tasks);
+    }
+    ty_dag_free(&spec);
+    return 0;
+}
+
+static char *ty_read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    ty_buf_t b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ty_buf_append(&b, chunk, n);
+    fclose(f);
+    ty_buf_append(&b, "", 0);
+    return b.data;
+}
+
+static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
+    int wait = 0;
+    const char *file = NULL;
+    Ty__KV *kvs = NULL;
+    size_t nkv = 0;
+    for (int i = 1; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (strcmp(a, "--wait") == 0 || strcmp(a, "-w") == 0) {
+            wait = 1;
+        } else if ((strcmp(a, "-p") == 0 || strcmp(a, "--param") == 0) && i + 1 < cli->argc) {
+            const char *kv = cli->argv[++i], *eq = strchr(kv, '=');
+            if (!eq || eq == kv)
+                return ty_die("bad -p '%s' (want key=value)", kv);
+            kvs = ty_xrealloc(kvs, (nkv + 1) * sizeof *kvs);
+            ty__kv__init(&kvs[nkv]);
+            kvs[nkv].key = ty_xstrndup(kv, (size_t)(eq - kv));
+            kvs[nkv].value = (char *)eq + 1;
+            nkv++;
+        } else if (!file && a[0] != '-') {
+            file = a;
+        } else {
+            return ty_die("submit: unexpected argument '%s'", a);
+        }
+    }
+    if (!file)
+        return ty_die("usage: trainyard submit FILE [-p key=value]... [--wait]");
+    /* validate locally first: a clear error without a round trip */
+    Ty__PipelineSpec *spec = NULL;
+    char *err = NULL;
+    if (ty_dag_load_file(file, &spec, &err) != 0) {
+        fputs(err, stderr);
+        free(err);
+        return 1;
+    }
+    ty_dag_free(&spec);
+    char *yaml = ty_read_file(file);
+    if (!yaml)
+        return ty_die("cannot read %s", file);
+    Ty__KV **ptrs = ty_xcalloc(nkv, sizeof *ptrs);
+    for (size_t i = 0; i < nkv; i++)
+        ptrs[i] = &kvs[i];
+    Ty__SubmitRequest sr = TY__SUBMIT_REQUEST__INIT;
+    sr.yaml = yaml;
+    sr.filename = (char *)file;
+    sr.params = ptrs;
+    sr.n_params = nkv;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sr;
+    Ty__Envelope *rep = NULL;
+    int rc = ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_SUBMIT_REPLY);
+    free(yaml);
+    for (size_t i = 0; i < nkv; i++)
+        free(kvs[i].key);
+    free(kvs);
+    free(ptrs);
+    if (rc != 0)
+        return rc;
+    char *run = ty_xstrdup(rep->submit_reply->run_id);
+    if (!wait) {
+        if (cli->json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "run_id", json_string(run));
+            json_object_set_new(o, "state",
+                                json_string(ty_run_state_name(rep->submit_reply->state)));
+            ty_out_json_print(o);
+        } else {
+            printf("%s\n", run);
+        }
+        rc = 0;
+    } else {
+        fprintf(stderr, "submitted %s\n", run);
+        rc = ty_wait_run(cli, c, run);
+    }
+    ty_wire_free(&rep);
+    free(run);
+    return rc;
+}
+
+static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc < 2)
+        return ty_die("usage: trainyard status RUN [--wait]");
+    if (cli->argc == 3 && strcmp(cli->argv[2], "--wait") == 0)
+        return ty_wait_run(cli, c, cli->argv[1]);
+    if (cli->argc != 2)
+        return ty_die("status: unexpected argument '%s'", cli->argv[2]);
+    Ty__Envelope *rep = NULL;
+    if (ty_get_status(c, cli->argv[1], 0, &rep) != 0)
+        return 1;
+    if (cli->json)
+        ty_out_json_print(ty_out_status_json(rep->status_reply->status));
+    else
+        ty_out_status_table(stdout, rep->status_reply->status);
+    ty_wire_free(&rep);
+    return 0;
+}
+
+static int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
+    Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
+    for (int i = 1; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc)
+            rr.limit = (uint32_t)strtoul(cli->argv[++i], NULL, 10);
+        else
+            return ty_die("runs: unexpected argument '%s'", cli->argv[i]);
+    }
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RUNS;
+    env.runs = &rr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
+        return 1;
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < rep->runs_reply->n_runs; i++)
+            json_array_append_new(a, ty_out_run_json(rep->runs_reply->runs[i]->run));
+        ty_out_json_print(a);
+    } else {
+        ty_out_runs_table(stdout, rep->runs_reply);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+static int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
+    const char *run = NULL, *task = NULL;
+    int follow = 0;
+    uint32_t attempt = 0;
+    for (int i = 1; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)
+            follow = 1;
+        else if (strcmp(a, "--attempt") == 0 && i + 1 < cli->argc)
+            attempt = (uint32_t)strtoul(cli->argv[++i], NULL, 10);
+        else if (!run)
+            run = a;
+        else if (!task)
+            task = a;
+        else
+            return ty_die("logs: unexpected argument '%s'", a);
+    }
+    if (!run || !task)
+        return ty_die("usage: trainyard logs RUN TASK [-f] [--attempt N]");
+    uint64_t offset = 0;
+    for (;;) {
+        Ty__LogsRequest lr = TY__LOGS_REQUEST__INIT;
+        lr.run_id = (char *)run;
+        lr.task = (char *)task;
+        lr.attempt = attempt;
+        lr.offset = offset;
+        lr.wait = follow;
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.body_case = TY__ENVELOPE__BODY_LOGS;
+        env.logs = &lr;
+        Ty__Envelope *rep = NULL;
+        if (ty_call(c, &env, follow ? TY_WAIT_CALL_MS : TY_CALL_MS, &rep,
+                    TY__ENVELOPE__BODY_LOGS_REPLY) != 0)
+            return 1;
+        Ty__LogsReply *r = rep->logs_reply;
+        if (r->data.len)
+            fwrite(r->data.data, 1, r->data.len, stdout);
+        fflush(stdout);
+        if (r->attempt != attempt && r->attempt) { /* "latest" resolved: stick to it */
+            attempt = r->attempt;
+        }
+        offset = r->next_offset;
+        int stop = r->done || (!follow && r->data.len == 0);
+        ty_wire_free(&rep);
+        if (stop)
+            return 0;
+    }
+}
+
+static int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc != 2)
+        return ty_die("usage: trainyard cancel RUN");
+    Ty__CancelRequest cr = TY__CANCEL_REQUEST__INIT;
+    cr.run_id = cli->argv[1];
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_CANCEL_REPLY) != 0)
+        return 1;
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "run_id", json_string(cli->argv[1]));
+        json_object_set_new(o, "state", json_string(ty_run_state_name(rep->cancel_reply->state)));
+        ty_out_json_print(o);
+    } else {
+        printf("run %s %s\n", cli->argv[1], ty_run_state_name(rep->cancel_reply->state));
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+static int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc != 1)
+        return ty_die("usage: trainyard workers");
+    Ty__WorkersRequest wr = TY__WORKERS_REQUEST__INIT;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_WORKERS;
+    env.workers = &wr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_WORKERS_REPLY) != 0)
+        return 1;
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < rep->workers_reply->n_workers; i++)
+            json_array_append_new(a, ty_out_worker_json(rep->workers_reply->workers[i]));
+        ty_out_json_print(a);
+    } else {
+        ty_out_workers_table(stdout, rep->workers_reply);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
+    Ty__InfoRequest ir = TY__INFO_REQUEST__INIT;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_INFO;
+    env.info = &ir;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_INFO_REPLY) != 0)
+        return 1;
+    Ty__InfoReply *r = rep->info_reply;
+    json_t *o = json_object();
+    json_object_set_new(o, "node_id", json_string(r->node_id));
+    json_object_set_new(o, "epoch", json_integer((json_int_t)r->epoch));
+    json_object_set_new(o, "frames_rejected_size",
+                        json_integer((json_int_t)r->frames_rejected_size));
+    json_object_set_new(o, "frames_rejected_decode",
+                        json_integer((json_int_t)r->frames_rejected_decode));
+    json_object_set_new(o, "etcd_txns", json_integer((json_int_t)r->etcd_txns));
+    json_object_set_new(o, "etcd_ops", json_integer((json_int_t)r->etcd_ops));
+    json_object_set_new(o, "dispatches", json_integer((json_int_t)r->dispatches));
+    if (cli->json) {
+        ty_out_json_print(o);
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v) {
+            char *s = json_dumps(v, JSON_ENCODE_ANY);
+            printf("%-24s %s\n", k, s);
+            free(s);
+        }
+        json_decref(o);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ty_cli_t cli = {0};
+    const char *master_flag = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--master") == 0 && i + 1 < argc) {
+            master_flag = argv[++i];
+        } else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) &&
+                   i + 1 < argc) {
+            const char *o = argv[++i];
+            if (strcmp(o, "json") == 0)
+                cli.json = 1;
+            else if (strcmp(o, "table") != 0)
+                return ty_die("unknown output format '%s' (table or json)", o);
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            ty_usage(stdout);
+            return 0;
+        } else {
+            ty_usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        ty_usage(stderr);
+        return 2;
+    }
+    /* -o json may also follow the command */
+    char **rest = ty_xcalloc((size_t)(argc - i) + 1, sizeof *rest);
+    int n = 0;
+    for (int k = i; k < argc; k++) {
+        if ((strcmp(argv[k], "-o") == 0 || strcmp(argv[k], "--output") == 0) && k + 1 < argc) {
+            const char *o = argv[++k];
+            if (strcmp(o, "json") == 0)
+                cli.json = 1;
+            else if (strcmp(o, "table") != 0) {
+                free(rest);
+                return ty_die("unknown output format '%s' (table or json)", o);
+            }
+            continue;
+        }
+        if (strcmp(argv[k], "--master") == 0 && k + 1 < argc) {
+            master_flag = argv[++k];
+            continue;
+        }
+        rest[n++] = argv[k];
+    }
+    cli.argc = n;
+    cli.argv = rest;
+    const char *cmd = rest[0];
+    int rc;
+    if (strcmp(cmd, "validate") == 0) {
+        rc = ty_cmd_validate(&cli);
+        free(rest);
+        return rc;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(ty_cli_t *, ty_client_t *);
+    } cmds[] = {{"submit", ty_cmd_submit}, {"status", ty_cmd_status}, {"runs", ty_cmd_runs},
+                {"logs", ty_cmd_logs},     {"cancel", ty_cmd_cancel}, {"workers", ty_cmd_workers},
+                {"info", ty_cmd_info}};
+    for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+        if (strcmp(cmd, cmds[k].name) != 0)
+            continue;
+        ty_config_t *cfg = NULL;
+        ty_client_t *c = NULL;
+        const char *ep = ty_master_ep(master_flag, &cfg);
+        if (ty_client_create(&c, ep) != 0) {
+            rc = ty_die("bad master endpoint '%s'", ep);
+        } else {
+            rc = cmds[k].fn(&cli, c);
+            ty_client_destroy(&c);
+        }
+        ty_config_destroy(&cfg);
+        free(rest);
+        return rc;
+    }
+    free(rest);
+    fprintf(stderr, "trainyard: unknown command '%s'\n", cmd);
+    ty_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,200 @@
+#include "cli/output.h"
+
+#include "common/dag.h"
+#include "common/util.h"
+
+#include <string.h>
+
+static json_t *ty_time_json(int64_t ms) {
+    if (ms <= 0)
+        return json_null();
+    char buf[40];
+    ty_fmt_time(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static void ty_fmt_duration(int64_t a, int64_t b, char *buf, size_t n) {
+    if (a <= 0) {
+        snprintf(buf, n, "-");
+        return;
+    }
+    double s = (double)((b > 0 ? b : ty_now_ms()) - a) / 1000.0;
+    if (s < 60)
+        snprintf(buf, n, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+json_t *ty_out_run_json(const Ty__RunRecord *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "run_id", json_string(r->run_id));
+    json_object_set_new(o, "pipeline", json_string(r->pipeline));
+    json_object_set_new(o, "state", json_string(ty_run_state_name(r->state)));
+    json_object_set_new(o, "created_at", ty_time_json(r->created_ms));
+    json_object_set_new(o, "started_at", ty_time_json(r->started_ms));
+    json_object_set_new(o, "finished_at", ty_time_json(r->finished_ms));
+    json_t *p = json_object();
+    for (size_t i = 0; i < r->n_params; i++)
+        json_object_set_new(p, r->params[i]->key, json_string(r->params[i]->value));
+    json_object_set_new(o, "params", p);
+    return o;
+}
+
+json_t *ty_out_status_json(const Ty__RunStatus *st) {
+    json_t *o = ty_out_run_json(st->run);
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < st->n_tasks; i++) {
+        const Ty__TaskRecord *t = st->tasks[i];
+        json_t *j = json_object();
+        json_object_set_new(j, "name", json_string(t->name));
+        json_object_set_new(j, "state", json_string(ty_task_state_name(t->state)));
+        json_object_set_new(j, "attempt", json_integer(t->attempt));
+        json_object_set_new(j, "worker", *t->worker ? json_string(t->worker) : json_null());
+        int finished = t->state == TY_TASK_SUCCEEDED || t->state == TY_TASK_FAILED ||
+                       (t->attempt > 0 && t->state == TY_TASK_QUEUED) ||
+                       (t->attempt > 0 && t->state == TY_TASK_CANCELLED && t->finished_ms);
+        json_object_set_new(j, "exit_code",
+                            finished && t->attempt > 0 && !t->term_signal
+                                ? json_integer(t->exit_code)
+                                : json_null());
+        json_object_set_new(j, "signal",
+                            t->term_signal ? json_integer(t->term_signal) : json_null());
+        json_object_set_new(j, "started_at", ty_time_json(t->started_ms));
+        json_object_set_new(j, "finished_at", ty_time_json(t->finished_ms));
+        json_object_set_new(j, "reason", *t->reason ? json_string(t->reason) : json_null());
+        json_object_set_new(j, "progress", json_real(t->progress));
+        json_object_set_new(j, "progress_text",
+                            *t->progress_text ? json_string(t->progress_text) : json_null());
+        json_t *ms = json_object();
+        for (size_t k = 0; k < t->n_metrics; k++) {
+            json_t *mv = json_object();
+            json_object_set_new(mv, "value", json_real(t->metrics[k]->value));
+            json_object_set_new(mv, "step", json_integer(t->metrics[k]->step));
+            json_object_set_new(ms, t->metrics[k]->name, mv);
+        }
+        json_object_set_new(j, "metrics", ms);
+        json_array_append_new(tasks, j);
+    }
+    json_object_set_new(o, "tasks", tasks);
+    return o;
+}
+
+json_t *ty_out_worker_json(const Ty__WorkerStatus *w) {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(w->id));
+    json_object_set_new(o, "state", json_string(w->state));
+    json_object_set_new(o, "hostname", json_string(w->hostname));
+    json_object_set_new(o, "cpus", json_real(w->total ? w->total->cpus : 0));
+    json_object_set_new(o, "mem_mb", json_integer(w->total ? (json_int_t)w->total->mem_mb : 0));
+    json_object_set_new(o, "gpus", json_integer(w->total ? w->total->gpus : 0));
+    json_t *l = json_object();
+    for (size_t i = 0; w->total && i < w->total->n_labels; i++)
+        json_object_set_new(l, w->total->labels[i]->key, json_string(w->total->labels[i]->value));
+    json_object_set_new(o, "labels", l);
+    json_object_set_new(o, "running", json_integer(w->running));
+    json_object_set_new(o, "used_cpus", json_real(w->used ? w->used->cpus : 0));
+    json_object_set_new(o, "used_mem_mb", json_integer(w->used ? (json_int_t)w->used->mem_mb : 0));
+    json_object_set_new(o, "used_gpus", json_integer(w->used ? w->used->gpus : 0));
+    json_object_set_new(o, "last_seen_at", ty_time_json(w->last_seen_ms));
+    return o;
+}
+
+void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
+    const Ty__RunRecord *r = st->run;
+    char dur[32], start[40];
+    ty_fmt_duration(r->started_ms, r->finished_ms, dur, sizeof dur);
+    ty_fmt_time(r->created_ms, start, sizeof start);
+    fprintf(f, "run %s  pipeline %s  state %s  created %s  duration %s\n", r->run_id, r->pipeline,
+            ty_run_state_name(r->state), start, dur);
+    fprintf(f, "%-24s %-16s %-7s %-16s %-24s %-9s %-5s %s\n", "TASK", "STATE", "ATTEMPT", "WORKER",
+            "START", "DURATION", "EXIT", "PROGRESS / REASON");
+    for (size_t i = 0; i < st->n_tasks; i++) {
+        const Ty__TaskRecord *t = st->tasks[i];
+        char exitbuf[16] = "-", prog[160] = "";
+        ty_fmt_time(t->started_ms, start, sizeof start);
+        if (t->attempt > 0)
+            ty_fmt_duration(t->started_ms, t->finished_ms, dur, sizeof dur);
+        else
+            snprintf(dur, sizeof dur, "-");
+        if (t->term_signal)
+            snprintf(exitbuf, sizeof exitbuf, "sig%d", t->term_signal);
+        else if (t->finished_ms && t->attempt > 0 && t->state != TY_TASK_RUNNING)
+            snprintf(exitbuf, sizeof exitbuf, "%d", t->exit_code);
+        if (t->progress > 0)
+            snprintf(prog, sizeof prog, "%3.0f%% %s", t->progress * 100, t->progress_text);
+        if (*t->reason && t->state != TY_TASK_SUCCEEDED)
+            snprintf(prog + strlen(prog), sizeof prog - strlen(prog), "%s%s", *prog ? "  " : "",
+                     t->reason);
+        fprintf(f, "%-24s %-16s %-7u %-16s %-24s %-9s %-5s %s\n", t->name,
+                ty_task_state_name(t->state), t->attempt, *t->worker ? t->worker : "-",
+                *start ? start : "-", dur, exitbuf, prog);
+        if (t->n_metrics) {
+            fprintf(f, "    metrics:");
+            for (size_t k = 0; k < t->n_metrics; k++)
+                fprintf(f, " %s=%g", t->metrics[k]->name, t->metrics[k]->value);
+            fputc('\n', f);
+        }
+    }
+}
+
+void ty_out_runs_table(FILE *f, const Ty__RunsReply *rr) {
+    fprintf(f, "%-36s %-24s %-10s %-24s %s\n", "RUN", "PIPELINE", "STATE", "CREATED", "DURATION");
+    for (size_t i = 0; i < rr->n_runs; i++) {
+        const Ty__RunRecord *r = rr->runs[i]->run;
+        char created[40], dur[32];
+        ty_fmt_time(r->created_ms, created, sizeof created);
+        ty_fmt_duration(r->started_ms, r->finished_ms, dur, sizeof dur);
+        fprintf(f, "%-36s %-24s %-10s %-24s %s\n", r->run_id, r->pipeline,
+                ty_run_state_name(r->state), created, dur);
+    }
+}
+
+void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr) {
+    fprintf(f, "%-20s %-5s %-11s %-15s %-5s %-7s %s\n", "WORKER", "STATE", "CPUS", "MEM_MB", "GPUS",
+            "RUNNING", "LABELS");
+    for (size_t i = 0; i < wr->n_workers; i++) {
+        const Ty__WorkerStatus *w = wr->workers[i];
+        char cpus[32], mem[40], labels[256] = "";
+        snprintf(cpus, sizeof cpus, "%g/%g", w->used ? w->used->cpus : 0,
+                 w->total ? w->total->cpus : 0);
+        snprintf(mem, sizeof mem, "%llu/%llu", (unsigned long long)(w->used ? w->used->mem_mb : 0),
+                 (unsigned long long)(w->total ? w->total->mem_mb : 0));
+        for (size_t k = 0; w->total && k < w->total->n_labels; k++)
+            snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s=%s",
+                     k ? "," : "", w->total->labels[k]->key, w->total->labels[k]->value);
+        fprintf(f, "%-20s %-5s %-11s %-15s %-5u %-7u %s\n", w->id, w->state, cpus, mem,
+                w->total ? w->total->gpus : 0, w->running, labels);
+    }
+}
+
+void ty_out_progress_line(char *buf, size_t n, const Ty__RunStatus *st) {
+    size_t counts[TY_TASK_NSTATES] = {0}, done = 0;
+    for (size_t i = 0; i < st->n_tasks; i++) {
+        unsigned s = st->tasks[i]->state;
+        if (s < TY_TASK_NSTATES)
+            counts[s]++;
+        if (ty_task_state_terminal(s))
+            done++;
+    }
+    int k = snprintf(buf, n, "%s: %zu/%zu tasks done", ty_run_state_name(st->run->state), done,
+                     st->n_tasks);
+    for (unsigned s = 0; s < TY_TASK_NSTATES && k > 0 && (size_t)k < n; s++)
+        if (counts[s])
+            k += snprintf(buf + k, n - (size_t)k, ", %zu %s", counts[s], ty_task_state_name(s));
+    for (size_t i = 0; i < st->n_tasks && k > 0 && (size_t)k < n; i++) {
+        const Ty__TaskRecord *t = st->tasks[i];
+        if (t->state == TY_TASK_RUNNING && t->progress > 0)
+            k += snprintf(buf + k, n - (size_t)k, " | %s %.0f%%", t->name, t->progress * 100);
+    }
+}
+
+void ty_out_json_print(json_t *j) {
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(j);
+}

@@ -1,0 +1,21 @@
+/* Rendering of master replies as tables or JSON (jansson). */
+#ifndef TY_CLI_OUTPUT_H
+#define TY_CLI_OUTPUT_H
+
+#include "trainyard.pb-c.h"
+
+#include <jansson.h>
+#include <stdio.h>
+
+json_t *ty_out_status_json(const Ty__RunStatus *st);
+json_t *ty_out_run_json(const Ty__RunRecord *r);
+json_t *ty_out_worker_json(const Ty__WorkerStatus *w);
+void ty_out_status_table(FILE *f, const Ty__RunStatus *st);
+void ty_out_runs_table(FILE *f, const Ty__RunsReply *rr);
+void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr);
+/* One-line summary of task states, e.g. "2/5 done: 2 succeeded, 1 running, 2 waiting". */
+void ty_out_progress_line(char *buf, size_t n, const Ty__RunStatus *st);
+/* Print JSON to stdout with a newline and release it. */
+void ty_out_json_print(json_t *j);
+
+#endif

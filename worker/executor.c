@@ -1,0 +1,473 @@
+/* Task attempts as child process groups.  A task runs detached (setsid), so
+ * its pid is its process group id and TERM/KILL reach every process it
+ * started.  The attempt ends when the child has exited and both pipes are
+ * drained; only then is the result sent, after every log chunk. */
+#include "worker/worker.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/report.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct ty_proc {
+    ty_wk_t *wk;
+    ty_proc_t *next;
+    Ty__TaskRef ref; /* strings owned below */
+    char *run_id, *task;
+    uv_process_t proc;
+    uv_pipe_t out, err;
+    uv_timer_t timer; /* timeout, then the kill grace */
+    uv_timer_t reap;  /* after exit: stop waiting for pipes held by escapees */
+    uv_fs_event_t rep;
+    int handles;
+    int spawned, exited, out_open, err_open, finished, killing;
+    int64_t exit_status;
+    int term_signal;
+    int timed_out, cancelled;
+    char *error;
+    double timeout_s;
+    char *dir, *report;
+    uint64_t rep_off;
+    ty_buf_t rep_part;
+    uint32_t bad;
+    int64_t started_ms;
+};
+
+static void ty_proc_closed(uv_handle_t *h) {
+    ty_proc_t *p = h->data;
+    if (--p->handles > 0)
+        return;
+    free(p->run_id);
+    free(p->task);
+    free(p->error);
+    free(p->dir);
+    free(p->report);
+    ty_buf_free(&p->rep_part);
+    free(p);
+}
+
+static void ty_close(ty_proc_t *p, uv_handle_t *h) {
+    if (!uv_is_closing(h))
+        uv_close(h, ty_proc_closed);
+}
+
+size_t ty_exec_running(const ty_wk_t *wk) {
+    size_t n = 0;
+    for (ty_proc_t *p = wk->procs; p; p = p->next)
+        n++;
+    return n;
+}
+
+Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n) {
+    *n = ty_exec_running(wk);
+    Ty__TaskRef **refs = ty_xcalloc(*n, sizeof *refs);
+    size_t i = 0;
+    for (ty_proc_t *p = wk->procs; p; p = p->next)
+        refs[i++] = &p->ref;
+    return refs;
+}
+
+static ty_proc_t *ty_find(ty_wk_t *wk, const Ty__TaskRef *ref) {
+    for (ty_proc_t *p = wk->procs; p; p = p->next)
+        if (p->ref.attempt == ref->attempt && strcmp(p->run_id, ref->run_id) == 0 &&
+            strcmp(p->task, ref->task) == 0)
+            return p;
+    return NULL;
+}
+
+/* ---- report lines ---- */
+
+static void ty_report_lines(ty_proc_t *p, int final) {
+    int fd = open(p->report, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[16384];
+    ssize_t n;
+    while ((n = pread(fd, buf, sizeof buf, (off_t)p->rep_off)) > 0) {
+        ty_buf_append(&p->rep_part, buf, (size_t)n);
+        p->rep_off += (uint64_t)n;
+    }
+    close(fd);
+    Ty__ReportItem *items = NULL;
+    size_t nitems = 0;
+    for (;;) {
+        char *nl = p->rep_part.len ? memchr(p->rep_part.data, '\n', p->rep_part.len) : NULL;
+        size_t len = nl ? (size_t)(nl - p->rep_part.data) : p->rep_part.len;
+        if (!nl && !(final && len > 0)) {
+            if (len > TY_REPORT_LINE_MAX) { /* a runaway line: drop it */
+                p->bad++;
+                ty_buf_consume(&p->rep_part, len);
+            }
+            break;
+        }
+        items = ty_xrealloc(items, (nitems + 1) * sizeof *items);
+        if (ty_report_parse(p->rep_part.data, len, &items[nitems]) == 0)
+            nitems++;
+        else if (len > 0)
+            p->bad++;
+        ty_buf_consume(&p->rep_part, nl ? len + 1 : len);
+    }
+    if (nitems) {
+        Ty__ReportItem **ptrs = ty_xcalloc(nitems, sizeof *ptrs);
+        for (size_t i = 0; i < nitems; i++)
+            ptrs[i] = &items[i];
+        Ty__Report rep = TY__REPORT__INIT;
+        rep.ref = &p->ref;
+        rep.items = ptrs;
+        rep.n_items = nitems;
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.body_case = TY__ENVELOPE__BODY_REPORT;
+        env.report = &rep;
+        ty_wk_send(p->wk, &env);
+        free(ptrs);
+    }
+    for (size_t i = 0; i < nitems; i++)
+        ty_report_item_clear(&items[i]);
+    free(items);
+}
+
+static void ty_report_changed(uv_fs_event_t *h, const char *file, int events, int status) {
+    (void)file;
+    (void)events;
+    if (status == 0)
+        ty_report_lines(h->data, 0);
+}
+
+/* ---- lifecycle ---- */
+
+static void ty_maybe_finish(ty_proc_t *p) {
+    if (p->finished || !p->exited || p->out_open || p->err_open)
+        return;
+    p->finished = 1;
+    ty_report_lines(p, 1);
+    ty_wk_t *wk = p->wk;
+    for (ty_proc_t **pp = &wk->procs; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    Ty__TaskResult res = TY__TASK_RESULT__INIT;
+    res.ref = &p->ref;
+    res.exit_code = (int32_t)p->exit_status;
+    res.term_signal = p->term_signal;
+    res.timed_out = p->timed_out;
+    res.cancelled = p->cancelled;
+    res.error = p->error ? p->error : (char *)"";
+    res.started_ms = p->started_ms;
+    res.finished_ms = ty_now_ms();
+    res.bad_report_lines = p->bad;
+    ty_info("task %s/%s#%u finished: exit %d signal %d%s%s", p->run_id, p->task, p->ref.attempt,
+            res.exit_code, res.term_signal, p->timed_out ? " (timed out)" : "",
+            p->cancelled ? " (cancelled)" : "");
+    ty_wk_result(wk, &res);
+    ty_close(p, (uv_handle_t *)&p->timer);
+    ty_close(p, (uv_handle_t *)&p->reap);
+    ty_close(p, (uv_handle_t *)&p->rep);
+    ty_close(p, (uv_handle_t *)&p->proc);
+}
+
+static void ty_pipe_done(ty_proc_t *p, uv_pipe_t *pipe) {
+    if (pipe == &p->out)
+        p->out_open = 0;
+    else
+        p->err_open = 0;
+    ty_close(p, (uv_handle_t *)pipe);
+    ty_maybe_finish(p);
+}
+
+static void ty_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)h;
+    (void)suggested;
+    buf->base = ty_xmalloc(65536);
+    buf->len = 65536;
+}
+
+static void ty_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    ty_proc_t *p = s->data;
+    if (nread > 0) {
+        Ty__LogChunk lc = TY__LOG_CHUNK__INIT;
+        lc.ref = &p->ref;
+        lc.stream = (uv_pipe_t *)s == &p->out ? 1 : 2;
+        lc.data.data = (uint8_t *)buf->base;
+        lc.data.len = (size_t)nread;
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.body_case = TY__ENVELOPE__BODY_LOG;
+        env.log = &lc;
+        ty_wk_send(p->wk, &env);
+    } else if (nread < 0) {
+        ty_pipe_done(p, (uv_pipe_t *)s);
+    }
+    free(buf->base);
+}
+
+static void ty_reap_cb(uv_timer_t *h) {
+    ty_proc_t *p = h->data;
+    /* a process that left the group still holds the pipes: stop waiting */
+    if (p->out_open)
+        ty_pipe_done(p, &p->out);
+    if (p->err_open)
+        ty_pipe_done(p, &p->err);
+}
+
+static void ty_exit_cb(uv_process_t *h, int64_t status, int sig) {
+    ty_proc_t *p = h->data;
+    p->exited = 1;
+    p->exit_status = status;
+    p->term_signal = sig;
+    kill(-h->pid, SIGKILL); /* whatever else is left in its group */
+    uv_timer_stop(&p->timer);
+    uv_timer_start(&p->reap, ty_reap_cb, 2000, 0);
+    ty_maybe_finish(p);
+}
+
+static void ty_timer_cb(uv_timer_t *h) {
+    ty_proc_t *p = h->data;
+    if (p->exited)
+        return;
+    if (!p->killing) { /* the timeout */
+        p->timed_out = 1;
+        p->killing = 1;
+        ty_info("task %s/%s#%u timed out after %gs: TERM", p->run_id, p->task, p->ref.attempt,
+                p->timeout_s);
+        kill(-p->proc.pid, SIGTERM);
+        uv_timer_start(&p->timer, ty_timer_cb, (uint64_t)p->wk->kill_grace_ms, 0);
+    } else {
+        ty_info("task %s/%s#%u still alive after the grace period: KILL", p->run_id, p->task,
+                p->ref.attempt);
+        kill(-p->proc.pid, SIGKILL);
+    }
+}
+
+static void ty_terminate(ty_proc_t *p) {
+    if (p->exited || p->killing || !p->spawned)
+        return;
+    p->killing = 1;
+    kill(-p->proc.pid, SIGTERM);
+    uv_timer_start(&p->timer, ty_timer_cb, (uint64_t)p->wk->kill_grace_ms, 0);
+}
+
+void ty_exec_cancel(ty_wk_t *wk, const Ty__TaskRef *ref, const char *why) {
+    ty_proc_t *p = ref ? ty_find(wk, ref) : NULL;
+    if (!p)
+        return;
+    ty_info("cancelling %s/%s#%u: %s", p->run_id, p->task, p->ref.attempt, why);
+    p->cancelled = 1;
+    ty_terminate(p);
+}
+
+void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
+    for (ty_proc_t *p = wk->procs; p; p = p->next) {
+        if (!p->error)
+            p->error = ty_xstrdup(why);
+        ty_terminate(p);
+    }
+}
+
+static int ty_mkdirs(const char *path) {
+    char *d = ty_xstrdup(path);
+    int rc = 0;
+    for (char *s = d + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(d, 0755) != 0 && errno != EEXIST) {
+                rc = -errno;
+                break;
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    free(d);
+    return rc;
+}
+
+/* environ, minus names we set, plus the task's env and the TRAINYARD_* contract. */
+static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
+    ty_buf_t gpus = {0};
+    for (size_t i = 0; i < d->n_gpu_ids; i++)
+        ty_buf_printf(&gpus, "%s%u", i ? "," : "", d->gpu_ids[i]);
+    size_t cap = 16 + d->n_env;
+    for (char **e = environ; *e; e++)
+        cap++;
+    char **env = ty_xcalloc(cap, sizeof *env);
+    size_t n = 0;
+    char *ours[8];
+    size_t nours = 0;
+    ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
+    ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
+    ours[nours++] = ty_xasprintf("TRAINYARD_ATTEMPT=%u", p->ref.attempt);
+    ours[nours++] = ty_xasprintf("TRAINYARD_REPORT=%s", p->report);
+    ours[nours++] = ty_xasprintf("TRAINYARD_WORKER=%s", wk->id);
+    if (wk->gpus > 0 || d->n_gpu_ids > 0)
+        ours[nours++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", gpus.data ? gpus.data : "");
+    ty_buf_free(&gpus);
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t klen = eq ? (size_t)(eq - *e) : strlen(*e);
+        int skip = 0;
+        for (size_t i = 0; i < nours && !skip; i++)
+            skip = strncmp(ours[i], *e, klen + 1) == 0;
+        for (size_t i = 0; i < d->n_env && !skip; i++)
+            skip = strlen(d->env[i]->key) == klen && strncmp(d->env[i]->key, *e, klen) == 0;
+        if (!skip)
+            env[n++] = ty_xstrdup(*e);
+    }
+    for (size_t i = 0; i < d->n_env; i++)
+        env[n++] = ty_xasprintf("%s=%s", d->env[i]->key, d->env[i]->value);
+    for (size_t i = 0; i < nours; i++)
+        env[n++] = ours[i];
+    env[n] = NULL;
+    return env;
+}
+
+static char **ty_build_argv(const Ty__Dispatch *d) {
+    size_t cap = d->n_argv + 16, n = 0;
+    char **argv = ty_xcalloc(cap, sizeof *argv);
+    if (d->kind == 1) { /* mpi: one process group holds mpirun and its ranks */
+        argv[n++] = ty_xstrdup("mpirun");
+        if (geteuid() == 0)
+            argv[n++] = ty_xstrdup("--allow-run-as-root");
+        argv[n++] = ty_xstrdup("--oversubscribe");
+        argv[n++] = ty_xstrdup("-np");
+        argv[n++] = ty_xasprintf("%u", d->np ? d->np : 1);
+    }
+    if (*d->shell) {
+        argv[n++] = ty_xstrdup("/bin/sh");
+        argv[n++] = ty_xstrdup("-c");
+        argv[n++] = ty_xstrdup(d->shell);
+    } else {
+        for (size_t i = 0; i < d->n_argv; i++)
+            argv[n++] = ty_xstrdup(d->argv[i]);
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
+static void ty_strv_free(char **v) {
+    for (char **s = v; s && *s; s++)
+        free(*s);
+    free(v);
+}
+
+static void ty_fail_now(ty_wk_t *wk, const Ty__TaskRef *ref, int code, const char *error) {
+    Ty__TaskResult res = TY__TASK_RESULT__INIT;
+    res.ref = (Ty__TaskRef *)ref;
+    res.exit_code = code;
+    res.error = (char *)error;
+    res.started_ms = res.finished_ms = ty_now_ms();
+    ty_wk_result(wk, &res);
+}
+
+void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
+    const Ty__TaskRef *ref = d->ref;
+    if (!ref || !*ref->run_id || !*ref->task || strchr(ref->run_id, '/') ||
+        strchr(ref->task, '/') || ref->run_id[0] == '.' || ref->task[0] == '.')
+        return;
+    if (ref->epoch < wk->epoch) {
+        ty_warn("rejecting dispatch of %s/%s#%u from stale epoch %llu (current %llu)", ref->run_id,
+                ref->task, ref->attempt, (unsigned long long)ref->epoch,
+                (unsigned long long)wk->epoch);
+        return;
+    }
+    wk->epoch = ref->epoch;
+    if (ty_find(wk, ref))
+        return; /* a duplicate dispatch: already running */
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        if (u->res->ref && u->res->ref->attempt == ref->attempt &&
+            strcmp(u->res->ref->run_id, ref->run_id) == 0 &&
+            strcmp(u->res->ref->task, ref->task) == 0)
+            return; /* already ran; its result is on its way */
+
+    ty_proc_t *p = ty_xcalloc(1, sizeof *p);
+    p->wk = wk;
+    p->run_id = ty_xstrdup(ref->run_id);
+    p->task = ty_xstrdup(ref->task);
+    ty__task_ref__init(&p->ref);
+    p->ref.run_id = p->run_id;
+    p->ref.task = p->task;
+    p->ref.attempt = ref->attempt;
+    p->ref.epoch = ref->epoch;
+    p->timeout_s = d->timeout_s;
+    p->dir = ty_xasprintf("%s/%s/%s/%u", wk->workdir, p->run_id, p->task, ref->attempt);
+    p->report = ty_xasprintf("%s/.trainyard-report", p->dir);
+    p->started_ms = ty_now_ms();
+    int rc = ty_mkdirs(p->dir);
+    int fd = rc == 0 ? open(p->report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (fd < 0) {
+        char *msg =
+            ty_xasprintf("cannot create work directory %s: %s", p->dir, strerror(rc ? -rc : errno));
+        ty_fail_now(wk, &p->ref, 127, msg);
+        free(msg);
+        uv_timer_init(wk->loop, &p->timer); /* free through the close path */
+        p->timer.data = p;
+        p->handles = 1;
+        ty_close(p, (uv_handle_t *)&p->timer);
+        return;
+    }
+    close(fd);
+
+    uv_pipe_init(wk->loop, &p->out, 0);
+    uv_pipe_init(wk->loop, &p->err, 0);
+    uv_timer_init(wk->loop, &p->timer);
+    uv_timer_init(wk->loop, &p->reap);
+    uv_fs_event_init(wk->loop, &p->rep);
+    p->out.data = p->err.data = p->timer.data = p->reap.data = p->rep.data = p->proc.data = p;
+    p->handles = 6;
+
+    char **argv = ty_build_argv(d), **env = ty_build_env(wk, p, d);
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&p->out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&p->err;
+    uv_process_options_t po;
+    memset(&po, 0, sizeof po);
+    po.file = argv[0];
+    po.args = argv;
+    po.env = env;
+    po.cwd = p->dir;
+    po.flags = UV_PROCESS_DETACHED; /* setsid: the task leads its own process group */
+    po.stdio_count = 3;
+    po.stdio = stdio;
+    po.exit_cb = ty_exit_cb;
+    rc = uv_spawn(wk->loop, &p->proc, &po);
+    ty_strv_free(argv);
+    ty_strv_free(env);
+    if (rc != 0) {
+        char *msg = ty_xasprintf("cannot start %s: %s", *d->shell ? "/bin/sh" : d->argv[0],
+                                 uv_strerror(rc));
+        ty_warn("task %s/%s#%u: %s", p->run_id, p->task, ref->attempt, msg);
+        ty_fail_now(wk, &p->ref, 127, msg);
+        free(msg);
+        ty_close(p, (uv_handle_t *)&p->out);
+        ty_close(p, (uv_handle_t *)&p->err);
+        ty_close(p, (uv_handle_t *)&p->timer);
+        ty_close(p, (uv_handle_t *)&p->reap);
+        ty_close(p, (uv_handle_t *)&p->rep);
+        ty_close(p, (uv_handle_t *)&p->proc);
+        return;
+    }
+    p->spawned = 1;
+    p->out_open = p->err_open = 1;
+    uv_read_start((uv_stream_t *)&p->out, ty_alloc, ty_read);
+    uv_read_start((uv_stream_t *)&p->err, ty_alloc, ty_read);
+    uv_fs_event_start(&p->rep, ty_report_changed, p->report, 0);
+    if (p->timeout_s > 0)
+        uv_timer_start(&p->timer, ty_timer_cb, (uint64_t)(p->timeout_s * 1000), 0);
+    p->next = wk->procs;
+    wk->procs = p;
+    ty_info("task %s/%s#%u started: pid %d", p->run_id, p->task, ref->attempt, p->proc.pid);
+}

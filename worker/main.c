@@ -1,0 +1,357 @@
+/* trainyard-worker: registers with the master, heartbeats, runs dispatched
+ * task attempts and keeps each result until the master acknowledges it, so a
+ * master restart loses none. */
+#include "worker/worker.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env) {
+    if (ty_wire_send(wk->sock, NULL, env) != 0)
+        ty_debug("send to master failed (queue full)");
+    ty_wire_poll_kick(wk->poll);
+}
+
+void ty_wk_result(ty_wk_t *wk, Ty__TaskResult *res) {
+    size_t len = ty__task_result__get_packed_size(res);
+    uint8_t *buf = ty_xmalloc(len);
+    ty__task_result__pack(res, buf);
+    ty_unacked_t *u = ty_xcalloc(1, sizeof *u);
+    u->res = ty__task_result__unpack(NULL, len, buf);
+    free(buf);
+    u->next = wk->unacked;
+    wk->unacked = u;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RESULT;
+    env.result = res;
+    ty_wk_send(wk, &env);
+}
+
+static void ty_ack(ty_wk_t *wk, const Ty__TaskRef *ref) {
+    for (ty_unacked_t **pp = &wk->unacked; *pp; pp = &(*pp)->next) {
+        Ty__TaskRef *r = (*pp)->res->ref;
+        if (r && r->attempt == ref->attempt && strcmp(r->run_id, ref->run_id) == 0 &&
+            strcmp(r->task, ref->task) == 0) {
+            ty_unacked_t *u = *pp;
+            *pp = u->next;
+            ty__task_result__free_unpacked(u->res, NULL);
+            free(u);
+            return;
+        }
+    }
+}
+
+static void ty_register(ty_wk_t *wk) {
+    Ty__Resources res = TY__RESOURCES__INIT;
+    res.cpus = wk->cpus;
+    res.mem_mb = wk->mem_mb;
+    res.gpus = wk->gpus;
+    res.labels = wk->labels;
+    res.n_labels = wk->nlabels;
+    Ty__Register reg = TY__REGISTER__INIT;
+    reg.worker_id = wk->id;
+    reg.total = &res;
+    reg.hostname = wk->hostname;
+    size_t nrun = 0, nun = 0;
+    reg.running = ty_exec_refs(wk, &nrun);
+    reg.n_running = nrun;
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        nun++;
+    reg.unacked = ty_xcalloc(nun, sizeof *reg.unacked);
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        reg.unacked[reg.n_unacked++] = u->res;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_REGISTER;
+    env.register_ = &reg;
+    ty_wk_send(wk, &env);
+    free(reg.running);
+    free(reg.unacked);
+}
+
+static void ty_on_message(void *arg) {
+    ty_wk_t *wk = arg;
+    Ty__Envelope *env = NULL;
+    int rc = ty_wire_recv(wk->sock, 0, 64u << 20, NULL, &env);
+    if (rc != 0) {
+        if (rc != TY_ENOENT)
+            ty_warn("bad message from master: %s", ty_strerror(rc));
+        return;
+    }
+    wk->last_master = ty_mono_ms();
+    switch (env->body_case) {
+    case TY__ENVELOPE__BODY_REGISTER_ACK:
+        if (!wk->registered)
+            ty_info("registered with master %s (epoch %llu)", wk->master_ep,
+                    (unsigned long long)env->register_ack->epoch);
+        wk->registered = 1;
+        if (env->register_ack->epoch > wk->epoch)
+            wk->epoch = env->register_ack->epoch;
+        if (env->register_ack->heartbeat_ms &&
+            (int64_t)env->register_ack->heartbeat_ms != wk->heartbeat_ms) {
+            wk->heartbeat_ms = env->register_ack->heartbeat_ms;
+            uv_timer_set_repeat(&wk->hb, (uint64_t)wk->heartbeat_ms);
+        }
+        if (env->register_ack->lease_ms)
+            wk->lease_ms = env->register_ack->lease_ms;
+        break;
+    case TY__ENVELOPE__BODY_HEARTBEAT_ACK:
+        if (env->heartbeat_ack->epoch > wk->epoch)
+            wk->epoch = env->heartbeat_ack->epoch;
+        break;
+    case TY__ENVELOPE__BODY_REREGISTER:
+        ty_info("master asks to re-register (epoch %llu)",
+                (unsigned long long)env->reregister->epoch);
+        wk->registered = 0;
+        ty_register(wk);
+        break;
+    case TY__ENVELOPE__BODY_DISPATCH:
+        ty_exec_dispatch(wk, env->dispatch);
+        break;
+    case TY__ENVELOPE__BODY_CANCEL_TASK:
+        if (env->cancel_task->ref && env->cancel_task->ref->epoch >= wk->epoch)
+            ty_exec_cancel(wk, env->cancel_task->ref, "cancelled by the master");
+        break;
+    case TY__ENVELOPE__BODY_RESULT_ACK:
+        if (env->result_ack->ref)
+            ty_ack(wk, env->result_ack->ref);
+        break;
+    default:
+        ty_warn("unexpected message %d from master", (int)env->body_case);
+        break;
+    }
+    ty_wire_free(&env);
+}
+
+static void ty_hb_cb(uv_timer_t *h) {
+    ty_wk_t *wk = h->data;
+    int64_t silent = ty_mono_ms() - wk->last_master;
+    if (silent > wk->lease_ms && ty_exec_running(wk) > 0) {
+        /* cut off: the master has re-queued these by now */
+        ty_warn("no word from the master for %lld ms: killing %zu task(s)", (long long)silent,
+                ty_exec_running(wk));
+        ty_exec_kill_all(wk, "worker lost contact with the master");
+    }
+    if (!wk->registered) {
+        ty_register(wk);
+        return;
+    }
+    Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
+    hb.running = (uint32_t)ty_exec_running(wk);
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    ty_wk_send(wk, &env);
+}
+
+static void ty_signal_cb(uv_signal_t *h, int sig) {
+    ty_wk_t *wk = h->data;
+    ty_info("signal %d: stopping", sig);
+    wk->stopping = 1;
+    uv_stop(wk->loop);
+}
+
+static void ty_close_walk(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void ty_usage(FILE *f) {
+    fputs("usage: trainyard-worker [options]\n"
+          "  --master EP        master's worker endpoint (default tcp://127.0.0.1:7001)\n"
+          "  --id ID            worker id (default the host name)\n"
+          "  --work-dir DIR     per-attempt work directories (default ./.trainyard/work)\n"
+          "  --cpus N           override the probed CPU count\n"
+          "  --mem-mb N         override the probed memory\n"
+          "  --gpus N           override the GPU count found through NVML\n"
+          "  --labels k=v[,k=v] node labels for placement\n"
+          "  --kill-grace-ms N  TERM to KILL grace period (default 5000)\n"
+          "  --log-level L      debug|info|warn|error\n",
+          f);
+}
+
+static int ty_add_labels(ty_wk_t *wk, const char *spec) {
+    char *s = ty_xstrdup(spec), *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok) {
+            fprintf(stderr, "trainyard-worker: bad label '%s' (want key=value)\n", tok);
+            free(s);
+            return -1;
+        }
+        *eq = '\0';
+        Ty__KV *kv = ty_xmalloc(sizeof *kv);
+        ty__kv__init(kv);
+        kv->key = ty_xstrdup(tok);
+        kv->value = ty_xstrdup(eq + 1);
+        wk->labels = ty_xrealloc(wk->labels, (wk->nlabels + 1) * sizeof *wk->labels);
+        wk->labels[wk->nlabels++] = kv;
+    }
+    free(s);
+    return 0;
+}
+
+static int ty_num_arg(const char *name, const char *v, double *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || x < 0) {
+        fprintf(stderr, "trainyard-worker: --%s needs a non-negative number, got '%s'\n", name, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ty_wk_t wk;
+    memset(&wk, 0, sizeof wk);
+    char host[256] = "worker";
+    gethostname(host, sizeof host - 1);
+    wk.hostname = ty_xstrdup(host);
+    wk.id = ty_xstrdup(host);
+    wk.master_ep = ty_xstrdup("tcp://127.0.0.1:7001");
+    wk.workdir = ty_xstrdup("./.trainyard/work");
+    wk.kill_grace_ms = 5000;
+    wk.heartbeat_ms = 1000;
+    wk.lease_ms = 5000;
+    ty_probe_t probe;
+    ty_probe(&probe);
+    wk.cpus = probe.cpus;
+    wk.mem_mb = probe.mem_mb;
+    wk.gpus = probe.gpus;
+    ty_log_level_t lvl = TY_LOG_INFO;
+    static const struct option opts[] = {{"master", 1, 0, 'm'},
+                                         {"id", 1, 0, 'i'},
+                                         {"work-dir", 1, 0, 'w'},
+                                         {"cpus", 1, 0, 'c'},
+                                         {"mem-mb", 1, 0, 'M'},
+                                         {"gpus", 1, 0, 'g'},
+                                         {"labels", 1, 0, 'l'},
+                                         {"kill-grace-ms", 1, 0, 'k'},
+                                         {"log-level", 1, 0, 'L'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c, idx = 0;
+    double v;
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        switch (c) {
+        case 'm':
+            free(wk.master_ep);
+            wk.master_ep = ty_xstrdup(optarg);
+            break;
+        case 'i':
+            free(wk.id);
+            wk.id = ty_xstrdup(optarg);
+            break;
+        case 'w':
+            free(wk.workdir);
+            wk.workdir = ty_xstrdup(optarg);
+            break;
+        case 'c':
+            if (ty_num_arg("cpus", optarg, &v) < 0 || v <= 0)
+                return 2;
+            wk.cpus = v;
+            break;
+        case 'M':
+            if (ty_num_arg("mem-mb", optarg, &v) < 0)
+                return 2;
+            wk.mem_mb = (uint64_t)v;
+            break;
+        case 'g':
+            if (ty_num_arg("gpus", optarg, &v) < 0 || v > 64)
+                return 2;
+            wk.gpus = (uint32_t)v;
+            break;
+        case 'l':
+            if (ty_add_labels(&wk, optarg) < 0)
+                return 2;
+            break;
+        case 'k':
+            if (ty_num_arg("kill-grace-ms", optarg, &v) < 0)
+                return 2;
+            wk.kill_grace_ms = (int64_t)v;
+            break;
+        case 'L':
+            if (ty_log_parse_level(optarg, &lvl) < 0) {
+                fprintf(stderr, "trainyard-worker: bad --log-level '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            ty_usage(stdout);
+            return 0;
+        default:
+            ty_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "trainyard-worker: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    ty_log_init("worker", lvl);
+    if (wk.workdir[0] != '/') { /* tasks run in other directories */
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd)) {
+            char *abs = ty_xasprintf("%s/%s", cwd, wk.workdir);
+            free(wk.workdir);
+            wk.workdir = abs;
+        }
+    }
+    zsys_init();
+    zsys_set_linger(100);
+    zsys_handler_set(NULL);
+    wk.loop = uv_default_loop();
+    wk.sock = zsock_new(ZMQ_DEALER);
+    zsock_set_identity(wk.sock, wk.id);
+    zsock_set_sndhwm(wk.sock, 100000);
+    zsock_set_rcvhwm(wk.sock, 100000);
+    zsock_set_reconnect_ivl(wk.sock, 100);
+    zsock_set_reconnect_ivl_max(wk.sock, 1000);
+    if (zsock_connect(wk.sock, "%s", wk.master_ep) < 0) {
+        ty_error("cannot connect to %s", wk.master_ep);
+        return 2;
+    }
+    ty_wire_poll_create(&wk.poll, wk.loop, wk.sock, ty_on_message, &wk);
+    uv_timer_init(wk.loop, &wk.hb);
+    wk.hb.data = &wk;
+    wk.last_master = ty_mono_ms();
+    uv_timer_start(&wk.hb, ty_hb_cb, 0, (uint64_t)wk.heartbeat_ms);
+    uv_signal_init(wk.loop, &wk.sigint);
+    uv_signal_init(wk.loop, &wk.sigterm);
+    wk.sigint.data = wk.sigterm.data = &wk;
+    uv_signal_start(&wk.sigint, ty_signal_cb, SIGINT);
+    uv_signal_start(&wk.sigterm, ty_signal_cb, SIGTERM);
+    ty_info("worker %s: %g cpus, %llu MiB, %u gpus%s; master %s", wk.id, wk.cpus,
+            (unsigned long long)wk.mem_mb, wk.gpus, probe.nvml ? " (NVML)" : "", wk.master_ep);
+    uv_run(wk.loop, UV_RUN_DEFAULT);
+
+    /* stopping: end our tasks' process groups, then close everything */
+    ty_exec_kill_all(&wk, "worker stopped");
+    for (int i = 0; i < 50 && ty_exec_running(&wk) > 0; i++)
+        uv_run(wk.loop, UV_RUN_ONCE); /* exits arrive as events */
+    ty_wire_poll_destroy(&wk.poll);
+    uv_walk(wk.loop, ty_close_walk, NULL);
+    uv_run(wk.loop, UV_RUN_DEFAULT);
+    uv_loop_close(wk.loop);
+    zsock_destroy(&wk.sock);
+    while (wk.unacked) {
+        ty_unacked_t *u = wk.unacked;
+        wk.unacked = u->next;
+        ty__task_result__free_unpacked(u->res, NULL);
+        free(u);
+    }
+    ty_dag_kvs_free(wk.labels, wk.nlabels);
+    free(wk.id);
+    free(wk.hostname);
+    free(wk.master_ep);
+    free(wk.workdir);
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* trainyard-worker internals.  One libuv loop thread owns everything.
+ *   main.c     options, the DEALER socket, registration, heartbeats, master
+ *              loss, results kept until acknowledged.
+ *   executor.c one child process group per task attempt (uv_spawn): pipes
+ *              streamed as log chunks, TRAINYARD_REPORT tailed, timeout and
+ *              cancel as TERM, grace, KILL of the whole group.
+ *   probe.c    CPUs, memory and GPUs (NVML through dlopen). */
+#ifndef TY_WORKER_WORKER_H
+#define TY_WORKER_WORKER_H
+
+#include "common/dag.h"
+#include "common/wire.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct ty_proc ty_proc_t;
+typedef struct ty_wk ty_wk_t;
+
+typedef struct ty_unacked {
+    Ty__TaskResult *res; /* unpacked copy (free with ty__task_result__free_unpacked) */
+    struct ty_unacked *next;
+} ty_unacked_t;
+
+struct ty_wk {
+    char *id, *master_ep, *workdir, *hostname;
+    double cpus;
+    uint64_t mem_mb;
+    uint32_t gpus;
+    Ty__KV **labels;
+    size_t nlabels;
+    int64_t kill_grace_ms;
+
+    uv_loop_t *loop;
+    zsock_t *sock;
+    ty_wire_poll_t *poll;
+    uv_timer_t hb;
+    uv_signal_t sigint, sigterm;
+    int registered;
+    uint64_t epoch;      /* highest master epoch seen */
+    int64_t last_master; /* monotonic ms of the last message from the master */
+    int64_t heartbeat_ms, lease_ms;
+    ty_proc_t *procs;
+    ty_unacked_t *unacked;
+    int stopping;
+};
+
+/* executor.c */
+void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d);
+void ty_exec_cancel(ty_wk_t *wk, const Ty__TaskRef *ref, const char *why);
+void ty_exec_kill_all(ty_wk_t *wk, const char *why);
+size_t ty_exec_running(const ty_wk_t *wk);
+/* The running attempts as refs (pointers into the procs; valid until the
+ * next loop iteration). Caller frees the array. */
+Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n);
+
+/* main.c */
+void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env);
+/* Keep res until the master acknowledges it, and send it now. */
+void ty_wk_result(ty_wk_t *wk, Ty__TaskResult *res);
+
+/* probe.c */
+typedef struct {
+    double cpus;
+    uint64_t mem_mb;
+    uint32_t gpus;
+    int nvml; /* 1 when the GPU count came from NVML */
+} ty_probe_t;
+void ty_probe(ty_probe_t *out);
+
+#endif
