@@ -13,11 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TY_CALL_MS 15000
-#define TY_WAIT_CALL_MS 30000
+#define TY_WAIT_EXTRA_MS 25000 /* the master holds a long-poll for up to 20 s */
 
 typedef struct {
-    const char *master;
+    int call_ms; /* --timeout */
     int json;
     int argc;
     char **argv;
@@ -35,7 +34,7 @@ static int ty_die(const char *fmt, ...) {
 }
 
 static void ty_usage(FILE *f) {
-    fputs("usage: trainyard [--master EP] [-o table|json] COMMAND [ARGS]\n"
+    fputs("usage: trainyard [--master EP] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
           "commands:\n"
           "  validate FILE                       check a pipeline file\n"
           "  submit FILE [-p k=v]... [--wait]    start a run; --wait follows it to the end\n"
@@ -76,7 +75,7 @@ static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
     int rc = ty_client_call(c, req, timeout_ms, reply);
     if (rc == TY_ETIMEOUT)
         return ty_die("no answer from the master at %s within %ds (is it running?)",
-                      ty_client_endpoint(c), timeout_ms / 1000);
+                      ty_client_endpoint(c), (timeout_ms + 999) / 1000);
     if (rc != 0)
         return ty_die("talking to the master at %s: %s", ty_client_endpoint(c), ty_strerror(rc));
     if ((*reply)->body_case == TY__ENVELOPE__BODY_ERROR) {
@@ -95,7 +94,7 @@ static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
     return 0;
 }
 
-static int ty_get_status(ty_client_t *c, const char *run, uint64_t wait_after,
+static int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
                          Ty__Envelope **reply) {
     Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
     sr.run_id = (char *)run;
@@ -103,7 +102,7 @@ static int ty_get_status(ty_client_t *c, const char *run, uint64_t wait_after,
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_STATUS;
     env.status = &sr;
-    return ty_call(c, &env, wait_after ? TY_WAIT_CALL_MS : TY_CALL_MS, reply,
+    return ty_call(c, &env, cli->call_ms + (wait_after ? TY_WAIT_EXTRA_MS : 0), reply,
                    TY__ENVELOPE__BODY_STATUS_REPLY);
 }
 
@@ -118,7 +117,7 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
     int64_t t0 = ty_mono_ms();
     for (;;) {
         Ty__Envelope *rep = NULL;
-        if (ty_get_status(c, run, version, &rep) != 0)
+        if (ty_get_status(cli, c, run, version, &rep) != 0)
             return 1;
         Ty__RunStatus *st = rep->status_reply->status;
         version = st->version ? st->version : 1;
@@ -187,7 +186,7 @@ static char *ty_read_file(const char *path) {
 }
 
 static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
-    int wait = 0;
+    int wait = 0, local_check = 1;
     const char *file = NULL;
     Ty__KV *kvs = NULL;
     size_t nkv = 0;
@@ -195,6 +194,8 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
         const char *a = cli->argv[i];
         if (strcmp(a, "--wait") == 0 || strcmp(a, "-w") == 0) {
             wait = 1;
+        } else if (strcmp(a, "--no-local-check") == 0) {
+            local_check = 0; /* let the master validate (it always does) */
         } else if ((strcmp(a, "-p") == 0 || strcmp(a, "--param") == 0) && i + 1 < cli->argc) {
             const char *kv = cli->argv[++i], *eq = strchr(kv, '=');
             if (!eq || eq == kv)
@@ -215,7 +216,7 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     /* validate locally first: a clear error without a round trip */
     Ty__PipelineSpec *spec = NULL;
     char *err = NULL;
-    if (ty_dag_load_file(file, &spec, &err) != 0) {
+    if (local_check && ty_dag_load_file(file, &spec, &err) != 0) {
         fputs(err, stderr);
         free(err);
         return 1;
@@ -236,7 +237,7 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     env.body_case = TY__ENVELOPE__BODY_SUBMIT;
     env.submit = &sr;
     Ty__Envelope *rep = NULL;
-    int rc = ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_SUBMIT_REPLY);
+    int rc = ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_SUBMIT_REPLY);
     free(yaml);
     for (size_t i = 0; i < nkv; i++)
         free(kvs[i].key);
@@ -266,14 +267,25 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
 }
 
 static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
-    if (cli->argc < 2)
+    const char *run = NULL;
+    int wait = 0;
+    uint64_t after = 0;
+    for (int i = 1; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--wait") == 0)
+            wait = 1;
+        else if (strcmp(cli->argv[i], "--wait-after") == 0 && i + 1 < cli->argc)
+            after = strtoull(cli->argv[++i], NULL, 10); /* one long-poll past this version */
+        else if (!run)
+            run = cli->argv[i];
+        else
+            return ty_die("status: unexpected argument '%s'", cli->argv[i]);
+    }
+    if (!run)
         return ty_die("usage: trainyard status RUN [--wait]");
-    if (cli->argc == 3 && strcmp(cli->argv[2], "--wait") == 0)
-        return ty_wait_run(cli, c, cli->argv[1]);
-    if (cli->argc != 2)
-        return ty_die("status: unexpected argument '%s'", cli->argv[2]);
+    if (wait)
+        return ty_wait_run(cli, c, run);
     Ty__Envelope *rep = NULL;
-    if (ty_get_status(c, cli->argv[1], 0, &rep) != 0)
+    if (ty_get_status(cli, c, run, after, &rep) != 0)
         return 1;
     if (cli->json)
         ty_out_json_print(ty_out_status_json(rep->status_reply->status));
@@ -295,7 +307,7 @@ static int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     env.body_case = TY__ENVELOPE__BODY_RUNS;
     env.runs = &rr;
     Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
         return 1;
     if (cli->json) {
         json_t *a = json_array();
@@ -340,7 +352,7 @@ static int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
         env.body_case = TY__ENVELOPE__BODY_LOGS;
         env.logs = &lr;
         Ty__Envelope *rep = NULL;
-        if (ty_call(c, &env, follow ? TY_WAIT_CALL_MS : TY_CALL_MS, &rep,
+        if (ty_call(c, &env, cli->call_ms + (follow ? TY_WAIT_EXTRA_MS : 0), &rep,
                     TY__ENVELOPE__BODY_LOGS_REPLY) != 0)
             return 1;
         Ty__LogsReply *r = rep->logs_reply;
@@ -367,7 +379,7 @@ static int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c) {
     env.body_case = TY__ENVELOPE__BODY_CANCEL;
     env.cancel = &cr;
     Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_CANCEL_REPLY) != 0)
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_CANCEL_REPLY) != 0)
         return 1;
     if (cli->json) {
         json_t *o = json_object();
@@ -389,7 +401,7 @@ static int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c) {
     env.body_case = TY__ENVELOPE__BODY_WORKERS;
     env.workers = &wr;
     Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_WORKERS_REPLY) != 0)
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_WORKERS_REPLY) != 0)
         return 1;
     if (cli->json) {
         json_t *a = json_array();
@@ -409,7 +421,7 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     env.body_case = TY__ENVELOPE__BODY_INFO;
     env.info = &ir;
     Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, TY_CALL_MS, &rep, TY__ENVELOPE__BODY_INFO_REPLY) != 0)
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_INFO_REPLY) != 0)
         return 1;
     Ty__InfoReply *r = rep->info_reply;
     json_t *o = json_object();
@@ -439,12 +451,17 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
 }
 
 int main(int argc, char **argv) {
-    ty_cli_t cli = {0};
+    ty_cli_t cli = {.call_ms = 15000};
     const char *master_flag = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--master") == 0 && i + 1 < argc) {
             master_flag = argv[++i];
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            double t = atof(argv[++i]);
+            if (t <= 0)
+                return ty_die("--timeout needs a positive number of seconds");
+            cli.call_ms = (int)(t * 1000);
         } else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) &&
                    i + 1 < argc) {
             const char *o = argv[++i];

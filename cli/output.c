@@ -78,6 +78,7 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);
+    json_object_set_new(o, "version", json_integer((json_int_t)st->version));
     return o;
 }
 

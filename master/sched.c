@@ -391,6 +391,7 @@ static void ty_dispatch(ty_master_t *m, ty_task_t *t, ty_worker_t *w) {
             if (!(w->gpu_busy & (1ULL << g)))
                 t->gpu_ids[t->n_gpu++] = g;
     }
+    t->adopted = 1; /* dispatched by this master: nothing to wait for */
     ty_sched_charge(m, t, w);
     ty_state_mark_task(m, t);
     if (r->state == TY_RUN_PENDING) {

@@ -9,7 +9,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler
   libuv1-dev libyaml-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
   etcd-server etcd-client
-  python3 python3-pytest
+  python3 python3-pytest python3-pytest-timeout python3-zmq
   procps iproute2 curl
 )
 

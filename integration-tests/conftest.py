@@ -1,0 +1,241 @@
+"""Fixtures that start a real Trainyard cluster on 127.0.0.1: a private etcd
+(free ports, temporary data dir), a master and workers, all stopped by PID."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import base64
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("TY_BUILD_DIR", os.path.join(ROOT, "build", "release"))
+MASTER_BIN = os.path.join(BUILD, "master", "trainyard-master")
+WORKER_BIN = os.path.join(BUILD, "worker", "trainyard-worker")
+CLI_BIN = os.path.join(BUILD, "cli", "trainyard")
+ETCD_BIN = os.environ.get("TY_ETCD_BIN", "/usr/bin/etcd")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=15.0, what="condition", interval=0.05):
+    """Poll a condition that has no event to wait on (a process starting up,
+    a process going away), bounded in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def pids_matching(marker):
+    """PIDs of processes whose command line contains marker."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd and int(d) != os.getpid():
+            out.append(int(d))
+    return out
+
+
+class Proc:
+    def __init__(self, name, args, log_path, env=None):
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            os.kill(self.pid, sig)
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.p.wait(timeout=10)
+        self.log.close()
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Cluster:
+    def __init__(self, tmp):
+        self.tmp = str(tmp)
+        self.procs = []
+        self.etcd_url = None
+        self.client_ep = None
+        self.worker_ep = None
+        self.workers = {}
+        self.master = None
+        self.master_args = []
+
+    # ---- processes ----
+    def start_etcd(self):
+        cport, pport = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{cport}"
+        purl = f"http://127.0.0.1:{pport}"
+        p = Proc("etcd", [ETCD_BIN, "--data-dir", os.path.join(self.tmp, "etcd"),
+                          "--listen-client-urls", self.etcd_url,
+                          "--advertise-client-urls", self.etcd_url,
+                          "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                          "--initial-cluster", f"default={purl}"],
+                 os.path.join(self.tmp, "etcd.log"))
+        self.procs.append(p)
+        wait_until(self._etcd_healthy, 20, "etcd to become healthy")
+        return p
+
+    def _etcd_healthy(self):
+        try:
+            with urllib.request.urlopen(self.etcd_url + "/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def start_master(self, *extra, wait_ready=True):
+        if self.client_ep is None:
+            self.client_ep = f"tcp://127.0.0.1:{free_port()}"
+            self.worker_ep = f"tcp://127.0.0.1:{free_port()}"
+            self.master_args = list(extra)
+        args = [MASTER_BIN, "--etcd", self.etcd_url, "--node-id", "m1",
+                "--client-bind", self.client_ep, "--worker-bind", self.worker_ep,
+                "--data-dir", os.path.join(self.tmp, "master"),
+                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + self.master_args
+        self.master = Proc("master", args, os.path.join(self.tmp, "master.log"))
+        self.procs.append(self.master)
+        if wait_ready:
+            wait_until(lambda: self.cli("info", check=False).returncode == 0, 20,
+                       "the master to answer")
+        return self.master
+
+    def start_worker(self, wid, *extra):
+        args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
+                "--work-dir", os.path.join(self.tmp, "work-" + wid),
+                "--kill-grace-ms", "1000"] + list(extra)
+        p = Proc(wid, args, os.path.join(self.tmp, f"worker-{wid}.log"))
+        self.procs.append(p)
+        self.workers[wid] = p
+        return p
+
+    def wait_workers(self, ids, timeout=15):
+        def up():
+            ws = self.json("workers")
+            have = {w["id"] for w in ws if w["state"] == "up"}
+            return set(ids) <= have
+        wait_until(up, timeout, f"workers {ids} to register")
+
+    def stop(self):
+        for p in reversed(self.procs):
+            try:
+                p.kill(signal.SIGTERM if p.name != "etcd" else signal.SIGKILL)
+            except Exception:
+                pass
+
+    # ---- CLI ----
+    def cli(self, *args, check=True, timeout=60):
+        env = dict(os.environ, TRAINYARD_MASTER=self.client_ep or "")
+        r = subprocess.run([CLI_BIN] + list(args), capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"trainyard {' '.join(args)} failed ({r.returncode}): "
+                                 f"{r.stderr}{r.stdout}")
+        return r
+
+    def json(self, *args, **kw):
+        return json.loads(self.cli(*(list(args) + ["-o", "json"]), **kw).stdout)
+
+    def submit(self, yaml_text, *params, name="p.yaml"):
+        path = self.write(name, yaml_text)
+        args = ["submit", path]
+        for p in params:
+            args += ["-p", p]
+        return self.json(*args)["run_id"]
+
+    def wait_run(self, run, timeout=60):
+        """Follow a run to its end through the master's long-poll."""
+        r = self.cli("status", run, "--wait", "-o", "json", check=False, timeout=timeout)
+        return json.loads(r.stdout)
+
+    def wait_task_state(self, run, task, states, timeout=30):
+        """Long-poll the run until task reaches one of states."""
+        deadline = time.monotonic() + timeout
+        version = 0
+        while time.monotonic() < deadline:
+            st = self.json("status", run, "--wait-after", str(version))
+            version = st["version"]
+            for t in st["tasks"]:
+                if t["name"] == task and t["state"] in states:
+                    return st
+            if st["state"] not in ("pending", "running"):
+                break
+        raise AssertionError(f"{task} never reached {states}: {st}")
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # ---- etcd ----
+    def etcd_revision(self):
+        body = json.dumps({"key": base64.b64encode(b"\0").decode(),
+                           "range_end": base64.b64encode(b"\0").decode(),
+                           "count_only": True}).encode()
+        req = urllib.request.Request(self.etcd_url + "/v3/kv/range", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            j = json.load(r)
+        return int(j["header"]["revision"]), int(j.get("count", 0))
+
+
+def task(st, name):
+    for t in st["tasks"]:
+        if t["name"] == name:
+            return t
+    raise KeyError(name)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    for b in (MASTER_BIN, WORKER_BIN, CLI_BIN):
+        if not os.access(b, os.X_OK):
+            pytest.fail(f"{b} is not built")
+    if not os.access(ETCD_BIN, os.X_OK):
+        pytest.skip("no etcd binary")
+    c = Cluster(tmp_path)
+    try:
+        c.start_etcd()
+        yield c
+    finally:
+        c.stop()
+        # task processes that outlived a killed worker (kill -9 tests)
+        for pid in pids_matching(str(tmp_path)):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if os.environ.get("TY_KEEP_LOGS"):
+            print(f"logs in {tmp_path}")

@@ -1,0 +1,185 @@
+"""Failures: retries, timeouts, cancel, lost workers, a restarted master."""
+import os
+import signal
+
+from conftest import pids_matching, task, wait_until
+
+
+def test_failing_task_retried_then_fails_downstream(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("""
+name: flaky
+tasks:
+  - name: boom
+    command: ["sh", "-c", "echo attempt $TRAINYARD_ATTEMPT; exit 3"]
+    retries: 2
+    retry_backoff_s: 0.1
+  - name: after
+    depends_on: [boom]
+    command: ["true"]
+  - name: after-after
+    depends_on: [after]
+    command: ["true"]
+  - name: cleanup
+    depends_on: [boom]
+    trigger_rule: all_done
+    command: ["true"]
+  - name: on-failure
+    depends_on: [boom]
+    trigger_rule: one_failed
+    command: ["true"]
+  - name: if-fine
+    depends_on: [boom]
+    trigger_rule: none_failed
+    command: ["true"]
+""")
+    st = cluster.wait_run(run)
+    assert st["state"] == "failed"
+    boom = task(st, "boom")
+    assert boom["state"] == "failed"
+    assert boom["attempt"] == 3
+    assert boom["exit_code"] == 3
+    assert boom["reason"] == "exit code 3"
+    assert task(st, "after")["state"] == "upstream_failed"
+    assert task(st, "after-after")["state"] == "upstream_failed"
+    assert task(st, "after")["attempt"] == 0
+    assert task(st, "cleanup")["state"] == "succeeded"
+    assert task(st, "on-failure")["state"] == "succeeded"
+    assert task(st, "if-fine")["state"] == "upstream_failed"
+    for a in (1, 2, 3):
+        assert cluster.cli("logs", run, "boom", "--attempt", str(a)).stdout == f"attempt {a}\n"
+
+
+def test_timeout_kills_the_process_group(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    marker = "600.0" + str(os.getpid())  # a unique sleep argument
+    run = cluster.submit(f"""
+name: slow
+tasks:
+  - name: sleeper
+    command: "sleep {marker} & sleep {marker}"
+    timeout_s: 1
+""")
+    st = cluster.wait_run(run)
+    t = task(st, "sleeper")
+    assert st["state"] == "failed"
+    assert t["state"] == "failed"
+    assert t["reason"] == "timed out after 1s"
+    assert t["signal"] == 15
+    wait_until(lambda: not pids_matching("sleep " + marker), 10, "the sleeps to be gone")
+
+
+def test_cancel_stops_a_running_run(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    marker = "601.0" + str(os.getpid())
+    run = cluster.submit(f"""
+name: cancelme
+tasks:
+  - name: long
+    command: ["sleep", "{marker}"]
+  - name: next
+    depends_on: [long]
+    command: ["true"]
+""")
+    cluster.wait_task_state(run, "long", ["running"])
+    wait_until(lambda: pids_matching("sleep " + marker), 10, "the task process")
+    r = cluster.json("cancel", run)
+    assert r["state"] == "cancelled"
+    st = cluster.json("status", run)
+    assert st["state"] == "cancelled"
+    assert task(st, "long")["state"] == "cancelled"
+    assert task(st, "next")["state"] == "cancelled"
+    wait_until(lambda: not pids_matching("sleep " + marker), 10, "the task process to die")
+    again = cluster.cli("cancel", run, check=False)
+    assert again.returncode == 1 and "already cancelled" in again.stderr
+
+
+def test_killed_worker_task_reruns_elsewhere(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "1")
+    cluster.start_worker("w2", "--cpus", "1")
+    cluster.wait_workers(["w1", "w2"])
+    run = cluster.submit("""
+name: survivor
+tasks:
+  - name: work
+    command: "sleep 2; echo done on $TRAINYARD_WORKER attempt $TRAINYARD_ATTEMPT"
+""")
+    st = cluster.wait_task_state(run, "work", ["running"])
+    first = task(st, "work")["worker"]
+    other = "w2" if first == "w1" else "w1"
+    cluster.workers[first].kill(signal.SIGKILL)
+    st = cluster.wait_run(run)
+    t = task(st, "work")
+    assert st["state"] == "succeeded", st
+    assert t["attempt"] == 2
+    assert t["worker"] == other
+    assert cluster.cli("logs", run, "work").stdout == f"done on {other} attempt 2\n"
+    ws = {w["id"]: w for w in cluster.json("workers")}
+    assert ws[first]["state"] == "lost"
+
+
+def test_master_restart_finishes_without_rerunning(cluster):
+    cluster.start_master("--worker-lease-ms", "6000")
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.start_worker("w2", "--cpus", "2")
+    cluster.wait_workers(["w1", "w2"])
+    ledger = os.path.join(cluster.tmp, "ledger")
+    run = cluster.submit(f"""
+name: restart
+tasks:
+  - name: short
+    command: "sleep 0.5; echo short-$TRAINYARD_ATTEMPT >> {ledger}"
+  - name: long
+    command: "sleep 3; echo long-$TRAINYARD_ATTEMPT >> {ledger}"
+  - name: last
+    depends_on: [short, long]
+    command: "echo last-$TRAINYARD_ATTEMPT >> {ledger}"
+""")
+    cluster.wait_task_state(run, "long", ["running"])
+    cluster.wait_task_state(run, "short", ["running", "succeeded"])
+    cluster.master.kill(signal.SIGKILL)
+
+    def lines():
+        try:
+            with open(ledger) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+    # 'short' finishes while there is no master: its result must survive
+    wait_until(lambda: "short-1" in lines(), 10, "short to finish during the outage")
+    cluster.start_master()
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert sorted(lines()) == ["last-1", "long-1", "short-1"]
+    for name in ("short", "long", "last"):
+        assert task(st, name)["attempt"] == 1, st
+
+
+def test_worker_cut_off_from_master_kills_its_tasks(cluster):
+    cluster.start_master("--worker-lease-ms", "1000")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    marker = "602.0" + str(os.getpid())
+    run = cluster.submit(f"""
+name: orphan
+tasks:
+  - name: long
+    command: ["sleep", "{marker}"]
+""")
+    cluster.wait_task_state(run, "long", ["running"])
+    wait_until(lambda: pids_matching("sleep " + marker), 10, "the task process")
+    os.kill(cluster.master.pid, signal.SIGSTOP)  # silent, not gone
+    try:
+        wait_until(lambda: not pids_matching("sleep " + marker), 15,
+                   "the worker to kill its task after its lease")
+        assert "lost contact with the master" in cluster.workers["w1"].text() or \
+            "no word from the master" in cluster.workers["w1"].text()
+    finally:
+        os.kill(cluster.master.pid, signal.SIGCONT)

@@ -1,0 +1,152 @@
+"""Runs through the real cluster: ordering, params, placement, logs, listings."""
+import json
+import os
+
+from conftest import task
+
+DIAMOND = """
+name: diamond
+params: {word: plain}
+tasks:
+  - name: a
+    command: ["sh", "-c", "echo a-{{ params.word }}"]
+  - name: b
+    depends_on: [a]
+    command: "sleep 0.2; echo b"
+  - name: c
+    depends_on: [a]
+    command: ["sh", "-c", "sleep 0.1; echo c"]
+  - name: d
+    depends_on: [b, c]
+    command: ["sh", "-c", "echo d"]
+"""
+
+
+def test_diamond_runs_in_dependency_order(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.start_worker("w2", "--cpus", "2")
+    cluster.wait_workers(["w1", "w2"])
+    run = cluster.submit(DIAMOND, "word=fancy")
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert st["params"] == {"word": "fancy"}
+    a, b, c, d = (task(st, n) for n in "abcd")
+    for t in (a, b, c, d):
+        assert t["state"] == "succeeded"
+        assert t["attempt"] == 1
+        assert t["exit_code"] == 0
+        assert t["worker"] in ("w1", "w2")
+    assert a["finished_at"] <= b["started_at"]
+    assert a["finished_at"] <= c["started_at"]
+    assert b["finished_at"] <= d["started_at"]
+    assert c["finished_at"] <= d["started_at"]
+    # params are substituted into commands
+    assert cluster.cli("logs", run, "a").stdout == "a-fancy\n"
+    assert cluster.cli("logs", run, "d", "-f").stdout == "d\n"
+
+
+def test_listings_and_report_lines(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1", "--labels", "zone=a,disk=ssd")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("""
+name: reporter
+tasks:
+  - name: train
+    command: |
+      echo "metric loss 0.5 1" >> "$TRAINYARD_REPORT"
+      echo "metric loss 0.25 2" >> "$TRAINYARD_REPORT"
+      echo "not a report line" >> "$TRAINYARD_REPORT"
+      echo "progress 0.75 epoch 3/4" >> "$TRAINYARD_REPORT"
+      printf 'metric acc 0.9' >> "$TRAINYARD_REPORT"
+      echo "run=$TRAINYARD_RUN_ID task=$TRAINYARD_TASK attempt=$TRAINYARD_ATTEMPT"
+      echo oops >&2
+""")
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded"
+    t = task(st, "train")
+    assert t["metrics"]["loss"] == {"value": 0.25, "step": 2}
+    assert t["metrics"]["acc"]["value"] == 0.9
+    assert t["progress"] == 1.0  # a succeeded task shows complete
+    assert t["progress_text"] == "epoch 3/4"
+    logs = cluster.cli("logs", run, "train").stdout
+    assert f"run={run} task=train attempt=1" in logs
+    assert "oops" in logs
+    table = cluster.cli("status", run).stdout
+    assert "loss=0.25" in table and "succeeded" in table
+
+    runs = cluster.json("runs")
+    assert runs[0]["run_id"] == run and runs[0]["state"] == "succeeded"
+    assert runs[0]["pipeline"] == "reporter"
+    ws = cluster.json("workers")
+    assert len(ws) == 1
+    w = ws[0]
+    for key in ("id", "state", "cpus", "mem_mb", "gpus", "labels", "running"):
+        assert key in w
+    assert w["labels"] == {"zone": "a", "disk": "ssd"}
+    assert w["state"] == "up" and w["running"] == 0
+
+
+def test_gpu_and_label_placement(cluster):
+    cluster.start_master()
+    cluster.start_worker("cpu1", "--gpus", "0", "--cpus", "4")
+    cluster.start_worker("gpu1", "--gpus", "2", "--cpus", "1", "--labels", "zone=b")
+    cluster.wait_workers(["cpu1", "gpu1"])
+    run = cluster.submit("""
+name: placement
+tasks:
+  - name: gpu
+    command: ["sh", "-c", "echo CVD=$CUDA_VISIBLE_DEVICES"]
+    resources: {gpus: 1, cpus: 1}
+  - name: zoned
+    command: ["true"]
+    resources: {labels: {zone: b}, cpus: 0.5}
+  - name: cpu-a
+    command: ["sh", "-c", "sleep 0.2"]
+    resources: {cpus: 2}
+  - name: cpu-b
+    command: ["sh", "-c", "sleep 0.2"]
+    resources: {cpus: 2}
+""")
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert task(st, "gpu")["worker"] == "gpu1"
+    assert task(st, "zoned")["worker"] == "gpu1"
+    assert task(st, "cpu-a")["worker"] == "cpu1"
+    assert task(st, "cpu-b")["worker"] == "cpu1"
+    out = cluster.cli("logs", run, "gpu").stdout.strip()
+    assert out in ("CVD=0", "CVD=1"), out
+
+
+def test_submit_wait_and_master_address_sources(cluster, tmp_path):
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    path = cluster.write("ok.yaml", "name: ok\ntasks:\n  - name: t\n    command: [\"true\"]\n")
+    bad = cluster.write("bad.yaml", "name: bad\ntasks:\n  - name: t\n    command: [\"false\"]\n")
+    r = cluster.cli("submit", path, "--wait")
+    assert r.returncode == 0 and "succeeded" in r.stdout
+    r = cluster.cli("submit", bad, "--wait", "-o", "json", check=False)
+    assert r.returncode == 1
+    st = json.loads(r.stdout)
+    assert st["state"] == "failed" and task(st, "t")["exit_code"] == 1
+    # --master flag and a config file, with TRAINYARD_MASTER unset
+    import subprocess
+    from conftest import CLI_BIN
+    env = {k: v for k, v in os.environ.items() if k != "TRAINYARD_MASTER"}
+    r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "runs", "-o", "json"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 2
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"# trainyard\nmaster = {cluster.client_ep}\n")
+    env["TRAINYARD_CONFIG"] = str(cfg)
+    r = subprocess.run([CLI_BIN, "workers", "-o", "json"], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["id"] == "w1"
+    # unreachable master: one clear line, non-zero
+    r = subprocess.run([CLI_BIN, "--master", "tcp://127.0.0.1:1", "--timeout", "1", "runs"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert "no answer from the master at tcp://127.0.0.1:1" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
