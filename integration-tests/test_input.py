@@ -1,0 +1,90 @@
+"""Bad input: invalid pipelines leave etcd untouched; garbage and oversize
+frames are rejected and counted while a run in progress completes."""
+import socket
+
+import pytest
+import zmq
+
+from conftest import task
+
+INVALID = {
+    "cycle.yaml": ("name: c\ntasks:\n  - name: a\n    depends_on: [b]\n    command: [t]\n"
+                   "  - name: b\n    depends_on: [a]\n    command: [t]\n",
+                   "cycle.yaml:3: dependency cycle: a -> b -> a"),
+    "unknown-dep.yaml": ("name: u\ntasks:\n  - name: a\n    depends_on: [zz]\n    command: [t]\n",
+                         "unknown-dep.yaml:3: task 'a' depends on unknown task 'zz'"),
+    "dup.yaml": ("name: d\ntasks:\n  - name: a\n    command: [t]\n  - name: a\n    command: [t]\n",
+                 "dup.yaml:5: duplicate task name 'a'"),
+    "unknown-key.yaml": ("name: k\ntasks:\n  - name: a\n    command: [t]\n    retires: 2\n",
+                         "unknown-key.yaml:5: unknown task key 'retires'"),
+    "bad-res.yaml": ("name: r\ntasks:\n  - name: a\n    command: [t]\n"
+                     "    resources: {mem_mb: lots}\n",
+                     "bad-res.yaml:5: resources.mem_mb must be an integer"),
+    "empty.yaml": ("name: e\ntasks: []\n", "empty.yaml:1: pipeline has no tasks"),
+    "syntax.yaml": ("name: s\ntasks: [\n", "syntax.yaml:"),
+}
+
+
+@pytest.mark.parametrize("local", [True, False], ids=["cli-checks", "master-checks"])
+def test_invalid_pipelines_leave_etcd_untouched(cluster, local):
+    cluster.start_master()
+    before = cluster.etcd_revision()
+    for name, (text, want) in INVALID.items():
+        path = cluster.write(name, text)
+        args = ["submit", path] + ([] if local else ["--no-local-check"])
+        r = cluster.cli(*args, check=False)
+        assert r.returncode == 1, name
+        assert want in r.stderr, (name, r.stderr)
+        assert r.stdout == ""
+        if local:
+            v = cluster.cli("validate", path, check=False)
+            assert v.returncode == 1 and want in v.stderr
+    # an undefined -p is refused by the master too
+    ok = cluster.write("ok.yaml", "name: ok\nparams: {n: 1}\ntasks:\n  - name: a\n"
+                       "    command: ['echo', '{{ params.n }}']\n")
+    r = cluster.cli("submit", ok, "-p", "m=2", check=False)
+    assert r.returncode == 1 and "unknown param 'm'" in r.stderr
+    assert cluster.etcd_revision() == before
+    assert cluster.json("runs") == []
+    assert cluster.cli("validate", ok).stdout.startswith(ok + ": ok")
+
+
+def test_garbage_and_oversize_frames_are_rejected(cluster):
+    cluster.start_master("--max-frame", "65536")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("""
+name: steady
+tasks:
+  - name: a
+    command: "sleep 1; echo a"
+  - name: b
+    depends_on: [a]
+    command: ["echo", "b"]
+""")
+    cluster.wait_task_state(run, "a", ["running"])
+    ctx = zmq.Context()
+    try:
+        for ep in (cluster.worker_ep, cluster.client_ep):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 1000)
+            s.setsockopt(zmq.IDENTITY, b"intruder")
+            s.connect(ep)
+            s.send(b"\xff\xfe garbage that is no protobuf")
+            s.send(b"\x08\x01" + b"\x00" * 100_000)  # over --max-frame
+            s.send_multipart([b"two", b"frames"])
+            s.close()
+        # and bytes that are not even ZMTP
+        host, port = cluster.client_ep[len("tcp://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\n\r\n" * 10)
+    finally:
+        ctx.term()
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded"
+    assert task(st, "b")["state"] == "succeeded"
+    info = cluster.json("info")
+    assert info["frames_rejected_size"] >= 2
+    assert info["frames_rejected_decode"] >= 4
+    # still serving everyone
+    assert cluster.json("workers")[0]["state"] == "up"

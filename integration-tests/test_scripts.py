@@ -1,0 +1,40 @@
+"""scripts/cluster.sh: start prints the export line, stop ends what it started."""
+import json
+import os
+import subprocess
+
+from conftest import BUILD, CLI_BIN, ROOT
+
+
+def test_cluster_script_start_status_stop(tmp_path):
+    env = dict(os.environ, TRAINYARD_HOME=str(tmp_path / "home"), TY_BUILD_DIR=BUILD)
+    script = os.path.join(ROOT, "scripts", "cluster.sh")
+    try:
+        r = subprocess.run([script, "start", "--workers", "2", "--gpus-on-first", "1"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        line = r.stdout.strip().splitlines()[-1]
+        assert line.startswith("export TRAINYARD_MASTER=tcp://127.0.0.1:")
+        ep = line.split("=", 1)[1]
+        pids = {f[:-4]: int(open(tmp_path / "home" / "pids" / f).read())
+                for f in os.listdir(tmp_path / "home" / "pids")}
+        assert set(pids) == {"etcd", "master", "worker-1", "worker-2"}
+        ws = json.loads(subprocess.run([CLI_BIN, "--master", ep, "workers", "-o", "json"],
+                                       capture_output=True, text=True, timeout=30).stdout)
+        gpus = {w["id"]: w["gpus"] for w in ws}
+        assert gpus == {"worker-1": 1, "worker-2": 0}
+        # a second start reuses the running cluster
+        again = subprocess.run([script, "start"], capture_output=True, text=True, env=env,
+                               timeout=60)
+        assert again.returncode == 0 and again.stdout.strip() == line
+        st = subprocess.run([script, "status"], capture_output=True, text=True, env=env,
+                            timeout=60)
+        assert st.returncode == 0 and "master: running" in st.stdout
+    finally:
+        r = subprocess.run([script, "stop"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0
+    for name, pid in pids.items():
+        assert not os.path.exists(f"/proc/{pid}") or \
+            "zombie" in open(f"/proc/{pid}/status").read().lower(), name
+    st = subprocess.run([script, "status"], capture_output=True, text=True, env=env, timeout=60)
+    assert "running" not in st.stdout

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A local Trainyard cluster on 127.0.0.1: etcd, a master and N workers, with
+# all state under $TRAINYARD_HOME (default ./.trainyard).
+#
+#   scripts/cluster.sh start [--workers N] [--gpus-on-first K]
+#   scripts/cluster.sh stop
+#   scripts/cluster.sh status
+#
+# `start` prints the `export TRAINYARD_MASTER=...` line the CLI needs; `stop`
+# ends only the processes this script started (their PIDs are recorded).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+HOME_DIR="${TRAINYARD_HOME:-$PWD/.trainyard}"
+BUILD="${TY_BUILD_DIR:-$ROOT/build/release}"
+PIDS="$HOME_DIR/pids"
+LOGS="$HOME_DIR/logs"
+CLI="$BUILD/cli/trainyard"
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# alive NAME: the recorded PID runs the program we started under that name
+alive() {
+  local f="$PIDS/$1.pid" pid exe
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -d "/proc/$pid" ] || return 1
+  exe=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
+  case "$1" in
+    etcd) [[ "$exe" == *etcd* ]] ;;
+    master) [[ "$exe" == *trainyard-master* ]] ;;
+    *) [[ "$exe" == *trainyard-worker* ]] ;;
+  esac
+}
+
+wait_for() { # wait_for SECONDS WHAT COMMAND...
+  local secs=$1 what=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || die "timed out waiting for $what (logs in $LOGS)"
+    sleep 0.1
+  done
+}
+
+start() {
+  local workers=2 gpus_first=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --workers) workers="$2"; shift 2 ;;
+      --gpus-on-first) gpus_first="$2"; shift 2 ;;
+      *) die "unknown option $1 (use --workers N, --gpus-on-first K)" ;;
+    esac
+  done
+  [[ "$workers" =~ ^[0-9]+$ ]] || die "--workers needs a number"
+  [[ "$gpus_first" =~ ^[0-9]+$ ]] || die "--gpus-on-first needs a number"
+  for b in master/trainyard-master worker/trainyard-worker cli/trainyard; do
+    [ -x "$BUILD/$b" ] || die "$BUILD/$b is not built (cmake --preset release && cmake --build --preset release)"
+  done
+  if alive master; then
+    echo "cluster already running under $HOME_DIR" >&2
+    cat "$HOME_DIR/env"
+    return 0
+  fi
+  mkdir -p "$PIDS" "$LOGS"
+  local cport pport mport wport
+  cport=$(free_port); pport=$(free_port); mport=$(free_port); wport=$(free_port)
+  local etcd_url="http://127.0.0.1:$cport"
+  echo "starting etcd on $etcd_url" >&2
+  etcd --name trainyard --data-dir "$HOME_DIR/etcd" \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+    --initial-cluster "trainyard=http://127.0.0.1:$pport" >"$LOGS/etcd.log" 2>&1 &
+  echo $! > "$PIDS/etcd.pid"
+  wait_for 30 etcd curl -sf "$etcd_url/health"
+
+  local client_ep="tcp://127.0.0.1:$mport" worker_ep="tcp://127.0.0.1:$wport"
+  echo "starting master (clients $client_ep, workers $worker_ep)" >&2
+  "$BUILD/master/trainyard-master" --etcd "$etcd_url" --node-id "$(hostname)-local" \
+    --client-bind "$client_ep" --worker-bind "$worker_ep" --data-dir "$HOME_DIR/master" \
+    >"$LOGS/master.log" 2>&1 &
+  echo $! > "$PIDS/master.pid"
+  echo "export TRAINYARD_MASTER=$client_ep" > "$HOME_DIR/env"
+  echo "TRAINYARD_ETCD=$etcd_url" > "$HOME_DIR/etcd.url"
+  wait_for 30 master "$CLI" --master "$client_ep" --timeout 1 info
+
+  for i in $(seq 1 "$workers"); do
+    local extra=()
+    if [ "$i" -eq 1 ] && [ "$gpus_first" -gt 0 ]; then extra=(--gpus "$gpus_first"); fi
+    "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
+      --work-dir "$HOME_DIR/work-$i" "${extra[@]}" >"$LOGS/worker-$i.log" 2>&1 &
+    echo $! > "$PIDS/worker-$i.pid"
+  done
+  local want=$workers
+  wait_for 30 "$workers workers" bash -c \
+    "[ \$('$CLI' --master '$client_ep' workers -o json | grep -c '\"state\": \"up\"') -ge $want ]"
+  echo "cluster up: etcd, master, $workers worker(s); state in $HOME_DIR" >&2
+  cat "$HOME_DIR/env"
+}
+
+stop() {
+  [ -d "$PIDS" ] || { echo "no cluster under $HOME_DIR" >&2; return 0; }
+  local order=() f
+  for f in "$PIDS"/worker-*.pid; do [ -e "$f" ] && order+=("$(basename "$f" .pid)"); done
+  order+=(master etcd)
+  for name in "${order[@]}"; do
+    if alive "$name"; then
+      local pid; pid=$(cat "$PIDS/$name.pid")
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+      [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+      echo "stopped $name (pid $pid)" >&2
+    fi
+    rm -f "$PIDS/$name.pid"
+  done
+}
+
+status() {
+  [ -d "$PIDS" ] || { echo "no cluster under $HOME_DIR"; return 1; }
+  local rc=0 f name
+  for f in "$PIDS"/*.pid; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .pid)
+    if alive "$name"; then echo "$name: running (pid $(cat "$f"))"; else echo "$name: not running"; rc=1; fi
+  done
+  if alive master; then
+    # shellcheck disable=SC1091
+    source "$HOME_DIR/env"
+    "$CLI" workers || true
+  fi
+  return $rc
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  start) start "$@" ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start [--workers N] [--gpus-on-first K] | stop | status" >&2; exit 2 ;;
+esac
