@@ -515,7 +515,7 @@ void ty_sched_requeue_lost(ty_master_t *m, ty_task_t *t, const char *why) {
     ty_sched_release(m, t);
     t->lost++;
     ty_set_reason(t, ty_xstrdup(why));
-    if ((int64_t)t->lost > m->o.lost_limit) {
+    if ((int64_t)t->lost >= m->o.lost_limit) {
         t->state = TY_TASK_FAILED;
         t->finished_ms = ty_now_ms();
         ty_state_mark_task(m, t);
