@@ -208,7 +208,7 @@ static void ty_etcd_complete(ty_etcd_req_t *r, CURLcode cc) {
     json_t *root = NULL;
     if (cc != CURLE_OK) {
         status = TY_EUNREACH;
-        ty_debug("etcd: %s", curl_easy_strerror(cc));
+        ty_warn("etcd: %s", curl_easy_strerror(cc));
         r->e->cur = (r->e->cur + 1) % r->e->nendpoints;
     } else if (!(root = json_loadb(r->resp.data ? r->resp.data : "", r->resp.len, 0, NULL))) {
         status = TY_EETCD;

@@ -1,6 +1,7 @@
 /* trainyard-worker internals.  One libuv loop thread owns everything.
- *   main.c     options, the DEALER socket, registration, heartbeats, master
- *              loss, results kept until acknowledged.
+ *   main.c     options, the DEALER socket, signals.
+ *   session.c  registration, heartbeats, master loss, results kept until
+ *              acknowledged.
  *   executor.c one child process group per task attempt (uv_spawn): pipes
  *              streamed as log chunks, TRAINYARD_REPORT tailed, timeout and
  *              cancel as TERM, grace, KILL of the whole group.
@@ -54,10 +55,13 @@ size_t ty_exec_running(const ty_wk_t *wk);
  * next loop iteration). Caller frees the array. */
 Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n);
 
-/* main.c */
+/* session.c */
+/* Start the socket poll and the heartbeat timer (which also registers). */
+void ty_wk_start(ty_wk_t *wk);
 void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env);
 /* Keep res until the master acknowledges it, and send it now. */
 void ty_wk_result(ty_wk_t *wk, Ty__TaskResult *res);
+void ty_wk_clear_unacked(ty_wk_t *wk);
 
 /* probe.c */
 typedef struct {

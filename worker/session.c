@@ -1,0 +1,165 @@
+/* The worker's session with the master: registration (reporting running
+ * attempts and unacknowledged results), heartbeats, master loss, and the
+ * messages the master sends. */
+#include "worker/worker.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env) {
+    if (ty_wire_send(wk->sock, NULL, env) != 0)
+        ty_debug("send to master failed (queue full)");
+    ty_wire_poll_kick(wk->poll);
+}
+
+void ty_wk_result(ty_wk_t *wk, Ty__TaskResult *res) {
+    size_t len = ty__task_result__get_packed_size(res);
+    uint8_t *buf = ty_xmalloc(len);
+    ty__task_result__pack(res, buf);
+    ty_unacked_t *u = ty_xcalloc(1, sizeof *u);
+    u->res = ty__task_result__unpack(NULL, len, buf);
+    free(buf);
+    u->next = wk->unacked;
+    wk->unacked = u;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RESULT;
+    env.result = res;
+    ty_wk_send(wk, &env);
+}
+
+static void ty_ack(ty_wk_t *wk, const Ty__TaskRef *ref) {
+    for (ty_unacked_t **pp = &wk->unacked; *pp; pp = &(*pp)->next) {
+        Ty__TaskRef *r = (*pp)->res->ref;
+        if (r && r->attempt == ref->attempt && strcmp(r->run_id, ref->run_id) == 0 &&
+            strcmp(r->task, ref->task) == 0) {
+            ty_unacked_t *u = *pp;
+            *pp = u->next;
+            ty__task_result__free_unpacked(u->res, NULL);
+            free(u);
+            return;
+        }
+    }
+}
+
+static void ty_register(ty_wk_t *wk) {
+    Ty__Resources res = TY__RESOURCES__INIT;
+    res.cpus = wk->cpus;
+    res.mem_mb = wk->mem_mb;
+    res.gpus = wk->gpus;
+    res.labels = wk->labels;
+    res.n_labels = wk->nlabels;
+    Ty__Register reg = TY__REGISTER__INIT;
+    reg.worker_id = wk->id;
+    reg.total = &res;
+    reg.hostname = wk->hostname;
+    size_t nrun = 0, nun = 0;
+    reg.running = ty_exec_refs(wk, &nrun);
+    reg.n_running = nrun;
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        nun++;
+    reg.unacked = ty_xcalloc(nun, sizeof *reg.unacked);
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        reg.unacked[reg.n_unacked++] = u->res;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_REGISTER;
+    env.register_ = &reg;
+    ty_wk_send(wk, &env);
+    free(reg.running);
+    free(reg.unacked);
+}
+
+static void ty_on_message(void *arg) {
+    ty_wk_t *wk = arg;
+    Ty__Envelope *env = NULL;
+    int rc = ty_wire_recv(wk->sock, 0, 64u << 20, NULL, &env);
+    if (rc != 0) {
+        if (rc != TY_ENOENT)
+            ty_warn("bad message from master: %s", ty_strerror(rc));
+        return;
+    }
+    wk->last_master = ty_mono_ms();
+    switch (env->body_case) {
+    case TY__ENVELOPE__BODY_REGISTER_ACK:
+        if (!wk->registered)
+            ty_info("registered with master %s (epoch %llu)", wk->master_ep,
+                    (unsigned long long)env->register_ack->epoch);
+        wk->registered = 1;
+        if (env->register_ack->epoch > wk->epoch)
+            wk->epoch = env->register_ack->epoch;
+        if (env->register_ack->heartbeat_ms &&
+            (int64_t)env->register_ack->heartbeat_ms != wk->heartbeat_ms) {
+            wk->heartbeat_ms = env->register_ack->heartbeat_ms;
+            uv_timer_set_repeat(&wk->hb, (uint64_t)wk->heartbeat_ms);
+        }
+        if (env->register_ack->lease_ms)
+            wk->lease_ms = env->register_ack->lease_ms;
+        break;
+    case TY__ENVELOPE__BODY_HEARTBEAT_ACK:
+        if (env->heartbeat_ack->epoch > wk->epoch)
+            wk->epoch = env->heartbeat_ack->epoch;
+        break;
+    case TY__ENVELOPE__BODY_REREGISTER:
+        ty_info("master asks to re-register (epoch %llu)",
+                (unsigned long long)env->reregister->epoch);
+        wk->registered = 0;
+        ty_register(wk);
+        break;
+    case TY__ENVELOPE__BODY_DISPATCH:
+        ty_exec_dispatch(wk, env->dispatch);
+        break;
+    case TY__ENVELOPE__BODY_CANCEL_TASK:
+        if (env->cancel_task->ref && env->cancel_task->ref->epoch >= wk->epoch)
+            ty_exec_cancel(wk, env->cancel_task->ref, "cancelled by the master");
+        break;
+    case TY__ENVELOPE__BODY_RESULT_ACK:
+        if (env->result_ack->ref)
+            ty_ack(wk, env->result_ack->ref);
+        break;
+    default:
+        ty_warn("unexpected message %d from master", (int)env->body_case);
+        break;
+    }
+    ty_wire_free(&env);
+}
+
+static void ty_hb_cb(uv_timer_t *h) {
+    ty_wk_t *wk = h->data;
+    int64_t silent = ty_mono_ms() - wk->last_master;
+    if (silent > wk->lease_ms && ty_exec_running(wk) > 0) {
+        /* cut off: the master has re-queued these by now */
+        ty_warn("no word from the master for %lld ms: killing %zu task(s)", (long long)silent,
+                ty_exec_running(wk));
+        ty_exec_kill_all(wk, "worker lost contact with the master");
+    }
+    if (!wk->registered) {
+        ty_register(wk);
+        return;
+    }
+    Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
+    hb.running = (uint32_t)ty_exec_running(wk);
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    ty_wk_send(wk, &env);
+}
+
+void ty_wk_start(ty_wk_t *wk) {
+    ty_wire_poll_create(&wk->poll, wk->loop, wk->sock, ty_on_message, wk);
+    uv_timer_init(wk->loop, &wk->hb);
+    wk->hb.data = wk;
+    wk->last_master = ty_mono_ms();
+    uv_timer_start(&wk->hb, ty_hb_cb, 0, (uint64_t)wk->heartbeat_ms);
+}
+
+void ty_wk_clear_unacked(ty_wk_t *wk) {
+    while (wk->unacked) {
+        ty_unacked_t *u = wk->unacked;
+        wk->unacked = u->next;
+        ty__task_result__free_unpacked(u->res, NULL);
+        free(u);
+    }
+}
