@@ -29,8 +29,8 @@ struct ty_etcd_watch {
     ty_etcd_watch_cb cb;
     void *arg;
     int failed;
-    int in_cb;     /* inside cb: cancel must not free the transfer */
-    int cancelled; /* cancelled from inside cb; freed when the transfer ends */
+    int in_cb;     /* inside cb: cancel must not free the watch */
+    int cancelled; /* cancelled from inside cb; freed once cb returns */
 };
 
 struct ty_etcd {
@@ -304,18 +304,33 @@ static size_t ty_json_object_len(const char *buf, size_t len) {
 static size_t ty_etcd_write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
     ty_etcd_req_t *r = ud;
     size_t n = size * nmemb;
+    if (r->kind == TY_ETCD_REQ_WATCH && (r->watch->failed || r->watch->cancelled))
+        return 0; /* aborts the transfer */
+    /* watch events are delivered after curl returns (ty_etcd_pump_watches):
+     * libcurl refuses new requests from inside its callbacks */
     ty_buf_append(&r->resp, ptr, n);
-    if (r->kind != TY_ETCD_REQ_WATCH)
-        return n;
-    ty_etcd_watch_t *w = r->watch;
+    return n;
+}
+
+/* Deliver the complete JSON objects buffered by watch streams.  Runs outside
+ * curl's callbacks, so user callbacks may issue requests and cancel watches. */
+static void ty_etcd_pump_watches(ty_etcd_t *e) {
     for (;;) {
-        size_t skip = 0;
-        while (skip < r->resp.len && r->resp.data[skip] != '{')
-            skip++;
-        ty_buf_consume(&r->resp, skip);
-        size_t olen = ty_json_object_len(r->resp.data, r->resp.len);
-        if (olen == 0 || w->failed)
-            break;
+        ty_etcd_req_t *r = e->reqs;
+        size_t olen = 0;
+        for (; r; r = r->next) {
+            if (r->kind != TY_ETCD_REQ_WATCH || r->watch->failed || r->watch->cancelled)
+                continue;
+            size_t skip = 0;
+            while (skip < r->resp.len && r->resp.data[skip] != '{')
+                skip++;
+            ty_buf_consume(&r->resp, skip);
+            if ((olen = ty_json_object_len(r->resp.data, r->resp.len)) > 0)
+                break;
+        }
+        if (!r)
+            return;
+        ty_etcd_watch_t *w = r->watch;
         json_t *root = json_loadb(r->resp.data, olen, 0, NULL);
         ty_buf_consume(&r->resp, olen);
         if (root) {
@@ -324,15 +339,20 @@ static size_t ty_etcd_write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
             w->in_cb = 0;
             json_decref(root);
         }
-        if (w->cancelled)
-            w->failed = 1;
+        if (w->cancelled) { /* cancelled from its own callback */
+            ty_etcd_req_free(r);
+            free(w);
+        } else if (w->failed) { /* the stream reported an error: end the transfer */
+            w->req = NULL;
+            ty_etcd_req_free(r);
+        }
     }
-    return w->failed ? 0 : n; /* returning short aborts the transfer */
 }
 
 static void ty_etcd_check_info(ty_etcd_t *e) {
     CURLMsg *msg;
     int left;
+    ty_etcd_pump_watches(e);
     while ((msg = curl_multi_info_read(e->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
@@ -643,7 +663,7 @@ void ty_etcd_watch_cancel(ty_etcd_watch_t **pw) {
     if (!w)
         return;
     *pw = NULL;
-    if (w->in_cb) { /* curl is inside this transfer's write callback */
+    if (w->in_cb) { /* its callback is running: ty_etcd_pump_watches frees it */
         w->cancelled = 1;
         return;
     }

@@ -42,6 +42,7 @@ static void ty_leader_watch_cb(int status, const ty_etcd_event_t *ev, size_t n, 
                                void *arg) {
     ty_master_t *m = arg;
     (void)rev;
+    ty_debug("leader watch: status %d, %zu events", status, n);
     int gone = status != 0;
     for (size_t i = 0; i < n; i++)
         if (ev[i].type == TY_ETCD_EVENT_DELETE)

@@ -1,0 +1,95 @@
+/* Leader election against a real etcd: one leader, a standby that takes over
+ * when the leader's lease goes, a higher epoch each time, and a restarted
+ * node that reclaims its own key at once. */
+#include "master/master.h"
+
+#include "common/tests/etcd_fixture.h"
+#include "common/tests/ty_test.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static char url[64];
+static uv_loop_t loop;
+
+static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
+
+static void run_until_leader(ty_master_t *m, int ms) {
+    uv_timer_t g;
+    uv_timer_init(&loop, &g);
+    uv_timer_start(&g, on_timeout, (uint64_t)ms, 0);
+    while (!m->leader && uv_is_active((uv_handle_t *)&g))
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&g, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static int elected_count;
+static void on_elected(ty_master_t *m) {
+    (void)m;
+    elected_count++;
+}
+
+static void init(ty_master_t *m, const char *node) {
+    memset(m, 0, sizeof *m);
+    m->o.node_id = (char *)node;
+    m->o.prefix = "/el/";
+    m->o.leader_ttl_s = 30;
+    m->loop = &loop;
+    uv_timer_init(&loop, &m->keepalive);
+    CHECK_EQ_INT(ty_etcd_create(&m->etcd, &loop, url), 0);
+}
+
+static void fini(ty_master_t *m) {
+    ty_election_stop(m);
+    ty_etcd_destroy(&m->etcd);
+    uv_close((uv_handle_t *)&m->keepalive, NULL);
+}
+
+static int revoked;
+static void on_revoked(int status, const ty_etcd_resp_t *r, void *arg) {
+    (void)r;
+    (void)arg;
+    revoked = status == 0 ? 1 : -1;
+}
+
+int main(void) {
+    int rc = ty_fx_start(url, sizeof url);
+    if (rc)
+        return rc;
+    uv_loop_init(&loop);
+    ty_log_init("election_test", TY_LOG_INFO);
+    ty_master_t a, b, c;
+    init(&a, "node-a");
+    init(&b, "node-b");
+    ty_election_start(&a, on_elected);
+    run_until_leader(&a, 10000);
+    CHECK(a.leader);
+    CHECK(a.epoch > 0);
+
+    ty_election_start(&b, on_elected);
+    run_until_leader(&b, 1000); /* must not win while a holds the key */
+    CHECK(!b.leader);
+    CHECK(b.leader_watch != NULL); /* standing by */
+
+    /* a goes away (its lease ends): b takes over with a higher epoch */
+    ty_etcd_lease_revoke(a.etcd, a.lease_id, on_revoked, NULL);
+    run_until_leader(&b, 10000);
+    CHECK(revoked == 1);
+    CHECK(b.leader);
+    CHECK(b.epoch > a.epoch);
+
+    /* node-b restarts (a new process, same node id) and reclaims the key */
+    init(&c, "node-b");
+    ty_election_start(&c, on_elected);
+    run_until_leader(&c, 10000);
+    CHECK(c.leader);
+    CHECK(c.epoch > b.epoch);
+    CHECK_EQ_INT(elected_count, 3);
+
+    fini(&a);
+    fini(&b);
+    fini(&c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    TEST_DONE();
+}
