@@ -8,8 +8,11 @@ import subprocess
 import time
 import urllib.request
 import base64
+import re
 
 import pytest
+
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("TY_BUILD_DIR", os.path.join(ROOT, "build", "release"))
@@ -231,6 +234,8 @@ def cluster(tmp_path):
         yield c
     finally:
         c.stop()
+        # daemons built with ASan/UBSan report at exit (SIGTERM ends them cleanly)
+        bad = [p.name for p in c.procs if p.name != "etcd" and SANITIZER_RE.search(p.text())]
         # task processes that outlived a killed worker (kill -9 tests)
         for pid in pids_matching(str(tmp_path)):
             try:
@@ -239,3 +244,4 @@ def cluster(tmp_path):
                 pass
         if os.environ.get("TY_KEEP_LOGS"):
             print(f"logs in {tmp_path}")
+    assert not bad, f"sanitizer reports in the logs of {bad} (under {tmp_path})"

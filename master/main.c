@@ -307,6 +307,7 @@ int main(int argc, char **argv) {
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
     ty_etcd_destroy(&m.etcd);
+    ty_state_fini(&m);
     uv_walk(m.loop, ty_close_walk, NULL);
     uv_run(m.loop, UV_RUN_DEFAULT);
     uv_loop_close(m.loop);

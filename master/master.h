@@ -60,6 +60,7 @@ struct ty_task {
     size_t nchildren;
     int dirty;
     ty_task_t *dirty_next;
+    int inflight; /* batches in flight that write this task */
 };
 
 struct ty_run {
@@ -75,6 +76,7 @@ struct ty_run {
     uint64_t version; /* bumped on every change; status long-polls wait on it */
     int dirty;
     ty_run_t *dirty_next;
+    int inflight;
     ty_waiter_t *waiters;
 };
 
@@ -116,8 +118,8 @@ typedef struct ty_outmsg {
     struct ty_outmsg *next;
 } ty_outmsg_t;
 
-/* A batch of state changes committed as one (or, past 128 ops, a few) txns. */
-typedef struct {
+/* A batch of state changes committed as one (or, past 120 ops, a few) txns. */
+typedef struct ty_batch {
     ty_run_t *runs;
     ty_task_t *tasks;
     char **raw_keys; /* extra puts (pipeline specs, worker records) */
@@ -127,6 +129,21 @@ typedef struct {
     ty_outmsg_t *out, **out_tail;
     size_t nops;
 } ty_batch_t;
+
+/* A batch being committed.  Its records are listed in arrays (the objects'
+ * dirty links already serve the next open batch). */
+typedef struct ty_flight {
+    ty_master_t *m;
+    ty_run_t **runs;
+    ty_task_t **tasks;
+    size_t nruns, ntasks;
+    ty_batch_t raw; /* raw puts and the outbox */
+    int pending;    /* txns not yet answered */
+    int failed, done;
+    struct ty_flight *next;
+} ty_flight_t;
+
+#define TY_MAX_FLIGHTS 4
 
 typedef struct {
     char *node_id;
@@ -175,10 +192,9 @@ struct ty_master {
     int need_schedule;
 
     /* persistence */
-    ty_batch_t open;   /* collecting this tick's changes */
-    ty_batch_t flying; /* committing */
-    int inflight;      /* txns of `flying` not yet answered */
-    int flight_failed;
+    ty_batch_t open;      /* collecting this tick's changes */
+    ty_flight_t *flights; /* committing, oldest first; outboxes leave in this order */
+    size_t nflights;
 
     /* counters */
     uint64_t rejected_size, rejected_decode, txns, ops, dispatches;
@@ -186,6 +202,8 @@ struct ty_master {
 
 /* state.c */
 void ty_state_init(ty_master_t *m);
+/* Drop what was never committed (shutdown). */
+void ty_state_fini(ty_master_t *m);
 void ty_state_mark_run(ty_master_t *m, ty_run_t *r);
 void ty_state_mark_task(ty_master_t *m, ty_task_t *t);
 /* Takes ownership of val. */

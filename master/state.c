@@ -33,9 +33,32 @@ static void ty_batch_init(ty_batch_t *b) {
     b->out_tail = &b->out;
 }
 
-void ty_state_init(ty_master_t *m) {
+void ty_state_init(ty_master_t *m) { ty_batch_init(&m->open); }
+
+static void ty_out_drop(ty_outmsg_t *o) {
+    while (o) {
+        ty_outmsg_t *next = o->next;
+        zframe_destroy(&o->identity);
+        zframe_destroy(&o->payload);
+        free(o);
+        o = next;
+    }
+}
+
+static void ty_flight_free(ty_flight_t *f);
+static void ty_batch_free_raw(ty_batch_t *b);
+
+void ty_state_fini(ty_master_t *m) {
+    while (m->flights) {
+        ty_flight_t *f = m->flights;
+        m->flights = f->next;
+        ty_out_drop(f->raw.out);
+        ty_flight_free(f);
+    }
+    m->nflights = 0;
+    ty_out_drop(m->open.out);
+    ty_batch_free_raw(&m->open);
     ty_batch_init(&m->open);
-    ty_batch_init(&m->flying);
 }
 
 void ty_state_mark_run(ty_master_t *m, ty_run_t *r) {
@@ -81,14 +104,14 @@ static void ty_out_send_now(ty_master_t *m, ty_outmsg_t *o) {
     free(o);
 }
 
-int ty_state_idle(const ty_master_t *m) { return m->open.nops == 0 && m->flying.nops == 0; }
+int ty_state_idle(const ty_master_t *m) { return m->open.nops == 0 && m->nflights == 0; }
 
 void ty_state_send(ty_master_t *m, zsock_t *sock, zframe_t *identity, Ty__Envelope *env) {
     ty_outmsg_t *o = ty_xcalloc(1, sizeof *o);
     o->sock = sock;
     o->identity = identity ? zframe_dup(identity) : NULL;
     o->payload = ty_wire_encode(env);
-    if (ty_state_idle(m) && !m->flying.out && !m->open.out) {
+    if (ty_state_idle(m) && !m->open.out) {
         ty_out_send_now(m, o);
         return;
     }
@@ -156,10 +179,7 @@ void ty_state_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec) {
 
 static void ty_state_commit_done(int status, const ty_etcd_resp_t *resp, void *arg);
 
-static void ty_batch_release_out(ty_master_t *m, ty_batch_t *b) {
-    ty_outmsg_t *o = b->out;
-    b->out = NULL;
-    b->out_tail = &b->out;
+static void ty_out_release(ty_master_t *m, ty_outmsg_t *o) {
     while (o) {
         ty_outmsg_t *next = o->next;
         ty_out_send_now(m, o);
@@ -175,38 +195,31 @@ static void ty_batch_free_raw(ty_batch_t *b) {
     free(b->raw_keys);
     free(b->raw_vals);
     free(b->raw_lens);
-    b->raw_keys = NULL;
-    b->raw_vals = NULL;
-    b->raw_lens = NULL;
-    b->nraw = 0;
 }
 
-/* Build and send the txns of m->flying.  Dirty flags were cleared when the
- * batch moved here, so later changes land in the next batch; values are taken
- * now, at send time. */
-static void ty_state_send_flying(ty_master_t *m) {
-    ty_batch_t *b = &m->flying;
+/* Build and send the txns of f from the records' current values. */
+static void ty_flight_send(ty_flight_t *f) {
+    ty_master_t *m = f->m;
     ty_etcd_txn_t *txn = NULL;
     char *leader = ty_state_key(m, "leader");
-    m->flight_failed = 0;
-    m->inflight = 0;
-    size_t ri = 0;
-    ty_run_t *r = b->runs;
-    ty_task_t *t = b->tasks;
+    size_t nr = 0, nt = 0, nraw = 0;
+    f->failed = 0;
+    f->pending = 1; /* held until every txn is queued */
     for (;;) {
         char *key = NULL;
         uint8_t *val = NULL;
         size_t len = 0;
         int own = 1;
-        if (r) {
+        if (nr < f->nruns) {
+            ty_run_t *r = f->runs[nr++];
             Ty__RunRecord rec;
             ty_state_run_record(r, &rec, 1);
             len = ty__run_record__get_packed_size(&rec);
             val = ty_xmalloc(len);
             ty__run_record__pack(&rec, val);
             key = ty_state_key(m, "runs/%s", r->id);
-            r = r->dirty_next;
-        } else if (t) {
+        } else if (nt < f->ntasks) {
+            ty_task_t *t = f->tasks[nt++];
             Ty__TaskRecord rec;
             ty_state_task_record(t, &rec);
             len = ty__task_record__get_packed_size(&rec);
@@ -214,13 +227,12 @@ static void ty_state_send_flying(ty_master_t *m) {
             ty__task_record__pack(&rec, val);
             ty_state_task_record_clear(&rec);
             key = ty_state_key(m, "runs/%s/tasks/%s", t->run->id, t->spec->name);
-            t = t->dirty_next;
-        } else if (ri < b->nraw) {
-            key = b->raw_keys[ri];
-            val = b->raw_vals[ri];
-            len = b->raw_lens[ri];
+        } else if (nraw < f->raw.nraw) {
+            key = f->raw.raw_keys[nraw];
+            val = f->raw.raw_vals[nraw];
+            len = f->raw.raw_lens[nraw];
             own = 0;
-            ri++;
+            nraw++;
         }
         if (key) {
             if (!txn) {
@@ -237,73 +249,137 @@ static void ty_state_send_flying(ty_master_t *m) {
             }
         }
         if (txn && (!key || ty_etcd_txn_ops(txn) >= TY_TXN_MAX_OPS)) {
-            m->inflight++;
+            f->pending++;
             m->txns++;
-            if (ty_etcd_txn_commit(m->etcd, &txn, ty_state_commit_done, m) != 0) {
-                m->inflight--;
-                m->flight_failed = 1;
+            if (ty_etcd_txn_commit(m->etcd, &txn, ty_state_commit_done, f) != 0) {
+                f->pending--;
+                f->failed = 1;
             }
         }
         if (!key)
             break;
     }
     free(leader);
-    if (m->inflight == 0) { /* nothing could be queued: go through the failure path */
-        m->inflight = 1;
-        ty_state_commit_done(TY_EETCD, NULL, m);
-    }
+    ty_state_commit_done(0, NULL, f); /* drop the hold */
 }
 
 static void ty_state_retry_cb(uv_timer_t *h) {
     ty_master_t *m = h->data;
-    ty_state_send_flying(m);
+    for (ty_flight_t *f = m->flights; f; f = f->next)
+        if (f->failed && f->pending == 0 && !f->done)
+            ty_flight_send(f);
 }
 
-static void ty_state_clear_dirty(ty_batch_t *b) {
-    for (ty_run_t *r = b->runs; r; r = r->dirty_next)
-        r->dirty = 0;
-    for (ty_task_t *t = b->tasks; t; t = t->dirty_next)
-        t->dirty = 0;
+static void ty_flight_free(ty_flight_t *f) {
+    for (size_t i = 0; i < f->nruns; i++)
+        f->runs[i]->inflight--;
+    for (size_t i = 0; i < f->ntasks; i++)
+        f->tasks[i]->inflight--;
+    free(f->runs);
+    free(f->tasks);
+    ty_batch_free_raw(&f->raw);
+    free(f);
 }
 
 static void ty_state_commit_done(int status, const ty_etcd_resp_t *resp, void *arg) {
-    ty_master_t *m = arg;
-    if (status != 0)
-        m->flight_failed = 1;
-    else if (resp && !resp->succeeded) {
+    ty_flight_t *f = arg;
+    ty_master_t *m = f->m;
+    if (status != 0) {
+        f->failed = 1;
+    } else if (resp && !resp->succeeded) {
         ty_error("etcd rejected a write: epoch %llu is no longer the leader; exiting",
                  (unsigned long long)m->epoch);
         exit(3);
     }
-    if (--m->inflight > 0)
+    if (--f->pending > 0)
         return;
-    if (m->flight_failed) {
+    if (f->failed) {
         ty_warn("etcd write failed; retrying the batch");
-        uv_timer_start(&m->retry, ty_state_retry_cb, 500, 0);
+        if (!uv_is_active((uv_handle_t *)&m->retry))
+            uv_timer_start(&m->retry, ty_state_retry_cb, 500, 0);
         return;
     }
-    ty_batch_t *b = &m->flying;
-    ty_batch_free_raw(b);
-    b->runs = NULL;
-    b->tasks = NULL;
-    b->nops = 0;
-    ty_batch_release_out(m, b);
+    f->done = 1;
+    /* outboxes leave in batch order: a later batch may depend on an earlier one */
+    while (m->flights && m->flights->done) {
+        ty_flight_t *head = m->flights;
+        m->flights = head->next;
+        m->nflights--;
+        ty_outmsg_t *out = head->raw.out;
+        ty_flight_free(head);
+        ty_out_release(m, out);
+    }
     ty_state_flush(m); /* the next batch may be waiting */
 }
 
+/* Whether the open batch writes a record that a batch in flight also writes
+ * (then it waits: etcd could apply two txns of one key out of order). */
+static int ty_state_conflicts(const ty_master_t *m) {
+    for (ty_run_t *r = m->open.runs; r; r = r->dirty_next)
+        if (r->inflight)
+            return 1;
+    for (ty_task_t *t = m->open.tasks; t; t = t->dirty_next)
+        if (t->inflight)
+            return 1;
+    return 0;
+}
+
 void ty_state_flush(ty_master_t *m) {
-    if (m->flying.nops > 0) /* one batch at a time: keys may repeat */
-        return;
-    if (m->open.nops == 0) {
-        ty_batch_release_out(m, &m->open); /* nothing to wait for */
+    ty_batch_t *b = &m->open;
+    if (b->nops == 0) {
+        if (!b->out)
+            return;
+        if (m->nflights == 0) {
+            ty_outmsg_t *out = b->out;
+            b->out = NULL;
+            b->out_tail = &b->out;
+            ty_out_release(m, out); /* nothing to wait for */
+            return;
+        }
+        /* wait for the batches in flight: append to the newest one's outbox */
+        ty_flight_t *last = m->flights;
+        while (last->next)
+            last = last->next;
+        *last->raw.out_tail = b->out;
+        last->raw.out_tail = b->out_tail;
+        b->out = NULL;
+        b->out_tail = &b->out;
         return;
     }
-    m->flying = m->open;
-    if (!m->flying.out)
-        m->flying.out_tail = &m->flying.out;
-    ty_state_clear_dirty(&m->flying);
-    ty_batch_init(&m->open);
-    ty_state_send_flying(m);
+    if (m->nflights >= TY_MAX_FLIGHTS || ty_state_conflicts(m))
+        return; /* retried when a batch in flight completes */
+    ty_flight_t *f = ty_xcalloc(1, sizeof *f);
+    f->m = m;
+    for (ty_run_t *r = b->runs; r; r = r->dirty_next)
+        f->nruns++;
+    for (ty_task_t *t = b->tasks; t; t = t->dirty_next)
+        f->ntasks++;
+    f->runs = ty_xcalloc(f->nruns, sizeof *f->runs);
+    f->tasks = ty_xcalloc(f->ntasks, sizeof *f->tasks);
+    size_t i = 0;
+    for (ty_run_t *r = b->runs; r; r = r->dirty_next) {
+        r->dirty = 0;
+        r->inflight++;
+        f->runs[i++] = r;
+    }
+    i = 0;
+    for (ty_task_t *t = b->tasks; t; t = t->dirty_next) {
+        t->dirty = 0;
+        t->inflight++;
+        f->tasks[i++] = t;
+    }
+    f->raw = *b; /* raw puts and the outbox move along */
+    f->raw.runs = NULL;
+    f->raw.tasks = NULL;
+    if (!f->raw.out)
+        f->raw.out_tail = &f->raw.out;
+    ty_batch_init(b);
+    ty_flight_t **pp = &m->flights;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = f;
+    m->nflights++;
+    ty_flight_send(f);
 }
 
 /* ---- rebuild ---- */

@@ -43,17 +43,7 @@ static void teardown(void) {
     free(M.delayed);
     zsock_destroy(&M.wsock);
     zsock_destroy(&M.csock);
-    /* drop the unsent outbox */
-    for (ty_outmsg_t *o = M.open.out; o;) {
-        ty_outmsg_t *n = o->next;
-        zframe_destroy(&o->identity);
-        zframe_destroy(&o->payload);
-        free(o);
-        o = n;
-    }
-    free(M.open.raw_keys);
-    free(M.open.raw_vals);
-    free(M.open.raw_lens);
+    ty_state_fini(&M); /* the unsent outbox */
 }
 
 static ty_worker_t *add_worker(const char *id, double cpus, uint32_t gpus, const char *label) {

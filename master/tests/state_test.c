@@ -22,7 +22,7 @@ static void run_until(uv_loop_t *loop, int (*done)(ty_master_t *), ty_master_t *
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
-static int committed(ty_master_t *m) { return m->flying.nops == 0 && m->open.nops == 0; }
+static int committed(ty_master_t *m) { return ty_state_idle(m); }
 
 static void init_master(ty_master_t *m, uv_loop_t *loop) {
     memset(m, 0, sizeof *m);
@@ -41,6 +41,7 @@ static void init_master(ty_master_t *m, uv_loop_t *loop) {
 }
 
 static void free_master(ty_master_t *m) {
+    ty_state_fini(m);
     for (size_t i = 0; i < m->nruns; i++)
         ty_sched_run_free(m->order[i]);
     free(m->order);
@@ -183,6 +184,7 @@ int main(void) {
     CHECK(!(zsock_events(client) & ZMQ_POLLIN)); /* held in the outbox */
     ty_state_flush(&m);
     CHECK_EQ_INT(m.txns - txns0, 3);
+    CHECK_EQ_INT(m.nflights, 1);
     run_until(&loop, committed, &m);
     CHECK(committed(&m));
     zclock_sleep(50);
