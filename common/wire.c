@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <string.h>
 
 int ty_wire_decode(const void *data, size_t len, size_t max, Ty__Envelope **out) {
@@ -34,21 +35,28 @@ zframe_t *ty_wire_encode(Ty__Envelope *env) {
     return f;
 }
 
+int ty_wire_send_frame(zframe_t **f, zsock_t *sock, int more) {
+    int flags = ZFRAME_DONTWAIT | (more ? ZFRAME_MORE : 0);
+    /* a signal (SIGCHLD from a finished task) interrupts zmq_send: try again */
+    while (zframe_send(f, sock, flags) != 0) {
+        if (zmq_errno() != EINTR) {
+            zframe_destroy(f);
+            return TY_EIO;
+        }
+    }
+    return 0;
+}
+
 int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env) {
     zframe_t *f = ty_wire_encode(env);
     if (identity) {
         zframe_t *id = zframe_dup(identity);
-        if (zframe_send(&id, sock, ZFRAME_MORE | ZFRAME_DONTWAIT) != 0) {
-            zframe_destroy(&id);
+        if (ty_wire_send_frame(&id, sock, 1) != 0) {
             zframe_destroy(&f);
             return TY_EIO;
         }
     }
-    if (zframe_send(&f, sock, ZFRAME_DONTWAIT) != 0) {
-        zframe_destroy(&f);
-        return TY_EIO;
-    }
-    return 0;
+    return ty_wire_send_frame(&f, sock, 0);
 }
 
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env) {

@@ -23,14 +23,18 @@ void ty_wire_free(Ty__Envelope **env);
 /* Encode env (version is set here) into a new frame. */
 zframe_t *ty_wire_encode(Ty__Envelope *env);
 
+/* Send one frame without blocking, retrying when a signal interrupts;
+ * consumes *f either way.  Returns 0 or TY_EIO. */
+int ty_wire_send_frame(zframe_t **f, zsock_t *sock, int more);
+
 /* Send env on sock, prefixed with a copy of identity when it is not NULL.
  * Returns 0 or TY_EIO (the peer's queue is full or it is gone). */
 int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
 
 /* Receive one message without blocking.  For ROUTER sockets *identity gets
  * the sender's frame (caller destroys).  Returns 0 with *env set; TY_ETOOBIG or
- * TY_EPROTO for a rejected message (consumed); TY_EAGAIN-like TY_ENOENT when
- * nothing is waiting. */
+ * TY_EPROTO for a rejected message (consumed); TY_ENOENT when
+ * nothing is waiting (or a signal interrupted the receive). */
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
 
 /* libuv adapter: calls on_readable(arg) while the socket has input. ZeroMQ's

@@ -20,6 +20,7 @@ MASTER_BIN = os.path.join(BUILD, "master", "trainyard-master")
 WORKER_BIN = os.path.join(BUILD, "worker", "trainyard-worker")
 CLI_BIN = os.path.join(BUILD, "cli", "trainyard")
 ETCD_BIN = os.environ.get("TY_ETCD_BIN", "/usr/bin/etcd")
+LOG_ARGS = ["--log-level", os.environ["TY_LOG_LEVEL"]] if os.environ.get("TY_LOG_LEVEL") else []
 
 
 def free_port():
@@ -126,7 +127,7 @@ class Cluster:
         args = [MASTER_BIN, "--etcd", self.etcd_url, "--node-id", "m1",
                 "--client-bind", self.client_ep, "--worker-bind", self.worker_ep,
                 "--data-dir", os.path.join(self.tmp, "master"),
-                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + self.master_args
+                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + self.master_args
         self.master = Proc("master", args, os.path.join(self.tmp, "master.log"))
         self.procs.append(self.master)
         if wait_ready:
@@ -137,7 +138,7 @@ class Cluster:
     def start_worker(self, wid, *extra):
         args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
                 "--work-dir", os.path.join(self.tmp, "work-" + wid),
-                "--kill-grace-ms", "1000"] + list(extra)
+                "--kill-grace-ms", "1000"] + LOG_ARGS + list(extra)
         p = Proc(wid, args, os.path.join(self.tmp, f"worker-{wid}.log"))
         self.procs.append(p)
         self.workers[wid] = p

@@ -94,10 +94,8 @@ void ty_state_put_raw(ty_master_t *m, const char *key, uint8_t *val, size_t len)
 }
 
 static void ty_out_send_now(ty_master_t *m, ty_outmsg_t *o) {
-    zframe_t *id = o->identity;
-    if (id && zframe_send(&id, o->sock, ZFRAME_MORE | ZFRAME_DONTWAIT) != 0)
-        zframe_destroy(&id);
-    else if (zframe_send(&o->payload, o->sock, ZFRAME_DONTWAIT) != 0)
+    if ((o->identity && ty_wire_send_frame(&o->identity, o->sock, 1) != 0) ||
+        ty_wire_send_frame(&o->payload, o->sock, 0) != 0)
         ty_debug("send dropped: peer gone or queue full");
     zframe_destroy(&o->payload);
     ty_wire_poll_kick(o->sock == m->wsock ? m->wpoll : m->cpoll);

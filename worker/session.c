@@ -12,7 +12,7 @@
 
 void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env) {
     if (ty_wire_send(wk->sock, NULL, env) != 0)
-        ty_debug("send to master failed (queue full)");
+        ty_warn("send to master failed: %s", zmq_strerror(zmq_errno()));
     ty_wire_poll_kick(wk->poll);
 }
 
@@ -25,10 +25,26 @@ void ty_wk_result(ty_wk_t *wk, Ty__TaskResult *res) {
     free(buf);
     u->next = wk->unacked;
     wk->unacked = u;
+    u->sent_at = ty_mono_ms();
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_RESULT;
     env.result = res;
     ty_wk_send(wk, &env);
+}
+
+/* Results the master has not acknowledged within three heartbeats go again;
+ * the master acknowledges and ignores duplicates. */
+static void ty_resend_unacked(ty_wk_t *wk) {
+    int64_t now = ty_mono_ms();
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next) {
+        if (now - u->sent_at < 3 * wk->heartbeat_ms)
+            continue;
+        u->sent_at = now;
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.body_case = TY__ENVELOPE__BODY_RESULT;
+        env.result = u->res;
+        ty_wk_send(wk, &env);
+    }
 }
 
 static void ty_ack(ty_wk_t *wk, const Ty__TaskRef *ref) {
@@ -139,6 +155,7 @@ static void ty_hb_cb(uv_timer_t *h) {
         ty_register(wk);
         return;
     }
+    ty_resend_unacked(wk);
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
     hb.running = (uint32_t)ty_exec_running(wk);
     Ty__Envelope env = TY__ENVELOPE__INIT;

@@ -20,6 +20,7 @@ typedef struct ty_wk ty_wk_t;
 
 typedef struct ty_unacked {
     Ty__TaskResult *res; /* unpacked copy (free with ty__task_result__free_unpacked) */
+    int64_t sent_at;     /* monotonic ms; resent while no ack comes */
     struct ty_unacked *next;
 } ty_unacked_t;
 

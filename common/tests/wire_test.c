@@ -2,6 +2,9 @@
 #include "common/err.h"
 #include "common/tests/ty_test.h"
 
+#include <signal.h>
+#include <sys/time.h>
+
 typedef struct {
     zsock_t *router;
     int got, rejected;
@@ -34,6 +37,47 @@ static void on_router(void *arg) {
 }
 
 static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) {
+    (void)sig;
+    alarms++;
+}
+
+/* Sends must survive signals (the worker gets SIGCHLD for every task). */
+static void test_send_under_signals(void) {
+    zsock_t *pull = zsock_new_pull("inproc://sig-test");
+    zsock_t *push = zsock_new_push("inproc://sig-test");
+    zsock_set_sndhwm(push, 0);
+    zsock_set_rcvhwm(pull, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: calls fail with EINTR */
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 20}, {0, 20}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    int sent = 0;
+    for (int i = 0; i < 20000; i++) {
+        zframe_t *f = zframe_new(&i, sizeof i);
+        if (ty_wire_send_frame(&f, push, 0) == 0)
+            sent++;
+        CHECK(f == NULL);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    CHECK_EQ_INT(sent, 20000);
+    CHECK(alarms > 0);
+    int got = 0;
+    zsock_set_rcvtimeo(pull, 2000);
+    zframe_t *f;
+    while (got < sent && (f = zframe_recv(pull))) {
+        got++;
+        zframe_destroy(&f);
+    }
+    CHECK_EQ_INT(got, 20000);
+    zsock_destroy(&push);
+    zsock_destroy(&pull);
+}
 
 int main(void) {
     /* encode/decode round trip and rejections */
@@ -95,5 +139,6 @@ int main(void) {
     zframe_destroy(&f);
     zsock_destroy(&dealer);
     zsock_destroy(&c.router);
+    test_send_under_signals();
     TEST_DONE();
 }

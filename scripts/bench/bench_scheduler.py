@@ -55,7 +55,7 @@ def pipeline(name, n, chain):
 
 def run_span(c, text, name):
     run = c.submit(text, name=name + ".yaml")
-    st = c.wait_run(run, timeout=600)
+    st = c.wait_run(run, timeout=120)
     assert st["state"] == "succeeded", st["state"]
     return ms(st["finished_at"]) - ms(st["created_at"]), st
 
