@@ -1,0 +1,80 @@
+/* JSON and table rendering of master replies. */
+#include "cli/output.h"
+
+#include "common/dag.h"
+#include "common/tests/ty_test.h"
+
+int main(void) {
+    Ty__RunRecord run = TY__RUN_RECORD__INIT;
+    run.run_id = "p-1";
+    run.pipeline = "p";
+    run.state = TY_RUN_FAILED;
+    run.created_ms = 1767323045678LL;
+    run.started_ms = run.created_ms + 1;
+    run.finished_ms = run.created_ms + 2500;
+    Ty__KV kv = TY__KV__INIT, *kvp = &kv;
+    kv.key = "epochs";
+    kv.value = "3";
+    run.params = &kvp;
+    run.n_params = 1;
+    Ty__TaskRecord a = TY__TASK_RECORD__INIT, b = TY__TASK_RECORD__INIT;
+    a.name = "a";
+    a.state = TY_TASK_FAILED;
+    a.attempt = 2;
+    a.worker = "w1";
+    a.exit_code = 3;
+    a.started_ms = run.started_ms;
+    a.finished_ms = run.finished_ms;
+    a.reason = "exit code 3";
+    Ty__Metric m = TY__METRIC__INIT, *mp = &m;
+    m.name = "loss";
+    m.value = 0.5;
+    m.step = 4;
+    a.metrics = &mp;
+    a.n_metrics = 1;
+    b.name = "b";
+    b.state = TY_TASK_UPSTREAM_FAILED;
+    Ty__TaskRecord *tasks[] = {&a, &b};
+    Ty__RunStatus st = TY__RUN_STATUS__INIT;
+    st.run = &run;
+    st.tasks = tasks;
+    st.n_tasks = 2;
+    st.version = 9;
+
+    json_t *j = ty_out_status_json(&st);
+    CHECK_STR(json_string_value(json_object_get(j, "run_id")), "p-1");
+    CHECK_STR(json_string_value(json_object_get(j, "state")), "failed");
+    CHECK_STR(json_string_value(json_object_get(j, "created_at")), "2026-01-02T03:04:05.678Z");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "params"), "epochs")), "3");
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "version")), 9);
+    json_t *ta = json_array_get(json_object_get(j, "tasks"), 0);
+    json_t *tb = json_array_get(json_object_get(j, "tasks"), 1);
+    CHECK_STR(json_string_value(json_object_get(ta, "state")), "failed");
+    CHECK_EQ_INT(json_integer_value(json_object_get(ta, "attempt")), 2);
+    CHECK_EQ_INT(json_integer_value(json_object_get(ta, "exit_code")), 3);
+    CHECK_STR(json_string_value(json_object_get(ta, "worker")), "w1");
+    CHECK(json_real_value(json_object_get(json_object_get(json_object_get(ta, "metrics"), "loss"),
+                                          "value")) == 0.5);
+    /* never ran: no worker, no exit code, no times */
+    CHECK_STR(json_string_value(json_object_get(tb, "state")), "upstream_failed");
+    CHECK(json_is_null(json_object_get(tb, "worker")));
+    CHECK(json_is_null(json_object_get(tb, "exit_code")));
+    CHECK(json_is_null(json_object_get(tb, "started_at")));
+    json_decref(j);
+
+    char line[256];
+    ty_out_progress_line(line, sizeof line, &st);
+    CHECK_STR(line, "failed: 2/2 tasks done, 1 failed, 1 upstream_failed");
+
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    ty_out_status_table(f, &st);
+    fclose(f);
+    CHECK_CONTAINS(buf, "run p-1  pipeline p  state failed");
+    CHECK_CONTAINS(buf, "exit code 3");
+    CHECK_CONTAINS(buf, "metrics: loss=0.5");
+    CHECK_CONTAINS(buf, "2.5s");
+    free(buf);
+    TEST_DONE();
+}
