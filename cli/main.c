@@ -171,81 +171,78 @@ static int ty_cmd_validate(ty_cli_t *cli) {
     return 0;
 }
 
-static char *ty_read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ty_buf_t b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ty_buf_append(&b, chunk, n);
-    fclose(f);
-    ty_buf_append(&b, "", 0);
-    return b.data;
+/* Send the file to the master (it validates again and renders params). */
+static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__KV **params,
+                          size_t nparams, Ty__Envelope **rep) {
+    ty_buf_t yaml = {0};
+    if (ty_read_file(file, &yaml) != 0) {
+        ty_buf_free(&yaml);
+        return ty_die("cannot read %s", file);
+    }
+    Ty__SubmitRequest sr = TY__SUBMIT_REQUEST__INIT;
+    sr.yaml = yaml.data;
+    sr.filename = (char *)file;
+    sr.params = params;
+    sr.n_params = nparams;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_SUBMIT;
+    env.submit = &sr;
+    int rc = ty_call(c, &env, cli->call_ms, rep, TY__ENVELOPE__BODY_SUBMIT_REPLY);
+    ty_buf_free(&yaml);
+    return rc;
 }
 
 static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     int wait = 0, local_check = 1;
     const char *file = NULL;
-    Ty__KV *kvs = NULL;
+    /* -p key=value: split in place (argv is ours), at most argc of them */
+    Ty__KV *kvs = ty_xcalloc((size_t)cli->argc, sizeof *kvs);
+    Ty__KV **ptrs = ty_xcalloc((size_t)cli->argc, sizeof *ptrs);
     size_t nkv = 0;
-    for (int i = 1; i < cli->argc; i++) {
-        const char *a = cli->argv[i];
+    int rc = 0;
+    for (int i = 1; i < cli->argc && rc == 0; i++) {
+        char *a = cli->argv[i];
         if (strcmp(a, "--wait") == 0 || strcmp(a, "-w") == 0) {
             wait = 1;
         } else if (strcmp(a, "--no-local-check") == 0) {
             local_check = 0; /* let the master validate (it always does) */
         } else if ((strcmp(a, "-p") == 0 || strcmp(a, "--param") == 0) && i + 1 < cli->argc) {
-            const char *kv = cli->argv[++i], *eq = strchr(kv, '=');
-            if (!eq || eq == kv)
-                return ty_die("bad -p '%s' (want key=value)", kv);
-            kvs = ty_xrealloc(kvs, (nkv + 1) * sizeof *kvs);
+            char *kv = cli->argv[++i], *eq = strchr(kv, '=');
+            if (!eq || eq == kv) {
+                rc = ty_die("bad -p '%s' (want key=value)", kv);
+                break;
+            }
+            *eq = '\0';
             ty__kv__init(&kvs[nkv]);
-            kvs[nkv].key = ty_xstrndup(kv, (size_t)(eq - kv));
-            kvs[nkv].value = (char *)eq + 1;
+            kvs[nkv].key = kv;
+            kvs[nkv].value = eq + 1;
+            ptrs[nkv] = &kvs[nkv];
             nkv++;
         } else if (!file && a[0] != '-') {
             file = a;
         } else {
-            return ty_die("submit: unexpected argument '%s'", a);
+            rc = ty_die("submit: unexpected argument '%s'", a);
         }
     }
-    if (!file)
-        return ty_die("usage: trainyard submit FILE [-p key=value]... [--wait]");
+    if (rc == 0 && !file)
+        rc = ty_die("usage: trainyard submit FILE [-p key=value]... [--wait]");
     /* validate locally first: a clear error without a round trip */
     Ty__PipelineSpec *spec = NULL;
     char *err = NULL;
-    if (local_check && ty_dag_load_file(file, &spec, &err) != 0) {
+    if (rc == 0 && local_check && ty_dag_load_file(file, &spec, &err) != 0) {
         fputs(err, stderr);
-        free(err);
-        return 1;
+        rc = 1;
     }
+    free(err);
     ty_dag_free(&spec);
-    char *yaml = ty_read_file(file);
-    if (!yaml)
-        return ty_die("cannot read %s", file);
-    Ty__KV **ptrs = ty_xcalloc(nkv, sizeof *ptrs);
-    for (size_t i = 0; i < nkv; i++)
-        ptrs[i] = &kvs[i];
-    Ty__SubmitRequest sr = TY__SUBMIT_REQUEST__INIT;
-    sr.yaml = yaml;
-    sr.filename = (char *)file;
-    sr.params = ptrs;
-    sr.n_params = nkv;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_SUBMIT;
-    env.submit = &sr;
     Ty__Envelope *rep = NULL;
-    int rc = ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_SUBMIT_REPLY);
-    free(yaml);
-    for (size_t i = 0; i < nkv; i++)
-        free(kvs[i].key);
+    if (rc == 0)
+        rc = ty_submit_file(cli, c, file, ptrs, nkv, &rep);
     free(kvs);
     free(ptrs);
     if (rc != 0)
         return rc;
-    char *run = ty_xstrdup(rep->submit_reply->run_id);
+    const char *run = rep->submit_reply->run_id;
     if (!wait) {
         if (cli->json) {
             json_t *o = json_object();
@@ -256,13 +253,11 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
         } else {
             printf("%s\n", run);
         }
-        rc = 0;
     } else {
         fprintf(stderr, "submitted %s\n", run);
         rc = ty_wait_run(cli, c, run);
     }
     ty_wire_free(&rep);
-    free(run);
     return rc;
 }
 

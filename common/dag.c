@@ -42,9 +42,7 @@ static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, .
     ty_buf_printf(&c->err, "%s:%lu: ", c->file, n ? (unsigned long)n->start_mark.line + 1 : 1UL);
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
+    char *s = ty_xvasprintf(fmt, ap);
     va_end(ap);
     ty_buf_printf(&c->err, "%s\n", s);
     free(s);
@@ -510,20 +508,16 @@ int ty_dag_load_string(const char *yaml, size_t len, const char *filename, Ty__P
 }
 
 int ty_dag_load_file(const char *path, Ty__PipelineSpec **out, char **errmsg) {
-    FILE *f = fopen(path, "rb");
+    ty_buf_t b = {0};
     *out = NULL;
-    if (!f) {
+    int rc = ty_read_file(path, &b);
+    if (rc != 0) {
         if (errmsg)
-            *errmsg = ty_xasprintf("%s: %s\n", path, strerror(errno));
+            *errmsg = ty_xasprintf("%s: %s\n", path, strerror(-rc));
+        ty_buf_free(&b);
         return TY_EIO;
     }
-    ty_buf_t b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ty_buf_append(&b, chunk, n);
-    fclose(f);
-    int rc = ty_dag_load_string(b.data ? b.data : "", b.len, path, out, errmsg);
+    rc = ty_dag_load_string(b.data, b.len, path, out, errmsg);
     ty_buf_free(&b);
     return rc;
 }

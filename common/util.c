@@ -2,11 +2,13 @@
 
 #include "common/err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void ty_oom(void) {
@@ -44,12 +46,17 @@ char *ty_xstrndup(const char *s, size_t n) {
     return p;
 }
 
-char *ty_xasprintf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+char *ty_xvasprintf(const char *fmt, va_list ap) {
     char *s = NULL;
     if (vasprintf(&s, fmt, ap) < 0)
         ty_oom();
+    return s;
+}
+
+char *ty_xasprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ty_xvasprintf(fmt, ap);
     va_end(ap);
     return s;
 }
@@ -154,12 +161,9 @@ void ty_buf_append(ty_buf_t *b, const void *data, size_t n) {
 void ty_buf_printf(ty_buf_t *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    int n = vasprintf(&s, fmt, ap);
+    char *s = ty_xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        ty_oom();
-    ty_buf_append(b, s, (size_t)n);
+    ty_buf_append(b, s, strlen(s));
     free(s);
 }
 
@@ -178,6 +182,40 @@ void ty_buf_free(ty_buf_t *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+int ty_read_file(const char *path, ty_buf_t *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ty_buf_append(out, chunk, n);
+    int rc = ferror(f) ? -EIO : 0;
+    fclose(f);
+    ty_buf_append(out, "", 0); /* NUL-terminate even when empty */
+    return rc;
+}
+
+int ty_mkdirs(const char *path) {
+    char *d = ty_xstrdup(path);
+    int rc = 0;
+    for (char *s = d + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) {
+            rc = -errno;
+            break;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    free(d);
+    return rc;
 }
 
 void ty_random_bytes(void *buf, size_t n) {

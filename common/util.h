@@ -3,6 +3,7 @@
 #ifndef TY_COMMON_UTIL_H
 #define TY_COMMON_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,7 @@ char *ty_xstrdup(const char *s);
 char *ty_xstrndup(const char *s, size_t n);
 /* printf into a new heap string. */
 char *ty_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *ty_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Milliseconds since the epoch (wall clock) and a monotonic clock. */
 int64_t ty_now_ms(void);
@@ -34,6 +36,11 @@ void ty_buf_append(ty_buf_t *b, const void *data, size_t n);
 void ty_buf_printf(ty_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ty_buf_consume(ty_buf_t *b, size_t n);
 void ty_buf_free(ty_buf_t *b);
+
+/* Read a whole file into *out (appended, NUL-terminated).  0 or -errno. */
+int ty_read_file(const char *path, ty_buf_t *out);
+/* mkdir -p with mode 0755.  0 or -errno. */
+int ty_mkdirs(const char *path);
 
 /* Fill buf with n random bytes from the kernel; aborts on failure. */
 void ty_random_bytes(void *buf, size_t n);

@@ -302,17 +302,8 @@ void ty_api_on_message(void *arg) {
     ty_master_t *m = arg;
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
-    int rc = ty_wire_recv(m->csock, 1, m->o.max_frame, &id, &env);
-    if (rc == TY_ETOOBIG)
-        m->rejected_size++;
-    else if (rc == TY_EPROTO)
-        m->rejected_decode++;
-    if (rc != 0) {
-        if (rc != TY_ENOENT)
-            ty_warn("client socket: rejected a message: %s", ty_strerror(rc));
-        zframe_destroy(&id);
+    if (ty_state_recv(m, m->csock, &id, &env) != 0)
         return;
-    }
     uint64_t rq = env->req_id;
     ty_run_t *r = NULL;
     switch (env->body_case) {

@@ -33,22 +33,6 @@ static void ty_usage(FILE *f) {
           f);
 }
 
-static int ty_mkdirs(const char *path) {
-    char *p = ty_xstrdup(path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                free(p);
-                return -errno;
-            }
-            *s = '/';
-        }
-    int rc = mkdir(p, 0755) != 0 && errno != EEXIST ? -errno : 0;
-    free(p);
-    return rc;
-}
-
 static void ty_tick(ty_master_t *m) {
     if (m->need_schedule)
         ty_sched_pass(m);

@@ -1,7 +1,8 @@
 /* trainyard-master internals.  One libuv loop thread owns everything here.
  *
  * Modules:
- *   state.c    write-ahead persistence: per-tick batched, epoch-guarded etcd
+ *   state.c    socket I/O (receive with rejection counts, the outbox) and
+ *              write-ahead persistence: per-tick batched, epoch-guarded etcd
  *              txns; the outbox of messages released only after the batch that
  *              precedes them is durable; rebuild from etcd.
  *   election.c the leader key, its lease and the fencing epoch.
@@ -211,6 +212,9 @@ void ty_state_put_raw(ty_master_t *m, const char *key, uint8_t *val, size_t len)
 /* Queue env for identity on sock, released once everything changed so far is durable. */
 void ty_state_send(ty_master_t *m, zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
 void ty_state_flush(ty_master_t *m);
+/* Receive one message from a ROUTER socket; counts and logs rejected ones.
+ * Returns 0 with *id and *env (caller frees) or a negative code. */
+int ty_state_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env);
 int ty_state_idle(const ty_master_t *m);
 /* Load every run, task and worker record; calls done(m, status) when finished. */
 void ty_state_rebuild(ty_master_t *m, void (*done)(ty_master_t *m, int status));

@@ -19,9 +19,7 @@
 char *ty_state_key(const ty_master_t *m, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char *tail = NULL;
-    if (vasprintf(&tail, fmt, ap) < 0)
-        abort();
+    char *tail = ty_xvasprintf(fmt, ap);
     va_end(ap);
     char *k = ty_xasprintf("%s%s", m->o.prefix, tail);
     free(tail);
@@ -100,6 +98,21 @@ static void ty_out_send_now(ty_master_t *m, ty_outmsg_t *o) {
     zframe_destroy(&o->payload);
     ty_wire_poll_kick(o->sock == m->wsock ? m->wpoll : m->cpoll);
     free(o);
+}
+
+int ty_state_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env) {
+    int rc = ty_wire_recv(sock, 1, m->o.max_frame, id, env);
+    if (rc == 0)
+        return 0;
+    if (rc == TY_ETOOBIG)
+        m->rejected_size++;
+    else if (rc == TY_EPROTO)
+        m->rejected_decode++;
+    if (rc != TY_ENOENT)
+        ty_warn("%s socket: rejected a message: %s", sock == m->wsock ? "worker" : "client",
+                ty_strerror(rc));
+    zframe_destroy(id);
+    return rc;
 }
 
 int ty_state_idle(const ty_master_t *m) { return m->open.nops == 0 && m->nflights == 0; }

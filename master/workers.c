@@ -263,17 +263,8 @@ void ty_workers_on_message(void *arg) {
     ty_master_t *m = arg;
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
-    int rc = ty_wire_recv(m->wsock, 1, m->o.max_frame, &id, &env);
-    if (rc == TY_ETOOBIG)
-        m->rejected_size++;
-    else if (rc == TY_EPROTO)
-        m->rejected_decode++;
-    if (rc != 0) {
-        if (rc != TY_ENOENT)
-            ty_warn("worker socket: rejected a message: %s", ty_strerror(rc));
-        zframe_destroy(&id);
+    if (ty_state_recv(m, m->wsock, &id, &env) != 0)
         return;
-    }
     char *wid = zframe_strdup(id);
     ty_worker_t *w = zhashx_lookup(m->workers, wid);
     free(wid);

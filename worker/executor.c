@@ -273,26 +273,6 @@ void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
     }
 }
 
-static int ty_mkdirs(const char *path) {
-    char *d = ty_xstrdup(path);
-    int rc = 0;
-    for (char *s = d + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(d, 0755) != 0 && errno != EEXIST) {
-                rc = -errno;
-                break;
-            }
-            *s = c;
-            if (!c)
-                break;
-        }
-    }
-    free(d);
-    return rc;
-}
-
 /* environ, minus names we set, plus the task's env and the TRAINYARD_* contract. */
 static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     ty_buf_t gpus = {0};
