@@ -183,3 +183,27 @@ tasks:
             "no word from the master" in cluster.workers["w1"].text()
     finally:
         os.kill(cluster.master.pid, signal.SIGCONT)
+
+
+def test_stopped_worker_hands_its_task_back(cluster):
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "1")
+    cluster.start_worker("w2", "--cpus", "1")
+    cluster.wait_workers(["w1", "w2"])
+    run = cluster.submit("""
+name: handback
+tasks:
+  - name: work
+    command: "sleep 2; echo done on $TRAINYARD_WORKER"
+""")
+    st = cluster.wait_task_state(run, "work", ["running"])
+    first = task(st, "work")["worker"]
+    other = "w2" if first == "w1" else "w1"
+    cluster.workers[first].kill(signal.SIGTERM)  # graceful: kills its task, deregisters
+    st = cluster.wait_run(run)
+    t = task(st, "work")
+    assert st["state"] == "succeeded", st
+    assert t["attempt"] == 2 and t["worker"] == other  # retries: 0, yet not failed
+    ws = {w["id"]: w["state"] for w in cluster.json("workers")}
+    assert ws[first] == "gone"
+    assert f"worker {first} deregistered" in cluster.master.text()

@@ -254,7 +254,7 @@ static void ty_on_workers(ty_master_t *m, zframe_t *id, uint64_t req_id) {
         ty__resources__init(&tot[i]);
         ty__resources__init(&used[i]);
         ws[i].id = w->id;
-        ws[i].state = w->up ? "up" : "lost";
+        ws[i].state = w->up ? "up" : w->gone ? "gone" : "lost";
         ws[i].hostname = w->hostname ? w->hostname : "";
         tot[i].cpus = w->cpus;
         tot[i].mem_mb = w->mem_mb;

@@ -96,6 +96,7 @@ struct ty_worker {
     unsigned running;
     int64_t last_seen; /* monotonic ms */
     int up;
+    int gone;       /* deregistered */
     int known_only; /* loaded from etcd, not yet re-registered */
 };
 

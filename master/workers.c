@@ -88,7 +88,9 @@ static void ty_apply_result(ty_master_t *m, ty_worker_t *w, zframe_t *id,
     if (!res->ref)
         return;
     ty_task_t *t = ty_task_for(m, res->ref);
-    if (ty_ref_current(t, res->ref, w->id))
+    if (ty_ref_current(t, res->ref, w->id) && res->interrupted)
+        ty_sched_requeue_lost(m, t, *res->error ? res->error : "interrupted by its worker");
+    else if (ty_ref_current(t, res->ref, w->id))
         ty_sched_task_result(m, t, res);
     else
         ty_debug("ignoring result of stale attempt %s/%s#%u", res->ref->run_id, res->ref->task,
@@ -100,6 +102,34 @@ static void ty_apply_result(ty_master_t *m, ty_worker_t *w, zframe_t *id,
     env.body_case = TY__ENVELOPE__BODY_RESULT_ACK;
     env.result_ack = &ack;
     ty_send_simple(m, id, &env);
+}
+
+/* workers/<id> is written on registration (when new or changed) and on
+ * deregistration only: liveness never costs an etcd write. */
+static void ty_put_worker_record(ty_master_t *m, ty_worker_t *w, Ty__Resources *total,
+                                 int deregistered) {
+    Ty__Resources res = TY__RESOURCES__INIT;
+    res.cpus = w->cpus;
+    res.mem_mb = w->mem_mb;
+    res.gpus = w->gpus;
+    res.labels = w->labels;
+    res.n_labels = w->nlabels;
+    Ty__WorkerRecord rec = TY__WORKER_RECORD__INIT;
+    rec.id = w->id;
+    rec.total = total ? total : &res;
+    rec.hostname = w->hostname ? w->hostname : "";
+    rec.registered_ms = ty_now_ms();
+    rec.deregistered = deregistered;
+    size_t len = ty__worker_record__get_packed_size(&rec);
+    uint8_t *buf = ty_xmalloc(len);
+    ty__worker_record__pack(&rec, buf);
+    char *key = ty_state_key(m, "workers/%s", w->id);
+    ty_state_put_raw(m, key, buf, len);
+    free(key);
+}
+
+static void ty_lost_one(ty_master_t *m, ty_task_t *t, void *arg) {
+    ty_sched_requeue_lost(m, t, arg);
 }
 
 typedef struct {
@@ -157,23 +187,13 @@ static void ty_on_register(ty_master_t *m, zframe_t *id, const Ty__Register *reg
         w->labels[i]->value = ty_xstrdup(reg->total->labels[i]->value);
     }
     w->up = 1;
+    w->gone = 0;
     w->known_only = 0;
     w->last_seen = ty_mono_ms();
     ty_info("worker %s registered (%g cpus, %llu MiB, %u gpus, %zu running)", w->id, w->cpus,
             (unsigned long long)w->mem_mb, w->gpus, reg->n_running);
-    if (changed) {
-        Ty__WorkerRecord rec = TY__WORKER_RECORD__INIT;
-        rec.id = w->id;
-        rec.total = reg->total;
-        rec.hostname = w->hostname;
-        rec.registered_ms = ty_now_ms();
-        size_t len = ty__worker_record__get_packed_size(&rec);
-        uint8_t *buf = ty_xmalloc(len);
-        ty__worker_record__pack(&rec, buf);
-        char *key = ty_state_key(m, "workers/%s", w->id);
-        ty_state_put_raw(m, key, buf, len);
-        free(key);
-    }
+    if (changed)
+        ty_put_worker_record(m, w, reg->total, 0);
     /* what it runs: adopt current attempts, cancel stale ones */
     ty_adopt_t a = {reg, w};
     ty_each_running_on(m, w->id, ty_adopt_one, &a);
@@ -302,6 +322,17 @@ void ty_workers_on_message(void *arg) {
         if (w)
             ty_on_report(m, env->report);
         break;
+    case TY__ENVELOPE__BODY_DEREGISTER:
+        if (w) {
+            ty_info("worker %s deregistered: %s", w->id, env->deregister->reason);
+            w->up = 0;
+            w->gone = 1;
+            char *why = ty_xasprintf("worker %s left", w->id);
+            ty_each_running_on(m, w->id, ty_lost_one, why);
+            free(why);
+            ty_put_worker_record(m, w, NULL, 1);
+        }
+        break;
     default:
         m->rejected_decode++;
         ty_warn("worker socket: unexpected message %d", (int)env->body_case);
@@ -309,10 +340,6 @@ void ty_workers_on_message(void *arg) {
     }
     ty_wire_free(&env);
     zframe_destroy(&id);
-}
-
-static void ty_lost_one(ty_master_t *m, ty_task_t *t, void *arg) {
-    ty_sched_requeue_lost(m, t, arg);
 }
 
 static void ty_grace_one(ty_master_t *m, ty_task_t *t, void *arg) {

@@ -33,7 +33,7 @@ struct ty_proc {
     int spawned, exited, out_open, err_open, finished, killing;
     int64_t exit_status;
     int term_signal;
-    int timed_out, cancelled;
+    int timed_out, cancelled, interrupted;
     char *error;
     double timeout_s;
     char *dir, *report;
@@ -166,6 +166,7 @@ static void ty_maybe_finish(ty_proc_t *p) {
     res.started_ms = p->started_ms;
     res.finished_ms = ty_now_ms();
     res.bad_report_lines = p->bad;
+    res.interrupted = p->interrupted;
     ty_info("task %s/%s#%u finished: exit %d signal %d%s%s", p->run_id, p->task, p->ref.attempt,
             res.exit_code, res.term_signal, p->timed_out ? " (timed out)" : "",
             p->cancelled ? " (cancelled)" : "");
@@ -269,6 +270,7 @@ void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
     for (ty_proc_t *p = wk->procs; p; p = p->next) {
         if (!p->error)
             p->error = ty_xstrdup(why);
+        p->interrupted = 1;
         ty_terminate(p);
     }
 }

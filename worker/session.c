@@ -172,6 +172,17 @@ void ty_wk_start(ty_wk_t *wk) {
     uv_timer_start(&wk->hb, ty_hb_cb, 0, (uint64_t)wk->heartbeat_ms);
 }
 
+void ty_wk_deregister(ty_wk_t *wk, const char *why) {
+    if (!wk->registered)
+        return;
+    Ty__Deregister d = TY__DEREGISTER__INIT;
+    d.reason = (char *)why;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_DEREGISTER;
+    env.deregister = &d;
+    ty_wk_send(wk, &env); /* the socket's linger gives it time to leave */
+}
+
 void ty_wk_clear_unacked(ty_wk_t *wk) {
     while (wk->unacked) {
         ty_unacked_t *u = wk->unacked;

@@ -63,6 +63,8 @@ void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env);
 /* Keep res until the master acknowledges it, and send it now. */
 void ty_wk_result(ty_wk_t *wk, Ty__TaskResult *res);
 void ty_wk_clear_unacked(ty_wk_t *wk);
+/* Tell the master this worker leaves (graceful stop). */
+void ty_wk_deregister(ty_wk_t *wk, const char *why);
 
 /* probe.c */
 typedef struct {
