@@ -1,0 +1,501 @@
+#include "trainer/train.h"
+
+#include "common/err.h"
+#include "common/util.h"
+#include "trainer/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define TY_BUCKET_FLOATS (1u << 20) /* 4 MiB per allreduce */
+
+typedef struct {
+    const ty_train_opts_t *o;
+    int rank, size;
+    ty_data_t *tr, *va;
+    size_t *tr_idx, ntr; /* local rows used for training */
+    size_t *va_idx, nva; /* local rows used for validation */
+    ty_model_t *m;
+    float *grad, *m1, *m2, *best;
+    uint8_t *decay; /* 1 for weights, 0 for biases */
+    uint64_t t;     /* optimizer steps */
+    double best_val;
+    int since_best, start_epoch;
+    int report_fd;
+} ty_tr_t;
+
+static double ty_wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One line, one write: TRAINYARD_REPORT is shared by every process of a task. */
+static void ty_report(ty_tr_t *T, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ty_report(ty_tr_t *T, const char *fmt, ...) {
+    if (T->rank != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ty_xvasprintf(fmt, ap);
+    va_end(ap);
+    if (T->report_fd >= 0) {
+        char *line = ty_xasprintf("%s\n", s);
+        ssize_t w = write(T->report_fd, line, strlen(line));
+        (void)w;
+        free(line);
+    } else if (!T->o->json) {
+        printf("%s\n", s);
+        fflush(stdout);
+    }
+    free(s);
+}
+
+static void ty_allreduce_grad(float *g, size_t n) {
+    /* buckets: a few calls for the whole model, none of unbounded size */
+    for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
+        size_t len = n - off < TY_BUCKET_FLOATS ? n - off : TY_BUCKET_FLOATS;
+        MPI_Allreduce(MPI_IN_PLACE, g + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+
+/* Split local rows into training and validation the same way for any rank
+ * count: by a hash of the global row index. */
+static void ty_split_rows(ty_tr_t *T) {
+    ty_data_t *d = T->tr;
+    T->tr_idx = ty_xcalloc(d->rows + 1, sizeof(size_t));
+    T->va_idx = ty_xcalloc(d->rows + 1, sizeof(size_t));
+    for (size_t r = 0; r < d->rows; r++) {
+        uint64_t h = (d->first_row + r) * 0x9e3779b97f4a7c15ULL ^ T->o->seed;
+        int is_val = !T->va && T->o->val_split > 0 && ty_rng_uniform(&h) < T->o->val_split;
+        if (is_val)
+            T->va_idx[T->nva++] = r;
+        else
+            T->tr_idx[T->ntr++] = r;
+    }
+}
+
+static int ty_standardize(ty_tr_t *T) {
+    ty_data_t *d = T->tr;
+    size_t c = d->cols;
+    double *acc = ty_xcalloc(2 * c + 1, sizeof(double));
+    for (size_t i = 0; i < T->ntr; i++) {
+        const float *x = d->x + T->tr_idx[i] * c;
+        for (size_t k = 0; k < c; k++) {
+            acc[k] += x[k];
+            acc[c + k] += (double)x[k] * x[k];
+        }
+    }
+    acc[2 * c] = (double)T->ntr;
+    MPI_Allreduce(MPI_IN_PLACE, acc, (int)(2 * c + 1), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    double n = acc[2 * c];
+    for (size_t k = 0; k < c; k++) {
+        double mean = acc[k] / n, var = acc[c + k] / n - mean * mean;
+        T->m->mean[k] = (float)mean;
+        T->m->std[k] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+    }
+    free(acc);
+    ty_data_standardize(d, T->m->mean, T->m->std);
+    if (T->va)
+        ty_data_standardize(T->va, T->m->mean, T->m->std);
+    return 0;
+}
+
+/* ---- checkpoints: params, optimizer state, epoch; atomic rename ---- */
+
+static char *ty_ckpt_path(const ty_tr_t *T) {
+    return ty_xasprintf("%s/checkpoint", T->o->ckpt_dir);
+}
+
+static int ty_ckpt_save(ty_tr_t *T, int epoch) {
+    ty_buf_t b = {0};
+    ty_model_t *m = T->m;
+    uint32_t hdr[3] = {0x54594b31u /* TYK1 */, (uint32_t)epoch, (uint32_t)m->nparams};
+    ty_buf_append(&b, hdr, sizeof hdr);
+    ty_buf_append(&b, &T->t, sizeof T->t);
+    ty_buf_append(&b, &T->best_val, sizeof T->best_val);
+    ty_buf_append(&b, &T->since_best, sizeof T->since_best);
+    ty_buf_append(&b, m->params, m->nparams * sizeof(float));
+    ty_buf_append(&b, T->m1, m->nparams * sizeof(float));
+    ty_buf_append(&b, T->m2, m->nparams * sizeof(float));
+    ty_buf_append(&b, T->best, m->nparams * sizeof(float));
+    uint32_t crc = (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)b.len);
+    ty_buf_append(&b, &crc, 4);
+    char *path = ty_ckpt_path(T), *tmp = ty_xasprintf("%s.tmp", path);
+    int rc = 0;
+    FILE *f = fopen(tmp, "wb");
+    if (!f || fwrite(b.data, 1, b.len, f) != b.len || fflush(f) || fsync(fileno(f)))
+        rc = TY_EIO;
+    if (f && fclose(f))
+        rc = TY_EIO;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = TY_EIO;
+    if (rc)
+        fprintf(stderr, "trainyard-train: cannot write checkpoint %s: %s\n", path, strerror(errno));
+    free(tmp);
+    free(path);
+    ty_buf_free(&b);
+    return rc;
+}
+
+static int ty_ckpt_load(ty_tr_t *T) {
+    char *path = ty_ckpt_path(T);
+    ty_buf_t b = {0};
+    int rc = ty_read_file(path, &b);
+    ty_model_t *m = T->m;
+    size_t want = 12 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4;
+    if (rc != 0) {
+        if (T->rank == 0)
+            fprintf(stderr, "trainyard-train: no checkpoint at %s: starting afresh\n", path);
+        rc = 1;
+    } else if (b.len != want ||
+               *(uint32_t *)(b.data + b.len - 4) !=
+                   (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)(b.len - 4)) ||
+               ((uint32_t *)b.data)[0] != 0x54594b31u || ((uint32_t *)b.data)[2] != m->nparams) {
+        fprintf(stderr, "trainyard-train: %s does not match this model or is corrupt\n", path);
+        rc = -1;
+    } else {
+        const char *p = b.data + 12;
+        T->start_epoch = (int)((uint32_t *)b.data)[1];
+        memcpy(&T->t, p, 8), p += 8;
+        memcpy(&T->best_val, p, 8), p += 8;
+        memcpy(&T->since_best, p, sizeof(int)), p += sizeof(int);
+        size_t nb = m->nparams * sizeof(float);
+        memcpy(m->params, p, nb), p += nb;
+        memcpy(T->m1, p, nb), p += nb;
+        memcpy(T->m2, p, nb), p += nb;
+        memcpy(T->best, p, nb);
+        if (T->rank == 0)
+            fprintf(stderr, "trainyard-train: resuming after epoch %d from %s\n", T->start_epoch,
+                    path);
+        rc = 0;
+    }
+    free(path);
+    ty_buf_free(&b);
+    return rc;
+}
+
+/* ---- optimisation ---- */
+
+static double ty_lr(const ty_tr_t *T, int epoch, uint64_t total_steps) {
+    const ty_train_opts_t *o = T->o;
+    double lr = o->lr;
+    if (o->warmup_steps > 0 && T->t < (uint64_t)o->warmup_steps)
+        lr *= (double)(T->t + 1) / o->warmup_steps;
+    if (o->schedule == 1 && total_steps > 0)
+        lr *= 0.5 * (1 + cos(M_PI * (double)T->t / (double)total_steps));
+    else if (o->schedule == 2 && o->step_size > 0)
+        lr *= pow(o->gamma, epoch / o->step_size);
+    return lr;
+}
+
+static void ty_step(ty_tr_t *T, double lr) {
+    const ty_train_opts_t *o = T->o;
+    float *w = T->m->params, *g = T->grad;
+    size_t n = T->m->nparams;
+    T->t++;
+    if (o->adam) {
+        const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+        double c1 = 1 - pow(b1, (double)T->t), c2 = 1 - pow(b2, (double)T->t);
+        for (size_t i = 0; i < n; i++) {
+            T->m1[i] = (float)(b1 * T->m1[i] + (1 - b1) * g[i]);
+            T->m2[i] = (float)(b2 * T->m2[i] + (1 - b2) * (double)g[i] * g[i]);
+            double upd = (T->m1[i] / c1) / (sqrt(T->m2[i] / c2) + eps);
+            if (T->decay[i])
+                upd += o->weight_decay * w[i]; /* decoupled (AdamW) */
+            w[i] -= (float)(lr * upd);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + (T->decay[i] ? (float)o->weight_decay * w[i] : 0.0f);
+            T->m1[i] = (float)o->momentum * T->m1[i] + gi;
+            w[i] -= (float)lr * T->m1[i];
+        }
+    }
+}
+
+/* Loss sum and correct count over local rows idx (global sums after the allreduce). */
+static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, ty_ws_t *ws,
+                        float *xb, float *yb, size_t maxb, double out[3]) {
+    double acc[3] = {0, 0, (double)n};
+    for (size_t s = 0; s < n; s += maxb) {
+        size_t k = n - s < maxb ? n - s : maxb;
+        for (size_t i = 0; i < k; i++) {
+            memcpy(xb + i * d->cols, d->x + idx[s + i] * d->cols, d->cols * sizeof(float));
+            yb[i] = d->y[idx[s + i]];
+        }
+        size_t right = 0;
+        acc[0] += ty_model_loss(T->m, ws, xb, yb, k, &right);
+        acc[1] += (double)right;
+    }
+    MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static int ty_check_labels(ty_tr_t *T, uint32_t *nclasses) {
+    int bad = 0;
+    float mx = 0;
+    for (size_t i = 0; i < T->tr->rows; i++) {
+        float y = T->tr->y[i];
+        if (y < 0 || y != floorf(y) || y > 100000)
+            bad = 1;
+        mx = y > mx ? y : mx;
+    }
+    for (size_t i = 0; T->va && i < T->va->rows; i++)
+        mx = T->va->y[i] > mx ? T->va->y[i] : mx;
+    int gbad;
+    float gmx;
+    MPI_Allreduce(&bad, &gbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&mx, &gmx, 1, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
+    if (gbad) {
+        if (T->rank == 0)
+            fprintf(stderr, "trainyard-train: classification targets must be class indexes "
+                            "0, 1, 2, ... (use --model linear for regression)\n");
+        return -1;
+    }
+    *nclasses = (uint32_t)gmx + 1 < 2 ? 2 : (uint32_t)gmx + 1;
+    return 0;
+}
+
+int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
+    ty_tr_t T = {.o = o, .rank = rank, .size = size, .report_fd = -1, .best_val = INFINITY};
+    int status = 1;
+    char *err = NULL;
+    if (o->vshards % (uint32_t)size != 0) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "trainyard-train: %d ranks do not divide %u virtual shards "
+                    "(use 1, 2, 4 or 8 ranks, or --vshards)\n",
+                    size, o->vshards);
+        return 2;
+    }
+    if (ty_data_load(o->train, o->target, rank, size, &T.tr, &err) != 0 ||
+        (o->val && ty_data_load(o->val, o->target, rank, size, &T.va, &err) != 0)) {
+        fprintf(stderr, "trainyard-train: %s\n", err);
+        free(err);
+        goto out;
+    }
+    if (T.va && T.va->cols != T.tr->cols) {
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: validation data has %zu features, training %zu\n",
+                    T.va->cols, T.tr->cols);
+        goto out;
+    }
+    ty_split_rows(&T);
+    int classify = !o->regression && o->arch != TY_ARCH_LINEAR;
+    uint32_t nout = 1;
+    if (classify && ty_check_labels(&T, &nout) != 0)
+        goto out;
+    if (ty_model_create(&T.m, o->arch, classify, (uint32_t)T.tr->cols, nout, o->hidden,
+                        o->nhidden) != 0) {
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: bad model shape\n");
+        goto out;
+    }
+    ty_model_init_params(T.m, o->seed);
+    T.m->feature_names = ty_xcalloc(T.tr->cols, sizeof(char *));
+    for (size_t i = 0; i < T.tr->cols; i++)
+        T.m->feature_names[i] = ty_xstrdup(T.tr->names[i]);
+    T.m->target_name = ty_xstrdup(T.tr->target_name ? T.tr->target_name : "target");
+    T.m->seed = o->seed;
+    ty_standardize(&T);
+
+    size_t np = T.m->nparams;
+    T.grad = ty_xcalloc(np, sizeof(float));
+    T.m1 = ty_xcalloc(np, sizeof(float));
+    T.m2 = ty_xcalloc(np, sizeof(float));
+    T.best = ty_xcalloc(np, sizeof(float));
+    T.decay = ty_xcalloc(np, 1);
+    for (uint32_t l = 0; l < T.m->nlayers; l++)
+        memset(T.decay + ty_model_layer_offset(T.m, l), 1, (size_t)T.m->dims[l] * T.m->dims[l + 1]);
+    if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
+        goto out;
+    const char *rep = getenv("TRAINYARD_REPORT");
+    if (rep && *rep && rank == 0)
+        T.report_fd = open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+    /* virtual shards owned here, their rows and per-step batch share */
+    uint32_t V = o->vshards, v0 = V / (uint32_t)size * (uint32_t)rank, nv = V / (uint32_t)size;
+    size_t **vrows = ty_xcalloc(nv, sizeof(size_t *)), *vn = ty_xcalloc(nv, sizeof(size_t));
+    size_t **vbase = ty_xcalloc(nv, sizeof(size_t *)); /* unshuffled: epochs restart from it */
+    size_t *vb = ty_xcalloc(nv, sizeof(size_t)), local_b = 0;
+    for (uint32_t j = 0; j < nv; j++) {
+        uint32_t v = v0 + j;
+        vb[j] = o->batch / V + (v < o->batch % V);
+        local_b += vb[j];
+        vrows[j] = ty_xcalloc(T.ntr + 1, sizeof(size_t));
+        for (size_t i = 0; i < T.ntr; i++) {
+            size_t g = T.tr->first_row + T.tr_idx[i];
+            if (g * V / T.tr->total_rows == v)
+                vrows[j][vn[j]++] = T.tr_idx[i];
+        }
+        vbase[j] = ty_xcalloc(vn[j] + 1, sizeof(size_t));
+        memcpy(vbase[j], vrows[j], vn[j] * sizeof(size_t));
+    }
+    long long steps_local = -1;
+    for (uint32_t j = 0; j < nv; j++)
+        if (vb[j] && (steps_local < 0 || (long long)(vn[j] / vb[j]) < steps_local))
+            steps_local = (long long)(vn[j] / vb[j]);
+    long long steps;
+    if (steps_local < 0)
+        steps_local = 1LL << 40;
+    MPI_Allreduce(&steps_local, &steps, 1, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    if (steps <= 0) {
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: too few rows for a batch of %u\n", o->batch);
+        goto out_shards;
+    }
+    size_t maxb = local_b > 1024 ? local_b : 1024;
+    float *xb = ty_xmalloc(maxb * T.tr->cols * sizeof(float)),
+          *yb = ty_xmalloc(maxb * sizeof(float));
+    ty_ws_t *ws = ty_ws_create(T.m, maxb);
+    uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
+    double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
+    int epoch = T.start_epoch;
+    for (; epoch < o->epochs; epoch++) {
+        double t0 = ty_wall(), loss_sum = 0, right_sum = 0;
+        for (uint32_t j = 0; j < nv; j++) { /* this epoch's order of each virtual shard */
+            memcpy(vrows[j], vbase[j], vn[j] * sizeof(size_t));
+            uint64_t s = o->seed * 1000003ULL + (uint64_t)epoch * 7919ULL + v0 + j;
+            for (size_t i = vn[j]; i > 1; i--) {
+                size_t k = (size_t)(ty_rng_next(&s) % i);
+                size_t tmp = vrows[j][i - 1];
+                vrows[j][i - 1] = vrows[j][k];
+                vrows[j][k] = tmp;
+            }
+        }
+        for (long long st = 0; st < steps; st++) {
+            size_t n = 0;
+            for (uint32_t j = 0; j < nv; j++)
+                for (size_t i = 0; i < vb[j]; i++) {
+                    size_t r = vrows[j][(size_t)st * vb[j] + i];
+                    memcpy(xb + n * T.tr->cols, T.tr->x + r * T.tr->cols,
+                           T.tr->cols * sizeof(float));
+                    yb[n++] = T.tr->y[r];
+                }
+            memset(T.grad, 0, np * sizeof(float));
+            size_t right = 0;
+            loss_sum +=
+                n ? ty_model_grad(T.m, ws, xb, yb, n, 1.0f / (float)o->batch, T.grad, &right) : 0;
+            right_sum += (double)right;
+            ty_allreduce_grad(T.grad, np);
+            ty_step(&T, ty_lr(&T, epoch, total_steps));
+        }
+        double acc[2] = {loss_sum, right_sum}, gacc[2];
+        MPI_Allreduce(acc, gacc, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        double seen = (double)steps * o->batch, dt = ty_wall() - t0;
+        samples_per_s = seen / dt;
+        last_loss = gacc[0] / seen;
+        last_acc = gacc[1] / seen;
+        ty_report(&T, "metric loss %.6g %d", last_loss, epoch + 1);
+        if (T.va || T.nva || o->val_split > 0) {
+            double ev[3];
+            if (T.va) {
+                size_t *all = ty_xcalloc(T.va->rows + 1, sizeof(size_t));
+                for (size_t i = 0; i < T.va->rows; i++)
+                    all[i] = i;
+                ty_evaluate(&T, T.va, all, T.va->rows, ws, xb, yb, maxb, ev);
+                free(all);
+            } else {
+                ty_evaluate(&T, T.tr, T.va_idx, T.nva, ws, xb, yb, maxb, ev);
+            }
+            if (ev[2] > 0) {
+                last_val = ev[0] / ev[2];
+                last_val_acc = ev[1] / ev[2];
+                ty_report(&T, "metric val_loss %.6g %d", last_val, epoch + 1);
+                if (classify)
+                    ty_report(&T, "metric accuracy %.6g %d", last_val_acc, epoch + 1);
+            }
+        } else if (classify) {
+            ty_report(&T, "metric accuracy %.6g %d", last_acc, epoch + 1);
+        }
+        ty_report(&T, "metric samples_per_s %.6g %d", samples_per_s, epoch + 1);
+        ty_report(&T, "metric epoch_time_s %.4g %d", dt, epoch + 1);
+        ty_report(&T, "progress %.4f epoch %d/%d", (double)(epoch + 1) / o->epochs, epoch + 1,
+                  o->epochs);
+        /* early stopping on the validation loss */
+        int stop = 0;
+        if (!isnan(last_val)) {
+            if (last_val < T.best_val) {
+                T.best_val = last_val;
+                T.since_best = 0;
+                memcpy(T.best, T.m->params, np * sizeof(float));
+            } else if (o->patience > 0 && ++T.since_best >= o->patience) {
+                stop = 1;
+            }
+        }
+        if (o->ckpt_dir && rank == 0 &&
+            ((epoch + 1) % (o->ckpt_every > 0 ? o->ckpt_every : 1) == 0 || epoch + 1 == o->epochs))
+            ty_ckpt_save(&T, epoch + 1);
+        MPI_Barrier(MPI_COMM_WORLD); /* the checkpoint is complete before anyone goes on */
+        if (stop) {
+            ty_report(&T, "tag early_stop epoch_%d", epoch + 1);
+            memcpy(T.m->params, T.best, np * sizeof(float));
+            epoch++;
+            break;
+        }
+    }
+    T.m->epochs = (uint32_t)epoch;
+    T.m->samples = (uint64_t)steps * o->batch * (uint64_t)epoch;
+    T.m->loss = last_loss;
+    T.m->val_loss = isnan(last_val) ? 0 : last_val;
+    T.m->val_accuracy = isnan(last_val_acc) ? 0 : last_val_acc;
+    status = 0;
+    if (rank == 0 && o->out && ty_model_save(T.m, o->out, &err) != 0) {
+        fprintf(stderr, "trainyard-train: %s\n", err);
+        free(err);
+        status = 1;
+    }
+    if (rank == 0 && o->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "epochs", json_integer(epoch));
+        json_object_set_new(j, "ranks", json_integer(size));
+        json_object_set_new(j, "loss", json_real(last_loss));
+        if (!isnan(last_val))
+            json_object_set_new(j, "val_loss", json_real(last_val));
+        if (classify)
+            json_object_set_new(j, "accuracy",
+                                json_real(isnan(last_val_acc) ? last_acc : last_val_acc));
+        json_object_set_new(j, "samples_per_s", json_real(samples_per_s));
+        json_object_set_new(j, "train_rows", json_integer((json_int_t)T.tr->total_rows));
+        json_object_set_new(j, "params", json_integer((json_int_t)np));
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+        json_decref(j);
+    }
+    ty_ws_destroy(&ws);
+    free(xb);
+    free(yb);
+out_shards:
+    for (uint32_t j = 0; j < nv; j++) {
+        free(vrows[j]);
+        free(vbase[j]);
+    }
+    free(vrows);
+    free(vbase);
+    free(vn);
+    free(vb);
+out:
+    if (T.report_fd >= 0)
+        close(T.report_fd);
+    free(T.grad);
+    free(T.m1);
+    free(T.m2);
+    free(T.best);
+    free(T.decay);
+    free(T.tr_idx);
+    free(T.va_idx);
+    ty_model_destroy(&T.m);
+    ty_data_destroy(&T.tr);
+    ty_data_destroy(&T.va);
+    return status;
+}
