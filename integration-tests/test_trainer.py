@@ -1,0 +1,137 @@
+"""trainyard-train with real MPI ranks: learning, rank-count equivalence,
+checkpoint/resume equivalence, a dead rank, Fashion-MNIST accuracy."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, pids_matching, wait_until
+
+TRAIN = os.path.join(BUILD, "trainer", "trainyard-train")
+FASHION = "/usr/share/datasets/fashion-mnist"
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+
+pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
+
+
+def run(*args, np=1, timeout=300, check=True):
+    cmd = ([TRAIN] if np == 1 else MPIRUN + ["-np", str(np), TRAIN]) + list(args)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-3000:]}")
+    return r
+
+
+def fit_json(*args, np=1):
+    r = run("fit", *args, "-o", "json", np=np)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    d = tmp_path_factory.mktemp("syn")
+    path = str(d / "syn.csv.gz")
+    run("gen", "--rows", "20000", "--features", "8", "--classes", "3", "--seed", "7",
+        "--out", path)
+    return path
+
+
+def test_gen_is_seeded_and_mlp_beats_linear(syn, tmp_path):
+    again = str(tmp_path / "again.csv.gz")
+    run("gen", "--rows", "20000", "--features", "8", "--classes", "3", "--seed", "7",
+        "--out", again)
+    import gzip
+    assert gzip.open(syn).read() == gzip.open(again).read()
+    lin = fit_json("--train", syn, "--val-split", "0.2", "--model", "softmax", "--epochs", "5",
+                   "--out", str(tmp_path / "lin.model"))
+    mlp = fit_json("--train", syn, "--val-split", "0.2", "--model", "mlp:64,32", "--epochs",
+                   "10", "--lr", "0.05", "--out", str(tmp_path / "mlp.model"))
+    assert lin["accuracy"] < 0.45        # 3 classes: a linear model stays near chance
+    assert mlp["accuracy"] > 0.85        # hidden layers learn the checkerboard
+    # eval and predict agree with each other
+    ev = json.loads(run("eval", "--model", str(tmp_path / "mlp.model"), "--data", syn,
+                        "-o", "json").stdout)
+    out = str(tmp_path / "pred.csv")
+    run("predict", "--model", str(tmp_path / "mlp.model"), "--data", syn, "--out", out)
+    import gzip as gz
+    truth = [int(r["label"]) for r in csv.DictReader(gz.open(syn, "rt"))]
+    pred = [int(r["prediction"]) for r in csv.DictReader(open(out))]
+    acc = sum(p == t for p, t in zip(pred, truth)) / len(truth)
+    assert abs(acc - ev["accuracy"]) < 1e-9
+    assert len(ev["confusion_matrix"]) == 3 and 0 < ev["f1"] <= 1
+
+
+def test_one_and_two_ranks_train_the_same_model(syn, tmp_path):
+    args = ["--train", syn, "--val-split", "0.2", "--model", "mlp:32,16", "--epochs", "3",
+            "--lr", "0.05", "--optimizer", "adam", "--seed", "11"]
+    one = fit_json(*args, "--out", str(tmp_path / "one.model"))
+    two = fit_json(*args, "--out", str(tmp_path / "two.model"), np=2)
+    assert two["ranks"] == 2
+    assert abs(one["loss"] - two["loss"]) < 1e-5
+    assert abs(one["val_loss"] - two["val_loss"]) < 1e-5
+    p1, p2 = str(tmp_path / "p1.csv"), str(tmp_path / "p2.csv")
+    run("predict", "--model", str(tmp_path / "one.model"), "--data", syn, "--out", p1)
+    run("predict", "--model", str(tmp_path / "two.model"), "--data", syn, "--out", p2)
+    a = [r["prediction"] for r in csv.DictReader(open(p1))]
+    b = [r["prediction"] for r in csv.DictReader(open(p2))]
+    assert sum(x != y for x, y in zip(a, b)) <= len(a) * 0.001
+
+
+def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):
+    data = str(tmp_path / "big.csv")
+    run("gen", "--rows", "60000", "--features", "16", "--classes", "4", "--seed", "3",
+        "--out", data)
+    args = ["--train", data, "--model", "mlp:96,48", "--epochs", "6", "--lr", "0.05",
+            "--seed", "5"]
+    straight = str(tmp_path / "straight.model")
+    run("fit", *args, "--out", straight)
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    resumed = str(tmp_path / "resumed.model")
+    p = subprocess.Popen([TRAIN, "fit", *args, "--checkpoint-dir", str(ck), "--out", resumed],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: (ck / "checkpoint").exists() or p.poll() is not None, 120,
+               "the first checkpoint")
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not os.path.exists(resumed)
+    r = run("fit", *args, "--checkpoint-dir", str(ck), "--resume", "--out", resumed)
+    assert "resuming after epoch" in r.stderr
+    assert open(straight, "rb").read() == open(resumed, "rb").read()
+
+
+def test_a_dead_rank_ends_the_job(syn, tmp_path):
+    marker = str(tmp_path / "dead.model")
+    p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model",
+                                   "mlp:256,256", "--epochs", "100000", "--out", marker],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        wait_until(lambda: len([q for q in pids_matching(marker) if q != p.pid]) >= 2, 30,
+                   "both ranks")
+        ranks = [q for q in pids_matching(marker) if q != p.pid]
+        os.kill(ranks[-1], signal.SIGKILL)
+        p.wait(timeout=30)  # no hang: mpirun ends the job
+        assert p.returncode != 0
+        wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not os.path.exists(FASHION), reason="dataset-fashion-mnist not installed")
+def test_fashion_mnist_mlp_reaches_84_percent(tmp_path):
+    tr = f"idx:{FASHION}/train-images-idx3-ubyte.gz,{FASHION}/train-labels-idx1-ubyte.gz"
+    te = f"idx:{FASHION}/t10k-images-idx3-ubyte.gz,{FASHION}/t10k-labels-idx1-ubyte.gz"
+    out = str(tmp_path / "fashion.model")
+    res = fit_json("--train", tr, "--val", te, "--model", "mlp:128,64", "--epochs", "10",
+                   "--batch", "256", "--lr", "0.05", "--out", out, np=2)
+    assert res["epochs"] == 10
+    assert res["accuracy"] >= 0.84, res
+    ev = json.loads(run("eval", "--model", out, "--data", te, "-o", "json").stdout)
+    assert abs(ev["accuracy"] - res["accuracy"]) < 1e-6
