@@ -139,7 +139,9 @@ class Cluster:
         args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
                 "--work-dir", os.path.join(self.tmp, "work-" + wid),
                 "--kill-grace-ms", "1000"] + LOG_ARGS + list(extra)
-        p = Proc(wid, args, os.path.join(self.tmp, f"worker-{wid}.log"))
+        # steps find trainyard-train as a command
+        env = dict(os.environ, PATH=os.path.join(BUILD, "trainer") + ":" + os.environ["PATH"])
+        p = Proc(wid, args, os.path.join(self.tmp, f"worker-{wid}.log"), env=env)
         self.procs.append(p)
         self.workers[wid] = p
         return p

@@ -135,3 +135,89 @@ def test_fashion_mnist_mlp_reaches_84_percent(tmp_path):
     assert res["accuracy"] >= 0.84, res
     ev = json.loads(run("eval", "--model", out, "--data", te, "-o", "json").stdout)
     assert abs(ev["accuracy"] - res["accuracy"]) < 1e-6
+
+
+def test_mpi_step_through_the_cluster(cluster, tmp_path):
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    run_id = cluster.submit(f"""
+name: mpifit
+tasks:
+  - name: train
+    kind: mpi
+    np: 2
+    command: >-
+      trainyard-train fit --train {data} --val-split 0.2 --model mlp:32
+      --epochs 4 --lr 0.05 --out model.bin
+""")
+    st = cluster.wait_run(run_id, timeout=120)
+    assert st["state"] == "succeeded", cluster.cli("logs", run_id, "train").stdout
+    t = st["tasks"][0]
+    assert t["metrics"]["accuracy"]["step"] == 4
+    assert t["metrics"]["accuracy"]["value"] > 0.8
+    assert "samples_per_s" in t["metrics"] and "val_loss" in t["metrics"]
+    assert t["progress_text"] == "epoch 4/4"
+
+
+def test_mpi_step_rank_death_and_cancel(cluster, tmp_path):
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    marker = str(tmp_path / "forever.bin")
+    text = f"""
+name: mpiforever
+tasks:
+  - name: train
+    kind: mpi
+    np: 2
+    command: >-
+      trainyard-train fit --train {data} --model mlp:256,256 --epochs 1000000 --out {marker}
+"""
+    # one rank dies: the whole step fails instead of hanging
+    run_id = cluster.submit(text)
+    cluster.wait_task_state(run_id, "train", ["running"])
+    ranks = wait_until(lambda: [q for q in pids_matching(marker)
+                                if "trainyard-train" in open(f"/proc/{q}/cmdline").read()
+                                and "mpirun" not in open(f"/proc/{q}/cmdline").read()]
+                       if len(pids_matching(marker)) >= 3 else None, 30, "two ranks")
+    os.kill(ranks[0], signal.SIGKILL)
+    st = cluster.wait_run(run_id, timeout=60)
+    assert st["state"] == "failed" and st["tasks"][0]["state"] == "failed"
+    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
+    # cancel: mpirun and every rank go
+    run_id = cluster.submit(text, name="p2.yaml")
+    cluster.wait_task_state(run_id, "train", ["running"])
+    wait_until(lambda: len(pids_matching(marker)) >= 3, 30, "mpirun and two ranks")
+    assert cluster.json("cancel", run_id)["state"] == "cancelled"
+    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
+
+
+def test_drift_report_and_exit_status(tmp_path):
+    ref, same, shifted = (str(tmp_path / n) for n in ("ref.csv", "same.csv", "shifted.csv"))
+    run("gen", "--rows", "5000", "--features", "3", "--seed", "1", "--out", ref)
+    run("gen", "--rows", "5000", "--features", "3", "--seed", "2", "--out", same)
+    with open(same) as f, open(shifted, "w") as g:
+        for i, line in enumerate(f):
+            cols = line.rstrip("\n").split(",")
+            if i:
+                cols[2] = str(float(cols[2]) + 1.0)  # f2 moves by one sigma
+            g.write(",".join(cols) + "\n")
+    r = run("drift", "--reference", ref, "--current", same, "--threshold", "0.2", "-o", "json")
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["drift"] is False and rep["max_psi"] < 0.05
+    report = tmp_path / "report"
+    env = dict(os.environ, TRAINYARD_REPORT=str(report))
+    r = subprocess.run([TRAIN, "drift", "--reference", ref, "--current", shifted, "--threshold",
+                        "0.2", "-o", "json"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 3
+    rep = json.loads(r.stdout)
+    flagged = [f["name"] for f in rep["features"] if f["drift"]]
+    assert flagged == ["f2"]
+    f2 = rep["features"][2]
+    assert f2["psi"] > 0.5 and f2["ks"] > 0.3 and f2["p_value"] < 1e-10
+    assert "metric drift 1" in report.read_text()

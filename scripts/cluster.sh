@@ -90,7 +90,7 @@ start() {
   for i in $(seq 1 "$workers"); do
     local extra=()
     if [ "$i" -eq 1 ] && [ "$gpus_first" -gt 0 ]; then extra=(--gpus "$gpus_first"); fi
-    "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
+    PATH="$BUILD/trainer:$PATH" "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
       --work-dir "$HOME_DIR/work-$i" "${extra[@]}" >"$LOGS/worker-$i.log" 2>&1 &
     echo $! > "$PIDS/worker-$i.pid"
   done

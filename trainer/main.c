@@ -1,6 +1,7 @@
 /* trainyard-train: gen | fit | eval | predict.  `fit` is the MPI program;
  * run it under mpirun for several ranks (a worker does that for kind: mpi). */
 #include "trainer/data.h"
+#include "trainer/drift.h"
 #include "trainer/model.h"
 #include "trainer/train.h"
 
@@ -38,6 +39,8 @@ static void ty_usage(FILE *f) {
           "      [--resume] [--vshards V] --out MODEL [-o json]\n"
           "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
           "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
+          "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
+          "      [--threshold PSI] [-o json]   (exit status 3 when a feature drifts)\n"
           "DATA is a CSV path (gzip allowed) or idx:IMAGES_FILE,LABELS_FILE\n",
           f);
 }
@@ -540,6 +543,136 @@ const char *__lsan_default_suppressions(void) {
            "leak:libpmix.so\nleak:libevent\nleak:mca_\n";
 }
 
+/* ---- drift ---- */
+
+static void ty_report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void ty_report_line(const char *fmt, ...) {
+    const char *path = getenv("TRAINYARD_REPORT");
+    if (!path || !*path)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ty_xvasprintf(fmt, ap);
+    va_end(ap);
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fputs(s, f); /* one short line: one write */
+        fclose(f);
+    }
+    free(s);
+}
+
+static int ty_cmd_drift(int argc, char **argv) {
+    const char *ref = NULL, *cur = NULL, *target = NULL;
+    double threshold = -1;
+    int json = 0;
+    static const struct option opts[] = {{"reference", 1, 0, 'r'},
+                                         {"current", 1, 0, 'c'},
+                                         {"target", 1, 0, 't'},
+                                         {"threshold", 1, 0, 'T'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            ref = optarg;
+            break;
+        case 'c':
+            cur = optarg;
+            break;
+        case 't':
+            target = optarg;
+            break;
+        case 'T':
+            if (ty_parse_num("threshold", optarg, 0, 1e6, &threshold))
+                return 2;
+            break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0)
+                return ty_die("-o: only json");
+            json = 1;
+            break;
+        default:
+            ty_usage(stderr);
+            return 2;
+        }
+    }
+    if (!ref || !cur)
+        return ty_die("drift needs --reference DATA and --current DATA");
+    ty_data_t *a = NULL, *b = NULL;
+    char *err = NULL;
+    if (ty_data_load(ref, target, 0, 1, &a, &err) || ty_data_load(cur, target, 0, 1, &b, &err)) {
+        ty_die("%s", err);
+        free(err);
+        ty_data_destroy(&a);
+        return 1;
+    }
+    if (a->cols != b->cols) {
+        ty_die("reference has %zu features, current %zu", a->cols, b->cols);
+        ty_data_destroy(&a);
+        ty_data_destroy(&b);
+        return 1;
+    }
+    float *ra = ty_xmalloc(a->rows * sizeof(float) + 1),
+          *rb = ty_xmalloc(b->rows * sizeof(float) + 1);
+    json_t *feats = json_array();
+    double max_psi = 0;
+    int drifted = 0;
+    for (size_t k = 0; k < a->cols; k++) {
+        for (size_t r = 0; r < a->rows; r++)
+            ra[r] = a->x[r * a->cols + k];
+        for (size_t r = 0; r < b->rows; r++)
+            rb[r] = b->x[r * b->cols + k];
+        ty_drift_t d;
+        ty_drift_feature(ra, a->rows, rb, b->rows, &d);
+        int hit = threshold >= 0 && d.psi > threshold;
+        drifted += hit;
+        max_psi = d.psi > max_psi ? d.psi : max_psi;
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(a->names[k]));
+        json_object_set_new(o, "psi", json_real(d.psi));
+        json_object_set_new(o, "ks", json_real(d.ks));
+        json_object_set_new(o, "p_value", json_real(d.p_value));
+        json_object_set_new(o, "drift", json_boolean(hit));
+        json_array_append_new(feats, o);
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "reference_rows", json_integer((json_int_t)a->rows));
+    json_object_set_new(j, "current_rows", json_integer((json_int_t)b->rows));
+    json_object_set_new(j, "max_psi", json_real(max_psi));
+    if (threshold >= 0)
+        json_object_set_new(j, "threshold", json_real(threshold));
+    json_object_set_new(j, "drifted_features", json_integer(drifted));
+    json_object_set_new(j, "drift", json_boolean(drifted > 0));
+    json_object_set_new(j, "features", feats);
+    if (json) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+    } else {
+        printf("%-24s %10s %10s %12s %s\n", "FEATURE", "PSI", "KS", "P_VALUE", "DRIFT");
+        for (size_t k = 0; k < json_array_size(feats); k++) {
+            json_t *o = json_array_get(feats, k);
+            printf("%-24s %10.4f %10.4f %12.3g %s\n", json_string_value(json_object_get(o, "name")),
+                   json_real_value(json_object_get(o, "psi")),
+                   json_real_value(json_object_get(o, "ks")),
+                   json_real_value(json_object_get(o, "p_value")),
+                   json_is_true(json_object_get(o, "drift")) ? "yes" : "");
+        }
+        printf("max PSI %.4f; %d feature(s) over the threshold\n", max_psi, drifted);
+    }
+    ty_report_line("metric drift_max_psi %.6g\n", max_psi);
+    ty_report_line("metric drift_features %d\n", drifted);
+    ty_report_line("metric drift %d\n", drifted > 0);
+    json_decref(j);
+    free(ra);
+    free(rb);
+    ty_data_destroy(&a);
+    ty_data_destroy(&b);
+    return drifted > 0 ? 3 : 0; /* 3: drift, so a pipeline can branch on it */
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         ty_usage(argc < 2 ? stderr : stdout);
@@ -553,6 +686,8 @@ int main(int argc, char **argv) {
         return ty_cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "predict") == 0)
         return ty_cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "drift") == 0)
+        return ty_cmd_drift(argc - 1, argv + 1);
     if (strcmp(cmd, "fit") != 0) {
         fprintf(stderr, "trainyard-train: unknown command '%s'\n", cmd);
         ty_usage(stderr);

@@ -454,6 +454,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         free(err);
         status = 1;
     }
+    if (rank == 0 && !o->json && T.report_fd >= 0) /* metrics went to the report: a log line */
+        printf("trained %d epochs on %d rank(s): loss %.4g%s%.4g, %.0f samples/s -> %s\n", epoch,
+               size, last_loss, classify ? " accuracy " : " val_loss ",
+               classify ? (isnan(last_val_acc) ? last_acc : last_val_acc)
+                        : (isnan(last_val) ? last_loss : last_val),
+               samples_per_s, o->out);
     if (rank == 0 && o->json) {
         json_t *j = json_object();
         json_object_set_new(j, "epochs", json_integer(epoch));

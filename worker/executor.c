@@ -321,7 +321,9 @@ static char **ty_build_argv(const Ty__Dispatch *d) {
         argv[n++] = ty_xstrdup("mpirun");
         if (geteuid() == 0)
             argv[n++] = ty_xstrdup("--allow-run-as-root");
-        argv[n++] = ty_xstrdup("--oversubscribe");
+        argv[n++] = ty_xstrdup("--oversubscribe"); /* small machines: more ranks than cores */
+        argv[n++] = ty_xstrdup("--bind-to");
+        argv[n++] = ty_xstrdup("none"); /* the worker, not mpirun, decides placement */
         argv[n++] = ty_xstrdup("-np");
         argv[n++] = ty_xasprintf("%u", d->np ? d->np : 1);
     }
