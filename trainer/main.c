@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static int ty_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -673,7 +675,28 @@ static int ty_cmd_drift(int argc, char **argv) {
     return drifted > 0 ? 3 : 0; /* 3: drift, so a pipeline can branch on it */
 }
 
+/* Debian's OpenBLAS 0.3.21 does not know CPUs newer than it (Sapphire and
+ * Emerald Rapids, say) and falls back to its SSE3 "Prescott" kernels, several
+ * times slower.  The core type is read when the library loads, so when that
+ * happened and the CPU has AVX-512 or AVX2, run again with OPENBLAS_CORETYPE
+ * set (the same process: under mpirun, nothing notices). */
+static void ty_blas_kernels(char **argv) {
+    const char *core = openblas_get_corename();
+    if (getenv("OPENBLAS_CORETYPE") || !core || strcasecmp(core, "prescott") != 0)
+        return;
+    __builtin_cpu_init();
+    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                         : NULL;
+    if (!want)
+        return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on as we are */
+}
+
 int main(int argc, char **argv) {
+    ty_blas_kernels(argv);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         ty_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -129,6 +129,27 @@ void ty_ws_destroy(ty_ws_t **pws) {
     *pws = NULL;
 }
 
+TY_HOT static void ty_relu(float *restrict z, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        z[i] = z[i] > 0 ? z[i] : 0;
+}
+
+/* da *= (a > 0), branch-free */
+TY_HOT static void ty_relu_mask(float *restrict da, const float *restrict a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        da[i] = a[i] > 0 ? da[i] : 0.0f;
+}
+
+/* gb += scale * column sums of dz (n x d) */
+TY_HOT static void ty_colsum(float *restrict gb, const float *restrict dz, size_t n, uint32_t d,
+                             float scale) {
+    for (size_t r = 0; r < n; r++) {
+        const float *restrict row = dz + r * d;
+        for (uint32_t k = 0; k < d; k++)
+            gb[k] += scale * row[k];
+    }
+}
+
 const float *ty_model_forward(const ty_model_t *m, ty_ws_t *ws, const float *x, size_t n) {
     const float *in = x;
     for (uint32_t l = 0; l < m->nlayers; l++) {
@@ -140,8 +161,7 @@ const float *ty_model_forward(const ty_model_t *m, ty_ws_t *ws, const float *x, 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dout, (int)din, 1.0f,
                     in, (int)din, w, (int)dout, 1.0f, z, (int)dout);
         if (l + 1 < m->nlayers) {
-            for (size_t i = 0; i < n * dout; i++)
-                z[i] = z[i] > 0 ? z[i] : 0;
+            ty_relu(z, n * dout);
         } else if (m->classify) {
             for (size_t r = 0; r < n; r++) { /* stable softmax */
                 float *row = z + r * dout, mx = row[0], sum = 0;
@@ -212,17 +232,14 @@ double ty_model_grad(const ty_model_t *m, ty_ws_t *ws, const float *x, const flo
         /* dW += scale * A^T dZ ; db += scale * sum(dZ) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)din, (int)do_, (int)n, scale, a,
                     (int)din, dz, (int)do_, 1.0f, gw, (int)do_);
-        for (size_t r = 0; r < n; r++)
-            cblas_saxpy((int)do_, scale, dz + r * do_, 1, gb, 1);
+        ty_colsum(gb, dz, n, do_, scale);
         if (l == 0)
             break;
         /* dA = dZ W^T, through the ReLU */
         float *da = dz == ws->d1 ? ws->d2 : ws->d1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)din, (int)do_, 1.0f, dz,
                     (int)do_, w, (int)do_, 0.0f, da, (int)din);
-        for (size_t i = 0; i < n * din; i++)
-            if (a[i] <= 0)
-                da[i] = 0;
+        ty_relu_mask(da, a, n * din);
         dz = da;
     }
     return loss;

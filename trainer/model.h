@@ -60,6 +60,15 @@ double ty_model_loss(const ty_model_t *m, ty_ws_t *ws, const float *x, const flo
 int ty_model_save(const ty_model_t *m, const char *path, char **err);
 int ty_model_load(const char *path, ty_model_t **out, char **err);
 
+/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked
+ * at load time (ifunc), so one binary runs everywhere at full speed. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define TY_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TY_HOT
+#endif
+
 /* Small deterministic generator (splitmix64). */
 uint64_t ty_rng_next(uint64_t *s);
 double ty_rng_uniform(uint64_t *s); /* [0, 1) */
