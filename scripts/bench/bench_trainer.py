@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""Trainer benchmark: trainyard-train against PyTorch on Fashion-MNIST, the
+MLP 784-128-64-10, batch 256, SGD (momentum 0.9, lr 0.05), the same epochs,
+one thread per process.  Reports samples/s (training time only, summed over
+epochs) and test accuracy for: the trainer at 1 and 2 ranks, PyTorch at 1
+process and DistributedDataParallel (gloo) at 2 processes; then the ratios
+the issue sets as targets.  Installs python3-torch and libopenblas0-pthread
+(Debian) when missing.
+
+Both sides use the same OpenBLAS kernels: Debian's OpenBLAS falls back to
+SSE3 kernels on CPUs newer than it, the trainer corrects that itself (see
+trainer/main.c), and this script sets the same OPENBLAS_CORETYPE for PyTorch.
+
+Usage: scripts/bench/bench_trainer.py [--epochs N] [--json OUT]"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("TY_BUILD_DIR", os.path.join(ROOT, "build", "release"))
+TRAIN = os.path.join(BUILD, "trainer", "trainyard-train")
+D = "/usr/share/datasets/fashion-mnist"
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+
+
+def ensure_torch():
+    try:
+        subprocess.run(["/usr/bin/python3", "-c", "import torch"], check=True,
+                       capture_output=True)
+    except subprocess.CalledProcessError:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                               "python3-torch", "libopenblas0-pthread"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+def coretype():
+    """The kernels the trainer runs on (it re-execs with them when needed)."""
+    import ctypes
+    lib = ctypes.CDLL("libopenblas.so.0")
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    name = lib.openblas_get_corename().decode()
+    if name.lower() != "prescott":
+        return None
+    flags = open("/proc/cpuinfo").read()
+    return "SkylakeX" if " avx512f" in flags else "Haswell" if " avx2" in flags else None
+
+
+def trainer(np, epochs, tmp):
+    report = os.path.join(tmp, f"report-{np}")
+    args = ["fit", "--train", f"idx:{D}/train-images-idx3-ubyte.gz,{D}/train-labels-idx1-ubyte.gz",
+            "--val", f"idx:{D}/t10k-images-idx3-ubyte.gz,{D}/t10k-labels-idx1-ubyte.gz",
+            "--model", "mlp:128,64", "--epochs", str(epochs), "--batch", "256", "--lr", "0.05",
+            "--momentum", "0.9", "--out", os.path.join(tmp, f"m{np}.model"), "-o", "json"]
+    cmd = [TRAIN] + args if np == 1 else MPIRUN + ["-np", str(np), TRAIN] + args
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                       env=dict(os.environ, TRAINYARD_REPORT=report))
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    secs = sum(float(l.split()[2]) for l in open(report) if l.startswith("metric epoch_time_s"))
+    samples = 60000 // 256 * 256 * epochs
+    return {"samples_per_s": samples / secs, "accuracy": res["accuracy"], "epochs": epochs,
+            "processes": np}
+
+
+def torch_ref(np, epochs, env):
+    cmd = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "bench", "torch_mlp.py"),
+           "--epochs", str(epochs), "--ddp", str(np)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    ensure_torch()
+    ct = coretype()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if ct:
+        env["OPENBLAS_CORETYPE"] = ct
+    with tempfile.TemporaryDirectory() as tmp:
+        res = {"openblas_coretype": ct or "detected",
+               "trainer_1": trainer(1, a.epochs, tmp), "trainer_2": trainer(2, a.epochs, tmp),
+               "torch_1": torch_ref(1, a.epochs, env), "torch_ddp_2": torch_ref(2, a.epochs, env)}
+    res["ratio_trainer1_vs_torch1"] = res["trainer_1"]["samples_per_s"] / res["torch_1"]["samples_per_s"]
+    res["ratio_trainer2_vs_trainer1"] = res["trainer_2"]["samples_per_s"] / res["trainer_1"]["samples_per_s"]
+    res["accuracy_gap_points"] = 100 * (res["trainer_1"]["accuracy"] - res["torch_1"]["accuracy"])
+    out = json.dumps(res, indent=2)
+    print(out)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(out + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
