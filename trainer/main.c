@@ -38,7 +38,7 @@ static void ty_usage(FILE *f) {
           "      [--optimizer sgd|adam] [--momentum M] [--weight-decay W] [--warmup STEPS]\n"
           "      [--schedule constant|cosine|step] [--step-size E] [--gamma G] [--patience N]\n"
           "      [--seed S] [--device cpu] [--checkpoint-dir DIR] [--checkpoint-every N]\n"
-          "      [--resume] [--vshards V] --out MODEL [-o json]\n"
+          "      [--resume] [--vshards V] --out MODEL [--onnx FILE] [-o json]\n"
           "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
           "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
           "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
@@ -193,6 +193,7 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
                                          {"vshards", 1, 0, 'x'},
                                          {"out", 1, 0, 'u'},
                                          {"regression", 0, 0, 'R'},
+                                         {"onnx", 1, 0, 'X'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -291,6 +292,9 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
             break;
         case 'R':
             o.regression = 1;
+            break;
+        case 'X':
+            o.onnx = optarg;
             break;
         case 'o':
             if (strcmp(optarg, "json") != 0)

@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "trainer/data.h"
+#include "trainer/onnx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -455,7 +456,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     T.m->val_loss = isnan(last_val) ? 0 : last_val;
     T.m->val_accuracy = isnan(last_val_acc) ? 0 : last_val_acc;
     status = 0;
-    if (rank == 0 && o->out && ty_model_save(T.m, o->out, &err) != 0) {
+    if (rank == 0 && ((o->out && ty_model_save(T.m, o->out, &err) != 0) ||
+                      (o->onnx && ty_onnx_export(T.m, o->onnx, &err) != 0))) {
         fprintf(stderr, "trainyard-train: %s\n", err);
         free(err);
         status = 1;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *train, *val, *target, *out, *ckpt_dir;
+    const char *train, *val, *target, *out, *ckpt_dir, *onnx;
     ty_arch_t arch;
     uint32_t hidden[16];
     uint32_t nhidden;
