@@ -1,0 +1,376 @@
+#include "trainer/use.h"
+
+#include "trainer/data.h"
+#include "trainer/drift.h"
+#include "trainer/model.h"
+
+#include "common/util.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- eval / predict ---- */
+
+typedef struct {
+    const char *model, *data, *target, *out;
+    int json;
+} ty_use_opts_t;
+
+static int ty_parse_use(int argc, char **argv, ty_use_opts_t *u) {
+    static const struct option opts[] = {{"model", 1, 0, 'm'},
+                                         {"data", 1, 0, 'd'},
+                                         {"target", 1, 0, 't'},
+                                         {"out", 1, 0, 'u'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            u->model = optarg;
+            break;
+        case 'd':
+            u->data = optarg;
+            break;
+        case 't':
+            u->target = optarg;
+            break;
+        case 'u':
+            u->out = optarg;
+            break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0)
+                return ty_train_die("-o: only json");
+            u->json = 1;
+            break;
+        default:
+            return ty_train_die("unknown option; see trainyard-train --help");
+        }
+    }
+    if (!u->model || !u->data)
+        return ty_train_die("needs --model MODEL and --data DATA");
+    return 0;
+}
+
+/* Load model and data (standardised with the model's statistics). */
+static int ty_load_pair(const ty_use_opts_t *u, ty_model_t **m, ty_data_t **d) {
+    char *err = NULL;
+    if (ty_model_load(u->model, m, &err) != 0 ||
+        ty_data_load(u->data, u->target ? u->target : NULL, 0, 1, d, &err) != 0) {
+        ty_train_die("%s", err);
+        free(err);
+        ty_model_destroy(m);
+        return 1;
+    }
+    if ((*d)->cols != (*m)->dims[0]) {
+        ty_train_die("%s has %zu features; the model wants %u", u->data, (*d)->cols, (*m)->dims[0]);
+        ty_model_destroy(m);
+        ty_data_destroy(d);
+        return 1;
+    }
+    ty_data_standardize(*d, (*m)->mean, (*m)->std);
+    return 0;
+}
+
+static float *ty_predict_all(ty_model_t *m, ty_data_t *d) {
+    uint32_t dout = m->dims[m->nlayers];
+    float *out = ty_xmalloc(d->rows * dout * sizeof(float) + 1);
+    ty_ws_t *ws = ty_ws_create(m, 1024);
+    for (size_t s = 0; s < d->rows; s += 1024) {
+        size_t k = d->rows - s < 1024 ? d->rows - s : 1024;
+        const float *o = ty_model_forward(m, ws, d->x + s * d->cols, k);
+        memcpy(out + s * dout, o, k * dout * sizeof(float));
+    }
+    ty_ws_destroy(&ws);
+    return out;
+}
+
+static uint32_t ty_argmax(const float *p, uint32_t n) {
+    uint32_t b = 0;
+    for (uint32_t k = 1; k < n; k++)
+        if (p[k] > p[b])
+            b = k;
+    return b;
+}
+
+int ty_cmd_eval(int argc, char **argv) {
+    ty_use_opts_t u = {0};
+    int rc = ty_parse_use(argc, argv, &u);
+    ty_model_t *m = NULL;
+    ty_data_t *d = NULL;
+    if (rc || (rc = ty_load_pair(&u, &m, &d)))
+        return rc;
+    float *out = ty_predict_all(m, d);
+    uint32_t C = m->dims[m->nlayers];
+    json_t *j = json_object();
+    json_object_set_new(j, "rows", json_integer((json_int_t)d->rows));
+    if (m->classify) {
+        size_t *cm = ty_xcalloc((size_t)C * C, sizeof(size_t)), right = 0;
+        for (size_t r = 0; r < d->rows; r++) {
+            uint32_t t = (uint32_t)d->y[r], p = ty_argmax(out + r * C, C);
+            if (t < C)
+                cm[(size_t)t * C + p]++;
+            right += t == p;
+        }
+        double f1sum = 0, psum = 0, rsum = 0;
+        json_t *per = json_array(), *cmj = json_array();
+        for (uint32_t k = 0; k < C; k++) {
+            size_t tp = cm[(size_t)k * C + k], col = 0, row = 0;
+            json_t *cr = json_array();
+            for (uint32_t i = 0; i < C; i++) {
+                col += cm[(size_t)i * C + k];
+                row += cm[(size_t)k * C + i];
+                json_array_append_new(cr, json_integer((json_int_t)cm[(size_t)k * C + i]));
+            }
+            json_array_append_new(cmj, cr);
+            double prec = col ? (double)tp / col : 0, rec = row ? (double)tp / row : 0;
+            double f1 = prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0;
+            psum += prec;
+            rsum += rec;
+            f1sum += f1;
+            json_t *pc = json_object();
+            json_object_set_new(pc, "class", json_integer(k));
+            json_object_set_new(pc, "precision", json_real(prec));
+            json_object_set_new(pc, "recall", json_real(rec));
+            json_object_set_new(pc, "f1", json_real(f1));
+            json_array_append_new(per, pc);
+        }
+        json_object_set_new(j, "accuracy", json_real(d->rows ? (double)right / d->rows : 0));
+        json_object_set_new(j, "precision", json_real(psum / C));
+        json_object_set_new(j, "recall", json_real(rsum / C));
+        json_object_set_new(j, "f1", json_real(f1sum / C));
+        json_object_set_new(j, "per_class", per);
+        json_object_set_new(j, "confusion_matrix", cmj);
+        free(cm);
+    } else {
+        double se = 0, ae = 0, mean = 0, ss = 0;
+        for (size_t r = 0; r < d->rows; r++)
+            mean += d->y[r];
+        mean /= d->rows ? (double)d->rows : 1;
+        for (size_t r = 0; r < d->rows; r++) {
+            double e = out[r] - d->y[r];
+            se += e * e;
+            ae += fabs(e);
+            ss += (d->y[r] - mean) * (d->y[r] - mean);
+        }
+        json_object_set_new(j, "rmse", json_real(sqrt(se / (double)d->rows)));
+        json_object_set_new(j, "mae", json_real(ae / (double)d->rows));
+        json_object_set_new(j, "r2", json_real(ss > 0 ? 1 - se / ss : 0));
+    }
+    if (u.json) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+    } else if (m->classify) {
+        printf("rows       %zu\naccuracy   %.4f\nprecision  %.4f (macro)\nrecall     %.4f "
+               "(macro)\nf1         %.4f (macro)\nconfusion matrix (rows: true, columns: "
+               "predicted):\n",
+               d->rows, json_real_value(json_object_get(j, "accuracy")),
+               json_real_value(json_object_get(j, "precision")),
+               json_real_value(json_object_get(j, "recall")),
+               json_real_value(json_object_get(j, "f1")));
+        json_t *cmj = json_object_get(j, "confusion_matrix");
+        for (size_t k = 0; k < json_array_size(cmj); k++) {
+            json_t *row = json_array_get(cmj, k);
+            for (size_t i = 0; i < json_array_size(row); i++)
+                printf("%7lld", (long long)json_integer_value(json_array_get(row, i)));
+            putchar('\n');
+        }
+    } else {
+        printf("rows  %zu\nrmse  %.6g\nmae   %.6g\nr2    %.6g\n", d->rows,
+               json_real_value(json_object_get(j, "rmse")),
+               json_real_value(json_object_get(j, "mae")),
+               json_real_value(json_object_get(j, "r2")));
+    }
+    json_decref(j);
+    free(out);
+    ty_model_destroy(&m);
+    ty_data_destroy(&d);
+    return 0;
+}
+
+int ty_cmd_predict(int argc, char **argv) {
+    ty_use_opts_t u = {0};
+    int rc = ty_parse_use(argc, argv, &u);
+    if (!rc && !u.out)
+        rc = ty_train_die("predict needs --out FILE.csv");
+    ty_model_t *m = NULL;
+    ty_data_t *d = NULL;
+    if (rc || (rc = ty_load_pair(&u, &m, &d)))
+        return rc;
+    float *out = ty_predict_all(m, d);
+    uint32_t C = m->dims[m->nlayers];
+    FILE *f = fopen(u.out, "w");
+    if (!f) {
+        rc = ty_train_die("cannot write %s", u.out);
+    } else {
+        fputs("prediction", f);
+        for (uint32_t k = 0; m->classify && k < C; k++)
+            fprintf(f, ",p%u", k);
+        fputc('\n', f);
+        for (size_t r = 0; r < d->rows; r++) {
+            const float *o = out + r * C;
+            if (m->classify) {
+                fprintf(f, "%u", ty_argmax(o, C));
+                for (uint32_t k = 0; k < C; k++)
+                    fprintf(f, ",%.6g", o[k]);
+            } else {
+                fprintf(f, "%.7g", o[0]);
+            }
+            fputc('\n', f);
+        }
+        if (fclose(f) != 0)
+            rc = ty_train_die("cannot write %s", u.out);
+    }
+    free(out);
+    ty_model_destroy(&m);
+    ty_data_destroy(&d);
+    return rc;
+}
+
+/* LeakSanitizer hook (sanitized builds): Open MPI and its dlopen()ed
+ * components keep allocations past MPI_Finalize by design.  The name is
+ * LSan's, hence the leading underscores. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+    return "fast_unwind_on_malloc=0"; /* full stacks through MPI's frameless code */
+}
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) {
+    return "leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\nleak:libhwloc.so\n"
+           "leak:libpmix.so\nleak:libevent\nleak:mca_\n";
+}
+
+/* ---- drift ---- */
+
+static void ty_report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void ty_report_line(const char *fmt, ...) {
+    const char *path = getenv("TRAINYARD_REPORT");
+    if (!path || !*path)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ty_xvasprintf(fmt, ap);
+    va_end(ap);
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fputs(s, f); /* one short line: one write */
+        fclose(f);
+    }
+    free(s);
+}
+
+int ty_cmd_drift(int argc, char **argv) {
+    const char *ref = NULL, *cur = NULL, *target = NULL;
+    double threshold = -1;
+    int json = 0;
+    static const struct option opts[] = {{"reference", 1, 0, 'r'},
+                                         {"current", 1, 0, 'c'},
+                                         {"target", 1, 0, 't'},
+                                         {"threshold", 1, 0, 'T'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            ref = optarg;
+            break;
+        case 'c':
+            cur = optarg;
+            break;
+        case 't':
+            target = optarg;
+            break;
+        case 'T':
+            if (ty_train_num("threshold", optarg, 0, 1e6, &threshold))
+                return 2;
+            break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0)
+                return ty_train_die("-o: only json");
+            json = 1;
+            break;
+        default:
+            return ty_train_die("unknown option; see trainyard-train --help");
+        }
+    }
+    if (!ref || !cur)
+        return ty_train_die("drift needs --reference DATA and --current DATA");
+    ty_data_t *a = NULL, *b = NULL;
+    char *err = NULL;
+    if (ty_data_load(ref, target, 0, 1, &a, &err) || ty_data_load(cur, target, 0, 1, &b, &err)) {
+        ty_train_die("%s", err);
+        free(err);
+        ty_data_destroy(&a);
+        return 1;
+    }
+    if (a->cols != b->cols) {
+        ty_train_die("reference has %zu features, current %zu", a->cols, b->cols);
+        ty_data_destroy(&a);
+        ty_data_destroy(&b);
+        return 1;
+    }
+    float *ra = ty_xmalloc(a->rows * sizeof(float) + 1),
+          *rb = ty_xmalloc(b->rows * sizeof(float) + 1);
+    json_t *feats = json_array();
+    double max_psi = 0;
+    int drifted = 0;
+    for (size_t k = 0; k < a->cols; k++) {
+        for (size_t r = 0; r < a->rows; r++)
+            ra[r] = a->x[r * a->cols + k];
+        for (size_t r = 0; r < b->rows; r++)
+            rb[r] = b->x[r * b->cols + k];
+        ty_drift_t d;
+        ty_drift_feature(ra, a->rows, rb, b->rows, &d);
+        int hit = threshold >= 0 && d.psi > threshold;
+        drifted += hit;
+        max_psi = d.psi > max_psi ? d.psi : max_psi;
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(a->names[k]));
+        json_object_set_new(o, "psi", json_real(d.psi));
+        json_object_set_new(o, "ks", json_real(d.ks));
+        json_object_set_new(o, "p_value", json_real(d.p_value));
+        json_object_set_new(o, "drift", json_boolean(hit));
+        json_array_append_new(feats, o);
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "reference_rows", json_integer((json_int_t)a->rows));
+    json_object_set_new(j, "current_rows", json_integer((json_int_t)b->rows));
+    json_object_set_new(j, "max_psi", json_real(max_psi));
+    if (threshold >= 0)
+        json_object_set_new(j, "threshold", json_real(threshold));
+    json_object_set_new(j, "drifted_features", json_integer(drifted));
+    json_object_set_new(j, "drift", json_boolean(drifted > 0));
+    json_object_set_new(j, "features", feats);
+    if (json) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+    } else {
+        printf("%-24s %10s %10s %12s %s\n", "FEATURE", "PSI", "KS", "P_VALUE", "DRIFT");
+        for (size_t k = 0; k < json_array_size(feats); k++) {
+            json_t *o = json_array_get(feats, k);
+            printf("%-24s %10.4f %10.4f %12.3g %s\n", json_string_value(json_object_get(o, "name")),
+                   json_real_value(json_object_get(o, "psi")),
+                   json_real_value(json_object_get(o, "ks")),
+                   json_real_value(json_object_get(o, "p_value")),
+                   json_is_true(json_object_get(o, "drift")) ? "yes" : "");
+        }
+        printf("max PSI %.4f; %d feature(s) over the threshold\n", max_psi, drifted);
+    }
+    ty_report_line("metric drift_max_psi %.6g\n", max_psi);
+    ty_report_line("metric drift_features %d\n", drifted);
+    ty_report_line("metric drift %d\n", drifted > 0);
+    json_decref(j);
+    free(ra);
+    free(rb);
+    ty_data_destroy(&a);
+    ty_data_destroy(&b);
+    return drifted > 0 ? 3 : 0; /* 3: drift, so a pipeline can branch on it */
+}
