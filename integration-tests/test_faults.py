@@ -206,4 +206,6 @@ tasks:
     assert t["attempt"] == 2 and t["worker"] == other  # retries: 0, yet not failed
     ws = {w["id"]: w["state"] for w in cluster.json("workers")}
     assert ws[first] == "gone"
-    assert f"worker {first} deregistered" in cluster.master.text()
+    log = cluster.master.text()
+    assert f"worker {first} deregistered" in log
+    assert log.count(f"worker {first} registered") == 1  # it did not come back

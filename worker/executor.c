@@ -359,6 +359,10 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
     if (!ref || !*ref->run_id || !*ref->task || strchr(ref->run_id, '/') ||
         strchr(ref->task, '/') || ref->run_id[0] == '.' || ref->task[0] == '.')
         return;
+    if (wk->stopping) {
+        ty_info("stopping: not starting %s/%s#%u", ref->run_id, ref->task, ref->attempt);
+        return;
+    }
     if (ref->epoch < wk->epoch) {
         ty_warn("rejecting dispatch of %s/%s#%u from stale epoch %llu (current %llu)", ref->run_id,
                 ref->task, ref->attempt, (unsigned long long)ref->epoch,

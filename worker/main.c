@@ -191,12 +191,13 @@ int main(int argc, char **argv) {
             (unsigned long long)wk.mem_mb, wk.gpus, probe.nvml ? " (NVML)" : "", wk.master_ep);
     uv_run(wk.loop, UV_RUN_DEFAULT);
 
-    /* stopping: end our tasks' process groups (their results tell the master
-     * to re-queue them), say goodbye, then close everything */
+    /* stopping: say goodbye first, so the master re-queues our attempts and
+     * places nothing more here; then end their process groups */
+    wk.stopping = 1;
+    ty_wk_deregister(&wk, "worker stopped");
     ty_exec_kill_all(&wk, "worker stopped");
     for (int i = 0; i < 200 && ty_exec_running(&wk) > 0; i++)
         uv_run(wk.loop, UV_RUN_ONCE); /* exits arrive as events */
-    ty_wk_deregister(&wk, "worker stopped");
     ty_wire_poll_destroy(&wk.poll);
     uv_walk(wk.loop, ty_close_walk, NULL);
     uv_run(wk.loop, UV_RUN_DEFAULT);

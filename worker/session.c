@@ -119,6 +119,8 @@ static void ty_on_message(void *arg) {
             wk->epoch = env->heartbeat_ack->epoch;
         break;
     case TY__ENVELOPE__BODY_REREGISTER:
+        if (wk->stopping)
+            break; /* deregistered: stay gone */
         ty_info("master asks to re-register (epoch %llu)",
                 (unsigned long long)env->reregister->epoch);
         wk->registered = 0;
@@ -144,6 +146,8 @@ static void ty_on_message(void *arg) {
 
 static void ty_hb_cb(uv_timer_t *h) {
     ty_wk_t *wk = h->data;
+    if (wk->stopping)
+        return;
     int64_t silent = ty_mono_ms() - wk->last_master;
     if (silent > wk->lease_ms && ty_exec_running(wk) > 0) {
         /* cut off: the master has re-queued these by now */
