@@ -401,6 +401,14 @@ typedef struct {
     int pending, failed;
 } ty_rebuild_t;
 
+/* One of the two ranges answered; the last one finishes the rebuild. */
+static void ty_rebuild_step(ty_rebuild_t *rb) {
+    if (--rb->pending == 0) {
+        rb->done(rb->m, rb->failed ? TY_EETCD : 0);
+        free(rb);
+    }
+}
+
 static void ty_rebuild_task(ty_master_t *m, const char *run_id, const char *name,
                             const Ty__TaskRecord *rec) {
     ty_task_t *t = ty_sched_find_task(m, run_id, name);
@@ -482,10 +490,7 @@ static void ty_rebuild_runs_cb(int status, const ty_etcd_resp_t *resp, void *arg
             free(key);
         }
     }
-    if (--rb->pending == 0) {
-        rb->done(m, rb->failed ? TY_EETCD : 0);
-        free(rb);
-    }
+    ty_rebuild_step(rb);
 }
 
 static void ty_rebuild_workers_cb(int status, const ty_etcd_resp_t *resp, void *arg) {
@@ -514,10 +519,7 @@ static void ty_rebuild_workers_cb(int status, const ty_etcd_resp_t *resp, void *
             ty__worker_record__free_unpacked(rec, NULL);
         }
     }
-    if (--rb->pending == 0) {
-        rb->done(m, rb->failed ? TY_EETCD : 0);
-        free(rb);
-    }
+    ty_rebuild_step(rb);
 }
 
 void ty_state_rebuild(ty_master_t *m, void (*done)(ty_master_t *m, int status)) {
