@@ -1,47 +1,21 @@
 /* The client API over a real socket pair and a real etcd: submit (and its
  * validation errors), status with long-poll, runs, workers, logs, cancel,
  * info, and rejection of bad frames. */
-#include "master/master.h"
+#include "master/tests/master_fixture.h"
 
 #include "common/err.h"
-#include "common/tests/etcd_fixture.h"
-#include "common/tests/ty_test.h"
-#include "common/util.h"
 
-#include <sys/stat.h>
-
-static ty_master_t M;
-static uv_loop_t loop;
 static zsock_t *client;
 static uint64_t next_req = 1;
-
-static void tick(uv_check_t *h) {
-    (void)h;
-    if (M.need_schedule)
-        ty_sched_pass(&M);
-    for (ty_task_t *t = M.open.tasks; t; t = t->dirty_next)
-        ty_api_notify(&M, t->run, 0);
-    ty_state_flush(&M);
-}
-
-static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
 
 /* Send req and run the loop until the reply arrives (bounded). */
 static Ty__Envelope *call(Ty__Envelope *req) {
     req->req_id = next_req++;
     CHECK_EQ_INT(ty_wire_send(client, NULL, req), 0);
-    uv_timer_t g;
-    uv_timer_init(&loop, &g);
-    uv_timer_start(&g, on_timeout, 10000, 0);
     Ty__Envelope *rep = NULL;
-    while (!rep && uv_is_active((uv_handle_t *)&g)) {
-        uv_run(&loop, UV_RUN_ONCE);
-        while (!rep && ty_wire_recv(client, 0, 1u << 24, NULL, &rep) == 0 &&
-               rep->req_id != req->req_id)
-            ty_wire_free(&rep);
-    }
-    uv_close((uv_handle_t *)&g, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    while ((rep = mf_expect(client, TY__ENVELOPE__BODY__NOT_SET, 10000)) &&
+           rep->req_id != req->req_id)
+        ty_wire_free(&rep);
     CHECK(rep != NULL);
     return rep;
 }
@@ -74,39 +48,10 @@ static Ty__Envelope *status(const char *run, uint64_t after) {
 }
 
 int main(void) {
-    char url[64];
-    int rc = ty_fx_start(url, sizeof url);
+    int rc = mf_start("api");
     if (rc)
         return rc;
-    zsys_init();
-    zsys_set_linger(0);
-    uv_loop_init(&loop);
-    char dir[] = "/tmp/ty-api-testXXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    char *logs = ty_xasprintf("%s/logs", dir);
-    mkdir(logs, 0755);
-    memset(&M, 0, sizeof M);
-    M.o.prefix = "/api/";
-    M.o.data_dir = dir;
-    M.o.max_frame = 4096;
-    M.o.lost_limit = 5;
-    M.loop = &loop;
-    M.runs = zhashx_new();
-    M.workers = zhashx_new();
-    M.serving = 1;
-    ty_state_init(&M);
-    CHECK_EQ_INT(ty_etcd_create(&M.etcd, &loop, url), 0);
-    uv_timer_init(&loop, &M.retry);
-    uv_timer_init(&loop, &M.delay);
-    M.retry.data = M.delay.data = &M;
-    M.epoch = 0; /* no leader key: create_revision 0 matches an absent key */
-    M.wsock = zsock_new_router("inproc://api-w");
-    M.csock = zsock_new_router("inproc://api-c");
     client = zsock_new_dealer("inproc://api-c");
-    ty_wire_poll_create(&M.cpoll, &loop, M.csock, ty_api_on_message, &M);
-    uv_check_t check;
-    uv_check_init(&loop, &check);
-    uv_check_start(&check, tick);
 
     /* validation errors come back as one message with file:line, nothing stored */
     Ty__Envelope *rep = submit("name: x\ntasks:\n  - name: a\n    depends_on: [zz]\n"
@@ -233,28 +178,7 @@ int main(void) {
     }
     ty_wire_free(&rep);
 
-    uv_check_stop(&check);
-    uv_close((uv_handle_t *)&check, NULL);
-    ty_wire_poll_destroy(&M.cpoll);
-    ty_etcd_destroy(&M.etcd);
-    ty_state_fini(&M);
-    uv_close((uv_handle_t *)&M.retry, NULL);
-    uv_close((uv_handle_t *)&M.delay, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    for (size_t i = 0; i < M.nruns; i++)
-        ty_sched_run_free(M.order[i]);
-    free(M.order);
-    free(M.heap);
-    free(M.delayed);
-    zhashx_destroy(&M.runs);
-    zhashx_destroy(&M.workers);
     zsock_destroy(&client);
-    zsock_destroy(&M.csock);
-    zsock_destroy(&M.wsock);
-    char *cmd = ty_xasprintf("rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0);
-    free(cmd);
-    free(logs);
+    mf_stop();
     TEST_DONE();
 }
