@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TY_WAIT_EXTRA_MS 25000 /* the master holds a long-poll for up to 20 s */
+#define TY_WAIT_EXTRA_MS 25000 /* the master holds a long-poll for up to TY_HOLD_MS */
+#define TY_HOLD_MS 5000        /* master/api.c TY_WAIT_MAX_MS */
+#define TY_WAIT_RETRIES 10     /* unanswered long-polls before --wait gives up */
 
 typedef struct {
     int call_ms; /* --timeout */
@@ -115,10 +117,33 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
     uint64_t version = 0;
     char last[512] = "";
     int64_t t0 = ty_mono_ms();
+    int unanswered = 0;
     for (;;) {
         Ty__Envelope *rep = NULL;
-        if (ty_get_status(cli, c, run, version, &rep) != 0)
-            return 1;
+        /* A long-poll the master does not answer within its hold time means
+         * it is gone or restarting: ask again (the socket reconnects by
+         * itself) rather than give up on the run at once. */
+        Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
+        sr.run_id = (char *)run;
+        sr.wait_after = version;
+        Ty__Envelope req = TY__ENVELOPE__INIT;
+        req.body_case = TY__ENVELOPE__BODY_STATUS;
+        req.status = &sr;
+        int rc = ty_client_call(c, &req, TY_HOLD_MS + 3000, &rep);
+        if (rc == TY_ETIMEOUT && ++unanswered < TY_WAIT_RETRIES) {
+            fprintf(stderr, "%sno answer from the master at %s; still waiting\n", tty ? "\n" : "",
+                    ty_client_endpoint(c));
+            continue;
+        }
+        if (rc == 0 && rep->body_case == TY__ENVELOPE__BODY_ERROR)
+            rc = TY_EPROTO;
+        if (rc != 0 || rep->body_case != TY__ENVELOPE__BODY_STATUS_REPLY) {
+            ty_wire_free(&rep);
+            /* one more ordinary call, for its clear error message */
+            if (ty_get_status(cli, c, run, 0, &rep) != 0)
+                return 1;
+        }
+        unanswered = 0;
         Ty__RunStatus *st = rep->status_reply->status;
         version = st->version ? st->version : 1;
         char line[512];

@@ -209,3 +209,29 @@ tasks:
     log = cluster.master.text()
     assert f"worker {first} deregistered" in log
     assert log.count(f"worker {first} registered") == 1  # it did not come back
+
+
+def test_submit_wait_survives_a_master_restart(cluster):
+    import subprocess
+    from conftest import CLI_BIN
+    cluster.start_master("--worker-lease-ms", "6000")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    path = cluster.write("slow.yaml", "name: slow\ntasks:\n  - name: t\n"
+                                      "    command: \"sleep 3; echo done\"\n")
+    env = dict(os.environ, TRAINYARD_MASTER=cluster.client_ep)
+    p = subprocess.Popen([CLI_BIN, "submit", path, "--wait", "-o", "json"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run = wait_until(lambda: [r["run_id"] for r in cluster.json("runs")], 20, "the run")[0]
+        cluster.wait_task_state(run, "t", ["running"])
+        cluster.master.kill(signal.SIGKILL)
+        cluster.start_master()
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    import json as _json
+    st = _json.loads(out)
+    assert st["state"] == "succeeded" and task(st, "t")["attempt"] == 1

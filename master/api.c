@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TY_WAIT_MAX_MS 20000
+#define TY_WAIT_MAX_MS 5000 /* cli/main.c TY_HOLD_MS: clients notice a lost master soon */
 #define TY_LOG_CHUNK_MAX (256 * 1024)
 
 static void ty_reply(ty_master_t *m, zframe_t *id, uint64_t req_id, Ty__Envelope *env) {
