@@ -23,14 +23,13 @@ static void ty_reclaim_done(int status, const ty_etcd_resp_t *resp, void *arg) {
 }
 
 static void ty_keepalive_done(int status, const ty_etcd_resp_t *resp, void *arg) {
-    ty_master_t *m = arg;
+    (void)arg;
     if (status == 0 && resp->ttl == 0) {
         ty_error("leader lease expired; exiting so a standby can take over");
         exit(3);
     }
     if (status != 0)
         ty_warn("leader lease keep-alive failed: %s", ty_strerror(status));
-    (void)m;
 }
 
 static void ty_keepalive_cb(uv_timer_t *h) {
