@@ -168,7 +168,14 @@ int main(void) {
     zsock_t *client = zsock_new(ZMQ_DEALER);
     zsock_set_identity(client, "c1");
     zsock_connect(client, "inproc://state-test");
-    zclock_sleep(50);
+    /* the ROUTER routes to c1 once it has heard from it */
+    zstr_send(client, "hello");
+    zpoller_t *poller = zpoller_new(m.csock, NULL);
+    CHECK(zpoller_wait(poller, 5000) == m.csock);
+    zpoller_destroy(&poller);
+    zmsg_t *hello = zmsg_recv(m.csock);
+    zmsg_destroy(&hello);
+    poller = zpoller_new(client, NULL);
 
     /* 300 tasks + the run: three txns; the reply waits for all of them */
     uint64_t txns0 = m.txns;
@@ -180,15 +187,14 @@ int main(void) {
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;
     env.info_reply = &ir;
     ty_state_send(&m, m.csock, id, &env);
-    zclock_sleep(50);
-    CHECK(!(zsock_events(client) & ZMQ_POLLIN)); /* held in the outbox */
+    CHECK(zpoller_wait(poller, 100) == NULL); /* held in the outbox: nothing arrives */
     ty_state_flush(&m);
     CHECK_EQ_INT(m.txns - txns0, 3);
     CHECK_EQ_INT(m.nflights, 1);
     run_until(&loop, committed, &m);
     CHECK(committed(&m));
-    zclock_sleep(50);
-    CHECK(zsock_events(client) & ZMQ_POLLIN); /* released after the commit */
+    CHECK(zpoller_wait(poller, 5000) == client); /* released after the commit */
+    zpoller_destroy(&poller);
     CHECK_EQ_INT(count_prefix(&m, "/st/runs/"), 301);
 
     /* a change to one task writes one key; nothing dirty sends at once */

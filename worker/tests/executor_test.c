@@ -61,7 +61,8 @@ static void seen_free(seen_t *s) {
 
 static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
 
-/* Run the loop until no attempt is running (bounded), then collect. */
+/* Run the loop until no attempt is running (bounded), then collect until
+ * the attempt's result has arrived. */
 static void run_until_idle(seen_t *s) {
     uv_timer_t guard;
     uv_timer_init(W.loop, &guard);
@@ -71,8 +72,11 @@ static void run_until_idle(seen_t *s) {
     CHECK_EQ_INT(ty_exec_running(&W), 0);
     uv_close((uv_handle_t *)&guard, NULL);
     uv_run(W.loop, UV_RUN_NOWAIT);
-    zclock_sleep(50); /* inproc delivery of what was just sent */
-    drain(s);
+    int want = s->results + 1;
+    zpoller_t *p = zpoller_new(peer, NULL);
+    while (s->results < want && zpoller_wait(p, 5000) == peer)
+        drain(s);
+    zpoller_destroy(&p);
 }
 
 static void dispatch(const char *run, unsigned attempt, uint64_t epoch, const char *shell,
@@ -185,8 +189,9 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "trap '' TERM; sleep 78.%d; echo unreachable", getpid());
     snprintf(marker, sizeof marker, "sleep 78.%d", getpid());
     dispatch("r5", 1, 6, cmd, 0);
-    uv_run(W.loop, UV_RUN_NOWAIT);
-    zclock_sleep(100);
+    /* cancel once the trap is set, that is once the sleep after it runs */
+    for (int i = 0; i < 500 && !alive_marker(marker); i++)
+        uv_run(W.loop, UV_RUN_NOWAIT);
     ref.run_id = "r5";
     ty_exec_cancel(&W, &ref, "test");
     run_until_idle(&s);
