@@ -278,3 +278,27 @@ def test_onnx_export_matches_predict(syn, tmp_path, model):
     assert len(ours) == len(theirs) == 300
     worst = max(abs(a - b) for ra, rb in zip(ours, theirs) for a, b in zip(ra, rb))
     assert worst < 1e-4, worst
+
+
+def test_mpi_step_gets_one_gpu_per_rank(cluster):
+    cluster.start_master()
+    cluster.start_worker("g1", "--gpus", "4", "--cpus", "4")
+    cluster.wait_workers(["g1"])
+    run_id = cluster.submit("""
+name: gpuranks
+tasks:
+  - name: ranks
+    kind: mpi
+    np: 2
+    resources: {gpus: 2, cpus: 1}
+    command: ["sh", "-c", "echo rank $OMPI_COMM_WORLD_RANK gpus $CUDA_VISIBLE_DEVICES"]
+""")
+    st = cluster.wait_run(run_id, timeout=60)
+    assert st["state"] == "succeeded"
+    lines = sorted(cluster.cli("logs", run_id, "ranks").stdout.split("\n")[:-1])
+    assert len(lines) == 2
+    got = {l.split()[1]: l.split()[3] for l in lines}
+    assert set(got) == {"0", "1"}
+    slices = [set(got[r].split(",")) for r in ("0", "1")]
+    assert all(len(s) == 2 for s in slices) and not slices[0] & slices[1]
+    assert slices[0] | slices[1] <= {"0", "1", "2", "3"}

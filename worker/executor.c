@@ -314,19 +314,8 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     return env;
 }
 
-static char **ty_build_argv(const Ty__Dispatch *d) {
-    size_t cap = d->n_argv + 16, n = 0;
-    char **argv = ty_xcalloc(cap, sizeof *argv);
-    if (d->kind == 1) { /* mpi: one process group holds mpirun and its ranks */
-        argv[n++] = ty_xstrdup("mpirun");
-        if (geteuid() == 0)
-            argv[n++] = ty_xstrdup("--allow-run-as-root");
-        argv[n++] = ty_xstrdup("--oversubscribe"); /* small machines: more ranks than cores */
-        argv[n++] = ty_xstrdup("--bind-to");
-        argv[n++] = ty_xstrdup("none"); /* the worker, not mpirun, decides placement */
-        argv[n++] = ty_xstrdup("-np");
-        argv[n++] = ty_xasprintf("%u", d->np ? d->np : 1);
-    }
+/* The task's own command. */
+static size_t ty_push_command(char **argv, size_t n, const Ty__Dispatch *d) {
     if (*d->shell) {
         argv[n++] = ty_xstrdup("/bin/sh");
         argv[n++] = ty_xstrdup("-c");
@@ -334,6 +323,50 @@ static char **ty_build_argv(const Ty__Dispatch *d) {
     } else {
         for (size_t i = 0; i < d->n_argv; i++)
             argv[n++] = ty_xstrdup(d->argv[i]);
+    }
+    return n;
+}
+
+static char **ty_build_argv(const Ty__Dispatch *d) {
+    uint32_t np = d->np ? d->np : 1;
+    /* GPUs per rank: each rank gets its own slice through one mpirun app
+     * context per rank ("-np 1 -x CUDA_VISIBLE_DEVICES=... CMD : ...") */
+    int per_rank = d->kind == 1 && d->n_gpu_ids > 0 && d->n_gpu_ids % np == 0;
+    size_t cmdlen = (*d->shell ? 3 : d->n_argv) + 1;
+    size_t cap = 16 + (per_rank ? np * (cmdlen + 6) : cmdlen), n = 0;
+    char **argv = ty_xcalloc(cap, sizeof *argv);
+    if (d->kind != 1) { /* command */
+        n = ty_push_command(argv, n, d);
+        argv[n] = NULL;
+        return argv;
+    }
+    /* mpi: one process group holds mpirun and its ranks */
+    argv[n++] = ty_xstrdup("mpirun");
+    if (geteuid() == 0)
+        argv[n++] = ty_xstrdup("--allow-run-as-root");
+    argv[n++] = ty_xstrdup("--oversubscribe"); /* small machines: more ranks than cores */
+    argv[n++] = ty_xstrdup("--bind-to");
+    argv[n++] = ty_xstrdup("none"); /* the worker, not mpirun, decides placement */
+    if (!per_rank) {
+        argv[n++] = ty_xstrdup("-np");
+        argv[n++] = ty_xasprintf("%u", np);
+        n = ty_push_command(argv, n, d);
+        argv[n] = NULL;
+        return argv;
+    }
+    size_t g = d->n_gpu_ids / np;
+    for (uint32_t r = 0; r < np; r++) {
+        if (r > 0)
+            argv[n++] = ty_xstrdup(":");
+        ty_buf_t ids = {0};
+        for (size_t k = 0; k < g; k++)
+            ty_buf_printf(&ids, "%s%u", k ? "," : "", d->gpu_ids[r * g + k]);
+        argv[n++] = ty_xstrdup("-np");
+        argv[n++] = ty_xstrdup("1");
+        argv[n++] = ty_xstrdup("-x");
+        argv[n++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", ids.data);
+        ty_buf_free(&ids);
+        n = ty_push_command(argv, n, d);
     }
     argv[n] = NULL;
     return argv;
