@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void ty_oom(void) {
     fputs("trainyard: out of memory\n", stderr);
@@ -195,6 +196,22 @@ int ty_read_file(const char *path, ty_buf_t *out) {
     int rc = ferror(f) ? -EIO : 0;
     fclose(f);
     ty_buf_append(out, "", 0); /* NUL-terminate even when empty */
+    return rc;
+}
+
+int ty_write_file_atomic(const char *path, const void *data, size_t len) {
+    char *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int rc = 0;
+    if (!f || fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
+        rc = -(errno ? errno : EIO);
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = -(errno ? errno : EIO);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
     return rc;
 }
 

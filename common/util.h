@@ -39,6 +39,9 @@ void ty_buf_free(ty_buf_t *b);
 
 /* Read a whole file into *out (appended, NUL-terminated).  0 or -errno. */
 int ty_read_file(const char *path, ty_buf_t *out);
+/* Write data to path atomically: a temporary file beside it, fsync, rename.
+ * A reader sees the old file or the whole new one.  0 or -errno. */
+int ty_write_file_atomic(const char *path, const void *data, size_t len);
 /* mkdir -p with mode 0755.  0 or -errno. */
 int ty_mkdirs(const char *path);
 

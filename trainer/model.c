@@ -284,21 +284,11 @@ int ty_model_save(const ty_model_t *m, const char *path, char **err) {
     ty_put_u64(&b, m->nparams);
     ty_put(&b, m->params, m->nparams * sizeof(float));
     ty_put_u32(&b, (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)b.len));
-    /* write-then-rename: a reader never sees half a model */
-    char *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int rc = 0;
-    if (!f || fwrite(b.data, 1, b.len, f) != b.len || fflush(f) != 0 || fsync(fileno(f)) != 0)
-        rc = TY_EIO;
-    if (f && fclose(f) != 0)
-        rc = TY_EIO;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = TY_EIO;
+    int rc = ty_write_file_atomic(path, b.data, b.len); /* never half a model */
     if (rc != 0) {
-        *err = ty_xasprintf("cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
+        *err = ty_xasprintf("cannot write %s: %s", path, strerror(-rc));
+        rc = TY_EIO;
     }
-    free(tmp);
     ty_buf_free(&b);
     return rc;
 }

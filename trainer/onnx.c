@@ -170,20 +170,11 @@ int ty_onnx_export(const ty_model_t *m, const char *path, char **err) {
     size_t len = onnx__model_proto__get_packed_size(&mp);
     uint8_t *buf = ty_xmalloc(len);
     onnx__model_proto__pack(&mp, buf);
-    int rc = 0;
-    char *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f || fwrite(buf, 1, len, f) != len || fflush(f) || fsync(fileno(f)))
+    int rc = ty_write_file_atomic(path, buf, len);
+    if (rc != 0) {
+        *err = ty_xasprintf("cannot write %s: %s", path, strerror(-rc));
         rc = TY_EIO;
-    if (f && fclose(f))
-        rc = TY_EIO;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = TY_EIO;
-    if (rc) {
-        *err = ty_xasprintf("cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
     }
-    free(tmp);
     free(buf);
     for (size_t i = 0; i < a.n; i++)
         free(a.p[i]);

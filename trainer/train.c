@@ -130,18 +130,10 @@ static int ty_ckpt_save(ty_tr_t *T, int epoch) {
     ty_buf_append(&b, T->best, m->nparams * sizeof(float));
     uint32_t crc = (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)b.len);
     ty_buf_append(&b, &crc, 4);
-    char *path = ty_ckpt_path(T), *tmp = ty_xasprintf("%s.tmp", path);
-    int rc = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f || fwrite(b.data, 1, b.len, f) != b.len || fflush(f) || fsync(fileno(f)))
-        rc = TY_EIO;
-    if (f && fclose(f))
-        rc = TY_EIO;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = TY_EIO;
+    char *path = ty_ckpt_path(T);
+    int rc = ty_write_file_atomic(path, b.data, b.len);
     if (rc)
-        fprintf(stderr, "trainyard-train: cannot write checkpoint %s: %s\n", path, strerror(errno));
-    free(tmp);
+        fprintf(stderr, "trainyard-train: cannot write checkpoint %s: %s\n", path, strerror(-rc));
     free(path);
     ty_buf_free(&b);
     return rc;

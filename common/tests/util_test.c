@@ -2,6 +2,8 @@
 #include "common/err.h"
 #include "common/tests/ty_test.h"
 
+#include <unistd.h>
+
 int main(void) {
     const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
@@ -34,5 +36,20 @@ int main(void) {
     CHECK_STR(b.data, "xyz");
     ty_buf_free(&b);
     CHECK(ty_mono_ms() > 0);
+
+    /* atomic write replaces the whole file; a bad directory is an error */
+    char dir[] = "/tmp/ty-util-testXXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = ty_xasprintf("%s/f", dir);
+    CHECK_EQ_INT(ty_write_file_atomic(path, "first", 5), 0);
+    CHECK_EQ_INT(ty_write_file_atomic(path, "second", 6), 0);
+    ty_buf_t rb = {0};
+    CHECK_EQ_INT(ty_read_file(path, &rb), 0);
+    CHECK_STR(rb.data, "second");
+    ty_buf_free(&rb);
+    CHECK(ty_write_file_atomic("/nonexistent-dir/f", "x", 1) < 0);
+    unlink(path);
+    rmdir(dir);
+    free(path);
     TEST_DONE();
 }
