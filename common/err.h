@@ -20,7 +20,9 @@
     X(STATE, "invalid state for this operation")                                                   \
     X(NORES, "no worker can satisfy the resources")                                                \
     X(SPAWN, "cannot start process")                                                               \
-    X(STALE, "stale epoch or attempt")
+    X(STALE, "stale epoch or attempt")                                                             \
+    X(NOTSUP, "not supported by this build")                                                       \
+    X(NODEV, "no usable device")
 
 enum {
 #define TY_ERR_IDX(name, msg) TY_ERR_IDX_##name,

@@ -15,7 +15,7 @@ import pytest
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("TY_BUILD_DIR", os.path.join(ROOT, "build", "release"))
+BUILD = os.path.abspath(os.environ.get("TY_BUILD_DIR", os.path.join(ROOT, "build", "release")))
 MASTER_BIN = os.path.join(BUILD, "master", "trainyard-master")
 WORKER_BIN = os.path.join(BUILD, "worker", "trainyard-worker")
 CLI_BIN = os.path.join(BUILD, "cli", "trainyard")

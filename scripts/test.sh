@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 echo "== clang-format check"
-files=$(git ls-files '*.c' '*.h' 2>/dev/null || find common master worker cli trainer -name '*.[ch]')
+files=$(git ls-files '*.c' '*.h' '*.cu' 2>/dev/null || find common master worker cli trainer -name '*.[ch]' -o -name '*.cu')
 clang-format --dry-run --Werror $files
 
 echo "== build (debug: ASan+UBSan)"

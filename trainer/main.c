@@ -37,7 +37,7 @@ static void ty_usage(FILE *f) {
           "      --model softmax|linear|mlp:H1,H2,... [--epochs N] [--batch B] [--lr X]\n"
           "      [--optimizer sgd|adam] [--momentum M] [--weight-decay W] [--warmup STEPS]\n"
           "      [--schedule constant|cosine|step] [--step-size E] [--gamma G] [--patience N]\n"
-          "      [--seed S] [--device cpu] [--checkpoint-dir DIR] [--checkpoint-every N]\n"
+          "      [--seed S] [--device cpu|cuda] [--checkpoint-dir DIR] [--checkpoint-every N]\n"
           "      [--resume] [--vshards V] --out MODEL [--onnx FILE] [-o json]\n"
           "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
           "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
@@ -271,8 +271,10 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
             o.seed = (uint64_t)v;
             break;
         case 'd':
-            if (strcmp(optarg, "cpu") != 0)
-                return ty_train_die("--device %s: this build has the CPU backend only", optarg);
+            if (strcmp(optarg, "cuda") == 0)
+                o.device_cuda = 1;
+            else if (strcmp(optarg, "cpu") != 0)
+                return ty_train_die("--device: cpu or cuda, got '%s'", optarg);
             break;
         case 'c':
             o.ckpt_dir = optarg;

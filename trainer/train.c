@@ -3,6 +3,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "trainer/data.h"
+#include "trainer/gpu.h"
 #include "trainer/onnx.h"
 
 #include <errno.h>
@@ -242,6 +243,66 @@ static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, t
     MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
 
+/* --device cuda: each rank takes the GPU of its node-local rank (one GPU per
+ * rank when the worker narrowed CUDA_VISIBLE_DEVICES per rank) and gets its
+ * shard, the parameters and the optimizer state.  Every rank learns whether
+ * all succeeded, so none is left waiting in a collective. */
+static int ty_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G) {
+    MPI_Comm node;
+    int lrank = 0, bad, gbad;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, T->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &lrank);
+    MPI_Comm_free(&node);
+    ty_gpu_opts_t go = {.adam = T->o->adam,
+                        .momentum = (float)T->o->momentum,
+                        .weight_decay = (float)T->o->weight_decay,
+                        .batch = local_b,
+                        .local_rank = lrank};
+    char *err = NULL;
+    int rc = ty_gpu_create(G, T->m, &go, &err);
+    if (rc == 0)
+        rc = ty_gpu_set_data(*G, T->tr->x, T->tr->y, T->tr->rows, &err);
+    if (rc == 0)
+        rc = ty_gpu_put_state(*G, T->m->params, T->m1, T->m2, T->t, &err);
+    bad = rc != 0;
+    MPI_Allreduce(&bad, &gbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (rc != 0)
+        fprintf(stderr, "trainyard-train: rank %d: %s\n", T->rank, err);
+    else if (!T->o->json)
+        fprintf(stderr, "trainyard-train: rank %d trains on %s\n", T->rank, ty_gpu_name(*G));
+    free(err);
+    if (gbad)
+        ty_gpu_destroy(G);
+    return gbad ? -1 : 0;
+}
+
+/* One epoch on the GPU: the host picks the rows and learning rate of every
+ * step (as the CPU path would), the GPU replays its step graph.  Leaves the
+ * parameters and optimizer state in T->m / T->m1 / T->m2. */
+static void ty_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *vb, uint32_t nv,
+                         size_t local_b, long long steps, int epoch, uint64_t total_steps,
+                         double *loss, double *right) {
+    uint32_t *ix = ty_xmalloc((size_t)steps * local_b * sizeof(uint32_t) + 1);
+    float *lrs = ty_xmalloc((size_t)steps * sizeof(float));
+    for (long long st = 0; st < steps; st++) {
+        size_t n = (size_t)st * local_b;
+        for (uint32_t j = 0; j < nv; j++)
+            for (size_t i = 0; i < vb[j]; i++)
+                ix[n++] = (uint32_t)vrows[j][(size_t)st * vb[j] + i];
+        lrs[st] = (float)ty_lr(T, epoch, total_steps);
+        T->t++; /* as ty_step does */
+    }
+    char *err = NULL;
+    if (ty_gpu_run(G, ix, lrs, (size_t)steps, 1.0f / (float)T->o->batch,
+                   T->size > 1 ? ty_allreduce_grad : NULL, loss, right, &err) != 0 ||
+        ty_gpu_get_state(G, T->m->params, T->m1, T->m2, &err) != 0) {
+        fprintf(stderr, "trainyard-train: rank %d: %s\n", T->rank, err);
+        MPI_Abort(MPI_COMM_WORLD, 1); /* the other ranks may be inside an allreduce */
+    }
+    free(ix);
+    free(lrs);
+}
+
 static int ty_check_labels(ty_tr_t *T, uint32_t *nclasses) {
     int bad = 0;
     float mx = 0;
@@ -356,6 +417,9 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     float *xb = ty_xmalloc(maxb * T.tr->cols * sizeof(float)),
           *yb = ty_xmalloc(maxb * sizeof(float));
     ty_ws_t *ws = ty_ws_create(T.m, maxb);
+    ty_gpu_t *G = NULL;
+    if (o->device_cuda && ty_gpu_setup(&T, local_b, &G) != 0)
+        goto out_gpu;
     uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
     double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
     int epoch = T.start_epoch;
@@ -371,7 +435,10 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                 vrows[j][k] = tmp;
             }
         }
-        for (long long st = 0; st < steps; st++) {
+        if (G)
+            ty_gpu_epoch(&T, G, vrows, vb, nv, local_b, steps, epoch, total_steps, &loss_sum,
+                         &right_sum);
+        for (long long st = 0; !G && st < steps; st++) {
             size_t n = 0;
             for (uint32_t j = 0; j < nv; j++)
                 for (size_t i = 0; i < vb[j]; i++) {
@@ -478,6 +545,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         free(s);
         json_decref(j);
     }
+out_gpu:
+    ty_gpu_destroy(&G);
     ty_ws_destroy(&ws);
     free(xb);
     free(yb);
