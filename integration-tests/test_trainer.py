@@ -12,7 +12,7 @@ import pytest
 from conftest import BUILD, pids_matching, wait_until
 
 TRAIN = os.path.join(BUILD, "trainer", "trainyard-train")
-FASHION = "/usr/share/datasets/fashion-mnist"
+FASHION = os.environ.get("TY_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")

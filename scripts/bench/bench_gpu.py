@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""GPU benchmark: trainyard-train --device cuda against PyTorch on the same
+GPU, Fashion-MNIST MLP 784-128-64-10, batch 256, SGD momentum 0.9, lr 0.05.
+Reports samples/s over epochs 2..N (the first warms up) and test accuracy
+for: the trainer at 1 rank, at 2 ranks sharing the GPU(s) (the allreduce
+path), PyTorch eager and PyTorch with its step captured in a CUDA graph; then
+the ratio the issue targets (trainer / PyTorch graph, at least 1.0).
+
+Meant for a lent GPU machine: scripts/bench/gpu_device.sh runs it there.
+Usage: bench_gpu.py [--train BIN] [--data DIR] [--epochs N] [--json OUT]"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+
+
+def trainer(binary, data, np, epochs, tmp):
+    report = os.path.join(tmp, f"report-{np}")
+    tr = f"idx:{data}/train-images-idx3-ubyte.gz,{data}/train-labels-idx1-ubyte.gz"
+    te = f"idx:{data}/t10k-images-idx3-ubyte.gz,{data}/t10k-labels-idx1-ubyte.gz"
+    cmd = MPIRUN + ["-np", str(np), binary, "fit", "--train", tr, "--val", te, "--model",
+                    "mlp:128,64", "--epochs", str(epochs), "--batch", "256", "--lr", "0.05",
+                    "--momentum", "0.9", "--device", "cuda", "--out",
+                    os.path.join(tmp, f"m{np}.model"), "-o", "json"]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env=dict(os.environ, TRAINYARD_REPORT=report))
+    if r.returncode != 0:
+        return {"error": r.stderr[-2000:]}
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    times = [float(l.split()[2]) for l in open(report) if l.startswith("metric epoch_time_s")]
+    timed = times[1:] or times
+    samples = 60000 // 256 * 256 * len(timed)
+    return {"samples_per_s": samples / sum(timed), "accuracy": res["accuracy"],
+            "epochs": epochs, "ranks": np, "epoch_times_s": times}
+
+
+def torch_gpu(data, epochs, graph):
+    cmd = ["python3", os.path.join(HERE, "torch_mlp_gpu.py"), "--data", data,
+           "--epochs", str(epochs)] + (["--graph"] if graph else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": r.stderr[-2000:]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", default=os.path.join(ROOT, "build", "release", "trainer",
+                                                    "trainyard-train"))
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        res = {"trainer_cuda_1": trainer(a.train, a.data, 1, a.epochs, tmp),
+               "trainer_cuda_2": trainer(a.train, a.data, 2, a.epochs, tmp),
+               "torch_eager": torch_gpu(a.data, min(a.epochs, 3), False),
+               "torch_graph": torch_gpu(a.data, a.epochs, True)}
+    t1, tg = res["trainer_cuda_1"], res["torch_graph"]
+    if "samples_per_s" in t1 and "samples_per_s" in tg:
+        res["ratio_trainer_vs_torch_graph"] = t1["samples_per_s"] / tg["samples_per_s"]
+        res["accuracy_gap_points"] = 100 * (t1["accuracy"] - tg["accuracy"])
+    out = json.dumps(res, indent=2)
+    print(out)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(out + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Runs on a lent GPU machine, from the repository root, with gpu-bundle/
+# carried (scripts/bench/gpu_bundle.sh makes it): the CUDA unit test (GPU
+# against CPU gradients and steps), the GPU integration tests when pytest is
+# there, and the GPU benchmark.  Everything it prints also lands in $OUT.
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+B=$PWD/gpu-bundle
+export LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+{
+    nvidia-smi -L
+    ldd "$B/trainer/trainyard-train" | grep -E 'not found|cuda|cublas|mpi|blas' || true
+    echo "== trainer_gpu_test"
+    "$B/trainer/trainer_gpu_test"
+    echo "rc=$?"
+    if python3 -c 'import pytest' 2>/dev/null; then
+        echo "== integration-tests/test_trainer_gpu.py"
+        TY_BUILD_DIR=$B TY_FASHION_DIR=$B/fashion timeout 300 python3 -m pytest -q \
+            -p no:cacheprovider integration-tests/test_trainer_gpu.py
+        echo "rc=$?"
+    fi
+    echo "== bench_gpu"
+    timeout 300 python3 scripts/bench/bench_gpu.py --train "$B/trainer/trainyard-train" \
+        --data "$B/fashion" --epochs "${EPOCHS:-10}" --json "$OUT/bench_gpu.json"
+    echo "rc=$?"
+} 2>&1 | tee "$OUT/gpu_device.log"
