@@ -288,6 +288,24 @@ static int ty_capture(ty_gpu_t *g, ty_issue_fn fn, float scale, cudaGraphExec_t 
 
 /* ---- lifecycle ---- */
 
+/* Every copy goes through the step stream (non-blocking: it never waits on
+ * the legacy stream, which stream capture forbids touching) and is complete
+ * on return. */
+static cudaError_t ty_copy(ty_gpu_t *g, void *dst, const void *src, size_t n) {
+    cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, g->s);
+    return e != cudaSuccess ? e : cudaStreamSynchronize(g->s);
+}
+
+/* Graphs bake in buffer addresses: drop them when a buffer moves. */
+static void ty_gpu_drop_graphs(ty_gpu_t *g) {
+    cudaGraphExec_t *ex[3] = {&g->g_step, &g->g_fb, &g->g_opt};
+    for (int i = 0; i < 3; i++)
+        if (*ex[i]) {
+            cudaGraphExecDestroy(*ex[i]);
+            *ex[i] = NULL;
+        }
+}
+
 static int ty_gpu_init(ty_gpu_t *g, const ty_gpu_opts_t *o, char **err) {
     int ndev = 0;
     cudaError_t e = cudaGetDeviceCount(&ndev);
@@ -303,8 +321,7 @@ static int ty_gpu_init(ty_gpu_t *g, const ty_gpu_opts_t *o, char **err) {
     cudaDeviceProp p;
     CU(cudaGetDeviceProperties(&p, g->dev), "device properties");
     snprintf(g->name, sizeof g->name, "%s (device %d of %d)", p.name, g->dev, ndev);
-    /* a blocking stream: plain cudaMemcpy calls order with it */
-    CU(cudaStreamCreate(&g->s), "create stream");
+    CU(cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking), "create stream");
     BL(cublasCreate(&g->h), "create handle");
     BL(cublasSetStream(g->h, g->s), "set stream");
     /* a fixed workspace: graph replays never allocate */
@@ -325,7 +342,7 @@ static int ty_gpu_init(ty_gpu_t *g, const ty_gpu_opts_t *o, char **err) {
     float *h1 = (float *)ty_xmalloc(b * sizeof(float));
     for (size_t i = 0; i < b; i++)
         h1[i] = 1.0f;
-    e = cudaMemcpy(g->ones, h1, b * sizeof(float), cudaMemcpyHostToDevice);
+    e = ty_copy(g, g->ones, h1, b * sizeof(float));
     free(h1);
     CU(e, "copy ones");
     size_t nb = g->np * sizeof(float);
@@ -333,16 +350,16 @@ static int ty_gpu_init(ty_gpu_t *g, const ty_gpu_opts_t *o, char **err) {
     CU(cudaMalloc(&g->grad, nb), "gradient");
     CU(cudaMalloc(&g->m1, nb), "optimizer state");
     CU(cudaMalloc(&g->m2, nb), "optimizer state");
-    CU(cudaMemset(g->m1, 0, nb), "clear");
-    CU(cudaMemset(g->m2, 0, nb), "clear");
+    CU(cudaMemsetAsync(g->m1, 0, nb, g->s), "clear");
+    CU(cudaMemsetAsync(g->m2, 0, nb, g->s), "clear");
     CU(cudaMallocHost(&g->hgrad, nb), "pinned gradient");
     CU(cudaMalloc(&g->ctr, sizeof(ty_gpu_ctr_t)), "counters");
-    CU(cudaMemset(g->ctr, 0, sizeof(ty_gpu_ctr_t)), "clear");
+    CU(cudaMemsetAsync(g->ctr, 0, sizeof(ty_gpu_ctr_t), g->s), "clear");
     unsigned char *hd = (unsigned char *)ty_xcalloc(g->np, 1);
     for (uint32_t l = 0; l < g->L; l++)
         memset(hd + g->off[l], 1, (size_t)g->dims[l] * g->dims[l + 1]);
     CU(cudaMalloc(&g->decay, g->np), "decay mask");
-    e = cudaMemcpy(g->decay, hd, g->np, cudaMemcpyHostToDevice);
+    e = ty_copy(g, g->decay, hd, g->np);
     free(hd);
     CU(e, "copy decay mask");
     return 0;
@@ -383,10 +400,7 @@ extern "C" void ty_gpu_destroy(ty_gpu_t **pg) {
         return;
     if (g->s)
         cudaStreamSynchronize(g->s);
-    cudaGraphExec_t ex[3] = {g->g_step, g->g_fb, g->g_opt};
-    for (int i = 0; i < 3; i++)
-        if (ex[i])
-            cudaGraphExecDestroy(ex[i]);
+    ty_gpu_drop_graphs(g);
     if (g->h)
         cublasDestroy(g->h);
     void *bufs[] = {g->ws, g->params, g->grad, g->m1, g->m2,  g->ones, g->decay, g->yb,
@@ -410,6 +424,7 @@ extern "C" const char *ty_gpu_name(const ty_gpu_t *g) { return g->name; }
 extern "C" int ty_gpu_set_data(ty_gpu_t *g, const float *x, const float *y, size_t rows,
                                char **err) {
     size_t xb = rows * g->dims[0] * sizeof(float);
+    ty_gpu_drop_graphs(g);
     if (g->X)
         cudaFree(g->X);
     if (g->Y)
@@ -423,8 +438,8 @@ extern "C" int ty_gpu_set_data(ty_gpu_t *g, const float *x, const float *y, size
         return TY_EIO;
     }
     CU(cudaMalloc(&g->Y, rows ? rows * sizeof(float) : 4), "targets");
-    CU(cudaMemcpy(g->X, x, xb, cudaMemcpyHostToDevice), "copy rows");
-    CU(cudaMemcpy(g->Y, y, rows * sizeof(float), cudaMemcpyHostToDevice), "copy targets");
+    CU(ty_copy(g, g->X, x, xb), "copy rows");
+    CU(ty_copy(g, g->Y, y, rows * sizeof(float)), "copy targets");
     g->rows = rows;
     return 0;
 }
@@ -432,33 +447,33 @@ extern "C" int ty_gpu_set_data(ty_gpu_t *g, const float *x, const float *y, size
 extern "C" int ty_gpu_put_state(ty_gpu_t *g, const float *params, const float *m1, const float *m2,
                                 uint64_t t, char **err) {
     size_t nb = g->np * sizeof(float);
-    CU(cudaMemcpy(g->params, params, nb, cudaMemcpyHostToDevice), "copy parameters");
-    CU(cudaMemcpy(g->m1, m1, nb, cudaMemcpyHostToDevice), "copy optimizer state");
-    CU(cudaMemcpy(g->m2, m2, nb, cudaMemcpyHostToDevice), "copy optimizer state");
+    CU(ty_copy(g, g->params, params, nb), "copy parameters");
+    CU(ty_copy(g, g->m1, m1, nb), "copy optimizer state");
+    CU(ty_copy(g, g->m2, m2, nb), "copy optimizer state");
     ty_gpu_ctr_t c = {};
     c.t = t;
-    CU(cudaMemcpy(g->ctr, &c, sizeof c, cudaMemcpyHostToDevice), "copy counters");
+    CU(ty_copy(g, g->ctr, &c, sizeof c), "copy counters");
     return 0;
 }
 
 extern "C" int ty_gpu_get_state(ty_gpu_t *g, float *params, float *m1, float *m2, char **err) {
     size_t nb = g->np * sizeof(float);
     CU(cudaStreamSynchronize(g->s), "synchronize");
-    CU(cudaMemcpy(params, g->params, nb, cudaMemcpyDeviceToHost), "copy parameters");
+    CU(ty_copy(g, params, g->params, nb), "copy parameters");
     if (m1)
-        CU(cudaMemcpy(m1, g->m1, nb, cudaMemcpyDeviceToHost), "copy optimizer state");
+        CU(ty_copy(g, m1, g->m1, nb), "copy optimizer state");
     if (m2)
-        CU(cudaMemcpy(m2, g->m2, nb, cudaMemcpyDeviceToHost), "copy optimizer state");
+        CU(ty_copy(g, m2, g->m2, nb), "copy optimizer state");
     return 0;
 }
 
 /* Zeroes the run counters (step, loss, right) and returns the old ones. */
 static int ty_gpu_take_ctr(ty_gpu_t *g, ty_gpu_ctr_t *old, char **err) {
     CU(cudaStreamSynchronize(g->s), "synchronize");
-    CU(cudaMemcpy(old, g->ctr, sizeof *old, cudaMemcpyDeviceToHost), "read counters");
+    CU(ty_copy(g, old, g->ctr, sizeof *old), "read counters");
     ty_gpu_ctr_t c = {};
     c.t = old->t;
-    CU(cudaMemcpy(g->ctr, &c, sizeof c, cudaMemcpyHostToDevice), "reset counters");
+    CU(ty_copy(g, g->ctr, &c, sizeof c), "reset counters");
     return 0;
 }
 
@@ -480,17 +495,10 @@ extern "C" int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, siz
         CU(cudaMalloc(&g->idx, steps * g->batch * sizeof(uint32_t)), "row indexes");
         CU(cudaMalloc(&g->lr, steps * sizeof(float)), "learning rates");
         g->cap = steps;
-        /* the graphs hold the old pointers */
-        cudaGraphExec_t *ex[3] = {&g->g_step, &g->g_fb, &g->g_opt};
-        for (int i = 0; i < 3; i++)
-            if (*ex[i]) {
-                cudaGraphExecDestroy(*ex[i]);
-                *ex[i] = NULL;
-            }
+        ty_gpu_drop_graphs(g); /* they hold the old pointers */
     }
-    CU(cudaMemcpy(g->idx, idx, steps * g->batch * sizeof(uint32_t), cudaMemcpyHostToDevice),
-       "copy row indexes");
-    CU(cudaMemcpy(g->lr, lr, steps * sizeof(float), cudaMemcpyHostToDevice), "copy learning rates");
+    CU(ty_copy(g, g->idx, idx, steps * g->batch * sizeof(uint32_t)), "copy row indexes");
+    CU(ty_copy(g, g->lr, lr, steps * sizeof(float)), "copy learning rates");
     int rc;
     if (!allreduce) {
         if (!g->g_step && (rc = ty_capture(g, ty_issue_step, scale, &g->g_step, err)) != 0)
@@ -532,16 +540,15 @@ extern "C" int ty_gpu_grad(ty_gpu_t *g, const float *x, const float *y, size_t n
         *err = ty_xasprintf("ty_gpu_grad: 1 to %zu rows, not %zu", g->batch, n);
         return TY_EINVAL;
     }
-    CU(cudaMemcpy(g->act[0], x, n * g->dims[0] * sizeof(float), cudaMemcpyHostToDevice),
-       "copy rows");
-    CU(cudaMemcpy(g->yb, y, n * sizeof(float), cudaMemcpyHostToDevice), "copy targets");
+    CU(ty_copy(g, g->act[0], x, n * g->dims[0] * sizeof(float)), "copy rows");
+    CU(ty_copy(g, g->yb, y, n * sizeof(float)), "copy targets");
     int rc = ty_gpu_issue_fb(g, n, scale, err);
     if (rc != 0)
         return rc;
     ty_gpu_ctr_t c;
     if ((rc = ty_gpu_take_ctr(g, &c, err)) != 0)
         return rc;
-    CU(cudaMemcpy(grad, g->grad, g->np * sizeof(float), cudaMemcpyDeviceToHost), "copy gradient");
+    CU(ty_copy(g, grad, g->grad, g->np * sizeof(float)), "copy gradient");
     *loss = c.loss;
     return 0;
 }
