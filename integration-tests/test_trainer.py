@@ -69,8 +69,16 @@ def test_gen_is_seeded_and_mlp_beats_linear(syn, tmp_path):
     assert len(ev["confusion_matrix"]) == 3 and 0 < ev["f1"] <= 1
 
 
-def test_one_and_two_ranks_train_the_same_model(syn, tmp_path):
-    args = ["--train", syn, "--val-split", "0.2", "--model", "mlp:32,16", "--epochs", "3",
+@pytest.mark.parametrize("form", ["gzip", "plain"])
+def test_one_and_two_ranks_train_the_same_model(syn, tmp_path, form):
+    # gzip: shards by row index; plain: by byte ranges, each rank reading only its own
+    import gzip
+    data = syn
+    if form == "plain":
+        data = str(tmp_path / "syn.csv")
+        with open(data, "wb") as f:
+            f.write(gzip.open(syn).read())
+    args = ["--train", data, "--val-split", "0.2", "--model", "mlp:32,16", "--epochs", "3",
             "--lr", "0.05", "--optimizer", "adam", "--seed", "11"]
     one = fit_json(*args, "--out", str(tmp_path / "one.model"))
     two = fit_json(*args, "--out", str(tmp_path / "two.model"), np=2)

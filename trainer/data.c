@@ -6,8 +6,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 void ty_data_destroy(ty_data_t **pd) {
@@ -20,6 +22,7 @@ void ty_data_destroy(ty_data_t **pd) {
     free(d->target_name);
     free(d->x);
     free(d->y);
+    free(d->pos);
     free(d);
     *pd = NULL;
 }
@@ -32,15 +35,28 @@ void ty_data_standardize(ty_data_t *d, const float *mean, const float *std) {
         }
 }
 
-static void ty_shard(size_t total, int shard, int nshards, size_t *lo, size_t *hi) {
-    *lo = total * (size_t)shard / (size_t)nshards;
-    *hi = total * (size_t)(shard + 1) / (size_t)nshards;
+/* ceil, so that shard boundaries fall where virtual-shard boundaries
+ * (floor(p*V/extent)) do: no row is left between two owners */
+void ty_data_shard(uint64_t extent, int shard, int nshards, uint64_t *lo, uint64_t *hi) {
+    uint64_t n = (uint64_t)nshards;
+    *lo = (extent * (uint64_t)shard + n - 1) / n;
+    *hi = (extent * (uint64_t)(shard + 1) + n - 1) / n;
+}
+
+/* Room for rows [0, n) (x, y, pos). */
+static void ty_data_reserve(ty_data_t *d, size_t n) {
+    d->x = ty_xrealloc(d->x, (n ? n : 1) * d->cols * sizeof(float));
+    d->y = ty_xrealloc(d->y, (n ? n : 1) * sizeof(float));
+    d->pos = ty_xrealloc(d->pos, (n ? n : 1) * sizeof(uint64_t));
 }
 
 /* ---- IDX ---- */
 
-static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, int ndims,
-                       unsigned char **data, size_t *n, char **err) {
+/* Reads the header of an IDX file and then only items [lo, hi) of its first
+ * dimension (hi = UINT64_MAX: all), each `item` bytes: a seek on a plain
+ * file, skipping decompressed bytes on a gzip one; nothing past hi. */
+static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, int ndims, int shard,
+                       int nshards, uint64_t *lo, uint64_t *hi, unsigned char **data, char **err) {
     gzFile f = gzopen(path, "rb");
     if (!f) {
         *err = ty_xasprintf("%s: %s", path, strerror(errno ? errno : ENOENT));
@@ -59,15 +75,18 @@ static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, in
         *err = ty_xasprintf("%s: not an IDX file of the expected kind (magic 0x%08x)", path, magic);
         return TY_EPARSE;
     }
-    size_t total = 1;
+    size_t item = 1;
     for (int i = 0; i < ndims; i++) {
         unsigned char *p = hdr + 4 + 4 * i;
         dims[i] = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-        total *= dims[i];
+        if (i > 0)
+            item *= dims[i];
     }
-    *data = ty_xmalloc(total);
-    size_t got = 0;
-    while (got < total) {
+    ty_data_shard(dims[0], shard, nshards, lo, hi);
+    size_t total = (size_t)(*hi - *lo) * item, got = 0;
+    *data = ty_xmalloc(total ? total : 1);
+    int ok = *lo == 0 || gzseek(f, (z_off_t)(hlen + *lo * item), SEEK_SET) >= 0;
+    while (ok && got < total) {
         int k =
             gzread(f, *data + got, (unsigned)(total - got > (1u << 30) ? 1u << 30 : total - got));
         if (k <= 0)
@@ -77,10 +96,10 @@ static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, in
     gzclose(f);
     if (got != total) {
         free(*data);
+        *data = NULL;
         *err = ty_xasprintf("%s: truncated IDX data", path);
         return TY_EPARSE;
     }
-    *n = total;
     return 0;
 }
 
@@ -93,11 +112,11 @@ static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, c
     char *images = ty_xstrndup(spec, (size_t)(comma - spec));
     unsigned char *img = NULL, *lab = NULL;
     uint32_t idims[3], ldims[1];
-    size_t ni, nl;
-    int rc = ty_idx_read(images, 0x00000803, idims, 3, &img, &ni, err);
+    uint64_t lo, hi, llo, lhi;
+    int rc = ty_idx_read(images, 0x00000803, idims, 3, shard, nshards, &lo, &hi, &img, err);
     free(images);
     if (rc == 0)
-        rc = ty_idx_read(comma + 1, 0x00000801, ldims, 1, &lab, &nl, err);
+        rc = ty_idx_read(comma + 1, 0x00000801, ldims, 1, shard, nshards, &llo, &lhi, &lab, err);
     if (rc == 0 && ldims[0] != idims[0]) {
         *err = ty_xasprintf("%u images but %u labels", idims[0], ldims[0]);
         rc = TY_EINVAL;
@@ -107,18 +126,16 @@ static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, c
         free(lab);
         return rc;
     }
-    size_t lo, hi, cols = (size_t)idims[1] * idims[2];
-    ty_shard(idims[0], shard, nshards, &lo, &hi);
-    d->total_rows = idims[0];
-    d->first_row = lo;
+    size_t cols = (size_t)idims[1] * idims[2];
+    d->extent = idims[0];
     d->rows = hi - lo;
     d->cols = cols;
-    d->x = ty_xmalloc(d->rows * cols * sizeof(float));
-    d->y = ty_xmalloc(d->rows * sizeof(float));
+    ty_data_reserve(d, d->rows);
     for (size_t r = 0; r < d->rows; r++) {
         for (size_t c = 0; c < cols; c++)
-            d->x[r * cols + c] = img[(lo + r) * cols + c] / 255.0f;
-        d->y[r] = lab[lo + r];
+            d->x[r * cols + c] = img[r * cols + c] / 255.0f;
+        d->y[r] = lab[r];
+        d->pos[r] = lo + r;
     }
     d->names = ty_xcalloc(cols, sizeof(char *));
     for (size_t c = 0; c < cols; c++)
@@ -187,102 +204,118 @@ static char *ty_gzline(gzFile f, ty_buf_t *b) {
     return b->data;
 }
 
-static int ty_load_csv(const char *path, const char *target, int shard, int nshards, ty_data_t *d,
-                       char **err) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        *err = ty_xasprintf("%s: %s", path, strerror(errno ? errno : ENOENT));
-        return TY_EIO;
+typedef struct {
+    const char *path, *target;
+    size_t ncols;
+    int tcol, header;
+    char **fields;
+    size_t cap;
+    int bylines; /* messages give line numbers (else byte offsets) */
+} ty_csv_t;
+
+/* The first non-empty line: a header or not, the target column, names. */
+static int ty_csv_columns(ty_csv_t *c, ty_data_t *d, char *line, size_t lineno, char **err) {
+    size_t n = ty_split(line, &c->fields, &c->cap);
+    float tmp;
+    c->ncols = n;
+    for (size_t i = 0; i < n; i++)
+        if (ty_num(c->fields[i], &tmp) < 0)
+            c->header = 1;
+    if (n < 2) {
+        *err = ty_xasprintf("%s:%zu: need at least one feature and a target", c->path, lineno);
+        return TY_EPARSE;
     }
+    c->tcol = -1;
+    if (!c->target) {
+        c->tcol = (int)n - 1;
+    } else {
+        for (size_t i = 0; c->header && i < n; i++)
+            if (strcmp(c->fields[i], c->target) == 0)
+                c->tcol = (int)i;
+        char *e;
+        long v = strtol(c->target, &e, 10);
+        if (c->tcol < 0 && !*e && v >= 0 && (size_t)v < n)
+            c->tcol = (int)v;
+        if (c->tcol < 0) {
+            *err = ty_xasprintf("%s: no target column '%s'", c->path, c->target);
+            return TY_EINVAL;
+        }
+    }
+    d->cols = n - 1;
+    d->names = ty_xcalloc(d->cols, sizeof(char *));
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if ((int)i == c->tcol) {
+            d->target_name = c->header ? ty_xstrdup(c->fields[i]) : ty_xasprintf("c%zu", i);
+        } else {
+            d->names[k] = c->header ? ty_xstrdup(c->fields[i]) : ty_xasprintf("f%zu", k);
+            k++;
+        }
+    }
+    return 0;
+}
+
+/* Parses a data line into row r (room reserved), at position pos. */
+static int ty_csv_row(ty_csv_t *c, ty_data_t *d, char *line, size_t r, uint64_t pos, size_t lineno,
+                      char **err) {
+    size_t n = ty_split(line, &c->fields, &c->cap);
+    char *where = c->bylines
+                      ? ty_xasprintf("%s:%zu", c->path, lineno)
+                      : ty_xasprintf("%s (line at byte %llu)", c->path, (unsigned long long)pos);
+    int rc = 0;
+    if (n != c->ncols) {
+        *err = ty_xasprintf("%s: %zu fields, expected %zu", where, n, c->ncols);
+        rc = TY_EPARSE;
+    }
+    for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
+        float v;
+        if (ty_num(c->fields[i], &v) < 0) {
+            *err = ty_xasprintf("%s: field %zu '%s' is not a number", where, i + 1, c->fields[i]);
+            rc = TY_EPARSE;
+        } else if ((int)i == c->tcol) {
+            d->y[r] = v;
+        } else {
+            d->x[r * d->cols + k++] = v;
+        }
+    }
+    d->pos[r] = pos;
+    free(where);
+    return rc;
+}
+
+/* gzip: no random access.  Pass 1 counts the data rows (positions are row
+ * indexes), pass 2 parses this shard's and stops at its end. */
+static int ty_load_csv_gz(gzFile f, ty_csv_t *c, int shard, int nshards, ty_data_t *d, char **err) {
     ty_buf_t line = {0};
-    char **fields = NULL;
-    size_t cap = 0, ncols = 0, lineno = 0;
-    int rc = 0, tcol = -1, header = 0;
-    /* pass 1: header, column count and row count */
-    size_t total = 0;
+    size_t lineno = 0, total = 0;
+    int rc = 0, seen_first = 0;
     char *l;
-    while ((l = ty_gzline(f, &line))) {
+    while (rc == 0 && (l = ty_gzline(f, &line))) {
         lineno++;
         if (!*l)
             continue;
-        size_t n = ty_split(l, &fields, &cap);
-        if (ncols == 0) {
-            ncols = n;
-            float tmp;
-            for (size_t i = 0; i < n; i++)
-                if (ty_num(fields[i], &tmp) < 0)
-                    header = 1;
-            if (ncols < 2) {
-                *err = ty_xasprintf("%s:%zu: need at least one feature and a target", path, lineno);
-                rc = TY_EPARSE;
-                break;
-            }
-            if (header) {
-                d->names = ty_xcalloc(ncols, sizeof(char *));
-                for (size_t i = 0; i < n; i++)
-                    d->names[i] = ty_xstrdup(fields[i]);
+        if (!seen_first) {
+            seen_first = 1;
+            rc = ty_csv_columns(c, d, l, lineno, err);
+            if (c->header)
                 continue;
-            }
-        } else if (n != ncols) {
-            *err = ty_xasprintf("%s:%zu: %zu fields, expected %zu", path, lineno, n, ncols);
-            rc = TY_EPARSE;
-            break;
         }
         total++;
     }
     if (rc == 0 && total == 0) {
-        *err = ty_xasprintf("%s: no data rows", path);
+        *err = ty_xasprintf("%s: no data rows", c->path);
         rc = TY_EPARSE;
     }
+    uint64_t lo = 0, hi = 0;
     if (rc == 0) {
-        if (!target) {
-            tcol = (int)ncols - 1;
-        } else {
-            for (size_t i = 0; header && i < ncols; i++)
-                if (strcmp(d->names[i], target) == 0)
-                    tcol = (int)i;
-            char *e;
-            long v = strtol(target, &e, 10);
-            if (tcol < 0 && !*e && v >= 0 && (size_t)v < ncols)
-                tcol = (int)v;
-            if (tcol < 0) {
-                *err = ty_xasprintf("%s: no target column '%s'", path, target);
-                rc = TY_EINVAL;
-            }
-        }
+        ty_data_shard(total, shard, nshards, &lo, &hi);
+        d->extent = total;
+        d->rows = hi - lo;
+        ty_data_reserve(d, d->rows);
+        gzrewind(f);
     }
-    if (rc != 0) {
-        gzclose(f);
-        ty_buf_free(&line);
-        free(fields);
-        return rc;
-    }
-    size_t lo, hi;
-    ty_shard(total, shard, nshards, &lo, &hi);
-    d->total_rows = total;
-    d->first_row = lo;
-    d->rows = hi - lo;
-    d->cols = ncols - 1;
-    d->x = ty_xmalloc((d->rows ? d->rows : 1) * d->cols * sizeof(float));
-    d->y = ty_xmalloc((d->rows ? d->rows : 1) * sizeof(float));
-    char **names = ty_xcalloc(d->cols, sizeof(char *));
-    for (size_t i = 0, k = 0; i < ncols; i++) {
-        if ((int)i == tcol) {
-            d->target_name = header ? ty_xstrdup(d->names[i]) : ty_xasprintf("c%zu", i);
-            continue;
-        }
-        char *name = header ? ty_xstrdup(d->names[i]) : ty_xasprintf("f%zu", k);
-        names[k++] = name;
-    }
-    for (size_t i = 0; header && i < ncols; i++)
-        free(d->names[i]);
-    free(d->names);
-    d->names = names;
-    /* pass 2: this shard's rows */
-    gzrewind(f);
-    size_t row = 0;
+    uint64_t row = 0;
+    int skipped_header = !c->header;
     lineno = 0;
-    int skipped_header = !header;
     while (rc == 0 && row < hi && (l = ty_gzline(f, &line))) {
         lineno++;
         if (!*l)
@@ -291,28 +324,111 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
             skipped_header = 1;
             continue;
         }
-        if (row >= lo) {
-            ty_split(l, &fields, &cap);
-            size_t r = row - lo;
-            for (size_t i = 0, k = 0; i < ncols; i++) {
-                float v;
-                if (ty_num(fields[i], &v) < 0) {
-                    *err = ty_xasprintf("%s:%zu: field %zu '%s' is not a number", path, lineno,
-                                        i + 1, fields[i]);
-                    rc = TY_EPARSE;
-                    break;
-                }
-                if ((int)i == tcol)
-                    d->y[r] = v;
-                else
-                    d->x[r * d->cols + k++] = v;
-            }
-        }
+        if (row >= lo)
+            rc = ty_csv_row(c, d, l, row - lo, row, lineno, err);
         row++;
     }
-    gzclose(f);
     ty_buf_free(&line);
-    free(fields);
+    return rc;
+}
+
+static void ty_chomp(char *l, ssize_t *len) {
+    while (*len > 0 && (l[*len - 1] == '\n' || l[*len - 1] == '\r'))
+        l[--*len] = '\0';
+}
+
+/* Plain file: positions are byte offsets; this shard's lines are those that
+ * start in its byte range: seek there, read to its end.  Besides, every
+ * shard reads the first lines (header or not, and whether any row exists). */
+static int ty_load_csv_plain(FILE *f, ty_csv_t *c, int shard, int nshards, ty_data_t *d,
+                             char **err) {
+    struct stat st;
+    char *l = NULL;
+    size_t lcap = 0, lineno = 0, cap = 0;
+    ssize_t len = -1;
+    off_t hdr_off = -1;
+    int rc = 0, data_seen = 0;
+    if (fstat(fileno(f), &st) != 0) {
+        *err = ty_xasprintf("%s: %s", c->path, strerror(errno));
+        return TY_EIO;
+    }
+    while (rc == 0 && !data_seen) {
+        off_t off = ftello(f);
+        if ((len = getline(&l, &lcap, f)) < 0)
+            break;
+        lineno++;
+        ty_chomp(l, &len);
+        if (!*l)
+            continue;
+        if (c->ncols == 0) {
+            rc = ty_csv_columns(c, d, l, lineno, err);
+            if (c->header) {
+                hdr_off = off;
+                continue;
+            }
+        }
+        data_seen = 1;
+    }
+    if (rc == 0 && !data_seen) {
+        *err = ty_xasprintf("%s: no data rows", c->path);
+        rc = TY_EPARSE;
+    }
+    uint64_t lo, hi;
+    ty_data_shard((uint64_t)st.st_size, shard, nshards, &lo, &hi);
+    d->extent = (uint64_t)st.st_size;
+    c->bylines = lo == 0;
+    lineno = 0;
+    if (rc == 0 && fseeko(f, lo > 0 ? (off_t)lo - 1 : 0, SEEK_SET) != 0)
+        rc = TY_EIO;
+    if (rc == 0 && lo > 0 && fgetc(f) != '\n') /* mid-line: that line is the previous shard's */
+        len = getline(&l, &lcap, f);
+    while (rc == 0) {
+        off_t off = ftello(f);
+        if (off < 0 || (uint64_t)off >= hi || (len = getline(&l, &lcap, f)) < 0)
+            break;
+        lineno++;
+        ty_chomp(l, &len);
+        if (!*l || off == hdr_off)
+            continue;
+        if (d->rows == cap) {
+            cap = cap ? 2 * cap : 1024;
+            ty_data_reserve(d, cap);
+        }
+        rc = ty_csv_row(c, d, l, d->rows, (uint64_t)off, lineno, err);
+        d->rows++;
+    }
+    if (rc == TY_EIO || ferror(f)) {
+        free(*err);
+        *err = ty_xasprintf("%s: read error: %s", c->path, strerror(errno));
+        rc = TY_EIO;
+    }
+    free(l);
+    return rc;
+}
+
+static int ty_load_csv(const char *path, const char *target, int shard, int nshards, ty_data_t *d,
+                       char **err) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) {
+        *err = ty_xasprintf("%s: %s", path, strerror(errno ? errno : ENOENT));
+        return TY_EIO;
+    }
+    ty_csv_t c = {.path = path, .target = target, .bylines = 1};
+    int rc;
+    if (gzdirect(f)) { /* not gzip: read it as a plain file, by byte ranges */
+        gzclose(f);
+        FILE *pf = fopen(path, "rb");
+        if (!pf) {
+            *err = ty_xasprintf("%s: %s", path, strerror(errno));
+            return TY_EIO;
+        }
+        rc = ty_load_csv_plain(pf, &c, shard, nshards, d, err);
+        fclose(pf);
+    } else {
+        rc = ty_load_csv_gz(f, &c, shard, nshards, d, err);
+        gzclose(f);
+    }
+    free(c.fields);
     return rc;
 }
 

@@ -2,8 +2,15 @@
  * header, numeric features, a chosen target column) and IDX image/label
  * pairs (the Fashion-MNIST format, gzip or plain).
  *
- * A dataset is a dense row-major float matrix plus one target per row.  Each
- * MPI rank loads only the rows of its shard: [lo, hi) of the file's rows. */
+ * A dataset is a dense row-major float matrix plus one target per row.
+ * Every row has a position in its file: the row index, or for a plain CSV
+ * file the byte offset where its line starts.  Positions run over
+ * [0, extent) (rows, or the file size).  Shard s of n holds the rows whose
+ * position lies in [ceil(extent*s/n), ceil(extent*(s+1)/n)), so a rank reads
+ * only its own part: a plain CSV or plain IDX file is read from its shard's
+ * offset to its end, never before or after (past the first line, which says
+ * whether there is a header); gzip has no random access, so a gzip file is
+ * decompressed up to the end of the shard, and a gzip CSV is first counted. */
 #ifndef TY_TRAINER_DATA_H
 #define TY_TRAINER_DATA_H
 
@@ -12,8 +19,8 @@
 
 typedef struct {
     size_t rows, cols; /* rows held here (the shard) */
-    size_t total_rows; /* rows in the whole file */
-    size_t first_row;  /* global index of row 0 */
+    uint64_t *pos;     /* rows: each row's position in the file */
+    uint64_t extent;   /* positions lie in [0, extent) */
     float *x;          /* rows x cols */
     float *y;          /* rows: a class index or a regression target */
     char **names;      /* cols feature names (CSV header or "f<i>") */
@@ -21,11 +28,16 @@ typedef struct {
 } ty_data_t;
 
 /* spec: a CSV path or "idx:IMAGES,LABELS".  target: a column name or index
- * (CSV only; NULL = last column).  Loads the rows [shard*total/nshards,
- * (shard+1)*total/nshards).  Returns 0 or a negative code with *err set. */
+ * (CSV only; NULL = last column).  Loads shard `shard` of `nshards`.
+ * Returns 0 or a negative code with *err set. */
 int ty_data_load(const char *spec, const char *target, int shard, int nshards, ty_data_t **out,
                  char **err);
 void ty_data_destroy(ty_data_t **d);
+
+/* Shard `shard` of `nshards` holds positions [*lo, *hi).  With V virtual
+ * shards and nshards dividing V, it holds exactly the positions p with
+ * p*V/extent in its run of virtual shards. */
+void ty_data_shard(uint64_t extent, int shard, int nshards, uint64_t *lo, uint64_t *hi);
 
 /* Per-feature standardisation: x = (x - mean) / std (std 0 -> 1). */
 void ty_data_standardize(ty_data_t *d, const float *mean, const float *std);

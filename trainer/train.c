@@ -70,13 +70,13 @@ static void ty_allreduce_grad(float *g, size_t n) {
 }
 
 /* Split local rows into training and validation the same way for any rank
- * count: by a hash of the global row index. */
+ * count: by a hash of the row's position in the file. */
 static void ty_split_rows(ty_tr_t *T) {
     ty_data_t *d = T->tr;
     T->tr_idx = ty_xcalloc(d->rows + 1, sizeof(size_t));
     T->va_idx = ty_xcalloc(d->rows + 1, sizeof(size_t));
     for (size_t r = 0; r < d->rows; r++) {
-        uint64_t h = (d->first_row + r) * 0x9e3779b97f4a7c15ULL ^ T->o->seed;
+        uint64_t h = d->pos[r] * 0x9e3779b97f4a7c15ULL ^ T->o->seed;
         int is_val = !T->va && T->o->val_split > 0 && ty_rng_uniform(&h) < T->o->val_split;
         if (is_val)
             T->va_idx[T->nva++] = r;
@@ -353,6 +353,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         goto out;
     }
     ty_split_rows(&T);
+    unsigned long long train_rows = 0, here = T.tr->rows;
+    MPI_Allreduce(&here, &train_rows, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
     int classify = !o->regression && o->arch != TY_ARCH_LINEAR;
     uint32_t nout = 1;
     if (classify && ty_check_labels(&T, &nout) != 0)
@@ -393,8 +395,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         local_b += vb[j];
         vrows[j] = ty_xcalloc(T.ntr + 1, sizeof(size_t));
         for (size_t i = 0; i < T.ntr; i++) {
-            size_t g = T.tr->first_row + T.tr_idx[i];
-            if (g * V / T.tr->total_rows == v)
+            if (T.tr->pos[T.tr_idx[i]] * V / T.tr->extent == v)
                 vrows[j][vn[j]++] = T.tr_idx[i];
         }
         vbase[j] = ty_xcalloc(vn[j] + 1, sizeof(size_t));
@@ -538,7 +539,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             json_object_set_new(j, "accuracy",
                                 json_real(isnan(last_val_acc) ? last_acc : last_val_acc));
         json_object_set_new(j, "samples_per_s", json_real(samples_per_s));
-        json_object_set_new(j, "train_rows", json_integer((json_int_t)T.tr->total_rows));
+        json_object_set_new(j, "train_rows", json_integer((json_int_t)train_rows));
         json_object_set_new(j, "params", json_integer((json_int_t)np));
         char *s = json_dumps(j, JSON_COMPACT);
         puts(s);

@@ -1,5 +1,5 @@
 /* CSV (header or not, gzip, target by name or index, sharding, errors) and
- * IDX loading. */
+ * IDX loading; each shard reads only its own part of a file. */
 #include "trainer/data.h"
 
 #include "common/err.h"
@@ -18,6 +18,107 @@ static char *write_file(const char *name, const char *text, int gz) {
     gzwrite(f, text, (unsigned)strlen(text));
     gzclose(f);
     return p;
+}
+
+/* A plain CSV of n rows "i,2i,i%3" with a header, blank and CRLF lines,
+ * and (bad >= 0) row `bad` not numeric. */
+static char *numbered_csv(const char *name, int n, int bad, int gz) {
+    ty_buf_t b = {0};
+    ty_buf_printf(&b, "\n id,twice,y\n");
+    for (int i = 0; i < n; i++) {
+        if (i == bad)
+            ty_buf_printf(&b, "%d,oops,%d\n", i, i % 3);
+        else if (i % 7 == 3)
+            ty_buf_printf(&b, "%d,%d,%d\r\n\n", i, 2 * i, i % 3);
+        else
+            ty_buf_printf(&b, "%d,%d,%d\n", i, 2 * i, i % 3);
+    }
+    char *p = write_file(name, b.data, gz);
+    ty_buf_free(&b);
+    return p;
+}
+
+/* Shards 0..R-1 of a plain CSV hold every row once, in order, each in the
+ * shard its virtual shard (pos * V / extent) belongs to. */
+static void check_byte_shards(const char *p, int n) {
+    const uint64_t V = 420; /* divisible by 1..7 */
+    for (int R = 1; R <= 7; R++) {
+        int next = 0;
+        for (int r = 0; r < R; r++) {
+            ty_data_t *d = NULL;
+            char *err = NULL;
+            CHECK_EQ_INT(ty_data_load(p, "y", r, R, &d, &err), 0);
+            if (!d) {
+                fprintf(stderr, "%s\n", err);
+                free(err);
+                continue;
+            }
+            for (size_t i = 0; i < d->rows; i++, next++) {
+                CHECK(d->x[i * 2] == (float)next && d->x[i * 2 + 1] == 2.0f * next);
+                uint64_t v = d->pos[i] * V / d->extent;
+                CHECK(v >= V / (uint64_t)R * (uint64_t)r &&
+                      v < V / (uint64_t)R * (uint64_t)(r + 1));
+                CHECK(i == 0 || d->pos[i] > d->pos[i - 1]);
+            }
+            ty_data_destroy(&d);
+        }
+        CHECK_EQ_INT(next, n);
+    }
+}
+
+/* n 2x2 images (pixel = 10*image + k) and labels, plain or gzip; the
+ * images file loses its last `cut` bytes. */
+static char *idx_pair(const char *tag, int n, int gz, int cut) {
+    unsigned char img[16 + 4 * 16] = {0, 0, 8, 3, 0, 0, 0, (unsigned char)n,
+                                      0, 0, 0, 2, 0, 0, 0, 2};
+    unsigned char lab[8 + 16] = {0, 0, 8, 1, 0, 0, 0, (unsigned char)n};
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 4; k++)
+            img[16 + 4 * i + k] = (unsigned char)(10 * i + k);
+        lab[8 + i] = (unsigned char)(i % 10);
+    }
+    char *ip = ty_xasprintf("%s/%s-img", dir, tag), *lp = ty_xasprintf("%s/%s-lab", dir, tag);
+    gzFile f = gzopen(ip, gz ? "wb" : "wbT");
+    gzwrite(f, img, (unsigned)(16 + 4 * n - cut));
+    gzclose(f);
+    f = gzopen(lp, gz ? "wb" : "wbT");
+    gzwrite(f, lab, (unsigned)(8 + n));
+    gzclose(f);
+    char *spec = ty_xasprintf("idx:%s,%s", ip, lp);
+    free(ip);
+    free(lp);
+    return spec;
+}
+
+static void check_idx_shards(void) {
+    for (int gz = 0; gz <= 1; gz++) {
+        char *spec = idx_pair(gz ? "gz" : "plain", 9, gz, 0);
+        for (int r = 0; r < 3; r++) {
+            ty_data_t *d = NULL;
+            char *err = NULL;
+            CHECK_EQ_INT(ty_data_load(spec, NULL, r, 3, &d, &err), 0);
+            if (d) {
+                CHECK_EQ_INT(d->rows, 3);
+                CHECK_EQ_INT(d->pos[0], 3 * r);
+                CHECK(fabsf(d->x[1] - (30 * r + 1) / 255.0f) < 1e-6f);
+                CHECK(d->y[2] == (float)(3 * r + 2));
+            }
+            ty_data_destroy(&d);
+        }
+        free(spec);
+        /* the last image is cut short: the shards before it never read there */
+        spec = idx_pair(gz ? "gzcut" : "plaincut", 9, gz, 2);
+        ty_data_t *d = NULL;
+        char *err = NULL;
+        CHECK_EQ_INT(ty_data_load(spec, NULL, 0, 3, &d, &err), 0);
+        ty_data_destroy(&d);
+        CHECK_EQ_INT(ty_data_load(spec, NULL, 1, 3, &d, &err), 0);
+        ty_data_destroy(&d);
+        CHECK_EQ_INT(ty_data_load(spec, NULL, 2, 3, &d, &err), TY_EPARSE);
+        CHECK_CONTAINS(err, "truncated IDX data");
+        free(err);
+        free(spec);
+    }
 }
 
 int main(void) {
@@ -39,8 +140,8 @@ int main(void) {
     CHECK_EQ_INT(ty_data_load(p, "a", 1, 2, &d, &err), 0);
     if (d) {
         CHECK_EQ_INT(d->rows, 2);
-        CHECK_EQ_INT(d->first_row, 2);
-        CHECK_EQ_INT(d->total_rows, 4);
+        CHECK_EQ_INT(d->pos[0], 2); /* gzip: positions are row indexes */
+        CHECK_EQ_INT(d->extent, 4);
         CHECK(d->y[0] == 5 && d->x[0] == 6 && d->x[1] == 1);
     }
     ty_data_destroy(&d);
@@ -67,6 +168,39 @@ int main(void) {
     free(p);
     CHECK_EQ_INT(ty_data_load("/nonexistent.csv", NULL, 0, 1, &d, &err), TY_EIO);
     free(err);
+    p = write_file("empty.csv", "\na,b,y\n\n", 0);
+    CHECK_EQ_INT(ty_data_load(p, NULL, 1, 2, &d, &err), TY_EPARSE);
+    CHECK_CONTAINS(err, "no data rows");
+    free(err);
+    free(p);
+
+    /* plain CSV: byte-range shards */
+    p = numbered_csv("num.csv", 200, -1, 0);
+    check_byte_shards(p, 200);
+    CHECK_EQ_INT(ty_data_load(p, NULL, 0, 1, &d, &err), 0);
+    if (d) {
+        CHECK_EQ_INT(d->rows, 200);
+        CHECK_STR(d->names[0], "id");
+        CHECK_STR(d->target_name, "y");
+        CHECK(d->y[5] == 2);
+    }
+    ty_data_destroy(&d);
+    free(p);
+    /* a bad row in the last quarter: only the shard holding it reads it, and
+     * says where it is */
+    for (int gz = 0; gz <= 1; gz++) {
+        p = numbered_csv(gz ? "bad.csv.gz" : "bad.csv", 200, 190, gz);
+        for (int r = 0; r < 3; r++) {
+            CHECK_EQ_INT(ty_data_load(p, NULL, r, 4, &d, &err), 0);
+            ty_data_destroy(&d);
+        }
+        CHECK_EQ_INT(ty_data_load(p, NULL, 3, 4, &d, &err), TY_EPARSE);
+        CHECK_CONTAINS(err, gz ? "bad.csv.gz:" : "bad.csv (line at byte ");
+        CHECK_CONTAINS(err, "field 2 'oops' is not a number");
+        free(err);
+        free(p);
+    }
+    check_idx_shards();
 
     /* IDX: 3 images of 2x2 and their labels, gzip */
     unsigned char img[16 + 12] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2};
