@@ -11,7 +11,14 @@ Both sides use the same OpenBLAS kernels: Debian's OpenBLAS falls back to
 SSE3 kernels on CPUs newer than it, the trainer corrects that itself (see
 trainer/main.c), and this script sets the same OPENBLAS_CORETYPE for PyTorch.
 
-Usage: scripts/bench/bench_trainer.py [--epochs N] [--json OUT]"""
+The 2-rank scaling is also set against this machine's own ceiling: two
+independent 1-rank trainings run at once (no communication), summed.
+
+Every configuration runs once per round, back to back, for --repeat rounds;
+ratios are taken within a round and their median reported, because this
+kind of VM drifts by up to 2x over minutes.
+
+Usage: scripts/bench/bench_trainer.py [--epochs N] [--repeat R] [--json OUT]"""
 import argparse
 import json
 import os
@@ -49,20 +56,54 @@ def coretype():
     return "SkylakeX" if " avx512f" in flags else "Haswell" if " avx2" in flags else None
 
 
-def trainer(np, epochs, tmp):
-    report = os.path.join(tmp, f"report-{np}")
+def trainer_cmd(np, epochs, tmp, tag):
     args = ["fit", "--train", f"idx:{D}/train-images-idx3-ubyte.gz,{D}/train-labels-idx1-ubyte.gz",
             "--val", f"idx:{D}/t10k-images-idx3-ubyte.gz,{D}/t10k-labels-idx1-ubyte.gz",
             "--model", "mlp:128,64", "--epochs", str(epochs), "--batch", "256", "--lr", "0.05",
-            "--momentum", "0.9", "--out", os.path.join(tmp, f"m{np}.model"), "-o", "json"]
-    cmd = [TRAIN] + args if np == 1 else MPIRUN + ["-np", str(np), TRAIN] + args
-    r = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                       env=dict(os.environ, TRAINYARD_REPORT=report))
+            "--momentum", "0.9", "--out", os.path.join(tmp, f"m{tag}.model"), "-o", "json"]
+    return [TRAIN] + args if np == 1 else MPIRUN + ["-np", str(np), TRAIN] + args
+
+
+def trainer_result(r, report, np, epochs):
     res = json.loads(r.stdout.strip().splitlines()[-1])
     secs = sum(float(l.split()[2]) for l in open(report) if l.startswith("metric epoch_time_s"))
     samples = 60000 // 256 * 256 * epochs
     return {"samples_per_s": samples / secs, "accuracy": res["accuracy"], "epochs": epochs,
             "processes": np}
+
+
+def fresh(path):
+    """A report path with nothing in it (the trainer appends to reports)."""
+    if os.path.exists(path):
+        os.unlink(path)
+    return path
+
+
+def trainer(np, epochs, tmp):
+    report = fresh(os.path.join(tmp, f"report-{np}"))
+    r = subprocess.run(trainer_cmd(np, epochs, tmp, np), capture_output=True, text=True,
+                       check=True, env=dict(os.environ, TRAINYARD_REPORT=report))
+    return trainer_result(r, report, np, epochs)
+
+
+def independent_pair(epochs, tmp):
+    """Two unrelated 1-rank trainings at once: what this machine gives two
+    processes with no communication at all, the ceiling for 2-rank scaling."""
+    procs = []
+    for k in ("a", "b"):
+        report = fresh(os.path.join(tmp, f"report-pair-{k}"))
+        p = subprocess.Popen(trainer_cmd(1, epochs, tmp, "pair" + k), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, TRAINYARD_REPORT=report))
+        procs.append((p, report))
+    total = 0.0
+    for p, report in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(err)
+        total += trainer_result(subprocess.CompletedProcess([], 0, out, err), report, 1,
+                                epochs)["samples_per_s"]
+    return {"samples_per_s_sum": total, "processes": 2}
 
 
 def torch_ref(np, epochs, env):
@@ -72,9 +113,16 @@ def torch_ref(np, epochs, env):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds; each runs every configuration once, back to back")
     ap.add_argument("--json")
     a = ap.parse_args()
     ensure_torch()
@@ -82,12 +130,30 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if ct:
         env["OPENBLAS_CORETYPE"] = ct
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
-        res = {"openblas_coretype": ct or "detected",
-               "trainer_1": trainer(1, a.epochs, tmp), "trainer_2": trainer(2, a.epochs, tmp),
-               "torch_1": torch_ref(1, a.epochs, env), "torch_ddp_2": torch_ref(2, a.epochs, env)}
-    res["ratio_trainer1_vs_torch1"] = res["trainer_1"]["samples_per_s"] / res["torch_1"]["samples_per_s"]
-    res["ratio_trainer2_vs_trainer1"] = res["trainer_2"]["samples_per_s"] / res["trainer_1"]["samples_per_s"]
+        for i in range(a.repeat):
+            r = {"trainer_1": trainer(1, a.epochs, tmp), "trainer_2": trainer(2, a.epochs, tmp),
+                 "two_independent_1_rank": independent_pair(a.epochs, tmp),
+                 "torch_1": torch_ref(1, a.epochs, env),
+                 "torch_ddp_2": torch_ref(2, a.epochs, env)}
+            sps = {k: v.get("samples_per_s", v.get("samples_per_s_sum")) for k, v in r.items()}
+            r["ratios"] = {"trainer1_vs_torch1": sps["trainer_1"] / sps["torch_1"],
+                           "trainer2_vs_trainer1": sps["trainer_2"] / sps["trainer_1"],
+                           "two_independent_vs_trainer1":
+                               sps["two_independent_1_rank"] / sps["trainer_1"]}
+            rounds.append(r)
+            print(f"round {i + 1}: " + json.dumps(r["ratios"]), file=sys.stderr)
+    res = {"openblas_coretype": ct or "detected", "epochs": a.epochs, "rounds": rounds}
+    for k in ("trainer_1", "trainer_2", "torch_1", "torch_ddp_2"):
+        res[k] = {"samples_per_s_median": median([r[k]["samples_per_s"] for r in rounds]),
+                  "accuracy": rounds[0][k]["accuracy"]}
+    res["two_independent_1_rank"] = {"samples_per_s_median": median(
+        [r["two_independent_1_rank"]["samples_per_s_sum"] for r in rounds])}
+    # ratios within each round (configurations run minutes apart drift), then the median
+    for k in rounds[0]["ratios"]:
+        vals = [r["ratios"][k] for r in rounds]
+        res["ratio_" + k] = {"median": median(vals), "min": min(vals), "max": max(vals)}
     res["accuracy_gap_points"] = 100 * (res["trainer_1"]["accuracy"] - res["torch_1"]["accuracy"])
     out = json.dumps(res, indent=2)
     print(out)
