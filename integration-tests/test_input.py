@@ -1,11 +1,13 @@
 """Bad input: invalid pipelines leave etcd untouched; garbage and oversize
 frames are rejected and counted while a run in progress completes."""
+import os
 import socket
+import subprocess
 
 import pytest
 import zmq
 
-from conftest import task
+from conftest import CLI_BIN, ROOT, task
 
 INVALID = {
     "cycle.yaml": ("name: c\ntasks:\n  - name: a\n    depends_on: [b]\n    command: [t]\n"
@@ -88,3 +90,14 @@ tasks:
     assert info["frames_rejected_decode"] >= 4
     # still serving everyone
     assert cluster.json("workers")[0]["state"] == "up"
+
+
+def test_every_example_pipeline_validates():
+    import glob
+    paths = sorted(glob.glob(os.path.join(ROOT, "examples", "pipelines", "*.yaml")))
+    assert len(paths) >= 4
+    for path in paths:
+        r = subprocess.run([CLI_BIN, "validate", path], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, (path, r.stderr)
+        assert r.stdout.startswith(path + ": ok"), r.stdout
