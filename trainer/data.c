@@ -5,11 +5,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 void ty_data_destroy(ty_data_t **pd) {
@@ -282,130 +284,30 @@ static int ty_csv_row(ty_csv_t *c, ty_data_t *d, char *line, size_t r, uint64_t 
     return rc;
 }
 
-/* gzip: no random access.  Pass 1 counts the data rows (positions are row
- * indexes), pass 2 parses this shard's and stops at its end. */
-static int ty_load_csv_gz(gzFile f, ty_csv_t *c, int shard, int nshards, ty_data_t *d, char **err) {
-    ty_buf_t line = {0};
-    size_t lineno = 0, total = 0;
-    int rc = 0, seen_first = 0;
-    char *l;
-    while (rc == 0 && (l = ty_gzline(f, &line))) {
-        lineno++;
-        if (!*l)
-            continue;
-        if (!seen_first) {
-            seen_first = 1;
-            rc = ty_csv_columns(c, d, l, lineno, err);
-            if (c->header)
-                continue;
-        }
-        total++;
-    }
-    if (rc == 0 && total == 0) {
-        *err = ty_xasprintf("%s: no data rows", c->path);
-        rc = TY_EPARSE;
-    }
-    uint64_t lo = 0, hi = 0;
-    if (rc == 0) {
-        ty_data_shard(total, shard, nshards, &lo, &hi);
-        d->extent = total;
-        d->rows = hi - lo;
-        ty_data_reserve(d, d->rows);
-        gzrewind(f);
-    }
-    uint64_t row = 0;
-    int skipped_header = !c->header;
-    lineno = 0;
-    while (rc == 0 && row < hi && (l = ty_gzline(f, &line))) {
-        lineno++;
-        if (!*l)
-            continue;
-        if (!skipped_header) {
-            skipped_header = 1;
-            continue;
-        }
-        if (row >= lo)
-            rc = ty_csv_row(c, d, l, row - lo, row, lineno, err);
-        row++;
-    }
-    ty_buf_free(&line);
-    return rc;
-}
-
-static void ty_chomp(char *l, ssize_t *len) {
-    while (*len > 0 && (l[*len - 1] == '\n' || l[*len - 1] == '\r'))
-        l[--*len] = '\0';
-}
-
-/* Plain file: positions are byte offsets; this shard's lines are those that
- * start in its byte range: seek there, read to its end.  Besides, every
- * shard reads the first lines (header or not, and whether any row exists). */
-static int ty_load_csv_plain(FILE *f, ty_csv_t *c, int shard, int nshards, ty_data_t *d,
-                             char **err) {
+/* The extent of a CSV file's positions: its size, or for gzip the
+ * uncompressed size from the trailer (ISIZE: modulo 4 GiB, and the last
+ * member's only; the last shard reads to the end, so a wrong one costs
+ * balance, never rows).  At least 1. */
+static uint64_t ty_csv_extent(const char *path, int gzip) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    char *l = NULL;
-    size_t lcap = 0, lineno = 0, cap = 0;
-    ssize_t len = -1;
-    off_t hdr_off = -1;
-    int rc = 0, data_seen = 0;
-    if (fstat(fileno(f), &st) != 0) {
-        *err = ty_xasprintf("%s: %s", c->path, strerror(errno));
-        return TY_EIO;
+    uint64_t n = 0;
+    unsigned char t[4];
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        n = (uint64_t)st.st_size;
+        if (gzip && st.st_size >= 4 && pread(fd, t, 4, st.st_size - 4) == 4)
+            n = (uint64_t)t[0] | (uint64_t)t[1] << 8 | (uint64_t)t[2] << 16 | (uint64_t)t[3] << 24;
     }
-    while (rc == 0 && !data_seen) {
-        off_t off = ftello(f);
-        if ((len = getline(&l, &lcap, f)) < 0)
-            break;
-        lineno++;
-        ty_chomp(l, &len);
-        if (!*l)
-            continue;
-        if (c->ncols == 0) {
-            rc = ty_csv_columns(c, d, l, lineno, err);
-            if (c->header) {
-                hdr_off = off;
-                continue;
-            }
-        }
-        data_seen = 1;
-    }
-    if (rc == 0 && !data_seen) {
-        *err = ty_xasprintf("%s: no data rows", c->path);
-        rc = TY_EPARSE;
-    }
-    uint64_t lo, hi;
-    ty_data_shard((uint64_t)st.st_size, shard, nshards, &lo, &hi);
-    d->extent = (uint64_t)st.st_size;
-    c->bylines = lo == 0;
-    lineno = 0;
-    if (rc == 0 && fseeko(f, lo > 0 ? (off_t)lo - 1 : 0, SEEK_SET) != 0)
-        rc = TY_EIO;
-    if (rc == 0 && lo > 0 && fgetc(f) != '\n') /* mid-line: that line is the previous shard's */
-        len = getline(&l, &lcap, f);
-    while (rc == 0) {
-        off_t off = ftello(f);
-        if (off < 0 || (uint64_t)off >= hi || (len = getline(&l, &lcap, f)) < 0)
-            break;
-        lineno++;
-        ty_chomp(l, &len);
-        if (!*l || off == hdr_off)
-            continue;
-        if (d->rows == cap) {
-            cap = cap ? 2 * cap : 1024;
-            ty_data_reserve(d, cap);
-        }
-        rc = ty_csv_row(c, d, l, d->rows, (uint64_t)off, lineno, err);
-        d->rows++;
-    }
-    if (rc == TY_EIO || ferror(f)) {
-        free(*err);
-        *err = ty_xasprintf("%s: read error: %s", c->path, strerror(errno));
-        rc = TY_EIO;
-    }
-    free(l);
-    return rc;
+    if (fd >= 0)
+        close(fd);
+    return n ? n : 1;
 }
 
+/* Positions are byte offsets (uncompressed, for gzip) where lines start; a
+ * shard's lines are those starting in its byte range.  It reads the first
+ * lines (header or not, and whether any row exists), then seeks to its range
+ * (a real seek in a plain file; gzip must decompress up to there) and reads
+ * to the range's end, never further. */
 static int ty_load_csv(const char *path, const char *target, int shard, int nshards, ty_data_t *d,
                        char **err) {
     gzFile f = gzopen(path, "rb");
@@ -414,20 +316,67 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
         return TY_EIO;
     }
     ty_csv_t c = {.path = path, .target = target, .bylines = 1};
-    int rc;
-    if (gzdirect(f)) { /* not gzip: read it as a plain file, by byte ranges */
-        gzclose(f);
-        FILE *pf = fopen(path, "rb");
-        if (!pf) {
-            *err = ty_xasprintf("%s: %s", path, strerror(errno));
-            return TY_EIO;
+    ty_buf_t line = {0};
+    size_t lineno = 0, cap = 0;
+    z_off_t hdr_off = -1;
+    int rc = 0, data_seen = 0;
+    char *l;
+    while (rc == 0 && !data_seen) {
+        z_off_t off = gztell(f);
+        if (!(l = ty_gzline(f, &line)))
+            break;
+        lineno++;
+        if (!*l)
+            continue;
+        if (c.ncols == 0) {
+            rc = ty_csv_columns(&c, d, l, lineno, err);
+            if (c.header) {
+                hdr_off = off;
+                continue;
+            }
         }
-        rc = ty_load_csv_plain(pf, &c, shard, nshards, d, err);
-        fclose(pf);
-    } else {
-        rc = ty_load_csv_gz(f, &c, shard, nshards, d, err);
-        gzclose(f);
+        data_seen = 1;
     }
+    if (rc == 0 && !data_seen) {
+        *err = ty_xasprintf("%s: no data rows", path);
+        rc = TY_EPARSE;
+    }
+    uint64_t lo, hi;
+    d->extent = ty_csv_extent(path, !gzdirect(f));
+    ty_data_shard(d->extent, shard, nshards, &lo, &hi);
+    int last = shard == nshards - 1;
+    c.bylines = lo == 0;
+    lineno = 0;
+    if (rc == 0 && gzseek(f, (z_off_t)(lo > 0 ? lo - 1 : 0), SEEK_SET) < 0)
+        rc = TY_EIO;
+    if (rc == 0 && lo > 0) {
+        int ch = gzgetc(f); /* mid-line: that line is the previous shard's */
+        if (ch != '\n' && ch != -1)
+            ty_gzline(f, &line);
+    }
+    while (rc == 0) {
+        z_off_t off = gztell(f);
+        if (off < 0 || (!last && (uint64_t)off >= hi) || !(l = ty_gzline(f, &line)))
+            break;
+        lineno++;
+        if (!*l || off == hdr_off)
+            continue;
+        if (d->rows == cap) {
+            cap = cap ? 2 * cap : 1024;
+            ty_data_reserve(d, cap);
+        }
+        rc = ty_csv_row(&c, d, l, d->rows, (uint64_t)off, lineno, err);
+        d->rows++;
+    }
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(f, &zerr);
+    if (rc == TY_EIO || zerr != Z_OK) { /* a cut-short last line is the read's fault */
+        free(*err);
+        *err = ty_xasprintf("%s: read error: %s", path, zerr != Z_OK ? zmsg : strerror(errno));
+        rc = TY_EIO;
+    }
+    gzclose(f);
+    ty_buf_free(&line);
     free(c.fields);
     return rc;
 }

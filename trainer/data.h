@@ -3,14 +3,16 @@
  * pairs (the Fashion-MNIST format, gzip or plain).
  *
  * A dataset is a dense row-major float matrix plus one target per row.
- * Every row has a position in its file: the row index, or for a plain CSV
- * file the byte offset where its line starts.  Positions run over
- * [0, extent) (rows, or the file size).  Shard s of n holds the rows whose
- * position lies in [ceil(extent*s/n), ceil(extent*(s+1)/n)), so a rank reads
- * only its own part: a plain CSV or plain IDX file is read from its shard's
- * offset to its end, never before or after (past the first line, which says
- * whether there is a header); gzip has no random access, so a gzip file is
- * decompressed up to the end of the shard, and a gzip CSV is first counted. */
+ * Every row has a position in its file: its row index (IDX), or the byte
+ * offset where its line starts (CSV; uncompressed offset for gzip).
+ * Positions run over [0, extent): rows, the file size, or for gzip the
+ * uncompressed size from the trailer.  Shard s of n holds the rows whose
+ * position lies in [ceil(extent*s/n), ceil(extent*(s+1)/n)) (the last shard
+ * also anything past the extent, in case a gzip trailer undercounts), so a
+ * rank reads only its own part: a plain file is read from its shard's
+ * offset to its end (past the first lines, which say whether there is a
+ * header); gzip has no random access, so it is decompressed from the start
+ * up to the end of the shard, and parsed only there. */
 #ifndef TY_TRAINER_DATA_H
 #define TY_TRAINER_DATA_H
 

@@ -395,7 +395,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         local_b += vb[j];
         vrows[j] = ty_xcalloc(T.ntr + 1, sizeof(size_t));
         for (size_t i = 0; i < T.ntr; i++) {
-            if (T.tr->pos[T.tr_idx[i]] * V / T.tr->extent == v)
+            uint64_t pv = T.tr->pos[T.tr_idx[i]] * V / T.tr->extent;
+            if ((pv < V ? pv : V - 1) == v) /* past a too-small gzip extent: the last */
                 vrows[j][vn[j]++] = T.tr_idx[i];
         }
         vbase[j] = ty_xcalloc(vn[j] + 1, sizeof(size_t));
