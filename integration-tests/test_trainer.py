@@ -93,6 +93,18 @@ def test_one_and_two_ranks_train_the_same_model(syn, tmp_path, form):
     assert sum(x != y for x, y in zip(a, b)) <= len(a) * 0.001
 
 
+@pytest.mark.parametrize("np,vshards", [(4, 8), (3, 6)])
+def test_more_ranks_train_the_same_model(syn, tmp_path, np, vshards):
+    # 4: gradients summed by pairwise exchanges (recursive doubling); 3: by MPI_Allreduce
+    args = ["--train", syn, "--val-split", "0.2", "--model", "mlp:16", "--epochs", "2",
+            "--lr", "0.05", "--seed", "4", "--vshards", str(vshards)]
+    one = fit_json(*args, "--out", str(tmp_path / "one.model"))
+    many = fit_json(*args, "--out", str(tmp_path / "many.model"), np=np)
+    assert many["ranks"] == np
+    assert abs(one["loss"] - many["loss"]) < 1e-5
+    assert abs(one["val_loss"] - many["val_loss"]) < 1e-5
+
+
 def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):
     data = str(tmp_path / "big.csv")
     run("gen", "--rows", "60000", "--features", "16", "--classes", "4", "--seed", "3",
