@@ -14,10 +14,15 @@
 #include <cblas.h>
 #include <math.h>
 
+/* Worst elementwise difference, relative to the element (or, for elements
+ * near zero where float sums cancel, to a thousandth of the largest one). */
 static double max_rel(const float *a, const float *b, size_t n) {
-    double worst = 0;
+    double worst = 0, big = 0;
+    for (size_t i = 0; i < n; i++)
+        big = fmax(big, fabs((double)a[i]));
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]) / fmax(1e-4, fabs((double)a[i]) + fabs((double)b[i]));
+        double d = fabs((double)a[i] - b[i]) /
+                   fmax(1e-3 * big + 1e-12, fabs((double)a[i]) + fabs((double)b[i]));
         worst = d > worst ? d : worst;
     }
     return worst;
