@@ -7,8 +7,8 @@
 
 static int ty_gpu_nosup(char **err) {
     if (err)
-        *err = ty_xstrdup("--device cuda: this trainyard-train was built without CUDA (nvcc was "
-                          "not found when it was built; see docs/trainer.md)");
+        *err = ty_xstrdup("--device cuda: this trainyard-train was built without CUDA (no nvcc "
+                          "at build time, or -DTY_CUDA=OFF; see docs/trainer.md)");
     return TY_ENOTSUP;
 }
 
