@@ -69,6 +69,22 @@ def test_gen_is_seeded_and_mlp_beats_linear(syn, tmp_path):
     assert len(ev["confusion_matrix"]) == 3 and 0 < ev["f1"] <= 1
 
 
+def test_epoch_metrics_go_to_the_report(syn, tmp_path):
+    report = tmp_path / "report"
+    cmd = MPIRUN + ["-np", "1", TRAIN, "fit", "--train", syn, "--val-split", "0.2", "--model",
+                    "mlp:8", "--epochs", "2", "--out", str(tmp_path / "m.model")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, TRAINYARD_REPORT=str(report)))
+    assert r.returncode == 0, r.stderr
+    lines = report.read_text().splitlines()
+    for name in ("loss", "val_loss", "accuracy", "samples_per_s", "epoch_time_s"):
+        assert [l.split()[3] for l in lines if l.startswith(f"metric {name} ")] == ["1", "2"]
+    # one rank sums no gradients: no time in communication
+    assert [float(l.split()[2]) for l in lines if l.startswith("metric comm_time_s ")] == [0, 0]
+    assert lines[-1].startswith("progress 1.0000 epoch 2/2")
+    assert "trained 2 epochs" in r.stdout  # with a report, stdout gets one summary line
+
+
 @pytest.mark.parametrize("form", ["gzip", "plain"])
 def test_one_and_two_ranks_train_the_same_model(syn, tmp_path, form):
     # gzip: shards by row index; plain: by byte ranges, each rank reading only its own
@@ -185,6 +201,8 @@ tasks:
     assert t["metrics"]["accuracy"]["step"] == 4
     assert t["metrics"]["accuracy"]["value"] > 0.8
     assert "samples_per_s" in t["metrics"] and "val_loss" in t["metrics"]
+    assert t["metrics"]["comm_time_s"]["step"] == 4  # time in the gradient sum
+    assert t["metrics"]["comm_time_s"]["value"] > 0
     assert t["progress_text"] == "epoch 4/4"
 
 

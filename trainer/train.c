@@ -461,7 +461,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
     int epoch = T.start_epoch;
     for (; epoch < o->epochs; epoch++) {
-        double t0 = ty_wall(), loss_sum = 0, right_sum = 0;
+        double t0 = ty_wall(), loss_sum = 0, right_sum = 0, comm = 0;
         for (uint32_t j = 0; j < nv; j++) { /* this epoch's order of each virtual shard */
             memcpy(vrows[j], vbase[j], vn[j] * sizeof(size_t));
             uint64_t s = o->seed * 1000003ULL + (uint64_t)epoch * 7919ULL + v0 + j;
@@ -489,7 +489,11 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             loss_sum +=
                 n ? ty_model_grad(T.m, ws, xb, yb, n, 1.0f / (float)o->batch, T.grad, &right) : 0;
             right_sum += (double)right;
-            ty_sum_grad(&T);
+            if (size > 1) {
+                double c0 = ty_wall();
+                ty_sum_grad(&T);
+                comm += ty_wall() - c0;
+            }
             ty_step(&T, ty_lr(&T, epoch, total_steps));
         }
         double acc[2] = {loss_sum, right_sum}, gacc[2];
@@ -522,6 +526,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         }
         ty_report(&T, "metric samples_per_s %.6g %d", samples_per_s, epoch + 1);
         ty_report(&T, "metric epoch_time_s %.4g %d", dt, epoch + 1);
+        if (!G) /* rank 0's time in the gradient sum (waiting for the others included) */
+            ty_report(&T, "metric comm_time_s %.4g %d", comm, epoch + 1);
         ty_report(&T, "progress %.4f epoch %d/%d", (double)(epoch + 1) / o->epochs, epoch + 1,
                   o->epochs);
         /* early stopping on the validation loss */
