@@ -169,6 +169,14 @@ int main(void) {
     free(p);
     CHECK_EQ_INT(ty_data_load("/nonexistent.csv", NULL, 0, 1, &d, &err), TY_EIO);
     free(err);
+    p = write_file("two.csv", "1,2,0\n3,4,1\n", 0); /* more shards than rows */
+    CHECK_EQ_INT(ty_data_load(p, NULL, 5, 7, &d, &err), 0);
+    if (d) {
+        CHECK_EQ_INT(d->rows, 0);
+        CHECK(d->x != NULL && d->y != NULL && d->pos != NULL);
+    }
+    ty_data_destroy(&d);
+    free(p);
     p = write_file("empty.csv", "\na,b,y\n\n", 0);
     CHECK_EQ_INT(ty_data_load(p, NULL, 1, 2, &d, &err), TY_EPARSE);
     CHECK_CONTAINS(err, "no data rows");
