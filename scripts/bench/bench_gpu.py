@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """GPU benchmark: trainyard-train --device cuda against PyTorch on the same
 GPU, Fashion-MNIST MLP 784-128-64-10, batch 256, SGD momentum 0.9, lr 0.05.
+First trains 2 epochs on the CPU and on the GPU and compares the losses.
 Reports samples/s over epochs 2..N (the first warms up) and test accuracy
 for: the trainer at 1 rank, at 2 ranks sharing the GPU(s) (the allreduce
 path), PyTorch eager and PyTorch with its step captured in a CUDA graph; then
@@ -40,6 +41,23 @@ def trainer(binary, data, np, epochs, tmp):
             "epochs": epochs, "ranks": np, "epoch_times_s": times}
 
 
+def cpu_vs_cuda(binary, data, tmp):
+    """The same 2 epochs on the CPU and the GPU: the losses should agree to
+    float noise (the same batches in the same order)."""
+    tr = f"idx:{data}/train-images-idx3-ubyte.gz,{data}/train-labels-idx1-ubyte.gz"
+    out = {}
+    for dev in ("cpu", "cuda"):
+        cmd = MPIRUN + ["-np", "1", binary, "fit", "--train", tr, "--model", "mlp:128,64",
+                        "--epochs", "2", "--batch", "256", "--lr", "0.05", "--device", dev,
+                        "--seed", "3", "--out", os.path.join(tmp, f"c-{dev}.model"), "-o", "json"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            return {"error": r.stderr[-2000:]}
+        out[dev] = json.loads(r.stdout.strip().splitlines()[-1])["loss"]
+    out["relative_difference"] = abs(out["cuda"] - out["cpu"]) / out["cpu"]
+    return out
+
+
 def torch_gpu(data, epochs, graph):
     cmd = ["python3", os.path.join(HERE, "torch_mlp_gpu.py"), "--data", data,
            "--epochs", str(epochs)] + (["--graph"] if graph else [])
@@ -58,7 +76,8 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        res = {"trainer_cuda_1": trainer(a.train, a.data, 1, a.epochs, tmp),
+        res = {"cpu_vs_cuda_loss": cpu_vs_cuda(a.train, a.data, tmp),
+               "trainer_cuda_1": trainer(a.train, a.data, 1, a.epochs, tmp),
                "trainer_cuda_2": trainer(a.train, a.data, 2, a.epochs, tmp),
                "torch_eager": torch_gpu(a.data, min(a.epochs, 3), False),
                "torch_graph": torch_gpu(a.data, a.epochs, True)}
