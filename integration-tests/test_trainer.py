@@ -206,7 +206,7 @@ tasks:
     assert t["progress_text"] == "epoch 4/4"
 
 
-def test_mpi_step_rank_death_and_cancel(cluster, tmp_path):
+def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
     data = str(tmp_path / "d.csv")
     run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
     cluster.start_master()
@@ -239,6 +239,15 @@ tasks:
     wait_until(lambda: len(pids_matching(marker)) >= 3, 30, "mpirun and two ranks")
     assert cluster.json("cancel", run_id)["state"] == "cancelled"
     wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
+    # a timeout: the step fails, saying so, and mpirun and every rank go
+    run_id = cluster.submit(text.replace("    np: 2\n", "    np: 2\n    timeout_s: 3\n"),
+                            name="p3.yaml")
+    cluster.wait_task_state(run_id, "train", ["running"])
+    wait_until(lambda: len(pids_matching(marker)) >= 3, 30, "mpirun and two ranks")
+    st = cluster.wait_run(run_id, timeout=60)
+    assert st["tasks"][0]["state"] == "failed", st
+    assert st["tasks"][0]["reason"] == "timed out after 3s", st
+    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after the timeout")
 
 
 def test_drift_report_and_exit_status(tmp_path):
