@@ -1,5 +1,7 @@
 #include "trainer/data.h"
 
+#include "trainer/bgzf.h"
+
 #include "common/err.h"
 #include "common/util.h"
 
@@ -342,13 +344,28 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
         *err = ty_xasprintf("%s: no data rows", path);
         rc = TY_EPARSE;
     }
-    uint64_t lo, hi;
-    d->extent = ty_csv_extent(path, !gzdirect(f));
+    uint64_t lo, hi, base = 0; /* base: where the stream f starts in the file */
+    ty_bgzf_index_t *bx = NULL;
+    if (rc == 0 && !gzdirect(f) && ty_bgzf_index_create(&bx, path) == 0)
+        d->extent = ty_bgzf_size(bx) ? ty_bgzf_size(bx) : 1;
+    else
+        d->extent = ty_csv_extent(path, !gzdirect(f));
     ty_data_shard(d->extent, shard, nshards, &lo, &hi);
     int last = shard == nshards - 1;
     c.bylines = lo == 0;
     lineno = 0;
-    if (rc == 0 && gzseek(f, (z_off_t)(lo > 0 ? lo - 1 : 0), SEEK_SET) < 0)
+    if (rc == 0 && bx && lo > 0) { /* BGZF: start at the block holding lo - 1 */
+        gzclose(f);
+        if (!(f = ty_bgzf_open_at(bx, path, lo - 1, &base))) {
+            *err = ty_xasprintf("%s: %s", path, strerror(errno));
+            ty_bgzf_index_destroy(&bx);
+            ty_buf_free(&line);
+            free(c.fields);
+            return TY_EIO;
+        }
+    }
+    ty_bgzf_index_destroy(&bx);
+    if (rc == 0 && gzseek(f, (z_off_t)(lo > 0 ? lo - 1 - base : 0), SEEK_SET) < 0)
         rc = TY_EIO;
     if (rc == 0 && lo > 0) {
         int ch = gzgetc(f); /* mid-line: that line is the previous shard's */
@@ -357,6 +374,8 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
     }
     while (rc == 0) {
         z_off_t off = gztell(f);
+        if (off >= 0)
+            off += (z_off_t)base;
         if (off < 0 || (!last && (uint64_t)off >= hi) || !(l = ty_gzline(f, &line)))
             break;
         lineno++;

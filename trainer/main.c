@@ -1,5 +1,6 @@
 /* trainyard-train: gen | fit | eval | predict.  `fit` is the MPI program;
  * run it under mpirun for several ranks (a worker does that for kind: mpi). */
+#include "trainer/bgzf.h"
 #include "trainer/data.h"
 #include "trainer/drift.h"
 #include "trainer/model.h"
@@ -100,17 +101,23 @@ static int ty_cmd_gen(int argc, char **argv) {
         return ty_train_die("gen needs --rows N and --out FILE");
     size_t n = strlen(out);
     int gz = n > 3 && strcmp(out + n - 3, ".gz") == 0;
-    gzFile f = gzopen(out, gz ? "wb6" : "wbT"); /* T: plain file */
-    if (!f)
+    /* .gz is written as BGZF: ordinary gzip to any reader, and each rank of
+     * a training run can decompress only its own blocks */
+    ty_bgzf_writer_t *z = NULL;
+    FILE *plain = NULL;
+    char *err = NULL;
+    if (gz ? ty_bgzf_writer_create(&z, out, 0, &err) != 0 : !(plain = fopen(out, "w"))) {
+        free(err);
         return ty_train_die("cannot write %s", out);
-    int F = (int)feats, C = (int)classes;
+    }
+    int F = (int)feats, C = (int)classes, werr = 0;
+    ty_buf_t b = {0};
     for (int j = 0; j < F; j++)
-        gzprintf(f, "f%d,", j);
-    gzprintf(f, "label\n");
+        ty_buf_printf(&b, "f%d,", j);
+    ty_buf_printf(&b, "label\n");
     uint64_t s = (uint64_t)seed;
     double *x = ty_xcalloc((size_t)F, sizeof(double));
-    char line[64];
-    for (size_t r = 0; r < (size_t)rows; r++) {
+    for (size_t r = 0; r < (size_t)rows && !werr; r++) {
         for (int j = 0; j < F; j++)
             x[j] = ty_rng_normal(&s);
         /* bins of equal probability under N(0, 1) */
@@ -118,14 +125,23 @@ static int ty_cmd_gen(int argc, char **argv) {
             q1 = (int)(0.5 * (1 + erf(x[1] / M_SQRT2)) * C);
         q0 = q0 >= C ? C - 1 : q0;
         q1 = q1 >= C ? C - 1 : q1;
-        for (int j = 0; j < F; j++) {
-            int k = snprintf(line, sizeof line, "%.5f,", x[j]);
-            gzwrite(f, line, (unsigned)k);
+        for (int j = 0; j < F; j++)
+            ty_buf_printf(&b, "%.5f,", x[j]);
+        ty_buf_printf(&b, "%d\n", (q0 + q1) % C);
+        if (b.len >= 65536 || r + 1 == (size_t)rows) {
+            werr =
+                z ? ty_bgzf_write(z, b.data, b.len) != 0 : fwrite(b.data, 1, b.len, plain) != b.len;
+            b.len = 0;
         }
-        gzprintf(f, "%d\n", (q0 + q1) % C);
     }
     free(x);
-    if (gzclose(f) != Z_OK)
+    ty_buf_free(&b);
+    if (z && ty_bgzf_writer_close(&z, &err) != 0)
+        werr = 1;
+    free(err);
+    if (plain && fclose(plain) != 0)
+        werr = 1;
+    if (werr)
         return ty_train_die("cannot write %s", out);
     return 0;
 }

@@ -2,6 +2,8 @@
  * IDX loading; each shard reads only its own part of a file. */
 #include "trainer/data.h"
 
+#include "trainer/bgzf.h"
+
 #include "common/err.h"
 #include "common/tests/ty_test.h"
 #include "common/util.h"
@@ -35,6 +37,32 @@ static char *numbered_csv(const char *name, int n, int bad, int gz) {
     }
     char *p = write_file(name, b.data, gz);
     ty_buf_free(&b);
+    return p;
+}
+
+/* numbered_csv's rows as BGZF with 64-byte blocks; when corrupt, block 1's
+ * deflate data is damaged (block 0 holds the header and first rows). */
+static char *numbered_bgzf(const char *name, int n, int corrupt) {
+    char *plain = numbered_csv("tmp.csv", n, -1, 0), *p = ty_xasprintf("%s/%s", dir, name),
+         *err = NULL;
+    ty_buf_t b = {0};
+    ty_read_file(plain, &b);
+    ty_bgzf_writer_t *w = NULL;
+    CHECK_EQ_INT(ty_bgzf_writer_create(&w, p, 64, &err), 0);
+    ty_bgzf_write(w, b.data, b.len);
+    CHECK_EQ_INT(ty_bgzf_writer_close(&w, &err), 0);
+    if (corrupt) {
+        FILE *f = fopen(p, "r+b");
+        unsigned char h[18];
+        CHECK(fread(h, 1, 18, f) == 18);
+        long b1 = ((long)h[16] | (long)h[17] << 8) + 1; /* block 1 starts here */
+        fseek(f, b1 + 20, SEEK_SET);
+        unsigned char junk[8] = {0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef};
+        fwrite(junk, 1, sizeof junk, f);
+        fclose(f);
+    }
+    ty_buf_free(&b);
+    free(plain);
     return p;
 }
 
@@ -205,6 +233,21 @@ int main(void) {
         gzclose(g);
     }
     check_byte_shards(p, 200);
+    free(p);
+    /* BGZF: each shard starts at its own block */
+    p = numbered_bgzf("num.bgzf.csv.gz", 200, 0);
+    check_byte_shards(p, 200);
+    free(p);
+    /* ... and never decompresses another shard's blocks: with block 1
+     * damaged, the last shard still loads; the first says why it cannot */
+    p = numbered_bgzf("bad.bgzf.csv.gz", 200, 1);
+    CHECK_EQ_INT(ty_data_load(p, NULL, 3, 4, &d, &err), 0);
+    if (d)
+        CHECK(d->rows > 30 && d->x[(d->rows - 1) * 2] == 199);
+    ty_data_destroy(&d);
+    CHECK_EQ_INT(ty_data_load(p, NULL, 0, 4, &d, &err), TY_EIO);
+    CHECK_CONTAINS(err, "read error");
+    free(err);
     free(p);
     /* a truncated gzip file is an error, not fewer rows */
     p = numbered_csv("cut.csv.gz", 2000, -1, 1);
