@@ -332,7 +332,8 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
             continue;
         if (c.ncols == 0) {
             rc = ty_csv_columns(&c, d, l, lineno, err);
-            ty_data_reserve(d, 0); /* buffers even for a shard with no rows */
+            if (rc == 0)
+                ty_data_reserve(d, 0); /* buffers even for a shard with no rows */
             if (c.header) {
                 hdr_off = off;
                 continue;
