@@ -17,12 +17,15 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     echo "rc=$?"
     if python3 -c 'import pytest' 2>/dev/null; then
         echo "== integration-tests/test_trainer_gpu.py"
-        TY_BUILD_DIR=$B TY_FASHION_DIR=$B/fashion timeout 300 python3 -m pytest -q \
+        TY_BUILD_DIR=$B TY_FASHION_DIR=$B/fashion timeout 200 python3 -m pytest -q \
             -p no:cacheprovider integration-tests/test_trainer_gpu.py
         echo "rc=$?"
     fi
     echo "== bench_gpu"
-    timeout 300 python3 scripts/bench/bench_gpu.py --train "$B/trainer/trainyard-train" \
+    timeout 240 python3 scripts/bench/bench_gpu.py --train "$B/trainer/trainyard-train" \
         --data "$B/fashion" --epochs "${EPOCHS:-10}" --json "$OUT/bench_gpu.json"
     echo "rc=$?"
 } 2>&1 | tee "$OUT/gpu_device.log"
+# From the session's machine (the device tool), e.g.:
+#   scripts/bench/gpu_bundle.sh
+#   run: command "bash scripts/bench/gpu_device.sh", carry ["gpu-bundle"], timeout_s 540
