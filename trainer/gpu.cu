@@ -51,6 +51,7 @@ struct ty_gpu {
     ty_gpu_ctr_t *ctr;
     float *hgrad; /* pinned host copy for the allreduce */
     cudaGraphExec_t g_step, g_fb, g_opt;
+    int eager; /* no graphs: TY_CUDA_GRAPHS=0, or capture failed */
 };
 
 /* ---- kernels ---- */
@@ -381,6 +382,8 @@ extern "C" int ty_gpu_create(ty_gpu_t **out, const ty_model_t *m, const ty_gpu_o
     g->wd = o->weight_decay;
     g->np = m->nparams;
     g->batch = o->batch;
+    const char *graphs = getenv("TY_CUDA_GRAPHS");
+    g->eager = graphs && strcmp(graphs, "0") == 0;
     for (uint32_t l = 0; l <= g->L; l++)
         g->dims[l] = m->dims[l];
     for (uint32_t l = 0; l < g->L; l++)
@@ -477,6 +480,27 @@ static int ty_gpu_take_ctr(ty_gpu_t *g, ty_gpu_ctr_t *old, char **err) {
     return 0;
 }
 
+/* Runs what fn issues: as a graph (captured on first use), or launch by
+ * launch when graphs are off (TY_CUDA_GRAPHS=0) or capture failed, which is
+ * said once: slower, but the same arithmetic. */
+static int ty_gpu_play(ty_gpu_t *g, ty_issue_fn fn, float scale, cudaGraphExec_t *ex, char **err) {
+    if (!g->eager && !*ex) {
+        char *why = NULL;
+        if (ty_capture(g, fn, scale, ex, &why) != 0) {
+            fprintf(stderr, "trainyard-train: no CUDA graph (%s): launching kernel by kernel\n",
+                    why);
+            free(why);
+            cudaGetLastError(); /* clear it */
+            *ex = NULL;
+            g->eager = 1;
+        }
+    }
+    if (g->eager)
+        return fn(g, scale, err);
+    CU(cudaGraphLaunch(*ex, g->s), "launch graph");
+    return 0;
+}
+
 extern "C" int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, size_t steps,
                           float scale, ty_gpu_allreduce_fn allreduce, double *loss, double *right,
                           char **err) {
@@ -501,25 +525,22 @@ extern "C" int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, siz
     CU(ty_copy(g, g->lr, lr, steps * sizeof(float)), "copy learning rates");
     int rc;
     if (!allreduce) {
-        if (!g->g_step && (rc = ty_capture(g, ty_issue_step, scale, &g->g_step, err)) != 0)
-            return rc;
         for (size_t s = 0; s < steps; s++)
-            CU(cudaGraphLaunch(g->g_step, g->s), "launch step");
+            if ((rc = ty_gpu_play(g, ty_issue_step, scale, &g->g_step, err)) != 0)
+                return rc;
     } else {
-        if (!g->g_fb && (rc = ty_capture(g, ty_issue_fb, scale, &g->g_fb, err)) != 0)
-            return rc;
-        if (!g->g_opt && (rc = ty_capture(g, ty_issue_update, scale, &g->g_opt, err)) != 0)
-            return rc;
         size_t nb = g->np * sizeof(float);
         for (size_t s = 0; s < steps; s++) {
-            CU(cudaGraphLaunch(g->g_fb, g->s), "launch forward/backward");
+            if ((rc = ty_gpu_play(g, ty_issue_fb, scale, &g->g_fb, err)) != 0)
+                return rc;
             CU(cudaMemcpyAsync(g->hgrad, g->grad, nb, cudaMemcpyDeviceToHost, g->s),
                "copy gradient");
             CU(cudaStreamSynchronize(g->s), "synchronize");
             allreduce(g->hgrad, g->np);
             CU(cudaMemcpyAsync(g->grad, g->hgrad, nb, cudaMemcpyHostToDevice, g->s),
                "copy gradient");
-            CU(cudaGraphLaunch(g->g_opt, g->s), "launch update");
+            if ((rc = ty_gpu_play(g, ty_issue_update, scale, &g->g_opt, err)) != 0)
+                return rc;
         }
     }
     ty_gpu_ctr_t c;

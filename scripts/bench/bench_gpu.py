@@ -4,8 +4,9 @@ GPU, Fashion-MNIST MLP 784-128-64-10, batch 256, SGD momentum 0.9, lr 0.05.
 First trains 2 epochs on the CPU and on the GPU and compares the losses.
 Reports samples/s over epochs 2..N (the first warms up) and test accuracy
 for: the trainer at 1 rank, at 2 ranks sharing the GPU(s) (the allreduce
-path), PyTorch eager and PyTorch with its step captured in a CUDA graph; then
-the ratio the issue targets (trainer / PyTorch graph, at least 1.0).
+path), at 1 rank without CUDA graphs (TY_CUDA_GRAPHS=0), PyTorch eager and
+PyTorch with its step captured in a CUDA graph; then the ratio the issue
+targets (trainer / PyTorch graph, at least 1.0).
 
 Meant for a lent GPU machine: scripts/bench/gpu_device.sh runs it there.
 Usage: bench_gpu.py [--train BIN] [--data DIR] [--epochs N] [--json OUT]"""
@@ -21,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 
-def trainer(binary, data, np, epochs, tmp):
+def trainer(binary, data, np, epochs, tmp, graphs=True):
     report = os.path.join(tmp, f"report-{np}")
     tr = f"idx:{data}/train-images-idx3-ubyte.gz,{data}/train-labels-idx1-ubyte.gz"
     te = f"idx:{data}/t10k-images-idx3-ubyte.gz,{data}/t10k-labels-idx1-ubyte.gz"
@@ -29,8 +30,8 @@ def trainer(binary, data, np, epochs, tmp):
                     "mlp:128,64", "--epochs", str(epochs), "--batch", "256", "--lr", "0.05",
                     "--momentum", "0.9", "--device", "cuda", "--out",
                     os.path.join(tmp, f"m{np}.model"), "-o", "json"]
-    r = subprocess.run(cmd, capture_output=True, text=True,
-                       env=dict(os.environ, TRAINYARD_REPORT=report))
+    env = dict(os.environ, TRAINYARD_REPORT=report, TY_CUDA_GRAPHS="1" if graphs else "0")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         return {"error": r.stderr[-2000:]}
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -79,6 +80,7 @@ def main():
         res = {"cpu_vs_cuda_loss": cpu_vs_cuda(a.train, a.data, tmp),
                "trainer_cuda_1": trainer(a.train, a.data, 1, a.epochs, tmp),
                "trainer_cuda_2": trainer(a.train, a.data, 2, a.epochs, tmp),
+               "trainer_cuda_1_no_graph": trainer(a.train, a.data, 1, 3, tmp, graphs=False),
                "torch_eager": torch_gpu(a.data, min(a.epochs, 3), False),
                "torch_graph": torch_gpu(a.data, a.epochs, True)}
     t1, tg = res["trainer_cuda_1"], res["torch_graph"]
