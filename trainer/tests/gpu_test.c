@@ -1,9 +1,8 @@
 /* The CUDA backend against the CPU path: gradients of every layer for
  * softmax, MLP (classification) and linear regression models; one graph
  * step with SGD and with AdamW against the same update done on the host;
- * the loss and accuracy counters.  Without a GPU (or without CUDA in the
- * build) it checks that --device cuda is refused with a clear message and
- * skips (exit 77). */
+ * the loss and accuracy counters; the same without CUDA graphs.  Without a GPU (or without CUDA in
+ * the build) it checks that --device cuda is refused with a clear message and skips (exit 77). */
 #include "trainer/gpu.h"
 #include "trainer/model.h"
 
@@ -179,5 +178,9 @@ int main(void) {
     check_grad(TY_ARCH_MLP, 0, h2, 1, 64);
     check_steps(0);
     check_steps(1);
+    setenv("TY_CUDA_GRAPHS", "0", 1); /* the same steps launched kernel by kernel */
+    check_steps(0);
+    check_steps(1);
+    unsetenv("TY_CUDA_GRAPHS");
     TEST_DONE();
 }
