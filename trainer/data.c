@@ -261,29 +261,30 @@ static int ty_csv_columns(ty_csv_t *c, ty_data_t *d, char *line, size_t lineno, 
 /* Parses a data line into row r (room reserved), at position pos. */
 static int ty_csv_row(ty_csv_t *c, ty_data_t *d, char *line, size_t r, uint64_t pos, size_t lineno,
                       char **err) {
-    size_t n = ty_split(line, &c->fields, &c->cap);
+    size_t n = ty_split(line, &c->fields, &c->cap),
+           bad = n; /* bad: the field that is not a number */
+    for (size_t i = 0, k = 0; n == c->ncols && bad == n && i < n; i++) {
+        float v;
+        if (ty_num(c->fields[i], &v) < 0)
+            bad = i;
+        else if ((int)i == c->tcol)
+            d->y[r] = v;
+        else
+            d->x[r * d->cols + k++] = v;
+    }
+    d->pos[r] = pos;
+    if (n == c->ncols && bad == n)
+        return 0;
+    /* where, for the message: formatted only when there is one to give */
     char *where = c->bylines
                       ? ty_xasprintf("%s:%zu", c->path, lineno)
                       : ty_xasprintf("%s (line at byte %llu)", c->path, (unsigned long long)pos);
-    int rc = 0;
-    if (n != c->ncols) {
+    if (n != c->ncols)
         *err = ty_xasprintf("%s: %zu fields, expected %zu", where, n, c->ncols);
-        rc = TY_EPARSE;
-    }
-    for (size_t i = 0, k = 0; rc == 0 && i < n; i++) {
-        float v;
-        if (ty_num(c->fields[i], &v) < 0) {
-            *err = ty_xasprintf("%s: field %zu '%s' is not a number", where, i + 1, c->fields[i]);
-            rc = TY_EPARSE;
-        } else if ((int)i == c->tcol) {
-            d->y[r] = v;
-        } else {
-            d->x[r * d->cols + k++] = v;
-        }
-    }
-    d->pos[r] = pos;
+    else
+        *err = ty_xasprintf("%s: field %zu '%s' is not a number", where, bad + 1, c->fields[bad]);
     free(where);
-    return rc;
+    return TY_EPARSE;
 }
 
 /* The extent of a CSV file's positions: its size, or for gzip the
@@ -347,10 +348,11 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
     }
     uint64_t lo, hi, base = 0; /* base: where the stream f starts in the file */
     ty_bgzf_index_t *bx = NULL;
-    if (rc == 0 && !gzdirect(f) && ty_bgzf_index_create(&bx, path) == 0)
+    int gzip = !gzdirect(f);
+    if (rc == 0 && gzip && ty_bgzf_index_create(&bx, path) == 0)
         d->extent = ty_bgzf_size(bx) ? ty_bgzf_size(bx) : 1;
     else
-        d->extent = ty_csv_extent(path, !gzdirect(f));
+        d->extent = ty_csv_extent(path, gzip);
     ty_data_shard(d->extent, shard, nshards, &lo, &hi);
     int last = shard == nshards - 1;
     c.bylines = lo == 0;

@@ -255,15 +255,15 @@ static int ty_gpu_issue_gather(ty_gpu_t *g, char **err) {
 
 typedef int (*ty_issue_fn)(ty_gpu_t *g, float scale, char **err);
 
-static int ty_issue_step(ty_gpu_t *g, float scale, char **err) {
-    int rc = ty_gpu_issue_gather(g, err);
-    if (rc == 0)
-        rc = ty_gpu_issue_fb(g, g->batch, scale, err);
-    return rc ? rc : ty_gpu_issue_update(g, err);
-}
+/* gather, forward, backward: the graph before the gradient sum */
 static int ty_issue_fb(ty_gpu_t *g, float scale, char **err) {
     int rc = ty_gpu_issue_gather(g, err);
     return rc ? rc : ty_gpu_issue_fb(g, g->batch, scale, err);
+}
+/* the whole step, when there is no sum between ranks */
+static int ty_issue_step(ty_gpu_t *g, float scale, char **err) {
+    int rc = ty_issue_fb(g, scale, err);
+    return rc ? rc : ty_gpu_issue_update(g, err);
 }
 static int ty_issue_update(ty_gpu_t *g, float scale, char **err) {
     (void)scale;

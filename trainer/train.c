@@ -409,7 +409,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
 
     size_t np = T.m->nparams;
     T.grad = ty_xcalloc(np, sizeof(float));
-    T.peer = ty_xcalloc(np, sizeof(float));
+    if (size > 1 && !(size & (size - 1))) /* ty_sum_grad's exchange buffer */
+        T.peer = ty_xcalloc(np, sizeof(float));
     T.m1 = ty_xcalloc(np, sizeof(float));
     T.m2 = ty_xcalloc(np, sizeof(float));
     T.best = ty_xcalloc(np, sizeof(float));

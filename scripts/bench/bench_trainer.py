@@ -64,8 +64,8 @@ def trainer_cmd(np, epochs, tmp, tag):
     return [TRAIN] + args if np == 1 else MPIRUN + ["-np", str(np), TRAIN] + args
 
 
-def trainer_result(r, report, np, epochs):
-    res = json.loads(r.stdout.strip().splitlines()[-1])
+def trainer_result(stdout, report, np, epochs):
+    res = json.loads(stdout.strip().splitlines()[-1])
     secs = sum(float(l.split()[2]) for l in open(report) if l.startswith("metric epoch_time_s"))
     samples = 60000 // 256 * 256 * epochs
     return {"samples_per_s": samples / secs, "accuracy": res["accuracy"], "epochs": epochs,
@@ -83,7 +83,7 @@ def trainer(np, epochs, tmp):
     report = fresh(os.path.join(tmp, f"report-{np}"))
     r = subprocess.run(trainer_cmd(np, epochs, tmp, np), capture_output=True, text=True,
                        check=True, env=dict(os.environ, TRAINYARD_REPORT=report))
-    return trainer_result(r, report, np, epochs)
+    return trainer_result(r.stdout, report, np, epochs)
 
 
 def independent_pair(epochs, tmp):
@@ -101,8 +101,7 @@ def independent_pair(epochs, tmp):
         out, err = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(err)
-        total += trainer_result(subprocess.CompletedProcess([], 0, out, err), report, 1,
-                                epochs)["samples_per_s"]
+        total += trainer_result(out, report, 1, epochs)["samples_per_s"]
     return {"samples_per_s_sum": total, "processes": 2}
 
 
