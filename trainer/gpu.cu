@@ -28,6 +28,14 @@ typedef struct {
     unsigned long long right;
 } ty_gpu_ctr_t;
 
+/* A captured part of the step.  Its first run is launched kernel by kernel
+ * (a warm-up: cuBLAS picks its kernels and the driver loads them outside
+ * capture), the second captures it, the rest replay it. */
+typedef struct {
+    cudaGraphExec_t exec;
+    int warm;
+} ty_graph_t;
+
 struct ty_gpu {
     int dev;
     char name[300];
@@ -50,7 +58,7 @@ struct ty_gpu {
     size_t cap; /* steps idx and lr have room for */
     ty_gpu_ctr_t *ctr;
     float *hgrad; /* pinned host copy for the allreduce */
-    cudaGraphExec_t g_step, g_fb, g_opt;
+    ty_graph_t g_step, g_fb, g_opt;
     int eager; /* no graphs: TY_CUDA_GRAPHS=0, or capture failed */
 };
 
@@ -272,14 +280,15 @@ static int ty_issue_update(ty_gpu_t *g, float scale, char **err) {
 
 /* Captures what fn issues into an instantiated graph. */
 static int ty_capture(ty_gpu_t *g, ty_issue_fn fn, float scale, cudaGraphExec_t *out, char **err) {
-    cudaGraph_t graph;
     CU(cudaStreamBeginCapture(g->s, cudaStreamCaptureModeThreadLocal), "begin capture");
     int rc = fn(g, scale, err);
+    cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(g->s, &graph);
-    if (rc != 0)
-        return rc;
-    if (e != cudaSuccess)
-        return ty_cu_fail(e, "end capture", err);
+    if (rc != 0 || e != cudaSuccess) {
+        if (graph)
+            cudaGraphDestroy(graph);
+        return rc != 0 ? rc : ty_cu_fail(e, "end capture", err);
+    }
     e = cudaGraphInstantiate(out, graph, 0);
     cudaGraphDestroy(graph);
     if (e != cudaSuccess)
@@ -299,11 +308,11 @@ static cudaError_t ty_copy(ty_gpu_t *g, void *dst, const void *src, size_t n) {
 
 /* Graphs bake in buffer addresses: drop them when a buffer moves. */
 static void ty_gpu_drop_graphs(ty_gpu_t *g) {
-    cudaGraphExec_t *ex[3] = {&g->g_step, &g->g_fb, &g->g_opt};
+    ty_graph_t *gr[3] = {&g->g_step, &g->g_fb, &g->g_opt};
     for (int i = 0; i < 3; i++)
-        if (*ex[i]) {
-            cudaGraphExecDestroy(*ex[i]);
-            *ex[i] = NULL;
+        if (gr[i]->exec) {
+            cudaGraphExecDestroy(gr[i]->exec);
+            gr[i]->exec = NULL;
         }
 }
 
@@ -423,6 +432,7 @@ extern "C" void ty_gpu_destroy(ty_gpu_t **pg) {
 }
 
 extern "C" const char *ty_gpu_name(const ty_gpu_t *g) { return g->name; }
+extern "C" int ty_gpu_graphs(const ty_gpu_t *g) { return !g->eager; }
 
 extern "C" int ty_gpu_set_data(ty_gpu_t *g, const float *x, const float *y, size_t rows,
                                char **err) {
@@ -480,24 +490,28 @@ static int ty_gpu_take_ctr(ty_gpu_t *g, ty_gpu_ctr_t *old, char **err) {
     return 0;
 }
 
-/* Runs what fn issues: as a graph (captured on first use), or launch by
- * launch when graphs are off (TY_CUDA_GRAPHS=0) or capture failed, which is
- * said once: slower, but the same arithmetic. */
-static int ty_gpu_play(ty_gpu_t *g, ty_issue_fn fn, float scale, cudaGraphExec_t *ex, char **err) {
-    if (!g->eager && !*ex) {
+/* Runs what fn issues: as a graph (warmed up once, then captured), or
+ * launch by launch when graphs are off (TY_CUDA_GRAPHS=0) or capture failed,
+ * which is said once: slower, but the same arithmetic. */
+static int ty_gpu_play(ty_gpu_t *g, ty_issue_fn fn, float scale, ty_graph_t *gr, char **err) {
+    if (!g->eager && !gr->warm) {
+        gr->warm = 1;
+        return fn(g, scale, err);
+    }
+    if (!g->eager && !gr->exec) {
         char *why = NULL;
-        if (ty_capture(g, fn, scale, ex, &why) != 0) {
+        if (ty_capture(g, fn, scale, &gr->exec, &why) != 0) {
             fprintf(stderr, "trainyard-train: no CUDA graph (%s): launching kernel by kernel\n",
                     why);
             free(why);
             cudaGetLastError(); /* clear it */
-            *ex = NULL;
+            gr->exec = NULL;
             g->eager = 1;
         }
     }
     if (g->eager)
         return fn(g, scale, err);
-    CU(cudaGraphLaunch(*ex, g->s), "launch graph");
+    CU(cudaGraphLaunch(gr->exec, g->s), "launch graph");
     return 0;
 }
 

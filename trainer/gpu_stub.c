@@ -22,6 +22,10 @@ void ty_gpu_destroy(ty_gpu_t **g) {
         *g = NULL;
 }
 const char *ty_gpu_name(const ty_gpu_t *g) { return g ? "" : "none"; }
+int ty_gpu_graphs(const ty_gpu_t *g) {
+    (void)g;
+    return 0;
+}
 int ty_gpu_set_data(ty_gpu_t *g, const float *x, const float *y, size_t rows, char **err) {
     return ty_gpu_nosup(err);
 }

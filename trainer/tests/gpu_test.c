@@ -65,10 +65,11 @@ static void check_grad(ty_arch_t arch, int classify, const uint32_t *hidden, uin
     free(x), free(y), free(gc), free(gg), free(zero);
 }
 
-/* Two graph steps on rows picked by index against the host doing the same:
- * gather, gradient, update with per-step learning rates, counters. */
+/* Four steps on rows picked by index against the host doing the same:
+ * gather, gradient, update with per-step learning rates, counters.  With
+ * graphs the first step warms up, the second captures, the last two replay. */
 static void check_steps(int adam) {
-    const size_t rows = 100, b = 16, steps = 2;
+    const size_t rows = 100, b = 16, steps = 4;
     uint32_t hidden[] = {12};
     ty_model_t *m = NULL;
     CHECK_EQ_INT(ty_model_create(&m, TY_ARCH_MLP, 1, 23, 4, hidden, 1), 0);
@@ -76,10 +77,10 @@ static void check_steps(int adam) {
     size_t np = m->nparams;
     float *x = ty_xmalloc(rows * 23 * sizeof(float)), *y = ty_xmalloc(rows * sizeof(float));
     fill(m, rows, x, y, 11);
-    uint32_t idx[32];
+    uint32_t idx[64];
     for (size_t i = 0; i < steps * b; i++)
         idx[i] = (uint32_t)((i * 37 + 5) % rows);
-    float lr[2] = {0.1f, 0.05f}, mom = 0.9f, wd = 0.01f;
+    float lr[4] = {0.1f, 0.05f, 0.08f, 0.02f}, mom = 0.9f, wd = 0.01f;
     /* host reference */
     float *w = ty_xmalloc(np * sizeof(float)), *m1 = ty_xcalloc(np, sizeof(float)),
           *m2 = ty_xcalloc(np, sizeof(float)), *gr = ty_xmalloc(np * sizeof(float));
@@ -125,6 +126,7 @@ static void check_steps(int adam) {
     CHECK_EQ_INT(ty_gpu_set_data(g, x, y, rows, &err), 0);
     CHECK_EQ_INT(ty_gpu_put_state(g, m->params, zero, zero, 0, &err), 0);
     CHECK_EQ_INT(ty_gpu_run(g, idx, lr, steps, 1.0f / b, NULL, &loss, &right, &err), 0);
+    CHECK_EQ_INT(ty_gpu_graphs(g), !getenv("TY_CUDA_GRAPHS")); /* no silent fallback */
     CHECK_EQ_INT(ty_gpu_get_state(g, wg, m1g, NULL, &err), 0);
     fprintf(stderr, "%s: loss %.6f vs %.6f, right %.0f vs %zu, params max rel %.2g\n",
             adam ? "adamw" : "sgd", loss, loss_ref, right, right_ref, max_rel(w, wg, np));
