@@ -293,9 +293,13 @@ static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
     for (int i = 1; i < cli->argc; i++) {
         if (strcmp(cli->argv[i], "--wait") == 0)
             wait = 1;
-        else if (strcmp(cli->argv[i], "--wait-after") == 0 && i + 1 < cli->argc)
-            after = strtoull(cli->argv[++i], NULL, 10); /* one long-poll past this version */
-        else if (!run)
+        else if (strcmp(cli->argv[i], "--wait-after") == 0 && i + 1 < cli->argc) {
+            int64_t v; /* one long-poll past this version */
+            if (ty_parse_i64(cli->argv[++i], 0, INT64_MAX, &v) != 0)
+                return ty_die("status: --wait-after needs a version (an integer >= 0), got '%s'",
+                              cli->argv[i]);
+            after = (uint64_t)v;
+        } else if (!run)
             run = cli->argv[i];
         else
             return ty_die("status: unexpected argument '%s'", cli->argv[i]);
@@ -318,9 +322,12 @@ static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
 static int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
     for (int i = 1; i < cli->argc; i++) {
-        if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc)
-            rr.limit = (uint32_t)strtoul(cli->argv[++i], NULL, 10);
-        else
+        if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc) {
+            int64_t v;
+            if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
+                return ty_die("runs: --limit needs a positive integer, got '%s'", cli->argv[i]);
+            rr.limit = (uint32_t)v;
+        } else
             return ty_die("runs: unexpected argument '%s'", cli->argv[i]);
     }
     Ty__Envelope env = TY__ENVELOPE__INIT;
@@ -349,9 +356,12 @@ static int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
         const char *a = cli->argv[i];
         if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)
             follow = 1;
-        else if (strcmp(a, "--attempt") == 0 && i + 1 < cli->argc)
-            attempt = (uint32_t)strtoul(cli->argv[++i], NULL, 10);
-        else if (!run)
+        else if (strcmp(a, "--attempt") == 0 && i + 1 < cli->argc) {
+            int64_t v;
+            if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
+                return ty_die("logs: --attempt needs a positive integer, got '%s'", cli->argv[i]);
+            attempt = (uint32_t)v;
+        } else if (!run)
             run = a;
         else if (!task)
             task = a;
@@ -478,9 +488,10 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--master") == 0 && i + 1 < argc) {
             master_flag = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-            double t = atof(argv[++i]);
-            if (t <= 0)
-                return ty_die("--timeout needs a positive number of seconds");
+            double t = 0;
+            if (ty_parse_f64(argv[++i], 0, 86400, &t) != 0 || t * 1000 < 1)
+                return ty_die("--timeout needs a number of seconds (0.001 to 86400), got '%s'",
+                              argv[i]);
             cli.call_ms = (int)(t * 1000);
         } else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) &&
                    i + 1 < argc) {

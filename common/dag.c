@@ -4,8 +4,6 @@
 #include "common/util.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,40 +58,18 @@ static const char *ty_scalar(ty_dag_ctx_t *c, yaml_node_t *n, const char *what) 
     return (const char *)n->data.scalar.value;
 }
 
-static int ty_parse_double(const char *s, double *out) {
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int ty_parse_i64(const char *s, long long *out) {
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Integer in [lo, hi]; reports an error and returns -1 otherwise. */
 static int ty_int_in(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, long long lo, long long hi,
                      long long *out) {
     const char *s = ty_scalar(c, n, what);
     if (!s)
         return -1;
-    if (ty_parse_i64(s, out) < 0 || *out < lo || *out > hi) {
+    int64_t v;
+    if (ty_parse_i64(s, lo, hi, &v) != 0) {
         ty_dag_err(c, n, "%s must be an integer in %lld..%lld, got '%s'", what, lo, hi, s);
         return -1;
     }
+    *out = v;
     return 0;
 }
 
@@ -102,7 +78,7 @@ static int ty_num_in(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, double l
     const char *s = ty_scalar(c, n, what);
     if (!s)
         return -1;
-    if (ty_parse_double(s, out) < 0 || *out < lo || (lo_open && *out <= lo) || *out > hi) {
+    if (ty_parse_f64(s, lo, hi, out) != 0 || (lo_open && *out <= lo)) {
         ty_dag_err(c, n, "%s must be a number %s %g (at most %g), got '%s'", what,
                    lo_open ? ">" : ">=", lo, hi, s);
         return -1;

@@ -2,7 +2,9 @@
 
 #include "common/err.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,4 +240,28 @@ int ty_mkdirs(const char *path) {
 void ty_random_bytes(void *buf, size_t n) {
     if (getrandom(buf, n, 0) != (ssize_t)n)
         abort();
+}
+
+int ty_parse_f64(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s || isspace((unsigned char)*s))
+        return TY_EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < lo || v > hi)
+        return TY_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int ty_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    if (!s || !*s || isspace((unsigned char)*s))
+        return TY_EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return TY_EINVAL;
+    *out = (int64_t)v;
+    return 0;
 }

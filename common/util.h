@@ -45,6 +45,11 @@ int ty_write_file_atomic(const char *path, const void *data, size_t len);
 /* mkdir -p with mode 0755.  0 or -errno. */
 int ty_mkdirs(const char *path);
 
+/* Strict numbers from text (flags, YAML scalars): the whole string, no
+ * blanks, finite, within [lo, hi].  0, or TY_EINVAL leaving *out alone. */
+int ty_parse_f64(const char *s, double lo, double hi, double *out);
+int ty_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out); /* decimal */
+
 /* Fill buf with n random bytes from the kernel; aborts on failure. */
 void ty_random_bytes(void *buf, size_t n);
 

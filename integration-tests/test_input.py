@@ -101,3 +101,28 @@ def test_every_example_pipeline_validates():
                            timeout=30)
         assert r.returncode == 0, (path, r.stderr)
         assert r.stdout.startswith(path + ": ok"), r.stdout
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["cli", "--timeout", "5s", "runs"], "--timeout needs a number of seconds"),
+    (["cli", "--timeout", "nan", "runs"], "got 'nan'"),
+    (["cli", "runs", "--limit", "ten"], "--limit needs a positive integer, got 'ten'"),
+    (["cli", "runs", "--limit", "0"], "--limit needs a positive integer"),
+    (["cli", "status", "r1", "--wait-after", "-3"], "--wait-after needs a version"),
+    (["cli", "logs", "r1", "t", "--attempt", "2x"], "--attempt needs a positive integer"),
+    (["master", "--max-frame", " 4096"], "--max-frame needs a positive integer"),
+    (["worker", "--cpus", "inf"], "--cpus needs a non-negative number, got 'inf'"),
+    (["worker", "--mem-mb", "1e999"], "--mem-mb needs a non-negative number"),
+    (["train", "fit", "--epochs", "1e400"], "--epochs: want a number in [1, 1e+06]"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_bad_numeric_flags_are_refused(argv, says):
+    """Every program parses numbers strictly (common/util ty_parse_*): a
+    number with junk, blanks, inf/nan or out of range is an error that says
+    which flag and what it got, before anything starts."""
+    from conftest import MASTER_BIN, WORKER_BIN, BUILD
+    binary = {"cli": CLI_BIN, "master": MASTER_BIN, "worker": WORKER_BIN,
+              "train": os.path.join(BUILD, "trainer", "trainyard-train")}[argv[0]]
+    r = subprocess.run([binary] + argv[1:], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, TRAINYARD_MASTER="tcp://127.0.0.1:9"))
+    assert r.returncode != 0
+    assert says in r.stderr, r.stderr

@@ -115,13 +115,10 @@ static void ty_close_walk(uv_handle_t *h, void *arg) {
 }
 
 static int ty_opt_i64(const char *name, const char *v, int64_t *out) {
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || *end || x <= 0) {
+    if (ty_parse_i64(v, 1, INT64_MAX, out) != 0) {
         fprintf(stderr, "trainyard-master: --%s needs a positive integer, got '%s'\n", name, v);
         return -1;
     }
-    *out = x;
     return 0;
 }
 

@@ -49,13 +49,10 @@ static void ty_usage(FILE *f) {
 }
 
 int ty_train_num(const char *name, const char *v, double lo, double hi, double *out) {
-    char *e;
-    double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo || x > hi) {
+    if (ty_parse_f64(v, lo, hi, out) != 0) {
         ty_train_die("--%s: want a number in [%g, %g], got '%s'", name, lo, hi, v);
         return -1;
     }
-    *out = x;
     return 0;
 }
 

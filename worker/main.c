@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <float.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,13 +62,10 @@ static int ty_add_labels(ty_wk_t *wk, const char *spec) {
 }
 
 static int ty_num_arg(const char *name, const char *v, double *out) {
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end || x < 0) {
+    if (ty_parse_f64(v, 0, DBL_MAX, out) != 0) {
         fprintf(stderr, "trainyard-worker: --%s needs a non-negative number, got '%s'\n", name, v);
         return -1;
     }
-    *out = x;
     return 0;
 }
 

@@ -22,6 +22,29 @@ int main(void) {
     size_t n;
     CHECK_EQ_INT(ty_b64_decode("Zm9*", 4, &d, &n), TY_EPARSE);
 
+    /* strict numbers: whole string, finite, in range; *out untouched on error */
+    double f = -1;
+    CHECK_EQ_INT(ty_parse_f64("2.5e-1", 0, 1, &f), 0);
+    CHECK(f == 0.25);
+    const char *badf[] = {"", " 1", "1 ", "1x", "nan", "inf", "1e999", "2", "-0.5", NULL};
+    for (int i = 0; badf[i]; i++) {
+        f = -1;
+        CHECK_EQ_INT(ty_parse_f64(badf[i], 0, 1, &f), TY_EINVAL);
+        CHECK(f == -1);
+    }
+    CHECK_EQ_INT(ty_parse_f64(NULL, 0, 1, &f), TY_EINVAL);
+    int64_t iv = -1;
+    CHECK_EQ_INT(ty_parse_i64("-7", -10, 10, &iv), 0);
+    CHECK_EQ_INT(iv, -7);
+    CHECK_EQ_INT(ty_parse_i64("9223372036854775807", 0, INT64_MAX, &iv), 0);
+    CHECK(iv == INT64_MAX);
+    const char *badi[] = {"", " 3", "3 ", "3.0", "0x10", "11", "9223372036854775808", NULL};
+    for (int i = 0; badi[i]; i++) {
+        iv = -1;
+        CHECK_EQ_INT(ty_parse_i64(badi[i], -10, 10, &iv), TY_EINVAL);
+        CHECK_EQ_INT(iv, -1);
+    }
+
     char buf[40];
     ty_fmt_time(1767323045678LL, buf, sizeof buf); /* 2026-01-02T03:04:05.678Z */
     CHECK_STR(buf, "2026-01-02T03:04:05.678Z");
