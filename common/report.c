@@ -4,7 +4,7 @@
 #include "common/util.h"
 
 #include <ctype.h>
-#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +25,7 @@ static int ty_num(const char *w, size_t n, double *out) {
         return -1;
     memcpy(tmp, w, n);
     tmp[n] = '\0';
-    char *e;
-    errno = 0;
-    *out = strtod(tmp, &e);
-    return (*e || errno || !isfinite(*out)) ? -1 : 0;
+    return ty_parse_f64(tmp, -DBL_MAX, DBL_MAX, out) == 0 ? 0 : -1;
 }
 
 static char *ty_rest(const char *p, const char *end) {
