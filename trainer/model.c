@@ -363,9 +363,15 @@ int ty_model_load(const char *path, ty_model_t **out, char **err) {
     uint32_t dims[65];
     for (uint32_t l = 0; l <= nl; l++)
         dims[l] = ty_get_u32(&r);
+    /* every feature (mean, std, name) and every weight is in the file: a
+     * shape that needs more than it holds is refused before allocating */
+    int fits = arch <= TY_ARCH_MLP && (uint64_t)dims[0] * 12 <= r.left;
+    for (uint32_t l = 0; l < nl; l++)
+        fits = fits && (uint64_t)dims[l] * dims[l + 1] <= r.left / 4;
     ty_model_t *m = NULL;
-    if (r.bad || ty_model_create(&m, (ty_arch_t)arch, (int)classify, dims[0], dims[nl], dims + 1,
-                                 nl - 1) != 0) {
+    if (r.bad || !fits ||
+        ty_model_create(&m, (ty_arch_t)arch, (int)classify, dims[0], dims[nl], dims + 1, nl - 1) !=
+            0) {
         *err = ty_xasprintf("%s: bad model shape", path);
         ty_buf_free(&b);
         return TY_EPARSE;

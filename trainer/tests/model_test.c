@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* Compare analytic and central-difference gradients on sampled parameters
  * of every layer (weights and biases); returns the worst relative error. */
@@ -96,6 +97,27 @@ int main(void) {
     CHECK_EQ_INT(ty_model_load(path, &back, &err), TY_EPARSE);
     CHECK_CONTAINS(err, "checksum mismatch");
     free(err);
+    err = NULL;
+    /* a well-formed header with a valid checksum whose shape needs more than
+     * the file holds (4e9 features, a 2^32 x 2^32 layer) is refused, not
+     * allocated */
+    uint32_t shapes[][7] = {{1, TY_ARCH_SOFTMAX, 1, 1, 0xfffffff0u, 10, 0},
+                            {1, TY_ARCH_MLP, 1, 2, 4, 0xffffffffu, 0xffffffffu},
+                            {1, 9, 1, 1, 4, 3, 0}};
+    for (int i = 0; i < 3; i++) {
+        unsigned char fb[8 + sizeof shapes[i] + 64 + 4] = "TYMODEL";
+        memcpy(fb + 8, shapes[i], sizeof shapes[i]);
+        size_t len = sizeof fb - 4;
+        uint32_t crc = (uint32_t)crc32(0, fb, (uInt)len);
+        memcpy(fb + len, &crc, 4);
+        f = fopen(path, "wb");
+        fwrite(fb, 1, sizeof fb, f);
+        fclose(f);
+        CHECK_EQ_INT(ty_model_load(path, &back, &err), TY_EPARSE);
+        CHECK_CONTAINS(err, "bad model shape");
+        free(err);
+        err = NULL;
+    }
     unlink(path);
     ty_model_destroy(&m);
 
