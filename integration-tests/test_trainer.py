@@ -147,6 +147,28 @@ def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):
     assert open(straight, "rb").read() == open(resumed, "rb").read()
 
 
+def test_resume_refuses_a_checkpoint_of_another_model_or_a_corrupt_one(syn, tmp_path):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    args = ["--train", syn, "--epochs", "1", "--checkpoint-dir", str(ck), "--resume",
+            "--out", str(tmp_path / "m.model")]
+    first = run("fit", *args, "--model", "mlp:16")
+    assert "starting afresh" in first.stderr
+    saved = (ck / "checkpoint").read_bytes()
+    for other in (["--model", "mlp:17"], ["--model", "mlp:16", "--optimizer", "adam"]):
+        r = run("fit", *args, *other, check=False)
+        assert r.returncode != 0
+        assert "was written for another model or optimizer" in r.stderr, r.stderr
+        assert (ck / "checkpoint").read_bytes() == saved  # left as it was
+    (ck / "checkpoint").write_bytes(saved[:-9])
+    r = run("fit", *args, "--model", "mlp:16", check=False)
+    assert r.returncode != 0
+    assert "is not a checkpoint, or is corrupt" in r.stderr, r.stderr
+    # the matching model resumes (here: nothing left to do after epoch 1)
+    (ck / "checkpoint").write_bytes(saved)
+    assert "resuming after epoch 1" in run("fit", *args, "--model", "mlp:16").stderr
+
+
 def test_a_dead_rank_ends_the_job(syn, tmp_path):
     marker = str(tmp_path / "dead.model")
     p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model",

@@ -149,10 +149,23 @@ static char *ty_ckpt_path(const ty_tr_t *T) {
     return ty_xasprintf("%s/checkpoint", T->o->ckpt_dir);
 }
 
+#define TY_CKPT_MAGIC 0x54594b32u /* TYK2 */
+
+/* What a checkpoint must agree with to be resumed: architecture, task,
+ * layer sizes and optimizer (not the learning rate or epochs, which a
+ * resumed run may change). */
+static uint32_t ty_ckpt_fingerprint(const ty_tr_t *T) {
+    const ty_model_t *m = T->m;
+    uint32_t head[4] = {(uint32_t)m->arch, (uint32_t)m->classify, m->nlayers, (uint32_t)T->o->adam};
+    uLong c = crc32(0, (const Bytef *)head, sizeof head);
+    return (uint32_t)crc32(c, (const Bytef *)m->dims, (uInt)((m->nlayers + 1) * sizeof *m->dims));
+}
+
 static int ty_ckpt_save(ty_tr_t *T, int epoch) {
     ty_buf_t b = {0};
     ty_model_t *m = T->m;
-    uint32_t hdr[3] = {0x54594b31u /* TYK1 */, (uint32_t)epoch, (uint32_t)m->nparams};
+    uint32_t hdr[4] = {TY_CKPT_MAGIC, (uint32_t)epoch, (uint32_t)m->nparams,
+                       ty_ckpt_fingerprint(T)};
     ty_buf_append(&b, hdr, sizeof hdr);
     ty_buf_append(&b, &T->t, sizeof T->t);
     ty_buf_append(&b, &T->best_val, sizeof T->best_val);
@@ -177,20 +190,29 @@ static int ty_ckpt_load(ty_tr_t *T) {
     ty_buf_t b = {0};
     int rc = ty_read_file(path, &b);
     ty_model_t *m = T->m;
-    size_t want = 12 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4;
+    size_t want = 16 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4;
+    uint32_t hdr[4] = {0}, crc = 0;
+    if (rc == 0 && b.len >= sizeof hdr + 4) {
+        memcpy(hdr, b.data, sizeof hdr);
+        memcpy(&crc, b.data + b.len - 4, 4);
+    }
     if (rc != 0) {
         if (T->rank == 0)
             fprintf(stderr, "trainyard-train: no checkpoint at %s: starting afresh\n", path);
         rc = 1;
-    } else if (b.len != want ||
-               *(uint32_t *)(b.data + b.len - 4) !=
-                   (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)(b.len - 4)) ||
-               ((uint32_t *)b.data)[0] != 0x54594b31u || ((uint32_t *)b.data)[2] != m->nparams) {
-        fprintf(stderr, "trainyard-train: %s does not match this model or is corrupt\n", path);
+    } else if (hdr[0] != TY_CKPT_MAGIC ||
+               crc != (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)(b.len - 4))) {
+        fprintf(stderr, "trainyard-train: %s is not a checkpoint, or is corrupt\n", path);
+        rc = -1;
+    } else if (b.len != want || hdr[2] != m->nparams || hdr[3] != ty_ckpt_fingerprint(T)) {
+        fprintf(stderr,
+                "trainyard-train: %s was written for another model or optimizer "
+                "(--model and --optimizer must match the run that wrote it)\n",
+                path);
         rc = -1;
     } else {
-        const char *p = b.data + 12;
-        T->start_epoch = (int)((uint32_t *)b.data)[1];
+        const char *p = b.data + 16;
+        T->start_epoch = (int)hdr[1];
         memcpy(&T->t, p, 8), p += 8;
         memcpy(&T->best_val, p, 8), p += 8;
         memcpy(&T->since_best, p, sizeof(int)), p += sizeof(int);
