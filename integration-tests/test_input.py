@@ -114,6 +114,8 @@ def test_every_example_pipeline_validates():
     (["worker", "--cpus", "inf"], "--cpus needs a non-negative number, got 'inf'"),
     (["worker", "--mem-mb", "1e999"], "--mem-mb needs a non-negative number"),
     (["train", "fit", "--epochs", "1e400"], "--epochs: want a number in [1, 1e+06]"),
+    (["train", "fit", "--model", "mlp:128,"], "--model: want softmax, linear or mlp:H1,H2"),
+    (["train", "fit", "--model", "mlp:128,,64"], "got 'mlp:128,,64'"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_bad_numeric_flags_are_refused(argv, says):
     """Every program parses numbers strictly (common/util ty_parse_*): a

@@ -159,6 +159,8 @@ static int ty_parse_model(const char *v, ty_train_opts_t *o) {
             if (e == p || h <= 0 || h > 1 << 20 || o->nhidden >= 16 || (*e && *e != ','))
                 return -1;
             o->hidden[o->nhidden++] = (uint32_t)h;
+            if (*e && !e[1])
+                return -1; /* a trailing comma */
             p = *e ? e + 1 : e;
         }
         if (o->nhidden == 0)
