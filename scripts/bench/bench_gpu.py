@@ -31,7 +31,7 @@ def trainer(binary, data, np, epochs, tmp, graphs=True):
                     "--momentum", "0.9", "--device", "cuda", "--out",
                     os.path.join(tmp, f"m{np}.model"), "-o", "json"]
     env = dict(os.environ, TRAINYARD_REPORT=report, TY_CUDA_GRAPHS="1" if graphs else "0")
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     if r.returncode != 0:
         return {"error": r.stderr[-2000:]}
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -51,7 +51,7 @@ def cpu_vs_cuda(binary, data, tmp):
         cmd = MPIRUN + ["-np", "1", binary, "fit", "--train", tr, "--model", "mlp:128,64",
                         "--epochs", "2", "--batch", "256", "--lr", "0.05", "--device", dev,
                         "--seed", "3", "--out", os.path.join(tmp, f"c-{dev}.model"), "-o", "json"]
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             return {"error": r.stderr[-2000:]}
         out[dev] = json.loads(r.stdout.strip().splitlines()[-1])["loss"]
@@ -60,9 +60,9 @@ def cpu_vs_cuda(binary, data, tmp):
 
 
 def torch_gpu(data, epochs, graph):
-    cmd = ["python3", os.path.join(HERE, "torch_mlp_gpu.py"), "--data", data,
+    cmd = [sys.executable, os.path.join(HERE, "torch_mlp_gpu.py"), "--data", data,
            "--epochs", str(epochs)] + (["--graph"] if graph else [])
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         return {"error": r.stderr[-2000:]}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -76,23 +76,36 @@ def main():
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--json")
     a = ap.parse_args()
+    res = {}
+
+    def save():  # after every measurement: a device call cut short keeps what ran
+        if a.json:
+            with open(a.json, "w") as f:
+                f.write(json.dumps(res, indent=2) + "\n")
+
+    steps = [("cpu_vs_cuda_loss", lambda tmp: cpu_vs_cuda(a.train, a.data, tmp)),
+             ("trainer_cuda_1", lambda tmp: trainer(a.train, a.data, 1, a.epochs, tmp)),
+             ("trainer_cuda_2", lambda tmp: trainer(a.train, a.data, 2, a.epochs, tmp)),
+             ("trainer_cuda_1_no_graph",
+              lambda tmp: trainer(a.train, a.data, 1, 3, tmp, graphs=False)),
+             ("torch_graph", lambda tmp: torch_gpu(a.data, a.epochs, True)),
+             ("torch_eager", lambda tmp: torch_gpu(a.data, min(a.epochs, 3), False))]
     with tempfile.TemporaryDirectory() as tmp:
-        res = {"cpu_vs_cuda_loss": cpu_vs_cuda(a.train, a.data, tmp),
-               "trainer_cuda_1": trainer(a.train, a.data, 1, a.epochs, tmp),
-               "trainer_cuda_2": trainer(a.train, a.data, 2, a.epochs, tmp),
-               "trainer_cuda_1_no_graph": trainer(a.train, a.data, 1, 3, tmp, graphs=False),
-               "torch_eager": torch_gpu(a.data, min(a.epochs, 3), False),
-               "torch_graph": torch_gpu(a.data, a.epochs, True)}
+        for name, fn in steps:
+            print(f"bench_gpu: {name} ...", file=sys.stderr, flush=True)
+            try:
+                res[name] = fn(tmp)
+            except subprocess.TimeoutExpired as e:
+                res[name] = {"error": f"timed out after {e.timeout}s"}
+            print(f"bench_gpu: {name}: {json.dumps(res[name])[:300]}", file=sys.stderr,
+                  flush=True)
+            save()
     t1, tg = res["trainer_cuda_1"], res["torch_graph"]
     if "samples_per_s" in t1 and "samples_per_s" in tg:
         res["ratio_trainer_vs_torch_graph"] = t1["samples_per_s"] / tg["samples_per_s"]
         res["accuracy_gap_points"] = 100 * (t1["accuracy"] - tg["accuracy"])
-    out = json.dumps(res, indent=2)
-    print(out)
-    if a.json:
-        with open(a.json, "w") as f:
-            f.write(out + "\n")
-
+    save()
+    print(json.dumps(res, indent=2))
 
 if __name__ == "__main__":
     sys.exit(main())
