@@ -147,6 +147,32 @@ def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):
     assert open(straight, "rb").read() == open(resumed, "rb").read()
 
 
+def test_gen_and_loading_show_progress(syn, tmp_path):
+    # TY_PROGRESS_EVERY_S=0: a line at every chance (default: at most one a second)
+    env = dict(os.environ, TY_PROGRESS_EVERY_S="0")
+    out = str(tmp_path / "p.csv")
+    r = subprocess.run([TRAIN, "gen", "--rows", "30000", "--features", "4", "--classes", "2",
+                        "--out", out], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    done = [int(l.split()[3].split("/")[0]) for l in r.stdout.splitlines()
+            if l.startswith("progress ")]
+    assert len(done) >= 3 and done == sorted(done) and done[-1] <= 30000
+    assert all(l.endswith("/30000") for l in r.stdout.splitlines())
+    report = tmp_path / "report"
+    r = subprocess.run(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--val", out,
+                                 "--model", "softmax", "--epochs", "1", "--out",
+                                 str(tmp_path / "m.model"), "--target", "label"],
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(env, TRAINYARD_REPORT=str(report)))
+    lines = report.read_text().splitlines()
+    assert r.returncode != 0  # 4 validation features against 8: refused after loading both
+    assert "validation data has 4 features, training 8" in r.stderr
+    loading = [l for l in lines if l.startswith("progress 0 loading training data ")]
+    pct = [int(l.rsplit(" ", 1)[1].rstrip("%")) for l in loading]
+    assert len(pct) >= 1 and pct == sorted(pct) and pct[-1] <= 100  # rank 0 only
+    assert any(l.startswith("progress 0 loading validation data ") for l in lines)
+
+
 def test_resume_refuses_a_checkpoint_of_another_model_or_a_corrupt_one(syn, tmp_path):
     ck = tmp_path / "ck"
     ck.mkdir()

@@ -312,7 +312,7 @@ static uint64_t ty_csv_extent(const char *path, int gzip) {
  * (a real seek in a plain file; gzip must decompress up to there) and reads
  * to the range's end, never further. */
 static int ty_load_csv(const char *path, const char *target, int shard, int nshards, ty_data_t *d,
-                       char **err) {
+                       ty_data_progress_fn fn, void *ctx, char **err) {
     gzFile f = gzopen(path, "rb");
     if (!f) {
         *err = ty_xasprintf("%s: %s", path, strerror(errno ? errno : ENOENT));
@@ -390,6 +390,8 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
         }
         rc = ty_csv_row(&c, d, l, d->rows, (uint64_t)off, lineno, err);
         d->rows++;
+        if (fn && d->rows % 4096 == 0)
+            fn(ctx, (uint64_t)off > lo ? (uint64_t)off - lo : 0, hi > lo ? hi - lo : 1);
     }
     int zerr = Z_OK;
     const char *zmsg = gzerror(f, &zerr);
@@ -406,11 +408,17 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
 
 int ty_data_load(const char *spec, const char *target, int shard, int nshards, ty_data_t **out,
                  char **err) {
+    return ty_data_load_progress(spec, target, shard, nshards, NULL, NULL, out, err);
+}
+
+int ty_data_load_progress(const char *spec, const char *target, int shard, int nshards,
+                          ty_data_progress_fn fn, void *ctx, ty_data_t **out, char **err) {
     *out = NULL;
     *err = NULL;
     ty_data_t *d = ty_xcalloc(1, sizeof *d);
-    int rc = strncmp(spec, "idx:", 4) == 0 ? ty_load_idx(spec + 4, shard, nshards, d, err)
-                                           : ty_load_csv(spec, target, shard, nshards, d, err);
+    int rc = strncmp(spec, "idx:", 4) == 0
+                 ? ty_load_idx(spec + 4, shard, nshards, d, err)
+                 : ty_load_csv(spec, target, shard, nshards, d, fn, ctx, err);
     if (rc != 0) {
         ty_data_destroy(&d);
         return rc;

@@ -36,6 +36,11 @@ typedef struct {
  * Returns 0 or a negative code with *err set. */
 int ty_data_load(const char *spec, const char *target, int shard, int nshards, ty_data_t **out,
                  char **err);
+/* The same, calling fn(ctx, done, total) every few thousand rows while a
+ * CSV shard loads: done of total positions (bytes) of the shard. */
+typedef void (*ty_data_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+int ty_data_load_progress(const char *spec, const char *target, int shard, int nshards,
+                          ty_data_progress_fn fn, void *ctx, ty_data_t **out, char **err);
 void ty_data_destroy(ty_data_t **d);
 
 /* Shard `shard` of `nshards` holds positions [*lo, *hi).  With V virtual

@@ -10,6 +10,7 @@
 #include "common/util.h"
 
 #include <cblas.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -57,6 +58,23 @@ int ty_train_num(const char *name, const char *v, double lo, double hi, double *
 }
 
 /* ---- gen ---- */
+
+/* A report line to TRAINYARD_REPORT when set (one write: the file may be
+ * shared), else to stdout, as fit does. */
+static void ty_gen_progress(double frac, size_t done, size_t total) {
+    char line[128];
+    int n = snprintf(line, sizeof line, "progress %.4f rows %zu/%zu\n", frac, done, total);
+    const char *rep = getenv("TRAINYARD_REPORT");
+    int fd = rep && *rep ? open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+        ssize_t w = write(fd, line, (size_t)n);
+        (void)w;
+        close(fd);
+    } else {
+        fputs(line, stdout);
+        fflush(stdout);
+    }
+}
 
 /* A seeded synthetic set a linear model cannot fit: the class is the sum of
  * two features' quantile bins modulo C (a checkerboard); other features are
@@ -114,6 +132,7 @@ static int ty_cmd_gen(int argc, char **argv) {
     ty_buf_printf(&b, "label\n");
     uint64_t s = (uint64_t)seed;
     double *x = ty_xcalloc((size_t)F, sizeof(double));
+    double every = ty_train_progress_every(), last = ty_train_clock();
     for (size_t r = 0; r < (size_t)rows && !werr; r++) {
         for (int j = 0; j < F; j++)
             x[j] = ty_rng_normal(&s);
@@ -129,6 +148,10 @@ static int ty_cmd_gen(int argc, char **argv) {
             werr =
                 z ? ty_bgzf_write(z, b.data, b.len) != 0 : fwrite(b.data, 1, b.len, plain) != b.len;
             b.len = 0;
+            if (ty_train_clock() - last >= every) {
+                last = ty_train_clock();
+                ty_gen_progress((double)(r + 1) / rows, r + 1, (size_t)rows);
+            }
         }
     }
     free(x);

@@ -42,6 +42,16 @@ static double ty_wall(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+double ty_train_clock(void) { return ty_wall(); }
+
+double ty_train_progress_every(void) {
+    double v = 1;
+    const char *e = getenv("TY_PROGRESS_EVERY_S");
+    if (e && ty_parse_f64(e, 0, 3600, &v) != 0)
+        v = 1;
+    return v;
+}
+
 /* One line, one write: TRAINYARD_REPORT is shared by every process of a task. */
 static void ty_report(ty_tr_t *T, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ty_report(ty_tr_t *T, const char *fmt, ...) {
@@ -61,6 +71,22 @@ static void ty_report(ty_tr_t *T, const char *fmt, ...) {
         fflush(stdout);
     }
     free(s);
+}
+
+/* Rank 0's shard loading, as progress lines (fraction 0: no epoch is done). */
+typedef struct {
+    ty_tr_t *T;
+    const char *what;
+    double last, every;
+} ty_loading_t;
+
+static void ty_loading(void *ctx, uint64_t done, uint64_t total) {
+    ty_loading_t *p = ctx;
+    double now = ty_wall();
+    if (now - p->last < p->every)
+        return;
+    p->last = now;
+    ty_report(p->T, "progress 0 loading %s data %.0f%%", p->what, 100.0 * (double)done / total);
 }
 
 static void ty_allreduce_grad(float *g, size_t n) {
@@ -396,8 +422,16 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                     size, o->vshards);
         return 2;
     }
-    if (ty_data_load(o->train, o->target, rank, size, &T.tr, &err) != 0 ||
-        (o->val && ty_data_load(o->val, o->target, rank, size, &T.va, &err) != 0)) {
+    const char *rep = getenv("TRAINYARD_REPORT");
+    if (rep && *rep && rank == 0)
+        T.report_fd = open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    ty_loading_t lt = {&T, "training", ty_wall(), ty_train_progress_every()};
+    int lrc = ty_data_load_progress(o->train, o->target, rank, size, ty_loading, &lt, &T.tr, &err);
+    if (lrc == 0 && o->val) {
+        ty_loading_t lv = {&T, "validation", ty_wall(), lt.every};
+        lrc = ty_data_load_progress(o->val, o->target, rank, size, ty_loading, &lv, &T.va, &err);
+    }
+    if (lrc != 0) {
         fprintf(stderr, "trainyard-train: %s\n", err);
         free(err);
         goto out;
@@ -438,9 +472,6 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     T.best = ty_xcalloc(np, sizeof(float));
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
-    const char *rep = getenv("TRAINYARD_REPORT");
-    if (rep && *rep && rank == 0)
-        T.report_fd = open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 
     /* virtual shards owned here, their rows and per-step batch share */
     uint32_t V = o->vshards, v0 = V / (uint32_t)size * (uint32_t)rank, nv = V / (uint32_t)size;

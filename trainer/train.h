@@ -41,4 +41,9 @@ typedef struct {
 /* Runs on every rank (MPI initialised by the caller); returns an exit status. */
 int ty_train_run(const ty_train_opts_t *o, int rank, int size);
 
+/* Long steps (loading a big CSV, gen) print a progress line at most this
+ * often: TY_PROGRESS_EVERY_S seconds from the environment, default 1. */
+double ty_train_progress_every(void);
+double ty_train_clock(void); /* monotonic seconds */
+
 #endif
