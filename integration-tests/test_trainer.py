@@ -195,6 +195,39 @@ def test_resume_refuses_a_checkpoint_of_another_model_or_a_corrupt_one(syn, tmp_
     assert "resuming after epoch 1" in run("fit", *args, "--model", "mlp:16").stderr
 
 
+def test_ranks_run_with_one_blas_thread_on_the_cpus_kernels(syn, tmp_path):
+    """OpenBLAS is set up before main: the trainer runs itself again with
+    OPENBLAS_NUM_THREADS=1 (and the right OPENBLAS_CORETYPE where Debian's
+    OpenBLAS does not know the CPU), under its own name."""
+    j = fit_json("--train", syn, "--model", "softmax", "--epochs", "1",
+                 "--out", str(tmp_path / "s.model"))
+    assert j["device"] == "cpu"
+    if " avx2" in open("/proc/cpuinfo").read():
+        assert j["blas_core"].lower() != "prescott", j
+    marker = str(tmp_path / "env.model")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model",
+                                   "mlp:64", "--epochs", "100000", "--out", marker],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, env=env)
+
+    def settled():
+        ranks = [q for q in pids_matching(marker) if q != p.pid]
+        try:
+            return len(ranks) == 2 and all(
+                open(f"/proc/{q}/comm").read().strip() == "trainyard-train" and
+                b"OPENBLAS_NUM_THREADS=1" in open(f"/proc/{q}/environ", "rb").read().split(b"\0")
+                for q in ranks)
+        except OSError:
+            return False
+    try:
+        wait_until(settled, 30, "both ranks re-run with OPENBLAS_NUM_THREADS=1")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
+
+
 def test_a_dead_rank_ends_the_job(syn, tmp_path):
     marker = str(tmp_path / "dead.model")
     p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model",

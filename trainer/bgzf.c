@@ -24,14 +24,16 @@ struct ty_bgzf_writer {
     int fd, err;
     size_t block, len;
     unsigned char *in, *out;
+    z_stream z; /* raw deflate at the chosen level, reset for every block */
 };
 
-int ty_bgzf_writer_create(ty_bgzf_writer_t **out, const char *path, size_t block, char **err) {
+int ty_bgzf_writer_create(ty_bgzf_writer_t **out, const char *path, size_t block, int level,
+                          char **err) {
     *out = NULL;
     if (block == 0)
         block = TY_BGZF_MAX_IN;
-    if (block > TY_BGZF_MAX_IN) {
-        *err = ty_xasprintf("BGZF blocks hold at most %u bytes", TY_BGZF_MAX_IN);
+    if (block > TY_BGZF_MAX_IN || level < -1 || level > 9) {
+        *err = ty_xasprintf("BGZF blocks hold at most %u bytes, at level -1 to 9", TY_BGZF_MAX_IN);
         return TY_EINVAL;
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -45,6 +47,8 @@ int ty_bgzf_writer_create(ty_bgzf_writer_t **out, const char *path, size_t block
     w->block = block;
     w->in = ty_xmalloc(block);
     w->out = ty_xmalloc(TY_BGZF_MAX_BLOCK);
+    if (deflateInit2(&w->z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        abort(); /* only out of memory: DESIGN's OOM rule */
     *out = w;
     return 0;
 }
@@ -71,29 +75,21 @@ static int ty_write_all(int fd, const unsigned char *p, size_t n) {
     return 0;
 }
 
-/* Deflates the buffered bytes into one block; level 0 (stored) when
- * compression would not fit, which it always does. */
+/* Deflates the buffered bytes into one block.  At most 65280 bytes in
+ * always fit: deflate falls back to stored blocks for data it cannot
+ * compress, and deflateBound(65280) is well under the room a block has. */
 static int ty_bgzf_flush(ty_bgzf_writer_t *w) {
     if (w->len == 0 || w->err)
         return w->err;
-    size_t room = TY_BGZF_MAX_BLOCK - TY_BGZF_HDR - TY_BGZF_TRAILER, clen = 0;
-    for (int level = 6;; level = 0) {
-        z_stream z;
-        memset(&z, 0, sizeof z);
-        if (deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-            return w->err = TY_EIO;
-        z.next_in = w->in;
-        z.avail_in = (uInt)w->len;
-        z.next_out = w->out + TY_BGZF_HDR;
-        z.avail_out = (uInt)room;
-        int r = deflate(&z, Z_FINISH);
-        clen = room - z.avail_out;
-        deflateEnd(&z);
-        if (r == Z_STREAM_END)
-            break;
-        if (level == 0)
-            return w->err = TY_EIO;
-    }
+    size_t room = TY_BGZF_MAX_BLOCK - TY_BGZF_HDR - TY_BGZF_TRAILER;
+    deflateReset(&w->z);
+    w->z.next_in = w->in;
+    w->z.avail_in = (uInt)w->len;
+    w->z.next_out = w->out + TY_BGZF_HDR;
+    w->z.avail_out = (uInt)room;
+    if (deflate(&w->z, Z_FINISH) != Z_STREAM_END)
+        return w->err = TY_EIO;
+    size_t clen = room - w->z.avail_out;
     unsigned char *h = w->out;
     static const unsigned char head[16] = {0x1f, 0x8b, 8, 4, 0,   0,   0, 0,
                                            0,    0xff, 6, 0, 'B', 'C', 2, 0};
@@ -131,6 +127,7 @@ int ty_bgzf_writer_close(ty_bgzf_writer_t **pw, char **err) {
         rc = -errno;
     if (rc != 0)
         *err = ty_xasprintf("cannot write BGZF data: %s", ty_strerror(rc));
+    deflateEnd(&w->z);
     free(w->in);
     free(w->out);
     free(w);

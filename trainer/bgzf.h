@@ -16,9 +16,11 @@
 
 typedef struct ty_bgzf_writer ty_bgzf_writer_t;
 
-/* block: uncompressed bytes per block, 1 to 65280 (0 = 65280, as bgzip).
- * Returns 0 or a negative errno with *err set. */
-int ty_bgzf_writer_create(ty_bgzf_writer_t **out, const char *path, size_t block, char **err);
+/* block: uncompressed bytes per block, 1 to 65280 (0 = 65280, as bgzip);
+ * level: zlib's 0 to 9, or -1 for its default (6, as bgzip).  Returns 0, or
+ * TY_EINVAL / a negative errno with *err set. */
+int ty_bgzf_writer_create(ty_bgzf_writer_t **out, const char *path, size_t block, int level,
+                          char **err);
 /* Returns 0 or a negative errno (also remembered for close). */
 int ty_bgzf_write(ty_bgzf_writer_t *w, const void *data, size_t n);
 /* Writes what is buffered and the end-of-file block, closes, frees; returns

@@ -121,7 +121,7 @@ static int ty_cmd_gen(int argc, char **argv) {
     ty_bgzf_writer_t *z = NULL;
     FILE *plain = NULL;
     char *err = NULL;
-    if (gz ? ty_bgzf_writer_create(&z, out, 0, &err) != 0 : !(plain = fopen(out, "w"))) {
+    if (gz ? ty_bgzf_writer_create(&z, out, 0, 1, &err) != 0 : !(plain = fopen(out, "w"))) {
         free(err);
         return ty_train_die("cannot write %s", out);
     }
@@ -357,28 +357,44 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
     return -1;
 }
 
-/* Debian's OpenBLAS 0.3.21 does not know CPUs newer than it (Sapphire and
- * Emerald Rapids, say) and falls back to its SSE3 "Prescott" kernels, several
- * times slower.  The core type is read when the library loads, so when that
- * happened and the CPU has AVX-512 or AVX2, run again with OPENBLAS_CORETYPE
- * set (the same process: under mpirun, nothing notices). */
-static void ty_blas_kernels(char **argv) {
+/* OpenBLAS reads its settings when it loads, before main, so the trainer
+ * runs itself again (the same process: under mpirun nothing notices) when
+ * one must change:
+ * - OPENBLAS_NUM_THREADS=1 when unset: each rank is one thread, and the
+ *   pthread build's spare worker would otherwise spin on another rank's core
+ *   at start-up;
+ * - OPENBLAS_CORETYPE: Debian's OpenBLAS 0.3.21 does not know CPUs newer than
+ *   it (Sapphire and Emerald Rapids, say) and falls back to its SSE3
+ *   "Prescott" kernels, several times slower; on such a CPU with AVX-512 or
+ *   AVX2 the matching kernels are asked for. */
+static void ty_blas_setup(char **argv) {
+    int again = 0;
+    if (!getenv("OPENBLAS_NUM_THREADS")) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        again = 1;
+    }
     const char *core = openblas_get_corename();
-    if (getenv("OPENBLAS_CORETYPE") || !core || strcasecmp(core, "prescott") != 0)
+    if (!getenv("OPENBLAS_CORETYPE") && core && strcasecmp(core, "prescott") == 0) {
+        __builtin_cpu_init();
+        const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                           : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                             : NULL;
+        if (want) {
+            setenv("OPENBLAS_CORETYPE", want, 1);
+            again = 1;
+        }
+    }
+    char self[4096];
+    ssize_t n = again ? readlink("/proc/self/exe", self, sizeof self - 1) : -1;
+    if (n <= 0)
         return;
-    __builtin_cpu_init();
-    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX"
-                       : __builtin_cpu_supports("avx2")  ? "Haswell"
-                                                         : NULL;
-    if (!want)
-        return;
-    setenv("OPENBLAS_CORETYPE", want, 1);
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on as we are */
+    self[n] = '\0';
+    execv(self, argv); /* by its path: ps and top show trainyard-train, not "exe" */
+    /* exec failed: carry on as we are */
 }
 
 int main(int argc, char **argv) {
-    ty_blas_kernels(argv);
+    ty_blas_setup(argv);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         ty_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -6,6 +6,7 @@
 #include "trainer/gpu.h"
 #include "trainer/onnx.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -648,6 +649,9 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         json_object_set_new(j, "samples_per_s", json_real(samples_per_s));
         json_object_set_new(j, "train_rows", json_integer((json_int_t)train_rows));
         json_object_set_new(j, "params", json_integer((json_int_t)np));
+        json_object_set_new(j, "device", json_string(G ? ty_gpu_name(G) : "cpu"));
+        if (!G) /* the kernels the CPU path ran on (see main.c) */
+            json_object_set_new(j, "blas_core", json_string(openblas_get_corename()));
         char *s = json_dumps(j, JSON_COMPACT);
         puts(s);
         free(s);

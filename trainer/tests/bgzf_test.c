@@ -20,7 +20,7 @@ int main(void) {
     for (int i = 0; i < 5000; i++)
         ty_buf_printf(&want, "%d,%d\n", i, i * 7);
     ty_bgzf_writer_t *w = NULL;
-    CHECK_EQ_INT(ty_bgzf_writer_create(&w, p, 100, &err), 0);
+    CHECK_EQ_INT(ty_bgzf_writer_create(&w, p, 100, -1, &err), 0);
     for (size_t off = 0; off < want.len; off += 37) /* odd-sized writes */
         CHECK_EQ_INT(ty_bgzf_write(w, want.data + off, want.len - off < 37 ? want.len - off : 37),
                      0);
@@ -73,13 +73,42 @@ int main(void) {
     CHECK_EQ_INT(ty_bgzf_index_create(&ix, p), TY_EPARSE);
     CHECK(ix == NULL);
     /* an empty data set: only the end-of-file block */
-    CHECK_EQ_INT(ty_bgzf_writer_create(&w, q, 0, &err), 0);
+    CHECK_EQ_INT(ty_bgzf_writer_create(&w, q, 0, 9, &err), 0);
     CHECK_EQ_INT(ty_bgzf_writer_close(&w, &err), 0);
     CHECK_EQ_INT(ty_bgzf_index_create(&ix, q), 0);
     if (ix)
         CHECK_EQ_INT(ty_bgzf_size(ix), 0);
     ty_bgzf_index_destroy(&ix);
-    CHECK_EQ_INT(ty_bgzf_writer_create(&w, "/nonexistent/x.gz", 0, &err), -ENOENT);
+    /* random bytes do not compress: full blocks still fit (deflate stores
+     * them) and read back, at any level; one stream serves every block */
+    unsigned char *rnd = ty_xmalloc(200000);
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        rnd[i] = (unsigned char)x;
+    }
+    int levels[] = {0, 1, 9};
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ_INT(ty_bgzf_writer_create(&w, q, 0, levels[k], &err), 0);
+        CHECK_EQ_INT(ty_bgzf_write(w, rnd, 200000), 0);
+        CHECK_EQ_INT(ty_bgzf_writer_close(&w, &err), 0);
+        CHECK_EQ_INT(ty_bgzf_index_create(&ix, q), 0);
+        if (ix)
+            CHECK_EQ_INT(ty_bgzf_blocks(ix), 4);
+        ty_bgzf_index_destroy(&ix);
+        unsigned char *back = ty_xmalloc(200001);
+        f = gzopen(q, "rb");
+        CHECK_EQ_INT(gzread(f, back, 200001), 200000);
+        CHECK(memcmp(back, rnd, 200000) == 0);
+        gzclose(f);
+        free(back);
+    }
+    free(rnd);
+    CHECK_EQ_INT(ty_bgzf_writer_create(&w, q, 0, 10, &err), TY_EINVAL);
+    CHECK_CONTAINS(err, "level -1 to 9");
+    free(err);
+    err = NULL;
+    CHECK_EQ_INT(ty_bgzf_writer_create(&w, "/nonexistent/x.gz", 0, -1, &err), -ENOENT);
     CHECK_CONTAINS(err, "/nonexistent/x.gz");
     free(err);
 

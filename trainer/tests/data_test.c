@@ -48,7 +48,7 @@ static char *numbered_bgzf(const char *name, int n, int corrupt) {
     ty_buf_t b = {0};
     ty_read_file(plain, &b);
     ty_bgzf_writer_t *w = NULL;
-    CHECK_EQ_INT(ty_bgzf_writer_create(&w, p, 64, &err), 0);
+    CHECK_EQ_INT(ty_bgzf_writer_create(&w, p, 64, 1, &err), 0);
     ty_bgzf_write(w, b.data, b.len);
     CHECK_EQ_INT(ty_bgzf_writer_close(&w, &err), 0);
     if (corrupt) {
