@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     cudaGraphExec_t exec;
     int warm;
+    float scale; /* the gradient scale baked into exec (a cuBLAS alpha) */
 } ty_graph_t;
 
 struct ty_gpu {
@@ -498,8 +499,13 @@ static int ty_gpu_play(ty_gpu_t *g, ty_issue_fn fn, float scale, ty_graph_t *gr,
         gr->warm = 1;
         return fn(g, scale, err);
     }
+    if (gr->exec && gr->scale != scale) { /* another global batch: capture again */
+        cudaGraphExecDestroy(gr->exec);
+        gr->exec = NULL;
+    }
     if (!g->eager && !gr->exec) {
         char *why = NULL;
+        gr->scale = scale;
         if (ty_capture(g, fn, scale, &gr->exec, &why) != 0) {
             fprintf(stderr, "trainyard-train: no CUDA graph (%s): launching kernel by kernel\n",
                     why);
