@@ -408,6 +408,84 @@ def test_onnx_export_matches_predict(syn, tmp_path, model):
     assert worst < 1e-4, worst
 
 
+def named_csv(path, rows, seed, names=("setosa", "versicolor", "virginica"), label=True):
+    import random
+    rnd = random.Random(seed)
+    with open(path, "w") as f:
+        f.write("a,b,species\n" if label else "a,b\n")
+        for _ in range(rows):
+            k = rnd.randrange(len(names))
+            a, b = k + rnd.gauss(0, 0.25), -k + rnd.gauss(0, 0.25)
+            f.write(f"{a:.4f},{b:.4f},{names[k]}\n" if label else f"{a:.4f},{b:.4f}\n")
+    return path
+
+
+def test_class_names_as_targets(tmp_path):
+    tr = named_csv(str(tmp_path / "tr.csv"), 3000, 1)
+    va = named_csv(str(tmp_path / "va.csv"), 500, 2)
+    unl = named_csv(str(tmp_path / "unl.csv"), 40, 3, label=False)
+    args = ["--train", tr, "--val", va, "--model", "mlp:8", "--epochs", "3", "--seed", "2"]
+    one = fit_json(*args, "--out", str(tmp_path / "one.model"), "--onnx", str(tmp_path / "m.onnx"))
+    two = fit_json(*args, "--out", str(tmp_path / "two.model"), np=2)
+    # the classes are the sorted names whatever the rank count: the same model
+    assert abs(one["loss"] - two["loss"]) < 1e-5 and abs(one["val_loss"] - two["val_loss"]) < 1e-5
+    assert one["accuracy"] > 0.95
+    ev = json.loads(run("eval", "--model", str(tmp_path / "two.model"), "--data", va,
+                        "-o", "json").stdout)
+    assert [c["name"] for c in ev["per_class"]] == ["setosa", "versicolor", "virginica"]
+    assert abs(ev["accuracy"] - two["accuracy"]) < 1e-6
+    # predict on unlabeled rows (no target column): names out
+    pred = str(tmp_path / "pred.csv")
+    run("predict", "--model", str(tmp_path / "one.model"), "--data", unl, "--out", pred)
+    rows = list(csv.DictReader(open(pred)))
+    assert len(rows) == 40 and {r["prediction"] for r in rows} <= {"setosa", "versicolor",
+                                                                    "virginica"}
+    r = run("eval", "--model", str(tmp_path / "one.model"), "--data", unl, check=False)
+    assert r.returncode != 0 and "has no target column ('species')" in r.stderr
+    # the ONNX file carries them too
+    r = subprocess.run(["/usr/bin/python3", "-c", "import onnx,sys; m=onnx.load(sys.argv[1]); "
+                        "print({p.key: p.value for p in m.metadata_props}['class_names'])",
+                        str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=60)
+    if "No module named 'onnx'" not in r.stderr:
+        assert json.loads(r.stdout) == ["setosa", "versicolor", "virginica"], r.stderr
+    # --class-names fixes the order
+    fit_json(*args, "--class-names", "virginica,setosa,versicolor",
+             "--out", str(tmp_path / "given.model"))
+    ev = json.loads(run("eval", "--model", str(tmp_path / "given.model"), "--data", va,
+                        "-o", "json").stdout)
+    assert [c["name"] for c in ev["per_class"]] == ["virginica", "setosa", "versicolor"]
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--val", "OTHER"], "class 'tulip' is not one of the 3 classes"),
+    (["--class-names", "setosa,versicolor"], "class 'virginica' is not one of the 2 classes"),
+    (["--model", "linear"], "regression needs numeric targets"),
+    (["--val", "NUMBERS"], "the targets mix class names and numbers"),
+])
+def test_class_name_errors(tmp_path, extra, says):
+    tr = named_csv(str(tmp_path / "tr.csv"), 400, 1)
+    other = named_csv(str(tmp_path / "other.csv"), 50, 2, names=("setosa", "tulip"))
+    numbers = named_csv(str(tmp_path / "num.csv"), 50, 2, names=("0", "1"))
+    extra = [{"OTHER": other, "NUMBERS": numbers}.get(a, a) for a in extra]
+    args = ["--train", tr, "--model", "softmax", "--epochs", "1", "--out", str(tmp_path / "m")]
+    r = run("fit", *args, *extra, np=2, check=False)
+    assert r.returncode != 0
+    assert says in r.stderr, r.stderr
+    assert r.stderr.count(says) == 1 or "is not one of" in says  # said once, not per rank
+    assert not os.path.exists(str(tmp_path / "m"))
+
+
+def test_numbered_classes_can_be_named(syn, tmp_path):
+    m = str(tmp_path / "m.model")
+    fit_json("--train", syn, "--model", "softmax", "--epochs", "1", "--class-names",
+             "low,mid,high", "--out", m)
+    ev = json.loads(run("eval", "--model", m, "--data", syn, "-o", "json").stdout)
+    assert [c["name"] for c in ev["per_class"]] == ["low", "mid", "high"]
+    r = run("fit", "--train", syn, "--model", "softmax", "--epochs", "1", "--class-names",
+            "low,mid", "--out", m + "2", check=False)
+    assert r.returncode != 0 and "class 2 has no name: --class-names gives 2" in r.stderr
+
+
 def test_mpi_step_gets_one_gpu_per_rank(cluster):
     cluster.start_master()
     cluster.start_worker("g1", "--gpus", "4", "--cpus", "4")

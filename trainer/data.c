@@ -23,6 +23,9 @@ void ty_data_destroy(ty_data_t **pd) {
     for (size_t i = 0; d->names && i < d->cols; i++)
         free(d->names[i]);
     free(d->names);
+    for (size_t i = 0; i < d->nclasses; i++)
+        free(d->classes[i]);
+    free(d->classes);
     free(d->target_name);
     free(d->x);
     free(d->y);
@@ -145,6 +148,7 @@ static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, c
     for (size_t c = 0; c < cols; c++)
         d->names[c] = ty_xasprintf("px%zu", c);
     d->target_name = ty_xstrdup("label");
+    d->has_target = 1;
     free(img);
     free(lab);
     return 0;
@@ -209,43 +213,51 @@ static char *ty_gzline(gzFile f, ty_buf_t *b) {
 }
 
 typedef struct {
-    const char *path, *target;
+    const char *path;
+    const ty_data_opts_t *o;
     size_t ncols;
-    int tcol, header;
+    int tcol, header; /* tcol -1: no target column */
+    int named;        /* targets are class names (1), numbers (0), not known yet (-1) */
     char **fields;
     size_t cap;
-    int bylines; /* messages give line numbers (else byte offsets) */
+    size_t *slots, nslots; /* class-name hash: index + 1, 0 for empty */
+    int bylines;           /* messages give line numbers (else byte offsets) */
 } ty_csv_t;
 
-/* The first non-empty line: a header or not, the target column, names. */
+/* The first non-empty line: the target column, a header or not (a header
+ * names the target, or has a feature field that is not a number), names. */
 static int ty_csv_columns(ty_csv_t *c, ty_data_t *d, char *line, size_t lineno, char **err) {
     size_t n = ty_split(line, &c->fields, &c->cap);
+    const ty_data_opts_t *o = c->o;
+    const char *want = o->target ? o->target : o->target_hint;
     float tmp;
+    int64_t v;
     c->ncols = n;
+    c->tcol = -1;
+    if (o->target && ty_parse_i64(o->target, 0, INT64_MAX, &v) == 0) { /* an index */
+        c->tcol = v < (int64_t)n ? (int)v : -1;
+        want = NULL;
+    }
+    for (size_t i = 0; want && c->tcol < 0 && i < n; i++) /* a name: in a header */
+        if (strcmp(c->fields[i], want) == 0)
+            c->tcol = (int)i, c->header = 1;
+    int featureless = o->nfeatures > 0 && n == o->nfeatures; /* unlabeled data */
+    if (c->tcol < 0 && !featureless) {
+        if (o->target) {
+            *err = ty_xasprintf("%s: no target column '%s'", c->path, o->target);
+            return TY_EINVAL;
+        }
+        c->tcol = (int)n - 1;
+    }
     for (size_t i = 0; i < n; i++)
-        if (ty_num(c->fields[i], &tmp) < 0)
+        if ((int)i != c->tcol && ty_num(c->fields[i], &tmp) < 0)
             c->header = 1;
-    if (n < 2) {
+    if (c->tcol >= 0 && n < 2) {
         *err = ty_xasprintf("%s:%zu: need at least one feature and a target", c->path, lineno);
         return TY_EPARSE;
     }
-    c->tcol = -1;
-    if (!c->target) {
-        c->tcol = (int)n - 1;
-    } else {
-        for (size_t i = 0; c->header && i < n; i++)
-            if (strcmp(c->fields[i], c->target) == 0)
-                c->tcol = (int)i;
-        char *e;
-        long v = strtol(c->target, &e, 10);
-        if (c->tcol < 0 && !*e && v >= 0 && (size_t)v < n)
-            c->tcol = (int)v;
-        if (c->tcol < 0) {
-            *err = ty_xasprintf("%s: no target column '%s'", c->path, c->target);
-            return TY_EINVAL;
-        }
-    }
-    d->cols = n - 1;
+    d->has_target = c->tcol >= 0;
+    d->cols = n - (size_t)d->has_target;
     d->names = ty_xcalloc(d->cols, sizeof(char *));
     for (size_t i = 0, k = 0; i < n; i++) {
         if ((int)i == c->tcol) {
@@ -258,19 +270,76 @@ static int ty_csv_columns(ty_csv_t *c, ty_data_t *d, char *line, size_t lineno, 
     return 0;
 }
 
+static uint64_t ty_hash(const char *s) { /* FNV-1a */
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The index of class `name` in d->classes, added when new. */
+static size_t ty_csv_class(ty_csv_t *c, ty_data_t *d, const char *name) {
+    if (2 * (d->nclasses + 1) > c->nslots) { /* grow and rehash */
+        size_t ns = c->nslots ? 2 * c->nslots : 64, *sl = ty_xcalloc(ns, sizeof *sl);
+        for (size_t i = 0; i < d->nclasses; i++) {
+            size_t h = (size_t)ty_hash(d->classes[i]) & (ns - 1);
+            while (sl[h])
+                h = (h + 1) & (ns - 1);
+            sl[h] = i + 1;
+        }
+        free(c->slots);
+        c->slots = sl;
+        c->nslots = ns;
+    }
+    size_t h = (size_t)ty_hash(name) & (c->nslots - 1);
+    for (; c->slots[h]; h = (h + 1) & (c->nslots - 1))
+        if (strcmp(d->classes[c->slots[h] - 1], name) == 0)
+            return c->slots[h] - 1;
+    d->classes = ty_xrealloc(d->classes, (d->nclasses + 1) * sizeof(char *));
+    d->classes[d->nclasses] = ty_xstrdup(name);
+    c->slots[h] = ++d->nclasses;
+    return d->nclasses - 1;
+}
+
+long ty_data_class(const ty_data_t *d, const char *name) {
+    for (size_t i = 0; i < d->nclasses; i++)
+        if (strcmp(d->classes[i], name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* The target field: a number, or a class name; NULL, or what is wrong. */
+static const char *ty_csv_target(ty_csv_t *c, ty_data_t *d, const char *f, size_t r) {
+    float v;
+    int num = ty_num(f, &v) == 0;
+    if (!*f)
+        return "the target is empty";
+    if (c->named < 0)
+        c->named = !num;
+    if (c->named && num)
+        return "is a number, but earlier targets are class names";
+    if (!c->named && !num)
+        return "is a class name, but earlier targets are numbers";
+    d->y[r] = num ? v : (float)ty_csv_class(c, d, f);
+    return NULL;
+}
+
 /* Parses a data line into row r (room reserved), at position pos. */
 static int ty_csv_row(ty_csv_t *c, ty_data_t *d, char *line, size_t r, uint64_t pos, size_t lineno,
                       char **err) {
-    size_t n = ty_split(line, &c->fields, &c->cap),
-           bad = n; /* bad: the field that is not a number */
+    size_t n = ty_split(line, &c->fields, &c->cap), bad = n; /* bad: the field that is wrong */
+    const char *why = NULL;
+    d->y[r] = 0;
     for (size_t i = 0, k = 0; n == c->ncols && bad == n && i < n; i++) {
         float v;
-        if (ty_num(c->fields[i], &v) < 0)
+        if ((int)i == c->tcol) {
+            if ((why = ty_csv_target(c, d, c->fields[i], r)) != NULL)
+                bad = i;
+        } else if (ty_num(c->fields[i], &v) < 0) {
             bad = i;
-        else if ((int)i == c->tcol)
-            d->y[r] = v;
-        else
+        } else {
             d->x[r * d->cols + k++] = v;
+        }
     }
     d->pos[r] = pos;
     if (n == c->ncols && bad == n)
@@ -282,7 +351,8 @@ static int ty_csv_row(ty_csv_t *c, ty_data_t *d, char *line, size_t r, uint64_t 
     if (n != c->ncols)
         *err = ty_xasprintf("%s: %zu fields, expected %zu", where, n, c->ncols);
     else
-        *err = ty_xasprintf("%s: field %zu '%s' is not a number", where, bad + 1, c->fields[bad]);
+        *err = ty_xasprintf("%s: field %zu '%s' %s", where, bad + 1, c->fields[bad],
+                            why ? why : "is not a number");
     free(where);
     return TY_EPARSE;
 }
@@ -311,14 +381,14 @@ static uint64_t ty_csv_extent(const char *path, int gzip) {
  * lines (header or not, and whether any row exists), then seeks to its range
  * (a real seek in a plain file; gzip must decompress up to there) and reads
  * to the range's end, never further. */
-static int ty_load_csv(const char *path, const char *target, int shard, int nshards, ty_data_t *d,
-                       ty_data_progress_fn fn, void *ctx, char **err) {
+static int ty_load_csv(const char *path, const ty_data_opts_t *o, int shard, int nshards,
+                       ty_data_t *d, char **err) {
     gzFile f = gzopen(path, "rb");
     if (!f) {
         *err = ty_xasprintf("%s: %s", path, strerror(errno ? errno : ENOENT));
         return TY_EIO;
     }
-    ty_csv_t c = {.path = path, .target = target, .bylines = 1};
+    ty_csv_t c = {.path = path, .o = o, .named = -1, .bylines = 1};
     ty_buf_t line = {0};
     size_t lineno = 0, cap = 0;
     z_off_t hdr_off = -1;
@@ -364,6 +434,7 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
             ty_bgzf_index_destroy(&bx);
             ty_buf_free(&line);
             free(c.fields);
+            free(c.slots);
             return TY_EIO;
         }
     }
@@ -390,8 +461,8 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
         }
         rc = ty_csv_row(&c, d, l, d->rows, (uint64_t)off, lineno, err);
         d->rows++;
-        if (fn && d->rows % 4096 == 0)
-            fn(ctx, (uint64_t)off > lo ? (uint64_t)off - lo : 0, hi > lo ? hi - lo : 1);
+        if (o->progress && d->rows % 4096 == 0)
+            o->progress(o->ctx, (uint64_t)off > lo ? (uint64_t)off - lo : 0, hi > lo ? hi - lo : 1);
     }
     int zerr = Z_OK;
     const char *zmsg = gzerror(f, &zerr);
@@ -403,22 +474,23 @@ static int ty_load_csv(const char *path, const char *target, int shard, int nsha
     gzclose(f);
     ty_buf_free(&line);
     free(c.fields);
+    free(c.slots);
     return rc;
 }
 
 int ty_data_load(const char *spec, const char *target, int shard, int nshards, ty_data_t **out,
                  char **err) {
-    return ty_data_load_progress(spec, target, shard, nshards, NULL, NULL, out, err);
+    ty_data_opts_t o = {.target = target};
+    return ty_data_load_opts(spec, &o, shard, nshards, out, err);
 }
 
-int ty_data_load_progress(const char *spec, const char *target, int shard, int nshards,
-                          ty_data_progress_fn fn, void *ctx, ty_data_t **out, char **err) {
+int ty_data_load_opts(const char *spec, const ty_data_opts_t *o, int shard, int nshards,
+                      ty_data_t **out, char **err) {
     *out = NULL;
     *err = NULL;
     ty_data_t *d = ty_xcalloc(1, sizeof *d);
-    int rc = strncmp(spec, "idx:", 4) == 0
-                 ? ty_load_idx(spec + 4, shard, nshards, d, err)
-                 : ty_load_csv(spec, target, shard, nshards, d, fn, ctx, err);
+    int rc = strncmp(spec, "idx:", 4) == 0 ? ty_load_idx(spec + 4, shard, nshards, d, err)
+                                           : ty_load_csv(spec, o, shard, nshards, d, err);
     if (rc != 0) {
         ty_data_destroy(&d);
         return rc;

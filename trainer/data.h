@@ -23,11 +23,17 @@
 
 typedef struct {
     size_t rows, cols; /* rows held here (the shard) */
-    uint64_t *pos;     /* rows: each row's position in the file */
-    uint64_t extent;   /* positions lie in [0, extent) */
-    float *x;          /* rows x cols */
-    float *y;          /* rows: a class index or a regression target */
-    char **names;      /* cols feature names (CSV header or "f<i>") */
+    int has_target;    /* 0: the file had no target column (y is all 0) */
+    /* CSV targets that are not numbers are class names: then y indexes
+     * classes, the names this shard saw, in order of first appearance.  A
+     * column mixing numbers and names is an error. */
+    char **classes;
+    size_t nclasses;
+    uint64_t *pos;   /* rows: each row's position in the file */
+    uint64_t extent; /* positions lie in [0, extent) */
+    float *x;        /* rows x cols */
+    float *y;        /* rows: a class index or a regression target */
+    char **names;    /* cols feature names (CSV header or "f<i>") */
     char *target_name;
 } ty_data_t;
 
@@ -36,12 +42,22 @@ typedef struct {
  * Returns 0 or a negative code with *err set. */
 int ty_data_load(const char *spec, const char *target, int shard, int nshards, ty_data_t **out,
                  char **err);
-/* The same, calling fn(ctx, done, total) every few thousand rows while a
- * CSV shard loads: done of total positions (bytes) of the shard. */
+
 typedef void (*ty_data_progress_fn)(void *ctx, uint64_t done, uint64_t total);
-int ty_data_load_progress(const char *spec, const char *target, int shard, int nshards,
-                          ty_data_progress_fn fn, void *ctx, ty_data_t **out, char **err);
+typedef struct {
+    const char *target;      /* a column name or index; NULL: see hint, else the last */
+    const char *target_hint; /* target NULL: this column when the header has it */
+    size_t nfeatures;        /* > 0: a CSV of exactly this many columns has no target */
+    /* called every few thousand rows of a CSV: done of total positions
+     * (bytes) of the shard */
+    ty_data_progress_fn progress;
+    void *ctx;
+} ty_data_opts_t;
+int ty_data_load_opts(const char *spec, const ty_data_opts_t *o, int shard, int nshards,
+                      ty_data_t **out, char **err);
 void ty_data_destroy(ty_data_t **d);
+/* Index of name in d->classes, or -1. */
+long ty_data_class(const ty_data_t *d, const char *name);
 
 /* Shard `shard` of `nshards` holds positions [*lo, *hi).  With V virtual
  * shards and nshards dividing V, it holds exactly the positions p with

@@ -3,6 +3,7 @@
 #include "trainer/bgzf.h"
 #include "trainer/data.h"
 #include "trainer/drift.h"
+#include "trainer/labels.h"
 #include "trainer/model.h"
 #include "trainer/train.h"
 #include "trainer/use.h"
@@ -40,7 +41,8 @@ static void ty_usage(FILE *f) {
           "      [--optimizer sgd|adam] [--momentum M] [--weight-decay W] [--warmup STEPS]\n"
           "      [--schedule constant|cosine|step] [--step-size E] [--gamma G] [--patience N]\n"
           "      [--seed S] [--device cpu|cuda] [--checkpoint-dir DIR] [--checkpoint-every N]\n"
-          "      [--resume] [--vshards V] --out MODEL [--onnx FILE] [-o json]\n"
+          "      [--resume] [--vshards V] [--class-names A,B,...] --out MODEL [--onnx FILE]\n"
+          "      [-o json]\n"
           "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
           "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
           "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
@@ -232,6 +234,7 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
                                          {"out", 1, 0, 'u'},
                                          {"regression", 0, 0, 'R'},
                                          {"onnx", 1, 0, 'X'},
+                                         {"class-names", 1, 0, 'N'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -337,6 +340,18 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
         case 'X':
             o.onnx = optarg;
             break;
+        case 'N': { /* checked here, before any rank starts */
+            ty_labels_t l;
+            char *err = NULL;
+            if (ty_labels_parse(optarg, &l, &err) != 0) {
+                ty_train_die("%s", err);
+                free(err);
+                return 2;
+            }
+            ty_labels_free(&l);
+            o.class_names = optarg;
+            break;
+        }
         case 'o':
             if (strcmp(optarg, "json") != 0)
                 return ty_train_die("-o: only json");

@@ -64,6 +64,9 @@ void ty_model_destroy(ty_model_t **pm) {
     for (uint32_t i = 0; m->feature_names && i < m->dims[0]; i++)
         free(m->feature_names[i]);
     free(m->feature_names);
+    for (uint32_t i = 0; m->class_names && i < m->nclasses; i++)
+        free(m->class_names[i]);
+    free(m->class_names);
     free(m->target_name);
     free(m->dims);
     free(m->params);
@@ -258,7 +261,7 @@ static void ty_put_str(ty_buf_t *b, const char *s) {
 }
 
 #define TY_MODEL_MAGIC "TYMODEL\0"
-#define TY_MODEL_VERSION 1
+#define TY_MODEL_VERSION 2 /* 2: class names after nclasses; 1 is still read */
 
 int ty_model_save(const ty_model_t *m, const char *path, char **err) {
     ty_buf_t b = {0};
@@ -270,6 +273,9 @@ int ty_model_save(const ty_model_t *m, const char *path, char **err) {
     for (uint32_t l = 0; l <= m->nlayers; l++)
         ty_put_u32(&b, m->dims[l]);
     ty_put_u32(&b, m->nclasses);
+    ty_put_u32(&b, m->class_names ? m->nclasses : 0);
+    for (uint32_t i = 0; m->class_names && i < m->nclasses; i++)
+        ty_put_str(&b, m->class_names[i]);
     ty_put(&b, m->mean, m->dims[0] * sizeof(float));
     ty_put(&b, m->std, m->dims[0] * sizeof(float));
     for (uint32_t i = 0; i < m->dims[0]; i++)
@@ -349,7 +355,7 @@ int ty_model_load(const char *path, ty_model_t **out, char **err) {
     }
     ty_r_t r = {(const unsigned char *)b.data + 8, b.len - 12, 0};
     uint32_t version = ty_get_u32(&r);
-    if (version != TY_MODEL_VERSION) {
+    if (version < 1 || version > TY_MODEL_VERSION) {
         *err = ty_xasprintf("%s: model format version %u is not supported", path, version);
         ty_buf_free(&b);
         return TY_EPARSE;
@@ -377,6 +383,14 @@ int ty_model_load(const char *path, ty_model_t **out, char **err) {
         return TY_EPARSE;
     }
     m->nclasses = ty_get_u32(&r);
+    uint32_t nnames = version >= 2 ? ty_get_u32(&r) : 0;
+    if (nnames && (nnames != m->nclasses || nnames > r.left / 4))
+        r.bad = 1;
+    if (nnames && !r.bad) {
+        m->class_names = ty_xcalloc(nnames, sizeof(char *));
+        for (uint32_t i = 0; i < nnames; i++)
+            m->class_names[i] = ty_get_str(&r);
+    }
     ty_get(&r, m->mean, dims[0] * sizeof(float));
     ty_get(&r, m->std, dims[0] * sizeof(float));
     m->feature_names = ty_xcalloc(dims[0], sizeof(char *));

@@ -23,6 +23,7 @@ typedef struct {
     float *mean, *std; /* feature standardisation, dims[0] each */
     char **feature_names;
     char *target_name;
+    char **class_names; /* nclasses names, or NULL: classes are known by index */
     /* training metadata */
     uint32_t epochs;
     uint64_t seed, samples;

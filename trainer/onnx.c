@@ -5,6 +5,7 @@
 #include "onnx_subset.pb-c.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,9 +168,24 @@ int ty_onnx_export(const ty_model_t *m, const char *path, char **err) {
     mp.graph = &g;
     mp.n_opset_import = 1;
     mp.opset_import = &op;
+    /* class names, for whoever serves the model: a JSON array in metadata */
+    Onnx__StringStringEntryProto meta = ONNX__STRING_STRING_ENTRY_PROTO__INIT, *metap = &meta;
+    char *names = NULL;
+    if (m->class_names) {
+        json_t *arr = json_array();
+        for (uint32_t k = 0; k < m->nclasses; k++)
+            json_array_append_new(arr, json_string(m->class_names[k]));
+        names = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        meta.key = "class_names";
+        meta.value = names;
+        mp.n_metadata_props = 1;
+        mp.metadata_props = &metap;
+    }
     size_t len = onnx__model_proto__get_packed_size(&mp);
     uint8_t *buf = ty_xmalloc(len);
     onnx__model_proto__pack(&mp, buf);
+    free(names);
     int rc = ty_write_file_atomic(path, buf, len);
     if (rc != 0) {
         *err = ty_xasprintf("cannot write %s: %s", path, strerror(-rc));

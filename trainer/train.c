@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "trainer/data.h"
 #include "trainer/gpu.h"
+#include "trainer/labels.h"
 #include "trainer/onnx.h"
 
 #include <cblas.h>
@@ -386,29 +387,67 @@ static void ty_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *
     free(lrs);
 }
 
-static int ty_check_labels(ty_tr_t *T, uint32_t *nclasses) {
-    int bad = 0;
-    float mx = 0;
-    for (size_t i = 0; i < T->tr->rows; i++) {
-        float y = T->tr->y[i];
-        if (y < 0 || y != floorf(y) || y > 100000)
-            bad = 1;
-        mx = y > mx ? y : mx;
+/* The ranks' targets (training and validation) as one set of classes: the
+ * class names every rank saw, sorted (or --class-names, in its order), or
+ * class indexes 0..C-1 (named by --class-names when given).  Every rank
+ * reaches the same verdict, so none is left waiting in a collective. */
+static int ty_setup_classes(ty_tr_t *T, uint32_t *nclasses, ty_labels_t *names) {
+    const ty_train_opts_t *o = T->o;
+    ty_data_t *ds[2] = {T->tr, T->va};
+    const char *what[2] = {o->train, o->val};
+    int kind[2] = {0, 0}, gkind[2]; /* some shard has [0] names, [1] numbers */
+    for (int i = 0; i < 2; i++)
+        if (ds[i] && ds[i]->rows)
+            kind[ds[i]->nclasses > 0 ? 0 : 1] = 1;
+    MPI_Allreduce(kind, gkind, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    char *err = NULL;
+    int everyone = 0; /* err is the same on every rank: rank 0 says it */
+    if (o->class_names && ty_labels_parse(o->class_names, names, &err) != 0) {
+        everyone = 1;
+    } else if (gkind[0] && gkind[1]) {
+        err = ty_xstrdup("the targets mix class names and numbers");
+        everyone = 1;
+    } else if (gkind[0]) {
+        if (!o->class_names) { /* the union of every rank's training names */
+            size_t len;
+            char *mine = ty_labels_pack(T->tr, &len);
+            int n = (int)len, *lens = ty_xcalloc((size_t)T->size, sizeof(int)),
+                *at = ty_xcalloc((size_t)T->size, sizeof(int)), total = 0;
+            MPI_Allgather(&n, 1, MPI_INT, lens, 1, MPI_INT, MPI_COMM_WORLD);
+            for (int r = 0; r < T->size; r++)
+                at[r] = total, total += lens[r];
+            char *all = ty_xmalloc((size_t)total + 1);
+            MPI_Allgatherv(mine, n, MPI_CHAR, all, lens, at, MPI_CHAR, MPI_COMM_WORLD);
+            ty_labels_merge(names, all, (size_t)total);
+            free(mine), free(lens), free(at), free(all);
+        }
+        for (int i = 0; i < 2 && !err; i++)
+            if (ds[i])
+                ty_labels_remap(ds[i], names, what[i], &err);
+        *nclasses = (uint32_t)names->n;
+        if (!err && names->n < 2) {
+            err = ty_xasprintf("need at least two classes; the targets name %zu", names->n);
+            everyone = 1;
+        }
+    } else {
+        uint32_t mx[2] = {0, 0}, gmx;
+        for (int i = 0; i < 2 && !err; i++)
+            if (ds[i])
+                ty_labels_numeric(ds[i], &mx[i], &err);
+        mx[0] = mx[1] > mx[0] ? mx[1] : mx[0];
+        MPI_Allreduce(mx, &gmx, 1, MPI_UNSIGNED, MPI_MAX, MPI_COMM_WORLD);
+        *nclasses = names->n ? (uint32_t)names->n : gmx + 1 < 2 ? 2 : gmx + 1;
+        if (!err && names->n && gmx >= names->n) {
+            err = ty_xasprintf("class %u has no name: --class-names gives %zu", gmx, names->n);
+            everyone = 1;
+        }
     }
-    for (size_t i = 0; T->va && i < T->va->rows; i++)
-        mx = T->va->y[i] > mx ? T->va->y[i] : mx;
-    int gbad;
-    float gmx;
+    int bad = err != NULL, gbad;
     MPI_Allreduce(&bad, &gbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Allreduce(&mx, &gmx, 1, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
-    if (gbad) {
-        if (T->rank == 0)
-            fprintf(stderr, "trainyard-train: classification targets must be class indexes "
-                            "0, 1, 2, ... (use --model linear for regression)\n");
-        return -1;
-    }
-    *nclasses = (uint32_t)gmx + 1 < 2 ? 2 : (uint32_t)gmx + 1;
-    return 0;
+    if (err && (!everyone || T->rank == 0))
+        fprintf(stderr, "trainyard-train: %s\n", err);
+    free(err);
+    return gbad ? -1 : 0;
 }
 
 int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
@@ -427,11 +466,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     if (rep && *rep && rank == 0)
         T.report_fd = open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     ty_loading_t lt = {&T, "training", ty_wall(), ty_train_progress_every()};
-    int lrc = ty_data_load_progress(o->train, o->target, rank, size, ty_loading, &lt, &T.tr, &err);
-    if (lrc == 0 && o->val) {
-        ty_loading_t lv = {&T, "validation", ty_wall(), lt.every};
-        lrc = ty_data_load_progress(o->val, o->target, rank, size, ty_loading, &lv, &T.va, &err);
-    }
+    ty_data_opts_t dop = {.target = o->target, .progress = ty_loading, .ctx = &lt};
+    int lrc = ty_data_load_opts(o->train, &dop, rank, size, &T.tr, &err);
+    ty_loading_t lv = {&T, "validation", ty_wall(), lt.every};
+    dop.ctx = &lv;
+    if (lrc == 0 && o->val)
+        lrc = ty_data_load_opts(o->val, &dop, rank, size, &T.va, &err);
     if (lrc != 0) {
         fprintf(stderr, "trainyard-train: %s\n", err);
         free(err);
@@ -448,15 +488,28 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     MPI_Allreduce(&here, &train_rows, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
     int classify = !o->regression && o->arch != TY_ARCH_LINEAR;
     uint32_t nout = 1;
-    if (classify && ty_check_labels(&T, &nout) != 0)
+    ty_labels_t classes = {0};
+    if (classify && ty_setup_classes(&T, &nout, &classes) != 0) {
+        ty_labels_free(&classes);
         goto out;
+    }
+    if (!classify && (T.tr->nclasses || (T.va && T.va->nclasses))) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "trainyard-train: regression needs numeric targets; '%s' is a class "
+                    "name\n",
+                    T.tr->nclasses ? T.tr->classes[0] : T.va->classes[0]);
+        goto out;
+    }
     if (ty_model_create(&T.m, o->arch, classify, (uint32_t)T.tr->cols, nout, o->hidden,
                         o->nhidden) != 0) {
         if (rank == 0)
             fprintf(stderr, "trainyard-train: bad model shape\n");
+        ty_labels_free(&classes);
         goto out;
     }
     ty_model_init_params(T.m, o->seed);
+    T.m->class_names = classes.names; /* the model owns them now */
     T.m->feature_names = ty_xcalloc(T.tr->cols, sizeof(char *));
     for (size_t i = 0; i < T.tr->cols; i++)
         T.m->feature_names[i] = ty_xstrdup(T.tr->names[i]);

@@ -20,6 +20,7 @@ typedef struct {
     uint32_t hidden[16];
     uint32_t nhidden;
     int regression;
+    const char *class_names; /* --class-names "a,b,c" or NULL */
     int epochs;
     uint32_t batch;
     double lr, momentum, weight_decay;

@@ -2,6 +2,7 @@
 
 #include "trainer/data.h"
 #include "trainer/drift.h"
+#include "trainer/labels.h"
 #include "trainer/model.h"
 
 #include "common/util.h"
@@ -57,24 +58,65 @@ static int ty_parse_use(int argc, char **argv, ty_use_opts_t *u) {
     return 0;
 }
 
-/* Load model and data (standardised with the model's statistics). */
-static int ty_load_pair(const ty_use_opts_t *u, ty_model_t **m, ty_data_t **d) {
+/* Load model and data (standardised with the model's statistics).  The
+ * data may lack the target column (unlabeled rows to predict), unless
+ * need_target; targets that are class names are renumbered into the
+ * model's classes. */
+static int ty_load_pair(const ty_use_opts_t *u, ty_model_t **m, ty_data_t **d, int need_target) {
     char *err = NULL;
-    if (ty_model_load(u->model, m, &err) != 0 ||
-        ty_data_load(u->data, u->target ? u->target : NULL, 0, 1, d, &err) != 0) {
+    if (ty_model_load(u->model, m, &err) != 0) {
         ty_train_die("%s", err);
         free(err);
-        ty_model_destroy(m);
         return 1;
     }
+    ty_data_opts_t o = {
+        .target = u->target, .target_hint = (*m)->target_name, .nfeatures = (*m)->dims[0]};
+    if (ty_data_load_opts(u->data, &o, 0, 1, d, &err) != 0)
+        goto fail;
     if ((*d)->cols != (*m)->dims[0]) {
-        ty_train_die("%s has %zu features; the model wants %u", u->data, (*d)->cols, (*m)->dims[0]);
-        ty_model_destroy(m);
-        ty_data_destroy(d);
-        return 1;
+        err = ty_xasprintf("%s has %zu features; the model wants %u", u->data, (*d)->cols,
+                           (*m)->dims[0]);
+        goto fail;
+    }
+    if (need_target && !(*d)->has_target) {
+        err = ty_xasprintf("%s has no target column ('%s'): eval needs labeled data", u->data,
+                           (*m)->target_name ? (*m)->target_name : "target");
+        goto fail;
+    }
+    if (need_target && (*d)->nclasses) {
+        ty_labels_t known = {(*m)->class_names, (*m)->class_names ? (*m)->nclasses : 0};
+        if (!(*m)->classify || !known.n) {
+            err =
+                ty_xasprintf("%s names classes ('%s'), but the model %s", u->data, (*d)->classes[0],
+                             (*m)->classify ? "knows its classes by number" : "is a regression");
+            goto fail;
+        }
+        if (ty_labels_remap(*d, &known, u->data, &err) != 0)
+            goto fail;
     }
     ty_data_standardize(*d, (*m)->mean, (*m)->std);
     return 0;
+fail:
+    ty_train_die("%s", err);
+    free(err);
+    ty_model_destroy(m);
+    ty_data_destroy(d);
+    return 1;
+}
+
+/* A CSV field, quoted when it must be (RFC 4180). */
+static void ty_csv_put(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 static float *ty_predict_all(ty_model_t *m, ty_data_t *d) {
@@ -103,7 +145,7 @@ int ty_cmd_eval(int argc, char **argv) {
     int rc = ty_parse_use(argc, argv, &u);
     ty_model_t *m = NULL;
     ty_data_t *d = NULL;
-    if (rc || (rc = ty_load_pair(&u, &m, &d)))
+    if (rc || (rc = ty_load_pair(&u, &m, &d, 1)))
         return rc;
     float *out = ty_predict_all(m, d);
     uint32_t C = m->dims[m->nlayers];
@@ -135,6 +177,8 @@ int ty_cmd_eval(int argc, char **argv) {
             f1sum += f1;
             json_t *pc = json_object();
             json_object_set_new(pc, "class", json_integer(k));
+            if (m->class_names)
+                json_object_set_new(pc, "name", json_string(m->class_names[k]));
             json_object_set_new(pc, "precision", json_real(prec));
             json_object_set_new(pc, "recall", json_real(rec));
             json_object_set_new(pc, "f1", json_real(f1));
@@ -168,12 +212,15 @@ int ty_cmd_eval(int argc, char **argv) {
         free(s);
     } else if (m->classify) {
         printf("rows       %zu\naccuracy   %.4f\nprecision  %.4f (macro)\nrecall     %.4f "
-               "(macro)\nf1         %.4f (macro)\nconfusion matrix (rows: true, columns: "
-               "predicted):\n",
+               "(macro)\nf1         %.4f (macro)\n",
                d->rows, json_real_value(json_object_get(j, "accuracy")),
                json_real_value(json_object_get(j, "precision")),
                json_real_value(json_object_get(j, "recall")),
                json_real_value(json_object_get(j, "f1")));
+        for (uint32_t k = 0; m->class_names && k < C; k++)
+            printf("%s%u=%s%s", k ? " " : "classes    ", k, m->class_names[k],
+                   k + 1 < C ? "" : "\n");
+        puts("confusion matrix (rows: true, columns: predicted):");
         json_t *cmj = json_object_get(j, "confusion_matrix");
         for (size_t k = 0; k < json_array_size(cmj); k++) {
             json_t *row = json_array_get(cmj, k);
@@ -201,7 +248,7 @@ int ty_cmd_predict(int argc, char **argv) {
         rc = ty_train_die("predict needs --out FILE.csv");
     ty_model_t *m = NULL;
     ty_data_t *d = NULL;
-    if (rc || (rc = ty_load_pair(&u, &m, &d)))
+    if (rc || (rc = ty_load_pair(&u, &m, &d, 0)))
         return rc;
     float *out = ty_predict_all(m, d);
     uint32_t C = m->dims[m->nlayers];
@@ -216,7 +263,11 @@ int ty_cmd_predict(int argc, char **argv) {
         for (size_t r = 0; r < d->rows; r++) {
             const float *o = out + r * C;
             if (m->classify) {
-                fprintf(f, "%u", ty_argmax(o, C));
+                uint32_t best = ty_argmax(o, C);
+                if (m->class_names)
+                    ty_csv_put(f, m->class_names[best]);
+                else
+                    fprintf(f, "%u", best);
                 for (uint32_t k = 0; k < C; k++)
                     fprintf(f, ",%.6g", o[k]);
             } else {

@@ -68,6 +68,9 @@ int main(void) {
     for (int i = 0; i < 6; i++)
         m->feature_names[i] = ty_xasprintf("f%d", i);
     m->target_name = ty_xstrdup("label");
+    m->class_names = ty_xcalloc(4, sizeof(char *));
+    for (int i = 0; i < 4; i++)
+        m->class_names[i] = ty_xasprintf("class %c", 'a' + i);
     m->mean[2] = 1.5f;
     m->std[2] = 2.5f;
     m->epochs = 7;
@@ -85,6 +88,9 @@ int main(void) {
         CHECK(back->mean[2] == 1.5f && back->std[2] == 2.5f);
         CHECK_STR(back->feature_names[5], "f5");
         CHECK_STR(back->target_name, "label");
+        CHECK(back->class_names && back->nclasses == 4);
+        if (back->class_names)
+            CHECK_STR(back->class_names[3], "class d");
         CHECK(memcmp(back->params, m->params, m->nparams * sizeof(float)) == 0);
     }
     ty_model_destroy(&back);
@@ -98,6 +104,29 @@ int main(void) {
     CHECK_CONTAINS(err, "checksum mismatch");
     free(err);
     err = NULL;
+    /* a version 1 file (no class names) still loads */
+    {
+        ty_model_t *v = NULL;
+        CHECK_EQ_INT(ty_model_create(&v, TY_ARCH_SOFTMAX, 1, 3, 2, NULL, 0), 0);
+        CHECK_EQ_INT(ty_model_save(v, path, &err), 0);
+        ty_buf_t fb = {0};
+        CHECK_EQ_INT(ty_read_file(path, &fb), 0);
+        size_t at = 8 + 4 * 4 + 4 * 2 + 4; /* magic, version..nlayers, dims, nclasses */
+        uint32_t one = 1, nn;
+        memcpy(&nn, fb.data + at, 4);
+        CHECK_EQ_INT(nn, 0);
+        memmove(fb.data + at, fb.data + at + 4, fb.len - at - 4);
+        fb.len -= 4;
+        memcpy(fb.data + 8, &one, 4);
+        uint32_t crc = (uint32_t)crc32(0, (const Bytef *)fb.data, (uInt)(fb.len - 4));
+        memcpy(fb.data + fb.len - 4, &crc, 4);
+        CHECK_EQ_INT(ty_write_file_atomic(path, fb.data, fb.len), 0);
+        ty_buf_free(&fb);
+        CHECK_EQ_INT(ty_model_load(path, &back, &err), 0);
+        CHECK(back && back->class_names == NULL && back->nclasses == 2);
+        ty_model_destroy(&back);
+        ty_model_destroy(&v);
+    }
     /* a well-formed header with a valid checksum whose shape needs more than
      * the file holds (4e9 features, a 2^32 x 2^32 layer) is refused, not
      * allocated */
