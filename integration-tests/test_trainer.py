@@ -173,6 +173,19 @@ def test_gen_and_loading_show_progress(syn, tmp_path):
     assert any(l.startswith("progress 0 loading validation data ") for l in lines)
 
 
+def test_checkpoint_dir_is_made_or_refused_before_training(syn, tmp_path):
+    ck = tmp_path / "a" / "b"
+    run("fit", "--train", syn, "--model", "softmax", "--epochs", "1", "--checkpoint-dir",
+        str(ck), "--out", str(tmp_path / "m.model"), np=2)
+    assert (ck / "checkpoint").is_file()
+    (tmp_path / "file").write_text("x")
+    r = run("fit", "--train", syn, "--model", "softmax", "--epochs", "1", "--checkpoint-dir",
+            str(tmp_path / "file" / "ck"), "--out", str(tmp_path / "n.model"), np=2, check=False)
+    assert r.returncode != 0
+    assert "--checkpoint-dir " + str(tmp_path / "file" / "ck") + ": Not a directory" in r.stderr
+    assert "metric" not in r.stdout and not (tmp_path / "n.model").exists()
+
+
 def test_resume_refuses_a_checkpoint_of_another_model_or_a_corrupt_one(syn, tmp_path):
     ck = tmp_path / "ck"
     ck.mkdir()

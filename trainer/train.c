@@ -524,6 +524,16 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     T.m1 = ty_xcalloc(np, sizeof(float));
     T.m2 = ty_xcalloc(np, sizeof(float));
     T.best = ty_xcalloc(np, sizeof(float));
+    if (o->ckpt_dir) { /* made (by rank 0) before any epoch, not found missing after one */
+        int mk = rank == 0 ? ty_mkdirs(o->ckpt_dir) : 0;
+        MPI_Bcast(&mk, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (mk != 0) {
+            if (rank == 0)
+                fprintf(stderr, "trainyard-train: --checkpoint-dir %s: %s\n", o->ckpt_dir,
+                        strerror(-mk));
+            goto out;
+        }
+    }
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
 
