@@ -499,6 +499,36 @@ def test_numbered_classes_can_be_named(syn, tmp_path):
     assert r.returncode != 0 and "class 2 has no name: --class-names gives 2" in r.stderr
 
 
+def test_a_retried_mpi_step_resumes_from_its_checkpoint(cluster, tmp_path):
+    # attempt 1 trains 2 epochs, checkpoints beside its directory, then fails;
+    # attempt 2 (4 epochs, --resume) continues after epoch 2
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "4000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    run_id = cluster.submit(f"""
+name: mpiresume
+tasks:
+  - name: train
+    kind: mpi
+    np: 2
+    retries: 1
+    command: >-
+      trainyard-train fit --train {data} --model mlp:16 --lr 0.05 --out model.bin
+      --epochs $((TRAINYARD_ATTEMPT * 2)) --checkpoint-dir ../ck --resume
+      && [ "$TRAINYARD_ATTEMPT" -gt 1 ]
+""")
+    st = cluster.wait_run(run_id, timeout=180)
+    assert st["state"] == "succeeded", cluster.cli("logs", run_id, "train").stdout
+    t = st["tasks"][0]
+    assert t["attempt"] == 2
+    assert t["progress_text"] == "epoch 4/4"
+    first = cluster.cli("logs", run_id, "train", "--attempt", "1").stdout
+    second = cluster.cli("logs", run_id, "train", "--attempt", "2").stdout
+    assert "starting afresh" in first and "resuming after epoch 2" in second
+
+
 def test_mpi_step_gets_one_gpu_per_rank(cluster):
     cluster.start_master()
     cluster.start_worker("g1", "--gpus", "4", "--cpus", "4")
