@@ -156,32 +156,52 @@ static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, c
 
 /* ---- CSV ---- */
 
-/* Split a line on commas in place (no quoting: numeric data). */
+/* Splits a line on commas in place, RFC 4180 style: a field in double
+ * quotes may hold commas, and "" stands for a quote; blanks around fields
+ * are dropped.  The field count, or 0 for a quote left open or text after a
+ * closing quote.  (A quoted line break is not supported: rows are lines.) */
 static size_t ty_split(char *line, char ***fields, size_t *cap) {
     size_t n = 0;
-    char *s = line;
+    char *r = line;
     for (;;) {
         if (n == *cap) {
             *cap = *cap ? *cap * 2 : 16;
             *fields = ty_xrealloc(*fields, *cap * sizeof(char *));
         }
-        (*fields)[n++] = s;
-        char *c = strchr(s, ',');
-        if (!c)
-            break;
-        *c = '\0';
-        s = c + 1;
+        while (isspace((unsigned char)*r))
+            r++;
+        char *start = r, *end;
+        if (*r == '"') { /* unquote in place: the text moves left over the quotes */
+            char *w = r++;
+            for (;; r++) {
+                if (!*r)
+                    return 0;
+                if (*r == '"' && r[1] != '"')
+                    break;
+                if (*r == '"')
+                    r++;
+                *w++ = *r;
+            }
+            end = w;
+            r++;
+            while (isspace((unsigned char)*r))
+                r++;
+            if (*r && *r != ',')
+                return 0;
+        } else {
+            while (*r && *r != ',')
+                r++;
+            end = r;
+            while (end > start && isspace((unsigned char)end[-1]))
+                end--;
+        }
+        char next = *r;
+        *end = '\0';
+        (*fields)[n++] = start;
+        if (next != ',')
+            return n;
+        r++;
     }
-    for (size_t i = 0; i < n; i++) { /* trim */
-        char *f = (*fields)[i];
-        while (isspace((unsigned char)*f))
-            f++;
-        size_t l = strlen(f);
-        while (l > 0 && isspace((unsigned char)f[l - 1]))
-            f[--l] = '\0';
-        (*fields)[i] = f;
-    }
-    return n;
 }
 
 static int ty_num(const char *s, float *out) {
@@ -228,6 +248,11 @@ typedef struct {
  * names the target, or has a feature field that is not a number), names. */
 static int ty_csv_columns(ty_csv_t *c, ty_data_t *d, char *line, size_t lineno, char **err) {
     size_t n = ty_split(line, &c->fields, &c->cap);
+    if (n == 0) {
+        *err = ty_xasprintf("%s:%zu: a quote left open, or text after a closing quote", c->path,
+                            lineno);
+        return TY_EPARSE;
+    }
     const ty_data_opts_t *o = c->o;
     const char *want = o->target ? o->target : o->target_hint;
     float tmp;
@@ -348,7 +373,9 @@ static int ty_csv_row(ty_csv_t *c, ty_data_t *d, char *line, size_t r, uint64_t 
     char *where = c->bylines
                       ? ty_xasprintf("%s:%zu", c->path, lineno)
                       : ty_xasprintf("%s (line at byte %llu)", c->path, (unsigned long long)pos);
-    if (n != c->ncols)
+    if (n == 0)
+        *err = ty_xasprintf("%s: a quote left open, or text after a closing quote", where);
+    else if (n != c->ncols)
         *err = ty_xasprintf("%s: %zu fields, expected %zu", where, n, c->ncols);
     else
         *err = ty_xasprintf("%s: field %zu '%s' %s", where, bad + 1, c->fields[bad],

@@ -87,6 +87,27 @@ int main(void) {
     d = load_text("nohdr.csv", "1,2,cat\n3,4,dog\n", NULL, 0, 1, 0, &err);
     CHECK(d && d->rows == 2 && d->nclasses == 2 && d->has_target);
     ty_data_destroy(&d);
+    /* quoted fields (RFC 4180): commas and doubled quotes inside, blanks around */
+    d = load_text("q.csv",
+                  "\"a\",\"b\",\"species\"\n1,2,\"virginica, big\"\n3,4,\"say \"\"hi\"\"\"\n"
+                  " 5 , \"6\" , setosa \n7,8,\"\"\"\"\n",
+                  NULL, 0, 1, 0, &err);
+    CHECK(d && d->rows == 4 && d->nclasses == 4);
+    if (d && d->nclasses == 4) {
+        CHECK_STR(d->names[0], "a");
+        CHECK_STR(d->classes[0], "virginica, big");
+        CHECK_STR(d->classes[1], "say \"hi\"");
+        CHECK_STR(d->classes[2], "setosa");
+        CHECK_STR(d->classes[3], "\"");
+        CHECK(d->x[4] == 5 && d->x[5] == 6);
+    }
+    ty_data_destroy(&d);
+    d = load_text("open.csv", "a,b,y\n1,2,\"cat\n", NULL, 0, 1, TY_EPARSE, &err);
+    CHECK_CONTAINS(err, "open.csv:2: a quote left open, or text after a closing quote");
+    free(err);
+    d = load_text("after.csv", "a,b,y\n1,2,\"cat\"x\n", NULL, 0, 1, TY_EPARSE, &err);
+    CHECK_CONTAINS(err, "a quote left open, or text after a closing quote");
+    free(err);
     /* numbers and names mixed in one column: an error saying where */
     d = load_text("mixed.csv", "a,b,y\n1,2,0\n3,4,cat\n", NULL, 0, 1, TY_EPARSE, &err);
     CHECK_CONTAINS(err, "mixed.csv:3: field 3 'cat' is a class name, but earlier targets are "
