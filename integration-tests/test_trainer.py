@@ -461,6 +461,12 @@ def test_class_names_as_targets(tmp_path):
                         str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=60)
     if "No module named 'onnx'" not in r.stderr:
         assert json.loads(r.stdout) == ["setosa", "versicolor", "virginica"], r.stderr
+    info = json.loads(run("info", str(tmp_path / "one.model"), "-o", "json").stdout)
+    assert info["classes"] == ["setosa", "versicolor", "virginica"]
+    assert info["features"] == ["a", "b"] and info["target"] == "species"
+    assert info["layers"] == [2, 8, 3] and info["arch"] == "mlp" and info["epochs"] == 3
+    text = run("info", str(tmp_path / "one.model")).stdout
+    assert "classes    setosa, versicolor, virginica" in text and "features   2: a, b" in text
     # --class-names fixes the order
     fit_json(*args, "--class-names", "virginica,setosa,versicolor",
              "--out", str(tmp_path / "given.model"))

@@ -45,6 +45,7 @@ static void ty_usage(FILE *f) {
           "      [-o json]\n"
           "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
           "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
+          "  trainyard-train info MODEL [-o json]\n"
           "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
           "      [--threshold PSI] [-o json]   (exit status 3 when a feature drifts)\n"
           "DATA is a CSV path (gzip allowed) or idx:IMAGES_FILE,LABELS_FILE\n",
@@ -424,6 +425,8 @@ int main(int argc, char **argv) {
         return ty_cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "drift") == 0)
         return ty_cmd_drift(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return ty_cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "fit") != 0) {
         fprintf(stderr, "trainyard-train: unknown command '%s'\n", cmd);
         ty_usage(stderr);

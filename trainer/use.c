@@ -284,6 +284,80 @@ int ty_cmd_predict(int argc, char **argv) {
     return rc;
 }
 
+/* ---- info ---- */
+
+static const char *const ty_arch_names[] = {"softmax", "linear", "mlp"};
+
+int ty_cmd_info(int argc, char **argv) {
+    int json = 0;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && strcmp(argv[i + 1], "json") == 0)
+            json = 1, i++;
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else
+            return ty_train_die("usage: trainyard-train info MODEL [-o json]");
+    }
+    if (!path)
+        return ty_train_die("usage: trainyard-train info MODEL [-o json]");
+    ty_model_t *m = NULL;
+    char *err = NULL;
+    if (ty_model_load(path, &m, &err) != 0) {
+        ty_train_die("%s", err);
+        free(err);
+        return 1;
+    }
+    json_t *j = json_object(), *dims = json_array(), *feats = json_array(), *cls = json_array();
+    json_object_set_new(j, "arch", json_string(ty_arch_names[m->arch <= 2 ? m->arch : 0]));
+    json_object_set_new(j, "task", json_string(m->classify ? "classification" : "regression"));
+    for (uint32_t l = 0; l <= m->nlayers; l++)
+        json_array_append_new(dims, json_integer(m->dims[l]));
+    json_object_set_new(j, "layers", dims);
+    json_object_set_new(j, "params", json_integer((json_int_t)m->nparams));
+    for (uint32_t i = 0; i < m->dims[0]; i++)
+        json_array_append_new(feats, json_string(m->feature_names[i]));
+    json_object_set_new(j, "features", feats);
+    json_object_set_new(j, "target", json_string(m->target_name));
+    for (uint32_t k = 0; m->classify && k < m->nclasses; k++)
+        json_array_append_new(cls, m->class_names ? json_string(m->class_names[k])
+                                                  : json_sprintf("%u", k));
+    json_object_set_new(j, "classes", cls);
+    json_object_set_new(j, "epochs", json_integer(m->epochs));
+    json_object_set_new(j, "seed", json_integer((json_int_t)m->seed));
+    json_object_set_new(j, "samples", json_integer((json_int_t)m->samples));
+    json_object_set_new(j, "loss", json_real(m->loss));
+    if (!isnan(m->val_loss))
+        json_object_set_new(j, "val_loss", json_real(m->val_loss));
+    if (!isnan(m->val_accuracy))
+        json_object_set_new(j, "val_accuracy", json_real(m->val_accuracy));
+    if (json) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+    } else {
+        printf("model      %s\narch       %s (", path,
+               json_string_value(json_object_get(j, "arch")));
+        for (uint32_t l = 0; l <= m->nlayers; l++)
+            printf("%s%u", l ? "-" : "", m->dims[l]);
+        printf("), %zu parameters\ntask       %s, target '%s'\n", m->nparams,
+               json_string_value(json_object_get(j, "task")), m->target_name);
+        printf("features   %u:", m->dims[0]);
+        for (uint32_t i = 0; i < m->dims[0] && i < 5; i++)
+            printf(" %s%s", m->feature_names[i], i + 1 < m->dims[0] ? "," : "");
+        puts(m->dims[0] > 5 ? " ..." : "");
+        for (uint32_t k = 0; k < json_array_size(cls); k++)
+            printf("%s%s", k ? ", " : "classes    ", json_string_value(json_array_get(cls, k)));
+        if (json_array_size(cls))
+            putchar('\n');
+        printf("trained    %u epochs, seed %llu, %llu samples, loss %.4g\n", m->epochs,
+               (unsigned long long)m->seed, (unsigned long long)m->samples, m->loss);
+    }
+    json_decref(j);
+    ty_model_destroy(&m);
+    return 0;
+}
+
 /* LeakSanitizer hook (sanitized builds): Open MPI and its dlopen()ed
  * components keep allocations past MPI_Finalize by design.  The name is
  * LSan's, hence the leading underscores. */
