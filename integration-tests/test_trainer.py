@@ -186,6 +186,29 @@ def test_checkpoint_dir_is_made_or_refused_before_training(syn, tmp_path):
     assert "metric" not in r.stdout and not (tmp_path / "n.model").exists()
 
 
+def test_bgzf_rewrites_gzip_for_sharded_reads(syn, tmp_path):
+    import gzip
+    text = gzip.open(syn).read()
+    std = tmp_path / "std.csv.gz"
+    std.write_bytes(gzip.compress(text))  # one plain gzip member: no random access
+    out = tmp_path / "b.csv.gz"
+    r = subprocess.run([TRAIN, "bgzf", str(std), str(out)], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, TY_PROGRESS_EVERY_S="0"))
+    assert r.returncode == 0, r.stderr
+    assert any(l.startswith("progress ") and " bytes " in l for l in r.stdout.splitlines())
+    data = out.read_bytes()
+    assert gzip.decompress(data) == text
+    assert data[12:14] == b"BC" and len(data) > 65536  # BGZF blocks (the "BC" extra field)
+    # the same model from it as from the original, at 2 ranks
+    args = ["--model", "softmax", "--epochs", "1", "--seed", "3"]
+    a = fit_json("--train", str(std), *args, "--out", str(tmp_path / "a.model"), np=2)
+    b = fit_json("--train", str(out), *args, "--out", str(tmp_path / "b.model"), np=2)
+    assert abs(a["loss"] - b["loss"]) < 1e-6
+    r = subprocess.run([TRAIN, "bgzf", str(tmp_path / "none.gz"), str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "cannot read" in r.stderr and out.read_bytes() == data
+
+
 def test_resume_refuses_a_checkpoint_of_another_model_or_a_corrupt_one(syn, tmp_path):
     ck = tmp_path / "ck"
     ck.mkdir()

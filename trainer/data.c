@@ -61,7 +61,8 @@ static void ty_data_reserve(ty_data_t *d, size_t n) {
 
 /* Reads the header of an IDX file and then only items [lo, hi) of its first
  * dimension (hi = UINT64_MAX: all), each `item` bytes: a seek on a plain
- * file, skipping decompressed bytes on a gzip one; nothing past hi. */
+ * file; on BGZF, from the block that holds lo; on other gzip, skipping the
+ * decompressed bytes before lo.  Nothing past hi. */
 static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, int ndims, int shard,
                        int nshards, uint64_t *lo, uint64_t *hi, unsigned char **data, char **err) {
     gzFile f = gzopen(path, "rb");
@@ -92,7 +93,19 @@ static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, in
     ty_data_shard(dims[0], shard, nshards, lo, hi);
     size_t total = (size_t)(*hi - *lo) * item, got = 0;
     *data = ty_xmalloc(total ? total : 1);
-    int ok = *lo == 0 || gzseek(f, (z_off_t)(hlen + *lo * item), SEEK_SET) >= 0;
+    uint64_t at = hlen + *lo * item, base = 0;
+    ty_bgzf_index_t *bx = NULL;
+    if (*lo > 0 && !gzdirect(f) && ty_bgzf_index_create(&bx, path) == 0) {
+        gzFile g = ty_bgzf_open_at(bx, path, at, &base);
+        if (g) {
+            gzclose(f);
+            f = g;
+        } else {
+            base = 0;
+        }
+        ty_bgzf_index_destroy(&bx);
+    }
+    int ok = *lo == 0 || gzseek(f, (z_off_t)(at - base), SEEK_SET) >= 0;
     while (ok && got < total) {
         int k =
             gzread(f, *data + got, (unsigned)(total - got > (1u << 30) ? 1u << 30 : total - got));

@@ -11,8 +11,8 @@
  * also anything past the extent, in case a gzip trailer undercounts), so a
  * rank reads only its own part: a plain file is read from its shard's
  * offset to its end (past the first lines, which say whether there is a
- * header), and so is a BGZF file (blocked gzip, trainer/bgzf.h), from the
- * block holding its offset; other gzip has no random access, so it is
+ * header), and so is a BGZF file (blocked gzip, trainer/bgzf.h; CSV or
+ * IDX), from the block holding its offset; other gzip has no random access, so it is
  * decompressed from the start up to the end of the shard, and parsed only
  * there. */
 #ifndef TY_TRAINER_DATA_H

@@ -11,6 +11,7 @@
 #include "common/util.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -34,22 +36,24 @@ int ty_train_die(const char *fmt, ...) {
 }
 
 static void ty_usage(FILE *f) {
-    fputs("usage:\n"
-          "  trainyard-train gen --rows N --features F --classes C --seed S --out FILE.csv[.gz]\n"
-          "  trainyard-train fit --train DATA [--val DATA | --val-split X] [--target COL]\n"
-          "      --model softmax|linear|mlp:H1,H2,... [--epochs N] [--batch B] [--lr X]\n"
-          "      [--optimizer sgd|adam] [--momentum M] [--weight-decay W] [--warmup STEPS]\n"
-          "      [--schedule constant|cosine|step] [--step-size E] [--gamma G] [--patience N]\n"
-          "      [--seed S] [--device cpu|cuda] [--checkpoint-dir DIR] [--checkpoint-every N]\n"
-          "      [--resume] [--vshards V] [--class-names A,B,...] --out MODEL [--onnx FILE]\n"
-          "      [-o json]\n"
-          "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
-          "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
-          "  trainyard-train info MODEL [-o json]\n"
-          "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
-          "      [--threshold PSI] [-o json]   (exit status 3 when a feature drifts)\n"
-          "DATA is a CSV path (gzip allowed) or idx:IMAGES_FILE,LABELS_FILE\n",
-          f);
+    fputs(
+        "usage:\n"
+        "  trainyard-train gen --rows N --features F --classes C --seed S --out FILE.csv[.gz]\n"
+        "  trainyard-train fit --train DATA [--val DATA | --val-split X] [--target COL]\n"
+        "      --model softmax|linear|mlp:H1,H2,... [--epochs N] [--batch B] [--lr X]\n"
+        "      [--optimizer sgd|adam] [--momentum M] [--weight-decay W] [--warmup STEPS]\n"
+        "      [--schedule constant|cosine|step] [--step-size E] [--gamma G] [--patience N]\n"
+        "      [--seed S] [--device cpu|cuda] [--checkpoint-dir DIR] [--checkpoint-every N]\n"
+        "      [--resume] [--vshards V] [--class-names A,B,...] --out MODEL [--onnx FILE]\n"
+        "      [-o json]\n"
+        "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
+        "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
+        "  trainyard-train info MODEL [-o json]\n"
+        "  trainyard-train bgzf IN OUT.gz [--level 0-9]   (gzip or plain -> BGZF: sharded reads)\n"
+        "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
+        "      [--threshold PSI] [-o json]   (exit status 3 when a feature drifts)\n"
+        "DATA is a CSV path (gzip allowed) or idx:IMAGES_FILE,LABELS_FILE\n",
+        f);
 }
 
 int ty_train_num(const char *name, const char *v, double lo, double hi, double *out) {
@@ -64,9 +68,9 @@ int ty_train_num(const char *name, const char *v, double lo, double hi, double *
 
 /* A report line to TRAINYARD_REPORT when set (one write: the file may be
  * shared), else to stdout, as fit does. */
-static void ty_gen_progress(double frac, size_t done, size_t total) {
+static void ty_gen_progress(double frac, size_t done, size_t total, const char *unit) {
     char line[128];
-    int n = snprintf(line, sizeof line, "progress %.4f rows %zu/%zu\n", frac, done, total);
+    int n = snprintf(line, sizeof line, "progress %.4f %s %zu/%zu\n", frac, unit, done, total);
     const char *rep = getenv("TRAINYARD_REPORT");
     int fd = rep && *rep ? open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
     if (fd >= 0) {
@@ -153,7 +157,7 @@ static int ty_cmd_gen(int argc, char **argv) {
             b.len = 0;
             if (ty_train_clock() - last >= every) {
                 last = ty_train_clock();
-                ty_gen_progress((double)(r + 1) / rows, r + 1, (size_t)rows);
+                ty_gen_progress((double)(r + 1) / rows, r + 1, (size_t)rows, "rows");
             }
         }
     }
@@ -167,6 +171,65 @@ static int ty_cmd_gen(int argc, char **argv) {
     if (werr)
         return ty_train_die("cannot write %s", out);
     return 0;
+}
+
+/* ---- bgzf ---- */
+
+/* Rewrites any file, gzip or plain, as BGZF, so that each rank of a
+ * training run decompresses only the blocks of its own shard. */
+static int ty_cmd_bgzf(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    double level = 6;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--level") == 0 && i + 1 < argc) {
+            if (ty_train_num("level", argv[++i], 0, 9, &level))
+                return 2;
+        } else if (argv[i][0] != '-' && !in) {
+            in = argv[i];
+        } else if (argv[i][0] != '-' && !out) {
+            out = argv[i];
+        } else {
+            return ty_train_die("usage: trainyard-train bgzf IN OUT.gz [--level 0-9]");
+        }
+    }
+    if (!in || !out)
+        return ty_train_die("usage: trainyard-train bgzf IN OUT.gz [--level 0-9]");
+    struct stat st;
+    gzFile f = stat(in, &st) == 0 ? gzopen(in, "rb") : NULL;
+    if (!f)
+        return ty_train_die("cannot read %s: %s", in, strerror(errno ? errno : ENOENT));
+    char *tmp = ty_xasprintf("%s.tmp.%d", out, (int)getpid()), *err = NULL;
+    ty_bgzf_writer_t *w = NULL;
+    if (ty_bgzf_writer_create(&w, tmp, 0, (int)level, &err) != 0) {
+        gzclose(f);
+        ty_train_die("%s", err);
+        free(err), free(tmp);
+        return 1;
+    }
+    unsigned char *buf = ty_xmalloc(1 << 20);
+    double every = ty_train_progress_every(), last = ty_train_clock();
+    int k, werr = 0;
+    while (!werr && (k = gzread(f, buf, 1 << 20)) > 0) {
+        werr = ty_bgzf_write(w, buf, (size_t)k) != 0;
+        if (ty_train_clock() - last >= every && st.st_size > 0) {
+            last = ty_train_clock();
+            double done = (double)gzoffset(f) / (double)st.st_size;
+            ty_gen_progress(done > 1 ? 1 : done, (size_t)gzoffset(f), (size_t)st.st_size, "bytes");
+        }
+    }
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(f, &zerr);
+    char *rerr = zerr != Z_OK ? ty_xasprintf("cannot read %s: %s", in, zmsg) : NULL;
+    gzclose(f);
+    free(buf);
+    int cerr = ty_bgzf_writer_close(&w, &err);
+    int rc = 0;
+    if (rerr || werr || cerr || rename(tmp, out) != 0) {
+        rc = ty_train_die("%s", rerr ? rerr : err ? err : "cannot write the output");
+        unlink(tmp);
+    }
+    free(rerr), free(err), free(tmp);
+    return rc ? 1 : 0;
 }
 
 /* ---- fit ---- */
@@ -427,6 +490,8 @@ int main(int argc, char **argv) {
         return ty_cmd_drift(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return ty_cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "bgzf") == 0)
+        return ty_cmd_bgzf(argc - 1, argv + 1);
     if (strcmp(cmd, "fit") != 0) {
         fprintf(stderr, "trainyard-train: unknown command '%s'\n", cmd);
         ty_usage(stderr);
