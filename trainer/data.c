@@ -217,7 +217,40 @@ static size_t ty_split(char *line, char ***fields, size_t *cap) {
     }
 }
 
+/* A field as a number: what strtod() gives, as a float.  Plain decimals
+ * ("-12.375", "4e-3") with at most 15 significant digits and a power of ten
+ * within 1e22 take Clinger's fast path: the digits and the power are exact
+ * doubles, so one multiplication or division rounds exactly as strtod()
+ * does.  Anything else goes to strtod(). */
 static int ty_num(const char *s, float *out) {
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *p = s;
+    int neg = *p == '-', nd = 0, digits = 0, exp10 = 0; /* digits: from the first non-zero */
+    uint64_t m = 0;
+    p += *p == '-' || *p == '+';
+    for (; *p >= '0' && *p <= '9'; p++, nd++, digits += m > 0)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, nd++, digits += m > 0, exp10--)
+            m = m * 10 + (uint64_t)(*p - '0');
+    int ok = nd > 0 && digits <= 15;
+    if (ok && (*p == 'e' || *p == 'E')) {
+        const char *q = p + 1;
+        int eneg = *q == '-', ev = 0;
+        q += *q == '-' || *q == '+';
+        ok = *q >= '0' && *q <= '9';
+        for (; ok && *q >= '0' && *q <= '9' && ev < 1000; q++)
+            ev = ev * 10 + (*q - '0');
+        exp10 += eneg ? -ev : ev;
+        p = q;
+    }
+    if (ok && !*p && exp10 >= -22 && exp10 <= 22) {
+        double v = exp10 < 0 ? (double)m / p10[-exp10] : (double)m * p10[exp10];
+        *out = (float)(neg ? -v : v);
+        return 0;
+    }
     if (!*s)
         return -1;
     char *e;

@@ -255,6 +255,74 @@ static void check_damage(void) {
     CHECK(loaded > 50 && refused > 50); /* both outcomes were exercised */
 }
 
+/* Numbers: every way of writing one reads as strtod() reads it (the fast
+ * path must agree bit for bit), and what is not a number is refused. */
+static void check_numbers(void) {
+    ty_buf_t b = {0};
+    char(*vals)[48] = ty_xcalloc(4000, sizeof *vals);
+    static const char *fixed[] = {"0",
+                                  "-0",
+                                  "+5",
+                                  "007.50",
+                                  ".5",
+                                  "5.",
+                                  "1E3",
+                                  "-2.5e-3",
+                                  "1e22",
+                                  "1e23",
+                                  "1e-22",
+                                  "1e-30",
+                                  "3.14159265358979323846",
+                                  "123456789012345",
+                                  "1234567890123456",
+                                  "0.000001",
+                                  "0x10",
+                                  "9007199254740993"};
+    size_t n = 0;
+    for (; n < sizeof fixed / sizeof fixed[0]; n++)
+        snprintf(vals[n], sizeof vals[n], "%s", fixed[n]);
+    uint64_t x = 12345;
+    for (; n < 4000; n++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        double v = ((double)(x >> 11) / 9007199254740992.0 - 0.5) * pow(10, (int)(x % 13) - 6);
+        int prec = (int)(x >> 60);
+        if (x % 3 == 0)
+            snprintf(vals[n], sizeof vals[n], "%.*f", prec, v);
+        else if (x % 3 == 1)
+            snprintf(vals[n], sizeof vals[n], "%.*e", prec, v);
+        else
+            snprintf(vals[n], sizeof vals[n], "%.*g", prec, v);
+    }
+    ty_buf_printf(&b, "v,y\n");
+    for (size_t i = 0; i < n; i++)
+        ty_buf_printf(&b, "%s,1\n", vals[i]);
+    char *p = ty_xasprintf("%s/numbers.csv", dir), *err = NULL;
+    CHECK_EQ_INT(ty_write_file_atomic(p, b.data, b.len), 0);
+    ty_data_t *d = NULL;
+    CHECK_EQ_INT(ty_data_load(p, NULL, 0, 1, &d, &err), 0);
+    for (size_t i = 0; d && i < n; i++) {
+        float want = (float)strtod(vals[i], NULL);
+        if (memcmp(&d->x[i], &want, sizeof want) != 0) {
+            fprintf(stderr, "'%s' read as %.9g, strtod says %.9g\n", vals[i], d->x[i], want);
+            CHECK(0);
+        }
+    }
+    ty_data_destroy(&d);
+    static const char *bad[] = {"+",   "-",     ".",    "-.",  "1e",  "1e+",  "e5",
+                                "--1", "1.2.3", "1e5x", "inf", "nan", "1e999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b.len = 0;
+        ty_buf_printf(&b, "v,y\n1,1\n%s,1\n", bad[i]);
+        CHECK_EQ_INT(ty_write_file_atomic(p, b.data, b.len), 0);
+        CHECK_EQ_INT(ty_data_load(p, NULL, 0, 1, &d, &err), TY_EPARSE);
+        CHECK_CONTAINS(err, "is not a number");
+        free(err);
+    }
+    ty_buf_free(&b);
+    free(vals);
+    free(p);
+}
+
 int main(void) {
     CHECK(mkdtemp(dir) != NULL);
     char *err = NULL;
@@ -387,6 +455,7 @@ int main(void) {
     }
     check_idx_shards();
     check_idx_bgzf();
+    check_numbers();
     check_damage();
 
     /* IDX: 3 images of 2x2 and their labels, gzip */
