@@ -226,9 +226,13 @@ def test_resume_refuses_a_checkpoint_of_another_model_or_a_corrupt_one(syn, tmp_
     r = run("fit", *args, "--model", "mlp:16", check=False)
     assert r.returncode != 0
     assert "is not a checkpoint, or is corrupt" in r.stderr, r.stderr
-    # the matching model resumes (here: nothing left to do after epoch 1)
+    # the matching model resumes (here: nothing left to do after epoch 1), at 2
+    # ranks too: rank 0 reads the checkpoint and sends it to the others
     (ck / "checkpoint").write_bytes(saved)
     assert "resuming after epoch 1" in run("fit", *args, "--model", "mlp:16").stderr
+    r = run("fit", *args[:-2], "--epochs", "2", "--out", str(tmp_path / "m2.model"),
+            "--model", "mlp:16", np=2)
+    assert r.stderr.count("resuming after epoch 1") == 1
 
 
 def test_ranks_run_with_one_blas_thread_on_the_cpus_kernels(syn, tmp_path):
@@ -262,6 +266,17 @@ def test_ranks_run_with_one_blas_thread_on_the_cpus_kernels(syn, tmp_path):
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(timeout=30)
         wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
+
+
+def test_a_bad_row_in_one_shard_ends_every_rank(tmp_path):
+    # only rank 1 reads the bad row; rank 0 must not wait for it in a collective
+    data = tmp_path / "badtail.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{2 * i},{i % 2}\n" if i != 1900 else "x,1,0\n"
+                                        for i in range(2000)))
+    r = run("fit", "--train", str(data), "--model", "softmax", "--epochs", "1",
+            "--out", str(tmp_path / "m"), np=2, check=False, timeout=60)
+    assert r.returncode != 0
+    assert "badtail.csv (line at byte 21141): field 1 'x' is not a number" in r.stderr
 
 
 def test_a_dead_rank_ends_the_job(syn, tmp_path):

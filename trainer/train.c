@@ -213,10 +213,25 @@ static int ty_ckpt_save(ty_tr_t *T, int epoch) {
     return rc;
 }
 
+/* Rank 0 reads the checkpoint and sends it to every rank (a rank on
+ * another node may not see rank 0's disk), so all resume from the same
+ * state or all start afresh.  Every rank decides the same from the same
+ * bytes; rank 0 says what happened. */
 static int ty_ckpt_load(ty_tr_t *T) {
     char *path = ty_ckpt_path(T);
     ty_buf_t b = {0};
-    int rc = ty_read_file(path, &b);
+    long long len = -1; /* -1: no checkpoint */
+    if (T->rank == 0 && ty_read_file(path, &b) == 0)
+        len = (long long)b.len;
+    MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    if (len >= 0 && T->rank != 0) {
+        b.data = ty_xmalloc((size_t)len + 1);
+        b.len = (size_t)len;
+    }
+    for (long long off = 0; off < len; off += 1 << 30) /* counts are ints */
+        MPI_Bcast(b.data + off, (int)(len - off < (1 << 30) ? len - off : 1 << 30), MPI_BYTE, 0,
+                  MPI_COMM_WORLD);
+    int rc = len < 0 ? -ENOENT : 0, say = T->rank == 0;
     ty_model_t *m = T->m;
     size_t want = 16 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4;
     uint32_t hdr[4] = {0}, crc = 0;
@@ -225,18 +240,20 @@ static int ty_ckpt_load(ty_tr_t *T) {
         memcpy(&crc, b.data + b.len - 4, 4);
     }
     if (rc != 0) {
-        if (T->rank == 0)
+        if (say)
             fprintf(stderr, "trainyard-train: no checkpoint at %s: starting afresh\n", path);
         rc = 1;
     } else if (hdr[0] != TY_CKPT_MAGIC ||
                crc != (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)(b.len - 4))) {
-        fprintf(stderr, "trainyard-train: %s is not a checkpoint, or is corrupt\n", path);
+        if (say)
+            fprintf(stderr, "trainyard-train: %s is not a checkpoint, or is corrupt\n", path);
         rc = -1;
     } else if (b.len != want || hdr[2] != m->nparams || hdr[3] != ty_ckpt_fingerprint(T)) {
-        fprintf(stderr,
-                "trainyard-train: %s was written for another model or optimizer "
-                "(--model and --optimizer must match the run that wrote it)\n",
-                path);
+        if (say)
+            fprintf(stderr,
+                    "trainyard-train: %s was written for another model or optimizer "
+                    "(--model and --optimizer must match the run that wrote it)\n",
+                    path);
         rc = -1;
     } else {
         const char *p = b.data + 16;
@@ -249,7 +266,7 @@ static int ty_ckpt_load(ty_tr_t *T) {
         memcpy(T->m1, p, nb), p += nb;
         memcpy(T->m2, p, nb), p += nb;
         memcpy(T->best, p, nb);
-        if (T->rank == 0)
+        if (say)
             fprintf(stderr, "trainyard-train: resuming after epoch %d from %s\n", T->start_epoch,
                     path);
         rc = 0;
@@ -472,8 +489,11 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     dop.ctx = &lv;
     if (lrc == 0 && o->val)
         lrc = ty_data_load_opts(o->val, &dop, rank, size, &T.va, &err);
-    if (lrc != 0) {
-        fprintf(stderr, "trainyard-train: %s\n", err);
+    int lbad = lrc != 0, glbad; /* a rank that cannot load its shard ends them all */
+    MPI_Allreduce(&lbad, &glbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (glbad) {
+        if (lrc != 0)
+            fprintf(stderr, "trainyard-train: %s\n", err);
         free(err);
         goto out;
     }
@@ -493,8 +513,11 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         ty_labels_free(&classes);
         goto out;
     }
-    if (!classify && (T.tr->nclasses || (T.va && T.va->nclasses))) {
-        if (rank == 0)
+    int named = T.tr->nclasses || (T.va && T.va->nclasses), gnamed = 0;
+    if (!classify)
+        MPI_Allreduce(&named, &gnamed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (gnamed) {
+        if (named)
             fprintf(stderr,
                     "trainyard-train: regression needs numeric targets; '%s' is a class "
                     "name\n",
