@@ -366,7 +366,8 @@ static size_t ty_csv_class(ty_csv_t *c, ty_data_t *d, const char *name) {
     for (; c->slots[h]; h = (h + 1) & (c->nslots - 1))
         if (strcmp(d->classes[c->slots[h] - 1], name) == 0)
             return c->slots[h] - 1;
-    d->classes = ty_xrealloc(d->classes, (d->nclasses + 1) * sizeof(char *));
+    if ((d->nclasses & (d->nclasses - 1)) == 0) /* 0, 1, 2, 4, ...: double the room */
+        d->classes = ty_xrealloc(d->classes, (d->nclasses ? 2 * d->nclasses : 1) * sizeof(char *));
     d->classes[d->nclasses] = ty_xstrdup(name);
     c->slots[h] = ++d->nclasses;
     return d->nclasses - 1;
@@ -392,6 +393,8 @@ static const char *ty_csv_target(ty_csv_t *c, ty_data_t *d, const char *f, size_
     if (!c->named && !num)
         return "is a class name, but earlier targets are numbers";
     d->y[r] = num ? v : (float)ty_csv_class(c, d, f);
+    if (d->nclasses > TY_DATA_MAX_CLASSES)
+        return "is one class name too many (100000): is this the target column?";
     return NULL;
 }
 

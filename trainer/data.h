@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define TY_DATA_MAX_CLASSES 100000
+
 typedef struct {
     size_t rows, cols; /* rows held here (the shard) */
     int has_target;    /* 0: the file had no target column (y is all 0) */

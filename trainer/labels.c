@@ -17,7 +17,8 @@ void ty_labels_free(ty_labels_t *l) {
 }
 
 static void ty_labels_add(ty_labels_t *l, const char *s, size_t n) {
-    l->names = ty_xrealloc(l->names, (l->n + 1) * sizeof(char *));
+    if ((l->n & (l->n - 1)) == 0) /* 0, 1, 2, 4, ...: double the room */
+        l->names = ty_xrealloc(l->names, (l->n ? 2 * l->n : 1) * sizeof(char *));
     l->names[l->n++] = ty_xstrndup(s, n);
 }
 
@@ -110,7 +111,7 @@ int ty_labels_numeric(const ty_data_t *d, uint32_t *max, char **err) {
     float mx = 0;
     for (size_t r = 0; r < d->rows; r++) {
         float y = d->y[r];
-        if (!(y >= 0) || y != floorf(y) || y >= 100000) {
+        if (!(y >= 0) || y != floorf(y) || y >= TY_DATA_MAX_CLASSES) {
             *err = ty_xasprintf("classification targets are class indexes 0, 1, 2, ... or class "
                                 "names, not %g (use --model linear for regression)",
                                 (double)y);

@@ -34,7 +34,7 @@ void ty_labels_merge(ty_labels_t *l, const char *buf, size_t len);
  * with *err naming the first class that l lacks. */
 int ty_labels_remap(ty_data_t *d, const ty_labels_t *l, const char *what, char **err);
 
-/* Numeric targets: whole numbers in [0, 100000).  0 with *max the largest
+/* Numeric targets: whole numbers in [0, TY_DATA_MAX_CLASSES).  0 with *max the largest
  * (0 when there are no rows), or TY_EINVAL with *err naming the first
  * offending value. */
 int ty_labels_numeric(const ty_data_t *d, uint32_t *max, char **err);

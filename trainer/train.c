@@ -442,8 +442,9 @@ static int ty_setup_classes(ty_tr_t *T, uint32_t *nclasses, ty_labels_t *names) 
             if (ds[i])
                 ty_labels_remap(ds[i], names, what[i], &err);
         *nclasses = (uint32_t)names->n;
-        if (!err && names->n < 2) {
-            err = ty_xasprintf("need at least two classes; the targets name %zu", names->n);
+        if (!err && (names->n < 2 || names->n > TY_DATA_MAX_CLASSES)) {
+            err = ty_xasprintf("need 2 to %d classes; the targets name %zu", TY_DATA_MAX_CLASSES,
+                               names->n);
             everyone = 1;
         }
     } else {
@@ -517,11 +518,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     if (!classify)
         MPI_Allreduce(&named, &gnamed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (gnamed) {
-        if (named)
+        if (rank == 0) /* once; rank 0 may or may not have seen a name itself */
             fprintf(stderr,
-                    "trainyard-train: regression needs numeric targets; '%s' is a class "
-                    "name\n",
-                    T.tr->nclasses ? T.tr->classes[0] : T.va->classes[0]);
+                    "trainyard-train: regression needs numeric targets, not class names%s%s%s\n",
+                    named ? " ('" : "",
+                    named ? (T.tr->nclasses ? T.tr->classes[0] : T.va->classes[0]) : "",
+                    named ? "')" : "");
         goto out;
     }
     if (ty_model_create(&T.m, o->arch, classify, (uint32_t)T.tr->cols, nout, o->hidden,

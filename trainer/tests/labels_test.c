@@ -120,6 +120,17 @@ int main(void) {
     CHECK_CONTAINS(err, "the target is empty");
     free(err);
 
+    /* an ID column taken for the target: too many class names */
+    {
+        ty_buf_t many = {0};
+        ty_buf_printf(&many, "a,id\n");
+        for (int i = 0; i <= TY_DATA_MAX_CLASSES; i++)
+            ty_buf_printf(&many, "1,u%d\n", i);
+        d = load_text("ids.csv", many.data, NULL, 0, 1, TY_EPARSE, &err);
+        CHECK_CONTAINS(err, "'u100000' is one class name too many (100000)");
+        free(err);
+        ty_buf_free(&many);
+    }
     /* unlabeled data for predict: as many columns as the model has features */
     ty_data_opts_t o = {.target_hint = "species", .nfeatures = 2};
     d = load_text("unl.csv", "len,wid\n1,2\n3,4\n", &o, 0, 1, 0, &err);
