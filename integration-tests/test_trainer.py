@@ -309,6 +309,18 @@ def test_fashion_mnist_mlp_reaches_84_percent(tmp_path):
     assert res["accuracy"] >= 0.84, res
     ev = json.loads(run("eval", "--model", out, "--data", te, "-o", "json").stdout)
     assert abs(ev["accuracy"] - res["accuracy"]) < 1e-6
+    # images without labels: predict takes them, eval and fit say what is missing
+    images = f"idx:{FASHION}/t10k-images-idx3-ubyte.gz"
+    p1, p2 = str(tmp_path / "p1.csv"), str(tmp_path / "p2.csv")
+    run("predict", "--model", out, "--data", te, "--out", p1)
+    run("predict", "--model", out, "--data", images, "--out", p2)
+    a, b = open(p1).read(), open(p2).read()
+    assert a == b and a.count("\n") == 10001
+    r = run("eval", "--model", out, "--data", images, check=False)
+    assert r.returncode != 0 and "eval needs labeled data" in r.stderr
+    r = run("fit", "--train", images, "--model", "softmax", "--out", str(tmp_path / "x"),
+            np=2, check=False)
+    assert r.returncode != 0 and r.stderr.count("training needs targets") == 1
 
 
 def test_mpi_step_through_the_cluster(cluster, tmp_path):

@@ -124,20 +124,16 @@ static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, in
 }
 
 static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, char **err) {
-    const char *comma = strchr(spec, ',');
-    if (!comma) {
-        *err = ty_xasprintf("'idx:%s': want idx:IMAGES,LABELS", spec);
-        return TY_EINVAL;
-    }
-    char *images = ty_xstrndup(spec, (size_t)(comma - spec));
+    const char *comma = strchr(spec, ','); /* none: images without labels (predict) */
+    char *images = comma ? ty_xstrndup(spec, (size_t)(comma - spec)) : ty_xstrdup(spec);
     unsigned char *img = NULL, *lab = NULL;
     uint32_t idims[3], ldims[1];
     uint64_t lo, hi, llo, lhi;
     int rc = ty_idx_read(images, 0x00000803, idims, 3, shard, nshards, &lo, &hi, &img, err);
     free(images);
-    if (rc == 0)
+    if (rc == 0 && comma)
         rc = ty_idx_read(comma + 1, 0x00000801, ldims, 1, shard, nshards, &llo, &lhi, &lab, err);
-    if (rc == 0 && ldims[0] != idims[0]) {
+    if (rc == 0 && comma && ldims[0] != idims[0]) {
         *err = ty_xasprintf("%u images but %u labels", idims[0], ldims[0]);
         rc = TY_EINVAL;
     }
@@ -154,14 +150,14 @@ static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, c
     for (size_t r = 0; r < d->rows; r++) {
         for (size_t c = 0; c < cols; c++)
             d->x[r * cols + c] = img[r * cols + c] / 255.0f;
-        d->y[r] = lab[r];
+        d->y[r] = lab ? lab[r] : 0;
         d->pos[r] = lo + r;
     }
     d->names = ty_xcalloc(cols, sizeof(char *));
     for (size_t c = 0; c < cols; c++)
         d->names[c] = ty_xasprintf("px%zu", c);
     d->target_name = ty_xstrdup("label");
-    d->has_target = 1;
+    d->has_target = lab != NULL;
     free(img);
     free(lab);
     return 0;

@@ -39,9 +39,9 @@ typedef struct {
     char *target_name;
 } ty_data_t;
 
-/* spec: a CSV path or "idx:IMAGES,LABELS".  target: a column name or index
- * (CSV only; NULL = last column).  Loads shard `shard` of `nshards`.
- * Returns 0 or a negative code with *err set. */
+/* spec: a CSV path or "idx:IMAGES,LABELS" ("idx:IMAGES": no targets).  target: a column name or
+ * index (CSV only; NULL = last column).  Loads shard `shard` of `nshards`. Returns 0 or a negative
+ * code with *err set. */
 int ty_data_load(const char *spec, const char *target, int shard, int nshards, ty_data_t **out,
                  char **err);
 

@@ -498,6 +498,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         free(err);
         goto out;
     }
+    if (!T.tr->has_target || (T.va && !T.va->has_target)) { /* idx:IMAGES without labels */
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: training needs targets: %s has none\n",
+                    T.tr->has_target ? o->val : o->train);
+        goto out;
+    }
     if (T.va && T.va->cols != T.tr->cols) {
         if (rank == 0)
             fprintf(stderr, "trainyard-train: validation data has %zu features, training %zu\n",

@@ -480,6 +480,15 @@ int main(void) {
     }
     ty_data_destroy(&d);
     free(spec);
+    spec = ty_xasprintf("idx:%s", ip); /* images alone: rows without targets */
+    CHECK_EQ_INT(ty_data_load(spec, NULL, 0, 1, &d, &err), 0);
+    if (d) {
+        CHECK_EQ_INT(d->rows, 3);
+        CHECK(!d->has_target && d->y[2] == 0);
+        CHECK(fabsf(d->x[5] - 100 / 255.0f) < 1e-6f);
+    }
+    ty_data_destroy(&d);
+    free(spec);
     spec = ty_xasprintf("idx:%s,%s", lp, ip); /* swapped */
     CHECK_EQ_INT(ty_data_load(spec, NULL, 0, 1, &d, &err), TY_EPARSE);
     free(err);
