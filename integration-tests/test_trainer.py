@@ -171,6 +171,13 @@ def test_gen_and_loading_show_progress(syn, tmp_path):
     pct = [int(l.rsplit(" ", 1)[1].rstrip("%")) for l in loading]
     assert len(pct) >= 1 and pct == sorted(pct) and pct[-1] <= 100  # rank 0 only
     assert any(l.startswith("progress 0 loading validation data ") for l in lines)
+    # eval, predict and drift: stdout is their answer, so progress goes to stderr
+    m = str(tmp_path / "p.model")
+    run("fit", "--train", out, "--model", "softmax", "--epochs", "1", "--out", m)
+    r = subprocess.run([TRAIN, "eval", "--model", m, "--data", out, "-o", "json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["rows"] == 30000
+    assert f"trainyard-train: loading {out}: " in r.stderr
 
 
 def test_checkpoint_dir_is_made_or_refused_before_training(syn, tmp_path):

@@ -4,6 +4,7 @@
 #include "trainer/drift.h"
 #include "trainer/labels.h"
 #include "trainer/model.h"
+#include "trainer/train.h"
 
 #include "common/util.h"
 
@@ -58,6 +59,50 @@ static int ty_parse_use(int argc, char **argv, ty_use_opts_t *u) {
     return 0;
 }
 
+static void ty_report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void ty_report_line(const char *fmt, ...) {
+    const char *path = getenv("TRAINYARD_REPORT");
+    if (!path || !*path)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ty_xvasprintf(fmt, ap);
+    va_end(ap);
+    FILE *f = fopen(path, "a");
+    if (f) {
+        fputs(s, f); /* one short line: one write */
+        fclose(f);
+    }
+    free(s);
+}
+
+/* Loading progress of eval, predict and drift: their stdout is their
+ * answer, so the lines go to TRAINYARD_REPORT when set, else to stderr. */
+typedef struct {
+    const char *what;
+    double last, every;
+} ty_use_loading_t;
+
+static void ty_use_loading(void *ctx, uint64_t done, uint64_t total) {
+    ty_use_loading_t *p = ctx;
+    double now = ty_train_clock(), pct = 100.0 * (double)done / (double)total;
+    if (now - p->last < p->every)
+        return;
+    p->last = now;
+    const char *rep = getenv("TRAINYARD_REPORT");
+    if (rep && *rep)
+        ty_report_line("progress 0 loading %s %.0f%%\n", p->what, pct);
+    else
+        fprintf(stderr, "trainyard-train: loading %s: %.0f%%\n", p->what, pct);
+}
+
+static int ty_use_load(const char *spec, ty_data_opts_t *o, ty_data_t **d, char **err) {
+    ty_use_loading_t p = {spec, ty_train_clock(), ty_train_progress_every()};
+    o->progress = ty_use_loading;
+    o->ctx = &p;
+    return ty_data_load_opts(spec, o, 0, 1, d, err);
+}
+
 /* Load model and data (standardised with the model's statistics).  The
  * data may lack the target column (unlabeled rows to predict), unless
  * need_target; targets that are class names are renumbered into the
@@ -71,7 +116,7 @@ static int ty_load_pair(const ty_use_opts_t *u, ty_model_t **m, ty_data_t **d, i
     }
     ty_data_opts_t o = {
         .target = u->target, .target_hint = (*m)->target_name, .nfeatures = (*m)->dims[0]};
-    if (ty_data_load_opts(u->data, &o, 0, 1, d, &err) != 0)
+    if (ty_use_load(u->data, &o, d, &err) != 0)
         goto fail;
     if ((*d)->cols != (*m)->dims[0]) {
         err = ty_xasprintf("%s has %zu features; the model wants %u", u->data, (*d)->cols,
@@ -373,23 +418,6 @@ const char *__lsan_default_suppressions(void) {
 
 /* ---- drift ---- */
 
-static void ty_report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ty_report_line(const char *fmt, ...) {
-    const char *path = getenv("TRAINYARD_REPORT");
-    if (!path || !*path)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = ty_xvasprintf(fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(path, "a");
-    if (f) {
-        fputs(s, f); /* one short line: one write */
-        fclose(f);
-    }
-    free(s);
-}
-
 int ty_cmd_drift(int argc, char **argv) {
     const char *ref = NULL, *cur = NULL, *target = NULL;
     double threshold = -1;
@@ -429,7 +457,8 @@ int ty_cmd_drift(int argc, char **argv) {
         return ty_train_die("drift needs --reference DATA and --current DATA");
     ty_data_t *a = NULL, *b = NULL;
     char *err = NULL;
-    if (ty_data_load(ref, target, 0, 1, &a, &err) || ty_data_load(cur, target, 0, 1, &b, &err)) {
+    ty_data_opts_t oa = {.target = target}, ob = {.target = target};
+    if (ty_use_load(ref, &oa, &a, &err) || ty_use_load(cur, &ob, &b, &err)) {
         ty_train_die("%s", err);
         free(err);
         ty_data_destroy(&a);
