@@ -330,12 +330,19 @@ def test_fashion_mnist_mlp_reaches_84_percent(tmp_path):
     assert r.returncode != 0 and r.stderr.count("training needs targets") == 1
 
 
-def test_mpi_step_through_the_cluster(cluster, tmp_path):
+def one_worker_and_data(cluster, tmp_path, rows):
+    """A master, one worker with 2 CPUs, and a generated data set's path."""
     data = str(tmp_path / "d.csv")
-    run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    run("gen", "--rows", str(rows), "--features", "8", "--classes", "2", "--seed", "9",
+        "--out", data)
     cluster.start_master()
     cluster.start_worker("w1", "--cpus", "2")
     cluster.wait_workers(["w1"])
+    return data
+
+
+def test_mpi_step_through_the_cluster(cluster, tmp_path):
+    data = one_worker_and_data(cluster, tmp_path, 8000)
     run_id = cluster.submit(f"""
 name: mpifit
 tasks:
@@ -565,11 +572,7 @@ def test_numbered_classes_can_be_named(syn, tmp_path):
 def test_a_retried_mpi_step_resumes_from_its_checkpoint(cluster, tmp_path):
     # attempt 1 trains 2 epochs, checkpoints beside its directory, then fails;
     # attempt 2 (4 epochs, --resume) continues after epoch 2
-    data = str(tmp_path / "d.csv")
-    run("gen", "--rows", "4000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
-    cluster.start_master()
-    cluster.start_worker("w1", "--cpus", "2")
-    cluster.wait_workers(["w1"])
+    data = one_worker_and_data(cluster, tmp_path, 4000)
     run_id = cluster.submit(f"""
 name: mpiresume
 tasks:
