@@ -96,14 +96,22 @@ static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
     return 0;
 }
 
+/* A status request for run (a long-poll past version wait_after) in env. */
+static void ty_status_env(Ty__Envelope *env, Ty__StatusRequest *sr, const char *run,
+                          uint64_t wait_after) {
+    ty__status_request__init(sr);
+    sr->run_id = (char *)run;
+    sr->wait_after = wait_after;
+    ty__envelope__init(env);
+    env->body_case = TY__ENVELOPE__BODY_STATUS;
+    env->status = sr;
+}
+
 static int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
                          Ty__Envelope **reply) {
-    Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
-    sr.run_id = (char *)run;
-    sr.wait_after = wait_after;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_STATUS;
-    env.status = &sr;
+    Ty__StatusRequest sr;
+    Ty__Envelope env;
+    ty_status_env(&env, &sr, run, wait_after);
     return ty_call(c, &env, cli->call_ms + (wait_after ? TY_WAIT_EXTRA_MS : 0), reply,
                    TY__ENVELOPE__BODY_STATUS_REPLY);
 }
@@ -123,12 +131,9 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
         /* A long-poll the master does not answer within its hold time means
          * it is gone or restarting: ask again (the socket reconnects by
          * itself) rather than give up on the run at once. */
-        Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
-        sr.run_id = (char *)run;
-        sr.wait_after = version;
-        Ty__Envelope req = TY__ENVELOPE__INIT;
-        req.body_case = TY__ENVELOPE__BODY_STATUS;
-        req.status = &sr;
+        Ty__StatusRequest sr;
+        Ty__Envelope req;
+        ty_status_env(&req, &sr, run, version);
         int rc = ty_client_call(c, &req, TY_HOLD_MS + 3000, &rep);
         if (rc == TY_ETIMEOUT && ++unanswered < TY_WAIT_RETRIES) {
             fprintf(stderr, "%sno answer from the master at %s; still waiting\n", tty ? "\n" : "",

@@ -378,10 +378,10 @@ long ty_data_class(const ty_data_t *d, const char *name) {
 
 /* The target field: a number, or a class name; NULL, or what is wrong. */
 static const char *ty_csv_target(ty_csv_t *c, ty_data_t *d, const char *f, size_t r) {
-    float v;
-    int num = ty_num(f, &v) == 0;
     if (!*f)
         return "the target is empty";
+    float v;
+    int num = ty_num(f, &v) == 0;
     if (c->named < 0)
         c->named = !num;
     if (c->named && num)

@@ -22,11 +22,23 @@ static void ty_labels_add(ty_labels_t *l, const char *s, size_t n) {
     l->names[l->n++] = ty_xstrndup(s, n);
 }
 
-static long ty_labels_find(const ty_labels_t *l, const char *name) {
+/* l's names sorted, each with its index: lookups in O(log n), so that
+ * 100000 classes are not 10^10 comparisons. */
+typedef struct {
+    const char *name;
+    size_t i;
+} ty_label_ix_t;
+
+static int ty_label_ix_cmp(const void *a, const void *b) {
+    return strcmp(((const ty_label_ix_t *)a)->name, ((const ty_label_ix_t *)b)->name);
+}
+
+static ty_label_ix_t *ty_labels_index(const ty_labels_t *l) {
+    ty_label_ix_t *ix = ty_xmalloc((l->n + 1) * sizeof *ix);
     for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->names[i], name) == 0)
-            return (long)i;
-    return -1;
+        ix[i] = (ty_label_ix_t){l->names[i], i};
+    qsort(ix, l->n, sizeof *ix, ty_label_ix_cmp);
+    return ix;
 }
 
 int ty_labels_parse(const char *list, ty_labels_t *out, char **err) {
@@ -46,14 +58,21 @@ int ty_labels_parse(const char *list, ty_labels_t *out, char **err) {
             return TY_EINVAL;
         }
         ty_labels_add(out, p, (size_t)(q - p));
-        if (ty_labels_find(out, out->names[out->n - 1]) != (long)out->n - 1) {
-            *err = ty_xasprintf("--class-names: '%s' is there twice", out->names[out->n - 1]);
-            ty_labels_free(out);
-            return TY_EINVAL;
-        }
         if (!e)
             break;
         p = e + 1;
+    }
+    ty_label_ix_t *ix = ty_labels_index(out);
+    const char *twice = NULL;
+    for (size_t i = 1; i < out->n && !twice; i++)
+        if (strcmp(ix[i - 1].name, ix[i].name) == 0)
+            twice = ix[i].name;
+    if (twice)
+        *err = ty_xasprintf("--class-names: '%s' is there twice", twice);
+    free(ix);
+    if (twice) {
+        ty_labels_free(out);
+        return TY_EINVAL;
     }
     return 0;
 }
@@ -91,20 +110,25 @@ void ty_labels_merge(ty_labels_t *l, const char *buf, size_t len) {
 }
 
 int ty_labels_remap(ty_data_t *d, const ty_labels_t *l, const char *what, char **err) {
-    long *to = ty_xcalloc(d->nclasses + 1, sizeof(long));
-    for (size_t i = 0; i < d->nclasses; i++) {
-        to[i] = ty_labels_find(l, d->classes[i]);
-        if (to[i] < 0) {
+    size_t *to = ty_xcalloc(d->nclasses + 1, sizeof(size_t));
+    ty_label_ix_t *ix = ty_labels_index(l);
+    int rc = 0;
+    for (size_t i = 0; i < d->nclasses && rc == 0; i++) {
+        ty_label_ix_t key = {d->classes[i], 0},
+                      *hit = bsearch(&key, ix, l->n, sizeof *ix, ty_label_ix_cmp);
+        if (hit) {
+            to[i] = hit->i;
+        } else {
             *err = ty_xasprintf("%s: class '%s' is not one of the %zu classes", what, d->classes[i],
                                 l->n);
-            free(to);
-            return TY_EINVAL;
+            rc = TY_EINVAL;
         }
     }
-    for (size_t r = 0; r < d->rows; r++)
+    for (size_t r = 0; rc == 0 && r < d->rows; r++)
         d->y[r] = (float)to[(size_t)d->y[r]];
+    free(ix);
     free(to);
-    return 0;
+    return rc;
 }
 
 int ty_labels_numeric(const ty_data_t *d, uint32_t *max, char **err) {

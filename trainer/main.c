@@ -12,7 +12,6 @@
 
 #include <cblas.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -67,18 +66,11 @@ int ty_train_num(const char *name, const char *v, double lo, double hi, double *
 
 /* ---- gen ---- */
 
-/* A report line to TRAINYARD_REPORT when set (one write: the file may be
- * shared), else to stdout, as fit does. */
+/* A progress line to TRAINYARD_REPORT when set, else to stdout, as fit does. */
 static void ty_gen_progress(double frac, size_t done, size_t total, const char *unit) {
     char line[128];
-    int n = snprintf(line, sizeof line, "progress %.4f %s %zu/%zu\n", frac, unit, done, total);
-    const char *rep = getenv("TRAINYARD_REPORT");
-    int fd = rep && *rep ? open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
-    if (fd >= 0) {
-        ssize_t w = write(fd, line, (size_t)n);
-        (void)w;
-        close(fd);
-    } else {
+    snprintf(line, sizeof line, "progress %.4f %s %zu/%zu\n", frac, unit, done, total);
+    if (!ty_train_report_line("%s", line)) {
         fputs(line, stdout);
         fflush(stdout);
     }

@@ -8,6 +8,7 @@
 
 #include "common/util.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- eval / predict ---- */
 
@@ -59,21 +61,22 @@ static int ty_parse_use(int argc, char **argv, ty_use_opts_t *u) {
     return 0;
 }
 
-static void ty_report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ty_report_line(const char *fmt, ...) {
+int ty_train_report_line(const char *fmt, ...) {
     const char *path = getenv("TRAINYARD_REPORT");
     if (!path || !*path)
-        return;
+        return 0;
     va_list ap;
     va_start(ap, fmt);
     char *s = ty_xvasprintf(fmt, ap);
     va_end(ap);
-    FILE *f = fopen(path, "a");
-    if (f) {
-        fputs(s, f); /* one short line: one write */
-        fclose(f);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        ssize_t w = write(fd, s, strlen(s)); /* one write: the file may be shared */
+        (void)w;
+        close(fd);
     }
     free(s);
+    return 1;
 }
 
 /* Loading progress of eval, predict and drift: their stdout is their
@@ -89,10 +92,7 @@ static void ty_use_loading(void *ctx, uint64_t done, uint64_t total) {
     if (now - p->last < p->every)
         return;
     p->last = now;
-    const char *rep = getenv("TRAINYARD_REPORT");
-    if (rep && *rep)
-        ty_report_line("progress 0 loading %s %.0f%%\n", p->what, pct);
-    else
+    if (!ty_train_report_line("progress 0 loading %s %.0f%%\n", p->what, pct))
         fprintf(stderr, "trainyard-train: loading %s: %.0f%%\n", p->what, pct);
 }
 
@@ -354,7 +354,7 @@ int ty_cmd_info(int argc, char **argv) {
         return 1;
     }
     json_t *j = json_object(), *dims = json_array(), *feats = json_array(), *cls = json_array();
-    json_object_set_new(j, "arch", json_string(ty_arch_names[m->arch <= 2 ? m->arch : 0]));
+    json_object_set_new(j, "arch", json_string(ty_arch_names[m->arch])); /* the loader checked it */
     json_object_set_new(j, "task", json_string(m->classify ? "classification" : "regression"));
     for (uint32_t l = 0; l <= m->nlayers; l++)
         json_array_append_new(dims, json_integer(m->dims[l]));
@@ -518,9 +518,9 @@ int ty_cmd_drift(int argc, char **argv) {
         }
         printf("max PSI %.4f; %d feature(s) over the threshold\n", max_psi, drifted);
     }
-    ty_report_line("metric drift_max_psi %.6g\n", max_psi);
-    ty_report_line("metric drift_features %d\n", drifted);
-    ty_report_line("metric drift %d\n", drifted > 0);
+    ty_train_report_line("metric drift_max_psi %.6g\n", max_psi);
+    ty_train_report_line("metric drift_features %d\n", drifted);
+    ty_train_report_line("metric drift %d\n", drifted > 0);
     json_decref(j);
     free(ra);
     free(rb);

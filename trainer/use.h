@@ -12,5 +12,8 @@ int ty_cmd_info(int argc, char **argv);
 /* Shared with main.c: "trainyard-train: ..." on stderr; returns 2. */
 int ty_train_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ty_train_num(const char *name, const char *v, double lo, double hi, double *out);
+/* Appends a line (with its newline) to $TRAINYARD_REPORT in one write;
+ * returns 0, writing nothing, when that is not set. */
+int ty_train_report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -10,6 +10,17 @@
 
 static void send_env(zsock_t *s, Ty__Envelope *env) { CHECK_EQ_INT(ty_wire_send(s, NULL, env), 0); }
 
+/* A worker's result for the attempt ref names. */
+static void send_result(zsock_t *s, Ty__TaskRef *ref, int32_t exit_code) {
+    Ty__TaskResult res = TY__TASK_RESULT__INIT;
+    res.ref = ref;
+    res.exit_code = exit_code;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RESULT;
+    env.result = &res;
+    send_env(s, &env);
+}
+
 static zsock_t *worker(const char *id) {
     zsock_t *s = zsock_new(ZMQ_DEALER);
     zsock_set_identity(s, id);
@@ -113,23 +124,12 @@ int main(void) {
     /* a stale attempt's result: acknowledged, ignored */
     Ty__TaskRef stale = ref;
     stale.attempt = 7;
-    Ty__TaskResult sres = TY__TASK_RESULT__INIT;
-    sres.ref = &stale;
-    sres.exit_code = 9;
-    Ty__Envelope se = TY__ENVELOPE__INIT;
-    se.body_case = TY__ENVELOPE__BODY_RESULT;
-    se.result = &sres;
-    send_env(w1, &se);
+    send_result(w1, &stale, 9);
     env = mf_expect(w1, TY__ENVELOPE__BODY_RESULT_ACK, 5000);
     CHECK(env && env->result_ack->ref->attempt == 7);
     ty_wire_free(&env);
     CHECK_EQ_INT(t->state, TY_TASK_RUNNING);
-    Ty__TaskResult res = TY__TASK_RESULT__INIT;
-    res.ref = &ref;
-    Ty__Envelope rese = TY__ENVELOPE__INIT;
-    rese.body_case = TY__ENVELOPE__BODY_RESULT;
-    rese.result = &res;
-    send_env(w1, &rese);
+    send_result(w1, &ref, 0);
     env = mf_expect(w1, TY__ENVELOPE__BODY_RESULT_ACK, 5000);
     CHECK(env && env->result_ack->ref->attempt == 1);
     ty_wire_free(&env);
