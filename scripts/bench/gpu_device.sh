@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs on a lent GPU machine, from the repository root, with gpu-bundle/
 # carried (scripts/bench/gpu_bundle.sh makes it): the CUDA unit test (GPU
-# against CPU gradients and steps), the GPU integration tests when pytest is
-# there, and the GPU benchmark.  Everything it prints also lands in $OUT.
+# against CPU gradients and steps), the GPU benchmark, the GPU integration
+# tests when pytest is there, and the unit test under compute-sanitizer.
+# Everything it prints also lands in $OUT.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
@@ -11,9 +12,16 @@ export LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 {
     nvidia-smi -L
+    command -v mpirun python3 compute-sanitizer nvcc
+    mpirun --version | head -1
     ldd "$B/trainer/trainyard-train" | grep -E 'not found|cuda|cublas|mpi|blas' || true
     echo "== trainer_gpu_test"
-    "$B/trainer/trainer_gpu_test"
+    timeout 120 "$B/trainer/trainer_gpu_test"
+    echo "rc=$?"
+    echo "== bench_gpu"
+    PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench/bench_gpu.py \
+        --train "$B/trainer/trainyard-train" --data "$B/fashion" --epochs "${EPOCHS:-10}" \
+        --json "$OUT/bench_gpu.json"
     echo "rc=$?"
     if python3 -c 'import pytest' 2>/dev/null; then
         echo "== integration-tests/test_trainer_gpu.py"
@@ -21,11 +29,13 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
             -p no:cacheprovider integration-tests/test_trainer_gpu.py
         echo "rc=$?"
     fi
-    echo "== bench_gpu"
-    timeout 240 python3 scripts/bench/bench_gpu.py --train "$B/trainer/trainyard-train" \
-        --data "$B/fashion" --epochs "${EPOCHS:-10}" --json "$OUT/bench_gpu.json"
-    echo "rc=$?"
+    if command -v compute-sanitizer >/dev/null; then
+        echo "== compute-sanitizer memcheck trainer_gpu_test"
+        timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+            "$B/trainer/trainer_gpu_test" | tail -5
+        echo "rc=${PIPESTATUS[0]}"
+    fi
 } 2>&1 | tee "$OUT/gpu_device.log"
 # From the session's machine (the device tool), e.g.:
 #   scripts/bench/gpu_bundle.sh
-#   run: command "bash scripts/bench/gpu_device.sh", carry ["gpu-bundle"], timeout_s 540
+#   run: command "bash scripts/bench/gpu_device.sh", carry ["gpu-bundle"], timeout_s 450
