@@ -4,6 +4,7 @@ trains what the CPU trains (1 and 2 ranks) and reaches the Fashion-MNIST
 accuracy bar."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -47,7 +48,9 @@ def test_cuda_trains_like_the_cpu(tmp_path):
               "--lr", "0.05", "--seed", "3"]
     cpu = fit_json(*common, "--out", str(tmp_path / "cpu.model"))
     gpu = fit_json(*common, "--device", "cuda", "--out", str(tmp_path / "gpu.model"))
-    gpu2 = fit_json(*common, "--device", "cuda", "--out", str(tmp_path / "gpu2.model"), np=2)
+    r2 = run("fit", *common, "--device", "cuda", "--out", str(tmp_path / "gpu2.model"), "-o",
+             "json", np=2)
+    gpu2 = json.loads(r2.stdout.strip().splitlines()[-1])
     for g in (gpu, gpu2):  # the same batches in the same order: float noise only
         assert abs(g["loss"] - cpu["loss"]) < 0.05 * cpu["loss"] + 1e-3, (cpu, g)
         assert abs(g["accuracy"] - cpu["accuracy"]) < 0.02, (cpu, g)
@@ -64,3 +67,29 @@ def test_cuda_fashion_mnist_mlp_reaches_84_percent(tmp_path):
                    "--batch", "256", "--lr", "0.05", "--device", "cuda",
                    "--out", str(tmp_path / "f.model"))
     assert res["accuracy"] >= 0.84, res
+
+
+@pytest.mark.skipif(not GPU, reason="no GPU on this machine")
+def test_ranks_sharing_one_gpu_are_warned_once(tmp_path):
+    """Two ranks on a machine's one GPU take turns on it: the trainer says so
+    once, naming the GPU by the UUID nvidia-smi shows; one rank per GPU is
+    not warned."""
+    uuids = re.findall(r"UUID: (GPU-[0-9a-f-]+)",
+                       subprocess.run(["nvidia-smi", "-L"], capture_output=True,
+                                      text=True).stdout)
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "2000", "--features", "4", "--classes", "2", "--seed", "1", "--out", data)
+    args = ["fit", "--train", data, "--model", "mlp:8", "--epochs", "1", "--device", "cuda"]
+    one = run(*args, "--out", str(tmp_path / "one.model"))
+    assert "share a GPU" not in one.stderr, one.stderr
+    os.environ["CUDA_VISIBLE_DEVICES"], saved = uuids[0], os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        two = run(*args, "--out", str(tmp_path / "two.model"), np=2)
+    finally:
+        if saved is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved
+    warned = [ln for ln in two.stderr.splitlines() if "share a GPU" in ln]
+    assert len(warned) == 1, two.stderr
+    assert f"2 of the 2 ranks on this node share a GPU ({uuids[0]})" in warned[0], warned

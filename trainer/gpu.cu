@@ -40,6 +40,7 @@ typedef struct {
 struct ty_gpu {
     int dev;
     char name[300];
+    char uuid[48];
     cudaStream_t s;
     cublasHandle_t h;
     void *ws;
@@ -332,6 +333,11 @@ static int ty_gpu_init(ty_gpu_t *g, const ty_gpu_opts_t *o, char **err) {
     cudaDeviceProp p;
     CU(cudaGetDeviceProperties(&p, g->dev), "device properties");
     snprintf(g->name, sizeof g->name, "%s (device %d of %d)", p.name, g->dev, ndev);
+    const unsigned char *u = (const unsigned char *)p.uuid.bytes;
+    int n = snprintf(g->uuid, sizeof g->uuid, "GPU-");
+    for (int i = 0; i < 16; i++)
+        n += snprintf(g->uuid + n, sizeof g->uuid - (size_t)n, "%s%02x",
+                      i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", u[i]);
     CU(cudaStreamCreateWithFlags(&g->s, cudaStreamNonBlocking), "create stream");
     BL(cublasCreate(&g->h), "create handle");
     BL(cublasSetStream(g->h, g->s), "set stream");
@@ -433,6 +439,7 @@ extern "C" void ty_gpu_destroy(ty_gpu_t **pg) {
 }
 
 extern "C" const char *ty_gpu_name(const ty_gpu_t *g) { return g->name; }
+extern "C" const char *ty_gpu_uuid(const ty_gpu_t *g) { return g->uuid; }
 extern "C" int ty_gpu_graphs(const ty_gpu_t *g) { return !g->eager; }
 
 extern "C" int ty_gpu_set_data(ty_gpu_t *g, const float *x, const float *y, size_t rows,

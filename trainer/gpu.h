@@ -41,6 +41,9 @@ int ty_gpu_create(ty_gpu_t **out, const ty_model_t *m, const ty_gpu_opts_t *o, c
 void ty_gpu_destroy(ty_gpu_t **g);
 /* "NVIDIA H100 80GB HBM3 (device 0)" */
 const char *ty_gpu_name(const ty_gpu_t *g);
+/* The GPU's UUID ("GPU-8a1f..."): the same physical GPU under any
+ * CUDA_VISIBLE_DEVICES numbering, so ranks can tell that they share one. */
+const char *ty_gpu_uuid(const ty_gpu_t *g);
 /* 1 while steps replay CUDA graphs; 0 when launched kernel by kernel
  * (TY_CUDA_GRAPHS=0, or capture failed). */
 int ty_gpu_graphs(const ty_gpu_t *g);

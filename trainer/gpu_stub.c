@@ -22,6 +22,7 @@ void ty_gpu_destroy(ty_gpu_t **g) {
         *g = NULL;
 }
 const char *ty_gpu_name(const ty_gpu_t *g) { return g ? "" : "none"; }
+const char *ty_gpu_uuid(const ty_gpu_t *g) { return ty_gpu_name(g); }
 int ty_gpu_graphs(const ty_gpu_t *g) {
     (void)g;
     return 0;

@@ -344,6 +344,34 @@ static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, t
     MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
 
+/* Ranks of one node on the same physical GPU take turns on it (each step
+ * also waits for the others' allreduce), so they train several times slower
+ * than one rank alone there: say so once per node. */
+static void ty_gpu_warn_shared(MPI_Comm node, int lrank, const ty_gpu_t *G) {
+    enum { ID = 48 };
+    int n = 1;
+    MPI_Comm_size(node, &n);
+    char mine[ID] = {0}, *all = ty_xcalloc((size_t)n, ID);
+    snprintf(mine, sizeof mine, "%s", ty_gpu_uuid(G));
+    MPI_Gather(mine, ID, MPI_CHAR, all, ID, MPI_CHAR, 0, node);
+    int shared = 0;
+    const char *which = NULL;
+    for (int i = 0; lrank == 0 && i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (j != i && strcmp(all + (size_t)i * ID, all + (size_t)j * ID) == 0) {
+                shared++;
+                which = which ? which : all + (size_t)i * ID;
+                break;
+            }
+    if (shared)
+        fprintf(stderr,
+                "trainyard-train: warning: %d of the %d ranks on this node share a GPU (%s): "
+                "they take turns on it, so this trains slower than one rank would; give each "
+                "rank its own GPU (CUDA_VISIBLE_DEVICES, or a pipeline step's gpus:)\n",
+                shared, n, which);
+    free(all);
+}
+
 /* --device cuda: each rank takes the GPU of its node-local rank (one GPU per
  * rank when the worker narrowed CUDA_VISIBLE_DEVICES per rank) and gets its
  * shard, the parameters and the optimizer state.  Every rank learns whether
@@ -353,7 +381,6 @@ static int ty_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G) {
     int lrank = 0, bad, gbad;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, T->rank, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &lrank);
-    MPI_Comm_free(&node);
     ty_gpu_opts_t go = {.adam = T->o->adam,
                         .momentum = (float)T->o->momentum,
                         .weight_decay = (float)T->o->weight_decay,
@@ -374,6 +401,9 @@ static int ty_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G) {
     free(err);
     if (gbad)
         ty_gpu_destroy(G);
+    else
+        ty_gpu_warn_shared(node, lrank, *G);
+    MPI_Comm_free(&node);
     return gbad ? -1 : 0;
 }
 

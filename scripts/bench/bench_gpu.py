@@ -6,24 +6,30 @@ Reports samples/s over epochs 2..N (the first warms up) and test accuracy
 for: the trainer at 1 rank, at 2 ranks sharing the GPU(s) (the allreduce
 path), at 1 rank without CUDA graphs (TY_CUDA_GRAPHS=0), PyTorch eager and
 PyTorch with its step captured in a CUDA graph; then the ratio the issue
-targets (trainer / PyTorch graph, at least 1.0).
+targets (trainer / PyTorch graph, at least 1.0).  The trainer at 1 rank and
+PyTorch with a graph run REPEAT times each, alternating; the ratio is of
+their medians.
 
 Meant for a lent GPU machine: scripts/bench/gpu_device.sh runs it there.
-Usage: bench_gpu.py [--train BIN] [--data DIR] [--epochs N] [--json OUT]"""
+Usage: bench_gpu.py [--train BIN] [--data DIR] [--epochs N] [--repeat N]
+       [--json OUT]"""
 import argparse
+import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+RUNS = itertools.count()
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 
 def trainer(binary, data, np, epochs, tmp, graphs=True):
-    report = os.path.join(tmp, f"report-{np}")
+    report = os.path.join(tmp, f"report-{next(RUNS)}")  # one per run: lines are appended
     tr = f"idx:{data}/train-images-idx3-ubyte.gz,{data}/train-labels-idx1-ubyte.gz"
     te = f"idx:{data}/t10k-images-idx3-ubyte.gz,{data}/t10k-labels-idx1-ubyte.gz"
     cmd = MPIRUN + ["-np", str(np), binary, "fit", "--train", tr, "--val", te, "--model",
@@ -74,6 +80,7 @@ def main():
                                                     "trainyard-train"))
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json")
     a = ap.parse_args()
     res = {}
@@ -83,12 +90,13 @@ def main():
             with open(a.json, "w") as f:
                 f.write(json.dumps(res, indent=2) + "\n")
 
-    steps = [("cpu_vs_cuda_loss", lambda tmp: cpu_vs_cuda(a.train, a.data, tmp)),
-             ("trainer_cuda_1", lambda tmp: trainer(a.train, a.data, 1, a.epochs, tmp)),
-             ("trainer_cuda_2", lambda tmp: trainer(a.train, a.data, 2, a.epochs, tmp)),
+    steps = [("cpu_vs_cuda_loss", lambda tmp: cpu_vs_cuda(a.train, a.data, tmp))]
+    for i in range(a.repeat):
+        steps += [(f"trainer_cuda_1#{i}", lambda tmp: trainer(a.train, a.data, 1, a.epochs, tmp)),
+                  (f"torch_graph#{i}", lambda tmp: torch_gpu(a.data, a.epochs, True))]
+    steps += [("trainer_cuda_2", lambda tmp: trainer(a.train, a.data, 2, a.epochs, tmp)),
              ("trainer_cuda_1_no_graph",
               lambda tmp: trainer(a.train, a.data, 1, 3, tmp, graphs=False)),
-             ("torch_graph", lambda tmp: torch_gpu(a.data, a.epochs, True)),
              ("torch_eager", lambda tmp: torch_gpu(a.data, min(a.epochs, 3), False))]
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn in steps:
@@ -100,7 +108,13 @@ def main():
             print(f"bench_gpu: {name}: {json.dumps(res[name])[:300]}", file=sys.stderr,
                   flush=True)
             save()
-    t1, tg = res["trainer_cuda_1"], res["torch_graph"]
+    for name in ("trainer_cuda_1", "torch_graph"):
+        runs = [r for r in (res[f"{name}#{i}"] for i in range(a.repeat)) if "samples_per_s" in r]
+        if runs:
+            res[name] = {k: statistics.median(r[k] for r in runs)
+                         for k in ("samples_per_s", "accuracy")}
+            res[name]["runs"] = len(runs)
+    t1, tg = res.get("trainer_cuda_1", {}), res.get("torch_graph", {})
     if "samples_per_s" in t1 and "samples_per_s" in tg:
         res["ratio_trainer_vs_torch_graph"] = t1["samples_per_s"] / tg["samples_per_s"]
         res["accuracy_gap_points"] = 100 * (t1["accuracy"] - tg["accuracy"])

@@ -4,7 +4,8 @@ MLP 784-128-64-10, batch 256, SGD (momentum 0.9, lr 0.05), the same epochs,
 one thread per process.  Reports samples/s (training time only, summed over
 epochs) and test accuracy for: the trainer at 1 and 2 ranks, PyTorch at 1
 process and DistributedDataParallel (gloo) at 2 processes; then the ratios
-the issue sets as targets.  Installs python3-torch and libopenblas0-pthread
+the issue sets as targets.  TY_BUILD_DIR, TY_FASHION_DIR and TY_TORCH_PYTHON
+point it elsewhere.  Installs python3-torch and libopenblas0-pthread
 (Debian) when missing.
 
 Both sides use the same OpenBLAS kernels: Debian's OpenBLAS falls back to
@@ -29,13 +30,16 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("TY_BUILD_DIR", os.path.join(ROOT, "build", "release"))
 TRAIN = os.path.join(BUILD, "trainer", "trainyard-train")
-D = "/usr/share/datasets/fashion-mnist"
+D = os.environ.get("TY_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
+# the interpreter with PyTorch: Debian's python3-torch here; a lent GPU machine
+# (scripts/bench/gpu_device.sh) has its own PyTorch, with MKL rather than OpenBLAS
+PY = os.environ.get("TY_TORCH_PYTHON", "/usr/bin/python3")
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 
 def ensure_torch():
     try:
-        subprocess.run(["/usr/bin/python3", "-c", "import torch"], check=True,
+        subprocess.run([PY, "-c", "import torch"], check=True,
                        capture_output=True)
     except subprocess.CalledProcessError:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -106,7 +110,7 @@ def independent_pair(epochs, tmp):
 
 
 def torch_ref(np, epochs, env):
-    cmd = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "bench", "torch_mlp.py"),
+    cmd = [PY, os.path.join(ROOT, "scripts", "bench", "torch_mlp.py"),
            "--epochs", str(epochs), "--ddp", str(np)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(r.stdout.strip().splitlines()[-1])

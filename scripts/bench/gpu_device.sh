@@ -10,6 +10,15 @@ mkdir -p "$OUT"
 B=$PWD/gpu-bundle
 export LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ "${1:-}" = cpu ]; then
+    # The CPU benchmark (scripts/bench/bench_trainer.py) on this machine's
+    # dedicated cores, against the PyTorch installed there (MKL, not OpenBLAS)
+    nproc
+    TY_BUILD_DIR=$B TY_FASHION_DIR=$B/fashion TY_TORCH_PYTHON=$(command -v python3) \
+        PYTHONUNBUFFERED=1 timeout "${CPU_BENCH_S:-300}" python3 scripts/bench/bench_trainer.py \
+        --repeat "${ROUNDS:-5}" --json "$OUT/bench_trainer.json" 2>&1 | tee "$OUT/cpu_device.log"
+    exit "${PIPESTATUS[0]}"
+fi
 {
     nvidia-smi -L
     command -v mpirun python3 compute-sanitizer nvcc
@@ -36,6 +45,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
         echo "rc=${PIPESTATUS[0]}"
     fi
 } 2>&1 | tee "$OUT/gpu_device.log"
+# `gpu_device.sh cpu` runs the CPU benchmark there instead.
 # From the session's machine (the device tool), e.g.:
 #   scripts/bench/gpu_bundle.sh
 #   run: command "bash scripts/bench/gpu_device.sh", carry ["gpu-bundle"], timeout_s 450

