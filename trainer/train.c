@@ -1,4 +1,4 @@
-#include "trainer/train.h"
+#include "trainer/train_int.h"
 
 #include "common/err.h"
 #include "common/util.h"
@@ -21,22 +21,6 @@
 #include <zlib.h>
 
 #define TY_BUCKET_FLOATS (1u << 20) /* 4 MiB per allreduce */
-
-typedef struct {
-    const ty_train_opts_t *o;
-    int rank, size;
-    ty_data_t *tr, *va;
-    size_t *tr_idx, ntr; /* local rows used for training */
-    size_t *va_idx, nva; /* local rows used for validation */
-    ty_model_t *m;
-    float *grad, *m1, *m2, *best;
-    float *peer;      /* the last exchange round's partial sums (ty_sum_grad) */
-    int peer_pending; /* the update adds peer to grad */
-    uint64_t t;       /* optimizer steps */
-    double best_val;
-    int since_best, start_epoch;
-    int report_fd;
-} ty_tr_t;
 
 static double ty_wall(void) {
     struct timespec ts;
@@ -91,7 +75,7 @@ static void ty_loading(void *ctx, uint64_t done, uint64_t total) {
     ty_report(p->T, "progress 0 loading %s data %.0f%%", p->what, 100.0 * (double)done / total);
 }
 
-static void ty_allreduce_grad(float *g, size_t n) {
+void ty_train_allreduce_grad(float *g, size_t n) {
     /* buckets: a few calls for the whole model, none of unbounded size */
     for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
         size_t len = n - off < TY_BUCKET_FLOATS ? n - off : TY_BUCKET_FLOATS;
@@ -112,7 +96,7 @@ static void ty_sum_grad(ty_tr_t *T) {
     if (T->size == 1)
         return;
     if (T->size & (T->size - 1)) {
-        ty_allreduce_grad(T->grad, n);
+        ty_train_allreduce_grad(T->grad, n);
         return;
     }
     for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
@@ -171,114 +155,9 @@ static int ty_standardize(ty_tr_t *T) {
     return 0;
 }
 
-/* ---- checkpoints: params, optimizer state, epoch; atomic rename ---- */
-
-static char *ty_ckpt_path(const ty_tr_t *T) {
-    return ty_xasprintf("%s/checkpoint", T->o->ckpt_dir);
-}
-
-#define TY_CKPT_MAGIC 0x54594b32u /* TYK2 */
-
-/* What a checkpoint must agree with to be resumed: architecture, task,
- * layer sizes and optimizer (not the learning rate or epochs, which a
- * resumed run may change). */
-static uint32_t ty_ckpt_fingerprint(const ty_tr_t *T) {
-    const ty_model_t *m = T->m;
-    uint32_t head[4] = {(uint32_t)m->arch, (uint32_t)m->classify, m->nlayers, (uint32_t)T->o->adam};
-    uLong c = crc32(0, (const Bytef *)head, sizeof head);
-    return (uint32_t)crc32(c, (const Bytef *)m->dims, (uInt)((m->nlayers + 1) * sizeof *m->dims));
-}
-
-static int ty_ckpt_save(ty_tr_t *T, int epoch) {
-    ty_buf_t b = {0};
-    ty_model_t *m = T->m;
-    uint32_t hdr[4] = {TY_CKPT_MAGIC, (uint32_t)epoch, (uint32_t)m->nparams,
-                       ty_ckpt_fingerprint(T)};
-    ty_buf_append(&b, hdr, sizeof hdr);
-    ty_buf_append(&b, &T->t, sizeof T->t);
-    ty_buf_append(&b, &T->best_val, sizeof T->best_val);
-    ty_buf_append(&b, &T->since_best, sizeof T->since_best);
-    ty_buf_append(&b, m->params, m->nparams * sizeof(float));
-    ty_buf_append(&b, T->m1, m->nparams * sizeof(float));
-    ty_buf_append(&b, T->m2, m->nparams * sizeof(float));
-    ty_buf_append(&b, T->best, m->nparams * sizeof(float));
-    uint32_t crc = (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)b.len);
-    ty_buf_append(&b, &crc, 4);
-    char *path = ty_ckpt_path(T);
-    int rc = ty_write_file_atomic(path, b.data, b.len);
-    if (rc)
-        fprintf(stderr, "trainyard-train: cannot write checkpoint %s: %s\n", path, strerror(-rc));
-    free(path);
-    ty_buf_free(&b);
-    return rc;
-}
-
-/* Rank 0 reads the checkpoint and sends it to every rank (a rank on
- * another node may not see rank 0's disk), so all resume from the same
- * state or all start afresh.  Every rank decides the same from the same
- * bytes; rank 0 says what happened. */
-static int ty_ckpt_load(ty_tr_t *T) {
-    char *path = ty_ckpt_path(T);
-    ty_buf_t b = {0};
-    long long len = -1; /* -1: no checkpoint */
-    if (T->rank == 0 && ty_read_file(path, &b) == 0)
-        len = (long long)b.len;
-    MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-    if (len >= 0 && T->rank != 0) {
-        b.data = ty_xmalloc((size_t)len + 1);
-        b.len = (size_t)len;
-    }
-    for (long long off = 0; off < len; off += 1 << 30) /* counts are ints */
-        MPI_Bcast(b.data + off, (int)(len - off < (1 << 30) ? len - off : 1 << 30), MPI_BYTE, 0,
-                  MPI_COMM_WORLD);
-    int rc = len < 0 ? -ENOENT : 0, say = T->rank == 0;
-    ty_model_t *m = T->m;
-    size_t want = 16 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4;
-    uint32_t hdr[4] = {0}, crc = 0;
-    if (rc == 0 && b.len >= sizeof hdr + 4) {
-        memcpy(hdr, b.data, sizeof hdr);
-        memcpy(&crc, b.data + b.len - 4, 4);
-    }
-    if (rc != 0) {
-        if (say)
-            fprintf(stderr, "trainyard-train: no checkpoint at %s: starting afresh\n", path);
-        rc = 1;
-    } else if (hdr[0] != TY_CKPT_MAGIC ||
-               crc != (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)(b.len - 4))) {
-        if (say)
-            fprintf(stderr, "trainyard-train: %s is not a checkpoint, or is corrupt\n", path);
-        rc = -1;
-    } else if (b.len != want || hdr[2] != m->nparams || hdr[3] != ty_ckpt_fingerprint(T)) {
-        if (say)
-            fprintf(stderr,
-                    "trainyard-train: %s was written for another model or optimizer "
-                    "(--model and --optimizer must match the run that wrote it)\n",
-                    path);
-        rc = -1;
-    } else {
-        const char *p = b.data + 16;
-        T->start_epoch = (int)hdr[1];
-        memcpy(&T->t, p, 8), p += 8;
-        memcpy(&T->best_val, p, 8), p += 8;
-        memcpy(&T->since_best, p, sizeof(int)), p += sizeof(int);
-        size_t nb = m->nparams * sizeof(float);
-        memcpy(m->params, p, nb), p += nb;
-        memcpy(T->m1, p, nb), p += nb;
-        memcpy(T->m2, p, nb), p += nb;
-        memcpy(T->best, p, nb);
-        if (say)
-            fprintf(stderr, "trainyard-train: resuming after epoch %d from %s\n", T->start_epoch,
-                    path);
-        rc = 0;
-    }
-    free(path);
-    ty_buf_free(&b);
-    return rc;
-}
-
 /* ---- optimisation ---- */
 
-static double ty_lr(const ty_tr_t *T, int epoch, uint64_t total_steps) {
+double ty_train_lr(const ty_tr_t *T, int epoch, uint64_t total_steps) {
     const ty_train_opts_t *o = T->o;
     double lr = o->lr;
     if (o->warmup_steps > 0 && T->t < (uint64_t)o->warmup_steps)
@@ -342,96 +221,6 @@ static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, t
         acc[1] += (double)right;
     }
     MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-}
-
-/* Ranks of one node on the same physical GPU take turns on it (each step
- * also waits for the others' allreduce), so they train several times slower
- * than one rank alone there: say so once per node. */
-static void ty_gpu_warn_shared(MPI_Comm node, int lrank, const ty_gpu_t *G) {
-    enum { ID = 48 };
-    int n = 1;
-    MPI_Comm_size(node, &n);
-    char mine[ID] = {0}, *all = ty_xcalloc((size_t)n, ID);
-    snprintf(mine, sizeof mine, "%s", ty_gpu_uuid(G));
-    MPI_Gather(mine, ID, MPI_CHAR, all, ID, MPI_CHAR, 0, node);
-    int shared = 0;
-    const char *which = NULL;
-    for (int i = 0; lrank == 0 && i < n; i++)
-        for (int j = 0; j < n; j++)
-            if (j != i && strcmp(all + (size_t)i * ID, all + (size_t)j * ID) == 0) {
-                shared++;
-                which = which ? which : all + (size_t)i * ID;
-                break;
-            }
-    if (shared)
-        fprintf(stderr,
-                "trainyard-train: warning: %d of the %d ranks on this node share a GPU (%s): "
-                "they take turns on it, so this trains slower than one rank would; give each "
-                "rank its own GPU (CUDA_VISIBLE_DEVICES, or a pipeline step's gpus:)\n",
-                shared, n, which);
-    free(all);
-}
-
-/* --device cuda: each rank takes the GPU of its node-local rank (one GPU per
- * rank when the worker narrowed CUDA_VISIBLE_DEVICES per rank) and gets its
- * shard, the parameters and the optimizer state.  Every rank learns whether
- * all succeeded, so none is left waiting in a collective. */
-static int ty_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G) {
-    MPI_Comm node;
-    int lrank = 0, bad, gbad;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, T->rank, MPI_INFO_NULL, &node);
-    MPI_Comm_rank(node, &lrank);
-    ty_gpu_opts_t go = {.adam = T->o->adam,
-                        .momentum = (float)T->o->momentum,
-                        .weight_decay = (float)T->o->weight_decay,
-                        .batch = local_b,
-                        .local_rank = lrank};
-    char *err = NULL;
-    int rc = ty_gpu_create(G, T->m, &go, &err);
-    if (rc == 0)
-        rc = ty_gpu_set_data(*G, T->tr->x, T->tr->y, T->tr->rows, &err);
-    if (rc == 0)
-        rc = ty_gpu_put_state(*G, T->m->params, T->m1, T->m2, T->t, &err);
-    bad = rc != 0;
-    MPI_Allreduce(&bad, &gbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (rc != 0)
-        fprintf(stderr, "trainyard-train: rank %d: %s\n", T->rank, err);
-    else if (!T->o->json)
-        fprintf(stderr, "trainyard-train: rank %d trains on %s\n", T->rank, ty_gpu_name(*G));
-    free(err);
-    if (gbad)
-        ty_gpu_destroy(G);
-    else
-        ty_gpu_warn_shared(node, lrank, *G);
-    MPI_Comm_free(&node);
-    return gbad ? -1 : 0;
-}
-
-/* One epoch on the GPU: the host picks the rows and learning rate of every
- * step (as the CPU path would), the GPU replays its step graph.  Leaves the
- * parameters and optimizer state in T->m / T->m1 / T->m2. */
-static void ty_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *vb, uint32_t nv,
-                         size_t local_b, long long steps, int epoch, uint64_t total_steps,
-                         double *loss, double *right) {
-    uint32_t *ix = ty_xmalloc((size_t)steps * local_b * sizeof(uint32_t) + 1);
-    float *lrs = ty_xmalloc((size_t)steps * sizeof(float));
-    for (long long st = 0; st < steps; st++) {
-        size_t n = (size_t)st * local_b;
-        for (uint32_t j = 0; j < nv; j++)
-            for (size_t i = 0; i < vb[j]; i++)
-                ix[n++] = (uint32_t)vrows[j][(size_t)st * vb[j] + i];
-        lrs[st] = (float)ty_lr(T, epoch, total_steps);
-        T->t++; /* as ty_step does */
-    }
-    char *err = NULL;
-    if (ty_gpu_run(G, ix, lrs, (size_t)steps, 1.0f / (float)T->o->batch,
-                   T->size > 1 ? ty_allreduce_grad : NULL, loss, right, &err) != 0 ||
-        ty_gpu_get_state(G, T->m->params, T->m1, T->m2, &err) != 0) {
-        fprintf(stderr, "trainyard-train: rank %d: %s\n", T->rank, err);
-        MPI_Abort(MPI_COMM_WORLD, 1); /* the other ranks may be inside an allreduce */
-    }
-    free(ix);
-    free(lrs);
 }
 
 /* The ranks' targets (training and validation) as one set of classes: the
@@ -634,7 +423,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
           *yb = ty_xmalloc(maxb * sizeof(float));
     ty_ws_t *ws = ty_ws_create(T.m, maxb);
     ty_gpu_t *G = NULL;
-    if (o->device_cuda && ty_gpu_setup(&T, local_b, &G) != 0)
+    if (o->device_cuda && ty_train_gpu_setup(&T, local_b, &G) != 0)
         goto out_gpu;
     uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
     double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
@@ -652,8 +441,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             }
         }
         if (G)
-            ty_gpu_epoch(&T, G, vrows, vb, nv, local_b, steps, epoch, total_steps, &loss_sum,
-                         &right_sum);
+            ty_train_gpu_epoch(&T, G, vrows, vb, nv, local_b, steps, epoch, total_steps, &loss_sum,
+                               &right_sum);
         for (long long st = 0; !G && st < steps; st++) {
             size_t n = 0;
             for (uint32_t j = 0; j < nv; j++)
@@ -673,7 +462,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                 ty_sum_grad(&T);
                 comm += ty_wall() - c0;
             }
-            ty_step(&T, ty_lr(&T, epoch, total_steps));
+            ty_step(&T, ty_train_lr(&T, epoch, total_steps));
         }
         double acc[2] = {loss_sum, right_sum}, gacc[2];
         MPI_Allreduce(acc, gacc, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);

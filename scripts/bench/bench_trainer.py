@@ -19,7 +19,7 @@ Every configuration runs once per round, back to back, for --repeat rounds;
 ratios are taken within a round and their median reported, because this
 kind of VM drifts by up to 2x over minutes.
 
-Usage: scripts/bench/bench_trainer.py [--epochs N] [--repeat R] [--json OUT]"""
+Usage: scripts/bench/bench_trainer.py [--epochs N] [--repeat R] [--no-torch] [--json OUT]"""
 import argparse
 import json
 import os
@@ -34,7 +34,10 @@ D = os.environ.get("TY_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
 # the interpreter with PyTorch: Debian's python3-torch here; a lent GPU machine
 # (scripts/bench/gpu_device.sh) has its own PyTorch, with MKL rather than OpenBLAS
 PY = os.environ.get("TY_TORCH_PYTHON", "/usr/bin/python3")
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+# ranks float by default (2 vCPUs: binding helps nothing); TY_MPI_BIND=core
+# pins each rank to a core of its own on bigger machines
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to",
+          os.environ.get("TY_MPI_BIND", "none")]
 
 
 def ensure_torch():
@@ -126,9 +129,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds; each runs every configuration once, back to back")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="the trainer's own scaling only: skip the PyTorch runs")
     ap.add_argument("--json")
     a = ap.parse_args()
-    ensure_torch()
+    if not a.no_torch:
+        ensure_torch()
     ct = coretype()
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if ct:
@@ -137,18 +143,21 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.repeat):
             r = {"trainer_1": trainer(1, a.epochs, tmp), "trainer_2": trainer(2, a.epochs, tmp),
-                 "two_independent_1_rank": independent_pair(a.epochs, tmp),
-                 "torch_1": torch_ref(1, a.epochs, env),
-                 "torch_ddp_2": torch_ref(2, a.epochs, env)}
+                 "two_independent_1_rank": independent_pair(a.epochs, tmp)}
+            if not a.no_torch:
+                r["torch_1"] = torch_ref(1, a.epochs, env)
+                r["torch_ddp_2"] = torch_ref(2, a.epochs, env)
             sps = {k: v.get("samples_per_s", v.get("samples_per_s_sum")) for k, v in r.items()}
-            r["ratios"] = {"trainer1_vs_torch1": sps["trainer_1"] / sps["torch_1"],
-                           "trainer2_vs_trainer1": sps["trainer_2"] / sps["trainer_1"],
+            r["ratios"] = {"trainer2_vs_trainer1": sps["trainer_2"] / sps["trainer_1"],
                            "two_independent_vs_trainer1":
                                sps["two_independent_1_rank"] / sps["trainer_1"]}
+            if not a.no_torch:
+                r["ratios"]["trainer1_vs_torch1"] = sps["trainer_1"] / sps["torch_1"]
             rounds.append(r)
             print(f"round {i + 1}: " + json.dumps(r["ratios"]), file=sys.stderr)
-    res = {"openblas_coretype": ct or "detected", "epochs": a.epochs, "rounds": rounds}
-    for k in ("trainer_1", "trainer_2", "torch_1", "torch_ddp_2"):
+    res = {"openblas_coretype": ct or "detected", "epochs": a.epochs, "mpi_bind": MPIRUN[-1],
+           "rounds": rounds}
+    for k in ("trainer_1", "trainer_2") + (() if a.no_torch else ("torch_1", "torch_ddp_2")):
         res[k] = {"samples_per_s_median": median([r[k]["samples_per_s"] for r in rounds]),
                   "accuracy": rounds[0][k]["accuracy"]}
     res["two_independent_1_rank"] = {"samples_per_s_median": median(
@@ -157,7 +166,9 @@ def main():
     for k in rounds[0]["ratios"]:
         vals = [r["ratios"][k] for r in rounds]
         res["ratio_" + k] = {"median": median(vals), "min": min(vals), "max": max(vals)}
-    res["accuracy_gap_points"] = 100 * (res["trainer_1"]["accuracy"] - res["torch_1"]["accuracy"])
+    if not a.no_torch:
+        res["accuracy_gap_points"] = 100 * (res["trainer_1"]["accuracy"] -
+                                            res["torch_1"]["accuracy"])
     out = json.dumps(res, indent=2)
     print(out)
     if a.json:

@@ -16,7 +16,7 @@ if [ "${1:-}" = cpu ]; then
     nproc
     TY_BUILD_DIR=$B TY_FASHION_DIR=$B/fashion TY_TORCH_PYTHON=$(command -v python3) \
         PYTHONUNBUFFERED=1 timeout "${CPU_BENCH_S:-300}" python3 scripts/bench/bench_trainer.py \
-        --repeat "${ROUNDS:-5}" --json "$OUT/bench_trainer.json" 2>&1 | tee "$OUT/cpu_device.log"
+        --repeat "${ROUNDS:-5}" ${BENCH_ARGS:-} --json "$OUT/bench_trainer.json" 2>&1 | tee "$OUT/cpu_device.log"
     exit "${PIPESTATUS[0]}"
 fi
 {
