@@ -148,8 +148,8 @@ static void check_steps(int adam) {
             norm_rel(w, wg, np), norm_rel(m1, m1g, np));
     CHECK(fabs(loss - loss_ref) <= 1e-4 * fmax(1, loss_ref));
     CHECK(fabs(right - (double)right_ref) <= 1);
-    CHECK(norm_rel(w, wg, np) < 1e-3);
-    CHECK(norm_rel(m1, m1g, np) < 1e-3);
+    CHECK(norm_rel(w, wg, np) < 1e-4); /* 3.3e-6 (AdamW) on an H100 */
+    CHECK(norm_rel(m1, m1g, np) < 1e-4);
     if (!adam) /* SGD's update is linear in the gradient: each element agrees */
         CHECK(max_rel(w, wg, np) < 1e-3);
     /* a row index past the uploaded data is refused, not read */
