@@ -529,8 +529,8 @@ static int ty_gpu_play(ty_gpu_t *g, ty_issue_fn fn, float scale, ty_graph_t *gr,
 }
 
 extern "C" int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, size_t steps,
-                          float scale, ty_gpu_allreduce_fn allreduce, double *loss, double *right,
-                          char **err) {
+                          float scale, ty_gpu_allreduce_fn allreduce, void *ctx, double *loss,
+                          double *right, char **err) {
     for (size_t i = 0; i < steps * g->batch; i++)
         if (idx[i] >= g->rows) {
             *err = ty_xasprintf("--device cuda: row %u out of range", idx[i]);
@@ -563,7 +563,7 @@ extern "C" int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, siz
             CU(cudaMemcpyAsync(g->hgrad, g->grad, nb, cudaMemcpyDeviceToHost, g->s),
                "copy gradient");
             CU(cudaStreamSynchronize(g->s), "synchronize");
-            allreduce(g->hgrad, g->np);
+            allreduce(ctx, g->hgrad, g->np);
             CU(cudaMemcpyAsync(g->grad, g->hgrad, nb, cudaMemcpyHostToDevice, g->s),
                "copy gradient");
             if ((rc = ty_gpu_play(g, ty_issue_update, scale, &g->g_opt, err)) != 0)

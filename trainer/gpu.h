@@ -32,8 +32,9 @@ typedef struct {
     int local_rank; /* picks the device: local_rank % visible devices */
 } ty_gpu_opts_t;
 
-/* Sum the gradient over the ranks, in place, on the host. */
-typedef void (*ty_gpu_allreduce_fn)(float *grad, size_t n);
+/* Sum the gradient over the ranks, in place, on the host (ctx: the
+ * caller's, passed through). */
+typedef void (*ty_gpu_allreduce_fn)(void *ctx, float *grad, size_t n);
 
 /* Returns 0, or TY_ENOTSUP (no CUDA in this build) / TY_ENODEV (no usable
  * GPU) / TY_EIO (a CUDA or cuBLAS failure) with *err set. */
@@ -57,10 +58,11 @@ int ty_gpu_get_state(ty_gpu_t *g, float *params, float *m1, float *m2, char **er
 
 /* Runs `steps` optimizer steps: step s uses data rows idx[s*batch ..
  * (s+1)*batch) and learning rate lr[s]; gradients are scaled by `scale`
- * (1 / global batch).  allreduce is called between backward and update when
- * not NULL.  Adds the summed row losses and rows classified right. */
+ * (1 / global batch).  allreduce(ctx, ...) is called between backward and
+ * update when not NULL.  Adds the summed row losses and rows classified
+ * right. */
 int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, size_t steps, float scale,
-               ty_gpu_allreduce_fn allreduce, double *loss, double *right, char **err);
+               ty_gpu_allreduce_fn allreduce, void *ctx, double *loss, double *right, char **err);
 
 /* One forward and backward pass over n <= batch host rows: grad (nparams,
  * host) receives scale * d(sum of losses)/d(params); returns the loss sum in

@@ -38,7 +38,7 @@ int ty_gpu_get_state(ty_gpu_t *g, float *params, float *m1, float *m2, char **er
     return ty_gpu_nosup(err);
 }
 int ty_gpu_run(ty_gpu_t *g, const uint32_t *idx, const float *lr, size_t steps, float scale,
-               ty_gpu_allreduce_fn allreduce, double *loss, double *right, char **err) {
+               ty_gpu_allreduce_fn allreduce, void *ctx, double *loss, double *right, char **err) {
     return ty_gpu_nosup(err);
 }
 int ty_gpu_grad(ty_gpu_t *g, const float *x, const float *y, size_t n, float scale, float *grad,

@@ -87,30 +87,33 @@ void ty_train_allreduce_grad(float *g, size_t n) {
  * k each rank swaps its partial sums with rank ^ 2^k (MPI_Sendrecv, bucket
  * by bucket) and adds.  On shared memory a pairwise swap of these buffers
  * is 3-4x faster than Open MPI's MPI_Allreduce (docs/benchmarks.md), and
- * since a + b == b + a exactly, every rank ends with the same bits.  The
- * last round's add is left to the optimizer update (peer_pending), which
- * reads the gradient anyway.  Other rank counts use MPI_Allreduce. */
-static void ty_sum_grad(ty_tr_t *T) {
-    size_t n = T->m->nparams;
-    T->peer_pending = 0;
-    if (T->size == 1)
-        return;
-    if (T->size & (T->size - 1)) {
-        ty_train_allreduce_grad(T->grad, n);
-        return;
+ * since a + b == b + a exactly, every rank ends with the same bits.  Other
+ * rank counts use MPI_Allreduce. */
+int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int defer_last) {
+    if (size == 1)
+        return 0;
+    if (size & (size - 1)) {
+        ty_train_allreduce_grad(g, n);
+        return 0;
     }
     for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
         size_t len = n - off < TY_BUCKET_FLOATS ? n - off : TY_BUCKET_FLOATS;
-        float *g = T->grad + off, *p = T->peer + off;
-        for (int d = 1; d < T->size; d <<= 1) {
-            MPI_Sendrecv(g, (int)len, MPI_FLOAT, T->rank ^ d, 7, p, (int)len, MPI_FLOAT,
-                         T->rank ^ d, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            if (d << 1 < T->size)
+        float *gb = g + off, *p = peer + off;
+        for (int d = 1; d < size; d <<= 1) {
+            MPI_Sendrecv(gb, (int)len, MPI_FLOAT, rank ^ d, 7, p, (int)len, MPI_FLOAT, rank ^ d, 7,
+                         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (d << 1 < size || !defer_last)
                 for (size_t i = 0; i < len; i++)
-                    g[i] += p[i];
+                    gb[i] += p[i];
         }
     }
-    T->peer_pending = 1;
+    return defer_last;
+}
+
+/* On the CPU the last round's add is left to the optimizer update
+ * (peer_pending), which reads the gradient anyway. */
+static void ty_sum_grad(ty_tr_t *T) {
+    T->peer_pending = ty_train_sum_grad(T->grad, T->peer, T->m->nparams, T->rank, T->size, 1);
 }
 
 /* Split local rows into training and validation the same way for any rank
@@ -369,7 +372,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
 
     size_t np = T.m->nparams;
     T.grad = ty_xcalloc(np, sizeof(float));
-    if (size > 1 && !(size & (size - 1))) /* ty_sum_grad's exchange buffer */
+    if (size > 1 && !(size & (size - 1))) /* ty_train_sum_grad's exchange buffer */
         T.peer = ty_xcalloc(np, sizeof(float));
     T.m1 = ty_xcalloc(np, sizeof(float));
     T.m2 = ty_xcalloc(np, sizeof(float));

@@ -72,6 +72,12 @@ int ty_train_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G) {
     return gbad ? -1 : 0;
 }
 
+/* The GPU's gradient, copied to the host, summed as on the CPU. */
+static void ty_gpu_sum(void *ctx, float *g, size_t n) {
+    ty_tr_t *T = ctx;
+    ty_train_sum_grad(g, T->peer, n, T->rank, T->size, 0);
+}
+
 /* One epoch on the GPU: the host picks the rows and learning rate of every
  * step (as the CPU path would), the GPU replays its step graph.  Leaves the
  * parameters and optimizer state in T->m / T->m1 / T->m2. */
@@ -90,7 +96,7 @@ void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *v
     }
     char *err = NULL;
     if (ty_gpu_run(G, ix, lrs, (size_t)steps, 1.0f / (float)T->o->batch,
-                   T->size > 1 ? ty_train_allreduce_grad : NULL, loss, right, &err) != 0 ||
+                   T->size > 1 ? ty_gpu_sum : NULL, T, loss, right, &err) != 0 ||
         ty_gpu_get_state(G, T->m->params, T->m1, T->m2, &err) != 0) {
         fprintf(stderr, "trainyard-train: rank %d: %s\n", T->rank, err);
         MPI_Abort(MPI_COMM_WORLD, 1); /* the other ranks may be inside an allreduce */

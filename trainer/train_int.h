@@ -32,6 +32,11 @@ typedef struct {
 double ty_train_lr(const ty_tr_t *T, int epoch, uint64_t total_steps);
 /* Sums g over all ranks in place, in buckets (MPI_Allreduce). */
 void ty_train_allreduce_grad(float *g, size_t n);
+/* Sums g (n floats) over all ranks in place, every rank getting the same
+ * bits; peer: n floats of scratch (power-of-two rank counts only).  With
+ * defer_last the last exchange's partner sums are left in peer, not added,
+ * and 1 is returned: the caller adds them. */
+int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int defer_last);
 
 /* Checkpoints (ckpt.c): parameters, optimizer state and epoch, written
  * atomically to DIR/checkpoint.  ty_ckpt_save returns 0 or -errno.

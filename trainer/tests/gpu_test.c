@@ -138,7 +138,7 @@ static void check_steps(int adam) {
     CHECK_EQ_INT(ty_gpu_create(&g, m, &o, &err), 0);
     CHECK_EQ_INT(ty_gpu_set_data(g, x, y, rows, &err), 0);
     CHECK_EQ_INT(ty_gpu_put_state(g, m->params, zero, zero, 0, &err), 0);
-    CHECK_EQ_INT(ty_gpu_run(g, idx, lr, steps, 1.0f / b, NULL, &loss, &right, &err), 0);
+    CHECK_EQ_INT(ty_gpu_run(g, idx, lr, steps, 1.0f / b, NULL, NULL, &loss, &right, &err), 0);
     CHECK_EQ_INT(ty_gpu_graphs(g), !getenv("TY_CUDA_GRAPHS")); /* no silent fallback */
     CHECK_EQ_INT(ty_gpu_get_state(g, wg, m1g, NULL, &err), 0);
     fprintf(stderr,
@@ -154,7 +154,7 @@ static void check_steps(int adam) {
         CHECK(max_rel(w, wg, np) < 1e-3);
     /* a row index past the uploaded data is refused, not read */
     idx[3] = (uint32_t)rows;
-    CHECK_EQ_INT(ty_gpu_run(g, idx, lr, 1, 1.0f / b, NULL, &loss, &right, &err), TY_EINVAL);
+    CHECK_EQ_INT(ty_gpu_run(g, idx, lr, 1, 1.0f / b, NULL, NULL, &loss, &right, &err), TY_EINVAL);
     CHECK_CONTAINS(err, "out of range");
     free(err);
     ty_gpu_destroy(&g);
