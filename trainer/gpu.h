@@ -7,7 +7,7 @@
  * replayed, so a step costs one launch instead of twenty.  Which rows each
  * step takes and each step's learning rate are computed on the host, exactly
  * as on the CPU, and uploaded once per epoch.  With several ranks the graph
- * is cut in two around the gradient allreduce, which the caller does (MPI).
+ * is cut in two around the gradient sum, which the caller does (MPI).
  *
  * Built from gpu.cu when nvcc is found (CMake option TY_CUDA); otherwise
  * gpu_stub.c answers TY_ENOTSUP with a message saying so. */

@@ -75,7 +75,7 @@ static void ty_loading(void *ctx, uint64_t done, uint64_t total) {
     ty_report(p->T, "progress 0 loading %s data %.0f%%", p->what, 100.0 * (double)done / total);
 }
 
-void ty_train_allreduce_grad(float *g, size_t n) {
+static void ty_allreduce_grad(float *g, size_t n) {
     /* buckets: a few calls for the whole model, none of unbounded size */
     for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
         size_t len = n - off < TY_BUCKET_FLOATS ? n - off : TY_BUCKET_FLOATS;
@@ -93,7 +93,7 @@ int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int d
     if (size == 1)
         return 0;
     if (size & (size - 1)) {
-        ty_train_allreduce_grad(g, n);
+        ty_allreduce_grad(g, n);
         return 0;
     }
     for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {

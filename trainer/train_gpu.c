@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* Ranks of one node on the same physical GPU take turns on it (each step
- * also waits for the others' allreduce), so they train several times slower
+ * also waits for the others' gradient sum), so they train several times slower
  * than one rank alone there: say so once per node. */
 static void ty_gpu_warn_shared(MPI_Comm node, int lrank, const ty_gpu_t *G) {
     enum { ID = 48 };

@@ -30,8 +30,6 @@ typedef struct {
 
 /* The learning rate of the next step (warm-up, then the schedule). */
 double ty_train_lr(const ty_tr_t *T, int epoch, uint64_t total_steps);
-/* Sums g over all ranks in place, in buckets (MPI_Allreduce). */
-void ty_train_allreduce_grad(float *g, size_t n);
 /* Sums g (n floats) over all ranks in place, every rank getting the same
  * bits; peer: n floats of scratch (power-of-two rank counts only).  With
  * defer_last the last exchange's partner sums are left in peer, not added,

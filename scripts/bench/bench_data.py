@@ -9,14 +9,14 @@ rank decompresses up to the end of its shard).  Wall times, median of
 Usage: scripts/bench/bench_data.py [--rows N] [--features F] [--repeat R] [--json OUT]"""
 import argparse
 import gzip
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 
-from bench_trainer import MPIRUN, TRAIN, median  # the same binary, launcher and statistic
+# the same binary, launcher, statistic and output
+from bench_trainer import MPIRUN, TRAIN, emit, median
 
 
 def timed(cmd):
@@ -47,11 +47,7 @@ def main():
                                 "softmax", "--epochs", "1", "--out", os.path.join(tmp, "m")]
                 res[f"fit_1_epoch_{name}_{np}_ranks_s"] = median([timed(cmd)
                                                                   for _ in range(a.repeat)])
-    out = json.dumps(res, indent=2)
-    print(out)
-    if a.json:
-        with open(a.json, "w") as f:
-            f.write(out + "\n")
+    emit(res, a.json)
 
 
 if __name__ == "__main__":

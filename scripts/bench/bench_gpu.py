@@ -3,8 +3,8 @@
 GPU, Fashion-MNIST MLP 784-128-64-10, batch 256, SGD momentum 0.9, lr 0.05.
 First trains 2 epochs on the CPU and on the GPU and compares the losses.
 Reports samples/s over epochs 2..N (the first warms up) and test accuracy
-for: the trainer at 1 rank, at 2 ranks sharing the GPU(s) (the allreduce
-path), at 1 rank without CUDA graphs (TY_CUDA_GRAPHS=0), PyTorch eager and
+for: the trainer at 1 rank, at 2 ranks sharing the GPU(s) (the host
+gradient-sum path), at 1 rank without CUDA graphs (TY_CUDA_GRAPHS=0), PyTorch eager and
 PyTorch with its step captured in a CUDA graph; then the ratio the issue
 targets (trainer / PyTorch graph, at least 1.0).  The trainer at 1 rank and
 PyTorch with a graph run REPEAT times each, alternating; the ratio is of

@@ -124,6 +124,15 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
+def emit(res, path):
+    """Prints the results as JSON, and writes them to path when given."""
+    out = json.dumps(res, indent=2)
+    print(out)
+    if path:
+        with open(path, "w") as f:
+            f.write(out + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=10)
@@ -169,11 +178,7 @@ def main():
     if not a.no_torch:
         res["accuracy_gap_points"] = 100 * (res["trainer_1"]["accuracy"] -
                                             res["torch_1"]["accuracy"])
-    out = json.dumps(res, indent=2)
-    print(out)
-    if a.json:
-        with open(a.json, "w") as f:
-            f.write(out + "\n")
+    emit(res, a.json)
 
 
 if __name__ == "__main__":
