@@ -18,20 +18,21 @@ MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
 
 
-def run(*args, np=1, timeout=300, check=True):
+def run(*args, np=1, timeout=300, check=True, env=None):
     # fit goes through mpirun even for one rank, as in a pipeline: Open MPI's
     # singleton mode (no mpirun) crashes LeakSanitizer's tracer in the
     # sanitized build
     mpi = np > 1 or args[0] == "fit"
     cmd = (MPIRUN + ["-np", str(np), TRAIN] if mpi else [TRAIN]) + list(args)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, **(env or {})))
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-3000:]}")
     return r
 
 
-def fit_json(*args, np=1):
-    r = run("fit", *args, "-o", "json", np=np)
+def fit_json(*args, np=1, env=None):
+    r = run("fit", *args, "-o", "json", np=np, env=env)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -109,16 +110,31 @@ def test_one_and_two_ranks_train_the_same_model(syn, tmp_path, form):
     assert sum(x != y for x, y in zip(a, b)) <= len(a) * 0.001
 
 
-@pytest.mark.parametrize("np,vshards", [(4, 8), (3, 6)])
-def test_more_ranks_train_the_same_model(syn, tmp_path, np, vshards):
-    # 4: gradients summed by pairwise exchanges (recursive doubling); 3: by MPI_Allreduce
+# shm: every rank on this host, so gradients are summed in shared memory
+# (4 and 3 ranks: slice by slice into one shared sum); msg (TY_GRAD_SHM=0),
+# as ranks on different hosts: 4 by pairwise exchanges, 3 by MPI_Allreduce
+@pytest.mark.parametrize("np,vshards,shm", [(4, 8, "1"), (3, 6, "1"), (4, 8, "0"), (3, 6, "0")])
+def test_more_ranks_train_the_same_model(syn, tmp_path, np, vshards, shm):
     args = ["--train", syn, "--val-split", "0.2", "--model", "mlp:16", "--epochs", "2",
             "--lr", "0.05", "--seed", "4", "--vshards", str(vshards)]
     one = fit_json(*args, "--out", str(tmp_path / "one.model"))
-    many = fit_json(*args, "--out", str(tmp_path / "many.model"), np=np)
+    many = fit_json(*args, "--out", str(tmp_path / "many.model"), np=np,
+                    env={"TY_GRAD_SHM": shm})
     assert many["ranks"] == np
     assert abs(one["loss"] - many["loss"]) < 1e-5
     assert abs(one["val_loss"] - many["val_loss"]) < 1e-5
+
+
+def test_two_ranks_sum_the_same_through_shared_memory_and_messages(syn, tmp_path):
+    # both add the same two gradients, each rank its own first: the same bits
+    args = ["--train", syn, "--model", "mlp:32,16", "--epochs", "2", "--lr", "0.05",
+            "--optimizer", "adam", "--seed", "6"]
+    shm, msg = str(tmp_path / "shm.model"), str(tmp_path / "msg.model")
+    a = fit_json(*args, "--out", shm, np=2)
+    b = fit_json(*args, "--out", msg, np=2, env={"TY_GRAD_SHM": "0"})
+    assert a["loss"] == b["loss"]
+    with open(shm, "rb") as fa, open(msg, "rb") as fb:
+        assert fa.read() == fb.read()  # weights and all, byte for byte
 
 
 def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):

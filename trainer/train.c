@@ -110,10 +110,17 @@ int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int d
     return defer_last;
 }
 
-/* On the CPU the last round's add is left to the optimizer update
- * (peer_pending), which reads the gradient anyway. */
-static void ty_sum_grad(ty_tr_t *T) {
-    T->peer_pending = ty_train_sum_grad(T->grad, T->peer, T->m->nparams, T->rank, T->size, 1);
+/* The CPU path's gradient sum over the ranks, g this rank's part: through
+ * node shared memory where every rank shares one node, else by messages.
+ * Either way the last addition is left to the optimizer update (upeer),
+ * which reads the gradient anyway. */
+static void ty_sum_grad(ty_tr_t *T, float *g) {
+    T->ug = g;
+    T->upeer = NULL;
+    if (T->gs)
+        T->ug = ty_gsum_reduce(T->gs, &T->upeer);
+    else if (ty_train_sum_grad(g, T->peer, T->m->nparams, T->rank, T->size, 1))
+        T->upeer = T->peer;
 }
 
 /* Split local rows into training and validation the same way for any rank
@@ -176,9 +183,8 @@ double ty_train_lr(const ty_tr_t *T, int epoch, uint64_t total_steps) {
  * only.  Plain float loops the compiler vectorises. */
 TY_HOT static void ty_step_range(ty_tr_t *T, size_t lo, size_t hi, float lr, float wd) {
     const ty_train_opts_t *o = T->o;
-    float *restrict w = T->m->params, *restrict g = T->grad, *restrict m1 = T->m1,
-                    *restrict m2 = T->m2;
-    const float *restrict p = T->peer_pending ? T->peer : NULL; /* the fused last add */
+    float *restrict w = T->m->params, *restrict m1 = T->m1, *restrict m2 = T->m2;
+    const float *restrict g = T->ug, *restrict p = T->upeer; /* p: the fused last add */
     if (o->adam) {
         const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
         float c1 = (float)(1 - pow(b1, (double)T->t)), c2 = (float)(1 - pow(b2, (double)T->t));
@@ -371,9 +377,13 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     ty_standardize(&T);
 
     size_t np = T.m->nparams;
-    T.grad = ty_xcalloc(np, sizeof(float));
-    if (size > 1 && !(size & (size - 1))) /* ty_train_sum_grad's exchange buffer */
-        T.peer = ty_xcalloc(np, sizeof(float));
+    if (!o->device_cuda) /* (the GPU path sums host copies of its gradient by messages) */
+        ty_gsum_create(&T.gs, np);
+    if (!T.gs) {
+        T.grad = ty_xcalloc(np, sizeof(float));
+        if (size > 1 && !(size & (size - 1))) /* ty_train_sum_grad's exchange buffer */
+            T.peer = ty_xcalloc(np, sizeof(float));
+    }
     T.m1 = ty_xcalloc(np, sizeof(float));
     T.m2 = ty_xcalloc(np, sizeof(float));
     T.best = ty_xcalloc(np, sizeof(float));
@@ -455,16 +465,15 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                            T.tr->cols * sizeof(float));
                     yb[n++] = T.tr->y[r];
                 }
-            memset(T.grad, 0, np * sizeof(float));
+            float *g = T.gs ? ty_gsum_local(T.gs) : T.grad;
+            memset(g, 0, np * sizeof(float));
             size_t right = 0;
             loss_sum +=
-                n ? ty_model_grad(T.m, ws, xb, yb, n, 1.0f / (float)o->batch, T.grad, &right) : 0;
+                n ? ty_model_grad(T.m, ws, xb, yb, n, 1.0f / (float)o->batch, g, &right) : 0;
             right_sum += (double)right;
-            if (size > 1) {
-                double c0 = ty_wall();
-                ty_sum_grad(&T);
-                comm += ty_wall() - c0;
-            }
+            double c0 = size > 1 ? ty_wall() : 0;
+            ty_sum_grad(&T, g);
+            comm += size > 1 ? ty_wall() - c0 : 0;
             ty_step(&T, ty_train_lr(&T, epoch, total_steps));
         }
         double acc[2] = {loss_sum, right_sum}, gacc[2];
@@ -588,6 +597,7 @@ out_shards:
     free(vn);
     free(vb);
 out:
+    ty_gsum_destroy(&T.gs);
     if (T.report_fd >= 0)
         close(T.report_fd);
     free(T.grad);

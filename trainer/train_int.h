@@ -6,6 +6,7 @@
 
 #include "trainer/data.h"
 #include "trainer/gpu.h"
+#include "trainer/gsum.h"
 #include "trainer/model.h"
 #include "trainer/train.h"
 
@@ -20,9 +21,10 @@ typedef struct {
     size_t *va_idx, nva; /* local rows used for validation */
     ty_model_t *m;
     float *grad, *m1, *m2, *best;
-    float *peer;      /* the last exchange round's partial sums (ty_sum_grad) */
-    int peer_pending; /* the update adds peer to grad */
-    uint64_t t;       /* optimizer steps */
+    float *peer;             /* the last exchange round's partial sums (ty_train_sum_grad) */
+    ty_gsum_t *gs;           /* the gradient sum in node shared memory, or NULL */
+    const float *ug, *upeer; /* what the update reads: the gradient is ug (+ upeer) */
+    uint64_t t;              /* optimizer steps */
     double best_val;
     int since_best, start_epoch;
     int report_fd;

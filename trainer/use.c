@@ -403,19 +403,6 @@ int ty_cmd_info(int argc, char **argv) {
     return 0;
 }
 
-/* LeakSanitizer hook (sanitized builds): Open MPI and its dlopen()ed
- * components keep allocations past MPI_Finalize by design.  The name is
- * LSan's, hence the leading underscores. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) {
-    return "fast_unwind_on_malloc=0"; /* full stacks through MPI's frameless code */
-}
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) {
-    return "leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\nleak:libhwloc.so\n"
-           "leak:libpmix.so\nleak:libevent\nleak:mca_\n";
-}
-
 /* ---- drift ---- */
 
 int ty_cmd_drift(int argc, char **argv) {

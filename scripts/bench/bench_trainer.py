@@ -19,7 +19,8 @@ Every configuration runs once per round, back to back, for --repeat rounds;
 ratios are taken within a round and their median reported, because this
 kind of VM drifts by up to 2x over minutes.
 
-Usage: scripts/bench/bench_trainer.py [--epochs N] [--repeat R] [--no-torch] [--json OUT]"""
+Usage: scripts/bench/bench_trainer.py [--epochs N] [--repeat R] [--no-torch] [--msg]
+                                      [--json OUT]"""
 import argparse
 import json
 import os
@@ -86,16 +87,23 @@ def fresh(path):
     return path
 
 
-def trainer(np, epochs, tmp):
+def trainer(np, epochs, tmp, shm=True):
+    """shm=False: the ranks sum gradients by messages (TY_GRAD_SHM=0), as
+    ranks on different nodes do, instead of through shared memory."""
     report = fresh(os.path.join(tmp, f"report-{np}"))
+    env = dict(os.environ, TRAINYARD_REPORT=report)
+    if not shm:
+        env["TY_GRAD_SHM"] = "0"
     r = subprocess.run(trainer_cmd(np, epochs, tmp, np), capture_output=True, text=True,
-                       check=True, env=dict(os.environ, TRAINYARD_REPORT=report))
+                       check=True, env=env)
     return trainer_result(r.stdout, report, np, epochs)
 
 
 def independent_pair(epochs, tmp):
     """Two unrelated 1-rank trainings at once: what this machine gives two
-    processes with no communication at all, the ceiling for 2-rank scaling."""
+    processes with no communication at all.  Their sum is the ceiling for
+    any two processes; twice the slower one is the ceiling for 2 ranks that
+    step together (each step waits for the slower)."""
     procs = []
     for k in ("a", "b"):
         report = fresh(os.path.join(tmp, f"report-pair-{k}"))
@@ -103,13 +111,14 @@ def independent_pair(epochs, tmp):
                              stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, TRAINYARD_REPORT=report))
         procs.append((p, report))
-    total = 0.0
+    each = []
     for p, report in procs:
         out, err = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(err)
-        total += trainer_result(out, report, 1, epochs)["samples_per_s"]
-    return {"samples_per_s_sum": total, "processes": 2}
+        each.append(trainer_result(out, report, 1, epochs)["samples_per_s"])
+    return {"samples_per_s_sum": sum(each), "samples_per_s_twice_slower": 2 * min(each),
+            "processes": 2}
 
 
 def torch_ref(np, epochs, env):
@@ -140,6 +149,8 @@ def main():
                     help="rounds; each runs every configuration once, back to back")
     ap.add_argument("--no-torch", action="store_true",
                     help="the trainer's own scaling only: skip the PyTorch runs")
+    ap.add_argument("--msg", action="store_true",
+                    help="also run 2 ranks summing by messages (TY_GRAD_SHM=0)")
     ap.add_argument("--json")
     a = ap.parse_args()
     if not a.no_torch:
@@ -153,20 +164,28 @@ def main():
         for i in range(a.repeat):
             r = {"trainer_1": trainer(1, a.epochs, tmp), "trainer_2": trainer(2, a.epochs, tmp),
                  "two_independent_1_rank": independent_pair(a.epochs, tmp)}
+            if a.msg:
+                r["trainer_2_msg"] = trainer(2, a.epochs, tmp, shm=False)
             if not a.no_torch:
                 r["torch_1"] = torch_ref(1, a.epochs, env)
                 r["torch_ddp_2"] = torch_ref(2, a.epochs, env)
             sps = {k: v.get("samples_per_s", v.get("samples_per_s_sum")) for k, v in r.items()}
+            pair = r["two_independent_1_rank"]
             r["ratios"] = {"trainer2_vs_trainer1": sps["trainer_2"] / sps["trainer_1"],
                            "two_independent_vs_trainer1":
-                               sps["two_independent_1_rank"] / sps["trainer_1"]}
+                               sps["two_independent_1_rank"] / sps["trainer_1"],
+                           "twice_slower_independent_vs_trainer1":
+                               pair["samples_per_s_twice_slower"] / sps["trainer_1"]}
+            if a.msg:
+                r["ratios"]["trainer2_msg_vs_trainer1"] = sps["trainer_2_msg"] / sps["trainer_1"]
             if not a.no_torch:
                 r["ratios"]["trainer1_vs_torch1"] = sps["trainer_1"] / sps["torch_1"]
             rounds.append(r)
             print(f"round {i + 1}: " + json.dumps(r["ratios"]), file=sys.stderr)
     res = {"openblas_coretype": ct or "detected", "epochs": a.epochs, "mpi_bind": MPIRUN[-1],
            "rounds": rounds}
-    for k in ("trainer_1", "trainer_2") + (() if a.no_torch else ("torch_1", "torch_ddp_2")):
+    for k in (("trainer_1", "trainer_2") + (("trainer_2_msg",) if a.msg else ()) +
+              (() if a.no_torch else ("torch_1", "torch_ddp_2"))):
         res[k] = {"samples_per_s_median": median([r[k]["samples_per_s"] for r in rounds]),
                   "accuracy": rounds[0][k]["accuracy"]}
     res["two_independent_1_rank"] = {"samples_per_s_median": median(

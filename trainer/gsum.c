@@ -1,0 +1,121 @@
+#include "trainer/gsum.h"
+
+#include "common/util.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ty_gsum {
+    MPI_Comm node;
+    MPI_Win win;
+    int rank, size, cur; /* cur: which of the two buffers this step writes */
+    size_t n;
+    float *(*buf)[2]; /* [rank][0|1]: every rank's two gradient buffers */
+    float *sum;       /* more than 2 ranks: the shared sum (in rank 0's segment) */
+};
+
+/* Every rank's stores before this are visible to every rank after it. */
+static void ty_gsum_fence(ty_gsum_t *s) {
+    MPI_Win_sync(s->win);
+    MPI_Barrier(s->node);
+    MPI_Win_sync(s->win);
+}
+
+void ty_gsum_create(ty_gsum_t **out, size_t n) {
+    *out = NULL;
+    int wsize;
+    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    const char *e = getenv("TY_GRAD_SHM");
+    if (wsize == 1 || (e && strcmp(e, "0") == 0)) /* the same environment on every rank */
+        return;
+    MPI_Comm node;
+    int nsize, everyone;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &nsize);
+    MPI_Allreduce(&nsize, &everyone, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (everyone != wsize) { /* a rank elsewhere: messages for all */
+        MPI_Comm_free(&node);
+        return;
+    }
+    ty_gsum_t *s = ty_xcalloc(1, sizeof *s);
+    s->node = node;
+    s->size = nsize;
+    s->n = n;
+    MPI_Comm_rank(node, &s->rank);
+    /* two buffers per rank, page-aligned apart; rank 0 also holds the sum */
+    size_t stride = (n + 1023) & ~(size_t)1023, floats = 2 * stride;
+    if (s->rank == 0 && nsize > 2)
+        floats += stride;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
+    float *base = NULL;
+    int rc = MPI_Win_allocate_shared((MPI_Aint)(floats * sizeof(float)), sizeof(float), info, node,
+                                     &base, &s->win);
+    MPI_Info_free(&info);
+    int ok = rc == MPI_SUCCESS, all_ok;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok) {
+        if (ok)
+            MPI_Win_free(&s->win);
+        MPI_Comm_free(&s->node);
+        free(s);
+        return;
+    }
+    s->buf = ty_xcalloc((size_t)nsize, sizeof *s->buf);
+    for (int r = 0; r < nsize; r++) {
+        MPI_Aint bytes;
+        int unit;
+        float *p;
+        MPI_Win_shared_query(s->win, r, &bytes, &unit, &p);
+        s->buf[r][0] = p;
+        s->buf[r][1] = p + stride;
+        if (r == 0 && nsize > 2)
+            s->sum = p + 2 * stride;
+    }
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win); /* one passive epoch for the job */
+    *out = s;
+}
+
+float *ty_gsum_local(ty_gsum_t *s) { return s->buf[s->rank][s->cur]; }
+
+/* Two ranks need one barrier a step: a rank writes its other buffer next
+ * step, which its peer finished reading before this step's barrier.  More
+ * ranks need a second one, after the shared sum is complete; the sum is
+ * rewritten only after the next step's first barrier, which every reader
+ * reaches when its update is done. */
+const float *ty_gsum_reduce(ty_gsum_t *s, const float **peer) {
+    int c = s->cur;
+    s->cur ^= 1;
+    ty_gsum_fence(s);
+    if (s->size == 2) {
+        *peer = s->buf[s->rank ^ 1][c];
+        return s->buf[s->rank][c];
+    }
+    size_t lo = s->n * (size_t)s->rank / (size_t)s->size,
+           hi = s->n * (size_t)(s->rank + 1) / (size_t)s->size;
+    float *restrict sum = s->sum;
+    memcpy(sum + lo, s->buf[0][c] + lo, (hi - lo) * sizeof(float));
+    for (int r = 1; r < s->size; r++) { /* rank order: the same bits whoever sums */
+        const float *restrict g = s->buf[r][c];
+        for (size_t i = lo; i < hi; i++)
+            sum[i] += g[i];
+    }
+    ty_gsum_fence(s);
+    *peer = NULL;
+    return sum;
+}
+
+void ty_gsum_destroy(ty_gsum_t **ps) {
+    ty_gsum_t *s = *ps;
+    if (!s)
+        return;
+    MPI_Win_unlock_all(s->win);
+    MPI_Win_free(&s->win);
+    MPI_Comm_free(&s->node);
+    free(s->buf);
+    free(s);
+    *ps = NULL;
+}
