@@ -1,21 +1,22 @@
 #!/bin/bash
 # Packs what a lent GPU machine needs to check the CUDA backend into
 # gpu-bundle/ (git-ignored; pass it in the device tool's `carry`): the
-# release trainyard-train and CUDA unit test built here (nvcc 13), the two
+# release trainyard-train, CUDA unit test and bench_step_cost built here (nvcc 13), the two
 # Debian libraries they use that the GPU machine lacks, and Fashion-MNIST.
 # The GPU machine brings CUDA, cuBLAS, Open MPI, OpenBLAS and PyTorch.
 # Then, there: scripts/bench/gpu_device.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cmake --preset release >/dev/null
-cmake --build --preset release --target trainyard-train trainer_gpu_test
+cmake --build --preset release --target trainyard-train trainer_gpu_test bench_step_cost
 grep -q 'TY_CUDA:BOOL=ON' build/release/CMakeCache.txt || {
     echo "gpu_bundle: this build has no CUDA backend (nvcc not found)" >&2
     exit 1
 }
 rm -rf gpu-bundle
 mkdir -p gpu-bundle/trainer gpu-bundle/lib gpu-bundle/fashion
-cp build/release/trainer/trainyard-train build/release/trainer/trainer_gpu_test gpu-bundle/trainer/
+cp build/release/trainer/trainyard-train build/release/trainer/trainer_gpu_test \
+    build/release/trainer/bench_step_cost gpu-bundle/trainer/
 for lib in libjansson.so.4 libprotobuf-c.so.1; do
     cp -L "/usr/lib/x86_64-linux-gnu/$lib" gpu-bundle/lib/
 done
