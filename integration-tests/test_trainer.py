@@ -137,6 +137,22 @@ def test_two_ranks_sum_the_same_through_shared_memory_and_messages(syn, tmp_path
         assert fa.read() == fb.read()  # weights and all, byte for byte
 
 
+def test_too_small_dev_shm_falls_back_to_messages(syn, tmp_path):
+    # a container's 64 MiB /dev/shm, scaled down: Open MPI hangs when a shared
+    # window does not fit there, so the trainer checks first; a tmpfs of its
+    # own on /dev/shm, in a mount namespace of its own
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespaces here (unshare -m)")
+    fit = MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model", "mlp:1024,1024",
+                    "--epochs", "1", "--out", str(tmp_path / "m.model"), "-o", "json"]
+    script = "mount -t tmpfs -o size=24m tmpfs /dev/shm && exec " + " ".join(fit)
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "/dev/shm has 24 MiB free" in r.stderr and "summing by messages" in r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["ranks"] == 2
+
+
 def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):
     data = str(tmp_path / "big.csv")
     run("gen", "--rows", "60000", "--features", "16", "--classes", "4", "--seed", "3",

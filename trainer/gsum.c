@@ -3,8 +3,10 @@
 #include "common/util.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 struct ty_gsum {
     MPI_Comm node;
@@ -20,6 +22,49 @@ static void ty_gsum_fence(ty_gsum_t *s) {
     MPI_Win_sync(s->win);
     MPI_Barrier(s->node);
     MPI_Win_sync(s->win);
+}
+
+/* Where Open MPI keeps shared windows: its osc_sm_backing_directory (read
+ * through the MPI tool interface, so mca-params.conf counts too), else
+ * /dev/shm, its default on Linux.  The caller frees it. */
+static char *ty_gsum_backing_dir(void) {
+    char *dir = NULL;
+    int provided, idx, count;
+    MPI_T_cvar_handle h;
+    if (MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS)
+        return ty_xstrdup("/dev/shm");
+    if (MPI_T_cvar_get_index("osc_sm_backing_directory", &idx) == MPI_SUCCESS &&
+        MPI_T_cvar_handle_alloc(idx, NULL, &h, &count) == MPI_SUCCESS) {
+        dir = ty_xcalloc((size_t)count + 2, 1);
+        if (MPI_T_cvar_read(h, dir) != MPI_SUCCESS || !dir[0]) {
+            free(dir);
+            dir = NULL;
+        }
+        MPI_T_cvar_handle_free(&h);
+    }
+    MPI_T_finalize();
+    return dir ? dir : ty_xstrdup("/dev/shm");
+}
+
+/* Node rank 0's verdict, the same on every rank: is there room for the
+ * window?  Open MPI does not fail cleanly when its backing file does not
+ * fit (the ranks hang), so the trainer asks first, with room to spare. */
+static int ty_gsum_fits(MPI_Comm node, int rank, size_t bytes) {
+    int ok = 1;
+    if (rank == 0) {
+        char *dir = ty_gsum_backing_dir();
+        struct statvfs v;
+        double room = statvfs(dir, &v) == 0 ? (double)v.f_bavail * (double)v.f_frsize : -1;
+        ok = room >= 2.0 * (double)bytes + (64 << 20);
+        if (!ok)
+            fprintf(stderr,
+                    "trainyard-train: %s has %.0f MiB free, too little for the %.0f MiB the "
+                    "gradient sum would share there: summing by messages\n",
+                    dir, room < 0 ? 0 : room / 1048576, (double)bytes / 1048576);
+        free(dir);
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, node);
+    return ok;
 }
 
 void ty_gsum_create(ty_gsum_t **out, size_t n) {
@@ -38,15 +83,21 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
         MPI_Comm_free(&node);
         return;
     }
+    int nrank;
+    MPI_Comm_rank(node, &nrank);
+    /* two buffers per rank, page-aligned apart; rank 0 also holds the sum */
+    size_t stride = (n + 1023) & ~(size_t)1023, floats = 2 * stride;
+    if (nrank == 0 && nsize > 2)
+        floats += stride;
+    if (!ty_gsum_fits(node, nrank, (2 * (size_t)nsize + (nsize > 2)) * stride * sizeof(float))) {
+        MPI_Comm_free(&node);
+        return;
+    }
     ty_gsum_t *s = ty_xcalloc(1, sizeof *s);
     s->node = node;
     s->size = nsize;
+    s->rank = nrank;
     s->n = n;
-    MPI_Comm_rank(node, &s->rank);
-    /* two buffers per rank, page-aligned apart; rank 0 also holds the sum */
-    size_t stride = (n + 1023) & ~(size_t)1023, floats = 2 * stride;
-    if (s->rank == 0 && nsize > 2)
-        floats += stride;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");

@@ -17,8 +17,9 @@ typedef struct ty_gsum ty_gsum_t;
 
 /* Collective over MPI_COMM_WORLD.  *out is the exchange for n floats, or
  * NULL where it does not apply: one rank, ranks on more than one node,
- * TY_GRAD_SHM=0, or a shared window the MPI library cannot make (every
- * rank reaches the same verdict). */
+ * TY_GRAD_SHM=0, too little room where Open MPI keeps shared windows (said
+ * on stderr), or a window the MPI library cannot make.  Every rank reaches
+ * the same verdict. */
 void ty_gsum_create(ty_gsum_t **out, size_t n);
 /* Where this step's local gradient goes: n floats, contents undefined. */
 float *ty_gsum_local(ty_gsum_t *s);
