@@ -106,6 +106,7 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
     int rc = MPI_Win_allocate_shared((MPI_Aint)(floats * sizeof(float)), sizeof(float), info, node,
                                      &base, &s->win);
     MPI_Info_free(&info);
+    MPI_Comm_set_errhandler(node, MPI_ERRORS_ARE_FATAL); /* its barriers: a dead rank ends all */
     int ok = rc == MPI_SUCCESS, all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!all_ok) {
