@@ -9,6 +9,7 @@
 #include "common/report.h"
 #include "common/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,16 +38,38 @@ struct ty_proc {
     char *error;
     double timeout_s;
     char *dir, *report;
+    char *shm; /* kind: mpi: the attempt's own shared-memory directory, or NULL */
     uint64_t rep_off;
     ty_buf_t rep_part;
     uint32_t bad;
     int64_t started_ms;
 };
 
+/* Removes an MPI attempt's shared-memory directory and what its ranks left
+ * there: Open MPI unlinks its segments when a rank finalizes, so ranks
+ * that were killed (a dead rank, cancel, timeout) would leave theirs in
+ * /dev/shm for good. */
+static void ty_shm_remove(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        ty_warn("cannot remove %s: %s", dir, strerror(errno));
+}
+
 static void ty_proc_closed(uv_handle_t *h) {
     ty_proc_t *p = h->data;
     if (--p->handles > 0)
         return;
+    if (p->shm) {
+        ty_shm_remove(p->shm);
+        free(p->shm);
+    }
     free(p->run_id);
     free(p->task);
     free(p->error);
@@ -285,7 +308,7 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
         cap++;
     char **env = ty_xcalloc(cap, sizeof *env);
     size_t n = 0;
-    char *ours[8];
+    char *ours[10];
     size_t nours = 0;
     ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
     ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
@@ -295,6 +318,17 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     if (wk->gpus > 0 || d->n_gpu_ids > 0)
         ours[nours++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", gpus.data ? gpus.data : "");
     ty_buf_free(&gpus);
+    /* Open MPI's shared-memory files (the vader BTL's segments, shared
+     * windows) in the attempt's own directory, unless set otherwise */
+    static const char *const shm_vars[] = {"OMPI_MCA_btl_vader_backing_directory",
+                                           "OMPI_MCA_osc_sm_backing_directory"};
+    for (size_t v = 0; p->shm && v < 2; v++) {
+        int set = getenv(shm_vars[v]) != NULL;
+        for (size_t i = 0; i < d->n_env && !set; i++)
+            set = strcmp(d->env[i]->key, shm_vars[v]) == 0;
+        if (!set)
+            ours[nours++] = ty_xasprintf("%s=%s", shm_vars[v], p->shm);
+    }
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
         size_t klen = eq ? (size_t)(eq - *e) : strlen(*e);
@@ -438,6 +472,14 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
         return;
     }
     close(fd);
+    if (d->kind == 1) { /* removed with the attempt, whatever its ranks leave there */
+        char shm[] = "/dev/shm/trainyard-XXXXXX";
+        if (mkdtemp(shm))
+            p->shm = ty_xstrdup(shm);
+        else /* no /dev/shm: Open MPI's own default place */
+            ty_debug("task %s/%s#%u: no directory in /dev/shm: %s", p->run_id, p->task,
+                     ref->attempt, strerror(errno));
+    }
 
     uv_pipe_init(wk->loop, &p->out, 0);
     uv_pipe_init(wk->loop, &p->err, 0);

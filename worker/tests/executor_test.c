@@ -1,6 +1,7 @@
 /* The executor with real child processes: output as log chunks, report lines,
  * exit codes, spawn failure, timeout and cancel killing the whole process
- * group, stale epochs and duplicate dispatches. */
+ * group, stale epochs and duplicate dispatches, and an MPI step's own
+ * shared-memory directory. */
 #include "worker/worker.h"
 
 #include "common/err.h"
@@ -199,6 +200,40 @@ int main(void) {
     CHECK(!alive_marker(marker));
     seen_free(&s);
     clear_unacked();
+
+    /* kind: mpi: Open MPI's shared memory goes to the attempt's own
+     * directory, removed afterwards with whatever the ranks left there; a
+     * directory the task sets itself is kept */
+    if (system("command -v mpirun >/dev/null") == 0) {
+        memset(&s, 0, sizeof s);
+        ref.run_id = "r6";
+        Ty__KV kv = TY__KV__INIT, *kvp = &kv;
+        kv.key = "OMPI_MCA_osc_sm_backing_directory";
+        kv.value = dir;
+        Ty__Dispatch md = TY__DISPATCH__INIT;
+        md.ref = &ref;
+        md.kind = 1;
+        md.np = 1;
+        md.env = &kvp;
+        md.n_env = 1;
+        md.shell = "echo vader=$OMPI_MCA_btl_vader_backing_directory "
+                   "osc=$OMPI_MCA_osc_sm_backing_directory; "
+                   "touch $OMPI_MCA_btl_vader_backing_directory/vader_segment.left";
+        ty_exec_dispatch(&W, &md);
+        run_until_idle(&s);
+        CHECK(s.last && s.last->exit_code == 0);
+        const char *v = s.log.data ? strstr(s.log.data, "vader=/dev/shm/trainyard-") : NULL;
+        CHECK(v != NULL);
+        char shm[64] = "";
+        if (v)
+            sscanf(v, "vader=%63s", shm);
+        struct stat st;
+        CHECK(shm[0] && stat(shm, &st) != 0); /* gone, with the file left in it */
+        snprintf(want, sizeof want, "osc=%s", dir);
+        CHECK_CONTAINS(s.log.data, want);
+        seen_free(&s);
+        clear_unacked();
+    }
 
     zsock_destroy(&W.sock);
     zsock_destroy(&peer);
