@@ -1,6 +1,7 @@
 """trainyard-train with real MPI ranks: learning, rank-count equivalence,
 checkpoint/resume equivalence, a dead rank, Fashion-MNIST accuracy."""
 import csv
+import glob
 import json
 import os
 import signal
@@ -412,6 +413,14 @@ tasks:
     command: >-
       trainyard-train fit --train {data} --model mlp:256,256 --epochs 1000000 --out {marker}
 """
+    # Open MPI's shared memory: in the attempt's own /dev/shm directory,
+    # removed with the attempt even when its ranks were killed
+    shm_before = set(glob.glob("/dev/shm/trainyard-*"))
+
+    def shm_gone(what):
+        wait_until(lambda: set(glob.glob("/dev/shm/trainyard-*")) == shm_before, 15,
+                   f"the attempt's shared memory to be removed after {what}")
+
     # one rank dies: the whole step fails instead of hanging
     run_id = cluster.submit(text)
     cluster.wait_task_state(run_id, "train", ["running"])
@@ -419,16 +428,23 @@ tasks:
                                 if "trainyard-train" in open(f"/proc/{q}/cmdline").read()
                                 and "mpirun" not in open(f"/proc/{q}/cmdline").read()]
                        if len(pids_matching(marker)) >= 3 else None, 30, "two ranks")
+    shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
+    assert len(shm) == 1
+    shm_dir = shm.pop()
+    wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15,
+               "Open MPI's segments in the attempt's directory")
     os.kill(ranks[0], signal.SIGKILL)
     st = cluster.wait_run(run_id, timeout=60)
     assert st["state"] == "failed" and st["tasks"][0]["state"] == "failed"
     wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
+    shm_gone("a rank died")
     # cancel: mpirun and every rank go
     run_id = cluster.submit(text, name="p2.yaml")
     cluster.wait_task_state(run_id, "train", ["running"])
     wait_until(lambda: len(pids_matching(marker)) >= 3, 30, "mpirun and two ranks")
     assert cluster.json("cancel", run_id)["state"] == "cancelled"
     wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
+    shm_gone("cancel")
     # a timeout: the step fails, saying so, and mpirun and every rank go
     run_id = cluster.submit(text.replace("    np: 2\n", "    np: 2\n    timeout_s: 3\n"),
                             name="p3.yaml")
@@ -438,6 +454,7 @@ tasks:
     assert st["tasks"][0]["state"] == "failed", st
     assert st["tasks"][0]["reason"] == "timed out after 3s", st
     wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after the timeout")
+    shm_gone("the timeout")
 
 
 def test_drift_report_and_exit_status(tmp_path):
