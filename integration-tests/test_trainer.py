@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -146,7 +147,7 @@ def test_too_small_dev_shm_falls_back_to_messages(syn, tmp_path):
         pytest.skip("no mount namespaces here (unshare -m)")
     fit = MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model", "mlp:1024,1024",
                     "--epochs", "1", "--out", str(tmp_path / "m.model"), "-o", "json"]
-    script = "mount -t tmpfs -o size=24m tmpfs /dev/shm && exec " + " ".join(fit)
+    script = "mount -t tmpfs -o size=24m tmpfs /dev/shm && exec " + shlex.join(fit)
     r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

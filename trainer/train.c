@@ -471,9 +471,10 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             loss_sum +=
                 n ? ty_model_grad(T.m, ws, xb, yb, n, 1.0f / (float)o->batch, g, &right) : 0;
             right_sum += (double)right;
-            double c0 = size > 1 ? ty_wall() : 0;
-            ty_sum_grad(&T, g);
-            comm += size > 1 ? ty_wall() - c0 : 0;
+            double c0 = ty_wall();
+            ty_sum_grad(&T, g); /* (one rank: the update reads g as it is) */
+            if (size > 1)
+                comm += ty_wall() - c0;
             ty_step(&T, ty_train_lr(&T, epoch, total_steps));
         }
         double acc[2] = {loss_sum, right_sum}, gacc[2];
