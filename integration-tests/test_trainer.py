@@ -5,8 +5,10 @@ import glob
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -20,6 +22,28 @@ MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
 
 
+# Open MPI's shared-memory segments and session directories for the runs
+# started here (not through a worker, which gives each attempt its own): in a
+# directory of this module's, removed at its end, as the tests kill jobs and
+# Open MPI leaves a killed job's files behind
+OMPI_DIRS = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ompi_dirs():
+    d = tempfile.mkdtemp(prefix="ty-itest-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    OMPI_DIRS.update({"OMPI_MCA_btl_vader_backing_directory": d,
+                      "OMPI_MCA_osc_sm_backing_directory": d, "OMPI_MCA_orte_tmpdir_base": d})
+    yield
+    OMPI_DIRS.clear()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def mpi_env(base=None, **extra):
+    """base (the environment by default) with OMPI_DIRS and extra."""
+    return dict(os.environ if base is None else base, **OMPI_DIRS, **extra)
+
+
 def run(*args, np=1, timeout=300, check=True, env=None):
     # fit goes through mpirun even for one rank, as in a pipeline: Open MPI's
     # singleton mode (no mpirun) crashes LeakSanitizer's tracer in the
@@ -27,7 +51,7 @@ def run(*args, np=1, timeout=300, check=True, env=None):
     mpi = np > 1 or args[0] == "fit"
     cmd = (MPIRUN + ["-np", str(np), TRAIN] if mpi else [TRAIN]) + list(args)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                       env=dict(os.environ, **(env or {})))
+                       env=mpi_env(**(env or {})))
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-3000:]}")
     return r
@@ -77,7 +101,7 @@ def test_epoch_metrics_go_to_the_report(syn, tmp_path):
     cmd = MPIRUN + ["-np", "1", TRAIN, "fit", "--train", syn, "--val-split", "0.2", "--model",
                     "mlp:8", "--epochs", "2", "--out", str(tmp_path / "m.model")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, TRAINYARD_REPORT=str(report)))
+                       env=mpi_env(TRAINYARD_REPORT=str(report)))
     assert r.returncode == 0, r.stderr
     lines = report.read_text().splitlines()
     for name in ("loss", "val_loss", "accuracy", "samples_per_s", "epoch_time_s"):
@@ -169,7 +193,7 @@ def test_killed_and_resumed_run_ends_with_the_same_model(tmp_path):
     # run directly so SIGKILL hits the trainer itself (see run() on LeakSanitizer)
     p = subprocess.Popen([TRAIN, "fit", *args, "--checkpoint-dir", str(ck), "--out", resumed],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+                         env=mpi_env(ASAN_OPTIONS="detect_leaks=0"))
     wait_until(lambda: (ck / "checkpoint").exists() or p.poll() is not None, 120,
                "the first checkpoint")
     p.send_signal(signal.SIGKILL)
@@ -197,7 +221,7 @@ def test_gen_and_loading_show_progress(syn, tmp_path):
                                  "--model", "softmax", "--epochs", "1", "--out",
                                  str(tmp_path / "m.model"), "--target", "label"],
                        capture_output=True, text=True, timeout=300,
-                       env=dict(env, TRAINYARD_REPORT=str(report)))
+                       env=mpi_env(env, TRAINYARD_REPORT=str(report)))
     lines = report.read_text().splitlines()
     assert r.returncode != 0  # 4 validation features against 8: refused after loading both
     assert "validation data has 4 features, training 8" in r.stderr
@@ -290,7 +314,7 @@ def test_ranks_run_with_one_blas_thread_on_the_cpus_kernels(syn, tmp_path):
     p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model",
                                    "mlp:64", "--epochs", "100000", "--out", marker],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True, env=env)
+                         start_new_session=True, env=mpi_env(env))
 
     def settled():
         ranks = [q for q in pids_matching(marker) if q != p.pid]
@@ -325,7 +349,7 @@ def test_a_dead_rank_ends_the_job(syn, tmp_path):
     p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN, "fit", "--train", syn, "--model",
                                    "mlp:256,256", "--epochs", "100000", "--out", marker],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+                         start_new_session=True, env=mpi_env())
     try:
         wait_until(lambda: len([q for q in pids_matching(marker) if q != p.pid]) >= 2, 30,
                    "both ranks")
@@ -398,14 +422,8 @@ tasks:
     assert t["progress_text"] == "epoch 4/4"
 
 
-def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
-    data = str(tmp_path / "d.csv")
-    run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
-    cluster.start_master()
-    cluster.start_worker("w1", "--cpus", "2")
-    cluster.wait_workers(["w1"])
-    marker = str(tmp_path / "forever.bin")
-    text = f"""
+def forever_mpi_step(data, marker):
+    return f"""
 name: mpiforever
 tasks:
   - name: train
@@ -414,8 +432,41 @@ tasks:
     command: >-
       trainyard-train fit --train {data} --model mlp:256,256 --epochs 1000000 --out {marker}
 """
-    # Open MPI's shared memory: in the attempt's own /dev/shm directory,
-    # removed with the attempt even when its ranks were killed
+
+
+def fd_targets(pid):
+    out = []
+    for f in glob.glob(f"/proc/{pid}/fd/*"):
+        try:
+            out.append(os.readlink(f))
+        except OSError:  # closed meanwhile
+            pass
+    return out
+
+
+def wait_ranks(marker):
+    """The PIDs of a forever step's two ranks, once mpirun and both run."""
+    def ranks():
+        pids = pids_matching(marker)
+        try:
+            r = [q for q in pids if "mpirun" not in open(f"/proc/{q}/cmdline").read()]
+        except OSError:
+            return None
+        return r if len(pids) >= 3 and len(r) >= 2 else None
+    return wait_until(ranks, 30, "two ranks")
+
+
+def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    marker = str(tmp_path / "forever.bin")
+    text = forever_mpi_step(data, marker)
+    # Open MPI's shared memory and mpirun's session directory: in the
+    # attempt's own /dev/shm directory, removed with the attempt even when
+    # its ranks (and mpirun) were killed
     shm_before = set(glob.glob("/dev/shm/trainyard-*"))
 
     def shm_gone(what):
@@ -425,15 +476,13 @@ tasks:
     # one rank dies: the whole step fails instead of hanging
     run_id = cluster.submit(text)
     cluster.wait_task_state(run_id, "train", ["running"])
-    ranks = wait_until(lambda: [q for q in pids_matching(marker)
-                                if "trainyard-train" in open(f"/proc/{q}/cmdline").read()
-                                and "mpirun" not in open(f"/proc/{q}/cmdline").read()]
-                       if len(pids_matching(marker)) >= 3 else None, 30, "two ranks")
+    ranks = wait_ranks(marker)
     shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
     assert len(shm) == 1
     shm_dir = shm.pop()
     wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15,
                "Open MPI's segments in the attempt's directory")
+    assert glob.glob(shm_dir + "/ompi.*/jf.*"), "mpirun's session directory is elsewhere"
     os.kill(ranks[0], signal.SIGKILL)
     st = cluster.wait_run(run_id, timeout=60)
     assert st["state"] == "failed" and st["tasks"][0]["state"] == "failed"
@@ -456,6 +505,45 @@ tasks:
     assert st["tasks"][0]["reason"] == "timed out after 3s", st
     wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after the timeout")
     shm_gone("the timeout")
+
+
+def test_a_crashed_workers_mpi_directory_goes_at_the_next_start(cluster, tmp_path):
+    # a worker killed outright cannot remove its MPI attempt's directory;
+    # the next worker to start on the host does, once the job is gone too
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "4000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    marker = str(tmp_path / "crash.bin")
+    shm_before = set(glob.glob("/dev/shm/trainyard-*"))
+    run_id = cluster.submit(forever_mpi_step(data, marker))
+    cluster.wait_task_state(run_id, "train", ["running"])
+    wait_ranks(marker)
+    shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
+    assert len(shm) == 1
+    shm_dir = shm.pop()
+    wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15, "Open MPI's segments")
+    # mpirun holds the directory's lock as well (descriptor 3); its ranks do not
+    mpirun = [q for q in pids_matching(marker) if "mpirun" in open(f"/proc/{q}/cmdline").read()]
+    assert len(mpirun) == 1 and os.readlink(f"/proc/{mpirun[0]}/fd/3") == shm_dir
+    for q in wait_ranks(marker):
+        assert shm_dir not in fd_targets(q)
+    cluster.workers["w1"].kill(signal.SIGKILL)
+    for q in pids_matching(marker):  # the job outlives its worker; end it
+        try:
+            os.kill(q, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
+    assert os.path.isdir(shm_dir)  # left behind
+    cluster.start_worker("w2", "--cpus", "2")
+    cluster.wait_workers(["w2"])
+    assert not os.path.exists(shm_dir)
+    assert f"removing {shm_dir}, left by a worker that is gone" in cluster.workers["w2"].text()
+    # the step is handed to w2 after w1's lease: end it
+    cluster.cli("cancel", run_id)
+    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
 
 
 def test_drift_report_and_exit_status(tmp_path):

@@ -8,8 +8,8 @@
 #include "common/log.h"
 #include "common/report.h"
 #include "common/util.h"
+#include "worker/shmdir.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -38,38 +38,18 @@ struct ty_proc {
     char *error;
     double timeout_s;
     char *dir, *report;
-    char *shm; /* kind: mpi: the attempt's own shared-memory directory, or NULL */
+    ty_shmdir_t *shm; /* kind: mpi: the attempt's own directory (shmdir.h), or NULL */
     uint64_t rep_off;
     ty_buf_t rep_part;
     uint32_t bad;
     int64_t started_ms;
 };
 
-/* Removes an MPI attempt's shared-memory directory and what its ranks left
- * there: Open MPI unlinks its segments when a rank finalizes, so ranks
- * that were killed (a dead rank, cancel, timeout) would leave theirs in
- * /dev/shm for good. */
-static void ty_shm_remove(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                unlinkat(dirfd(d), e->d_name, 0);
-        closedir(d);
-    }
-    if (rmdir(dir) != 0 && errno != ENOENT)
-        ty_warn("cannot remove %s: %s", dir, strerror(errno));
-}
-
 static void ty_proc_closed(uv_handle_t *h) {
     ty_proc_t *p = h->data;
     if (--p->handles > 0)
         return;
-    if (p->shm) {
-        ty_shm_remove(p->shm);
-        free(p->shm);
-    }
+    ty_shmdir_destroy(&p->shm);
     free(p->run_id);
     free(p->task);
     free(p->error);
@@ -308,7 +288,7 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
         cap++;
     char **env = ty_xcalloc(cap, sizeof *env);
     size_t n = 0;
-    char *ours[10];
+    char *ours[12];
     size_t nours = 0;
     ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
     ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
@@ -319,15 +299,17 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
         ours[nours++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", gpus.data ? gpus.data : "");
     ty_buf_free(&gpus);
     /* Open MPI's shared-memory files (the vader BTL's segments, shared
-     * windows) in the attempt's own directory, unless set otherwise */
+     * windows) and mpirun's session directory in the attempt's own
+     * directory, unless set otherwise */
     static const char *const shm_vars[] = {"OMPI_MCA_btl_vader_backing_directory",
-                                           "OMPI_MCA_osc_sm_backing_directory"};
-    for (size_t v = 0; p->shm && v < 2; v++) {
+                                           "OMPI_MCA_osc_sm_backing_directory",
+                                           "OMPI_MCA_orte_tmpdir_base"};
+    for (size_t v = 0; p->shm && v < sizeof shm_vars / sizeof *shm_vars; v++) {
         int set = getenv(shm_vars[v]) != NULL;
         for (size_t i = 0; i < d->n_env && !set; i++)
             set = strcmp(d->env[i]->key, shm_vars[v]) == 0;
         if (!set)
-            ours[nours++] = ty_xasprintf("%s=%s", shm_vars[v], p->shm);
+            ours[nours++] = ty_xasprintf("%s=%s", shm_vars[v], ty_shmdir_path(p->shm));
     }
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
@@ -472,13 +454,12 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
         return;
     }
     close(fd);
-    if (d->kind == 1) { /* removed with the attempt, whatever its ranks leave there */
-        char shm[] = "/dev/shm/trainyard-XXXXXX";
-        if (mkdtemp(shm))
-            p->shm = ty_xstrdup(shm);
-        else /* no /dev/shm: Open MPI's own default place */
+    if (d->kind == 1) {              /* removed with the attempt, whatever its ranks leave there */
+        ty_shmdir_sweep("/dev/shm"); /* what crashed workers left */
+        int src = ty_shmdir_create(&p->shm, "/dev/shm");
+        if (src != 0) /* no /dev/shm: Open MPI's own default places */
             ty_debug("task %s/%s#%u: no directory in /dev/shm: %s", p->run_id, p->task,
-                     ref->attempt, strerror(errno));
+                     ref->attempt, strerror(-src));
     }
 
     uv_pipe_init(wk->loop, &p->out, 0);
@@ -490,7 +471,7 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
     p->handles = 6;
 
     char **argv = ty_build_argv(d), **env = ty_build_env(wk, p, d);
-    uv_stdio_container_t stdio[3];
+    uv_stdio_container_t stdio[4];
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[1].data.stream = (uv_stream_t *)&p->out;
@@ -504,6 +485,13 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
     po.cwd = p->dir;
     po.flags = UV_PROCESS_DETACHED; /* setsid: the task leads its own process group */
     po.stdio_count = 3;
+    if (p->shm) { /* mpirun holds the directory's lock too (fd 3), so a sweep
+                   * after a worker crash leaves it while the job still runs;
+                   * mpirun closes it in its ranks */
+        stdio[3].flags = UV_INHERIT_FD;
+        stdio[3].data.fd = ty_shmdir_fd(p->shm);
+        po.stdio_count = 4;
+    }
     po.stdio = stdio;
     po.exit_cb = ty_exit_cb;
     rc = uv_spawn(wk->loop, &p->proc, &po);

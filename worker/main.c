@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "worker/shmdir.h"
 
 #include <float.h>
 #include <getopt.h>
@@ -165,6 +166,9 @@ int main(int argc, char **argv) {
             wk.workdir = abs;
         }
     }
+    /* MPI attempts' directories that a crashed worker left (their jobs
+     * ended too), before registering: see shmdir.h */
+    ty_shmdir_sweep("/dev/shm");
     zsys_init();
     zsys_set_linger(100);
     zsys_handler_set(NULL);

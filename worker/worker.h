@@ -5,7 +5,10 @@
  *   executor.c one child process group per task attempt (uv_spawn): pipes
  *              streamed as log chunks, TRAINYARD_REPORT tailed, timeout and
  *              cancel as TERM, grace, KILL of the whole group.
- *   probe.c    CPUs, memory and GPUs (NVML through dlopen). */
+ *   probe.c    CPUs, memory and GPUs (NVML through dlopen).
+ *   shmdir.c   an MPI attempt's own directory for Open MPI's shared memory
+ *              and session files, removed with the attempt; sweeps what
+ *              crashed workers left. */
 #ifndef TY_WORKER_WORKER_H
 #define TY_WORKER_WORKER_H
 

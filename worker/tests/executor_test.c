@@ -201,8 +201,9 @@ int main(void) {
     seen_free(&s);
     clear_unacked();
 
-    /* kind: mpi: Open MPI's shared memory goes to the attempt's own
-     * directory, removed afterwards with whatever the ranks left there; a
+    /* kind: mpi: Open MPI's shared memory and mpirun's session directory
+     * go to the attempt's own directory, removed afterwards with whatever
+     * the ranks left there, however deep; a
      * directory the task sets itself is kept */
     if (system("command -v mpirun >/dev/null") == 0) {
         memset(&s, 0, sizeof s);
@@ -217,8 +218,10 @@ int main(void) {
         md.env = &kvp;
         md.n_env = 1;
         md.shell = "echo vader=$OMPI_MCA_btl_vader_backing_directory "
-                   "osc=$OMPI_MCA_osc_sm_backing_directory; "
-                   "touch $OMPI_MCA_btl_vader_backing_directory/vader_segment.left";
+                   "osc=$OMPI_MCA_osc_sm_backing_directory tmp=$OMPI_MCA_orte_tmpdir_base; "
+                   "touch $OMPI_MCA_btl_vader_backing_directory/vader_segment.left && "
+                   "mkdir -p $OMPI_MCA_orte_tmpdir_base/ompi.host.0/jf.1/0 && "
+                   "touch $OMPI_MCA_orte_tmpdir_base/ompi.host.0/jf.1/0/left";
         ty_exec_dispatch(&W, &md);
         run_until_idle(&s);
         CHECK(s.last && s.last->exit_code == 0);
@@ -227,8 +230,10 @@ int main(void) {
         char shm[64] = "";
         if (v)
             sscanf(v, "vader=%63s", shm);
+        snprintf(want, sizeof want, "tmp=%s", shm); /* mpirun's session directory too */
+        CHECK_CONTAINS(s.log.data, want);
         struct stat st;
-        CHECK(shm[0] && stat(shm, &st) != 0); /* gone, with the file left in it */
+        CHECK(shm[0] && stat(shm, &st) != 0); /* gone, with the files left in it */
         snprintf(want, sizeof want, "osc=%s", dir);
         CHECK_CONTAINS(s.log.data, want);
         seen_free(&s);
