@@ -482,7 +482,7 @@ def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
     shm_dir = shm.pop()
     wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15,
                "Open MPI's segments in the attempt's directory")
-    assert glob.glob(shm_dir + "/ompi.*/jf.*"), "mpirun's session directory is elsewhere"
+    assert glob.glob(shm_dir + "/ompi.*/pid.*"), "mpirun's session directory is elsewhere"
     os.kill(ranks[0], signal.SIGKILL)
     st = cluster.wait_run(run_id, timeout=60)
     assert st["state"] == "failed" and st["tasks"][0]["state"] == "failed"

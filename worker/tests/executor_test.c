@@ -220,8 +220,8 @@ int main(void) {
         md.shell = "echo vader=$OMPI_MCA_btl_vader_backing_directory "
                    "osc=$OMPI_MCA_osc_sm_backing_directory tmp=$OMPI_MCA_orte_tmpdir_base; "
                    "touch $OMPI_MCA_btl_vader_backing_directory/vader_segment.left && "
-                   "mkdir -p $OMPI_MCA_orte_tmpdir_base/ompi.host.0/jf.1/0 && "
-                   "touch $OMPI_MCA_orte_tmpdir_base/ompi.host.0/jf.1/0/left";
+                   "mkdir -p $OMPI_MCA_orte_tmpdir_base/ompi.host.0/pid.1/0 && "
+                   "touch $OMPI_MCA_orte_tmpdir_base/ompi.host.0/pid.1/0/left";
         ty_exec_dispatch(&W, &md);
         run_until_idle(&s);
         CHECK(s.last && s.last->exit_code == 0);

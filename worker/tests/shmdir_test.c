@@ -94,9 +94,9 @@ int main(void) {
     touch(p);
     snprintf(p, sizeof p, "%s/ompi.host.0", dir);
     CHECK(mkdir(p, 0700) == 0);
-    snprintf(p, sizeof p, "%s/ompi.host.0/jf.1", dir);
+    snprintf(p, sizeof p, "%s/ompi.host.0/pid.1", dir);
     CHECK(mkdir(p, 0700) == 0);
-    snprintf(p, sizeof p, "%s/ompi.host.0/jf.1/contact.txt", dir);
+    snprintf(p, sizeof p, "%s/ompi.host.0/pid.1/contact.txt", dir);
     touch(p);
     snprintf(p, sizeof p, "%s/to-file", dir);
     CHECK(symlink(outside, p) == 0);
