@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "worker/orphans.h"
 #include "worker/shmdir.h"
 
 #include <float.h>
@@ -166,8 +167,10 @@ int main(int argc, char **argv) {
             wk.workdir = abs;
         }
     }
-    /* MPI attempts' directories that a crashed worker left (their jobs
-     * ended too), before registering: see shmdir.h */
+    /* before registering: what an earlier run of this worker, killed
+     * outright, left running (the master re-queues it), then the MPI
+     * attempts' directories nobody holds any more: orphans.h, shmdir.h */
+    ty_orphans_end(wk.id, wk.kill_grace_ms);
     ty_shmdir_sweep("/dev/shm");
     zsys_init();
     zsys_set_linger(100);

@@ -8,7 +8,9 @@
  *   probe.c    CPUs, memory and GPUs (NVML through dlopen).
  *   shmdir.c   an MPI attempt's own directory for Open MPI's shared memory
  *              and session files, removed with the attempt; sweeps what
- *              crashed workers left. */
+ *              crashed workers left.
+ *   orphans.c  at start, ends what an earlier run of this worker left
+ *              running. */
 #ifndef TY_WORKER_WORKER_H
 #define TY_WORKER_WORKER_H
 

@@ -1,0 +1,137 @@
+/* Ending what an earlier run of this worker left running: see orphans.h. */
+#include "worker/orphans.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    pid_t pid;
+    int leader; /* leads its own process group: a task as the worker started it */
+    int pidfd;  /* readable once the process has exited; -1 when gone */
+} ty_orphan_t;
+
+/* NUL-separated environ of pid, whole; NULL when unreadable. */
+static char *ty_read_environ(pid_t pid, size_t *len) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    ty_buf_t b = {0};
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0)
+        ty_buf_append(&b, chunk, (size_t)n);
+    close(fd);
+    *len = b.len;
+    return b.data;
+}
+
+static int ty_environ_has(const char *env, size_t len, const char *entry) {
+    size_t elen = strlen(entry);
+    for (size_t i = 0; i < len; i += strlen(env + i) + 1)
+        if (len - i > elen && memcmp(env + i, entry, elen + 1) == 0)
+            return 1;
+    return 0;
+}
+
+static size_t ty_find(const char *entry, ty_orphan_t **out) {
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == getpid() || pid == getppid())
+            continue;
+        size_t len = 0;
+        char *env = ty_read_environ((pid_t)pid, &len);
+        int ours = env && ty_environ_has(env, len, entry);
+        free(env);
+        if (!ours)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *out = ty_xrealloc(*out, cap * sizeof **out);
+        }
+        ty_orphan_t *o = &(*out)[n++];
+        o->pid = (pid_t)pid;
+        /* a task's group, unless it is ours (a worker started by a task) */
+        o->leader = getpgid((pid_t)pid) == (pid_t)pid && (pid_t)pid != getpgrp();
+        o->pidfd = pidfd_open((pid_t)pid, 0);
+    }
+    closedir(d);
+    return n;
+}
+
+static void ty_signal_all(ty_orphan_t *o, size_t n, int sig) {
+    for (size_t i = 0; i < n; i++) {
+        if (o[i].pidfd < 0)
+            continue;
+        if (o[i].leader)
+            kill(-o[i].pid, sig);
+        pidfd_send_signal(o[i].pidfd, sig, NULL, 0); /* not a reused pid */
+    }
+}
+
+/* Waits until every process has exited or ms have passed; 1 when all did. */
+static int ty_wait_all(ty_orphan_t *o, size_t n, int64_t ms) {
+    int64_t deadline = ty_now_ms() + ms;
+    for (;;) {
+        struct pollfd pf[64];
+        size_t np = 0;
+        for (size_t i = 0; i < n && np < 64; i++)
+            if (o[i].pidfd >= 0)
+                pf[np++] = (struct pollfd){.fd = o[i].pidfd, .events = POLLIN};
+        if (np == 0)
+            return 1;
+        int64_t left = deadline - ty_now_ms();
+        if (left <= 0)
+            return 0;
+        if (poll(pf, np, (int)left) < 0 && errno != EINTR)
+            return 0;
+        for (size_t k = 0; k < np; k++)
+            if (pf[k].revents)
+                for (size_t i = 0; i < n; i++)
+                    if (o[i].pidfd == pf[k].fd) {
+                        close(o[i].pidfd);
+                        o[i].pidfd = -1;
+                    }
+    }
+}
+
+int ty_orphans_end(const char *worker_id, int64_t grace_ms) {
+    char *entry = ty_xasprintf("TRAINYARD_WORKER=%s", worker_id);
+    ty_orphan_t *o = NULL;
+    size_t n = ty_find(entry, &o);
+    free(entry);
+    if (n == 0)
+        return 0;
+    ty_warn("ending %zu process%s that an earlier run of worker %s left running", n,
+            n == 1 ? "" : "es", worker_id);
+    ty_signal_all(o, n, SIGTERM);
+    if (!ty_wait_all(o, n, grace_ms)) {
+        ty_signal_all(o, n, SIGKILL);
+        if (!ty_wait_all(o, n, 2000))
+            ty_warn("some processes of an earlier run of worker %s did not exit", worker_id);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (o[i].pidfd >= 0)
+            close(o[i].pidfd);
+    free(o);
+    return (int)n;
+}

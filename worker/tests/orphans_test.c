@@ -1,0 +1,100 @@
+/* Ending an earlier run's attempts: every process carrying this worker's id
+ * ends (a task's process group, and a child that left the group), TERM
+ * first, KILL after the grace for one that ignores TERM; another worker's
+ * processes stay. */
+#include "worker/orphans.h"
+
+#include "common/tests/ty_test.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Starts `sh -c script` in a session of its own with TRAINYARD_WORKER=id,
+ * as the worker starts a task, and reads the four pids the script writes
+ * to descriptor 3 once its processes run: its own, a child's in its group,
+ * a child's that left the group, a child's in its group with an empty
+ * environment (found only through the group). */
+static int task(const char *id, const char *script, pid_t pids[4]) {
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        setsid();
+        close(p[0]);
+        dup2(p[1], 3);
+        setenv("TRAINYARD_WORKER", id, 1);
+        execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    FILE *f = fdopen(p[0], "r");
+    int v[4] = {0};
+    int got = f ? fscanf(f, "%d %d %d %d", &v[0], &v[1], &v[2], &v[3]) : 0;
+    if (f)
+        fclose(f);
+    for (int i = 0; i < 4; i++)
+        pids[i] = v[i];
+    if (got != 4 || v[0] != c)
+        return -1;
+    /* the last child runs env(1) until it execs sleep with no environment:
+     * a process starting up, with no event to wait on; bounded */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", v[3]);
+    for (int i = 0; i < 5000; i++) {
+        FILE *e = fopen(path, "r");
+        int empty = e && fgetc(e) == EOF;
+        if (e)
+            fclose(e);
+        if (empty)
+            return 0;
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* Exited: reaped here (a child, or reparented here) or gone already. */
+static int gone(pid_t pid, int *sig) {
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+        if (sig)
+            *sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+        return 1;
+    }
+    return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+#define SCRIPT                                                                                     \
+    "sleep 600 & a=$!; setsid sleep 600 & b=$!; env -i sleep 600 & echo \"$$ $a $b $!\" >&3; wait"
+
+int main(void) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1); /* the tasks' children come back here */
+    char id[64], other[64];
+    snprintf(id, sizeof id, "orphans-test-%d", (int)getpid());
+    snprintf(other, sizeof other, "orphans-test-other-%d", (int)getpid());
+    pid_t plain[4], stubborn[4], theirs[4];
+    CHECK(task(id, SCRIPT, plain) == 0);
+    CHECK(task(id, "trap '' TERM; " SCRIPT, stubborn) == 0); /* TERM ignored, inherited */
+    CHECK(task(other, SCRIPT, theirs) == 0);
+
+    CHECK_EQ_INT(ty_orphans_end(id, 300), 6);
+    int sig = -1;
+    CHECK(gone(plain[0], &sig) && sig == SIGTERM);
+    CHECK(gone(plain[1], NULL) && gone(plain[2], NULL) && gone(plain[3], NULL));
+    sig = -1;
+    CHECK(gone(stubborn[0], &sig) && sig == SIGKILL);
+    CHECK(gone(stubborn[1], NULL) && gone(stubborn[2], NULL) && gone(stubborn[3], NULL));
+    for (int i = 0; i < 4; i++)
+        CHECK(!gone(theirs[i], NULL));
+    CHECK_EQ_INT(ty_orphans_end(id, 300), 0); /* nothing left */
+
+    kill(-theirs[0], SIGKILL);
+    kill(theirs[2], SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0) {
+    }
+    TEST_DONE();
+}
