@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -444,6 +445,15 @@ def fd_targets(pid):
     return out
 
 
+def running(pid):
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def wait_ranks(marker):
     """The PIDs of a forever step's two ranks, once mpirun and both run."""
     def ranks():
@@ -507,9 +517,11 @@ def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
     shm_gone("the timeout")
 
 
-def test_a_crashed_workers_mpi_directory_goes_at_the_next_start(cluster, tmp_path):
-    # a worker killed outright cannot remove its MPI attempt's directory;
-    # the next worker to start on the host does, once the job is gone too
+def test_a_restarted_worker_ends_what_it_left_running(cluster, tmp_path):
+    # a worker killed outright leaves its MPI step running (tasks run in
+    # sessions of their own) and cannot remove the step's directory; the
+    # same worker, started again, ends the job and removes the directory
+    # before it registers
     data = str(tmp_path / "d.csv")
     run("gen", "--rows", "4000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
     cluster.start_master()
@@ -525,23 +537,23 @@ def test_a_crashed_workers_mpi_directory_goes_at_the_next_start(cluster, tmp_pat
     shm_dir = shm.pop()
     wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15, "Open MPI's segments")
     # mpirun holds the directory's lock as well (descriptor 3); its ranks do not
-    mpirun = [q for q in pids_matching(marker) if "mpirun" in open(f"/proc/{q}/cmdline").read()]
+    old = pids_matching(marker)
+    mpirun = [q for q in old if "mpirun" in open(f"/proc/{q}/cmdline").read()]
     assert len(mpirun) == 1 and os.readlink(f"/proc/{mpirun[0]}/fd/3") == shm_dir
     for q in wait_ranks(marker):
         assert shm_dir not in fd_targets(q)
     cluster.workers["w1"].kill(signal.SIGKILL)
-    for q in pids_matching(marker):  # the job outlives its worker; end it
-        try:
-            os.kill(q, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone")
-    assert os.path.isdir(shm_dir)  # left behind
-    cluster.start_worker("w2", "--cpus", "2")
-    cluster.wait_workers(["w2"])
+    assert all(running(q) for q in old)  # the job outlives its worker
+    assert os.path.isdir(shm_dir)
+    cluster.start_worker("w1", "--cpus", "2")
+    wait_until(lambda: cluster.master.text().count("worker w1 registered") == 2, 15,
+               "w1 to register again")
+    assert not any(running(q) for q in old)
     assert not os.path.exists(shm_dir)
-    assert f"removing {shm_dir}, left by a worker that is gone" in cluster.workers["w2"].text()
-    # the step is handed to w2 after w1's lease: end it
+    log = cluster.workers["w1"].text()
+    assert re.search(r"ending \d+ processes that an earlier run of worker w1 left running", log)
+    assert f"removing {shm_dir}, left by a worker that is gone" in log
+    # the master re-queued the step, as w1 no longer runs it: end it
     cluster.cli("cancel", run_id)
     wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
 
