@@ -529,33 +529,40 @@ def test_a_restarted_worker_ends_what_it_left_running(cluster, tmp_path):
     cluster.wait_workers(["w1"])
     marker = str(tmp_path / "crash.bin")
     shm_before = set(glob.glob("/dev/shm/trainyard-*"))
-    run_id = cluster.submit(forever_mpi_step(data, marker))
-    cluster.wait_task_state(run_id, "train", ["running"])
-    wait_ranks(marker)
-    shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
-    assert len(shm) == 1
-    shm_dir = shm.pop()
-    wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15, "Open MPI's segments")
-    # mpirun holds the directory's lock as well (descriptor 3); its ranks do not
-    old = pids_matching(marker)
-    mpirun = [q for q in old if "mpirun" in open(f"/proc/{q}/cmdline").read()]
-    assert len(mpirun) == 1 and os.readlink(f"/proc/{mpirun[0]}/fd/3") == shm_dir
-    for q in wait_ranks(marker):
-        assert shm_dir not in fd_targets(q)
-    cluster.workers["w1"].kill(signal.SIGKILL)
-    assert all(running(q) for q in old)  # the job outlives its worker
-    assert os.path.isdir(shm_dir)
-    cluster.start_worker("w1", "--cpus", "2")
-    wait_until(lambda: cluster.master.text().count("worker w1 registered") == 2, 15,
-               "w1 to register again")
-    assert not any(running(q) for q in old)
-    assert not os.path.exists(shm_dir)
-    log = cluster.workers["w1"].text()
-    assert re.search(r"ending \d+ processes that an earlier run of worker w1 left running", log)
-    assert f"removing {shm_dir}, left by a worker that is gone" in log
-    # the master re-queued the step, as w1 no longer runs it: end it
-    cluster.cli("cancel", run_id)
-    wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
+    try:
+        run_id = cluster.submit(forever_mpi_step(data, marker))
+        cluster.wait_task_state(run_id, "train", ["running"])
+        wait_ranks(marker)
+        shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
+        assert len(shm) == 1
+        shm_dir = shm.pop()
+        wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15, "Open MPI's segments")
+        # mpirun holds the directory's lock as well (descriptor 3); its ranks do not
+        old = pids_matching(marker)
+        mpirun = [q for q in old if "mpirun" in open(f"/proc/{q}/cmdline").read()]
+        assert len(mpirun) == 1 and os.readlink(f"/proc/{mpirun[0]}/fd/3") == shm_dir
+        for q in wait_ranks(marker):
+            assert shm_dir not in fd_targets(q)
+        cluster.workers["w1"].kill(signal.SIGKILL)
+        assert all(running(q) for q in old)  # the job outlives its worker
+        assert os.path.isdir(shm_dir)
+        cluster.start_worker("w1", "--cpus", "2")
+        wait_until(lambda: cluster.master.text().count("worker w1 registered") == 2, 15,
+                   "w1 to register again")
+        assert not any(running(q) for q in old)
+        assert not os.path.exists(shm_dir)
+        log = cluster.workers["w1"].text()
+        assert re.search(r"ending \d+ processes that an earlier run of worker w1 left running", log)
+        assert f"removing {shm_dir}, left by a worker that is gone" in log
+        # the master re-queued the step, as w1 no longer runs it: end it
+        cluster.cli("cancel", run_id)
+        wait_until(lambda: not pids_matching(marker), 15, "every rank to be gone after cancel")
+    finally:  # a job the worker did not end is the test's to end
+        for q in pids_matching(marker):
+            try:
+                os.kill(q, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_drift_report_and_exit_status(tmp_path):
