@@ -170,7 +170,7 @@ int main(int argc, char **argv) {
     /* before registering: what an earlier run of this worker, killed
      * outright, left running (the master re-queues it), then the MPI
      * attempts' directories nobody holds any more: orphans.h, shmdir.h */
-    ty_orphans_end(wk.id, wk.kill_grace_ms);
+    ty_orphans_end(wk.id, wk.workdir, wk.kill_grace_ms);
     ty_shmdir_sweep("/dev/shm");
     zsys_init();
     zsys_set_linger(100);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -39,15 +38,18 @@ static char *ty_read_environ(pid_t pid, size_t *len) {
     return b.data;
 }
 
-static int ty_environ_has(const char *env, size_t len, const char *entry) {
-    size_t elen = strlen(entry);
+/* Whether env holds an entry that is `entry` (whole, with the NUL) or
+ * starts with it (prefix). */
+static int ty_environ_has(const char *env, size_t len, const char *entry, int prefix) {
+    size_t elen = strlen(entry) + !prefix;
     for (size_t i = 0; i < len; i += strlen(env + i) + 1)
-        if (len - i > elen && memcmp(env + i, entry, elen + 1) == 0)
+        if (len - i >= elen && memcmp(env + i, entry, elen) == 0)
             return 1;
     return 0;
 }
 
-static size_t ty_find(const char *entry, ty_orphan_t **out) {
+/* id: "TRAINYARD_WORKER=<id>"; dir: "TRAINYARD_REPORT=<work dir>/" */
+static size_t ty_find(const char *id, const char *dir, ty_orphan_t **out) {
     DIR *d = opendir("/proc");
     if (!d)
         return 0;
@@ -60,7 +62,7 @@ static size_t ty_find(const char *entry, ty_orphan_t **out) {
             continue;
         size_t len = 0;
         char *env = ty_read_environ((pid_t)pid, &len);
-        int ours = env && ty_environ_has(env, len, entry);
+        int ours = env && ty_environ_has(env, len, id, 0) && ty_environ_has(env, len, dir, 1);
         free(env);
         if (!ours)
             continue;
@@ -114,11 +116,13 @@ static int ty_wait_all(ty_orphan_t *o, size_t n, int64_t ms) {
     }
 }
 
-int ty_orphans_end(const char *worker_id, int64_t grace_ms) {
-    char *entry = ty_xasprintf("TRAINYARD_WORKER=%s", worker_id);
+int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms) {
+    char *id = ty_xasprintf("TRAINYARD_WORKER=%s", worker_id);
+    char *dir = ty_xasprintf("TRAINYARD_REPORT=%s/", workdir);
     ty_orphan_t *o = NULL;
-    size_t n = ty_find(entry, &o);
-    free(entry);
+    size_t n = ty_find(id, dir, &o);
+    free(id);
+    free(dir);
     if (n == 0)
         return 0;
     ty_warn("ending %zu process%s that an earlier run of worker %s left running", n,

@@ -5,8 +5,10 @@
  * attempts once its lease runs out, so a survivor would run beside its own
  * retry (writing the same checkpoints and outputs) with nobody to report
  * to.  A starting worker ends them first: every process whose environment
- * carries TRAINYARD_WORKER=<its id>, which the worker gives each attempt and
- * its children inherit.  Blocking; call before the loop runs. */
+ * carries TRAINYARD_WORKER=<its id> and a TRAINYARD_REPORT under its work
+ * directory, which the worker gives each attempt and its children inherit
+ * (so two local clusters whose workers share ids, in other directories,
+ * leave each other alone).  Blocking; call before the loop runs. */
 #ifndef TY_WORKER_ORPHANS_H
 #define TY_WORKER_ORPHANS_H
 
@@ -16,6 +18,6 @@
  * one, waits up to grace_ms for them to exit, then KILLs what is left.
  * Returns how many processes were found (0 when none), after they exited
  * or 2 s after the KILL.  Never touches the calling process. */
-int ty_orphans_end(const char *worker_id, int64_t grace_ms);
+int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms);
 
 #endif

@@ -1,7 +1,8 @@
 /* Ending an earlier run's attempts: every process carrying this worker's id
- * ends (a task's process group, and a child that left the group), TERM
- * first, KILL after the grace for one that ignores TERM; another worker's
- * processes stay. */
+ * and work directory ends (a task's process group, and a child that left
+ * the group), TERM first, KILL after the grace for one that ignores TERM;
+ * another worker's processes stay, and so do those of a worker with the
+ * same id in another directory. */
 #include "worker/orphans.h"
 
 #include "common/tests/ty_test.h"
@@ -13,12 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Starts `sh -c script` in a session of its own with TRAINYARD_WORKER=id,
- * as the worker starts a task, and reads the four pids the script writes
- * to descriptor 3 once its processes run: its own, a child's in its group,
- * a child's that left the group, a child's in its group with an empty
- * environment (found only through the group). */
-static int task(const char *id, const char *script, pid_t pids[4]) {
+/* Starts `sh -c script` in a session of its own with TRAINYARD_WORKER=id
+ * and a TRAINYARD_REPORT under dir, as the worker starts a task, and reads the four pids the script
+ * writes to descriptor 3 once its processes run: its own, a child's in its group, a child's that
+ * left the group, a child's in its group with an empty environment (found only through the group).
+ */
+static int task(const char *id, const char *dir, const char *script, pid_t pids[4]) {
+    char report[256];
+    snprintf(report, sizeof report, "%s/run/task/1/.trainyard-report", dir);
     int p[2];
     if (pipe(p) != 0)
         return -1;
@@ -28,6 +31,7 @@ static int task(const char *id, const char *script, pid_t pids[4]) {
         close(p[0]);
         dup2(p[1], 3);
         setenv("TRAINYARD_WORKER", id, 1);
+        setenv("TRAINYARD_REPORT", report, 1);
         execl("/bin/sh", "sh", "-c", script, (char *)NULL);
         _exit(127);
     }
@@ -73,15 +77,18 @@ static int gone(pid_t pid, int *sig) {
 
 int main(void) {
     prctl(PR_SET_CHILD_SUBREAPER, 1); /* the tasks' children come back here */
-    char id[64], other[64];
+    char id[64], other[64], dir[64], elsewhere[64];
     snprintf(id, sizeof id, "orphans-test-%d", (int)getpid());
     snprintf(other, sizeof other, "orphans-test-other-%d", (int)getpid());
-    pid_t plain[4], stubborn[4], theirs[4];
-    CHECK(task(id, SCRIPT, plain) == 0);
-    CHECK(task(id, "trap '' TERM; " SCRIPT, stubborn) == 0); /* TERM ignored, inherited */
-    CHECK(task(other, SCRIPT, theirs) == 0);
+    snprintf(dir, sizeof dir, "/tmp/orphans-test-%d/work", (int)getpid());
+    snprintf(elsewhere, sizeof elsewhere, "/tmp/orphans-test-%d/work2", (int)getpid());
+    pid_t plain[4], stubborn[4], theirs[4], samename[4];
+    CHECK(task(id, dir, SCRIPT, plain) == 0);
+    CHECK(task(id, dir, "trap '' TERM; " SCRIPT, stubborn) == 0); /* TERM ignored, inherited */
+    CHECK(task(other, dir, SCRIPT, theirs) == 0);
+    CHECK(task(id, elsewhere, SCRIPT, samename) == 0); /* work2/ is not under work/ */
 
-    CHECK_EQ_INT(ty_orphans_end(id, 300), 6);
+    CHECK_EQ_INT(ty_orphans_end(id, dir, 300), 6);
     int sig = -1;
     CHECK(gone(plain[0], &sig) && sig == SIGTERM);
     CHECK(gone(plain[1], NULL) && gone(plain[2], NULL) && gone(plain[3], NULL));
@@ -89,13 +96,14 @@ int main(void) {
     CHECK(gone(stubborn[0], &sig) && sig == SIGKILL);
     CHECK(gone(stubborn[1], NULL) && gone(stubborn[2], NULL) && gone(stubborn[3], NULL));
     for (int i = 0; i < 4; i++)
-        CHECK(!gone(theirs[i], NULL));
-    CHECK_EQ_INT(ty_orphans_end(id, 300), 0); /* nothing left */
+        CHECK(!gone(theirs[i], NULL) && !gone(samename[i], NULL));
+    CHECK_EQ_INT(ty_orphans_end(id, dir, 300), 0); /* nothing left */
 
     for (int i = 0; i < 4; i++) { /* whatever is left, failed checks included */
         kill(plain[i], SIGKILL);
         kill(stubborn[i], SIGKILL);
         kill(theirs[i], SIGKILL);
+        kill(samename[i], SIGKILL);
     }
     while (waitpid(-1, NULL, 0) > 0) {
     }
