@@ -3,9 +3,6 @@
 #include "common/util.h"
 
 #include <mpi.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,37 +13,15 @@ struct ty_gsum {
     MPI_Win win;
     int rank, size, cur; /* cur: which of the two buffers this step writes */
     size_t n;
-    float *(*buf)[2];        /* [rank][0|1]: every rank's two gradient buffers */
-    float *sum;              /* more than 2 ranks: the shared sum (in rank 0's segment) */
-    _Atomic uint64_t **flag; /* [rank]: the fences that rank has reached (its segment) */
-    uint64_t fences;         /* the fences this rank has reached */
+    float *(*buf)[2]; /* [rank][0|1]: every rank's two gradient buffers */
+    float *sum;       /* more than 2 ranks: the shared sum (in rank 0's segment) */
 };
 
-/* A fence in two halves, so a rank can do work of its own (gathering its
- * next batch) while it waits for the others, instead of in a barrier:
- * arrive publishes this rank's stores so far, and wait returns once every
- * rank has arrived, with their stores visible (release/acquire on each
- * rank's counter, in shared memory, as MPI's unified model allows). */
-static void ty_gsum_arrive_fence(ty_gsum_t *s) {
-    atomic_store_explicit(s->flag[s->rank], ++s->fences, memory_order_release);
-}
-
-static void ty_gsum_wait_fence(ty_gsum_t *s) {
-    for (int r = 0; r < s->size; r++)
-        /* spin briefly, then yield: ranks may outnumber cores (mpirun
-         * --oversubscribe), and a dead rank's peers are ended by mpirun */
-        for (unsigned i = 0; atomic_load_explicit(s->flag[r], memory_order_acquire) < s->fences;
-             i++) {
-            if (i < 256) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#elif defined(__aarch64__)
-                __asm__ volatile("yield");
-#endif
-            } else {
-                sched_yield();
-            }
-        }
+/* Every rank's stores before this are visible to every rank after it. */
+static void ty_gsum_fence(ty_gsum_t *s) {
+    MPI_Win_sync(s->win);
+    MPI_Barrier(s->node);
+    MPI_Win_sync(s->win);
 }
 
 /* Where Open MPI keeps shared windows: its osc_sm_backing_directory (read
@@ -110,12 +85,10 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
     }
     int nrank;
     MPI_Comm_rank(node, &nrank);
-    /* two buffers per rank, page-aligned apart; rank 0 also holds the sum;
-     * then each rank's fence counter, on a cache line of its own */
+    /* two buffers per rank, page-aligned apart; rank 0 also holds the sum */
     size_t stride = (n + 1023) & ~(size_t)1023, floats = 2 * stride;
     if (nrank == 0 && nsize > 2)
         floats += stride;
-    floats += 16;
     if (!ty_gsum_fits(node, nrank, (2 * (size_t)nsize + (nsize > 2)) * stride * sizeof(float))) {
         MPI_Comm_free(&node);
         return;
@@ -144,7 +117,6 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
         return;
     }
     s->buf = ty_xcalloc((size_t)nsize, sizeof *s->buf);
-    s->flag = ty_xcalloc((size_t)nsize, sizeof *s->flag);
     for (int r = 0; r < nsize; r++) {
         MPI_Aint bytes;
         int unit;
@@ -154,30 +126,22 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
         s->buf[r][1] = p + stride;
         if (r == 0 && nsize > 2)
             s->sum = p + 2 * stride;
-        /* rank r's counter: at the same offset in every segment (rank 0's
-         * is longer by the sum), a lock-free atomic, so shared by address */
-        size_t at = 2 * stride + (r == 0 && nsize > 2 ? stride : 0);
-        s->flag[r] = (_Atomic uint64_t *)(void *)(p + at);
     }
-    atomic_init(s->flag[nrank], 0);
     MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win); /* one passive epoch for the job */
-    MPI_Barrier(node);                          /* every counter is zero before anyone arrives */
     *out = s;
 }
 
 float *ty_gsum_local(ty_gsum_t *s) { return s->buf[s->rank][s->cur]; }
 
-/* Two ranks need one fence a step: a rank writes its other buffer next
- * step, which its peer finished reading before it arrived at this step's
- * fence.  More ranks need a second one, after the shared sum is complete;
- * the sum is rewritten only after the next step's first fence, which every
- * reader arrives at when its update is done. */
-void ty_gsum_arrive(ty_gsum_t *s) { ty_gsum_arrive_fence(s); }
-
-const float *ty_gsum_finish(ty_gsum_t *s, const float **peer) {
+/* Two ranks need one barrier a step: a rank writes its other buffer next
+ * step, which its peer finished reading before this step's barrier.  More
+ * ranks need a second one, after the shared sum is complete; the sum is
+ * rewritten only after the next step's first barrier, which every reader
+ * reaches when its update is done. */
+const float *ty_gsum_reduce(ty_gsum_t *s, const float **peer) {
     int c = s->cur;
     s->cur ^= 1;
-    ty_gsum_wait_fence(s);
+    ty_gsum_fence(s);
     if (s->size == 2) {
         *peer = s->buf[s->rank ^ 1][c];
         return s->buf[s->rank][c];
@@ -191,15 +155,9 @@ const float *ty_gsum_finish(ty_gsum_t *s, const float **peer) {
         for (size_t i = lo; i < hi; i++)
             sum[i] += g[i];
     }
-    ty_gsum_arrive_fence(s);
-    ty_gsum_wait_fence(s);
+    ty_gsum_fence(s);
     *peer = NULL;
     return sum;
-}
-
-const float *ty_gsum_reduce(ty_gsum_t *s, const float **peer) {
-    ty_gsum_arrive(s);
-    return ty_gsum_finish(s, peer);
 }
 
 void ty_gsum_destroy(ty_gsum_t **ps) {
@@ -210,7 +168,6 @@ void ty_gsum_destroy(ty_gsum_t **ps) {
     MPI_Win_free(&s->win);
     MPI_Comm_free(&s->node);
     free(s->buf);
-    free(s->flag);
     free(s);
     *ps = NULL;
 }

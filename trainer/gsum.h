@@ -1,7 +1,7 @@
 /* Gradient sums through the node's shared memory.  When every rank of the
  * job runs on one node, each rank writes its gradient into a buffer that the
- * others can read (an MPI-3 shared-memory window), so summing is a fence
- * (counters in that memory) and plain loads, with no copy through a message:
+ * others can read (an MPI-3 shared-memory window), so summing is a barrier
+ * and plain loads, with no copy through a message:
  *   - 2 ranks: each reads the other's buffer in its own update (the caller
  *     adds g + peer; a + b == b + a, so both get the same bits);
  *   - more: each rank sums its slice of every buffer, in rank order, into
@@ -23,15 +23,9 @@ typedef struct ty_gsum ty_gsum_t;
 void ty_gsum_create(ty_gsum_t **out, size_t n);
 /* Where this step's local gradient goes: n floats, contents undefined. */
 float *ty_gsum_local(ty_gsum_t *s);
-/* Collective, in two halves: ty_gsum_arrive says this rank's gradient is
- * written (it returns at once; the rank may then do work that touches no
- * buffer of this exchange, such as gathering its next batch), and
- * ty_gsum_finish waits until every rank has arrived, then returns g and
- * sets *peer (NULL when there is none) so that the sum over the ranks is
- * g[i] + peer[i].  Both stay valid until the next ty_gsum_finish. */
-void ty_gsum_arrive(ty_gsum_t *s);
-const float *ty_gsum_finish(ty_gsum_t *s, const float **peer);
-/* ty_gsum_arrive, then ty_gsum_finish. */
+/* Collective: waits until every rank has written its gradient, then
+ * returns g and sets *peer (NULL when there is none) so that the sum over
+ * the ranks is g[i] + peer[i].  Both stay valid until the next call. */
 const float *ty_gsum_reduce(ty_gsum_t *s, const float **peer);
 /* Collective. */
 void ty_gsum_destroy(ty_gsum_t **s);
