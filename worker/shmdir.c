@@ -49,21 +49,34 @@ int ty_shmdir_create(ty_shmdir_t **out, const char *root) {
             return -e;
         }
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
-        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
-            st.st_nlink > 0) {
-            ty_shmdir_t *d = ty_xcalloc(1, sizeof *d);
-            d->path = path;
-            d->fd = fd;
-            *out = d;
-            return 0;
-        }
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        free(path);
-        if (fd < 0 && e != ENOENT)
+        if (fd < 0) {
+            int e = errno;
+            free(path);
+            if (e == ENOENT) /* swept already */
+                continue;
             return -e;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(fd);
+            if (e != EWOULDBLOCK) /* no locks here: the directory is ours to remove */
+                rmdir(path);
+            free(path);
+            if (e != EWOULDBLOCK)
+                return -e;
+            continue; /* a sweep holds it, to remove it */
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0 || st.st_nlink == 0) { /* swept before we locked it */
+            close(fd);
+            free(path);
+            continue;
+        }
+        ty_shmdir_t *d = ty_xcalloc(1, sizeof *d);
+        d->path = path;
+        d->fd = fd;
+        *out = d;
+        return 0;
     }
     return -EAGAIN;
 }

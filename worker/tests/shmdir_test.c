@@ -43,7 +43,11 @@ static pid_t crashing_worker(const char *root, int *cmd, char *path, pid_t *job)
             _exit(1);
         pid_t j = fork();
         if (j == 0) {
-            dup2(ty_shmdir_fd(d), 3);
+            int fd = ty_shmdir_fd(d); /* as descriptor 3, kept across exec */
+            if (fd == 3)
+                fcntl(3, F_SETFD, 0);
+            else
+                dup2(fd, 3);
             execlp("sleep", "sleep", "600", (char *)NULL);
             _exit(127);
         }
