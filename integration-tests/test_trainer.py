@@ -466,12 +466,33 @@ def wait_ranks(marker):
     return wait_until(ranks, 30, "two ranks")
 
 
-def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
+def mpi_cluster(cluster, tmp_path, rows):
+    """A master and one worker, w1, with 2 CPUs; training data of rows rows."""
     data = str(tmp_path / "d.csv")
-    run("gen", "--rows", "8000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
+    run("gen", "--rows", str(rows), "--features", "8", "--classes", "2", "--seed", "9",
+        "--out", data)
     cluster.start_master()
     cluster.start_worker("w1", "--cpus", "2")
     cluster.wait_workers(["w1"])
+    return data
+
+
+def start_step(cluster, text, marker, shm_before):
+    """Submits a forever step and waits for its ranks and Open MPI's segments
+    in the attempt's own /dev/shm directory: (run id, ranks, directory)."""
+    run_id = cluster.submit(text)
+    cluster.wait_task_state(run_id, "train", ["running"])
+    ranks = wait_ranks(marker)
+    shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
+    assert len(shm) == 1
+    shm_dir = shm.pop()
+    wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15,
+               "Open MPI's segments in the attempt's directory")
+    return run_id, ranks, shm_dir
+
+
+def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
+    data = mpi_cluster(cluster, tmp_path, 8000)
     marker = str(tmp_path / "forever.bin")
     text = forever_mpi_step(data, marker)
     # Open MPI's shared memory and mpirun's session directory: in the
@@ -484,14 +505,7 @@ def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
                    f"the attempt's shared memory to be removed after {what}")
 
     # one rank dies: the whole step fails instead of hanging
-    run_id = cluster.submit(text)
-    cluster.wait_task_state(run_id, "train", ["running"])
-    ranks = wait_ranks(marker)
-    shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
-    assert len(shm) == 1
-    shm_dir = shm.pop()
-    wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15,
-               "Open MPI's segments in the attempt's directory")
+    run_id, ranks, shm_dir = start_step(cluster, text, marker, shm_before)
     assert glob.glob(shm_dir + "/ompi.*/pid.*"), "mpirun's session directory is elsewhere"
     os.kill(ranks[0], signal.SIGKILL)
     st = cluster.wait_run(run_id, timeout=60)
@@ -522,26 +536,17 @@ def test_a_restarted_worker_ends_what_it_left_running(cluster, tmp_path):
     # sessions of their own) and cannot remove the step's directory; the
     # same worker, started again, ends the job and removes the directory
     # before it registers
-    data = str(tmp_path / "d.csv")
-    run("gen", "--rows", "4000", "--features", "8", "--classes", "2", "--seed", "9", "--out", data)
-    cluster.start_master()
-    cluster.start_worker("w1", "--cpus", "2")
-    cluster.wait_workers(["w1"])
+    data = mpi_cluster(cluster, tmp_path, 4000)
     marker = str(tmp_path / "crash.bin")
     shm_before = set(glob.glob("/dev/shm/trainyard-*"))
     try:
-        run_id = cluster.submit(forever_mpi_step(data, marker))
-        cluster.wait_task_state(run_id, "train", ["running"])
-        wait_ranks(marker)
-        shm = set(glob.glob("/dev/shm/trainyard-*")) - shm_before
-        assert len(shm) == 1
-        shm_dir = shm.pop()
-        wait_until(lambda: glob.glob(shm_dir + "/vader_segment.*"), 15, "Open MPI's segments")
+        run_id, ranks, shm_dir = start_step(cluster, forever_mpi_step(data, marker), marker,
+                                            shm_before)
         # mpirun holds the directory's lock as well (descriptor 3); its ranks do not
         old = pids_matching(marker)
         mpirun = [q for q in old if "mpirun" in open(f"/proc/{q}/cmdline").read()]
         assert len(mpirun) == 1 and os.readlink(f"/proc/{mpirun[0]}/fd/3") == shm_dir
-        for q in wait_ranks(marker):
+        for q in ranks:
             assert shm_dir not in fd_targets(q)
         cluster.workers["w1"].kill(signal.SIGKILL)
         assert all(running(q) for q in old)  # the job outlives its worker
