@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "worker/shmdir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -32,6 +33,7 @@ struct ty_proc {
     uv_fs_event_t rep;
     int handles;
     int spawned, exited, out_open, err_open, finished, killing;
+    int group_wait, group_polls; /* kind: mpi: after exit, until the group is gone */
     int64_t exit_status;
     int term_signal;
     int timed_out, cancelled, interrupted;
@@ -149,7 +151,7 @@ static void ty_report_changed(uv_fs_event_t *h, const char *file, int events, in
 /* ---- lifecycle ---- */
 
 static void ty_maybe_finish(ty_proc_t *p) {
-    if (p->finished || !p->exited || p->out_open || p->err_open)
+    if (p->finished || !p->exited || p->out_open || p->err_open || p->group_wait)
         return;
     p->finished = 1;
     ty_report_lines(p, 1);
@@ -223,6 +225,53 @@ static void ty_reap_cb(uv_timer_t *h) {
         ty_pipe_done(p, &p->err);
 }
 
+/* Whether a process of group pgid still runs (zombies, which can do
+ * nothing more, do not count). */
+static int ty_group_lives(pid_t pgid) {
+    if (kill(-pgid, 0) != 0 && errno == ESRCH)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int alive = 0;
+    struct dirent *e;
+    while (!alive && (e = readdir(d))) {
+        char *end, path[64], buf[512];
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        const char *r = strrchr(buf, ')'); /* after the command's name */
+        char state;
+        int ppid, pgrp;
+        if (r && sscanf(r + 1, " %c %d %d", &state, &ppid, &pgrp) == 3)
+            alive = pgrp == pgid && state != 'Z';
+    }
+    closedir(d);
+    return alive;
+}
+
+/* kind: mpi: mpirun can end, and its pipes close, while its ranks, killed
+ * with the group, are still dying, and one still starting up can yet make
+ * files in the attempt's directory; so the attempt ends, and the directory
+ * goes, once no process of the group runs (polled: nothing signals it; at
+ * most 5 s). */
+static void ty_group_cb(uv_timer_t *h) {
+    ty_proc_t *p = h->data;
+    if (ty_group_lives(p->proc.pid) && ++p->group_polls < 250)
+        return;
+    uv_timer_stop(h);
+    p->group_wait = 0;
+    ty_maybe_finish(p);
+}
+
 static void ty_exit_cb(uv_process_t *h, int64_t status, int sig) {
     ty_proc_t *p = h->data;
     p->exited = 1;
@@ -231,6 +280,10 @@ static void ty_exit_cb(uv_process_t *h, int64_t status, int sig) {
     kill(-h->pid, SIGKILL); /* whatever else is left in its group */
     uv_timer_stop(&p->timer);
     uv_timer_start(&p->reap, ty_reap_cb, 2000, 0);
+    if (p->shm) {
+        p->group_wait = 1;
+        uv_timer_start(&p->timer, ty_group_cb, 0, 20);
+    }
     ty_maybe_finish(p);
 }
 
