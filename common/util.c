@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,20 +202,57 @@ int ty_read_file(const char *path, ty_buf_t *out) {
     return rc;
 }
 
-int ty_write_file_atomic(const char *path, const void *data, size_t len) {
-    char *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
+int ty_atomic_open(const char *path, FILE **f, char **tmp) {
+    *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
+    int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (*f)
+        return 0;
+    int rc = -errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(*tmp);
+    }
+    free(*tmp);
+    *tmp = NULL;
+    return rc;
+}
+
+int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep) {
     int rc = 0;
-    if (!f || fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
+    errno = 0;
+    if (keep && (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0))
         rc = -(errno ? errno : EIO);
-    if (f && fclose(f) != 0 && rc == 0)
+    if (fclose(f) != 0 && rc == 0)
         rc = -(errno ? errno : EIO);
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (keep && rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
-    if (rc != 0)
+    if (!keep || rc != 0)
         unlink(tmp);
     free(tmp);
     return rc;
+}
+
+int ty_write_file_atomic(const char *path, const void *data, size_t len) {
+    FILE *f;
+    char *tmp;
+    int rc = ty_atomic_open(path, &f, &tmp);
+    if (rc != 0)
+        return rc;
+    errno = 0;
+    int wrote = fwrite(data, 1, len, f) == len, werr = wrote ? 0 : -(errno ? errno : EIO);
+    rc = ty_atomic_close(f, tmp, path, wrote);
+    return werr ? werr : rc;
+}
+
+int ty_check_writable(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return -EISDIR;
+    FILE *f;
+    char *tmp;
+    int rc = ty_atomic_open(path, &f, &tmp);
+    return rc != 0 ? rc : ty_atomic_close(f, tmp, path, 0);
 }
 
 int ty_mkdirs(const char *path) {

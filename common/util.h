@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 void *ty_xmalloc(size_t n);
 void *ty_xcalloc(size_t n, size_t size);
@@ -42,6 +43,16 @@ int ty_read_file(const char *path, ty_buf_t *out);
 /* Write data to path atomically: a temporary file beside it, fsync, rename.
  * A reader sees the old file or the whole new one.  0 or -errno. */
 int ty_write_file_atomic(const char *path, const void *data, size_t len);
+/* The same for a file written as a stream: ty_atomic_open makes the
+ * temporary (*f, named *tmp); ty_atomic_close(f, tmp, path, keep) flushes,
+ * syncs and renames it over path when keep, else removes it, and frees tmp.
+ * Each returns 0 or -errno; after a failure path is as it was. */
+int ty_atomic_open(const char *path, FILE **f, char **tmp);
+int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep);
+/* Whether path could be written that way now (its directory exists and
+ * takes a new file; path is not a directory): a command checks before
+ * hours of work, not after.  0 or -errno. */
+int ty_check_writable(const char *path);
 /* mkdir -p with mode 0755.  0 or -errno. */
 int ty_mkdirs(const char *path);
 

@@ -484,7 +484,10 @@ static void ty_blas_setup(char **argv) {
 
 int main(int argc, char **argv) {
     ty_blas_setup(argv);
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    int help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[argc - 1], "-h") == 0);
+    for (int i = 1; i < argc; i++) /* trainyard-train fit ... --help too */
+        help = help || strcmp(argv[i], "--help") == 0;
+    if (argc < 2 || help) {
         ty_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }

@@ -308,6 +308,20 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                     size, o->vshards);
         return 2;
     }
+    /* the outputs' places, checked before the work that fills them: a
+     * training that cannot save its model must not run for hours first */
+    const char *outs[2] = {o->out, o->onnx};
+    int wbad = 0;
+    for (int i = 0; i < 2 && rank == 0 && !wbad; i++) {
+        int wrc = outs[i] ? ty_check_writable(outs[i]) : 0;
+        if (wrc != 0) {
+            fprintf(stderr, "trainyard-train: cannot write %s: %s\n", outs[i], strerror(-wrc));
+            wbad = 1;
+        }
+    }
+    MPI_Bcast(&wbad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (wbad)
+        return 1;
     const char *rep = getenv("TRAINYARD_REPORT");
     if (rep && *rep && rank == 0)
         T.report_fd = open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

@@ -291,16 +291,18 @@ int ty_cmd_predict(int argc, char **argv) {
     int rc = ty_parse_use(argc, argv, &u);
     if (!rc && !u.out)
         rc = ty_train_die("predict needs --out FILE.csv");
+    int wrc = rc ? 0 : ty_check_writable(u.out); /* before loading, not after */
+    if (wrc)
+        rc = ty_train_die("cannot write %s: %s", u.out, strerror(-wrc));
     ty_model_t *m = NULL;
     ty_data_t *d = NULL;
     if (rc || (rc = ty_load_pair(&u, &m, &d, 0)))
         return rc;
     float *out = ty_predict_all(m, d);
     uint32_t C = m->dims[m->nlayers];
-    FILE *f = fopen(u.out, "w");
-    if (!f) {
-        rc = ty_train_die("cannot write %s", u.out);
-    } else {
+    FILE *f;
+    char *tmp; /* written beside, renamed over: a failed run leaves the old file */
+    if ((wrc = ty_atomic_open(u.out, &f, &tmp)) == 0) {
         fputs("prediction", f);
         for (uint32_t k = 0; m->classify && k < C; k++)
             fprintf(f, ",p%u", k);
@@ -320,9 +322,10 @@ int ty_cmd_predict(int argc, char **argv) {
             }
             fputc('\n', f);
         }
-        if (fclose(f) != 0)
-            rc = ty_train_die("cannot write %s", u.out);
+        wrc = ty_atomic_close(f, tmp, u.out, 1);
     }
+    if (wrc)
+        rc = ty_train_die("cannot write %s: %s", u.out, strerror(-wrc));
     free(out);
     ty_model_destroy(&m);
     ty_data_destroy(&d);

@@ -2,6 +2,8 @@
 #include "common/err.h"
 #include "common/tests/ty_test.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <unistd.h>
 
 int main(void) {
@@ -71,6 +73,49 @@ int main(void) {
     CHECK_STR(rb.data, "second");
     ty_buf_free(&rb);
     CHECK(ty_write_file_atomic("/nonexistent-dir/f", "x", 1) < 0);
+
+    /* a stream written atomically: path keeps its old contents until the
+     * rename, and an abandoned write leaves it (and no temporary) behind */
+    FILE *fp;
+    char *tmp;
+    CHECK_EQ_INT(ty_atomic_open(path, &fp, &tmp), 0);
+    fputs("third", fp);
+    CHECK_EQ_INT(ty_atomic_close(fp, tmp, path, 0), 0);
+    CHECK_EQ_INT(ty_read_file(path, &rb), 0);
+    CHECK_STR(rb.data, "second");
+    ty_buf_free(&rb);
+    CHECK_EQ_INT(ty_atomic_open(path, &fp, &tmp), 0);
+    fputs("third", fp);
+    CHECK_EQ_INT(ty_read_file(path, &rb), 0);
+    CHECK_STR(rb.data, "second");
+    ty_buf_free(&rb);
+    CHECK_EQ_INT(ty_atomic_close(fp, tmp, path, 1), 0);
+    CHECK_EQ_INT(ty_read_file(path, &rb), 0);
+    CHECK_STR(rb.data, "third");
+    ty_buf_free(&rb);
+    CHECK_EQ_INT(ty_atomic_open("/nonexistent-dir/f", &fp, &tmp), -ENOENT);
+
+    /* writability, checked before the work: the file is left as it was */
+    CHECK_EQ_INT(ty_check_writable(path), 0);
+    CHECK_EQ_INT(ty_read_file(path, &rb), 0);
+    CHECK_STR(rb.data, "third");
+    ty_buf_free(&rb);
+    char *fresh = ty_xasprintf("%s/new", dir);
+    CHECK_EQ_INT(ty_check_writable(fresh), 0);
+    CHECK(access(fresh, F_OK) != 0);
+    free(fresh);
+    CHECK_EQ_INT(ty_check_writable(dir), -EISDIR);
+    CHECK_EQ_INT(ty_check_writable("/nonexistent-dir/f"), -ENOENT);
+    char *under_file = ty_xasprintf("%s/f/x", dir);
+    CHECK_EQ_INT(ty_check_writable(under_file), -ENOTDIR);
+    free(under_file);
+    CHECK(ty_check_writable("/proc/ty-no-such-file") < 0);
+    DIR *dh = opendir(dir); /* nothing left beside the file */
+    int entries = 0;
+    for (struct dirent *e; dh && (e = readdir(dh));)
+        entries += e->d_name[0] != '.';
+    closedir(dh);
+    CHECK_EQ_INT(entries, 1);
     unlink(path);
     rmdir(dir);
     free(path);

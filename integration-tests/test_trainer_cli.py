@@ -1,0 +1,79 @@
+"""trainyard-train's command line: help for every command, and outputs: a
+place that cannot take them is refused before the work that would fill them,
+and a written file replaces the old one whole."""
+import os
+
+import pytest
+
+from test_trainer import TRAIN, ompi_dirs, run  # noqa: F401 (ompi_dirs: autouse fixture)
+
+pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["fit", "--help"], ["eval", "-h"],
+                                  ["predict", "--model", "m", "--help"], ["drift", "--help"]])
+def test_help_goes_to_stdout_for_every_command(args):
+    r = run(*args, check=False)
+    assert r.returncode == 0 and r.stderr == ""
+    for cmd in ("gen", "fit", "eval", "predict", "info", "bgzf", "drift"):
+        assert f"trainyard-train {cmd} " in r.stdout
+
+
+def test_a_bad_option_gets_usage_on_stderr():
+    r = run("eval", "--no-such-option", check=False)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "unrecognized option '--no-such-option'" in r.stderr and "--help" in r.stderr
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """Data that blocks whoever opens it to read until a writer comes: a
+    command that refuses before loading ends, one that loads hangs (and is
+    released at the end, so that no rank is left waiting)."""
+    path = tmp_path / "data.csv"
+    os.mkfifo(path)
+    yield str(path)
+    try:  # a reader still waiting gets an empty file
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # no reader: nothing to release
+
+
+@pytest.mark.parametrize("outs, says", [
+    (["--out", "{d}/no/m.model"], "cannot write {d}/no/m.model: No such file or directory"),
+    (["--out", "{d}"], "cannot write {d}: Is a directory"),
+    (["--out", "{d}/m.model", "--onnx", "{d}/no/m.onnx"],
+     "cannot write {d}/no/m.onnx: No such file or directory"),
+    (["--out", "{d}/m.model", "--onnx", "{d}/plain/m.onnx"],
+     "cannot write {d}/plain/m.onnx: Not a directory"),
+], ids=["model-dir-missing", "model-is-dir", "onnx-dir-missing", "onnx-under-file"])
+def test_fit_refuses_outputs_it_cannot_write_before_loading(tmp_path, fifo, outs, says):
+    d = str(tmp_path)
+    (tmp_path / "plain").write_text("x")
+    r = run("fit", "--train", fifo, "--model", "mlp:8", *[o.format(d=d) for o in outs], np=2,
+            check=False, timeout=120)
+    assert r.returncode != 0
+    assert says.format(d=d) in r.stderr
+    assert r.stderr.count("cannot write") == 1  # said once, by rank 0
+    assert "metric" not in r.stdout and "progress" not in r.stdout
+    assert not (tmp_path / "m.model").exists()
+    assert sorted(os.listdir(d)) == ["data.csv", "plain"]  # no temporary left either
+
+
+def test_predict_refuses_an_unwritable_output_and_replaces_a_file_whole(tmp_path, fifo):
+    data, model = str(tmp_path / "syn.csv"), str(tmp_path / "m.model")
+    run("gen", "--rows", "600", "--features", "4", "--classes", "3", "--seed", "2",
+        "--out", data)
+    run("fit", "--train", data, "--model", "softmax", "--epochs", "1", "--batch", "64",
+        "--out", model)
+    r = run("predict", "--model", model, "--data", fifo, "--out", str(tmp_path / "no" / "p.csv"),
+            check=False, timeout=60)
+    assert r.returncode != 0
+    assert f"cannot write {tmp_path}/no/p.csv: No such file or directory" in r.stderr
+    out = tmp_path / "p.csv"
+    out.write_text("old predictions\n" * 5000)
+    run("predict", "--model", model, "--data", data, "--out", str(out))
+    lines = out.read_text().splitlines()
+    assert lines[0] == "prediction,p0,p1,p2" and len(lines) == 601
+    assert "old predictions" not in lines
+    assert sorted(os.listdir(tmp_path)) == ["data.csv", "m.model", "p.csv", "syn.csv"]
