@@ -46,7 +46,10 @@ def fifo(tmp_path):
      "cannot write {d}/no/m.onnx: No such file or directory"),
     (["--out", "{d}/m.model", "--onnx", "{d}/plain/m.onnx"],
      "cannot write {d}/plain/m.onnx: Not a directory"),
-], ids=["model-dir-missing", "model-is-dir", "onnx-dir-missing", "onnx-under-file"])
+    (["--out", "{d}/m.model", "--checkpoint-dir", "{d}/plain/ck"],
+     "--checkpoint-dir {d}/plain/ck: Not a directory"),
+], ids=["model-dir-missing", "model-is-dir", "onnx-dir-missing", "onnx-under-file",
+        "checkpoint-dir-under-file"])
 def test_fit_refuses_outputs_it_cannot_write_before_loading(tmp_path, fifo, outs, says):
     d = str(tmp_path)
     (tmp_path / "plain").write_text("x")
@@ -54,7 +57,7 @@ def test_fit_refuses_outputs_it_cannot_write_before_loading(tmp_path, fifo, outs
             check=False, timeout=120)
     assert r.returncode != 0
     assert says.format(d=d) in r.stderr
-    assert r.stderr.count("cannot write") == 1  # said once, by rank 0
+    assert r.stderr.count(says.format(d=d)) == 1  # said once, by rank 0
     assert "metric" not in r.stdout and "progress" not in r.stdout
     assert not (tmp_path / "m.model").exists()
     assert sorted(os.listdir(d)) == ["data.csv", "plain"]  # no temporary left either

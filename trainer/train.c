@@ -296,6 +296,34 @@ static int ty_setup_classes(ty_tr_t *T, uint32_t *nclasses, ty_labels_t *names) 
     return gbad ? -1 : 0;
 }
 
+/* The outputs' places, checked (by rank 0) before the work that fills
+ * them: a training that cannot save its model or its checkpoints must not
+ * load its data and train for hours first.  The checkpoint directory is
+ * made here.  Collective; 0 or -1 (said on stderr). */
+static int ty_outputs_ok(const ty_train_opts_t *o, int rank) {
+    char *ck = o->ckpt_dir ? ty_xasprintf("%s/checkpoint", o->ckpt_dir) : NULL;
+    const char *outs[3] = {o->out, o->onnx, ck};
+    int bad = 0;
+    if (rank == 0 && o->ckpt_dir) {
+        int mk = ty_mkdirs(o->ckpt_dir);
+        if (mk != 0) {
+            fprintf(stderr, "trainyard-train: --checkpoint-dir %s: %s\n", o->ckpt_dir,
+                    strerror(-mk));
+            bad = 1;
+        }
+    }
+    for (int i = 0; i < 3 && rank == 0 && !bad; i++) {
+        int wrc = outs[i] ? ty_check_writable(outs[i]) : 0;
+        if (wrc != 0) {
+            fprintf(stderr, "trainyard-train: cannot write %s: %s\n", outs[i], strerror(-wrc));
+            bad = 1;
+        }
+    }
+    free(ck);
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return bad ? -1 : 0;
+}
+
 int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     ty_tr_t T = {.o = o, .rank = rank, .size = size, .report_fd = -1, .best_val = INFINITY};
     int status = 1;
@@ -308,19 +336,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                     size, o->vshards);
         return 2;
     }
-    /* the outputs' places, checked before the work that fills them: a
-     * training that cannot save its model must not run for hours first */
-    const char *outs[2] = {o->out, o->onnx};
-    int wbad = 0;
-    for (int i = 0; i < 2 && rank == 0 && !wbad; i++) {
-        int wrc = outs[i] ? ty_check_writable(outs[i]) : 0;
-        if (wrc != 0) {
-            fprintf(stderr, "trainyard-train: cannot write %s: %s\n", outs[i], strerror(-wrc));
-            wbad = 1;
-        }
-    }
-    MPI_Bcast(&wbad, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (wbad)
+    if (ty_outputs_ok(o, rank) != 0)
         return 1;
     const char *rep = getenv("TRAINYARD_REPORT");
     if (rep && *rep && rank == 0)
@@ -401,16 +417,6 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     T.m1 = ty_xcalloc(np, sizeof(float));
     T.m2 = ty_xcalloc(np, sizeof(float));
     T.best = ty_xcalloc(np, sizeof(float));
-    if (o->ckpt_dir) { /* made (by rank 0) before any epoch, not found missing after one */
-        int mk = rank == 0 ? ty_mkdirs(o->ckpt_dir) : 0;
-        MPI_Bcast(&mk, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        if (mk != 0) {
-            if (rank == 0)
-                fprintf(stderr, "trainyard-train: --checkpoint-dir %s: %s\n", o->ckpt_dir,
-                        strerror(-mk));
-            goto out;
-        }
-    }
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
 
