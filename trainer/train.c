@@ -296,6 +296,32 @@ static int ty_setup_classes(ty_tr_t *T, uint32_t *nclasses, ty_labels_t *names) 
     return gbad ? -1 : 0;
 }
 
+/* The parts of a CPU step, timed on rank 0 for -o json's "step_us": the
+ * batch's rows gathered, forward and backward, the gradient sum (waiting
+ * for the slowest rank included), the optimizer update. */
+enum { TY_NPARTS = 4 };
+static const char *const ty_part_names[TY_NPARTS] = {"gather", "grad", "sum", "update"};
+
+static int ty_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each part's median over the steps (microseconds per step). */
+static json_t *ty_parts_json(const double *parts, long long steps) {
+    json_t *j = json_object();
+    double *col = ty_xcalloc((size_t)steps, sizeof(double));
+    for (int k = 0; k < TY_NPARTS; k++) {
+        for (long long st = 0; st < steps; st++)
+            col[st] = parts[st * TY_NPARTS + k];
+        qsort(col, (size_t)steps, sizeof(double), ty_cmp_double);
+        double med = steps % 2 ? col[steps / 2] : (col[steps / 2 - 1] + col[steps / 2]) / 2;
+        json_object_set_new(j, ty_part_names[k], json_real(med));
+    }
+    free(col);
+    return j;
+}
+
 /* The outputs' places, checked (by rank 0) before the work that fills
  * them: a training that cannot save its model or its checkpoints must not
  * load its data and train for hours first.  The checkpoint directory is
@@ -460,6 +486,9 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         goto out_gpu;
     uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
     double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
+    /* where a CPU step's time goes, step by step over the latest epoch */
+    double *parts = ty_xcalloc((size_t)steps * TY_NPARTS, sizeof(double));
+    int parts_valid = 0;
     int epoch = T.start_epoch;
     for (; epoch < o->epochs; epoch++) {
         double t0 = ty_wall(), loss_sum = 0, right_sum = 0, comm = 0;
@@ -477,6 +506,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             ty_train_gpu_epoch(&T, G, vrows, vb, nv, local_b, steps, epoch, total_steps, &loss_sum,
                                &right_sum);
         for (long long st = 0; !G && st < steps; st++) {
+            double *at = parts + st * TY_NPARTS, t[TY_NPARTS + 1];
+            t[0] = ty_wall();
             size_t n = 0;
             for (uint32_t j = 0; j < nv; j++)
                 for (size_t i = 0; i < vb[j]; i++) {
@@ -485,17 +516,23 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                            T.tr->cols * sizeof(float));
                     yb[n++] = T.tr->y[r];
                 }
+            t[1] = ty_wall();
             float *g = T.gs ? ty_gsum_local(T.gs) : T.grad;
             memset(g, 0, np * sizeof(float));
             size_t right = 0;
             loss_sum +=
                 n ? ty_model_grad(T.m, ws, xb, yb, n, 1.0f / (float)o->batch, g, &right) : 0;
             right_sum += (double)right;
-            double c0 = ty_wall();
+            t[2] = ty_wall();
             ty_sum_grad(&T, g); /* (one rank: the update reads g as it is) */
+            t[3] = ty_wall();
             if (size > 1)
-                comm += ty_wall() - c0;
+                comm += t[3] - t[2];
             ty_step(&T, ty_train_lr(&T, epoch, total_steps));
+            t[4] = ty_wall();
+            for (int k = 0; k < TY_NPARTS; k++)
+                at[k] = 1e6 * (t[k + 1] - t[k]);
+            parts_valid = 1;
         }
         double acc[2] = {loss_sum, right_sum}, gacc[2];
         MPI_Allreduce(acc, gacc, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
@@ -598,11 +635,14 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         json_object_set_new(j, "device", json_string(G ? ty_gpu_name(G) : "cpu"));
         if (!G) /* the kernels the CPU path ran on (see main.c) */
             json_object_set_new(j, "blas_core", json_string(openblas_get_corename()));
+        if (parts_valid)
+            json_object_set_new(j, "step_us", ty_parts_json(parts, steps));
         char *s = json_dumps(j, JSON_COMPACT);
         puts(s);
         free(s);
         json_decref(j);
     }
+    free(parts);
 out_gpu:
     ty_gpu_destroy(&G);
     ty_ws_destroy(&ws);

@@ -4,7 +4,8 @@ MLP 784-128-64-10, batch 256, SGD (momentum 0.9, lr 0.05), the same epochs,
 one thread per process.  Reports samples/s (training time only, summed over
 epochs) and test accuracy for: the trainer at 1 and 2 ranks, PyTorch at 1
 process and DistributedDataParallel (gloo) at 2 processes; then the ratios
-the issue sets as targets.  TY_BUILD_DIR, TY_FASHION_DIR and TY_TORCH_PYTHON
+the issue sets as targets, and where the trainer's steps spent their time
+(its -o json "step_us": gather, grad, sum, update).  TY_BUILD_DIR, TY_FASHION_DIR and TY_TORCH_PYTHON
 point it elsewhere.  Installs python3-torch and libopenblas0-pthread
 (Debian) when missing.
 
@@ -77,7 +78,7 @@ def trainer_result(stdout, report, np, epochs):
     secs = sum(float(l.split()[2]) for l in open(report) if l.startswith("metric epoch_time_s"))
     samples = 60000 // 256 * 256 * epochs
     return {"samples_per_s": samples / secs, "accuracy": res["accuracy"], "epochs": epochs,
-            "processes": np}
+            "processes": np, "step_us": res.get("step_us")}
 
 
 def fresh(path):
@@ -188,6 +189,10 @@ def main():
               (() if a.no_torch else ("torch_1", "torch_ddp_2"))):
         res[k] = {"samples_per_s_median": median([r[k]["samples_per_s"] for r in rounds]),
                   "accuracy": rounds[0][k]["accuracy"]}
+    for k in ("trainer_1", "trainer_2") + (("trainer_2_msg",) if a.msg else ()):
+        if all(r[k]["step_us"] for r in rounds):  # where rank 0's steps went, median of rounds
+            res[k]["step_us_median"] = {p: median([r[k]["step_us"][p] for r in rounds])
+                                        for p in rounds[0][k]["step_us"]}
     res["two_independent_1_rank"] = {"samples_per_s_median": median(
         [r["two_independent_1_rank"]["samples_per_s_sum"] for r in rounds])}
     # ratios within each round (configurations run minutes apart drift), then the median
