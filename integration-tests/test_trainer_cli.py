@@ -1,10 +1,14 @@
 """trainyard-train's command line: help for every command, and outputs: a
 place that cannot take them is refused before the work that would fill them,
 and a written file replaces the old one whole."""
+import gzip
 import os
+import signal
+import subprocess
 
 import pytest
 
+from conftest import wait_until
 from test_trainer import TRAIN, ompi_dirs, run  # noqa: F401 (ompi_dirs: autouse fixture)
 
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
@@ -80,3 +84,53 @@ def test_predict_refuses_an_unwritable_output_and_replaces_a_file_whole(tmp_path
     assert lines[0] == "prediction,p0,p1,p2" and len(lines) == 601
     assert "old predictions" not in lines
     assert sorted(os.listdir(tmp_path)) == ["data.csv", "m.model", "p.csv", "syn.csv"]
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["int", "term", "kill"])
+def test_gen_stopped_half_way_leaves_the_old_file(tmp_path, name, sig):
+    out = tmp_path / name
+    out.write_text("old\n")
+    p = subprocess.Popen([TRAIN, "gen", "--rows", "100000000", "--features", "4", "--out",
+                          str(out)], stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, TY_PROGRESS_EVERY_S="0"))
+    try:
+        line = p.stdout.readline()  # rows are being written
+        assert line.startswith("progress ") and int(line.split()[3].split("/")[0]) > 0
+        p.send_signal(sig)
+        assert p.wait(timeout=30) == -sig
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    assert out.read_text() == "old\n"
+    # what was written goes with the command, unless it could not act (kill -9)
+    left = [name] + ([f"{name}.tmp.{p.pid}"] if sig == signal.SIGKILL else [])
+    assert sorted(os.listdir(tmp_path)) == left
+    run("gen", "--rows", "50", "--features", "4", "--out", str(out))
+    text = gzip.open(out, "rt").read() if name.endswith(".gz") else out.read_text()
+    assert len(text.splitlines()) == 51
+    assert sorted(os.listdir(tmp_path)) == left
+
+
+def test_bgzf_interrupted_leaves_the_old_file(tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv.gz"
+    os.mkfifo(src)
+    out.write_text("old\n")
+    p = subprocess.Popen([TRAIN, "bgzf", str(src), str(out)])
+    try:
+        with open(src, "w") as w:  # opens once bgzf reads: it then waits for more
+            w.write("a,b\n1,2\n")
+            w.flush()
+            tmp = tmp_path / f"out.csv.gz.tmp.{p.pid}"
+            wait_until(tmp.exists, what="bgzf's temporary file")
+            p.send_signal(signal.SIGINT)
+            assert p.wait(timeout=30) == -signal.SIGINT
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert out.read_text() == "old\n"
+    assert sorted(os.listdir(tmp_path)) == ["in.csv", "out.csv.gz"]

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,28 @@ static void ty_put_fixed5(ty_buf_t *b, double x) {
     ty_buf_append(b, p, (size_t)(e - p));
 }
 
+/* The temporary file a long write is making (gen, bgzf): removed when the
+ * command is interrupted (Ctrl-C, kill), so that nothing half-made stays. */
+static const char *volatile ty_partial;
+
+static void ty_partial_cleanup(int sig) {
+    const char *p = ty_partial;
+    if (p)
+        unlink(p); /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Guards path (NULL: stops guarding). */
+static void ty_guard_partial(const char *path) {
+    ty_partial = path;
+    if (path) {
+        signal(SIGINT, ty_partial_cleanup);
+        signal(SIGTERM, ty_partial_cleanup);
+        signal(SIGHUP, ty_partial_cleanup);
+    }
+}
+
 /* A seeded synthetic set a linear model cannot fit: the class is the sum of
  * two features' quantile bins modulo C (a checkerboard); other features are
  * noise.  An MLP learns it. */
@@ -135,13 +158,23 @@ static int ty_cmd_gen(int argc, char **argv) {
     int gz = n > 3 && strcmp(out + n - 3, ".gz") == 0;
     /* .gz is written as BGZF: ordinary gzip to any reader, and each rank of
      * a training run can decompress only its own blocks */
+    /* written beside and renamed over out: a gen stopped half-way leaves no
+     * shorter data set under the name (only OUT.tmp.PID) */
     ty_bgzf_writer_t *z = NULL;
     FILE *plain = NULL;
-    char *err = NULL;
-    if (gz ? ty_bgzf_writer_create(&z, out, 0, 1, &err) != 0 : !(plain = fopen(out, "w"))) {
+    char *err = NULL, *tmp = NULL;
+    int orc = gz ? 0 : ty_atomic_open(out, &plain, &tmp);
+    if (gz) {
+        tmp = ty_xasprintf("%s.tmp.%d", out, (int)getpid());
+        orc = ty_bgzf_writer_create(&z, tmp, 0, 1, &err);
         free(err);
-        return ty_train_die("cannot write %s", out);
+        err = NULL;
+        if (orc != 0)
+            free(tmp);
     }
+    if (orc != 0)
+        return ty_train_die("cannot write %s: %s", out, strerror(-orc));
+    ty_guard_partial(tmp);
     int F = (int)feats, C = (int)classes, werr = 0;
     ty_buf_t b = {0};
     for (int j = 0; j < F; j++)
@@ -173,13 +206,21 @@ static int ty_cmd_gen(int argc, char **argv) {
     }
     free(x);
     ty_buf_free(&b);
-    if (z && ty_bgzf_writer_close(&z, &err) != 0)
-        werr = 1;
-    free(err);
-    if (plain && fclose(plain) != 0)
-        werr = 1;
-    if (werr)
-        return ty_train_die("cannot write %s", out);
+    int crc = 0;
+    ty_guard_partial(NULL);
+    if (z) {
+        crc = ty_bgzf_writer_close(&z, &err);
+        free(err);
+        if (!werr && !crc && rename(tmp, out) != 0)
+            crc = -errno;
+        if (werr || crc)
+            unlink(tmp);
+        free(tmp);
+    } else {
+        crc = ty_atomic_close(plain, tmp, out, !werr);
+    }
+    if (werr || crc)
+        return ty_train_die("cannot write %s: %s", out, strerror(crc ? -crc : EIO));
     return 0;
 }
 
@@ -216,6 +257,7 @@ static int ty_cmd_bgzf(int argc, char **argv) {
         free(err), free(tmp);
         return 1;
     }
+    ty_guard_partial(tmp);
     unsigned char *buf = ty_xmalloc(1 << 20);
     double every = ty_train_progress_every(), last = ty_train_clock();
     int k, werr = 0;
@@ -233,6 +275,7 @@ static int ty_cmd_bgzf(int argc, char **argv) {
     gzclose(f);
     free(buf);
     int cerr = ty_bgzf_writer_close(&w, &err);
+    ty_guard_partial(NULL);
     int rc = 0;
     if (rerr || werr || cerr || rename(tmp, out) != 0) {
         rc = ty_train_die("%s", rerr ? rerr : err ? err : "cannot write the output");
