@@ -95,26 +95,43 @@ static void ty_put_fixed5(ty_buf_t *b, double x) {
 }
 
 /* The temporary file a long write is making (gen, bgzf): removed when the
- * command is interrupted (Ctrl-C, kill), so that nothing half-made stays. */
-static const char *volatile ty_partial;
+ * command is interrupted (Ctrl-C, kill), so that nothing half-made stays.
+ * ty_partial_begin() blocks those signals until ty_partial_guard(path) has
+ * a copy of the name (NULL: nothing was made), so none lands between the
+ * file's making and its guarding; it stays guarded until ty_partial_end(),
+ * after the rename (an unlink of the old name is then harmless). */
+static char ty_partial_path[4096];
+static volatile sig_atomic_t ty_partial_on;
+static sigset_t ty_partial_mask;
 
 static void ty_partial_cleanup(int sig) {
-    const char *p = ty_partial;
-    if (p)
-        unlink(p); /* async-signal-safe */
+    if (ty_partial_on)
+        unlink(ty_partial_path); /* async-signal-safe */
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-/* Guards path (NULL: stops guarding). */
-static void ty_guard_partial(const char *path) {
-    ty_partial = path;
-    if (path) {
+static void ty_partial_begin(void) {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &ty_partial_mask);
+}
+
+static void ty_partial_guard(const char *path) {
+    if (path && strlen(path) < sizeof ty_partial_path) {
+        strcpy(ty_partial_path, path);
+        ty_partial_on = 1;
         signal(SIGINT, ty_partial_cleanup);
         signal(SIGTERM, ty_partial_cleanup);
         signal(SIGHUP, ty_partial_cleanup);
     }
+    sigprocmask(SIG_SETMASK, &ty_partial_mask, NULL);
 }
+
+static void ty_partial_end(void) { ty_partial_on = 0; }
 
 /* A seeded synthetic set a linear model cannot fit: the class is the sum of
  * two features' quantile bins modulo C (a checkerboard); other features are
@@ -163,6 +180,7 @@ static int ty_cmd_gen(int argc, char **argv) {
     ty_bgzf_writer_t *z = NULL;
     FILE *plain = NULL;
     char *err = NULL, *tmp = NULL;
+    ty_partial_begin();
     int orc = gz ? 0 : ty_atomic_open(out, &plain, &tmp);
     if (gz) {
         tmp = ty_xasprintf("%s.tmp.%d", out, (int)getpid());
@@ -172,9 +190,9 @@ static int ty_cmd_gen(int argc, char **argv) {
         if (orc != 0)
             free(tmp);
     }
+    ty_partial_guard(orc == 0 ? tmp : NULL);
     if (orc != 0)
         return ty_train_die("cannot write %s: %s", out, strerror(-orc));
-    ty_guard_partial(tmp);
     int F = (int)feats, C = (int)classes, werr = 0;
     ty_buf_t b = {0};
     for (int j = 0; j < F; j++)
@@ -207,7 +225,6 @@ static int ty_cmd_gen(int argc, char **argv) {
     free(x);
     ty_buf_free(&b);
     int crc = 0;
-    ty_guard_partial(NULL);
     if (z) {
         crc = ty_bgzf_writer_close(&z, &err);
         free(err);
@@ -219,6 +236,7 @@ static int ty_cmd_gen(int argc, char **argv) {
     } else {
         crc = ty_atomic_close(plain, tmp, out, !werr);
     }
+    ty_partial_end();
     if (werr || crc)
         return ty_train_die("cannot write %s: %s", out, strerror(crc ? -crc : EIO));
     return 0;
@@ -251,13 +269,15 @@ static int ty_cmd_bgzf(int argc, char **argv) {
         return ty_train_die("cannot read %s: %s", in, strerror(errno ? errno : ENOENT));
     char *tmp = ty_xasprintf("%s.tmp.%d", out, (int)getpid()), *err = NULL;
     ty_bgzf_writer_t *w = NULL;
-    if (ty_bgzf_writer_create(&w, tmp, 0, (int)level, &err) != 0) {
+    ty_partial_begin();
+    int orc = ty_bgzf_writer_create(&w, tmp, 0, (int)level, &err);
+    ty_partial_guard(orc == 0 ? tmp : NULL);
+    if (orc != 0) {
         gzclose(f);
         ty_train_die("%s", err);
         free(err), free(tmp);
         return 1;
     }
-    ty_guard_partial(tmp);
     unsigned char *buf = ty_xmalloc(1 << 20);
     double every = ty_train_progress_every(), last = ty_train_clock();
     int k, werr = 0;
@@ -275,12 +295,12 @@ static int ty_cmd_bgzf(int argc, char **argv) {
     gzclose(f);
     free(buf);
     int cerr = ty_bgzf_writer_close(&w, &err);
-    ty_guard_partial(NULL);
     int rc = 0;
     if (rerr || werr || cerr || rename(tmp, out) != 0) {
         rc = ty_train_die("%s", rerr ? rerr : err ? err : "cannot write the output");
         unlink(tmp);
     }
+    ty_partial_end();
     free(rerr), free(err), free(tmp);
     return rc ? 1 : 0;
 }
