@@ -373,9 +373,11 @@ def test_fashion_mnist_mlp_reaches_84_percent(tmp_path):
                    "--batch", "256", "--lr", "0.05", "--out", out, np=2)
     assert res["epochs"] == 10
     assert res["accuracy"] >= 0.84, res
-    # where a step's time went (rank 0, medians, us), each part timed
+    # where a step's time went (rank 0, us), each part timed
     parts = res["step_us"]
-    assert set(parts) == {"gather", "grad", "sum", "update"} and min(parts.values()) > 0
+    assert set(parts) == {"gather", "grad", "sum", "update"}
+    for p in parts.values():
+        assert 0 < p["median"] <= p["max"] and 0 < p["mean"] <= p["max"]
     ev = json.loads(run("eval", "--model", out, "--data", te, "-o", "json").stdout)
     assert abs(ev["accuracy"] - res["accuracy"]) < 1e-6
     # images without labels: predict takes them, eval and fit say what is missing

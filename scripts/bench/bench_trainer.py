@@ -191,8 +191,9 @@ def main():
                   "accuracy": rounds[0][k]["accuracy"]}
     for k in ("trainer_1", "trainer_2") + (("trainer_2_msg",) if a.msg else ()):
         if all(r[k]["step_us"] for r in rounds):  # where rank 0's steps went, median of rounds
-            res[k]["step_us_median"] = {p: median([r[k]["step_us"][p] for r in rounds])
-                                        for p in rounds[0][k]["step_us"]}
+            res[k]["step_us"] = {p: {s: median([r[k]["step_us"][p][s] for r in rounds])
+                                     for s in ("mean", "median")}
+                                 for p in rounds[0][k]["step_us"]}
     res["two_independent_1_rank"] = {"samples_per_s_median": median(
         [r["two_independent_1_rank"]["samples_per_s_sum"] for r in rounds])}
     # ratios within each round (configurations run minutes apart drift), then the median
