@@ -307,6 +307,14 @@ static int ty_cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static void ty_parts_means(const double *parts, long long steps, double mean[TY_NPARTS]) {
+    for (int k = 0; k < TY_NPARTS; k++) {
+        mean[k] = 0;
+        for (long long st = 0; st < steps; st++)
+            mean[k] += parts[st * TY_NPARTS + k] / (double)steps;
+    }
+}
+
 /* Each part's mean (the means add up to the step: where the time went),
  * median (a typical step) and max over the steps, in microseconds. */
 static json_t *ty_parts_json(const double *parts, long long steps) {
@@ -486,12 +494,13 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
           *yb = ty_xmalloc(maxb * sizeof(float));
     ty_ws_t *ws = ty_ws_create(T.m, maxb);
     ty_gpu_t *G = NULL;
+    double *parts = NULL, *by_rank = NULL; /* step timings; by_rank: rank 0's gather */
     if (o->device_cuda && ty_train_gpu_setup(&T, local_b, &G) != 0)
         goto out_gpu;
     uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
     double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
     /* where a CPU step's time goes, step by step over the latest epoch */
-    double *parts = ty_xcalloc((size_t)steps * TY_NPARTS, sizeof(double));
+    parts = ty_xcalloc((size_t)steps * TY_NPARTS, sizeof(double));
     int parts_valid = 0;
     int epoch = T.start_epoch;
     for (; epoch < o->epochs; epoch++) {
@@ -623,6 +632,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                classify ? (isnan(last_val_acc) ? last_acc : last_val_acc)
                         : (isnan(last_val) ? last_loss : last_val),
                samples_per_s, o->out);
+    if (o->json && size > 1 && parts_valid) { /* collective: all ran the same steps */
+        double mine[TY_NPARTS];
+        ty_parts_means(parts, steps, mine);
+        by_rank = rank == 0 ? ty_xcalloc((size_t)size * TY_NPARTS, sizeof(double)) : NULL;
+        MPI_Gather(mine, TY_NPARTS, MPI_DOUBLE, by_rank, TY_NPARTS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    }
     if (rank == 0 && o->json) {
         json_t *j = json_object();
         json_object_set_new(j, "epochs", json_integer(epoch));
@@ -641,13 +656,25 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             json_object_set_new(j, "blas_core", json_string(openblas_get_corename()));
         if (parts_valid)
             json_object_set_new(j, "step_us", ty_parts_json(parts, steps));
+        if (by_rank) {
+            json_t *a = json_array();
+            for (int r = 0; r < size; r++) {
+                json_t *one = json_object();
+                for (int k = 0; k < TY_NPARTS; k++)
+                    json_object_set_new(one, ty_part_names[k],
+                                        json_real(by_rank[r * TY_NPARTS + k]));
+                json_array_append_new(a, one);
+            }
+            json_object_set_new(j, "step_us_by_rank", a);
+        }
         char *s = json_dumps(j, JSON_COMPACT);
         puts(s);
         free(s);
         json_decref(j);
     }
-    free(parts);
 out_gpu:
+    free(parts);
+    free(by_rank);
     ty_gpu_destroy(&G);
     ty_ws_destroy(&ws);
     free(xb);
