@@ -78,7 +78,8 @@ def trainer_result(stdout, report, np, epochs):
     secs = sum(float(l.split()[2]) for l in open(report) if l.startswith("metric epoch_time_s"))
     samples = 60000 // 256 * 256 * epochs
     return {"samples_per_s": samples / secs, "accuracy": res["accuracy"], "epochs": epochs,
-            "processes": np, "step_us": res.get("step_us")}
+            "processes": np, "step_us": res.get("step_us"),
+            "step_us_by_rank": res.get("step_us_by_rank")}
 
 
 def fresh(path):
