@@ -220,8 +220,8 @@ int ty_atomic_open(const char *path, FILE **f, char **tmp) {
 
 int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep) {
     int rc = 0;
-    errno = 0;
-    if (keep && (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0))
+    errno = 0; /* a failed write leaves its data buffered: the flush fails the same way */
+    if (keep && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0))
         rc = -(errno ? errno : EIO);
     if (fclose(f) != 0 && rc == 0)
         rc = -(errno ? errno : EIO);

@@ -3,13 +3,14 @@ place that cannot take them is refused before the work that would fill them,
 and a written file replaces the old one whole."""
 import gzip
 import os
+import shlex
 import signal
 import subprocess
 
 import pytest
 
 from conftest import wait_until
-from test_trainer import TRAIN, ompi_dirs, run  # noqa: F401 (ompi_dirs: autouse fixture)
+from test_trainer import MPIRUN, TRAIN, mpi_env, ompi_dirs, run  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
 
@@ -134,3 +135,34 @@ def test_bgzf_interrupted_leaves_the_old_file(tmp_path):
             p.wait()
     assert out.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["in.csv", "out.csv.gz"]
+
+
+def test_a_full_disk_fails_the_write_and_keeps_the_old_files(tmp_path):
+    # a small tmpfs of its own (a mount namespace of its own) fills up while
+    # the model or the predictions are written: an error, and the old files
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespaces here (unshare -m)")
+    data, small = str(tmp_path / "syn.csv"), str(tmp_path / "small.model")
+    run("gen", "--rows", "20000", "--features", "8", "--classes", "3", "--out", data)
+    run("fit", "--train", data, "--model", "softmax", "--epochs", "1", "--out", small)
+    full = tmp_path / "full"
+    full.mkdir()
+    fit = MPIRUN + ["-np", "1", TRAIN, "fit", "--train", data, "--model", "mlp:1024,64",
+                    "--epochs", "1", "--out", f"{full}/m.model"]
+    predict = [TRAIN, "predict", "--model", small, "--data", data, "--out", f"{full}/p.csv"]
+    gen = [TRAIN, "gen", "--rows", "20000", "--features", "8", "--out"]
+    names = ["d.csv", "d.csv.gz", "m.model", "p.csv"]
+    script = (f"mount -t tmpfs -o size=128k tmpfs {full} && cd {full} && "
+              + " && ".join(f"printf old > {n}" for n in names) + " && "
+              f"{shlex.join(fit)}; echo fit=$?; {shlex.join(predict)}; echo predict=$?; "
+              f"{shlex.join(gen)} d.csv; echo gen=$?; {shlex.join(gen)} d.csv.gz; echo gen=$?; "
+              "cat " + " ".join(names) + "; echo; ls -A")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                       timeout=300, env=mpi_env())
+    out = [l for l in r.stdout.splitlines() if not l.startswith(("metric ", "progress "))]
+    assert out[:4] == ["fit=1", "predict=2", "gen=2", "gen=2"], r.stdout + r.stderr[-3000:]
+    for n in ("m.model", "p.csv"):
+        assert f"cannot write {full}/{n}: No space left on device" in r.stderr
+    for n in ("d.csv", "d.csv.gz"):
+        assert f"cannot write {n}: No space left on device" in r.stderr
+    assert out[4:] == ["old" * 4] + names  # the old files, and no temporary

@@ -133,6 +133,14 @@ static void ty_partial_guard(const char *path) {
 
 static void ty_partial_end(void) { ty_partial_on = 0; }
 
+/* gen's rows so far, to the BGZF writer or the plain file: 0 or -errno. */
+static int ty_gen_put(ty_bgzf_writer_t *z, FILE *plain, const ty_buf_t *b) {
+    if (z)
+        return ty_bgzf_write(z, b->data, b->len);
+    errno = 0;
+    return fwrite(b->data, 1, b->len, plain) == b->len ? 0 : -(errno ? errno : EIO);
+}
+
 /* A seeded synthetic set a linear model cannot fit: the class is the sum of
  * two features' quantile bins modulo C (a checkerboard); other features are
  * noise.  An MLP learns it. */
@@ -213,8 +221,7 @@ static int ty_cmd_gen(int argc, char **argv) {
             ty_put_fixed5(&b, x[j]);
         ty_buf_printf(&b, "%d\n", (q0 + q1) % C);
         if (b.len >= 65536 || r + 1 == (size_t)rows) {
-            werr =
-                z ? ty_bgzf_write(z, b.data, b.len) != 0 : fwrite(b.data, 1, b.len, plain) != b.len;
+            werr = ty_gen_put(z, plain, &b);
             b.len = 0;
             if (ty_train_clock() - last >= every) {
                 last = ty_train_clock();
@@ -238,7 +245,7 @@ static int ty_cmd_gen(int argc, char **argv) {
     }
     ty_partial_end();
     if (werr || crc)
-        return ty_train_die("cannot write %s: %s", out, strerror(crc ? -crc : EIO));
+        return ty_train_die("cannot write %s: %s", out, strerror(-(werr ? werr : crc)));
     return 0;
 }
 
