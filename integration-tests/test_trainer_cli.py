@@ -85,6 +85,13 @@ def test_predict_refuses_an_unwritable_output_and_replaces_a_file_whole(tmp_path
     assert lines[0] == "prediction,p0,p1,p2" and len(lines) == 601
     assert "old predictions" not in lines
     assert sorted(os.listdir(tmp_path)) == ["data.csv", "m.model", "p.csv", "syn.csv"]
+    # - is stdout: the same CSV, and a stdout that cannot take it is an error
+    r = run("predict", "--model", model, "--data", data, "--out", "-")
+    assert r.stdout == out.read_text()
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([TRAIN, "predict", "--model", model, "--data", data, "--out", "-"],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode != 0 and "cannot write to stdout: No space left on device" in r.stderr
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])

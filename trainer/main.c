@@ -47,7 +47,7 @@ static void ty_usage(FILE *f) {
         "      [--resume] [--vshards V] [--class-names A,B,...] --out MODEL [--onnx FILE]\n"
         "      [-o json]\n"
         "  trainyard-train eval --model MODEL --data DATA [--target COL] [-o json]\n"
-        "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv\n"
+        "  trainyard-train predict --model MODEL --data DATA [--target COL] --out FILE.csv|-\n"
         "  trainyard-train info MODEL [-o json]\n"
         "  trainyard-train bgzf IN OUT.gz [--level 0-9]   (gzip or plain -> BGZF: sharded reads)\n"
         "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"

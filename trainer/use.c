@@ -8,6 +8,7 @@
 
 #include "common/util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -286,12 +287,38 @@ int ty_cmd_eval(int argc, char **argv) {
     return 0;
 }
 
+/* The predictions as CSV: the class (name or index) and, for classifiers,
+ * each class's probability; or the value. */
+static void ty_put_predictions(FILE *f, const ty_model_t *m, const float *out, size_t rows) {
+    uint32_t C = m->dims[m->nlayers];
+    fputs("prediction", f);
+    for (uint32_t k = 0; m->classify && k < C; k++)
+        fprintf(f, ",p%u", k);
+    fputc('\n', f);
+    for (size_t r = 0; r < rows; r++) {
+        const float *o = out + r * C;
+        if (m->classify) {
+            uint32_t best = ty_argmax(o, C);
+            if (m->class_names)
+                ty_csv_put(f, m->class_names[best]);
+            else
+                fprintf(f, "%u", best);
+            for (uint32_t k = 0; k < C; k++)
+                fprintf(f, ",%.6g", o[k]);
+        } else {
+            fprintf(f, "%.7g", o[0]);
+        }
+        fputc('\n', f);
+    }
+}
+
 int ty_cmd_predict(int argc, char **argv) {
     ty_use_opts_t u = {0};
     int rc = ty_parse_use(argc, argv, &u);
     if (!rc && !u.out)
-        rc = ty_train_die("predict needs --out FILE.csv");
-    int wrc = rc ? 0 : ty_check_writable(u.out); /* before loading, not after */
+        rc = ty_train_die("predict needs --out FILE.csv (or - for stdout)");
+    int to_stdout = !rc && strcmp(u.out, "-") == 0;
+    int wrc = rc || to_stdout ? 0 : ty_check_writable(u.out); /* before loading, not after */
     if (wrc)
         rc = ty_train_die("cannot write %s: %s", u.out, strerror(-wrc));
     ty_model_t *m = NULL;
@@ -299,33 +326,20 @@ int ty_cmd_predict(int argc, char **argv) {
     if (rc || (rc = ty_load_pair(&u, &m, &d, 0)))
         return rc;
     float *out = ty_predict_all(m, d);
-    uint32_t C = m->dims[m->nlayers];
-    FILE *f;
-    char *tmp; /* written beside, renamed over: a failed run leaves the old file */
-    if ((wrc = ty_atomic_open(u.out, &f, &tmp)) == 0) {
-        fputs("prediction", f);
-        for (uint32_t k = 0; m->classify && k < C; k++)
-            fprintf(f, ",p%u", k);
-        fputc('\n', f);
-        for (size_t r = 0; r < d->rows; r++) {
-            const float *o = out + r * C;
-            if (m->classify) {
-                uint32_t best = ty_argmax(o, C);
-                if (m->class_names)
-                    ty_csv_put(f, m->class_names[best]);
-                else
-                    fprintf(f, "%u", best);
-                for (uint32_t k = 0; k < C; k++)
-                    fprintf(f, ",%.6g", o[k]);
-            } else {
-                fprintf(f, "%.7g", o[0]);
-            }
-            fputc('\n', f);
+    if (to_stdout) {
+        ty_put_predictions(stdout, m, out, d->rows);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = ty_train_die("cannot write to stdout: %s", strerror(errno ? errno : EIO));
+    } else {
+        FILE *f;
+        char *tmp; /* written beside, renamed over: a failed run leaves the old file */
+        if ((wrc = ty_atomic_open(u.out, &f, &tmp)) == 0) {
+            ty_put_predictions(f, m, out, d->rows);
+            wrc = ty_atomic_close(f, tmp, u.out, 1);
         }
-        wrc = ty_atomic_close(f, tmp, u.out, 1);
+        if (wrc)
+            rc = ty_train_die("cannot write %s: %s", u.out, strerror(-wrc));
     }
-    if (wrc)
-        rc = ty_train_die("cannot write %s: %s", u.out, strerror(-wrc));
     free(out);
     ty_model_destroy(&m);
     ty_data_destroy(&d);
