@@ -378,6 +378,10 @@ def test_fashion_mnist_mlp_reaches_84_percent(tmp_path):
     assert set(parts) == {"gather", "grad", "sum", "update"}
     for p in parts.values():
         assert 0 < p["median"] <= p["max"] and 0 < p["mean"] <= p["max"]
+    # and every rank's means, rank 0's the same as above
+    by_rank = res["step_us_by_rank"]
+    assert len(by_rank) == 2 and all(min(r.values()) > 0 for r in by_rank)
+    assert all(abs(by_rank[0][k] - parts[k]["mean"]) < 1e-6 * parts[k]["mean"] for k in parts)
     ev = json.loads(run("eval", "--model", out, "--data", te, "-o", "json").stdout)
     assert abs(ev["accuracy"] - res["accuracy"]) < 1e-6
     # images without labels: predict takes them, eval and fit say what is missing

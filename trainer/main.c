@@ -182,9 +182,9 @@ static int ty_cmd_gen(int argc, char **argv) {
     size_t n = strlen(out);
     int gz = n > 3 && strcmp(out + n - 3, ".gz") == 0;
     /* .gz is written as BGZF: ordinary gzip to any reader, and each rank of
-     * a training run can decompress only its own blocks */
-    /* written beside and renamed over out: a gen stopped half-way leaves no
-     * shorter data set under the name (only OUT.tmp.PID) */
+     * a training run can decompress only its own blocks.  Either is written
+     * beside out and renamed over it: a gen stopped half-way leaves no
+     * shorter data set under the name. */
     ty_bgzf_writer_t *z = NULL;
     FILE *plain = NULL;
     char *err = NULL, *tmp = NULL;

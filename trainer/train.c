@@ -319,16 +319,16 @@ static void ty_parts_means(const double *parts, long long steps, double mean[TY_
  * median (a typical step) and max over the steps, in microseconds. */
 static json_t *ty_parts_json(const double *parts, long long steps) {
     json_t *j = json_object();
-    double *col = ty_xcalloc((size_t)steps, sizeof(double));
+    double *col = ty_xcalloc((size_t)steps, sizeof(double)), mean[TY_NPARTS];
+    ty_parts_means(parts, steps, mean);
     for (int k = 0; k < TY_NPARTS; k++) {
-        double sum = 0;
         for (long long st = 0; st < steps; st++)
-            sum += col[st] = parts[st * TY_NPARTS + k];
+            col[st] = parts[st * TY_NPARTS + k];
         qsort(col, (size_t)steps, sizeof(double), ty_cmp_double);
         double med = steps % 2 ? col[steps / 2] : (col[steps / 2 - 1] + col[steps / 2]) / 2;
-        json_object_set_new(j, ty_part_names[k],
-                            json_pack("{s:f, s:f, s:f}", "mean", sum / (double)steps, "median", med,
-                                      "max", col[steps - 1]));
+        json_object_set_new(
+            j, ty_part_names[k],
+            json_pack("{s:f, s:f, s:f}", "mean", mean[k], "median", med, "max", col[steps - 1]));
     }
     free(col);
     return j;
