@@ -202,7 +202,23 @@ int ty_read_file(const char *path, ty_buf_t *out) {
     return rc;
 }
 
+int ty_is_special_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
 int ty_atomic_open(const char *path, FILE **f, char **tmp) {
+    if (ty_is_special_file(path)) { /* /dev/null, a FIFO: written in place, never replaced */
+        *tmp = NULL;
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (*f)
+            return 0;
+        int rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
     int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
@@ -221,8 +237,13 @@ int ty_atomic_open(const char *path, FILE **f, char **tmp) {
 int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep) {
     int rc = 0;
     errno = 0; /* a failed write leaves its data buffered: the flush fails the same way */
-    if (keep && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0))
+    if (keep && (fflush(f) != 0 || ferror(f) || (tmp && fsync(fileno(f)) != 0)))
         rc = -(errno ? errno : EIO);
+    if (!tmp) { /* a special file, written in place */
+        if (fclose(f) != 0 && rc == 0)
+            rc = -(errno ? errno : EIO);
+        return rc;
+    }
     if (fclose(f) != 0 && rc == 0)
         rc = -(errno ? errno : EIO);
     if (keep && rc == 0 && rename(tmp, path) != 0)
@@ -249,6 +270,8 @@ int ty_check_writable(const char *path) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return -EISDIR;
+    if (ty_is_special_file(path)) /* not opened: a FIFO would wait for its reader */
+        return access(path, W_OK) == 0 ? 0 : -errno;
     FILE *f;
     char *tmp;
     int rc = ty_atomic_open(path, &f, &tmp);

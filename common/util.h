@@ -46,13 +46,17 @@ int ty_write_file_atomic(const char *path, const void *data, size_t len);
 /* The same for a file written as a stream: ty_atomic_open makes the
  * temporary (*f, named *tmp); ty_atomic_close(f, tmp, path, keep) flushes,
  * syncs and renames it over path when keep, else removes it, and frees tmp.
- * Each returns 0 or -errno; after a failure path is as it was. */
+ * Each returns 0 or -errno; after a failure path is as it was.  A path that
+ * is a special file (/dev/null, a FIFO, a terminal) is written in place,
+ * never replaced: *tmp is NULL then.  ty_write_file_atomic does the same. */
 int ty_atomic_open(const char *path, FILE **f, char **tmp);
 int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep);
 /* Whether path could be written that way now (its directory exists and
  * takes a new file; path is not a directory): a command checks before
  * hours of work, not after.  0 or -errno. */
 int ty_check_writable(const char *path);
+/* path exists and is neither a regular file nor a directory. */
+int ty_is_special_file(const char *path);
 /* mkdir -p with mode 0755.  0 or -errno. */
 int ty_mkdirs(const char *path);
 

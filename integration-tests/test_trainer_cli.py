@@ -5,6 +5,7 @@ import gzip
 import os
 import shlex
 import signal
+import stat
 import subprocess
 
 import pytest
@@ -173,3 +174,34 @@ def test_a_full_disk_fails_the_write_and_keeps_the_old_files(tmp_path):
     for n in ("d.csv", "d.csv.gz"):
         assert f"cannot write {n}: No space left on device" in r.stderr
     assert out[4:] == ["old" * 4] + names  # the old files, and no temporary
+
+
+def test_special_files_are_written_in_place(tmp_path):
+    # stdout, a FIFO: written through, never replaced by a regular file (a
+    # rename over /dev/null or /dev/stdout would take it from the whole
+    # machine: the earlier binary did that).  /proc/self/fd/1 rather than
+    # /dev/stdout, so that a regression fails here instead of doing it
+    import threading
+    out = "/proc/self/fd/1"
+    r = run("gen", "--rows", "30", "--features", "3", "--out", out)
+    assert r.stdout.splitlines()[0] == "f0,f1,f2,label" and len(r.stdout.splitlines()) == 31
+    data = tmp_path / "d.csv"
+    data.write_text(r.stdout)
+    r = subprocess.run([TRAIN, "bgzf", str(data), out], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0 and gzip.decompress(r.stdout).decode() == data.read_text()
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    try:
+        run("fit", "--train", str(data), "--model", "softmax", "--batch", "10", "--epochs", "1",
+            "--out", str(fifo))
+    finally:
+        if reader.is_alive():  # the trainer failed before opening it: release the reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=30)
+    assert got and got[0].startswith(b"TYMODEL\0")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["d.csv", "model.fifo"]

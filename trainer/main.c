@@ -190,9 +190,9 @@ static int ty_cmd_gen(int argc, char **argv) {
     char *err = NULL, *tmp = NULL;
     ty_partial_begin();
     int orc = gz ? 0 : ty_atomic_open(out, &plain, &tmp);
-    if (gz) {
-        tmp = ty_xasprintf("%s.tmp.%d", out, (int)getpid());
-        orc = ty_bgzf_writer_create(&z, tmp, 0, 1, &err);
+    if (gz) { /* (a special file, /dev/null say, is written in place) */
+        tmp = ty_is_special_file(out) ? NULL : ty_xasprintf("%s.tmp.%d", out, (int)getpid());
+        orc = ty_bgzf_writer_create(&z, tmp ? tmp : out, 0, 1, &err);
         free(err);
         err = NULL;
         if (orc != 0)
@@ -235,9 +235,9 @@ static int ty_cmd_gen(int argc, char **argv) {
     if (z) {
         crc = ty_bgzf_writer_close(&z, &err);
         free(err);
-        if (!werr && !crc && rename(tmp, out) != 0)
+        if (tmp && !werr && !crc && rename(tmp, out) != 0)
             crc = -errno;
-        if (werr || crc)
+        if (tmp && (werr || crc))
             unlink(tmp);
         free(tmp);
     } else {
@@ -274,10 +274,11 @@ static int ty_cmd_bgzf(int argc, char **argv) {
     gzFile f = stat(in, &st) == 0 ? gzopen(in, "rb") : NULL;
     if (!f)
         return ty_train_die("cannot read %s: %s", in, strerror(errno ? errno : ENOENT));
-    char *tmp = ty_xasprintf("%s.tmp.%d", out, (int)getpid()), *err = NULL;
+    char *tmp = ty_is_special_file(out) ? NULL : ty_xasprintf("%s.tmp.%d", out, (int)getpid()),
+         *err = NULL;
     ty_bgzf_writer_t *w = NULL;
     ty_partial_begin();
-    int orc = ty_bgzf_writer_create(&w, tmp, 0, (int)level, &err);
+    int orc = ty_bgzf_writer_create(&w, tmp ? tmp : out, 0, (int)level, &err);
     ty_partial_guard(orc == 0 ? tmp : NULL);
     if (orc != 0) {
         gzclose(f);
@@ -303,9 +304,10 @@ static int ty_cmd_bgzf(int argc, char **argv) {
     free(buf);
     int cerr = ty_bgzf_writer_close(&w, &err);
     int rc = 0;
-    if (rerr || werr || cerr || rename(tmp, out) != 0) {
+    if (rerr || werr || cerr || (tmp && rename(tmp, out) != 0)) {
         rc = ty_train_die("%s", rerr ? rerr : err ? err : "cannot write the output");
-        unlink(tmp);
+        if (tmp)
+            unlink(tmp);
     }
     ty_partial_end();
     free(rerr), free(err), free(tmp);

@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int main(void) {
@@ -110,6 +112,29 @@ int main(void) {
     CHECK_EQ_INT(ty_check_writable(under_file), -ENOTDIR);
     free(under_file);
     CHECK(ty_check_writable("/proc/ty-no-such-file") < 0);
+    /* a special file (a FIFO here; /dev/null alike) is written in place,
+     * never replaced by a regular file */
+    char *fifo = ty_xasprintf("%s/fifo", dir);
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    CHECK_EQ_INT(ty_is_special_file(fifo), 1);
+    CHECK_EQ_INT(ty_is_special_file(path), 0);
+    CHECK_EQ_INT(ty_is_special_file(dir), 0);
+    CHECK_EQ_INT(ty_check_writable(fifo), 0); /* without opening it: no reader yet */
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CHECK(rd >= 0);
+    CHECK_EQ_INT(ty_write_file_atomic(fifo, "in place", 8), 0);
+    CHECK_EQ_INT(ty_atomic_open(fifo, &fp, &tmp), 0);
+    CHECK(tmp == NULL);
+    fputs(", twice", fp);
+    CHECK_EQ_INT(ty_atomic_close(fp, tmp, fifo, 1), 0);
+    char got[32] = {0};
+    CHECK_EQ_INT((int)read(rd, got, sizeof got - 1), 15);
+    CHECK_STR(got, "in place, twice");
+    close(rd);
+    struct stat st;
+    CHECK(stat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    unlink(fifo);
+    free(fifo);
     DIR *dh = opendir(dir); /* nothing left beside the file */
     int entries = 0;
     for (struct dirent *e; dh && (e = readdir(dh));)
