@@ -266,6 +266,12 @@ int ty_write_file_atomic(const char *path, const void *data, size_t len) {
     return werr ? werr : rc;
 }
 
+int ty_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 int ty_check_writable(const char *path) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))

@@ -55,6 +55,8 @@ int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep);
  * takes a new file; path is not a directory): a command checks before
  * hours of work, not after.  0 or -errno. */
 int ty_check_writable(const char *path);
+/* Both exist and are one file (the same inode, by whatever names). */
+int ty_same_file(const char *a, const char *b);
 /* path exists and is neither a regular file nor a directory. */
 int ty_is_special_file(const char *path);
 /* mkdir -p with mode 0755.  0 or -errno. */

@@ -205,3 +205,33 @@ def test_special_files_are_written_in_place(tmp_path):
     assert got and got[0].startswith(b"TYMODEL\0")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["d.csv", "model.fifo"]
+
+
+def test_an_output_is_never_written_over_an_input(tmp_path):
+    # a slip of the keyboard (--out data.csv) must not cost the data
+    data, val, model = tmp_path / "d.csv", tmp_path / "v.csv", tmp_path / "m.model"
+    run("gen", "--rows", "200", "--features", "3", "--out", str(data))
+    run("gen", "--rows", "100", "--features", "3", "--seed", "2", "--out", str(val))
+    run("fit", "--train", str(data), "--model", "softmax", "--batch", "20", "--out", str(model))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(data)
+    before = {p: p.read_bytes() for p in (data, val, model)}
+    fit = ["fit", "--train", str(data), "--val", str(val), "--model", "softmax", "--batch", "20"]
+    cases = [
+        (fit + ["--out", str(data)], f"{data} is the training data"),
+        (fit + ["--out", str(val)], f"{val} is the validation data"),
+        (fit + ["--out", str(tmp_path / "n.model"), "--onnx", str(tmp_path / "link.csv")],
+         f"{tmp_path}/link.csv is the training data"),
+        (fit + ["--out", str(tmp_path / "n.model"), "--onnx", f"{tmp_path}/sub/../n.model"],
+         f"{tmp_path}/sub/../n.model is the model (--out)"),
+        (["predict", "--model", str(model), "--data", str(data), "--out", str(data)],
+         f"{data} is the data"),
+        (["predict", "--model", str(model), "--data", str(data), "--out", str(model)],
+         f"{model} is the model"),
+    ]
+    for args, says in cases:
+        r = run(*args, check=False)
+        assert r.returncode != 0 and f"{says}: not writing over it" in r.stderr, (args, r.stderr)
+        assert "metric" not in r.stdout
+    assert {p: p.read_bytes() for p in (data, val, model)} == before
+    assert not (tmp_path / "n.model").exists()

@@ -123,6 +123,16 @@ static int ty_idx_read(const char *path, uint32_t want_magic, uint32_t *dims, in
     return 0;
 }
 
+int ty_data_reads(const char *spec, const char *path) {
+    if (strncmp(spec, "idx:", 4) != 0)
+        return ty_same_file(spec, path);
+    const char *comma = strchr(spec + 4, ',');
+    char *images = comma ? ty_xstrndup(spec + 4, (size_t)(comma - spec - 4)) : ty_xstrdup(spec + 4);
+    int same = ty_same_file(images, path) || (comma && ty_same_file(comma + 1, path));
+    free(images);
+    return same;
+}
+
 static int ty_load_idx(const char *spec, int shard, int nshards, ty_data_t *d, char **err) {
     const char *comma = strchr(spec, ','); /* none: images without labels (predict) */
     char *images = comma ? ty_xstrndup(spec, (size_t)(comma - spec)) : ty_xstrdup(spec);

@@ -58,6 +58,9 @@ typedef struct {
 int ty_data_load_opts(const char *spec, const ty_data_opts_t *o, int shard, int nshards,
                       ty_data_t **out, char **err);
 void ty_data_destroy(ty_data_t **d);
+/* Whether path (when it exists) is one of the files spec reads: an output
+ * about to be written over its own input is refused before it is lost. */
+int ty_data_reads(const char *spec, const char *path);
 /* Index of name in d->classes, or -1. */
 long ty_data_class(const ty_data_t *d, const char *name);
 

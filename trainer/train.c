@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -334,6 +335,23 @@ static json_t *ty_parts_json(const double *parts, long long steps) {
     return j;
 }
 
+/* path with its directory resolved (links, "..", "."), so that two names
+ * of a file that does not exist yet compare equal. */
+static char *ty_canon_path(const char *path) {
+    char *d = ty_xstrdup(path), *b = ty_xstrdup(path);
+    char *dir = realpath(dirname(d), NULL), *out;
+    out = dir ? ty_xasprintf("%s/%s", dir, basename(b)) : ty_xstrdup(path);
+    free(dir), free(d), free(b);
+    return out;
+}
+
+static int ty_same_output(const char *a, const char *b) {
+    char *ca = ty_canon_path(a), *cb = ty_canon_path(b);
+    int same = ty_same_file(a, b) || strcmp(ca, cb) == 0;
+    free(ca), free(cb);
+    return same;
+}
+
 /* The outputs' places, checked (by rank 0) before the work that fills
  * them: a training that cannot save its model or its checkpoints must not
  * load its data and train for hours first.  The checkpoint directory is
@@ -351,11 +369,19 @@ static int ty_outputs_ok(const ty_train_opts_t *o, int rank) {
         }
     }
     for (int i = 0; i < 3 && rank == 0 && !bad; i++) {
-        int wrc = outs[i] ? ty_check_writable(outs[i]) : 0;
-        if (wrc != 0) {
+        const char *clash = NULL; /* an output that would be written over an input */
+        if (outs[i] && ty_data_reads(o->train, outs[i]))
+            clash = "the training data";
+        else if (outs[i] && o->val && ty_data_reads(o->val, outs[i]))
+            clash = "the validation data";
+        else if (outs[i] && i > 0 && o->out && ty_same_output(outs[i], o->out))
+            clash = "the model (--out)";
+        int wrc = outs[i] && !clash ? ty_check_writable(outs[i]) : 0;
+        if (clash)
+            fprintf(stderr, "trainyard-train: %s is %s: not writing over it\n", outs[i], clash);
+        else if (wrc != 0)
             fprintf(stderr, "trainyard-train: cannot write %s: %s\n", outs[i], strerror(-wrc));
-            bad = 1;
-        }
+        bad = clash || wrc;
     }
     free(ck);
     MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);

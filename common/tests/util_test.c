@@ -112,6 +112,12 @@ int main(void) {
     CHECK_EQ_INT(ty_check_writable(under_file), -ENOTDIR);
     free(under_file);
     CHECK(ty_check_writable("/proc/ty-no-such-file") < 0);
+    /* one file by two names; two files; a name of nothing */
+    char *alias = ty_xasprintf("%s/./f", dir);
+    CHECK_EQ_INT(ty_same_file(path, alias), 1);
+    CHECK_EQ_INT(ty_same_file(path, dir), 0);
+    CHECK_EQ_INT(ty_same_file(path, "/nonexistent-dir/f"), 0);
+    free(alias);
     /* a special file (a FIFO here; /dev/null alike) is written in place,
      * never replaced by a regular file */
     char *fifo = ty_xasprintf("%s/fifo", dir);

@@ -492,7 +492,17 @@ int main(void) {
     spec = ty_xasprintf("idx:%s,%s", lp, ip); /* swapped */
     CHECK_EQ_INT(ty_data_load(spec, NULL, 0, 1, &d, &err), TY_EPARSE);
     free(err);
+    /* the files a spec reads, by any name: outputs are checked against them */
+    char *other = ty_xasprintf("%s/./lab", dir), *csv = write_file("reads.csv", "1,0\n", 0);
+    CHECK(ty_data_reads(spec, ip) && ty_data_reads(spec, lp) && ty_data_reads(spec, other));
+    CHECK(!ty_data_reads(spec, csv) && ty_data_reads(csv, csv) && !ty_data_reads(csv, ip));
     free(spec);
+    spec = ty_xasprintf("idx:%s", ip);
+    CHECK(ty_data_reads(spec, ip) && !ty_data_reads(spec, lp));
+    CHECK(!ty_data_reads(spec, "/nonexistent"));
+    free(spec);
+    free(other);
+    free(csv);
     free(ip);
     free(lp);
     char *cmd = ty_xasprintf("rm -rf '%s'", dir);
