@@ -1,6 +1,7 @@
 """trainyard-train's command line: help for every command, and outputs: a
-place that cannot take them is refused before the work that would fill them,
-and a written file replaces the old one whole."""
+place that cannot take them, or an input's place, is refused before the work
+that would fill them; a written file replaces the old one whole (interrupted,
+or on a full disk, the old one stays); special files are written in place."""
 import gzip
 import os
 import shlex
