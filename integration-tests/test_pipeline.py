@@ -150,3 +150,29 @@ def test_submit_wait_and_master_address_sources(cluster, tmp_path):
     assert r.returncode == 1
     assert "no answer from the master at tcp://127.0.0.1:1" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_task_no_worker_can_hold_says_why_until_one_can(cluster):
+    # an MPI step wider than any worker stays queued with its reason (as
+    # Slurm's and Kubernetes' pending reasons), and runs once a worker big
+    # enough registers
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("name: wide\ntasks:\n  - name: train\n    kind: mpi\n    np: 4\n"
+                         "    resources: {cpus: 1}\n    command: [\"true\"]\n")
+    version, why = 0, ""
+    for _ in range(50):  # long-polls, each answered when the run changes
+        st = cluster.json("status", run, "--wait-after", str(version))
+        version, why = st["version"], task(st, "train")["reason"] or ""
+        if why:
+            break
+    assert task(st, "train")["state"] == "queued"
+    assert why.startswith("no worker can run it: it needs 4 CPUs (4 ranks); "
+                          "the largest worker has 2 CPUs"), why
+    assert "no worker can run it" in cluster.cli("status", run).stdout
+    cluster.start_worker("w2", "--cpus", "4")
+    st = cluster.wait_run(run, timeout=60)
+    assert st["state"] == "succeeded", st
+    t = task(st, "train")
+    assert t["worker"] == "w2" and t["reason"] is None

@@ -42,6 +42,7 @@ struct ty_task {
     int exit_code, term_signal;
     int64_t queued_ms, started_ms, finished_ms, not_before_ms;
     char *reason;
+    int waiting_why; /* reason says why it waits to be placed (not an outcome) */
     uint32_t *gpu_ids;
     size_t n_gpu;
     double progress;
@@ -238,6 +239,9 @@ void ty_sched_run_free(ty_run_t *r);
 void ty_sched_index_run(ty_master_t *m, ty_run_t *r);
 void ty_sched_enqueue(ty_master_t *m, ty_task_t *t);
 void ty_sched_pass(ty_master_t *m);
+/* Whether a task's reason says why it waits to be placed (the pass sets
+ * such reasons; dispatch clears them). */
+int ty_sched_is_wait_reason(const char *reason);
 void ty_sched_task_result(ty_master_t *m, ty_task_t *t, const Ty__TaskResult *res);
 void ty_sched_requeue_lost(ty_master_t *m, ty_task_t *t, const char *why);
 int ty_sched_cancel_run(ty_master_t *m, ty_run_t *r);

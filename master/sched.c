@@ -157,6 +157,15 @@ ty_task_t *ty_sched_find_task(ty_master_t *m, const char *run_id, const char *ta
 static void ty_set_reason(ty_task_t *t, char *reason) {
     free(t->reason);
     t->reason = reason;
+    t->waiting_why = 0; /* an outcome's reason, unless ty_explain_wait says otherwise */
+}
+
+#define TY_WAIT_ROOM "waiting for room: "
+#define TY_WAIT_NONE "no worker can run it: "
+
+int ty_sched_is_wait_reason(const char *reason) {
+    return reason && (strncmp(reason, TY_WAIT_ROOM, strlen(TY_WAIT_ROOM)) == 0 ||
+                      strncmp(reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0);
 }
 
 static void ty_run_finish(ty_master_t *m, ty_run_t *r) {
@@ -313,15 +322,8 @@ static uint32_t ty_need_gpus(const ty_task_t *t) {
 
 static int ty_popcount64(uint64_t x) { return __builtin_popcountll(x); }
 
-static int ty_worker_fits(const ty_worker_t *w, const ty_task_t *t) {
-    if (!w->up || w->known_only)
-        return 0;
-    if (w->cpus - w->used_cpus + TY_EPS < ty_need_cpus(t))
-        return 0;
-    if (ty_need_mem(t) && w->mem_mb - w->used_mem < ty_need_mem(t))
-        return 0;
-    if ((int)w->gpus - ty_popcount64(w->gpu_busy) < (int)ty_need_gpus(t))
-        return 0;
+/* Whether w's labels include every label t asks for. */
+static int ty_worker_labels_fit(const ty_worker_t *w, const ty_task_t *t) {
     Ty__Resources *res = t->spec->resources;
     for (size_t i = 0; i < res->n_labels; i++) {
         int ok = 0;
@@ -332,6 +334,81 @@ static int ty_worker_fits(const ty_worker_t *w, const ty_task_t *t) {
             return 0;
     }
     return 1;
+}
+
+/* empty: whether t would fit w with nothing else running there. */
+static int ty_worker_fits_as(const ty_worker_t *w, const ty_task_t *t, int empty) {
+    if (!w->up || w->known_only)
+        return 0;
+    double used_cpus = empty ? 0 : w->used_cpus;
+    uint64_t used_mem = empty ? 0 : w->used_mem;
+    int busy_gpus = empty ? 0 : ty_popcount64(w->gpu_busy);
+    if (w->cpus - used_cpus + TY_EPS < ty_need_cpus(t))
+        return 0;
+    if (ty_need_mem(t) && w->mem_mb - used_mem < ty_need_mem(t))
+        return 0;
+    if ((int)w->gpus - busy_gpus < (int)ty_need_gpus(t))
+        return 0;
+    return ty_worker_labels_fit(w, t);
+}
+
+static int ty_worker_fits(const ty_worker_t *w, const ty_task_t *t) {
+    return ty_worker_fits_as(w, t, 0);
+}
+
+/* Why t, at the head of the queue or skipped by it, was not placed (shown
+ * by `trainyard status`, as Slurm's and Kubernetes' pending reasons): none
+ * could hold it even when idle (what it needs against the most any worker
+ * has), or none has the room now.  Tasks behind the head wait their turn
+ * without a reason. */
+static char *ty_wait_reason(ty_master_t *m, const ty_task_t *t) {
+    ty_buf_t need = {0};
+    ty_buf_printf(&need, "%g CPUs", ty_need_cpus(t));
+    if (ty_need_mem(t))
+        ty_buf_printf(&need, ", %llu MB", (unsigned long long)ty_need_mem(t));
+    if (ty_need_gpus(t))
+        ty_buf_printf(&need, ", %u GPUs", ty_need_gpus(t));
+    if (t->spec->kind == TY_KIND_MPI)
+        ty_buf_printf(&need, " (%u ranks)", t->spec->np);
+    double cpus = 0;
+    uint64_t mem = 0;
+    uint32_t gpus = 0;
+    int labelled = 0, fits_idle = 0;
+    for (ty_worker_t *w = zhashx_first(m->workers); w; w = zhashx_next(m->workers)) {
+        if (!w->up || w->known_only)
+            continue;
+        fits_idle = fits_idle || ty_worker_fits_as(w, t, 1);
+        labelled = labelled || ty_worker_labels_fit(w, t);
+        cpus = w->cpus > cpus ? w->cpus : cpus;
+        mem = w->mem_mb > mem ? w->mem_mb : mem;
+        gpus = w->gpus > gpus ? w->gpus : gpus;
+    }
+    char *why;
+    if (fits_idle)
+        why = ty_xasprintf(TY_WAIT_ROOM "it needs %s", need.data);
+    else if (!labelled)
+        why = ty_xasprintf(TY_WAIT_NONE "none has the labels it asks for (%s)", need.data);
+    else
+        why = ty_xasprintf(TY_WAIT_NONE "it needs %s; the largest worker has %g CPUs, %llu MB, "
+                                        "%u GPUs",
+                           need.data, cpus, (unsigned long long)mem, gpus);
+    ty_buf_free(&need);
+    return why;
+}
+
+/* Says why t waits, when that changed: status waiters see it at once, etcd
+ * with the task's next write (as progress), so a full cluster costs no
+ * extra writes; dispatch clears it. */
+static void ty_explain_wait(ty_master_t *m, ty_task_t *t) {
+    char *why = ty_wait_reason(m, t);
+    if (t->waiting_why && t->reason && strcmp(t->reason, why) == 0) {
+        free(why);
+        return;
+    }
+    ty_set_reason(t, why);
+    t->waiting_why = 1;
+    t->run->version++;
+    ty_api_notify(m, t->run, 0);
 }
 
 void ty_sched_charge(ty_master_t *m, ty_task_t *t, ty_worker_t *w) {
@@ -374,6 +451,9 @@ static void ty_dispatch(ty_master_t *m, ty_task_t *t, ty_worker_t *w) {
     ty_run_t *r = t->run;
     t->state = TY_TASK_RUNNING;
     t->attempt++;
+    if (t->waiting_why) /* it waits no more (a failed attempt's reason stays) */
+        ty_set_reason(t, NULL);
+    t->waiting_why = 0;
     free(t->worker);
     t->worker = ty_xstrdup(w->id);
     t->started_ms = ty_now_ms();
@@ -447,12 +527,15 @@ void ty_sched_pass(ty_master_t *m) {
         ty_task_t *t = m->heap[0];
         int room;
         ty_worker_t *w = ty_pick(m, t, &room);
-        if (!room)
-            break; /* every worker is full: the rest waits */
+        if (!room) { /* every worker is full: the rest waits, the first says so */
+            ty_explain_wait(m, t);
+            break;
+        }
         ty_heap_remove(m, t);
         if (w) {
             ty_dispatch(m, t, w);
         } else {
+            ty_explain_wait(m, t);
             /* does not fit now; smaller tasks behind it may (backfill) */
             skipped = ty_xrealloc(skipped, (nskipped + 1) * sizeof *skipped);
             skipped[nskipped++] = t;

@@ -426,6 +426,7 @@ static void ty_rebuild_task(ty_master_t *m, const char *run_id, const char *name
     t->finished_ms = rec->finished_ms;
     t->not_before_ms = rec->not_before_ms;
     t->reason = *rec->reason ? ty_xstrdup(rec->reason) : NULL;
+    t->waiting_why = ty_sched_is_wait_reason(t->reason);
     if (rec->n_gpu_ids) {
         t->gpu_ids = ty_xcalloc(rec->n_gpu_ids, sizeof *t->gpu_ids);
         memcpy(t->gpu_ids, rec->gpu_ids, rec->n_gpu_ids * sizeof *t->gpu_ids);

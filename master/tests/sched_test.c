@@ -145,10 +145,44 @@ static void test_priority_and_backfill(void) {
     CHECK_EQ_INT(T(r, "huge")->state, TY_TASK_QUEUED);
     CHECK_EQ_INT(T(r, "mid")->state, TY_TASK_QUEUED);
     CHECK(w->used_cpus == 1);
+    /* each says why it waits: huge can never run, mid waits for room */
+    CHECK_STR(T(r, "huge")->reason, "no worker can run it: it needs 64 CPUs; the largest worker "
+                                    "has 1 CPUs, 1000 MB, 0 GPUs");
+    CHECK_EQ_INT(T(r, "high")->reason == NULL, 1);
+    uint64_t marks = r->version;
+    ty_sched_pass(&M); /* nothing changed: nothing said again */
+    CHECK_EQ_INT(r->version, marks);
     finish(T(r, "high"), 0);
     ty_sched_pass(&M);
     CHECK_EQ_INT(T(r, "mid")->state, TY_TASK_RUNNING);
     CHECK_EQ_INT(T(r, "low")->state, TY_TASK_QUEUED);
+    CHECK_STR(T(r, "low")->reason, "waiting for room: it needs 1 CPUs");
+    CHECK_EQ_INT(T(r, "mid")->reason == NULL, 1); /* placed: no longer waiting */
+    finish(T(r, "mid"), 1);                       /* an outcome's reason is not a wait */
+    CHECK_STR(T(r, "mid")->reason, "exit code 1");
+    /* a bigger worker joins: huge runs, and its wait is no longer shown */
+    add_worker("big", 64, 0, NULL);
+    ty_sched_pass(&M);
+    CHECK_EQ_INT(T(r, "huge")->state, TY_TASK_RUNNING);
+    CHECK_EQ_INT(T(r, "huge")->reason == NULL, 1);
+    CHECK_EQ_INT(T(r, "low")->state, TY_TASK_RUNNING);
+    teardown();
+}
+
+static void test_mpi_reasons(void) {
+    setup();
+    add_worker("w1", 2, 0, NULL);
+    ty_run_t *r = start("name: m\ntasks:\n"
+                        "  - {name: wide, command: [t], kind: mpi, np: 8, "
+                        "resources: {cpus: 1, mem_mb: 100}}\n"
+                        "  - {name: zoned, command: [t], resources: {labels: {zone: c}}}\n");
+    ty_sched_pass(&M);
+    CHECK_STR(T(r, "wide")->reason, "no worker can run it: it needs 8 CPUs, 800 MB (8 ranks); "
+                                    "the largest worker has 2 CPUs, 1000 MB, 0 GPUs");
+    CHECK_STR(T(r, "zoned")->reason, "no worker can run it: none has the labels it asks for "
+                                     "(1 CPUs)");
+    CHECK(ty_sched_is_wait_reason(T(r, "wide")->reason));
+    CHECK(!ty_sched_is_wait_reason("exit code 1") && !ty_sched_is_wait_reason(NULL));
     teardown();
 }
 
@@ -265,6 +299,7 @@ int main(void) {
     test_diamond();
     test_priority_and_backfill();
     test_gpu_and_labels();
+    test_mpi_reasons();
     test_retries_and_trigger_rules();
     test_backoff_is_delayed();
     test_cancel_and_lost();
