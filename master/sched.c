@@ -398,8 +398,11 @@ static char *ty_wait_reason(ty_master_t *m, const ty_task_t *t) {
 
 /* Says why t waits, when that changed: status waiters see it at once, etcd
  * with the task's next write (as progress), so a full cluster costs no
- * extra writes; dispatch clears it. */
+ * extra writes; dispatch clears it.  A retry waits under the reason its
+ * last attempt failed. */
 static void ty_explain_wait(ty_master_t *m, ty_task_t *t) {
+    if (t->reason && !t->waiting_why)
+        return; /* a retry keeps its last attempt's reason ("exit code 3") */
     char *why = ty_wait_reason(m, t);
     if (t->waiting_why && t->reason && strcmp(t->reason, why) == 0) {
         free(why);

@@ -235,6 +235,15 @@ static void test_retries_and_trigger_rules(void) {
         CHECK_EQ_INT(T(r, "x")->state, TY_TASK_RUNNING);
         CHECK_EQ_INT(T(r, "x")->attempt, a);
         finish(T(r, "x"), 3);
+        if (a == 1) { /* a retry that must wait keeps why its attempt failed */
+            ty_worker_t *w = zhashx_lookup(M.workers, "w1");
+            double keep = w->used_cpus;
+            w->used_cpus = w->cpus; /* full */
+            ty_sched_pass(&M);
+            CHECK_EQ_INT(T(r, "x")->state, TY_TASK_QUEUED);
+            CHECK_STR(T(r, "x")->reason, "exit code 3");
+            w->used_cpus = keep;
+        }
     }
     CHECK_EQ_INT(T(r, "x")->state, TY_TASK_FAILED);
     CHECK_EQ_INT(T(r, "x")->failures, 3);
