@@ -331,6 +331,7 @@ int ty_cmd_predict(int argc, char **argv) {
     float *out = ty_predict_all(m, d);
     if (to_stdout) {
         ty_put_predictions(stdout, m, out, d->rows);
+        errno = 0; /* a failed write leaves its data buffered: the flush fails the same way */
         if (fflush(stdout) != 0 || ferror(stdout))
             rc = ty_train_die("cannot write to stdout: %s", strerror(errno ? errno : EIO));
     } else {

@@ -5,9 +5,9 @@ one thread per process.  Reports samples/s (training time only, summed over
 epochs) and test accuracy for: the trainer at 1 and 2 ranks, PyTorch at 1
 process and DistributedDataParallel (gloo) at 2 processes; then the ratios
 the issue sets as targets, and where the trainer's steps spent their time
-(its -o json "step_us": gather, grad, sum, update).  TY_BUILD_DIR, TY_FASHION_DIR and TY_TORCH_PYTHON
-point it elsewhere.  Installs python3-torch and libopenblas0-pthread
-(Debian) when missing.
+(its -o json "step_us" and "step_us_by_rank": gather, grad, sum, update).
+TY_BUILD_DIR, TY_FASHION_DIR and TY_TORCH_PYTHON point it elsewhere.
+Installs python3-torch and libopenblas0-pthread (Debian) when missing.
 
 Both sides use the same OpenBLAS kernels: Debian's OpenBLAS falls back to
 SSE3 kernels on CPUs newer than it, the trainer corrects that itself (see
