@@ -207,9 +207,15 @@ int ty_is_special_file(const char *path) {
     return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 }
 
+char *ty_atomic_tmp_path(const char *path) {
+    if (ty_is_special_file(path)) /* /dev/null, a FIFO: written in place, never replaced */
+        return NULL;
+    return ty_xasprintf("%s.tmp.%d", path, (int)getpid());
+}
+
 int ty_atomic_open(const char *path, FILE **f, char **tmp) {
-    if (ty_is_special_file(path)) { /* /dev/null, a FIFO: written in place, never replaced */
-        *tmp = NULL;
+    *tmp = ty_atomic_tmp_path(path);
+    if (!*tmp) {
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
         if (*f)
@@ -219,7 +225,6 @@ int ty_atomic_open(const char *path, FILE **f, char **tmp) {
             close(fd);
         return rc;
     }
-    *tmp = ty_xasprintf("%s.tmp.%d", path, (int)getpid());
     int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (*f)
@@ -274,10 +279,11 @@ int ty_same_file(const char *a, const char *b) {
 
 int ty_check_writable(const char *path) {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return -EISDIR;
-    if (ty_is_special_file(path)) /* not opened: a FIFO would wait for its reader */
-        return access(path, W_OK) == 0 ? 0 : -errno;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            return -EISDIR;
+        return access(path, W_OK) == 0 ? 0 : -errno; /* special: a FIFO's open would wait */
+    }
     FILE *f;
     char *tmp;
     int rc = ty_atomic_open(path, &f, &tmp);

@@ -50,6 +50,9 @@ int ty_write_file_atomic(const char *path, const void *data, size_t len);
  * is a special file (/dev/null, a FIFO, a terminal) is written in place,
  * never replaced: *tmp is NULL then.  ty_write_file_atomic does the same. */
 int ty_atomic_open(const char *path, FILE **f, char **tmp);
+/* The temporary's name for path (the caller frees it), or NULL for a
+ * special file, written in place: for writers that open files themselves. */
+char *ty_atomic_tmp_path(const char *path);
 int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep);
 /* Whether path could be written that way now (its directory exists and
  * takes a new file; path is not a directory): a command checks before

@@ -475,17 +475,6 @@ def wait_ranks(marker):
     return wait_until(ranks, 30, "two ranks")
 
 
-def mpi_cluster(cluster, tmp_path, rows):
-    """A master and one worker, w1, with 2 CPUs; training data of rows rows."""
-    data = str(tmp_path / "d.csv")
-    run("gen", "--rows", str(rows), "--features", "8", "--classes", "2", "--seed", "9",
-        "--out", data)
-    cluster.start_master()
-    cluster.start_worker("w1", "--cpus", "2")
-    cluster.wait_workers(["w1"])
-    return data
-
-
 def start_step(cluster, text, marker, shm_before):
     """Submits a forever step and waits for its ranks and Open MPI's segments
     in the attempt's own /dev/shm directory: (run id, ranks, directory)."""
@@ -501,7 +490,7 @@ def start_step(cluster, text, marker, shm_before):
 
 
 def test_mpi_step_rank_death_cancel_and_timeout(cluster, tmp_path):
-    data = mpi_cluster(cluster, tmp_path, 8000)
+    data = one_worker_and_data(cluster, tmp_path, 8000)
     marker = str(tmp_path / "forever.bin")
     text = forever_mpi_step(data, marker)
     # Open MPI's shared memory and mpirun's session directory: in the
@@ -545,7 +534,7 @@ def test_a_restarted_worker_ends_what_it_left_running(cluster, tmp_path):
     # sessions of their own) and cannot remove the step's directory; the
     # same worker, started again, ends the job and removes the directory
     # before it registers
-    data = mpi_cluster(cluster, tmp_path, 4000)
+    data = one_worker_and_data(cluster, tmp_path, 4000)
     marker = str(tmp_path / "crash.bin")
     shm_before = set(glob.glob("/dev/shm/trainyard-*"))
     try:

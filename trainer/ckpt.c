@@ -11,9 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-static char *ty_ckpt_path(const ty_tr_t *T) {
-    return ty_xasprintf("%s/checkpoint", T->o->ckpt_dir);
-}
+char *ty_ckpt_path(const ty_tr_t *T) { return ty_xasprintf("%s/checkpoint", T->o->ckpt_dir); }
 
 #define TY_CKPT_MAGIC 0x54594b32u /* TYK2 */
 

@@ -191,7 +191,7 @@ static int ty_cmd_gen(int argc, char **argv) {
     ty_partial_begin();
     int orc = gz ? 0 : ty_atomic_open(out, &plain, &tmp);
     if (gz) { /* (a special file, /dev/null say, is written in place) */
-        tmp = ty_is_special_file(out) ? NULL : ty_xasprintf("%s.tmp.%d", out, (int)getpid());
+        tmp = ty_atomic_tmp_path(out);
         orc = ty_bgzf_writer_create(&z, tmp ? tmp : out, 0, 1, &err);
         free(err);
         err = NULL;
@@ -274,8 +274,7 @@ static int ty_cmd_bgzf(int argc, char **argv) {
     gzFile f = stat(in, &st) == 0 ? gzopen(in, "rb") : NULL;
     if (!f)
         return ty_train_die("cannot read %s: %s", in, strerror(errno ? errno : ENOENT));
-    char *tmp = ty_is_special_file(out) ? NULL : ty_xasprintf("%s.tmp.%d", out, (int)getpid()),
-         *err = NULL;
+    char *tmp = ty_atomic_tmp_path(out), *err = NULL;
     ty_bgzf_writer_t *w = NULL;
     ty_partial_begin();
     int orc = ty_bgzf_writer_create(&w, tmp ? tmp : out, 0, (int)level, &err);

@@ -356,8 +356,10 @@ static int ty_same_output(const char *a, const char *b) {
  * them: a training that cannot save its model or its checkpoints must not
  * load its data and train for hours first.  The checkpoint directory is
  * made here.  Collective; 0 or -1 (said on stderr). */
-static int ty_outputs_ok(const ty_train_opts_t *o, int rank) {
-    char *ck = o->ckpt_dir ? ty_xasprintf("%s/checkpoint", o->ckpt_dir) : NULL;
+static int ty_outputs_ok(const ty_tr_t *T) {
+    const ty_train_opts_t *o = T->o;
+    int rank = T->rank;
+    char *ck = o->ckpt_dir ? ty_ckpt_path(T) : NULL;
     const char *outs[3] = {o->out, o->onnx, ck};
     int bad = 0;
     if (rank == 0 && o->ckpt_dir) {
@@ -400,7 +402,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                     size, o->vshards);
         return 2;
     }
-    if (ty_outputs_ok(o, rank) != 0)
+    if (ty_outputs_ok(&T) != 0)
         return 1;
     const char *rep = getenv("TRAINYARD_REPORT");
     if (rep && *rep && rank == 0)
@@ -525,8 +527,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         goto out_gpu;
     uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
     double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
-    /* where a CPU step's time goes, step by step over the latest epoch */
-    parts = ty_xcalloc((size_t)steps * TY_NPARTS, sizeof(double));
+    /* where a CPU step's time goes, step by step over the latest epoch (not on a GPU) */
+    parts = G ? NULL : ty_xcalloc((size_t)steps * TY_NPARTS, sizeof(double));
     int parts_valid = 0;
     int epoch = T.start_epoch;
     for (; epoch < o->epochs; epoch++) {

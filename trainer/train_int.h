@@ -43,6 +43,8 @@ int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int d
  * ty_ckpt_load runs on every rank: 0 resumed, 1 none there (start afresh),
  * -1 unusable (rank 0 has said why). */
 int ty_ckpt_save(ty_tr_t *T, int epoch);
+/* DIR/checkpoint (--checkpoint-dir set); the caller frees it. */
+char *ty_ckpt_path(const ty_tr_t *T);
 int ty_ckpt_load(ty_tr_t *T);
 
 /* --device cuda (train_gpu.c): every rank gets its GPU, shard and state, or

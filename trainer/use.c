@@ -318,9 +318,12 @@ int ty_cmd_predict(int argc, char **argv) {
     if (!rc && !u.out)
         rc = ty_train_die("predict needs --out FILE.csv (or - for stdout)");
     int to_stdout = !rc && strcmp(u.out, "-") == 0;
-    if (!rc && !to_stdout && (ty_data_reads(u.data, u.out) || ty_same_file(u.model, u.out)))
-        rc = ty_train_die("%s is the %s: not writing over it", u.out,
-                          ty_same_file(u.model, u.out) ? "model" : "data");
+    const char *clash = rc || to_stdout                ? NULL
+                        : ty_same_file(u.model, u.out) ? "model"
+                        : ty_data_reads(u.data, u.out) ? "data"
+                                                       : NULL;
+    if (clash)
+        rc = ty_train_die("%s is the %s: not writing over it", u.out, clash);
     int wrc = rc || to_stdout ? 0 : ty_check_writable(u.out); /* before loading, not after */
     if (wrc)
         rc = ty_train_die("cannot write %s: %s", u.out, strerror(-wrc));

@@ -6,7 +6,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,15 +24,11 @@ typedef struct {
 static char *ty_read_environ(pid_t pid, size_t *len) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
     ty_buf_t b = {0};
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(fd, chunk, sizeof chunk)) > 0)
-        ty_buf_append(&b, chunk, (size_t)n);
-    close(fd);
+    if (ty_read_file(path, &b) != 0) {
+        ty_buf_free(&b);
+        return NULL;
+    }
     *len = b.len;
     return b.data;
 }
