@@ -8,13 +8,19 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#define TY_GSUM_MAX_STATE 4
+
 struct ty_gsum {
     MPI_Comm node;
     MPI_Win win;
-    int rank, size, cur; /* cur: which of the two buffers this step writes */
-    size_t n;
-    float *(*buf)[2]; /* [rank][0|1]: every rank's two gradient buffers */
-    float *sum;       /* more than 2 ranks: the shared sum (in rank 0's segment) */
+    int rank, size, nstate;
+    size_t n, lo, hi; /* this rank's slice */
+    float **buf;      /* [rank]: every rank's gradient */
+    float *state;     /* nstate shared arrays, stride apart (in rank 0's segment) */
+    size_t stride;
+    float *sum;                       /* more than 2 ranks: the sum over this rank's slice */
+    float **slots[TY_GSUM_MAX_STATE]; /* ty_gsum_share's */
+    int shared;
 };
 
 /* Every rank's stores before this are visible to every rank after it. */
@@ -67,13 +73,22 @@ static int ty_gsum_fits(MPI_Comm node, int rank, size_t bytes) {
     return ok;
 }
 
-void ty_gsum_create(ty_gsum_t **out, size_t n) {
+/* Rank r's slice of n floats: 16-float (cache line) boundaries, so that no
+ * two ranks write one line. */
+static size_t ty_gsum_bound(size_t n, int r, int size) {
+    if (r >= size)
+        return n;
+    size_t b = (n * (size_t)r / (size_t)size) & ~(size_t)15;
+    return b < n ? b : n;
+}
+
+void ty_gsum_create(ty_gsum_t **out, size_t n, int nstate) {
     *out = NULL;
     int wsize;
     MPI_Comm_size(MPI_COMM_WORLD, &wsize);
     const char *e = getenv("TY_GRAD_SHM");
-    if (wsize == 1 || (e && strcmp(e, "0") == 0)) /* the same environment on every rank */
-        return;
+    if (wsize == 1 || (e && strcmp(e, "0") == 0) || nstate < 0 || nstate > TY_GSUM_MAX_STATE)
+        return; /* (the same environment and arguments on every rank) */
     MPI_Comm node;
     int nsize, everyone;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
@@ -85,11 +100,11 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
     }
     int nrank;
     MPI_Comm_rank(node, &nrank);
-    /* two buffers per rank, page-aligned apart; rank 0 also holds the sum */
-    size_t stride = (n + 1023) & ~(size_t)1023, floats = 2 * stride;
-    if (nrank == 0 && nsize > 2)
-        floats += stride;
-    if (!ty_gsum_fits(node, nrank, (2 * (size_t)nsize + (nsize > 2)) * stride * sizeof(float))) {
+    /* a gradient per rank, page-aligned apart; rank 0 also holds the state */
+    size_t stride = (n + 1023) & ~(size_t)1023, floats = stride;
+    if (nrank == 0)
+        floats += (size_t)nstate * stride;
+    if (!ty_gsum_fits(node, nrank, ((size_t)nsize + (size_t)nstate) * stride * sizeof(float))) {
         MPI_Comm_free(&node);
         return;
     }
@@ -98,6 +113,10 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
     s->size = nsize;
     s->rank = nrank;
     s->n = n;
+    s->nstate = nstate;
+    s->stride = stride;
+    s->lo = ty_gsum_bound(n, nrank, nsize);
+    s->hi = ty_gsum_bound(n, nrank + 1, nsize);
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
@@ -122,52 +141,77 @@ void ty_gsum_create(ty_gsum_t **out, size_t n) {
         int unit;
         float *p;
         MPI_Win_shared_query(s->win, r, &bytes, &unit, &p);
-        s->buf[r][0] = p;
-        s->buf[r][1] = p + stride;
-        if (r == 0 && nsize > 2)
-            s->sum = p + 2 * stride;
+        s->buf[r] = p;
+        if (r == 0)
+            s->state = p + stride;
     }
+    if (nsize > 2)
+        s->sum = ty_xcalloc(s->hi - s->lo + 1, sizeof(float));
     MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win); /* one passive epoch for the job */
     *out = s;
 }
 
-float *ty_gsum_local(ty_gsum_t *s) { return s->buf[s->rank][s->cur]; }
-
-/* Two ranks need one barrier a step: a rank writes its other buffer next
- * step, which its peer finished reading before this step's barrier.  More
- * ranks need a second one, after the shared sum is complete; the sum is
- * rewritten only after the next step's first barrier, which every reader
- * reaches when its update is done. */
-const float *ty_gsum_reduce(ty_gsum_t *s, const float **peer) {
-    int c = s->cur;
-    s->cur ^= 1;
-    ty_gsum_fence(s);
-    if (s->size == 2) {
-        *peer = s->buf[s->rank ^ 1][c];
-        return s->buf[s->rank][c];
+void ty_gsum_share(ty_gsum_t *s, float **const *slots) {
+    for (int k = 0; k < s->nstate; k++) { /* each rank its slice: first touch by its user */
+        float *sh = s->state + (size_t)k * s->stride;
+        memcpy(sh + s->lo, *slots[k] + s->lo, (s->hi - s->lo) * sizeof(float));
     }
-    size_t lo = s->n * (size_t)s->rank / (size_t)s->size,
-           hi = s->n * (size_t)(s->rank + 1) / (size_t)s->size;
+    ty_gsum_fence(s);
+    for (int k = 0; k < s->nstate; k++) { /* one copy per node from here on */
+        s->slots[k] = slots[k];
+        free(*slots[k]);
+        *slots[k] = s->state + (size_t)k * s->stride;
+    }
+    s->shared = 1;
+}
+
+void ty_gsum_slice(const ty_gsum_t *s, size_t *lo, size_t *hi) {
+    *lo = s->lo;
+    *hi = s->hi;
+}
+
+float *ty_gsum_local(ty_gsum_t *s) { return s->buf[s->rank]; }
+
+/* A rank writes its next gradient only after ty_gsum_updated, by when
+ * every other rank has finished reading this one: one buffer is enough. */
+const float *ty_gsum_reduce(ty_gsum_t *s, const float **peer) {
+    ty_gsum_fence(s);
+    size_t lo = s->lo, hi = s->hi;
+    if (s->size == 2) {
+        *peer = s->buf[s->rank ^ 1] + lo;
+        return s->buf[s->rank] + lo;
+    }
     float *restrict sum = s->sum;
-    memcpy(sum + lo, s->buf[0][c] + lo, (hi - lo) * sizeof(float));
+    memcpy(sum, s->buf[0] + lo, (hi - lo) * sizeof(float));
     for (int r = 1; r < s->size; r++) { /* rank order: the same bits whoever sums */
-        const float *restrict g = s->buf[r][c];
-        for (size_t i = lo; i < hi; i++)
+        const float *restrict g = s->buf[r] + lo;
+        for (size_t i = 0; i < hi - lo; i++)
             sum[i] += g[i];
     }
-    ty_gsum_fence(s);
     *peer = NULL;
     return sum;
 }
+
+void ty_gsum_updated(ty_gsum_t *s) { ty_gsum_fence(s); }
 
 void ty_gsum_destroy(ty_gsum_t **ps) {
     ty_gsum_t *s = *ps;
     if (!s)
         return;
+    if (s->shared) { /* every rank takes its copy before the window goes */
+        MPI_Win_sync(s->win);
+        for (int k = 0; k < s->nstate; k++) {
+            float *own = ty_xmalloc(s->n * sizeof(float) + 1);
+            memcpy(own, *s->slots[k], s->n * sizeof(float));
+            *s->slots[k] = own;
+        }
+        MPI_Barrier(s->node);
+    }
     MPI_Win_unlock_all(s->win);
     MPI_Win_free(&s->win);
     MPI_Comm_free(&s->node);
     free(s->buf);
+    free(s->sum);
     free(s);
     *ps = NULL;
 }

@@ -112,16 +112,21 @@ int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int d
 }
 
 /* The CPU path's gradient sum over the ranks, g this rank's part: through
- * node shared memory where every rank shares one node, else by messages.
- * Either way the last addition is left to the optimizer update (upeer),
- * which reads the gradient anyway. */
+ * node shared memory where every rank shares one node (each rank then
+ * updates its slice of the shared parameters), else by messages (every
+ * rank updates all of its own copy).  Either way the last addition is left
+ * to the optimizer update (upeer), which reads the gradient anyway. */
 static void ty_sum_grad(ty_tr_t *T, float *g) {
     T->ug = g;
     T->upeer = NULL;
-    if (T->gs)
+    T->ulo = 0;
+    T->uhi = T->m->nparams;
+    if (T->gs) {
+        ty_gsum_slice(T->gs, &T->ulo, &T->uhi);
         T->ug = ty_gsum_reduce(T->gs, &T->upeer);
-    else if (ty_train_sum_grad(g, T->peer, T->m->nparams, T->rank, T->size, 1))
+    } else if (ty_train_sum_grad(g, T->peer, T->m->nparams, T->rank, T->size, 1)) {
         T->upeer = T->peer;
+    }
 }
 
 /* Split local rows into training and validation the same way for any rank
@@ -168,29 +173,25 @@ static int ty_standardize(ty_tr_t *T) {
 
 /* ---- optimisation ---- */
 
-double ty_train_lr(const ty_tr_t *T, int epoch, uint64_t total_steps) {
-    const ty_train_opts_t *o = T->o;
-    double lr = o->lr;
-    if (o->warmup_steps > 0 && T->t < (uint64_t)o->warmup_steps)
-        lr *= (double)(T->t + 1) / o->warmup_steps;
-    if (o->schedule == 1 && total_steps > 0)
-        lr *= 0.5 * (1 + cos(M_PI * (double)T->t / (double)total_steps));
-    else if (o->schedule == 2 && o->step_size > 0)
-        lr *= pow(o->gamma, epoch / o->step_size);
-    return lr;
-}
-
-/* One update over [lo, hi) of the flat parameters; decay applies to weights
- * only.  Plain float loops the compiler vectorises. */
+/* One update over [lo, hi) of the flat parameters, within [T->ulo,
+ * T->uhi) (the gradient's element i at ug[i - ulo]); decay applies to
+ * weights only.  Plain float loops the compiler vectorises. */
 TY_HOT static void ty_step_range(ty_tr_t *T, size_t lo, size_t hi, float lr, float wd) {
+    lo = lo > T->ulo ? lo : T->ulo;
+    hi = hi < T->uhi ? hi : T->uhi;
+    if (lo >= hi)
+        return;
     const ty_train_opts_t *o = T->o;
-    float *restrict w = T->m->params, *restrict m1 = T->m1, *restrict m2 = T->m2;
-    const float *restrict g = T->ug, *restrict p = T->upeer; /* p: the fused last add */
+    float *restrict w = T->m->params + lo, *restrict m1 = T->m1 + lo, *restrict m2 = T->m2 + lo;
+    const float *restrict g = T->ug + (lo - T->ulo), *restrict p = NULL; /* p: the fused last add */
+    if (T->upeer)
+        p = T->upeer + (lo - T->ulo);
+    size_t n = hi - lo;
     if (o->adam) {
         const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
         float c1 = (float)(1 - pow(b1, (double)T->t)), c2 = (float)(1 - pow(b2, (double)T->t));
         float ic1 = 1 / c1, ic2 = 1 / c2;
-        for (size_t i = lo; i < hi; i++) {
+        for (size_t i = 0; i < n; i++) {
             float gi = p ? g[i] + p[i] : g[i];
             m1[i] = b1 * m1[i] + (1 - b1) * gi;
             m2[i] = b2 * m2[i] + (1 - b2) * gi * gi;
@@ -199,7 +200,7 @@ TY_HOT static void ty_step_range(ty_tr_t *T, size_t lo, size_t hi, float lr, flo
         }
     } else {
         const float mu = (float)o->momentum;
-        for (size_t i = lo; i < hi; i++) {
+        for (size_t i = 0; i < n; i++) {
             m1[i] = mu * m1[i] + (p ? g[i] + p[i] : g[i]) + wd * w[i];
             w[i] -= lr * m1[i];
         }
@@ -214,6 +215,18 @@ static void ty_step(ty_tr_t *T, double lr) {
         ty_step_range(T, off, off + nw, (float)lr, (float)T->o->weight_decay);
         ty_step_range(T, off + nw, off + nw + m->dims[l + 1], (float)lr, 0.0f);
     }
+    if (T->gs) /* every slice updated before anyone reads the parameters */
+        ty_gsum_updated(T->gs);
+}
+
+/* The parameters become src on every rank (shared ones: each writes its slice). */
+static void ty_set_params(ty_tr_t *T, const float *src) {
+    size_t lo = 0, hi = T->m->nparams;
+    if (T->gs)
+        ty_gsum_slice(T->gs, &lo, &hi);
+    memcpy(T->m->params + lo, src + lo, (hi - lo) * sizeof(float));
+    if (T->gs)
+        ty_gsum_updated(T->gs);
 }
 
 /* Loss sum and correct count over local rows idx (global sums after the allreduce). */
@@ -231,6 +244,19 @@ static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, t
         acc[1] += (double)right;
     }
     MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+/* ty_evaluate over the validation rows: the --val data, else the split. */
+static void ty_validate(ty_tr_t *T, ty_ws_t *ws, float *xb, float *yb, size_t maxb, double out[3]) {
+    if (!T->va) {
+        ty_evaluate(T, T->tr, T->va_idx, T->nva, ws, xb, yb, maxb, out);
+        return;
+    }
+    size_t *all = ty_xcalloc(T->va->rows + 1, sizeof(size_t));
+    for (size_t i = 0; i < T->va->rows; i++)
+        all[i] = i;
+    ty_evaluate(T, T->va, all, T->va->rows, ws, xb, yb, maxb, out);
+    free(all);
 }
 
 /* The ranks' targets (training and validation) as one set of classes: the
@@ -474,7 +500,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
 
     size_t np = T.m->nparams;
     if (!o->device_cuda) /* (the GPU path sums host copies of its gradient by messages) */
-        ty_gsum_create(&T.gs, np);
+        ty_gsum_create(&T.gs, np, o->adam ? 3 : 2);
     if (!T.gs) {
         T.grad = ty_xcalloc(np, sizeof(float));
         if (size > 1 && !(size & (size - 1))) /* ty_train_sum_grad's exchange buffer */
@@ -485,6 +511,10 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     T.best = ty_xcalloc(np, sizeof(float));
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
+    if (T.gs) { /* one copy of the parameters and moments on the node from here on */
+        float **const state[] = {&T.m->params, &T.m1, &T.m2};
+        ty_gsum_share(T.gs, state);
+    }
 
     /* virtual shards owned here, their rows and per-step batch share */
     uint32_t V = o->vshards, v0 = V / (uint32_t)size * (uint32_t)rank, nv = V / (uint32_t)size;
@@ -569,7 +599,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             t[3] = ty_wall();
             if (size > 1)
                 comm += t[3] - t[2];
-            ty_step(&T, ty_train_lr(&T, epoch, total_steps));
+            ty_step(&T, ty_lr_at(o, T.t, epoch, total_steps));
             t[4] = ty_wall();
             for (int k = 0; k < TY_NPARTS; k++)
                 at[k] = 1e6 * (t[k + 1] - t[k]);
@@ -582,17 +612,11 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         last_loss = gacc[0] / seen;
         last_acc = gacc[1] / seen;
         ty_report(&T, "metric loss %.6g %d", last_loss, epoch + 1);
+        /* the rate of the epoch's last step (T.t counts the steps done) */
+        ty_report(&T, "metric lr %.6g %d", ty_lr_at(o, T.t - 1, epoch, total_steps), epoch + 1);
         if (T.va || T.nva || o->val_split > 0) {
             double ev[3];
-            if (T.va) {
-                size_t *all = ty_xcalloc(T.va->rows + 1, sizeof(size_t));
-                for (size_t i = 0; i < T.va->rows; i++)
-                    all[i] = i;
-                ty_evaluate(&T, T.va, all, T.va->rows, ws, xb, yb, maxb, ev);
-                free(all);
-            } else {
-                ty_evaluate(&T, T.tr, T.va_idx, T.nva, ws, xb, yb, maxb, ev);
-            }
+            ty_validate(&T, ws, xb, yb, maxb, ev);
             if (ev[2] > 0) {
                 last_val = ev[0] / ev[2];
                 last_val_acc = ev[1] / ev[2];
@@ -626,7 +650,11 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         MPI_Barrier(MPI_COMM_WORLD); /* the checkpoint is complete before anyone goes on */
         if (stop) {
             ty_report(&T, "tag early_stop epoch_%d", epoch + 1);
-            memcpy(T.m->params, T.best, np * sizeof(float));
+            ty_set_params(&T, T.best);
+            double ev[3]; /* what the model handed on scores: the best epoch's figures */
+            ty_validate(&T, ws, xb, yb, maxb, ev);
+            last_val = ev[0] / ev[2];
+            last_val_acc = ev[1] / ev[2];
             epoch++;
             break;
         }
@@ -678,6 +706,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                                 json_real(isnan(last_val_acc) ? last_acc : last_val_acc));
         json_object_set_new(j, "samples_per_s", json_real(samples_per_s));
         json_object_set_new(j, "train_rows", json_integer((json_int_t)train_rows));
+        json_object_set_new(j, "steps_per_epoch", json_integer((json_int_t)steps));
         json_object_set_new(j, "params", json_integer((json_int_t)np));
         json_object_set_new(j, "device", json_string(G ? ty_gpu_name(G) : "cpu"));
         if (!G) /* the kernels the CPU path ran on (see main.c) */

@@ -91,7 +91,7 @@ void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *v
         for (uint32_t j = 0; j < nv; j++)
             for (size_t i = 0; i < vb[j]; i++)
                 ix[n++] = (uint32_t)vrows[j][(size_t)st * vb[j] + i];
-        lrs[st] = (float)ty_train_lr(T, epoch, total_steps);
+        lrs[st] = (float)ty_lr_at(T->o, T->t, epoch, total_steps);
         T->t++; /* as ty_step does */
     }
     char *err = NULL;

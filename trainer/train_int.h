@@ -7,6 +7,7 @@
 #include "trainer/data.h"
 #include "trainer/gpu.h"
 #include "trainer/gsum.h"
+#include "trainer/lr.h"
 #include "trainer/model.h"
 #include "trainer/train.h"
 
@@ -21,17 +22,18 @@ typedef struct {
     size_t *va_idx, nva; /* local rows used for validation */
     ty_model_t *m;
     float *grad, *m1, *m2, *best;
-    float *peer;             /* the last exchange round's partial sums (ty_train_sum_grad) */
-    ty_gsum_t *gs;           /* the gradient sum in node shared memory, or NULL */
-    const float *ug, *upeer; /* what the update reads: the gradient is ug (+ upeer) */
-    uint64_t t;              /* optimizer steps */
+    float *peer;   /* the last exchange round's partial sums (ty_train_sum_grad) */
+    ty_gsum_t *gs; /* the gradient sum in node shared memory, or NULL */
+    /* what the update reads: over [ulo, uhi) of the parameters, the
+     * gradient's element i is ug[i - ulo] (+ upeer[i - ulo]) */
+    const float *ug, *upeer;
+    size_t ulo, uhi;
+    uint64_t t; /* optimizer steps */
     double best_val;
     int since_best, start_epoch;
     int report_fd;
 } ty_tr_t;
 
-/* The learning rate of the next step (warm-up, then the schedule). */
-double ty_train_lr(const ty_tr_t *T, int epoch, uint64_t total_steps);
 /* Sums g (n floats) over all ranks in place, every rank getting the same
  * bits; peer: n floats of scratch (power-of-two rank counts only).  With
  * defer_last the last exchange's partner sums are left in peer, not added,
