@@ -138,7 +138,7 @@ def test_one_and_two_ranks_train_the_same_model(syn, tmp_path, form):
 
 
 # shm: every rank on this host, so gradients are summed in shared memory
-# (4 and 3 ranks: slice by slice into one shared sum); msg (TY_GRAD_SHM=0),
+# (4 and 3 ranks: each sums and updates its slice of the parameters); msg (TY_GRAD_SHM=0),
 # as ranks on different hosts: 4 by pairwise exchanges, 3 by MPI_Allreduce
 @pytest.mark.parametrize("np,vshards,shm", [(4, 8, "1"), (3, 6, "1"), (4, 8, "0"), (3, 6, "0")])
 def test_more_ranks_train_the_same_model(syn, tmp_path, np, vshards, shm):
