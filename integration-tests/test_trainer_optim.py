@@ -4,17 +4,19 @@ rate of every epoch reaches the report as the schedule says (warm-up,
 cosine, step), early stopping keeps the best epoch's weights and reports
 that epoch's figures, and all of it trains the same model at 1, 2 and 3
 ranks, where the ranks split the optimizer update between them (slices of
-the shared parameters that cut through layers' weights and biases)."""
+the shared parameters that cut through layers' weights and biases), to
+the bit where the sums are the same, and through a kill and a resume."""
 import json
 import math
 import os
+import signal
 import struct
 import subprocess
 import zlib
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, pids_matching, wait_until
 from test_trainer import MPIRUN, TRAIN, fit_json, mpi_env, ompi_dirs, run  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
@@ -197,3 +199,39 @@ def test_a_split_update_gives_the_bits_of_a_whole_one(data, tmp_path, binary, op
                        capture_output=True, timeout=300, env=mpi_env(TY_GRAD_SHM=shm))
     with open(split, "rb") as fa, open(whole, "rb") as fb:
         assert fa.read() == fb.read()
+
+
+def test_two_ranks_killed_and_resumed_end_with_the_same_model(tmp_path):
+    # the checkpoint holds the node's one shared copy of the parameters and
+    # moments (Adam's two); rank 0 writes it, every rank resumes from it
+    data = str(tmp_path / "big.csv")
+    run("gen", "--rows", "60000", "--features", "16", "--classes", "4", "--seed", "3",
+        "--out", data)
+    args = ["fit", "--train", data, "--model", "mlp:96,48", "--epochs", "6", "--lr", "0.01",
+            "--optimizer", "adam", "--weight-decay", "0.01", "--schedule", "cosine",
+            "--seed", "5"]
+    straight, resumed = str(tmp_path / "straight.model"), str(tmp_path / "resumed.model")
+    run(*args, "--out", straight, np=2)
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    p = subprocess.Popen(MPIRUN + ["-np", "2", TRAIN] + args + ["--checkpoint-dir", str(ck),
+                                                                "--out", resumed],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, env=mpi_env(ASAN_OPTIONS="detect_leaks=0"))
+    try:
+        wait_until(lambda: (ck / "checkpoint").exists() or p.poll() is not None, 120,
+                   "the first checkpoint")
+        ranks = [q for q in pids_matching(resumed) if q != p.pid]
+        assert len(ranks) == 2, "the run finished before it could be killed"
+        os.kill(ranks[-1], signal.SIGKILL)  # a dead rank: mpirun ends the job
+        p.wait(timeout=30)
+        assert p.returncode != 0
+        wait_until(lambda: not pids_matching(resumed), 15, "every rank to be gone")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=30)
+    assert not os.path.exists(resumed)
+    r = run(*args, "--checkpoint-dir", str(ck), "--resume", "--out", resumed, np=2)
+    assert "resuming after epoch" in r.stderr
+    assert open(straight, "rb").read() == open(resumed, "rb").read()

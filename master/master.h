@@ -193,6 +193,7 @@ struct ty_master {
     ty_task_t **delayed;
     size_t ndelayed, cap_delayed;
     int need_schedule;
+    int workers_changed; /* one came or went: queued tasks' reasons are rechecked */
 
     /* persistence */
     ty_batch_t open;      /* collecting this tick's changes */

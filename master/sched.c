@@ -182,6 +182,8 @@ static void ty_run_finish(ty_master_t *m, ty_run_t *r) {
 }
 
 static void ty_settle(ty_master_t *m, ty_task_t *t);
+static int ty_fits_an_idle_worker(ty_master_t *m, const ty_task_t *t);
+static void ty_explain_wait(ty_master_t *m, ty_task_t *t);
 
 /* Decide a waiting task from its upstream states and trigger rule. */
 static void ty_evaluate(ty_master_t *m, ty_task_t *t) {
@@ -253,6 +255,8 @@ void ty_sched_enqueue(ty_master_t *m, ty_task_t *t) {
     ty_state_mark_task(m, t);
     ty_heap_push(m, t);
     m->need_schedule = 1;
+    if (!ty_fits_an_idle_worker(m, t)) /* says so at once, not when it reaches the head */
+        ty_explain_wait(m, t);
 }
 
 void ty_sched_run_start(ty_master_t *m, ty_run_t *r) {
@@ -396,6 +400,14 @@ static char *ty_wait_reason(ty_master_t *m, const ty_task_t *t) {
     return why;
 }
 
+/* Whether some worker that is up could hold t with nothing else running. */
+static int ty_fits_an_idle_worker(ty_master_t *m, const ty_task_t *t) {
+    for (ty_worker_t *w = zhashx_first(m->workers); w; w = zhashx_next(m->workers))
+        if (ty_worker_fits_as(w, t, 1))
+            return 1;
+    return 0;
+}
+
 /* Says why t waits, when that changed: status waiters see it at once, etcd
  * with the task's next write (as progress), so a full cluster costs no
  * extra writes; dispatch clears it.  A retry waits under the reason its
@@ -520,10 +532,29 @@ static ty_worker_t *ty_pick(ty_master_t *m, const ty_task_t *t, int *any_room) {
     return best;
 }
 
+/* A worker came or went: every queued task that no worker could hold
+ * says so (wherever it is in the queue), and one that now fits somewhere
+ * drops that reason and waits its turn.  Once per change, not per pass. */
+static void ty_recheck_waits(ty_master_t *m) {
+    m->workers_changed = 0;
+    for (size_t i = 0; i < m->nheap; i++) {
+        ty_task_t *t = m->heap[i];
+        if (!ty_fits_an_idle_worker(m, t)) {
+            ty_explain_wait(m, t);
+        } else if (t->waiting_why && strncmp(t->reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0) {
+            ty_set_reason(t, NULL);
+            t->run->version++;
+            ty_api_notify(m, t->run, 0);
+        }
+    }
+}
+
 void ty_sched_pass(ty_master_t *m) {
     m->need_schedule = 0;
     if (!m->serving || m->nheap == 0)
         return;
+    if (m->workers_changed)
+        ty_recheck_waits(m);
     ty_task_t **skipped = NULL;
     size_t nskipped = 0;
     while (m->nheap > 0) {

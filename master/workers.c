@@ -190,6 +190,7 @@ static void ty_on_register(ty_master_t *m, zframe_t *id, const Ty__Register *reg
     w->gone = 0;
     w->known_only = 0;
     w->last_seen = ty_mono_ms();
+    m->workers_changed = 1;
     ty_info("worker %s registered (%g cpus, %llu MiB, %u gpus, %zu running)", w->id, w->cpus,
             (unsigned long long)w->mem_mb, w->gpus, reg->n_running);
     if (changed)
@@ -327,6 +328,7 @@ void ty_workers_on_message(void *arg) {
             ty_info("worker %s deregistered: %s", w->id, env->deregister->reason);
             w->up = 0;
             w->gone = 1;
+            m->workers_changed = m->need_schedule = 1;
             char *why = ty_xasprintf("worker %s left", w->id);
             ty_each_running_on(m, w->id, ty_lost_one, why);
             free(why);
@@ -354,6 +356,7 @@ void ty_workers_sweep(ty_master_t *m) {
         if (!w->up || now - w->last_seen <= m->o.worker_lease_ms)
             continue;
         w->up = 0;
+        m->workers_changed = m->need_schedule = 1;
         ty_warn("worker %s lost: silent for %lld ms", w->id, (long long)(now - w->last_seen));
         char *why = ty_xasprintf("worker %s lost", w->id);
         ty_each_running_on(m, w->id, ty_lost_one, why);

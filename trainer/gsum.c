@@ -152,7 +152,7 @@ void ty_gsum_create(ty_gsum_t **out, size_t n, int nstate) {
 }
 
 void ty_gsum_share(ty_gsum_t *s, float **const *slots) {
-    for (int k = 0; k < s->nstate; k++) { /* each rank its slice: first touch by its user */
+    for (int k = 0; k < s->nstate; k++) { /* each rank its slice */
         float *sh = s->state + (size_t)k * s->stride;
         memcpy(sh + s->lo, *slots[k] + s->lo, (s->hi - s->lo) * sizeof(float));
     }

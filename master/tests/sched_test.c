@@ -186,6 +186,47 @@ static void test_mpi_reasons(void) {
     teardown();
 }
 
+/* A task no worker could hold says so from the moment it is queued, not
+ * when it reaches the head of the queue; a worker that comes or goes
+ * changes that for every queued task (registration sets workers_changed). */
+static void test_reasons_deep_in_the_queue(void) {
+    setup();
+    add_worker("w1", 1, 0, NULL);
+    ty_run_t *r = start("name: d\ntasks:\n"
+                        "  - {name: a, command: [t], priority: 9}\n"
+                        "  - {name: b, command: [t], priority: 5}\n"
+                        "  - {name: wide, command: [t], priority: 1, kind: mpi, np: 4, "
+                        "resources: {cpus: 1}}\n");
+    const char *never = "no worker can run it: it needs 4 CPUs (4 ranks); the largest worker "
+                        "has 1 CPUs, 1000 MB, 0 GPUs";
+    CHECK_STR(T(r, "wide")->reason, never); /* at once, before any pass */
+    CHECK_EQ_INT(T(r, "a")->reason == NULL, 1);
+    ty_sched_pass(&M);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    CHECK_STR(T(r, "b")->reason, "waiting for room: it needs 1 CPUs"); /* the head */
+    CHECK_STR(T(r, "wide")->reason, never);                            /* behind it */
+    /* a 4-CPU worker joins, busy: wide could run there one day */
+    ty_worker_t *big = add_worker("big", 4, 0, NULL);
+    big->used_cpus = 4;
+    M.workers_changed = 1;
+    uint64_t v = r->version;
+    ty_sched_pass(&M);
+    CHECK_EQ_INT(T(r, "wide")->state, TY_TASK_QUEUED);
+    CHECK_EQ_INT(T(r, "wide")->reason == NULL, 1); /* waits its turn, no longer "never" */
+    CHECK(r->version > v);
+    CHECK(!M.workers_changed);
+    v = r->version;
+    ty_sched_pass(&M); /* nothing changed: nothing said again */
+    CHECK_EQ_INT(r->version, v);
+    /* it goes: never again */
+    big->up = 0;
+    M.workers_changed = 1;
+    ty_sched_pass(&M);
+    CHECK_STR(T(r, "wide")->reason, never);
+    CHECK(r->version > v);
+    teardown();
+}
+
 static void test_gpu_and_labels(void) {
     setup();
     add_worker("cpu", 8, 0, NULL);
@@ -309,6 +350,7 @@ int main(void) {
     test_priority_and_backfill();
     test_gpu_and_labels();
     test_mpi_reasons();
+    test_reasons_deep_in_the_queue();
     test_retries_and_trigger_rules();
     test_backoff_is_delayed();
     test_cancel_and_lost();
