@@ -235,3 +235,16 @@ def test_two_ranks_killed_and_resumed_end_with_the_same_model(tmp_path):
     r = run(*args, "--checkpoint-dir", str(ck), "--resume", "--out", resumed, np=2)
     assert "resuming after epoch" in r.stderr
     assert open(straight, "rb").read() == open(resumed, "rb").read()
+
+
+def test_checkpoints_come_every_n_epochs_and_at_the_end(data, tmp_path):
+    ck, report = tmp_path / "ck", str(tmp_path / "report")
+    ck.mkdir()
+    run("fit", "--train", data[0], "--model", "mlp:8", "--epochs", "5", "--checkpoint-dir",
+        str(ck), "--checkpoint-every", "2", "--out", str(tmp_path / "m.model"),
+        env={"TRAINYARD_REPORT": report})
+    assert report_metrics(report)[1] == ["checkpoint epoch_2", "checkpoint epoch_4",
+                                         "checkpoint epoch_5"]
+    head = open(ck / "checkpoint", "rb").read(8)
+    assert struct.unpack("<I", head[4:8])[0] == 5  # the last one written: the end's
+    assert os.listdir(ck) == ["checkpoint"]  # written beside and renamed: no temporary left

@@ -644,9 +644,10 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                 stop = 1;
             }
         }
-        if (o->ckpt_dir && rank == 0 &&
-            ((epoch + 1) % (o->ckpt_every > 0 ? o->ckpt_every : 1) == 0 || epoch + 1 == o->epochs))
-            ty_ckpt_save(&T, epoch + 1);
+        int ckpt_now =
+            (epoch + 1) % (o->ckpt_every > 0 ? o->ckpt_every : 1) == 0 || epoch + 1 == o->epochs;
+        if (o->ckpt_dir && rank == 0 && ckpt_now && ty_ckpt_save(&T, epoch + 1) == 0)
+            ty_report(&T, "tag checkpoint epoch_%d", epoch + 1); /* (a failure has said why) */
         MPI_Barrier(MPI_COMM_WORLD); /* the checkpoint is complete before anyone goes on */
         if (stop) {
             ty_report(&T, "tag early_stop epoch_%d", epoch + 1);
