@@ -1,7 +1,8 @@
-"""trainyard-train on a regression target: linear regression and an MLP
-with --regression (mean squared error) learn a noisy linear function, `eval`
-reports RMSE, MAE and R2 that match the predictions `predict` writes, and
-2 ranks learn what 1 does."""
+"""`eval`'s figures against the predictions `predict` writes: for a
+regression target (linear regression and an MLP with --regression, mean
+squared error, learning a noisy linear function at 1 and 2 ranks) RMSE, MAE
+and R2; for classes the confusion matrix, per-class precision, recall and
+F1 and their macro averages."""
 import csv
 import json
 import math
@@ -59,3 +60,30 @@ def test_regression_learns_and_eval_agrees_with_predict(linear_data, tmp_path, m
     mean = sum(y) / len(y)
     r2 = 1 - sum(e * e for e in err) / sum((v - mean) ** 2 for v in y)
     assert r2 == pytest.approx(ev["r2"], rel=1e-4)
+
+
+def test_classification_figures_are_those_of_the_predictions(tmp_path):
+    data, model, pred = (str(tmp_path / n) for n in ("d.csv", "m.model", "p.csv"))
+    run("gen", "--rows", "3000", "--features", "6", "--classes", "4", "--seed", "8",
+        "--out", data)
+    fit_json("--train", data, "--model", "mlp:16", "--epochs", "2", "--seed", "2",
+             "--out", model)
+    ev = json.loads(run("eval", "--model", model, "--data", data, "-o", "json").stdout)
+    run("predict", "--model", model, "--data", data, "--out", pred)
+    p = [int(r["prediction"]) for r in csv.DictReader(open(pred))]
+    t = [int(r["label"]) for r in csv.DictReader(open(data))]
+    C = 4
+    cm = [[sum(1 for a, b in zip(t, p) if a == i and b == j) for j in range(C)] for i in range(C)]
+    assert ev["confusion_matrix"] == cm  # rows: the true class, columns: the predicted
+    assert 0.3 < ev["accuracy"] < 1 and ev["accuracy"] == pytest.approx(
+        sum(cm[k][k] for k in range(C)) / len(t), abs=1e-12)
+    per = []
+    for k in range(C):
+        prec = cm[k][k] / sum(cm[i][k] for i in range(C))
+        rec = cm[k][k] / sum(cm[k])
+        per.append((prec, rec, 2 * prec * rec / (prec + rec)))
+        got = ev["per_class"][k]
+        assert got["class"] == k
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(per[-1], abs=1e-12)
+    for i, name in enumerate(("precision", "recall", "f1")):  # macro: the classes' mean
+        assert ev[name] == pytest.approx(sum(x[i] for x in per) / C, abs=1e-12)
