@@ -21,7 +21,7 @@ ratios are taken within a round and their median reported, because this
 kind of VM drifts by up to 2x over minutes.
 
 Usage: scripts/bench/bench_trainer.py [--epochs N] [--repeat R] [--no-torch] [--msg]
-                                      [--json OUT]"""
+                                      [--more-ranks 4,8] [--json OUT]"""
 import argparse
 import json
 import os
@@ -153,6 +153,9 @@ def main():
                     help="the trainer's own scaling only: skip the PyTorch runs")
     ap.add_argument("--msg", action="store_true",
                     help="also run 2 ranks summing by messages (TY_GRAD_SHM=0)")
+    ap.add_argument("--more-ranks", default="",
+                    help="also these rank counts, e.g. 4,8 (with --msg: by messages too, "
+                         "where every rank updates all of the model instead of its slice)")
     ap.add_argument("--json")
     a = ap.parse_args()
     if not a.no_torch:
@@ -161,6 +164,7 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if ct:
         env["OPENBLAS_CORETYPE"] = ct
+    more = [int(n) for n in a.more_ranks.split(",") if n]
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.repeat):
@@ -168,6 +172,10 @@ def main():
                  "two_independent_1_rank": independent_pair(a.epochs, tmp)}
             if a.msg:
                 r["trainer_2_msg"] = trainer(2, a.epochs, tmp, shm=False)
+            for n in more:
+                r[f"trainer_{n}"] = trainer(n, a.epochs, tmp)
+                if a.msg:
+                    r[f"trainer_{n}_msg"] = trainer(n, a.epochs, tmp, shm=False)
             if not a.no_torch:
                 r["torch_1"] = torch_ref(1, a.epochs, env)
                 r["torch_ddp_2"] = torch_ref(2, a.epochs, env)
@@ -178,19 +186,20 @@ def main():
                                sps["two_independent_1_rank"] / sps["trainer_1"],
                            "twice_slower_independent_vs_trainer1":
                                pair["samples_per_s_twice_slower"] / sps["trainer_1"]}
-            if a.msg:
-                r["ratios"]["trainer2_msg_vs_trainer1"] = sps["trainer_2_msg"] / sps["trainer_1"]
+            for k in r:
+                if k.startswith("trainer_") and k not in ("trainer_1", "trainer_2"):
+                    r["ratios"][k.replace("_", "", 1) + "_vs_trainer1"] = sps[k] / sps["trainer_1"]
             if not a.no_torch:
                 r["ratios"]["trainer1_vs_torch1"] = sps["trainer_1"] / sps["torch_1"]
             rounds.append(r)
             print(f"round {i + 1}: " + json.dumps(r["ratios"]), file=sys.stderr)
     res = {"openblas_coretype": ct or "detected", "epochs": a.epochs, "mpi_bind": MPIRUN[-1],
            "rounds": rounds}
-    for k in (("trainer_1", "trainer_2") + (("trainer_2_msg",) if a.msg else ()) +
-              (() if a.no_torch else ("torch_1", "torch_ddp_2"))):
+    trainers = [k for k in rounds[0] if k.startswith("trainer_")]
+    for k in trainers + ([] if a.no_torch else ["torch_1", "torch_ddp_2"]):
         res[k] = {"samples_per_s_median": median([r[k]["samples_per_s"] for r in rounds]),
                   "accuracy": rounds[0][k]["accuracy"]}
-    for k in ("trainer_1", "trainer_2") + (("trainer_2_msg",) if a.msg else ()):
+    for k in trainers:
         if all(r[k]["step_us"] for r in rounds):  # where rank 0's steps went, median of rounds
             res[k]["step_us"] = {p: {s: median([r[k]["step_us"][p][s] for r in rounds])
                                      for s in ("mean", "median")}

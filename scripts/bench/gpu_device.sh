@@ -20,9 +20,13 @@ cpu_bench() {
     # the step's parts alone and as 2 copies at once: do these cores slow each other?
     for c in 1 2; do OPENBLAS_NUM_THREADS=1 "$B/trainer/bench_step_cost" --copies $c; done |
         tee "$OUT/step_cost.jsonl"
+    # with cores to spare, 4 and 8 ranks too: where the split update should tell
+    local more=""
+    [ "$(nproc)" -ge 16 ] && more="--more-ranks 4,8"
     TY_BUILD_DIR=$B TY_FASHION_DIR=$B/fashion TY_TORCH_PYTHON=$(command -v python3) \
         PYTHONUNBUFFERED=1 timeout "${CPU_BENCH_S:-300}" python3 scripts/bench/bench_trainer.py \
-        --repeat "${ROUNDS:-5}" ${BENCH_ARGS:-} --json "$OUT/bench_trainer.json" 2>&1 | tee "$OUT/cpu_device.log"
+        --repeat "${ROUNDS:-5}" $more ${BENCH_ARGS:-} --json "$OUT/bench_trainer.json" 2>&1 |
+        tee "$OUT/cpu_device.log"
     return "${PIPESTATUS[0]}"
 }
 if [ "${1:-}" = cpu ]; then
