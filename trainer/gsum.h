@@ -7,8 +7,8 @@
  * rank reads or updates more than its share (as ZeRO stage 1 shards the
  * optimizer, within a node).  Two barriers a step: gradients written,
  * update done.  The sum over the ranks at element i is
- *   - 2 ranks: g[i] + peer[i] (a + b == b + a: the same bits whichever
- *     rank adds them);
+ *   - 2 ranks: g[i] + peer[i] (a + b == b + a: the bits of the message
+ *     path, where each rank adds the other's to its own);
  *   - more: the ranks' gradients added in rank order.
  * Jobs spread over nodes (or with TY_GRAD_SHM=0) get no ty_gsum_t, sum by
  * messages instead (ty_train_sum_grad) and every rank updates everything. */
