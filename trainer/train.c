@@ -182,7 +182,8 @@ TY_HOT static void ty_step_range(ty_tr_t *T, size_t lo, size_t hi, float lr, flo
     if (lo >= hi)
         return;
     const ty_train_opts_t *o = T->o;
-    float *restrict w = T->m->params + lo, *restrict m1 = T->m1 + lo, *restrict m2 = T->m2 + lo;
+    float *restrict w = T->m->params + lo, *restrict m1 = T->m1 + lo;
+    float *restrict m2 = T->m2 ? T->m2 + lo : NULL;                      /* Adam's only */
     const float *restrict g = T->ug + (lo - T->ulo), *restrict p = NULL; /* p: the fused last add */
     if (T->upeer)
         p = T->upeer + (lo - T->ulo);
@@ -507,7 +508,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             T.peer = ty_xcalloc(np, sizeof(float));
     }
     T.m1 = ty_xcalloc(np, sizeof(float));
-    T.m2 = ty_xcalloc(np, sizeof(float));
+    if (o->adam || o->device_cuda) /* (the GPU path keeps it whatever the optimizer) */
+        T.m2 = ty_xcalloc(np, sizeof(float));
     T.best = ty_xcalloc(np, sizeof(float));
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
