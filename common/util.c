@@ -215,27 +215,29 @@ char *ty_atomic_tmp_path(const char *path) {
 
 int ty_atomic_open(const char *path, FILE **f, char **tmp) {
     *tmp = ty_atomic_tmp_path(path);
-    if (!*tmp) {
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        if (*f)
-            return 0;
-        int rc = -errno;
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = *tmp ? open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                  : open(path, O_WRONLY | O_CLOEXEC); /* a special file: in place */
     *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (*f)
         return 0;
     int rc = -errno;
     if (fd >= 0) {
         close(fd);
-        unlink(*tmp);
+        ty_atomic_finish(*tmp, path, 0); /* removes the temporary made */
+    } else {
+        free(*tmp);
     }
-    free(*tmp);
     *tmp = NULL;
+    return rc;
+}
+
+int ty_atomic_finish(char *tmp, const char *path, int keep) {
+    if (!tmp)
+        return 0;
+    int rc = keep && rename(tmp, path) != 0 ? -errno : 0;
+    if (!keep || rc != 0)
+        unlink(tmp);
+    free(tmp);
     return rc;
 }
 
@@ -244,19 +246,10 @@ int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep) {
     errno = 0; /* a failed write leaves its data buffered: the flush fails the same way */
     if (keep && (fflush(f) != 0 || ferror(f) || (tmp && fsync(fileno(f)) != 0)))
         rc = -(errno ? errno : EIO);
-    if (!tmp) { /* a special file, written in place */
-        if (fclose(f) != 0 && rc == 0)
-            rc = -(errno ? errno : EIO);
-        return rc;
-    }
     if (fclose(f) != 0 && rc == 0)
         rc = -(errno ? errno : EIO);
-    if (keep && rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (!keep || rc != 0)
-        unlink(tmp);
-    free(tmp);
-    return rc;
+    int frc = ty_atomic_finish(tmp, path, keep && rc == 0);
+    return rc ? rc : frc;
 }
 
 int ty_write_file_atomic(const char *path, const void *data, size_t len) {

@@ -54,6 +54,10 @@ int ty_atomic_open(const char *path, FILE **f, char **tmp);
  * special file, written in place: for writers that open files themselves. */
 char *ty_atomic_tmp_path(const char *path);
 int ty_atomic_close(FILE *f, char *tmp, const char *path, int keep);
+/* The last part of ty_atomic_close, for writers that close their file
+ * themselves: renames tmp over path when keep, else removes it; frees tmp.
+ * NULL tmp (a special file, written in place) does nothing.  0 or -errno. */
+int ty_atomic_finish(char *tmp, const char *path, int keep);
 /* Whether path could be written that way now (its directory exists and
  * takes a new file; path is not a directory): a command checks before
  * hours of work, not after.  0 or -errno. */

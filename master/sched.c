@@ -363,8 +363,8 @@ static int ty_worker_fits(const ty_worker_t *w, const ty_task_t *t) {
 /* Why t, at the head of the queue or skipped by it, was not placed (shown
  * by `trainyard status`, as Slurm's and Kubernetes' pending reasons): none
  * could hold it even when idle (what it needs against the most any worker
- * has), or none has the room now.  Tasks behind the head wait their turn
- * without a reason. */
+ * has; said wherever t is in the queue), or none has the room now.  Other
+ * tasks behind the head wait their turn without a reason. */
 static char *ty_wait_reason(ty_master_t *m, const ty_task_t *t) {
     ty_buf_t need = {0};
     ty_buf_printf(&need, "%g CPUs", ty_need_cpus(t));
@@ -408,6 +408,14 @@ static int ty_fits_an_idle_worker(ty_master_t *m, const ty_task_t *t) {
     return 0;
 }
 
+/* t's waiting reason becomes why (NULL: none), and status waiters hear of it. */
+static void ty_tell_wait(ty_master_t *m, ty_task_t *t, char *why) {
+    ty_set_reason(t, why);
+    t->waiting_why = why != NULL;
+    t->run->version++;
+    ty_api_notify(m, t->run, 0);
+}
+
 /* Says why t waits, when that changed: status waiters see it at once, etcd
  * with the task's next write (as progress), so a full cluster costs no
  * extra writes; dispatch clears it.  A retry waits under the reason its
@@ -420,10 +428,7 @@ static void ty_explain_wait(ty_master_t *m, ty_task_t *t) {
         free(why);
         return;
     }
-    ty_set_reason(t, why);
-    t->waiting_why = 1;
-    t->run->version++;
-    ty_api_notify(m, t->run, 0);
+    ty_tell_wait(m, t, why);
 }
 
 void ty_sched_charge(ty_master_t *m, ty_task_t *t, ty_worker_t *w) {
@@ -542,9 +547,7 @@ static void ty_recheck_waits(ty_master_t *m) {
         if (!ty_fits_an_idle_worker(m, t)) {
             ty_explain_wait(m, t);
         } else if (t->waiting_why && strncmp(t->reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0) {
-            ty_set_reason(t, NULL);
-            t->run->version++;
-            ty_api_notify(m, t->run, 0);
+            ty_tell_wait(m, t, NULL);
         }
     }
 }

@@ -36,16 +36,10 @@ int ty_ckpt_save(ty_tr_t *T, int epoch) {
     ty_buf_append(&b, &T->since_best, sizeof T->since_best);
     ty_buf_append(&b, m->params, m->nparams * sizeof(float));
     ty_buf_append(&b, T->m1, m->nparams * sizeof(float));
-    if (T->m2) {
-        ty_buf_append(&b, T->m2, m->nparams * sizeof(float));
-    } else { /* SGD on the CPU keeps no second moment: zeros, as before */
-        static const float zeros[1024];
-        for (size_t left = m->nparams; left > 0;) {
-            size_t k = left < 1024 ? left : 1024;
-            ty_buf_append(&b, zeros, k * sizeof(float));
-            left -= k;
-        }
-    }
+    /* SGD on the CPU keeps no second moment: zeros there, as before */
+    float *zeros = T->m2 ? NULL : ty_xcalloc(m->nparams, sizeof(float));
+    ty_buf_append(&b, T->m2 ? T->m2 : zeros, m->nparams * sizeof(float));
+    free(zeros);
     ty_buf_append(&b, T->best, m->nparams * sizeof(float));
     uint32_t crc = (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)b.len);
     ty_buf_append(&b, &crc, 4);

@@ -235,11 +235,8 @@ static int ty_cmd_gen(int argc, char **argv) {
     if (z) {
         crc = ty_bgzf_writer_close(&z, &err);
         free(err);
-        if (tmp && !werr && !crc && rename(tmp, out) != 0)
-            crc = -errno;
-        if (tmp && (werr || crc))
-            unlink(tmp);
-        free(tmp);
+        int frc = ty_atomic_finish(tmp, out, !werr && !crc);
+        crc = crc ? crc : frc;
     } else {
         crc = ty_atomic_close(plain, tmp, out, !werr);
     }
@@ -302,14 +299,11 @@ static int ty_cmd_bgzf(int argc, char **argv) {
     gzclose(f);
     free(buf);
     int cerr = ty_bgzf_writer_close(&w, &err);
-    int rc = 0;
-    if (rerr || werr || cerr || (tmp && rename(tmp, out) != 0)) {
+    int rc = 0, frc = ty_atomic_finish(tmp, out, !rerr && !werr && !cerr);
+    if (rerr || werr || cerr || frc)
         rc = ty_train_die("%s", rerr ? rerr : err ? err : "cannot write the output");
-        if (tmp)
-            unlink(tmp);
-    }
     ty_partial_end();
-    free(rerr), free(err), free(tmp);
+    free(rerr), free(err);
     return rc ? 1 : 0;
 }
 

@@ -247,17 +247,25 @@ static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, t
     MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
 
-/* ty_evaluate over the validation rows: the --val data, else the split. */
-static void ty_validate(ty_tr_t *T, ty_ws_t *ws, float *xb, float *yb, size_t maxb, double out[3]) {
+/* The validation rows' mean loss and accuracy (the --val data, else the
+ * split) into *loss and *acc; 0, and nothing set, when there are none. */
+static int ty_validate(ty_tr_t *T, ty_ws_t *ws, float *xb, float *yb, size_t maxb, double *loss,
+                       double *acc) {
+    double ev[3];
     if (!T->va) {
-        ty_evaluate(T, T->tr, T->va_idx, T->nva, ws, xb, yb, maxb, out);
-        return;
+        ty_evaluate(T, T->tr, T->va_idx, T->nva, ws, xb, yb, maxb, ev);
+    } else {
+        size_t *all = ty_xcalloc(T->va->rows + 1, sizeof(size_t));
+        for (size_t i = 0; i < T->va->rows; i++)
+            all[i] = i;
+        ty_evaluate(T, T->va, all, T->va->rows, ws, xb, yb, maxb, ev);
+        free(all);
     }
-    size_t *all = ty_xcalloc(T->va->rows + 1, sizeof(size_t));
-    for (size_t i = 0; i < T->va->rows; i++)
-        all[i] = i;
-    ty_evaluate(T, T->va, all, T->va->rows, ws, xb, yb, maxb, out);
-    free(all);
+    if (ev[2] <= 0)
+        return 0;
+    *loss = ev[0] / ev[2];
+    *acc = ev[1] / ev[2];
+    return 1;
 }
 
 /* The ranks' targets (training and validation) as one set of classes: the
@@ -327,7 +335,7 @@ static int ty_setup_classes(ty_tr_t *T, uint32_t *nclasses, ty_labels_t *names) 
 /* The parts of a CPU step, timed on rank 0 for -o json's "step_us": the
  * batch's rows gathered, forward and backward, the gradient sum (waiting
  * for the slowest rank included), the optimizer update. */
-enum { TY_NPARTS = 4 };
+enum { TY_PART_GATHER, TY_PART_GRAD, TY_PART_SUM, TY_PART_UPDATE, TY_NPARTS };
 static const char *const ty_part_names[TY_NPARTS] = {"gather", "grad", "sum", "update"};
 
 static int ty_cmp_double(const void *a, const void *b) {
@@ -564,7 +572,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     int parts_valid = 0;
     int epoch = T.start_epoch;
     for (; epoch < o->epochs; epoch++) {
-        double t0 = ty_wall(), loss_sum = 0, right_sum = 0, comm = 0;
+        double t0 = ty_wall(), loss_sum = 0, right_sum = 0;
         for (uint32_t j = 0; j < nv; j++) { /* this epoch's order of each virtual shard */
             memcpy(vrows[j], vbase[j], vn[j] * sizeof(size_t));
             uint64_t s = o->seed * 1000003ULL + (uint64_t)epoch * 7919ULL + v0 + j;
@@ -599,8 +607,6 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             t[2] = ty_wall();
             ty_sum_grad(&T, g); /* (one rank: the update reads g as it is) */
             t[3] = ty_wall();
-            if (size > 1)
-                comm += t[3] - t[2];
             ty_step(&T, ty_lr_at(o, T.t, epoch, total_steps));
             t[4] = ty_wall();
             for (int k = 0; k < TY_NPARTS; k++)
@@ -617,11 +623,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         /* the rate of the epoch's last step (T.t counts the steps done) */
         ty_report(&T, "metric lr %.6g %d", ty_lr_at(o, T.t - 1, epoch, total_steps), epoch + 1);
         if (T.va || T.nva || o->val_split > 0) {
-            double ev[3];
-            ty_validate(&T, ws, xb, yb, maxb, ev);
-            if (ev[2] > 0) {
-                last_val = ev[0] / ev[2];
-                last_val_acc = ev[1] / ev[2];
+            if (ty_validate(&T, ws, xb, yb, maxb, &last_val, &last_val_acc)) {
                 ty_report(&T, "metric val_loss %.6g %d", last_val, epoch + 1);
                 if (classify)
                     ty_report(&T, "metric accuracy %.6g %d", last_val_acc, epoch + 1);
@@ -631,8 +633,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         }
         ty_report(&T, "metric samples_per_s %.6g %d", samples_per_s, epoch + 1);
         ty_report(&T, "metric epoch_time_s %.4g %d", dt, epoch + 1);
-        if (!G) /* rank 0's time in the gradient sum (waiting for the others included) */
+        if (!G) { /* rank 0's time in the gradient sum (waiting for the others included) */
+            double comm = 0;
+            for (long long st = 0; size > 1 && st < steps; st++)
+                comm += parts[st * TY_NPARTS + TY_PART_SUM] / 1e6;
             ty_report(&T, "metric comm_time_s %.4g %d", comm, epoch + 1);
+        }
         ty_report(&T, "progress %.4f epoch %d/%d", (double)(epoch + 1) / o->epochs, epoch + 1,
                   o->epochs);
         /* early stopping on the validation loss */
@@ -654,10 +660,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         if (stop) {
             ty_report(&T, "tag early_stop epoch_%d", epoch + 1);
             ty_set_params(&T, T.best);
-            double ev[3]; /* what the model handed on scores: the best epoch's figures */
-            ty_validate(&T, ws, xb, yb, maxb, ev);
-            last_val = ev[0] / ev[2];
-            last_val_acc = ev[1] / ev[2];
+            /* what the model handed on scores: the best epoch's figures */
+            ty_validate(&T, ws, xb, yb, maxb, &last_val, &last_val_acc);
             epoch++;
             break;
         }
