@@ -236,3 +236,15 @@ def test_an_output_is_never_written_over_an_input(tmp_path):
         assert "metric" not in r.stdout
     assert {p: p.read_bytes() for p in (data, val, model)} == before
     assert not (tmp_path / "n.model").exists()
+
+
+@pytest.mark.parametrize("extra, says", [
+    ([], "--patience needs validation data: --val DATA or --val-split F"),
+    (["--resume"], "--resume needs --checkpoint-dir"),
+], ids=["patience-without-validation", "resume-without-checkpoints"])
+def test_fit_refuses_options_that_cannot_work_before_loading(tmp_path, fifo, extra, says):
+    # (the data is a FIFO nobody writes: a fit that started loading would hang)
+    r = run("fit", "--train", fifo, "--model", "softmax", "--patience", "2" if not extra else "0",
+            *extra, "--out", str(tmp_path / "m.model"), check=False, timeout=60)
+    assert r.returncode == 2 and says in r.stderr
+    assert not (tmp_path / "m.model").exists()

@@ -237,6 +237,55 @@ def test_two_ranks_killed_and_resumed_end_with_the_same_model(tmp_path):
     assert open(straight, "rb").read() == open(resumed, "rb").read()
 
 
+@pytest.mark.parametrize("stops", [False, True], ids=["last-epoch", "early-stop"])
+def test_a_run_resumed_after_its_end_gives_the_same_model_and_figures(data, tmp_path, stops):
+    """Killed after its last checkpoint but before the model was written: a
+    resumed run trains no more and hands on the model and the figures the
+    run would have. With early stopping the last checkpoint is the stopping
+    epoch's (whatever --checkpoint-every says), and it stops there again."""
+    _, train, val = data
+    ck = tmp_path / "ck"
+    args = ["--train", train, "--val", val, "--model", "mlp:128,128", "--lr", "0.1",
+            "--batch", "32", "--seed", "3", "--checkpoint-dir", str(ck), "--checkpoint-every",
+            "1000"]
+    args += ["--epochs", "60", "--patience", "3"] if stops else ["--epochs", "3"]
+    first, again = str(tmp_path / "first.model"), str(tmp_path / "again.model")
+    reports = [str(tmp_path / "report1"), str(tmp_path / "report2")]
+    out = fit_json(*args, "--out", first, env={"TRAINYARD_REPORT": reports[0]})
+    metrics, tags = report_metrics(reports[0])
+    end = len(metrics["loss"])
+    assert out["epochs"] == end and (end < 60 if stops else end == 3)
+    assert tags == [f"checkpoint epoch_{end}"] + ([f"early_stop epoch_{end}"] if stops else [])
+    out2 = fit_json(*args, "--resume", "--out", again, env={"TRAINYARD_REPORT": reports[1]})
+    metrics2, tags2 = report_metrics(reports[1]) if os.path.exists(reports[1]) else ({}, [])
+    assert metrics2 == {}  # no epoch trained again
+    assert tags2 == ([f"early_stop epoch_{end}"] if stops else [])
+    assert open(first, "rb").read() == open(again, "rb").read()
+    for k in ("epochs", "loss", "val_loss", "accuracy", "samples_per_s"):
+        assert out2[k] == out[k], k
+
+
+def test_a_checkpoint_without_the_figures_still_resumes(data, tmp_path):
+    """Checkpoints from before the latest epoch's figures were added (five
+    doubles before the CRC) resume as they did."""
+    _, train, _ = data
+    ck = tmp_path / "ck"
+    args = ["--train", train, "--model", "mlp:8", "--epochs", "4", "--seed", "3",
+            "--checkpoint-dir", str(ck), "--checkpoint-every", "2"]
+    straight = str(tmp_path / "straight.model")
+    run("fit", *args, "--out", straight)
+    # that run's last checkpoint is the end's: make the one of epoch 2, in the old layout
+    run("fit", *args[:4], "--epochs", "2", *args[6:], "--out", str(tmp_path / "half.model"))
+    new = open(ck / "checkpoint", "rb").read()
+    assert struct.unpack("<I", new[4:8])[0] == 2
+    old = new[:-4 - 40]
+    open(ck / "checkpoint", "wb").write(old + struct.pack("<I", zlib.crc32(old)))
+    resumed = str(tmp_path / "resumed.model")
+    r = run("fit", *args, "--resume", "--out", resumed)
+    assert "resuming after epoch 2" in r.stderr
+    assert open(straight, "rb").read() == open(resumed, "rb").read()
+
+
 def test_checkpoints_come_every_n_epochs_and_at_the_end(data, tmp_path):
     ck, report = tmp_path / "ck", str(tmp_path / "report")
     ck.mkdir()

@@ -36,11 +36,13 @@ int ty_ckpt_save(ty_tr_t *T, int epoch) {
     ty_buf_append(&b, &T->since_best, sizeof T->since_best);
     ty_buf_append(&b, m->params, m->nparams * sizeof(float));
     ty_buf_append(&b, T->m1, m->nparams * sizeof(float));
-    /* SGD on the CPU keeps no second moment: zeros there, as before */
-    float *zeros = T->m2 ? NULL : ty_xcalloc(m->nparams, sizeof(float));
+    /* SGD on the CPU keeps no second moment, and a run without early
+     * stopping no best weights: zeros there, as before */
+    float *zeros = T->m2 && T->best ? NULL : ty_xcalloc(m->nparams, sizeof(float));
     ty_buf_append(&b, T->m2 ? T->m2 : zeros, m->nparams * sizeof(float));
+    ty_buf_append(&b, T->best ? T->best : zeros, m->nparams * sizeof(float));
     free(zeros);
-    ty_buf_append(&b, T->best, m->nparams * sizeof(float));
+    ty_buf_append(&b, &T->last, sizeof T->last);
     uint32_t crc = (uint32_t)crc32(0, (const Bytef *)b.data, (uInt)b.len);
     ty_buf_append(&b, &crc, 4);
     char *path = ty_ckpt_path(T);
@@ -72,7 +74,9 @@ int ty_ckpt_load(ty_tr_t *T) {
                   MPI_COMM_WORLD);
     int rc = len < 0 ? -ENOENT : 0, say = T->rank == 0;
     ty_model_t *m = T->m;
-    size_t want = 16 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4;
+    /* (a checkpoint of before the epoch's figures were in it still resumes) */
+    size_t old = 16 + 8 + 8 + sizeof(int) + 4 * m->nparams * sizeof(float) + 4,
+           want = old + sizeof T->last;
     uint32_t hdr[4] = {0}, crc = 0;
     if (rc == 0 && b.len >= sizeof hdr + 4) {
         memcpy(hdr, b.data, sizeof hdr);
@@ -87,7 +91,8 @@ int ty_ckpt_load(ty_tr_t *T) {
         if (say)
             fprintf(stderr, "trainyard-train: %s is not a checkpoint, or is corrupt\n", path);
         rc = -1;
-    } else if (b.len != want || hdr[2] != m->nparams || hdr[3] != ty_ckpt_fingerprint(T)) {
+    } else if ((b.len != want && b.len != old) || hdr[2] != m->nparams ||
+               hdr[3] != ty_ckpt_fingerprint(T)) {
         if (say)
             fprintf(stderr,
                     "trainyard-train: %s was written for another model or optimizer "
@@ -106,7 +111,11 @@ int ty_ckpt_load(ty_tr_t *T) {
         if (T->m2)
             memcpy(T->m2, p, nb);
         p += nb;
-        memcpy(T->best, p, nb);
+        if (T->best)
+            memcpy(T->best, p, nb);
+        p += nb;
+        if (b.len == want)
+            memcpy(&T->last, p, sizeof T->last);
         if (say)
             fprintf(stderr, "trainyard-train: resuming after epoch %d from %s\n", T->start_epoch,
                     path);

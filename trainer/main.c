@@ -507,6 +507,8 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
         return ty_train_die("fit needs --train DATA, --model and --out MODEL");
     if (o.resume && !o.ckpt_dir)
         return ty_train_die("--resume needs --checkpoint-dir");
+    if (o.patience > 0 && !o.val && !(o.val_split > 0))
+        return ty_train_die("--patience needs validation data: --val DATA or --val-split F");
     *out = o;
     return -1;
 }

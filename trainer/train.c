@@ -427,6 +427,7 @@ static int ty_outputs_ok(const ty_tr_t *T) {
 
 int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     ty_tr_t T = {.o = o, .rank = rank, .size = size, .report_fd = -1, .best_val = INFINITY};
+    T.last.val = T.last.val_acc = NAN;
     int status = 1;
     char *err = NULL;
     if (o->vshards % (uint32_t)size != 0) {
@@ -518,7 +519,8 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     T.m1 = ty_xcalloc(np, sizeof(float));
     if (o->adam || o->device_cuda) /* (the GPU path keeps it whatever the optimizer) */
         T.m2 = ty_xcalloc(np, sizeof(float));
-    T.best = ty_xcalloc(np, sizeof(float));
+    if (o->patience > 0) /* early stopping keeps the best epoch's weights */
+        T.best = ty_xcalloc(np, sizeof(float));
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
     if (T.gs) { /* one copy of the parameters and moments on the node from here on */
@@ -566,12 +568,14 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     if (o->device_cuda && ty_train_gpu_setup(&T, local_b, &G) != 0)
         goto out_gpu;
     uint64_t total_steps = (uint64_t)steps * (uint64_t)o->epochs;
-    double samples_per_s = 0, last_loss = 0, last_acc = 0, last_val = NAN, last_val_acc = NAN;
     /* where a CPU step's time goes, step by step over the latest epoch (not on a GPU) */
     parts = G ? NULL : ty_xcalloc((size_t)steps * TY_NPARTS, sizeof(double));
     int parts_valid = 0;
     int epoch = T.start_epoch;
-    for (; epoch < o->epochs; epoch++) {
+    /* resumed after the epoch early stopping ended the run at (killed before
+     * the model was written): it stops again, at once */
+    int stop = T.best && T.since_best >= o->patience;
+    for (; !stop && epoch < o->epochs; epoch++) {
         double t0 = ty_wall(), loss_sum = 0, right_sum = 0;
         for (uint32_t j = 0; j < nv; j++) { /* this epoch's order of each virtual shard */
             memcpy(vrows[j], vbase[j], vn[j] * sizeof(size_t));
@@ -616,22 +620,22 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         double acc[2] = {loss_sum, right_sum}, gacc[2];
         MPI_Allreduce(acc, gacc, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         double seen = (double)steps * o->batch, dt = ty_wall() - t0;
-        samples_per_s = seen / dt;
-        last_loss = gacc[0] / seen;
-        last_acc = gacc[1] / seen;
-        ty_report(&T, "metric loss %.6g %d", last_loss, epoch + 1);
+        T.last.samples_per_s = seen / dt;
+        T.last.loss = gacc[0] / seen;
+        T.last.acc = gacc[1] / seen;
+        ty_report(&T, "metric loss %.6g %d", T.last.loss, epoch + 1);
         /* the rate of the epoch's last step (T.t counts the steps done) */
         ty_report(&T, "metric lr %.6g %d", ty_lr_at(o, T.t - 1, epoch, total_steps), epoch + 1);
         if (T.va || T.nva || o->val_split > 0) {
-            if (ty_validate(&T, ws, xb, yb, maxb, &last_val, &last_val_acc)) {
-                ty_report(&T, "metric val_loss %.6g %d", last_val, epoch + 1);
+            if (ty_validate(&T, ws, xb, yb, maxb, &T.last.val, &T.last.val_acc)) {
+                ty_report(&T, "metric val_loss %.6g %d", T.last.val, epoch + 1);
                 if (classify)
-                    ty_report(&T, "metric accuracy %.6g %d", last_val_acc, epoch + 1);
+                    ty_report(&T, "metric accuracy %.6g %d", T.last.val_acc, epoch + 1);
             }
         } else if (classify) {
-            ty_report(&T, "metric accuracy %.6g %d", last_acc, epoch + 1);
+            ty_report(&T, "metric accuracy %.6g %d", T.last.acc, epoch + 1);
         }
-        ty_report(&T, "metric samples_per_s %.6g %d", samples_per_s, epoch + 1);
+        ty_report(&T, "metric samples_per_s %.6g %d", T.last.samples_per_s, epoch + 1);
         ty_report(&T, "metric epoch_time_s %.4g %d", dt, epoch + 1);
         if (!G) { /* rank 0's time in the gradient sum (waiting for the others included) */
             double comm = 0;
@@ -641,30 +645,28 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         }
         ty_report(&T, "progress %.4f epoch %d/%d", (double)(epoch + 1) / o->epochs, epoch + 1,
                   o->epochs);
-        /* early stopping on the validation loss */
-        int stop = 0;
-        if (!isnan(last_val)) {
-            if (last_val < T.best_val) {
-                T.best_val = last_val;
+        /* early stopping on the validation loss (a run without it tracks no
+         * best epoch, so one resumed with it starts afresh on that) */
+        if (T.best && !isnan(T.last.val)) {
+            if (T.last.val < T.best_val) {
+                T.best_val = T.last.val;
                 T.since_best = 0;
                 memcpy(T.best, T.m->params, np * sizeof(float));
-            } else if (o->patience > 0 && ++T.since_best >= o->patience) {
+            } else if (++T.since_best >= o->patience) {
                 stop = 1;
             }
         }
-        int ckpt_now =
-            (epoch + 1) % (o->ckpt_every > 0 ? o->ckpt_every : 1) == 0 || epoch + 1 == o->epochs;
+        int ckpt_now = (epoch + 1) % (o->ckpt_every > 0 ? o->ckpt_every : 1) == 0 ||
+                       epoch + 1 == o->epochs || stop;
         if (o->ckpt_dir && rank == 0 && ckpt_now && ty_ckpt_save(&T, epoch + 1) == 0)
             ty_report(&T, "tag checkpoint epoch_%d", epoch + 1); /* (a failure has said why) */
         MPI_Barrier(MPI_COMM_WORLD); /* the checkpoint is complete before anyone goes on */
-        if (stop) {
-            ty_report(&T, "tag early_stop epoch_%d", epoch + 1);
-            ty_set_params(&T, T.best);
-            /* what the model handed on scores: the best epoch's figures */
-            ty_validate(&T, ws, xb, yb, maxb, &last_val, &last_val_acc);
-            epoch++;
-            break;
-        }
+    }
+    if (stop) { /* (epoch: the epochs done) */
+        ty_report(&T, "tag early_stop epoch_%d", epoch);
+        ty_set_params(&T, T.best);
+        /* what the model handed on scores: the best epoch's figures */
+        ty_validate(&T, ws, xb, yb, maxb, &T.last.val, &T.last.val_acc);
     }
     /* the replicas must have stayed identical: every rank's update saw the
      * same summed gradient (checked once, a CRC of the parameters) */
@@ -679,9 +681,9 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     }
     T.m->epochs = (uint32_t)epoch;
     T.m->samples = (uint64_t)steps * o->batch * (uint64_t)epoch;
-    T.m->loss = last_loss;
-    T.m->val_loss = isnan(last_val) ? 0 : last_val;
-    T.m->val_accuracy = isnan(last_val_acc) ? 0 : last_val_acc;
+    T.m->loss = T.last.loss;
+    T.m->val_loss = isnan(T.last.val) ? 0 : T.last.val;
+    T.m->val_accuracy = isnan(T.last.val_acc) ? 0 : T.last.val_acc;
     status = 0;
     if (rank == 0 && ((o->out && ty_model_save(T.m, o->out, &err) != 0) ||
                       (o->onnx && ty_onnx_export(T.m, o->onnx, &err) != 0))) {
@@ -691,10 +693,10 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     }
     if (rank == 0 && !o->json && T.report_fd >= 0) /* metrics went to the report: a log line */
         printf("trained %d epochs on %d rank(s): loss %.4g%s%.4g, %.0f samples/s -> %s\n", epoch,
-               size, last_loss, classify ? " accuracy " : " val_loss ",
-               classify ? (isnan(last_val_acc) ? last_acc : last_val_acc)
-                        : (isnan(last_val) ? last_loss : last_val),
-               samples_per_s, o->out);
+               size, T.last.loss, classify ? " accuracy " : " val_loss ",
+               classify ? (isnan(T.last.val_acc) ? T.last.acc : T.last.val_acc)
+                        : (isnan(T.last.val) ? T.last.loss : T.last.val),
+               T.last.samples_per_s, o->out);
     if (o->json && size > 1 && parts_valid) { /* collective: all ran the same steps */
         double mine[TY_NPARTS];
         ty_parts_means(parts, steps, mine);
@@ -705,13 +707,13 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         json_t *j = json_object();
         json_object_set_new(j, "epochs", json_integer(epoch));
         json_object_set_new(j, "ranks", json_integer(size));
-        json_object_set_new(j, "loss", json_real(last_loss));
-        if (!isnan(last_val))
-            json_object_set_new(j, "val_loss", json_real(last_val));
+        json_object_set_new(j, "loss", json_real(T.last.loss));
+        if (!isnan(T.last.val))
+            json_object_set_new(j, "val_loss", json_real(T.last.val));
         if (classify)
             json_object_set_new(j, "accuracy",
-                                json_real(isnan(last_val_acc) ? last_acc : last_val_acc));
-        json_object_set_new(j, "samples_per_s", json_real(samples_per_s));
+                                json_real(isnan(T.last.val_acc) ? T.last.acc : T.last.val_acc));
+        json_object_set_new(j, "samples_per_s", json_real(T.last.samples_per_s));
         json_object_set_new(j, "train_rows", json_integer((json_int_t)train_rows));
         json_object_set_new(j, "steps_per_epoch", json_integer((json_int_t)steps));
         json_object_set_new(j, "params", json_integer((json_int_t)np));

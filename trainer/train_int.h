@@ -29,6 +29,11 @@ typedef struct {
     const float *ug, *upeer;
     size_t ulo, uhi;
     uint64_t t; /* optimizer steps */
+    /* the latest epoch's figures (val: NAN without validation data); in
+     * the checkpoint, so a run resumed after its last epoch reports them */
+    struct {
+        double loss, acc, val, val_acc, samples_per_s;
+    } last;
     double best_val;
     int since_best, start_epoch;
     int report_fd;
