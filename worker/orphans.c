@@ -43,33 +43,55 @@ static int ty_environ_has(const char *env, size_t len, const char *entry, int pr
     return 0;
 }
 
-/* id: "TRAINYARD_WORKER=<id>"; dir: "TRAINYARD_REPORT=<work dir>/" */
+static void ty_add(ty_orphan_t **out, size_t *n, size_t *cap, pid_t pid, int leader) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        *out = ty_xrealloc(*out, *cap * sizeof **out);
+    }
+    (*out)[(*n)++] = (ty_orphan_t){.pid = pid, .leader = leader, .pidfd = pidfd_open(pid, 0)};
+}
+
+/* The next pid in /proc other than ours and our parent's; 0 at the end. */
+static pid_t ty_next_pid(DIR *d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (!*end && pid > 0 && pid != getpid() && pid != getppid())
+            return (pid_t)pid;
+    }
+    return 0;
+}
+
+/* id: "TRAINYARD_WORKER=<id>"; dir: "TRAINYARD_REPORT=<work dir>/".  Then
+ * the other members of the process groups found (a child that cleared its
+ * environment), so that they are waited for too, not only signalled. */
 static size_t ty_find(const char *id, const char *dir, ty_orphan_t **out) {
     DIR *d = opendir("/proc");
     if (!d)
         return 0;
     size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0 || pid == getpid() || pid == getppid())
-            continue;
+    pid_t pid;
+    while ((pid = ty_next_pid(d))) {
         size_t len = 0;
-        char *env = ty_read_environ((pid_t)pid, &len);
+        char *env = ty_read_environ(pid, &len);
         int ours = env && ty_environ_has(env, len, id, 0) && ty_environ_has(env, len, dir, 1);
         free(env);
-        if (!ours)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            *out = ty_xrealloc(*out, cap * sizeof **out);
+        /* a task's group leads itself, unless it is ours (a worker started by a task) */
+        if (ours)
+            ty_add(out, &n, &cap, pid, getpgid(pid) == pid && pid != getpgrp());
+    }
+    size_t found = n;
+    rewinddir(d);
+    while (found && (pid = ty_next_pid(d))) {
+        pid_t g = getpgid(pid);
+        int lead = 0, listed = 0;
+        for (size_t i = 0; i < n; i++) {
+            lead = lead || (i < found && (*out)[i].leader && (*out)[i].pid == g);
+            listed = listed || (*out)[i].pid == pid;
         }
-        ty_orphan_t *o = &(*out)[n++];
-        o->pid = (pid_t)pid;
-        /* a task's group, unless it is ours (a worker started by a task) */
-        o->leader = getpgid((pid_t)pid) == (pid_t)pid && (pid_t)pid != getpgrp();
-        o->pidfd = pidfd_open((pid_t)pid, 0);
+        if (lead && !listed)
+            ty_add(out, &n, &cap, pid, 0);
     }
     closedir(d);
     return n;

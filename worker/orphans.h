@@ -15,9 +15,10 @@
 #include <stdint.h>
 
 /* Sends TERM to each such process and its process group when it leads
- * one, waits up to grace_ms for them to exit, then KILLs what is left.
- * Returns how many processes were found (0 when none), after they exited
- * or 2 s after the KILL.  Never touches the calling process. */
+ * one, waits up to grace_ms for them (the groups' other members included)
+ * to exit, then KILLs what is left.  Returns how many processes were found
+ * (0 when none), after they exited or 2 s after the KILL.  Never touches
+ * the calling process. */
 int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms);
 
 #endif
