@@ -11,7 +11,7 @@
  *     path, where each rank adds the other's to its own);
  *   - more: the ranks' gradients added in rank order.
  * Jobs spread over nodes (or with TY_GRAD_SHM=0) get no ty_gsum_t, sum by
- * messages instead (ty_train_sum_grad) and every rank updates everything. */
+ * messages instead (msum.h) and every rank updates everything. */
 #ifndef TY_TRAINER_GSUM_H
 #define TY_TRAINER_GSUM_H
 

@@ -5,6 +5,7 @@
 #include "trainer/data.h"
 #include "trainer/gpu.h"
 #include "trainer/labels.h"
+#include "trainer/msum.h"
 #include "trainer/onnx.h"
 
 #include <cblas.h>
@@ -20,8 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#define TY_BUCKET_FLOATS (1u << 20) /* 4 MiB per allreduce */
 
 static double ty_wall(void) {
     struct timespec ts;
@@ -76,41 +75,6 @@ static void ty_loading(void *ctx, uint64_t done, uint64_t total) {
     ty_report(p->T, "progress 0 loading %s data %.0f%%", p->what, 100.0 * (double)done / total);
 }
 
-static void ty_allreduce_grad(float *g, size_t n) {
-    /* buckets: a few calls for the whole model, none of unbounded size */
-    for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
-        size_t len = n - off < TY_BUCKET_FLOATS ? n - off : TY_BUCKET_FLOATS;
-        MPI_Allreduce(MPI_IN_PLACE, g + off, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    }
-}
-
-/* Power-of-two rank counts sum the gradient by recursive doubling: in round
- * k each rank swaps its partial sums with rank ^ 2^k (MPI_Sendrecv, bucket
- * by bucket) and adds.  On shared memory a pairwise swap of these buffers
- * is 3-4x faster than Open MPI's MPI_Allreduce (docs/benchmarks.md), and
- * since a + b == b + a exactly, every rank ends with the same bits.  Other
- * rank counts use MPI_Allreduce. */
-int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int defer_last) {
-    if (size == 1)
-        return 0;
-    if (size & (size - 1)) {
-        ty_allreduce_grad(g, n);
-        return 0;
-    }
-    for (size_t off = 0; off < n; off += TY_BUCKET_FLOATS) {
-        size_t len = n - off < TY_BUCKET_FLOATS ? n - off : TY_BUCKET_FLOATS;
-        float *gb = g + off, *p = peer + off;
-        for (int d = 1; d < size; d <<= 1) {
-            MPI_Sendrecv(gb, (int)len, MPI_FLOAT, rank ^ d, 7, p, (int)len, MPI_FLOAT, rank ^ d, 7,
-                         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            if (d << 1 < size || !defer_last)
-                for (size_t i = 0; i < len; i++)
-                    gb[i] += p[i];
-        }
-    }
-    return defer_last;
-}
-
 /* The CPU path's gradient sum over the ranks, g this rank's part: through
  * node shared memory where every rank shares one node (each rank then
  * updates its slice of the shared parameters), else by messages (every
@@ -124,7 +88,7 @@ static void ty_sum_grad(ty_tr_t *T, float *g) {
     if (T->gs) {
         ty_gsum_slice(T->gs, &T->ulo, &T->uhi);
         T->ug = ty_gsum_reduce(T->gs, &T->upeer);
-    } else if (ty_train_sum_grad(g, T->peer, T->m->nparams, T->rank, T->size, 1)) {
+    } else if (ty_msum(g, T->peer, T->m->nparams, T->rank, T->size, 1)) {
         T->upeer = T->peer;
     }
 }
@@ -513,7 +477,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         ty_gsum_create(&T.gs, np, o->adam ? 3 : 2);
     if (!T.gs) {
         T.grad = ty_xcalloc(np, sizeof(float));
-        if (size > 1 && !(size & (size - 1))) /* ty_train_sum_grad's exchange buffer */
+        if (size > 1 && !(size & (size - 1))) /* ty_msum's exchange buffer */
             T.peer = ty_xcalloc(np, sizeof(float));
     }
     T.m1 = ty_xcalloc(np, sizeof(float));

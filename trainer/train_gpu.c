@@ -3,6 +3,7 @@
 #include "trainer/train_int.h"
 
 #include "common/util.h"
+#include "trainer/msum.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -75,7 +76,7 @@ int ty_train_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G) {
 /* The GPU's gradient, copied to the host, summed as on the CPU. */
 static void ty_gpu_sum(void *ctx, float *g, size_t n) {
     ty_tr_t *T = ctx;
-    ty_train_sum_grad(g, T->peer, n, T->rank, T->size, 0);
+    ty_msum(g, T->peer, n, T->rank, T->size, 0);
 }
 
 /* One epoch on the GPU: the host picks the rows and learning rate of every

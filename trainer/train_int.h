@@ -22,7 +22,7 @@ typedef struct {
     size_t *va_idx, nva; /* local rows used for validation */
     ty_model_t *m;
     float *grad, *m1, *m2, *best;
-    float *peer;   /* the last exchange round's partial sums (ty_train_sum_grad) */
+    float *peer;   /* the last exchange round's partial sums (ty_msum) */
     ty_gsum_t *gs; /* the gradient sum in node shared memory, or NULL */
     /* what the update reads: over [ulo, uhi) of the parameters, the
      * gradient's element i is ug[i - ulo] (+ upeer[i - ulo]) */
@@ -38,12 +38,6 @@ typedef struct {
     int since_best, start_epoch;
     int report_fd;
 } ty_tr_t;
-
-/* Sums g (n floats) over all ranks in place, every rank getting the same
- * bits; peer: n floats of scratch (power-of-two rank counts only).  With
- * defer_last the last exchange's partner sums are left in peer, not added,
- * and 1 is returned: the caller adds them. */
-int ty_train_sum_grad(float *g, float *peer, size_t n, int rank, int size, int defer_last);
 
 /* Checkpoints (ckpt.c): parameters, optimizer state and epoch, written
  * atomically to DIR/checkpoint.  ty_ckpt_save returns 0 or -errno.
