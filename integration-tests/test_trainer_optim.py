@@ -237,8 +237,9 @@ def test_two_ranks_killed_and_resumed_end_with_the_same_model(tmp_path):
     assert open(straight, "rb").read() == open(resumed, "rb").read()
 
 
-@pytest.mark.parametrize("stops", [False, True], ids=["last-epoch", "early-stop"])
-def test_a_run_resumed_after_its_end_gives_the_same_model_and_figures(data, tmp_path, stops):
+@pytest.mark.parametrize("stops,np", [(False, 1), (True, 1), (True, 2)],
+                         ids=["last-epoch", "early-stop", "early-stop-2-ranks"])
+def test_a_run_resumed_after_its_end_gives_the_same_model_and_figures(data, tmp_path, stops, np):
     """Killed after its last checkpoint but before the model was written: a
     resumed run trains no more and hands on the model and the figures the
     run would have. With early stopping the last checkpoint is the stopping
@@ -251,12 +252,13 @@ def test_a_run_resumed_after_its_end_gives_the_same_model_and_figures(data, tmp_
     args += ["--epochs", "60", "--patience", "3"] if stops else ["--epochs", "3"]
     first, again = str(tmp_path / "first.model"), str(tmp_path / "again.model")
     reports = [str(tmp_path / "report1"), str(tmp_path / "report2")]
-    out = fit_json(*args, "--out", first, env={"TRAINYARD_REPORT": reports[0]})
+    out = fit_json(*args, "--out", first, np=np, env={"TRAINYARD_REPORT": reports[0]})
     metrics, tags = report_metrics(reports[0])
     end = len(metrics["loss"])
     assert out["epochs"] == end and (end < 60 if stops else end == 3)
     assert tags == [f"checkpoint epoch_{end}"] + ([f"early_stop epoch_{end}"] if stops else [])
-    out2 = fit_json(*args, "--resume", "--out", again, env={"TRAINYARD_REPORT": reports[1]})
+    out2 = fit_json(*args, "--resume", "--out", again, np=np,
+                    env={"TRAINYARD_REPORT": reports[1]})
     metrics2, tags2 = report_metrics(reports[1]) if os.path.exists(reports[1]) else ({}, [])
     assert metrics2 == {}  # no epoch trained again
     assert tags2 == ([f"early_stop epoch_{end}"] if stops else [])
