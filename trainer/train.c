@@ -184,12 +184,13 @@ static void ty_step(ty_tr_t *T, double lr) {
         ty_gsum_updated(T->gs);
 }
 
-/* The parameters become src on every rank (shared ones: each writes its slice). */
-static void ty_set_params(ty_tr_t *T, const float *src) {
+/* dst becomes src on every rank, for the parameters and the best weights
+ * (shared ones: each rank copies its slice, then all wait for the others). */
+static void ty_copy_params(ty_tr_t *T, float *dst, const float *src) {
     size_t lo = 0, hi = T->m->nparams;
     if (T->gs)
         ty_gsum_slice(T->gs, &lo, &hi);
-    memcpy(T->m->params + lo, src + lo, (hi - lo) * sizeof(float));
+    memcpy(dst + lo, src + lo, (hi - lo) * sizeof(float));
     if (T->gs)
         ty_gsum_updated(T->gs);
 }
@@ -474,7 +475,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
 
     size_t np = T.m->nparams;
     if (!o->device_cuda) /* (the GPU path sums host copies of its gradient by messages) */
-        ty_gsum_create(&T.gs, np, o->adam ? 3 : 2);
+        ty_gsum_create(&T.gs, np, 2 + (o->adam != 0) + (o->patience > 0));
     if (!T.gs) {
         T.grad = ty_xcalloc(np, sizeof(float));
         if (size > 1 && !(size & (size - 1))) /* ty_msum's exchange buffer */
@@ -487,8 +488,13 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         T.best = ty_xcalloc(np, sizeof(float));
     if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
         goto out;
-    if (T.gs) { /* one copy of the parameters and moments on the node from here on */
-        float **const state[] = {&T.m->params, &T.m1, &T.m2};
+    if (T.gs) { /* one copy of the parameters, moments and best weights on the node from here on */
+        float **state[4] = {&T.m->params, &T.m1};
+        int k = 2;
+        if (T.m2)
+            state[k++] = &T.m2;
+        if (T.best)
+            state[k++] = &T.best;
         ty_gsum_share(T.gs, state);
     }
 
@@ -615,7 +621,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
             if (T.last.val < T.best_val) {
                 T.best_val = T.last.val;
                 T.since_best = 0;
-                memcpy(T.best, T.m->params, np * sizeof(float));
+                ty_copy_params(&T, T.best, T.m->params);
             } else if (++T.since_best >= o->patience) {
                 stop = 1;
             }
@@ -628,7 +634,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     }
     if (stop) { /* (epoch: the epochs done) */
         ty_report(&T, "tag early_stop epoch_%d", epoch);
-        ty_set_params(&T, T.best);
+        ty_copy_params(&T, T.m->params, T.best);
         /* what the model handed on scores: the best epoch's figures */
         ty_validate(&T, ws, xb, yb, maxb, &T.last.val, &T.last.val_acc);
     }
