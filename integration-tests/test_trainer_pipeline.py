@@ -1,7 +1,8 @@
 """MPI steps through the cluster (`kind: mpi`): a worker runs the ranks
 under mpirun, reports their metrics, kills every rank when one dies, the
 step is cancelled or times out, ends what a crashed worker left running,
-resumes a retried step from its checkpoint, and gives each rank its GPU."""
+resumes a retried step from its checkpoint, and gives each rank its GPU;
+and examples/pipelines/fashion.yaml, the demo's pipeline, runs as it is."""
 import glob
 import os
 import re
@@ -9,8 +10,8 @@ import signal
 
 import pytest
 
-from conftest import pids_matching, wait_until
-from test_trainer import TRAIN, run
+from conftest import ROOT, pids_matching, wait_until
+from test_trainer import FASHION, TRAIN, run
 
 pytestmark = pytest.mark.skipif(not os.access(TRAIN, os.X_OK), reason="trainer not built")
 
@@ -233,3 +234,27 @@ tasks:
     slices = [set(got[r].split(",")) for r in ("0", "1")]
     assert all(len(s) == 2 for s in slices) and not slices[0] & slices[1]
     assert slices[0] | slices[1] <= {"0", "1", "2", "3"}
+
+
+@pytest.mark.skipif(not os.path.exists(FASHION), reason="dataset-fashion-mnist not installed")
+def test_the_fashion_example_trains_through_the_cluster(cluster):
+    """examples/pipelines/fashion.yaml, what scripts/demo.sh runs, as it is
+    (one epoch): two ranks train on Fashion-MNIST and the run reports test
+    accuracy, progress and the checkpoint."""
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    text = open(os.path.join(ROOT, "examples", "pipelines", "fashion.yaml")).read()
+    run_id = cluster.submit(text, "epochs=1", f"data={FASHION}")
+    st = cluster.wait_run(run_id, timeout=240)
+    assert st["state"] == "succeeded", cluster.cli("logs", run_id, "train").stdout
+    train = next(t for t in st["tasks"] if t["name"] == "train")
+    assert train["metrics"]["accuracy"]["step"] == 1
+    assert train["metrics"]["accuracy"]["value"] > 0.75  # one epoch (ten reach 0.84: a test)
+    assert train["metrics"]["samples_per_s"]["value"] > 0
+    assert train["progress_text"] == "epoch 1/1"
+    log = cluster.cli("logs", run_id, "train").stdout
+    assert "trained 1 epochs on 2 rank(s)" in log
+    # beside the attempts' directories, for a retry to resume from
+    assert os.path.exists(os.path.join(cluster.tmp, "work-w1", run_id, "train", "checkpoints",
+                                       "checkpoint"))
