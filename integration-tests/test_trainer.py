@@ -419,6 +419,12 @@ def test_drift_report_and_exit_status(tmp_path):
     f2 = rep["features"][2]
     assert f2["psi"] > 0.5 and f2["ks"] > 0.3 and f2["p_value"] < 1e-10
     assert "metric drift 1" in report.read_text()
+    # without --threshold: 0.2, the usual rule of thumb; a higher one lets f2 pass
+    r = run("drift", "--reference", ref, "--current", shifted, "-o", "json", check=False)
+    rep = json.loads(r.stdout)
+    assert r.returncode == 3 and rep["threshold"] == 0.2 and rep["drifted_features"] == 1
+    r = run("drift", "--reference", ref, "--current", shifted, "--threshold", "50", check=False)
+    assert r.returncode == 0 and "0 feature(s) over the threshold (50)" in r.stdout
 
 
 ONNX_EVAL = r'''

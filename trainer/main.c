@@ -51,7 +51,7 @@ static void ty_usage(FILE *f) {
         "  trainyard-train info MODEL [-o json]\n"
         "  trainyard-train bgzf IN OUT.gz [--level 0-9]   (gzip or plain -> BGZF: sharded reads)\n"
         "  trainyard-train drift --reference DATA --current DATA [--target COL]\n"
-        "      [--threshold PSI] [-o json]   (exit status 3 when a feature drifts)\n"
+        "      [--threshold PSI (0.2)] [-o json]   (exit status 3 when a feature drifts)\n"
         "DATA is a CSV path (gzip allowed) or idx:IMAGES_FILE,LABELS_FILE (predict: labels\n"
         "and the CSV target column may be left out)\n",
         f);

@@ -431,7 +431,8 @@ int ty_cmd_info(int argc, char **argv) {
 
 int ty_cmd_drift(int argc, char **argv) {
     const char *ref = NULL, *cur = NULL, *target = NULL;
-    double threshold = -1;
+    /* the usual rule of thumb: a PSI over 0.2 is a significant shift */
+    double threshold = 0.2;
     int json = 0;
     static const struct option opts[] = {{"reference", 1, 0, 'r'},
                                          {"current", 1, 0, 'c'},
@@ -493,7 +494,7 @@ int ty_cmd_drift(int argc, char **argv) {
             rb[r] = b->x[r * b->cols + k];
         ty_drift_t d;
         ty_drift_feature(ra, a->rows, rb, b->rows, &d);
-        int hit = threshold >= 0 && d.psi > threshold;
+        int hit = d.psi > threshold;
         drifted += hit;
         max_psi = d.psi > max_psi ? d.psi : max_psi;
         json_t *o = json_object();
@@ -508,8 +509,7 @@ int ty_cmd_drift(int argc, char **argv) {
     json_object_set_new(j, "reference_rows", json_integer((json_int_t)a->rows));
     json_object_set_new(j, "current_rows", json_integer((json_int_t)b->rows));
     json_object_set_new(j, "max_psi", json_real(max_psi));
-    if (threshold >= 0)
-        json_object_set_new(j, "threshold", json_real(threshold));
+    json_object_set_new(j, "threshold", json_real(threshold));
     json_object_set_new(j, "drifted_features", json_integer(drifted));
     json_object_set_new(j, "drift", json_boolean(drifted > 0));
     json_object_set_new(j, "features", feats);
@@ -527,7 +527,8 @@ int ty_cmd_drift(int argc, char **argv) {
                    json_real_value(json_object_get(o, "p_value")),
                    json_is_true(json_object_get(o, "drift")) ? "yes" : "");
         }
-        printf("max PSI %.4f; %d feature(s) over the threshold\n", max_psi, drifted);
+        printf("max PSI %.4f; %d feature(s) over the threshold (%g)\n", max_psi, drifted,
+               threshold);
     }
     ty_train_report_line("metric drift_max_psi %.6g\n", max_psi);
     ty_train_report_line("metric drift_features %d\n", drifted);
