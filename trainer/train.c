@@ -498,28 +498,13 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
         ty_gsum_share(T.gs, state);
     }
 
-    /* virtual shards owned here, their rows and per-step batch share */
-    uint32_t V = o->vshards, v0 = V / (uint32_t)size * (uint32_t)rank, nv = V / (uint32_t)size;
-    size_t **vrows = ty_xcalloc(nv, sizeof(size_t *)), *vn = ty_xcalloc(nv, sizeof(size_t));
-    size_t **vbase = ty_xcalloc(nv, sizeof(size_t *)); /* unshuffled: epochs restart from it */
-    size_t *vb = ty_xcalloc(nv, sizeof(size_t)), local_b = 0;
-    for (uint32_t j = 0; j < nv; j++) {
-        uint32_t v = v0 + j;
-        vb[j] = o->batch / V + (v < o->batch % V);
-        local_b += vb[j];
-        vrows[j] = ty_xcalloc(T.ntr + 1, sizeof(size_t));
-        for (size_t i = 0; i < T.ntr; i++) {
-            uint64_t pv = T.tr->pos[T.tr_idx[i]] * V / T.tr->extent;
-            if ((pv < V ? pv : V - 1) == v) /* past a too-small gzip extent: the last */
-                vrows[j][vn[j]++] = T.tr_idx[i];
-        }
-        vbase[j] = ty_xcalloc(vn[j] + 1, sizeof(size_t));
-        memcpy(vbase[j], vrows[j], vn[j] * sizeof(size_t));
-    }
-    long long steps_local = -1;
-    for (uint32_t j = 0; j < nv; j++)
-        if (vb[j] && (steps_local < 0 || (long long)(vn[j] / vb[j]) < steps_local))
-            steps_local = (long long)(vn[j] / vb[j]);
+    /* the virtual shards owned here (shards.h), their rows and per-step batch share */
+    uint32_t V = o->vshards, nv = V / (uint32_t)size;
+    ty_shards_t *sh = NULL;
+    ty_shards_create(&sh, V, nv * (uint32_t)rank, nv, o->batch, T.tr_idx, T.ntr, T.tr->pos,
+                     T.tr->extent);
+    size_t local_b = ty_shards_batch(sh), *rows = ty_xcalloc(local_b + 1, sizeof(size_t));
+    long long steps_local = ty_shards_steps(sh);
     long long steps;
     if (steps_local < 0)
         steps_local = 1LL << 40;
@@ -547,30 +532,19 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     int stop = T.best && T.since_best >= o->patience;
     for (; !stop && epoch < o->epochs; epoch++) {
         double t0 = ty_wall(), loss_sum = 0, right_sum = 0;
-        for (uint32_t j = 0; j < nv; j++) { /* this epoch's order of each virtual shard */
-            memcpy(vrows[j], vbase[j], vn[j] * sizeof(size_t));
-            uint64_t s = o->seed * 1000003ULL + (uint64_t)epoch * 7919ULL + v0 + j;
-            for (size_t i = vn[j]; i > 1; i--) {
-                size_t k = (size_t)(ty_rng_next(&s) % i);
-                size_t tmp = vrows[j][i - 1];
-                vrows[j][i - 1] = vrows[j][k];
-                vrows[j][k] = tmp;
-            }
-        }
+        ty_shards_shuffle(sh, o->seed, epoch);
         if (G)
-            ty_train_gpu_epoch(&T, G, vrows, vb, nv, local_b, steps, epoch, total_steps, &loss_sum,
-                               &right_sum);
+            ty_train_gpu_epoch(&T, G, sh, steps, epoch, total_steps, &loss_sum, &right_sum);
         for (long long st = 0; !G && st < steps; st++) {
             double *at = parts + st * TY_NPARTS, t[TY_NPARTS + 1];
             t[0] = ty_wall();
-            size_t n = 0;
-            for (uint32_t j = 0; j < nv; j++)
-                for (size_t i = 0; i < vb[j]; i++) {
-                    size_t r = vrows[j][(size_t)st * vb[j] + i];
-                    memcpy(xb + n * T.tr->cols, T.tr->x + r * T.tr->cols,
-                           T.tr->cols * sizeof(float));
-                    yb[n++] = T.tr->y[r];
-                }
+            size_t n = local_b;
+            ty_shards_rows(sh, st, rows);
+            for (size_t i = 0; i < n; i++) {
+                memcpy(xb + i * T.tr->cols, T.tr->x + rows[i] * T.tr->cols,
+                       T.tr->cols * sizeof(float));
+                yb[i] = T.tr->y[rows[i]];
+            }
             t[1] = ty_wall();
             float *g = T.gs ? ty_gsum_local(T.gs) : T.grad;
             memset(g, 0, np * sizeof(float));
@@ -716,14 +690,8 @@ out_gpu:
     free(xb);
     free(yb);
 out_shards:
-    for (uint32_t j = 0; j < nv; j++) {
-        free(vrows[j]);
-        free(vbase[j]);
-    }
-    free(vrows);
-    free(vbase);
-    free(vn);
-    free(vb);
+    ty_shards_destroy(&sh);
+    free(rows);
 out:
     ty_gsum_destroy(&T.gs);
     if (T.report_fd >= 0)

@@ -6,7 +6,7 @@
  * shard), and each step takes batch/vshards rows from every virtual shard.
  * A rank owns a contiguous run of virtual shards, which is exactly its file
  * shard, so it reads only its own rows, and 1, 2, 4 or 8 ranks see the same
- * global batches: the same model up to float summation order. */
+ * global batches (shards.h): the same model up to float summation order. */
 #ifndef TY_TRAINER_TRAIN_H
 #define TY_TRAINER_TRAIN_H
 

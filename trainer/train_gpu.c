@@ -82,16 +82,15 @@ static void ty_gpu_sum(void *ctx, float *g, size_t n) {
 /* One epoch on the GPU: the host picks the rows and learning rate of every
  * step (as the CPU path would), the GPU replays its step graph.  Leaves the
  * parameters and optimizer state in T->m / T->m1 / T->m2. */
-void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *vb, uint32_t nv,
-                        size_t local_b, long long steps, int epoch, uint64_t total_steps,
-                        double *loss, double *right) {
+void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, const ty_shards_t *sh, long long steps, int epoch,
+                        uint64_t total_steps, double *loss, double *right) {
+    size_t local_b = ty_shards_batch(sh), *rows = ty_xmalloc((local_b + 1) * sizeof(size_t));
     uint32_t *ix = ty_xmalloc((size_t)steps * local_b * sizeof(uint32_t) + 1);
     float *lrs = ty_xmalloc((size_t)steps * sizeof(float));
     for (long long st = 0; st < steps; st++) {
-        size_t n = (size_t)st * local_b;
-        for (uint32_t j = 0; j < nv; j++)
-            for (size_t i = 0; i < vb[j]; i++)
-                ix[n++] = (uint32_t)vrows[j][(size_t)st * vb[j] + i];
+        ty_shards_rows(sh, st, rows);
+        for (size_t i = 0; i < local_b; i++)
+            ix[(size_t)st * local_b + i] = (uint32_t)rows[i];
         lrs[st] = (float)ty_lr_at(T->o, T->t, epoch, total_steps);
         T->t++; /* as ty_step does */
     }
@@ -104,4 +103,5 @@ void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *v
     }
     free(ix);
     free(lrs);
+    free(rows);
 }

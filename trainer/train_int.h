@@ -9,6 +9,7 @@
 #include "trainer/gsum.h"
 #include "trainer/lr.h"
 #include "trainer/model.h"
+#include "trainer/shards.h"
 #include "trainer/train.h"
 
 #include <stddef.h>
@@ -51,10 +52,9 @@ int ty_ckpt_load(ty_tr_t *T);
 /* --device cuda (train_gpu.c): every rank gets its GPU, shard and state, or
  * all return -1 (each failing rank has said why). */
 int ty_train_gpu_setup(ty_tr_t *T, size_t local_b, ty_gpu_t **G);
-/* One epoch of `steps` steps on the GPU over the rows vrows/vb pick; leaves
+/* One epoch of `steps` steps on the GPU over the rows sh picks; leaves
  * parameters and optimizer state in T; aborts the job on a GPU failure. */
-void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, size_t **vrows, const size_t *vb, uint32_t nv,
-                        size_t local_b, long long steps, int epoch, uint64_t total_steps,
-                        double *loss, double *right);
+void ty_train_gpu_epoch(ty_tr_t *T, ty_gpu_t *G, const ty_shards_t *sh, long long steps, int epoch,
+                        uint64_t total_steps, double *loss, double *right);
 
 #endif
