@@ -458,6 +458,12 @@ static uint64_t ty_csv_extent(const char *path, int gzip) {
     return n ? n : 1;
 }
 
+/* The line that starts at byte 0 without the UTF-8 byte order mark some
+ * tools (spreadsheets' "CSV UTF-8") put there; anywhere else, l itself. */
+static char *ty_no_bom(char *l, int64_t off) {
+    return off == 0 && strncmp(l, "\xef\xbb\xbf", 3) == 0 ? l + 3 : l;
+}
+
 /* Positions are byte offsets (uncompressed, for gzip) where lines start; a
  * shard's lines are those starting in its byte range.  It reads the first
  * lines (header or not, and whether any row exists), then seeks to its range
@@ -480,6 +486,7 @@ static int ty_load_csv(const char *path, const ty_data_opts_t *o, int shard, int
         z_off_t off = gztell(f);
         if (!(l = ty_gzline(f, &line)))
             break;
+        l = ty_no_bom(l, off);
         lineno++;
         if (!*l)
             continue;
@@ -534,6 +541,7 @@ static int ty_load_csv(const char *path, const ty_data_opts_t *o, int shard, int
             off += (z_off_t)base;
         if (off < 0 || (!last && (uint64_t)off >= hi) || !(l = ty_gzline(f, &line)))
             break;
+        l = ty_no_bom(l, off);
         lineno++;
         if (!*l || off == hdr_off)
             continue;

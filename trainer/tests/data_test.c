@@ -349,6 +349,32 @@ int main(void) {
     ty_data_destroy(&d);
     free(p);
 
+    /* a UTF-8 byte order mark before the first line (spreadsheets write
+     * one): not part of the first name, and a first row stays a row */
+    for (int gz = 0; gz < 2; gz++) {
+        p = write_file(gz ? "bom.csv.gz" : "bom.csv",
+                       "\xef\xbb\xbf"
+                       "a,b,y\n1,2,0\n3,4,1\n",
+                       gz);
+        CHECK_EQ_INT(ty_data_load(p, "a", 0, 1, &d, &err), 0);
+        if (d)
+            CHECK(d->rows == 2 && d->y[1] == 3 && strcmp(d->names[0], "b") == 0);
+        ty_data_destroy(&d);
+        free(p);
+        p = write_file(gz ? "bomn.csv.gz" : "bomn.csv",
+                       "\xef\xbb\xbf"
+                       "1,2,0\n3,4,1\n",
+                       gz);
+        for (int shards = 1; shards <= 2; shards++) {
+            CHECK_EQ_INT(ty_data_load(p, NULL, 0, shards, &d, &err), 0);
+            if (d) /* shard 0 of 2 has the first of the two rows */
+                CHECK(d->rows == (size_t)(3 - shards) && d->x[0] == 1 && d->y[0] == 0 &&
+                      strcmp(d->names[0], "f0") == 0);
+            ty_data_destroy(&d);
+        }
+        free(p);
+    }
+
     p = write_file("n.csv", "1,2,0\n3,4,1\n", 0);
     CHECK_EQ_INT(ty_data_load(p, "0", 0, 1, &d, &err), 0);
     if (d) {
