@@ -375,6 +375,13 @@ int main(void) {
         free(p);
     }
 
+    p = write_file("crlf.csv", "a,b,y\r\n1,2,0\r\n3,4,1\r\n", 0); /* Windows line ends */
+    CHECK_EQ_INT(ty_data_load(p, "y", 0, 1, &d, &err), 0);
+    if (d)
+        CHECK(d->rows == 2 && d->y[1] == 1 && d->x[3] == 4);
+    ty_data_destroy(&d);
+    free(p);
+
     p = write_file("n.csv", "1,2,0\n3,4,1\n", 0);
     CHECK_EQ_INT(ty_data_load(p, "0", 0, 1, &d, &err), 0);
     if (d) {
