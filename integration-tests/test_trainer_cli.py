@@ -248,3 +248,17 @@ def test_fit_refuses_options_that_cannot_work_before_loading(tmp_path, fifo, ext
             *extra, "--out", str(tmp_path / "m.model"), check=False, timeout=60)
     assert r.returncode == 2 and says in r.stderr
     assert not (tmp_path / "m.model").exists()
+
+
+def test_too_few_rows_for_a_batch_says_what_to_do(tmp_path):
+    data = tmp_path / "small.csv"
+    data.write_text("a,b,y\n1.5,2,0\n3,0.4,1\n5,6,1\n7,8,0\n")
+    # 4 rows, batch 2: 8 virtual shards of a tiny file, some without a row
+    r = run("fit", "--train", str(data), "--model", "softmax", "--batch", "2", "--out",
+            str(tmp_path / "m.model"), check=False)
+    assert r.returncode != 0 and "too few rows for a batch of 2" in r.stderr
+    assert "8 virtual shards" in r.stderr and "(4 rows in the training data)" in r.stderr
+    assert "--vshards 1" in r.stderr and not (tmp_path / "m.model").exists()
+    run("fit", "--train", str(data), "--model", "softmax", "--batch", "2", "--vshards", "1",
+        "--out", str(tmp_path / "m.model"))
+    assert (tmp_path / "m.model").exists()

@@ -511,7 +511,12 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     MPI_Allreduce(&steps_local, &steps, 1, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
     if (steps <= 0) {
         if (rank == 0)
-            fprintf(stderr, "trainyard-train: too few rows for a batch of %u\n", o->batch);
+            fprintf(stderr,
+                    "trainyard-train: too few rows for a batch of %u: each step takes its rows "
+                    "evenly from %u virtual shards (stretches of the file), and one holds fewer "
+                    "than its share (%llu rows in the training data); use a smaller --batch, or "
+                    "--vshards 1 for a small file\n",
+                    o->batch, V, train_rows);
         goto out_shards;
     }
     size_t maxb = local_b > 1024 ? local_b : 1024;
