@@ -390,6 +390,113 @@ static int ty_outputs_ok(const ty_tr_t *T) {
     return bad ? -1 : 0;
 }
 
+/* Loads this rank's shard of the training (and validation) data, checks
+ * them, splits off validation rows, and makes the model with its classes,
+ * feature names and standardisation.  Collective; -1 when the run cannot go
+ * on (said on stderr). */
+static int ty_fit_load(ty_tr_t *T, unsigned long long *train_rows) {
+    const ty_train_opts_t *o = T->o;
+    int rank = T->rank, size = T->size;
+    char *err = NULL;
+    ty_loading_t lt = {T, "training", ty_wall(), ty_train_progress_every()};
+    ty_data_opts_t dop = {.target = o->target, .progress = ty_loading, .ctx = &lt};
+    int lrc = ty_data_load_opts(o->train, &dop, rank, size, &T->tr, &err);
+    ty_loading_t lv = {T, "validation", ty_wall(), lt.every};
+    dop.ctx = &lv;
+    if (lrc == 0 && o->val)
+        lrc = ty_data_load_opts(o->val, &dop, rank, size, &T->va, &err);
+    int lbad = lrc != 0, glbad; /* a rank that cannot load its shard ends them all */
+    MPI_Allreduce(&lbad, &glbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (glbad) {
+        if (lrc != 0)
+            fprintf(stderr, "trainyard-train: %s\n", err);
+        free(err);
+        return -1;
+    }
+    if (!T->tr->has_target || (T->va && !T->va->has_target)) { /* idx:IMAGES without labels */
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: training needs targets: %s has none\n",
+                    T->tr->has_target ? o->val : o->train);
+        return -1;
+    }
+    if (T->va && T->va->cols != T->tr->cols) {
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: validation data has %zu features, training %zu\n",
+                    T->va->cols, T->tr->cols);
+        return -1;
+    }
+    ty_split_rows(T);
+    unsigned long long here = T->tr->rows;
+    MPI_Allreduce(&here, train_rows, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    int classify = !o->regression && o->arch != TY_ARCH_LINEAR;
+    uint32_t nout = 1;
+    ty_labels_t classes = {0};
+    if (classify && ty_setup_classes(T, &nout, &classes) != 0) {
+        ty_labels_free(&classes);
+        return -1;
+    }
+    int named = T->tr->nclasses || (T->va && T->va->nclasses), gnamed = 0;
+    if (!classify)
+        MPI_Allreduce(&named, &gnamed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (gnamed) {
+        if (rank == 0) /* once; rank 0 may or may not have seen a name itself */
+            fprintf(stderr,
+                    "trainyard-train: regression needs numeric targets, not class names%s%s%s\n",
+                    named ? " ('" : "",
+                    named ? (T->tr->nclasses ? T->tr->classes[0] : T->va->classes[0]) : "",
+                    named ? "')" : "");
+        return -1;
+    }
+    if (ty_model_create(&T->m, o->arch, classify, (uint32_t)T->tr->cols, nout, o->hidden,
+                        o->nhidden) != 0) {
+        if (rank == 0)
+            fprintf(stderr, "trainyard-train: bad model shape\n");
+        ty_labels_free(&classes);
+        return -1;
+    }
+    ty_model_init_params(T->m, o->seed);
+    T->m->class_names = classes.names; /* the model owns them now */
+    T->m->feature_names = ty_xcalloc(T->tr->cols, sizeof(char *));
+    for (size_t i = 0; i < T->tr->cols; i++)
+        T->m->feature_names[i] = ty_xstrdup(T->tr->names[i]);
+    T->m->target_name = ty_xstrdup(T->tr->target_name ? T->tr->target_name : "target");
+    T->m->seed = o->seed;
+    ty_standardize(T);
+    return 0;
+}
+
+/* The optimizer's state (and with ranks on one node, the shared window
+ * holding it), resumed from the checkpoint when asked.  Collective; -1 when
+ * the checkpoint cannot be used. */
+static int ty_fit_state(ty_tr_t *T) {
+    const ty_train_opts_t *o = T->o;
+    size_t np = T->m->nparams;
+    if (!o->device_cuda) /* (the GPU path sums host copies of its gradient by messages) */
+        ty_gsum_create(&T->gs, np, 2 + (o->adam != 0) + (o->patience > 0));
+    if (!T->gs) {
+        T->grad = ty_xcalloc(np, sizeof(float));
+        if (T->size > 1 && !(T->size & (T->size - 1))) /* ty_msum's exchange buffer */
+            T->peer = ty_xcalloc(np, sizeof(float));
+    }
+    T->m1 = ty_xcalloc(np, sizeof(float));
+    if (o->adam || o->device_cuda) /* (the GPU path keeps it whatever the optimizer) */
+        T->m2 = ty_xcalloc(np, sizeof(float));
+    if (o->patience > 0) /* early stopping keeps the best epoch's weights */
+        T->best = ty_xcalloc(np, sizeof(float));
+    if (o->resume && o->ckpt_dir && ty_ckpt_load(T) < 0)
+        return -1;
+    if (T->gs) { /* one copy of the parameters, moments and best weights on the node from here on */
+        float **state[4] = {&T->m->params, &T->m1};
+        int k = 2;
+        if (T->m2)
+            state[k++] = &T->m2;
+        if (T->best)
+            state[k++] = &T->best;
+        ty_gsum_share(T->gs, state);
+    }
+    return 0;
+}
+
 int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     ty_tr_t T = {.o = o, .rank = rank, .size = size, .report_fd = -1, .best_val = INFINITY};
     T.last.val = T.last.val_acc = NAN;
@@ -408,95 +515,11 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     const char *rep = getenv("TRAINYARD_REPORT");
     if (rep && *rep && rank == 0)
         T.report_fd = open(rep, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    ty_loading_t lt = {&T, "training", ty_wall(), ty_train_progress_every()};
-    ty_data_opts_t dop = {.target = o->target, .progress = ty_loading, .ctx = &lt};
-    int lrc = ty_data_load_opts(o->train, &dop, rank, size, &T.tr, &err);
-    ty_loading_t lv = {&T, "validation", ty_wall(), lt.every};
-    dop.ctx = &lv;
-    if (lrc == 0 && o->val)
-        lrc = ty_data_load_opts(o->val, &dop, rank, size, &T.va, &err);
-    int lbad = lrc != 0, glbad; /* a rank that cannot load its shard ends them all */
-    MPI_Allreduce(&lbad, &glbad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (glbad) {
-        if (lrc != 0)
-            fprintf(stderr, "trainyard-train: %s\n", err);
-        free(err);
+    unsigned long long train_rows = 0;
+    if (ty_fit_load(&T, &train_rows) != 0 || ty_fit_state(&T) != 0)
         goto out;
-    }
-    if (!T.tr->has_target || (T.va && !T.va->has_target)) { /* idx:IMAGES without labels */
-        if (rank == 0)
-            fprintf(stderr, "trainyard-train: training needs targets: %s has none\n",
-                    T.tr->has_target ? o->val : o->train);
-        goto out;
-    }
-    if (T.va && T.va->cols != T.tr->cols) {
-        if (rank == 0)
-            fprintf(stderr, "trainyard-train: validation data has %zu features, training %zu\n",
-                    T.va->cols, T.tr->cols);
-        goto out;
-    }
-    ty_split_rows(&T);
-    unsigned long long train_rows = 0, here = T.tr->rows;
-    MPI_Allreduce(&here, &train_rows, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-    int classify = !o->regression && o->arch != TY_ARCH_LINEAR;
-    uint32_t nout = 1;
-    ty_labels_t classes = {0};
-    if (classify && ty_setup_classes(&T, &nout, &classes) != 0) {
-        ty_labels_free(&classes);
-        goto out;
-    }
-    int named = T.tr->nclasses || (T.va && T.va->nclasses), gnamed = 0;
-    if (!classify)
-        MPI_Allreduce(&named, &gnamed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (gnamed) {
-        if (rank == 0) /* once; rank 0 may or may not have seen a name itself */
-            fprintf(stderr,
-                    "trainyard-train: regression needs numeric targets, not class names%s%s%s\n",
-                    named ? " ('" : "",
-                    named ? (T.tr->nclasses ? T.tr->classes[0] : T.va->classes[0]) : "",
-                    named ? "')" : "");
-        goto out;
-    }
-    if (ty_model_create(&T.m, o->arch, classify, (uint32_t)T.tr->cols, nout, o->hidden,
-                        o->nhidden) != 0) {
-        if (rank == 0)
-            fprintf(stderr, "trainyard-train: bad model shape\n");
-        ty_labels_free(&classes);
-        goto out;
-    }
-    ty_model_init_params(T.m, o->seed);
-    T.m->class_names = classes.names; /* the model owns them now */
-    T.m->feature_names = ty_xcalloc(T.tr->cols, sizeof(char *));
-    for (size_t i = 0; i < T.tr->cols; i++)
-        T.m->feature_names[i] = ty_xstrdup(T.tr->names[i]);
-    T.m->target_name = ty_xstrdup(T.tr->target_name ? T.tr->target_name : "target");
-    T.m->seed = o->seed;
-    ty_standardize(&T);
-
+    int classify = T.m->classify;
     size_t np = T.m->nparams;
-    if (!o->device_cuda) /* (the GPU path sums host copies of its gradient by messages) */
-        ty_gsum_create(&T.gs, np, 2 + (o->adam != 0) + (o->patience > 0));
-    if (!T.gs) {
-        T.grad = ty_xcalloc(np, sizeof(float));
-        if (size > 1 && !(size & (size - 1))) /* ty_msum's exchange buffer */
-            T.peer = ty_xcalloc(np, sizeof(float));
-    }
-    T.m1 = ty_xcalloc(np, sizeof(float));
-    if (o->adam || o->device_cuda) /* (the GPU path keeps it whatever the optimizer) */
-        T.m2 = ty_xcalloc(np, sizeof(float));
-    if (o->patience > 0) /* early stopping keeps the best epoch's weights */
-        T.best = ty_xcalloc(np, sizeof(float));
-    if (o->resume && o->ckpt_dir && ty_ckpt_load(&T) < 0)
-        goto out;
-    if (T.gs) { /* one copy of the parameters, moments and best weights on the node from here on */
-        float **state[4] = {&T.m->params, &T.m1};
-        int k = 2;
-        if (T.m2)
-            state[k++] = &T.m2;
-        if (T.best)
-            state[k++] = &T.best;
-        ty_gsum_share(T.gs, state);
-    }
 
     /* the virtual shards owned here (shards.h), their rows and per-step batch share */
     uint32_t V = o->vshards, nv = V / (uint32_t)size;
