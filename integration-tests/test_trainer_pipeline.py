@@ -21,10 +21,14 @@ def one_worker_and_data(cluster, tmp_path, rows):
     data = str(tmp_path / "d.csv")
     run("gen", "--rows", str(rows), "--features", "8", "--classes", "2", "--seed", "9",
         "--out", data)
+    one_worker(cluster)
+    return data
+
+
+def one_worker(cluster):
     cluster.start_master()
     cluster.start_worker("w1", "--cpus", "2")
     cluster.wait_workers(["w1"])
-    return data
 
 
 def test_mpi_step_through_the_cluster(cluster, tmp_path):
@@ -241,9 +245,7 @@ def test_the_fashion_example_trains_through_the_cluster(cluster):
     """examples/pipelines/fashion.yaml, what scripts/demo.sh runs, as it is
     (one epoch): two ranks train on Fashion-MNIST and the run reports test
     accuracy, progress and the checkpoint."""
-    cluster.start_master()
-    cluster.start_worker("w1", "--cpus", "2")
-    cluster.wait_workers(["w1"])
+    one_worker(cluster)
     text = open(os.path.join(ROOT, "examples", "pipelines", "fashion.yaml")).read()
     run_id = cluster.submit(text, "epochs=1", f"data={FASHION}")
     st = cluster.wait_run(run_id, timeout=240)
