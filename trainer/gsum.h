@@ -20,8 +20,8 @@
 typedef struct ty_gsum ty_gsum_t;
 
 /* Collective over MPI_COMM_WORLD.  *out is the exchange for a gradient of
- * n floats and nstate shared arrays of n floats (parameters, moments, best weights), or
- * NULL where it does not apply: one rank, ranks on more than one node,
+ * n floats and nstate shared arrays of n floats (parameters, moments, best
+ * weights), or NULL where it does not apply: one rank, ranks on more than one node,
  * TY_GRAD_SHM=0, too little room where Open MPI keeps shared windows (said
  * on stderr), or a window the MPI library cannot make.  Every rank reaches
  * the same verdict. */

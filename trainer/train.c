@@ -195,18 +195,23 @@ static void ty_copy_params(ty_tr_t *T, float *dst, const float *src) {
         ty_gsum_updated(T->gs);
 }
 
-/* Loss sum and correct count over local rows idx (global sums after the allreduce). */
+/* Loss sum and correct count over local rows idx, or over the first n
+ * rows of d when idx is NULL (global sums after the allreduce). */
 static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, ty_ws_t *ws,
                         float *xb, float *yb, size_t maxb, double out[3]) {
     double acc[3] = {0, 0, (double)n};
     for (size_t s = 0; s < n; s += maxb) {
         size_t k = n - s < maxb ? n - s : maxb;
-        for (size_t i = 0; i < k; i++) {
-            memcpy(xb + i * d->cols, d->x + idx[s + i] * d->cols, d->cols * sizeof(float));
-            yb[i] = d->y[idx[s + i]];
+        const float *x = d->x + s * d->cols, *y = d->y + s; /* in place, unless gathered */
+        if (idx) {
+            for (size_t i = 0; i < k; i++) {
+                memcpy(xb + i * d->cols, d->x + idx[s + i] * d->cols, d->cols * sizeof(float));
+                yb[i] = d->y[idx[s + i]];
+            }
+            x = xb, y = yb;
         }
         size_t right = 0;
-        acc[0] += ty_model_loss(T->m, ws, xb, yb, k, &right);
+        acc[0] += ty_model_loss(T->m, ws, x, y, k, &right);
         acc[1] += (double)right;
     }
     MPI_Allreduce(acc, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
@@ -217,15 +222,10 @@ static void ty_evaluate(ty_tr_t *T, ty_data_t *d, const size_t *idx, size_t n, t
 static int ty_validate(ty_tr_t *T, ty_ws_t *ws, float *xb, float *yb, size_t maxb, double *loss,
                        double *acc) {
     double ev[3];
-    if (!T->va) {
+    if (T->va) /* all of it, as it lies */
+        ty_evaluate(T, T->va, NULL, T->va->rows, ws, xb, yb, maxb, ev);
+    else
         ty_evaluate(T, T->tr, T->va_idx, T->nva, ws, xb, yb, maxb, ev);
-    } else {
-        size_t *all = ty_xcalloc(T->va->rows + 1, sizeof(size_t));
-        for (size_t i = 0; i < T->va->rows; i++)
-            all[i] = i;
-        ty_evaluate(T, T->va, all, T->va->rows, ws, xb, yb, maxb, ev);
-        free(all);
-    }
     if (ev[2] <= 0)
         return 0;
     *loss = ev[0] / ev[2];
