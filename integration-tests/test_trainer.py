@@ -510,6 +510,11 @@ def test_class_names_as_targets(tmp_path):
     rows = list(csv.DictReader(open(pred)))
     assert len(rows) == 40 and {r["prediction"] for r in rows} <= {"setosa", "versicolor",
                                                                     "virginica"}
+    # each probability column is named by its class: the predicted one is the likeliest
+    names = ["setosa", "versicolor", "virginica"]
+    assert list(rows[0]) == ["prediction"] + [f"p_{n}" for n in names]
+    for r in rows:
+        assert r["prediction"] == max(names, key=lambda n: float(r[f"p_{n}"]))
     r = run("eval", "--model", str(tmp_path / "one.model"), "--data", unl, check=False)
     assert r.returncode != 0 and "has no target column ('species')" in r.stderr
     # the ONNX file carries them too

@@ -288,12 +288,21 @@ int ty_cmd_eval(int argc, char **argv) {
 }
 
 /* The predictions as CSV: the class (name or index) and, for classifiers,
- * each class's probability; or the value. */
+ * each class's probability, in columns p_NAME (p0, p1, ... when the
+ * classes have no names); or the value. */
 static void ty_put_predictions(FILE *f, const ty_model_t *m, const float *out, size_t rows) {
     uint32_t C = m->dims[m->nlayers];
     fputs("prediction", f);
-    for (uint32_t k = 0; m->classify && k < C; k++)
-        fprintf(f, ",p%u", k);
+    for (uint32_t k = 0; m->classify && k < C; k++) {
+        fputc(',', f);
+        if (m->class_names) {
+            char *col = ty_xasprintf("p_%s", m->class_names[k]);
+            ty_csv_put(f, col);
+            free(col);
+        } else {
+            fprintf(f, "p%u", k);
+        }
+    }
     fputc('\n', f);
     for (size_t r = 0; r < rows; r++) {
         const float *o = out + r * C;
