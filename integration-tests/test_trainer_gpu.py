@@ -1,7 +1,8 @@
 """trainyard-train --device cuda: on a machine without a GPU it is refused
 clearly on every rank (nothing hangs, no model is written); with a GPU it
 trains what the CPU trains (1 and 2 ranks) and reaches the Fashion-MNIST
-accuracy bar."""
+accuracy bar; through the cluster, a worker finds its GPU and an MPI step
+trains on it."""
 import json
 import os
 import re
@@ -92,3 +93,40 @@ def test_ranks_sharing_one_gpu_are_warned_once(tmp_path):
     warned = [ln for ln in two.stderr.splitlines() if "share a GPU" in ln]
     assert len(warned) == 1, two.stderr
     assert f"2 of the 2 ranks on this node share a GPU ({uuids[0]})" in warned[0], warned
+
+
+@pytest.mark.skipif(not GPU or not os.path.exists(FASHION), reason="no GPU or no dataset")
+def test_a_gpu_step_through_the_cluster(cluster):
+    """A worker counts its GPUs through NVML (no --gpus given), and a
+    `kind: mpi` step asking for one gets one in CUDA_VISIBLE_DEVICES and
+    trains Fashion-MNIST on it, its metrics reported through the cluster."""
+    listed = re.findall(r"^GPU (\d+): (.+?) \(UUID", subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True, text=True).stdout, re.M)
+    cluster.start_master()
+    cluster.start_worker("g1", "--cpus", "2")
+    cluster.wait_workers(["g1"])
+    [w] = [w for w in cluster.json("workers") if w["id"] == "g1"]
+    assert w["gpus"] == len(listed), w
+    tr = f"idx:{FASHION}/train-images-idx3-ubyte.gz,{FASHION}/train-labels-idx1-ubyte.gz"
+    te = f"idx:{FASHION}/t10k-images-idx3-ubyte.gz,{FASHION}/t10k-labels-idx1-ubyte.gz"
+    fit = (f"trainyard-train fit --device cuda --train {tr} --val {te} --model mlp:128,64 "
+           "--epochs 2 --batch 256 --lr 0.05 --momentum 0.9 --out f.model")
+    run_id = cluster.submit(f"""
+name: gpufit
+tasks:
+  - name: train
+    kind: mpi
+    np: 1
+    resources: {{gpus: 1, cpus: 1}}
+    command: ["sh", "-c", "echo gpus=$CUDA_VISIBLE_DEVICES; exec {fit}"]
+""")
+    st = cluster.wait_run(run_id, timeout=180)
+    logs = cluster.cli("logs", run_id, "train").stdout
+    assert st["state"] == "succeeded", logs
+    given = re.search(r"^gpus=(\S+)$", logs, re.M)
+    assert given and given.group(1) in {i for i, _ in listed}, logs
+    name = dict(listed)[given.group(1)]
+    assert f"rank 0 trains on {name}" in logs, logs
+    t = st["tasks"][0]
+    assert t["metrics"]["accuracy"]["step"] == 2 and t["metrics"]["accuracy"]["value"] > 0.8
+    assert t["progress_text"] == "epoch 2/2"
