@@ -60,6 +60,11 @@ int main(int argc, char **argv) {
     float **const state[] = {&w, &v};
     ty_gsum_share(s, state); /* (frees this rank's arrays: LSan would see a leak) */
     float *const w_shared = w, *const v_shared = v;
+    /* every shared array starts on a cache line, so the slices' 16-float
+     * boundaries are line boundaries: no two ranks write one line */
+    CHECK_EQ_INT((uintptr_t)w % 64, 0);
+    CHECK_EQ_INT((uintptr_t)v % 64, 0);
+    CHECK_EQ_INT((uintptr_t)ty_gsum_local(s) % 64, 0);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++)
         bad += w[i] != (float)i || v[i] != -(float)i;
