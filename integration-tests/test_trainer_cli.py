@@ -3,6 +3,7 @@ place that cannot take them, or an input's place, is refused before the work
 that would fill them; a written file replaces the old one whole (interrupted,
 or on a full disk, the old one stays); special files are written in place."""
 import gzip
+import json
 import os
 import shlex
 import signal
@@ -241,7 +242,13 @@ def test_an_output_is_never_written_over_an_input(tmp_path):
 @pytest.mark.parametrize("extra, says", [
     ([], "--patience needs validation data: --val DATA or --val-split F"),
     (["--resume"], "--resume needs --checkpoint-dir"),
-], ids=["patience-without-validation", "resume-without-checkpoints"])
+    # a step takes rows from every virtual shard: with fewer rows than shards
+    # some shards would give none, and their rows would never be trained on
+    (["--batch", "4"], "--batch 4 is smaller than the 8 virtual shards every step takes its "
+                       "rows from (--vshards, default 8): use --vshards 4 or fewer"),
+    (["--batch", "2", "--vshards", "4"], "--batch 2 is smaller than the 4 virtual shards"),
+], ids=["patience-without-validation", "resume-without-checkpoints", "batch-below-shards",
+        "batch-below-given-shards"])
 def test_fit_refuses_options_that_cannot_work_before_loading(tmp_path, fifo, extra, says):
     # (the data is a FIFO nobody writes: a fit that started loading would hang)
     r = run("fit", "--train", fifo, "--model", "softmax", "--patience", "2" if not extra else "0",
@@ -252,13 +259,39 @@ def test_fit_refuses_options_that_cannot_work_before_loading(tmp_path, fifo, ext
 
 def test_too_few_rows_for_a_batch_says_what_to_do(tmp_path):
     data = tmp_path / "small.csv"
-    data.write_text("a,b,y\n1.5,2,0\n3,0.4,1\n5,6,1\n7,8,0\n")
-    # 4 rows, batch 2: 8 virtual shards of a tiny file, some without a row
-    r = run("fit", "--train", str(data), "--model", "softmax", "--batch", "2", "--out",
+    # 12 rows, batch 8: the virtual shards are stretches of the file, and the
+    # first row, written long, spans some of them: they hold no row at all
+    rows = ["1." + "0" * 400 + ",2,0"] + [f"{i},{i + 1},{i % 2}" for i in range(1, 12)]
+    data.write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    r = run("fit", "--train", str(data), "--model", "softmax", "--batch", "8", "--out",
             str(tmp_path / "m.model"), check=False)
-    assert r.returncode != 0 and "too few rows for a batch of 2" in r.stderr
-    assert "8 virtual shards" in r.stderr and "(4 rows in the training data)" in r.stderr
+    assert r.returncode != 0 and "too few rows for a batch of 8" in r.stderr
+    assert "8 virtual shards" in r.stderr and "(12 rows in the training data)" in r.stderr
     assert "--vshards 1" in r.stderr and not (tmp_path / "m.model").exists()
-    run("fit", "--train", str(data), "--model", "softmax", "--batch", "2", "--vshards", "1",
+    run("fit", "--train", str(data), "--model", "softmax", "--batch", "8", "--vshards", "1",
         "--out", str(tmp_path / "m.model"))
     assert (tmp_path / "m.model").exists()
+
+
+def test_an_epoch_that_leaves_rows_out_is_said(tmp_path):
+    """A batch the virtual shards do not divide takes unequal shares from
+    them, and the shard that runs out first ends the epoch: with batch 20 (3
+    rows from 4 of the 8 shards, 2 from the others) an epoch takes 82% of the
+    rows, and the trainer says so; batch 24 takes them all, silently.  The
+    training row count in -o json leaves the validation split out."""
+    data = str(tmp_path / "d.csv")
+    run("gen", "--rows", "1000", "--features", "4", "--classes", "2", "--seed", "1",
+        "--out", data)
+    common = ["fit", "--train", data, "--model", "softmax", "--epochs", "1",
+              "--out", str(tmp_path / "m.model"), "-o", "json"]
+    r = run(*common, "--batch", "20")
+    warned = [ln for ln in r.stderr.splitlines() if "warning: an epoch takes" in ln]
+    assert len(warned) == 1, r.stderr
+    assert "takes 820 of the 1000 training rows (82%)" in warned[0]
+    assert "a --batch that 8 divides takes nearly all" in warned[0]
+    assert json.loads(r.stdout)["train_rows"] == 1000
+    r = run(*common, "--batch", "24")
+    assert "warning" not in r.stderr, r.stderr
+    # with a validation split, the training rows are the rest
+    res = json.loads(run(*common, "--batch", "24", "--val-split", "0.2").stdout)
+    assert 700 < res["train_rows"] < 900, res

@@ -505,6 +505,11 @@ static int ty_cmd_fit(int argc, char **argv, ty_train_opts_t *out) {
     }
     if (!o.train || !o.out || !have_model)
         return ty_train_die("fit needs --train DATA, --model and --out MODEL");
+    if (o.batch < o.vshards) /* shards with no share of a step: their rows never trained on */
+        return ty_train_die("--batch %u is smaller than the %u virtual shards every step takes "
+                            "its rows from (--vshards, default 8): use --vshards %u or fewer "
+                            "(a multiple of the rank count), or a larger --batch",
+                            o.batch, o.vshards, o.batch);
     if (o.resume && !o.ckpt_dir)
         return ty_train_die("--resume needs --checkpoint-dir");
     if (o.patience > 0 && !o.val && !(o.val_split > 0))

@@ -426,7 +426,7 @@ static int ty_fit_load(ty_tr_t *T, unsigned long long *train_rows) {
         return -1;
     }
     ty_split_rows(T);
-    unsigned long long here = T->tr->rows;
+    unsigned long long here = T->ntr; /* (after the validation split) */
     MPI_Allreduce(&here, train_rows, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
     int classify = !o->regression && o->arch != TY_ARCH_LINEAR;
     uint32_t nout = 1;
@@ -542,6 +542,15 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
                     o->batch, V, train_rows);
         goto out_shards;
     }
+    double used = (double)steps * o->batch; /* rows an epoch takes */
+    if (rank == 0 && used < 0.9 * (double)train_rows)
+        fprintf(stderr,
+                "trainyard-train: warning: an epoch takes %.0f of the %llu training rows "
+                "(%.0f%%): each step takes a fixed share of its batch from each of the %u "
+                "virtual shards, and the shard that runs out first ends the epoch (a different "
+                "part of the others is left out each epoch); a --batch that %u divides takes "
+                "nearly all\n",
+                used, train_rows, 100 * used / (double)train_rows, V, V);
     size_t maxb = local_b > 1024 ? local_b : 1024;
     float *xb = ty_xmalloc(maxb * T.tr->cols * sizeof(float)),
           *yb = ty_xmalloc(maxb * sizeof(float));
