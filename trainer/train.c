@@ -527,10 +527,7 @@ int ty_train_run(const ty_train_opts_t *o, int rank, int size) {
     ty_shards_create(&sh, V, nv * (uint32_t)rank, nv, o->batch, T.tr_idx, T.ntr, T.tr->pos,
                      T.tr->extent);
     size_t local_b = ty_shards_batch(sh), *rows = ty_xcalloc(local_b + 1, sizeof(size_t));
-    long long steps_local = ty_shards_steps(sh);
-    long long steps;
-    if (steps_local < 0)
-        steps_local = 1LL << 40;
+    long long steps_local = ty_shards_steps(sh), steps; /* (every shard has a share: main.c) */
     MPI_Allreduce(&steps_local, &steps, 1, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
     if (steps <= 0) {
         if (rank == 0)
