@@ -1,7 +1,7 @@
-/* The client socket: submit, runs, status (with long-poll), logs (with
- * follow), cancel, workers and info.  Replies go through the state outbox so a
- * client never sees a state that is not yet durable in etcd. */
-#include "master/master.h"
+/* The protocol-neutral request handler (api.h). */
+#include "master/api.h"
+
+#include "master/core/core_int.h"
 
 #include "common/err.h"
 #include "common/log.h"
@@ -17,30 +17,97 @@
 #define TY_WAIT_MAX_MS 5000 /* cli/main.c TY_HOLD_MS: clients notice a lost master soon */
 #define TY_LOG_CHUNK_MAX (256 * 1024)
 
-static void ty_reply(ty_master_t *m, zframe_t *id, uint64_t req_id, Ty__Envelope *env) {
-    env->req_id = req_id;
-    ty_state_send(m, m->csock, id, env);
+/* A parked client request (status long-poll or logs follow). */
+typedef struct ty_waiter {
+    uint8_t *peer;
+    size_t peer_len;
+    uint64_t req_id;
+    int is_logs;
+    uint64_t wait_after; /* status */
+    char *task;          /* logs */
+    uint32_t attempt;
+    uint64_t offset;
+    int64_t deadline; /* monotonic ms */
+    struct ty_waiter *next;
+} ty_waiter_t;
+
+struct ty_api {
+    ty_core_t *core;
+    char *data_dir;
+    ty_api_info_t *info;
+    zhashx_t *waiting; /* run id -> ty_waiter_t* (a list) */
+    size_t nwaiters;
+};
+
+int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info) {
+    if (!out || !core || !data_dir || !info)
+        return TY_EINVAL;
+    ty_api_t *a = ty_xcalloc(1, sizeof *a);
+    a->core = core;
+    a->data_dir = ty_xstrdup(data_dir);
+    a->info = info;
+    a->waiting = zhashx_new();
+    *out = a;
+    return 0;
 }
 
-static void ty_reply_error(ty_master_t *m, zframe_t *id, uint64_t req_id, int code,
-                           const char *msg) {
+static void ty_waiter_free(ty_waiter_t *w) {
+    free(w->peer);
+    free(w->task);
+    free(w);
+}
+
+void ty_api_destroy(ty_api_t **ap) {
+    if (!ap || !*ap)
+        return;
+    ty_api_t *a = *ap;
+    for (ty_waiter_t *w = zhashx_first(a->waiting); w; w = zhashx_next(a->waiting))
+        while (w) {
+            ty_waiter_t *next = w->next;
+            ty_waiter_free(w);
+            w = next;
+        }
+    zhashx_destroy(&a->waiting);
+    free(a->data_dir);
+    free(a);
+    *ap = NULL;
+}
+
+char *ty_api_log_path(const char *data_dir, const char *run, const char *task, unsigned attempt) {
+    return ty_xasprintf("%s/logs/%s/%s.%u.log", data_dir, run, task, attempt);
+}
+
+static void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                     Ty__Envelope *env, ty_time_t now) {
+    env->req_id = req_id;
+    env->version = 1;
+    size_t len = ty__envelope__get_packed_size(env);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__envelope__pack(env, buf);
+    ty_ev_t ev = {.kind = TY_EV_REPLY, .peer = peer, .peer_len = peer_len, .data = buf, .len = len};
+    ty_core_step(a->core, &ev, now);
+    free(buf);
+}
+
+static void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                           int code, const char *msg, ty_time_t now) {
     Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
     e.code = code;
     e.message = (char *)msg;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    ty_reply(m, id, req_id, &env);
+    ty_reply(a, peer, peer_len, req_id, &env, now);
 }
 
-static void ty_on_submit(ty_master_t *m, zframe_t *id, uint64_t req_id,
-                         const Ty__SubmitRequest *req) {
+static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                         const Ty__SubmitRequest *req, ty_time_t now) {
     Ty__PipelineSpec *spec = NULL, *resolved = NULL;
     char *err = NULL;
     const char *fname = *req->filename ? req->filename : "<submitted>";
     int rc = ty_dag_load_string(req->yaml, strlen(req->yaml), fname, &spec, &err);
     if (rc != 0) {
-        ty_reply_error(m, id, req_id, rc, err ? err : ty_strerror(rc));
+        ty_reply_error(a, peer, peer_len, req_id, rc, err ? err : ty_strerror(rc), now);
         free(err);
         return;
     }
@@ -48,43 +115,36 @@ static void ty_on_submit(ty_master_t *m, zframe_t *id, uint64_t req_id,
     size_t np = 0;
     rc = ty_dag_resolve(spec, req->params, req->n_params, &resolved, &params, &np, &err);
     if (rc != 0) {
-        ty_reply_error(m, id, req_id, rc, err);
+        ty_reply_error(a, peer, peer_len, req_id, rc, err, now);
         free(err);
         ty_dag_free(&spec);
         return;
     }
-    /* the validated spec, as submitted, under pipelines/<name> */
     size_t len = ty__pipeline_spec__get_packed_size(spec);
-    uint8_t *buf = ty_xmalloc(len);
-    ty__pipeline_spec__pack(spec, buf);
-    char *key = ty_state_key(m, "pipelines/%s", spec->name);
-    ty_state_put_raw(m, key, buf, len);
-    free(key);
-
-    unsigned char rnd[4];
-    ty_random_bytes(rnd, sizeof rnd);
-    char *run_id = ty_xasprintf("%s-%02x%02x%02x%02x", spec->name, rnd[0], rnd[1], rnd[2], rnd[3]);
+    uint8_t *raw = ty_xmalloc(len ? len : 1);
+    ty__pipeline_spec__pack(spec, raw);
     ty_dag_free(&spec);
-    ty_run_t *r = ty_sched_run_new(m, run_id, resolved, params, np);
-    ty_sched_run_start(m, r);
-    ty_info("run %s submitted (%zu tasks)", run_id, r->ntasks);
-    Ty__SubmitReply sr = TY__SUBMIT_REPLY__INIT;
-    sr.run_id = run_id;
-    sr.state = r->state;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_SUBMIT_REPLY;
-    env.submit_reply = &sr;
-    ty_reply(m, id, req_id, &env);
-    free(run_id);
+    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
+                  .peer = peer,
+                  .peer_len = peer_len,
+                  .req_id = req_id,
+                  .spec = resolved,
+                  .params = params,
+                  .nparams = np,
+                  .raw_spec = raw,
+                  .raw_len = len};
+    ty_core_step(a->core, &ev, now);
+    free(raw);
 }
 
-static void ty_send_status(ty_master_t *m, zframe_t *id, uint64_t req_id, ty_run_t *r) {
+static void ty_send_status(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                           ty_run_t *r, ty_time_t now) {
     Ty__RunRecord rr;
-    ty_state_run_record(r, &rr, 0);
+    ty_persist_run_record(r, &rr, 0);
     Ty__TaskRecord *recs = ty_xcalloc(r->ntasks, sizeof *recs);
     Ty__TaskRecord **ptrs = ty_xcalloc(r->ntasks, sizeof *ptrs);
     for (size_t i = 0; i < r->ntasks; i++) {
-        ty_state_task_record(&r->tasks[i], &recs[i]);
+        ty_persist_task_record(&r->tasks[i], &recs[i]);
         ptrs[i] = &recs[i];
     }
     Ty__RunStatus st = TY__RUN_STATUS__INIT;
@@ -97,9 +157,9 @@ static void ty_send_status(ty_master_t *m, zframe_t *id, uint64_t req_id, ty_run
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_STATUS_REPLY;
     env.status_reply = &sr;
-    ty_reply(m, id, req_id, &env);
+    ty_reply(a, peer, peer_len, req_id, &env, now);
     for (size_t i = 0; i < r->ntasks; i++)
-        ty_state_task_record_clear(&recs[i]);
+        ty_persist_task_record_clear(&recs[i]);
     free(recs);
     free(ptrs);
 }
@@ -110,11 +170,12 @@ static int ty_run_done(const ty_run_t *r) {
 
 /* Reply to a logs request if there is data or the attempt has ended;
  * returns 0 when the request should wait. */
-static int ty_try_logs(ty_master_t *m, zframe_t *id, uint64_t req_id, ty_run_t *r, const char *task,
-                       uint32_t attempt, uint64_t offset, int wait) {
+static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                       ty_run_t *r, const char *task, uint32_t attempt, uint64_t offset, int wait,
+                       ty_time_t now) {
     int ti = ty_dag_task_index(r->spec, task);
     if (ti < 0) {
-        ty_reply_error(m, id, req_id, TY_ENOENT, "no such task in this run");
+        ty_reply_error(a, peer, peer_len, req_id, TY_ENOENT, "no such task in this run", now);
         return 1;
     }
     ty_task_t *t = &r->tasks[ti];
@@ -128,7 +189,7 @@ static int ty_try_logs(ty_master_t *m, zframe_t *id, uint64_t req_id, ty_run_t *
     uint8_t *data = NULL;
     size_t n = 0;
     if (attempt > 0) {
-        char *path = ty_workers_log_path(m, r->id, task, attempt);
+        char *path = ty_api_log_path(a->data_dir, r->id, task, attempt);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         free(path);
         if (fd >= 0) {
@@ -156,76 +217,104 @@ static int ty_try_logs(ty_master_t *m, zframe_t *id, uint64_t req_id, ty_run_t *
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_LOGS_REPLY;
     env.logs_reply = &lr;
-    ty_reply(m, id, req_id, &env);
+    ty_reply(a, peer, peer_len, req_id, &env, now);
     free(data);
     return 1;
 }
 
-static void ty_park(ty_run_t *r, zframe_t *id, uint64_t req_id, ty_waiter_t *tmpl) {
+static void ty_park(ty_api_t *a, ty_run_t *r, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                    ty_waiter_t *tmpl, ty_time_t now) {
     ty_waiter_t *w = ty_xcalloc(1, sizeof *w);
     *w = *tmpl;
-    w->identity = zframe_dup(id);
+    w->peer = ty_xmalloc(peer_len ? peer_len : 1);
+    memcpy(w->peer, peer, peer_len);
+    w->peer_len = peer_len;
     w->req_id = req_id;
-    w->deadline = ty_mono_ms() + TY_WAIT_MAX_MS;
-    w->next = r->waiters;
-    r->waiters = w;
+    w->deadline = now.mono_ms + TY_WAIT_MAX_MS;
+    w->next = zhashx_lookup(a->waiting, r->id);
+    zhashx_update(a->waiting, r->id, w);
+    a->nwaiters++;
 }
 
-static void ty_waiter_free(ty_waiter_t *w) {
-    zframe_destroy(&w->identity);
-    free(w->task);
-    free(w);
-}
-
-/* Answer the waiters of r that can be answered; force answers all. */
-static void ty_notify(ty_master_t *m, ty_run_t *r, int logs_only, int force) {
-    ty_waiter_t **pp = &r->waiters;
-    int64_t now = ty_mono_ms();
-    while (*pp) {
-        ty_waiter_t *w = *pp;
-        int expired = force || now >= w->deadline;
+/* Answer the waiters of r that can be answered; expired ones are answered
+ * with what there is. */
+static void ty_notify(ty_api_t *a, ty_run_t *r, int logs_only, ty_time_t now) {
+    ty_waiter_t *head = zhashx_lookup(a->waiting, r->id);
+    if (!head)
+        return;
+    zhashx_delete(a->waiting, r->id); /* answering may park nothing new for r */
+    ty_waiter_t *keep = NULL, **tail = &keep;
+    while (head) {
+        ty_waiter_t *w = head;
+        head = w->next;
+        int expired = now.mono_ms >= w->deadline;
         int done = 0;
         if (w->is_logs)
-            done =
-                ty_try_logs(m, w->identity, w->req_id, r, w->task, w->attempt, w->offset, !expired);
+            done = ty_try_logs(a, w->peer, w->peer_len, w->req_id, r, w->task, w->attempt,
+                               w->offset, !expired, now);
         else if ((!logs_only && (r->version > w->wait_after || ty_run_done(r))) || expired) {
-            ty_send_status(m, w->identity, w->req_id, r);
+            ty_send_status(a, w->peer, w->peer_len, w->req_id, r, now);
             done = 1;
         }
         if (done) {
-            *pp = w->next;
             ty_waiter_free(w);
+            a->nwaiters--;
         } else {
-            pp = &w->next;
+            w->next = NULL;
+            *tail = w;
+            tail = &w->next;
         }
     }
+    if (keep)
+        zhashx_insert(a->waiting, r->id, keep);
 }
 
-void ty_api_notify(ty_master_t *m, ty_run_t *r, int logs_only) {
-    if (r->waiters)
-        ty_notify(m, r, logs_only, 0);
+void ty_api_notify(ty_api_t *a, const char *run_id, int logs_only, ty_time_t now) {
+    ty_run_t *r = ty_core_find_run(a->core, run_id);
+    if (r)
+        ty_notify(a, r, logs_only, now);
 }
 
-void ty_api_expire_waiters(ty_master_t *m) {
-    int64_t now = ty_mono_ms();
-    for (size_t k = 0; k < m->nruns; k++) {
-        ty_run_t *r = m->order[k];
-        for (ty_waiter_t *w = r->waiters; w; w = w->next)
-            if (now >= w->deadline) {
-                ty_notify(m, r, 0, 0);
+int64_t ty_api_deadline(const ty_api_t *a) {
+    int64_t d = 0;
+    zhashx_t *h = a->waiting;
+    if (!a->nwaiters)
+        return 0;
+    for (ty_waiter_t *w = zhashx_first(h); w; w = zhashx_next(h))
+        for (; w; w = w->next)
+            if (!d || w->deadline < d)
+                d = w->deadline;
+    return d;
+}
+
+void ty_api_expire(ty_api_t *a, ty_time_t now) {
+    if (!a->nwaiters)
+        return;
+    zlistx_t *due = zlistx_new();
+    for (ty_waiter_t *w = zhashx_first(a->waiting); w; w = zhashx_next(a->waiting))
+        for (ty_waiter_t *x = w; x; x = x->next)
+            if (now.mono_ms >= x->deadline) {
+                zlistx_add_end(due, (void *)zhashx_cursor(a->waiting));
                 break;
             }
+    for (const char *id = zlistx_first(due); id; id = zlistx_next(due)) {
+        char *copy = ty_xstrdup(id);
+        ty_api_notify(a, copy, 0, now);
+        free(copy);
     }
+    zlistx_destroy(&due);
 }
 
-static void ty_on_runs(ty_master_t *m, zframe_t *id, uint64_t req_id, const Ty__RunsRequest *req) {
-    size_t limit = req->limit ? req->limit : 100, n = m->nruns < limit ? m->nruns : limit;
-    Ty__RunRecord *recs = ty_xcalloc(n, sizeof *recs);
-    Ty__RunStatus *sts = ty_xcalloc(n, sizeof *sts);
-    Ty__RunStatus **ptrs = ty_xcalloc(n, sizeof *ptrs);
+static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                       const Ty__RunsRequest *req, ty_time_t now) {
+    ty_core_t *c = a->core;
+    size_t limit = req->limit ? req->limit : 100, n = c->nruns < limit ? c->nruns : limit;
+    Ty__RunRecord *recs = ty_xcalloc(n ? n : 1, sizeof *recs);
+    Ty__RunStatus *sts = ty_xcalloc(n ? n : 1, sizeof *sts);
+    Ty__RunStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
     for (size_t i = 0; i < n; i++) { /* newest first */
-        ty_run_t *r = m->order[m->nruns - 1 - i];
-        ty_state_run_record(r, &recs[i], 0);
+        ty_run_t *r = c->order[c->nruns - 1 - i];
+        ty_persist_run_record(r, &recs[i], 0);
         ty__run_status__init(&sts[i]);
         sts[i].run = &recs[i];
         sts[i].version = r->version;
@@ -237,19 +326,27 @@ static void ty_on_runs(ty_master_t *m, zframe_t *id, uint64_t req_id, const Ty__
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_RUNS_REPLY;
     env.runs_reply = &rr;
-    ty_reply(m, id, req_id, &env);
+    ty_reply(a, peer, peer_len, req_id, &env, now);
     free(recs);
     free(sts);
     free(ptrs);
 }
 
-static void ty_on_workers(ty_master_t *m, zframe_t *id, uint64_t req_id) {
-    size_t n = zhashx_size(m->workers), i = 0;
-    Ty__WorkerStatus *ws = ty_xcalloc(n, sizeof *ws);
-    Ty__WorkerStatus **ptrs = ty_xcalloc(n, sizeof *ptrs);
-    Ty__Resources *tot = ty_xcalloc(n, sizeof *tot), *used = ty_xcalloc(n, sizeof *used);
-    int64_t now = ty_mono_ms();
-    for (ty_worker_t *w = zhashx_first(m->workers); w; w = zhashx_next(m->workers), i++) {
+static void ty_on_workers(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                          ty_time_t now) {
+    ty_core_t *c = a->core;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nworkers; i++)
+        n += !c->wlist[i]->placeholder;
+    Ty__WorkerStatus *ws = ty_xcalloc(n ? n : 1, sizeof *ws);
+    Ty__WorkerStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
+    Ty__Resources *tot = ty_xcalloc(n ? n : 1, sizeof *tot),
+                  *used = ty_xcalloc(n ? n : 1, sizeof *used);
+    size_t i = 0;
+    for (size_t k = 0; k < c->nworkers; k++) {
+        ty_worker_t *w = c->wlist[k];
+        if (w->placeholder)
+            continue;
         ty__worker_status__init(&ws[i]);
         ty__resources__init(&tot[i]);
         ty__resources__init(&used[i]);
@@ -267,8 +364,9 @@ static void ty_on_workers(ty_master_t *m, zframe_t *id, uint64_t req_id) {
         ws[i].total = &tot[i];
         ws[i].used = &used[i];
         ws[i].running = w->running;
-        ws[i].last_seen_ms = w->last_seen ? ty_now_ms() - (now - w->last_seen) : 0;
+        ws[i].last_seen_ms = w->last_seen ? now.wall_ms - (now.mono_ms - w->last_seen) : 0;
         ptrs[i] = &ws[i];
+        i++;
     }
     Ty__WorkersReply wr = TY__WORKERS_REPLY__INIT;
     wr.workers = ptrs;
@@ -276,96 +374,88 @@ static void ty_on_workers(ty_master_t *m, zframe_t *id, uint64_t req_id) {
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_WORKERS_REPLY;
     env.workers_reply = &wr;
-    ty_reply(m, id, req_id, &env);
+    ty_reply(a, peer, peer_len, req_id, &env, now);
     free(ws);
     free(ptrs);
     free(tot);
     free(used);
 }
 
-static void ty_on_info(ty_master_t *m, zframe_t *id, uint64_t req_id) {
+static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                       ty_time_t now) {
+    ty_core_stats_t s;
+    ty_core_stats(a->core, &s);
     Ty__InfoReply ir = TY__INFO_REPLY__INIT;
-    ir.epoch = m->epoch;
-    ir.frames_rejected_size = m->rejected_size;
-    ir.frames_rejected_decode = m->rejected_decode;
-    ir.etcd_txns = m->txns;
-    ir.etcd_ops = m->ops;
-    ir.dispatches = m->dispatches;
-    ir.node_id = m->o.node_id;
+    ir.epoch = a->info->epoch;
+    ir.frames_rejected_size = a->info->rejected_size;
+    ir.frames_rejected_decode = a->info->rejected_decode;
+    ir.etcd_txns = s.txns;
+    ir.etcd_ops = s.ops;
+    ir.dispatches = s.dispatches;
+    ir.node_id = (char *)(a->info->node_id ? a->info->node_id : "");
+    ir.messages_rejected = s.rejected_msgs;
+    ir.last_rejected = (char *)s.last_reject;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;
     env.info_reply = &ir;
-    ty_reply(m, id, req_id, &env);
+    ty_reply(a, peer, peer_len, req_id, &env, now);
 }
 
-void ty_api_on_message(void *arg) {
-    ty_master_t *m = arg;
-    zframe_t *id = NULL;
-    Ty__Envelope *env = NULL;
-    if (ty_state_recv(m, m->csock, &id, &env) != 0)
-        return;
+void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+                    ty_time_t now) {
     uint64_t rq = env->req_id;
     ty_run_t *r = NULL;
     switch (env->body_case) {
     case TY__ENVELOPE__BODY_SUBMIT:
-        ty_on_submit(m, id, rq, env->submit);
+        ty_on_submit(a, peer, peer_len, rq, env->submit, now);
         break;
     case TY__ENVELOPE__BODY_RUNS:
-        ty_on_runs(m, id, rq, env->runs);
+        ty_on_runs(a, peer, peer_len, rq, env->runs, now);
         break;
     case TY__ENVELOPE__BODY_STATUS:
-        r = zhashx_lookup(m->runs, env->status->run_id);
+        r = ty_core_find_run(a->core, env->status->run_id);
         if (!r) {
-            ty_reply_error(m, id, rq, TY_ENOENT, "no such run");
+            ty_reply_error(a, peer, peer_len, rq, TY_ENOENT, "no such run", now);
         } else if (env->status->wait_after && r->version <= env->status->wait_after &&
                    !ty_run_done(r)) {
             ty_waiter_t w = {.wait_after = env->status->wait_after};
-            ty_park(r, id, rq, &w);
+            ty_park(a, r, peer, peer_len, rq, &w, now);
         } else {
-            ty_send_status(m, id, rq, r);
+            ty_send_status(a, peer, peer_len, rq, r, now);
         }
         break;
     case TY__ENVELOPE__BODY_LOGS:
-        r = zhashx_lookup(m->runs, env->logs->run_id);
+        r = ty_core_find_run(a->core, env->logs->run_id);
         if (!r) {
-            ty_reply_error(m, id, rq, TY_ENOENT, "no such run");
-        } else if (!ty_try_logs(m, id, rq, r, env->logs->task, env->logs->attempt,
-                                env->logs->offset, env->logs->wait)) {
+            ty_reply_error(a, peer, peer_len, rq, TY_ENOENT, "no such run", now);
+        } else if (!ty_try_logs(a, peer, peer_len, rq, r, env->logs->task, env->logs->attempt,
+                                env->logs->offset, env->logs->wait, now)) {
             ty_waiter_t w = {.is_logs = 1,
                              .task = ty_xstrdup(env->logs->task),
                              .attempt = env->logs->attempt,
                              .offset = env->logs->offset};
-            ty_park(r, id, rq, &w);
+            ty_park(a, r, peer, peer_len, rq, &w, now);
         }
         break;
-    case TY__ENVELOPE__BODY_CANCEL:
-        r = zhashx_lookup(m->runs, env->cancel->run_id);
-        if (!r) {
-            ty_reply_error(m, id, rq, TY_ENOENT, "no such run");
-        } else if (ty_sched_cancel_run(m, r) != 0) {
-            char *msg = ty_xasprintf("run %s is already %s", r->id, ty_run_state_name(r->state));
-            ty_reply_error(m, id, rq, TY_ESTATE, msg);
-            free(msg);
-        } else {
-            Ty__CancelReply cr = TY__CANCEL_REPLY__INIT;
-            cr.state = r->state;
-            Ty__Envelope out = TY__ENVELOPE__INIT;
-            out.body_case = TY__ENVELOPE__BODY_CANCEL_REPLY;
-            out.cancel_reply = &cr;
-            ty_reply(m, id, rq, &out);
-        }
-        break;
-    case TY__ENVELOPE__BODY_WORKERS:
-        ty_on_workers(m, id, rq);
-        break;
-    case TY__ENVELOPE__BODY_INFO:
-        ty_on_info(m, id, rq);
-        break;
-    default:
-        m->rejected_decode++;
-        ty_reply_error(m, id, rq, TY_EPROTO, "unexpected message on the client socket");
+    case TY__ENVELOPE__BODY_CANCEL: {
+        ty_ev_t ev = {.kind = TY_EV_CANCEL,
+                      .peer = peer,
+                      .peer_len = peer_len,
+                      .req_id = rq,
+                      .run_id = env->cancel->run_id};
+        ty_core_step(a->core, &ev, now);
         break;
     }
-    ty_wire_free(&env);
-    zframe_destroy(&id);
+    case TY__ENVELOPE__BODY_WORKERS:
+        ty_on_workers(a, peer, peer_len, rq, now);
+        break;
+    case TY__ENVELOPE__BODY_INFO:
+        ty_on_info(a, peer, peer_len, rq, now);
+        break;
+    default:
+        a->info->rejected_decode++;
+        ty_reply_error(a, peer, peer_len, rq, TY_EPROTO, "unexpected message on the client socket",
+                       now);
+        break;
+    }
 }

@@ -23,10 +23,10 @@ static void ty_reclaim_done(int status, const ty_etcd_resp_t *resp, void *arg) {
 }
 
 static void ty_keepalive_done(int status, const ty_etcd_resp_t *resp, void *arg) {
-    (void)arg;
+    ty_master_t *m = arg;
     if (status == 0 && resp->ttl == 0) {
-        ty_error("leader lease expired; exiting so a standby can take over");
-        exit(3);
+        ty_master_lost_lead(m, "leader lease expired");
+        return;
     }
     if (status != 0)
         ty_warn("leader lease keep-alive failed: %s", ty_strerror(status));
@@ -73,7 +73,7 @@ static void ty_campaign_done(int status, const ty_etcd_resp_t *resp, void *arg) 
         return;
     }
     const ty_etcd_kv_t *kv = &resp->kvs[0];
-    char *key = ty_state_key(m, "leader");
+    char *key = ty_xasprintf("%sleader", m->o.prefix);
     if (kv->value_len == strlen(m->o.node_id) &&
         memcmp(kv->value, m->o.node_id, kv->value_len) == 0) {
         /* our own key from before a restart: take it back now */
@@ -108,7 +108,7 @@ static void ty_election_try(ty_master_t *m) {
         ty_etcd_lease_grant(m->etcd, m->o.leader_ttl_s, ty_grant_done, m);
         return;
     }
-    char *key = ty_state_key(m, "leader");
+    char *key = ty_xasprintf("%sleader", m->o.prefix);
     ty_etcd_txn_t *t = NULL;
     ty_etcd_txn_create(&t);
     ty_etcd_txn_compare(t, key, strlen(key), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL, 0);
@@ -127,4 +127,13 @@ void ty_election_start(ty_master_t *m, void (*elected)(ty_master_t *m)) {
 void ty_election_stop(ty_master_t *m) {
     ty_etcd_watch_cancel(&m->leader_watch);
     uv_timer_stop(&m->keepalive);
+}
+
+void ty_master_lost_lead(ty_master_t *m, const char *why) {
+    if (m->exit_code == 3)
+        return;
+    ty_error("%s: epoch %llu no longer leads; exiting so a standby can take over", why,
+             (unsigned long long)m->epoch);
+    m->exit_code = 3;
+    uv_stop(m->loop);
 }

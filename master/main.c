@@ -8,6 +8,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,24 +34,164 @@ static void ty_usage(FILE *f) {
           f);
 }
 
-static void ty_tick(ty_master_t *m) {
-    if (m->need_schedule)
-        ty_sched_pass(m);
-    /* long-polling clients see every change of this tick once it is durable */
-    for (ty_task_t *t = m->open.tasks; t; t = t->dirty_next)
-        ty_api_notify(m, t->run, 0);
-    for (ty_run_t *r = m->open.runs; r; r = r->dirty_next)
-        ty_api_notify(m, r, 0);
-    ty_state_flush(m);
+static ty_time_t ty_master_now(void) { return (ty_time_t){ty_now_ms(), ty_mono_ms()}; }
+
+static void ty_master_effects(ty_master_t *m);
+
+/* One event into the core, then its effects carried out. */
+static void ty_master_step(ty_master_t *m, const ty_ev_t *ev) {
+    ty_core_step(m->core, ev, ty_master_now());
+    ty_master_effects(m);
 }
 
-static void ty_check_cb(uv_check_t *h) { ty_tick(h->data); }
-static void ty_prepare_cb(uv_prepare_t *h) { ty_tick(h->data); }
+typedef struct {
+    ty_master_t *m;
+    uint64_t flight;
+} ty_txn_ctx_t;
 
-static void ty_sweep_cb(uv_timer_t *h) {
+static void ty_txn_cb(int status, void *arg) {
+    ty_txn_ctx_t *x = arg;
+    ty_ev_t ev = {.kind = TY_EV_TXN_DONE, .flight = x->flight, .status = status};
+    ty_master_t *m = x->m;
+    free(x);
+    ty_master_step(m, &ev);
+}
+
+static void ty_send(ty_master_t *m, const ty_fx_t *fx) {
+    zsock_t *sock = fx->peer_kind == TY_PEER_WORKER ? m->wsock : m->csock;
+    if (!sock)
+        return;
+    zframe_t *id = zframe_new(fx->peer, fx->peer_len);
+    zframe_t *payload = zframe_new(fx->data, fx->len);
+    if (ty_wire_send_frame(&id, sock, 1) != 0 || ty_wire_send_frame(&payload, sock, 0) != 0)
+        ty_debug("send dropped: peer gone or queue full");
+    zframe_destroy(&payload);
+    ty_wire_poll_kick(sock == m->wsock ? m->wpoll : m->cpoll);
+}
+
+/* Log bytes of one attempt, appended to its file under the data dir. */
+static void ty_append_log(ty_master_t *m, const ty_fx_t *fx) {
+    char *dir = ty_xasprintf("%s/logs/%s", m->o.data_dir, fx->run);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        ty_warn("cannot create %s: %s", dir, strerror(errno));
+    free(dir);
+    char *path = ty_api_log_path(m->o.data_dir, fx->run, fx->task, fx->attempt);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ty_warn("cannot open %s: %s", path, strerror(errno));
+    } else {
+        ssize_t n = write(fd, fx->data, fx->len);
+        if (n != (ssize_t)fx->len)
+            ty_warn("short write to %s", path);
+        close(fd);
+    }
+    free(path);
+}
+
+static void ty_deadline_cb(uv_timer_t *h);
+
+static void ty_arm_deadline(ty_master_t *m) {
+    int64_t d = ty_core_deadline(m->core), a = m->api ? ty_api_deadline(m->api) : 0;
+    if (a && (!d || a < d))
+        d = a;
+    if (!d) {
+        uv_timer_stop(&m->deadline);
+        return;
+    }
+    int64_t wait = d - ty_mono_ms();
+    uv_timer_start(&m->deadline, ty_deadline_cb, (uint64_t)(wait > 0 ? wait : 0), 0);
+}
+
+static void ty_master_effects(ty_master_t *m) {
+    ty_fx_t fx;
+    while (ty_core_fx_pop(m->core, &fx)) {
+        switch (fx.kind) {
+        case TY_FX_SEND:
+            ty_send(m, &fx);
+            break;
+        case TY_FX_TXN: {
+            ty_txn_ctx_t *x = ty_xcalloc(1, sizeof *x);
+            x->m = m;
+            x->flight = fx.flight;
+            if (ty_store_txn(m->store, fx.epoch, fx.puts, fx.nputs, ty_txn_cb, x) != 0)
+                ty_txn_cb(TY_EETCD, x);
+            break;
+        }
+        case TY_FX_LOG:
+            ty_append_log(m, &fx);
+            break;
+        case TY_FX_NOTIFY:
+            if (m->api)
+                ty_api_notify(m->api, fx.run, fx.logs_only, ty_master_now());
+            break;
+        case TY_FX_FENCED:
+            ty_master_lost_lead(m, "etcd rejected a write: another master leads");
+            break;
+        }
+        ty_fx_clear(&fx);
+    }
+    ty_arm_deadline(m);
+}
+
+static void ty_deadline_cb(uv_timer_t *h) {
     ty_master_t *m = h->data;
-    ty_workers_sweep(m);
-    ty_api_expire_waiters(m);
+    ty_time_t now = ty_master_now();
+    if (m->api)
+        ty_api_expire(m->api, now);
+    ty_ev_t ev = {.kind = TY_EV_TICK};
+    ty_master_step(m, &ev);
+}
+
+static void ty_flush(ty_master_t *m) {
+    if (!m->core || !m->api)
+        return; /* not leading and serving yet */
+    ty_ev_t ev = {.kind = TY_EV_FLUSH};
+    ty_master_step(m, &ev);
+}
+
+static void ty_check_cb(uv_check_t *h) { ty_flush(h->data); }
+static void ty_prepare_cb(uv_prepare_t *h) { ty_flush(h->data); }
+
+/* Receive one message from a ROUTER socket; counts and logs rejected ones.
+ * Returns 0 with *id and *env (caller frees) or a negative code. */
+static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env) {
+    int rc = ty_wire_recv(sock, 1, m->o.max_frame, id, env);
+    if (rc == 0)
+        return 0;
+    if (rc == TY_ETOOBIG)
+        m->info.rejected_size++;
+    else if (rc == TY_EPROTO)
+        m->info.rejected_decode++;
+    if (rc != TY_ENOENT)
+        ty_warn("%s socket: rejected a message: %s", sock == m->wsock ? "worker" : "client",
+                ty_strerror(rc));
+    zframe_destroy(id);
+    return rc;
+}
+
+static void ty_on_worker(void *arg) {
+    ty_master_t *m = arg;
+    zframe_t *id = NULL;
+    Ty__Envelope *env = NULL;
+    if (ty_recv(m, m->wsock, &id, &env) != 0)
+        return;
+    ty_ev_t ev = {
+        .kind = TY_EV_WORKER_MSG, .peer = zframe_data(id), .peer_len = zframe_size(id), .msg = env};
+    ty_master_step(m, &ev);
+    ty_wire_free(&env);
+    zframe_destroy(&id);
+}
+
+static void ty_on_client(void *arg) {
+    ty_master_t *m = arg;
+    zframe_t *id = NULL;
+    Ty__Envelope *env = NULL;
+    if (ty_recv(m, m->csock, &id, &env) != 0)
+        return;
+    ty_api_request(m->api, zframe_data(id), zframe_size(id), env, ty_master_now());
+    ty_master_effects(m);
+    ty_wire_free(&env);
+    zframe_destroy(&id);
 }
 
 static void ty_serve(ty_master_t *m) {
@@ -65,29 +206,66 @@ static void ty_serve(ty_master_t *m) {
         zsock_bind(m->csock, "%s", m->o.client_ep) < 0) {
         ty_error("cannot bind %s / %s: %s", m->o.worker_ep, m->o.client_ep,
                  zmq_strerror(zmq_errno()));
-        exit(1);
+        m->exit_code = 1;
+        uv_stop(m->loop);
+        return;
     }
-    ty_wire_poll_create(&m->wpoll, m->loop, m->wsock, ty_workers_on_message, m);
-    ty_wire_poll_create(&m->cpoll, m->loop, m->csock, ty_api_on_message, m);
-    m->serving = 1;
-    m->grace_until = ty_mono_ms() + m->o.worker_lease_ms;
-    uint64_t every = (uint64_t)(m->o.heartbeat_ms / 2 > 0 ? m->o.heartbeat_ms / 2 : 1);
-    uv_timer_start(&m->sweep, ty_sweep_cb, every, every);
+    ty_wire_poll_create(&m->wpoll, m->loop, m->wsock, ty_on_worker, m);
+    ty_wire_poll_create(&m->cpoll, m->loop, m->csock, ty_on_client, m);
+    ty_api_create(&m->api, m->core, m->o.data_dir, &m->info);
+    ty_ev_t ev = {.kind = TY_EV_SERVE};
+    ty_master_step(m, &ev);
+    ty_core_stats_t s;
+    ty_core_stats(m->core, &s);
+    ty_info("state rebuilt: %zu runs, %zu workers known", s.runs, s.workers);
     ty_info("serving workers on %s and clients on %s", m->o.worker_ep, m->o.client_ep);
-    m->need_schedule = 1;
 }
 
-static void ty_rebuilt(ty_master_t *m, int status) {
+/* Rebuild: worker records first (running tasks name them), then runs and
+ * their tasks (a run's key sorts before its tasks'). */
+static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg);
+
+static void ty_load_step(ty_master_t *m, const char *prefix) {
+    if (ty_store_range(m->store, prefix, ty_loaded, m) != 0)
+        ty_loaded(TY_EETCD, NULL, 0, m);
+}
+
+static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
+    ty_master_t *m = arg;
     if (status != 0) {
         ty_error("cannot load state from etcd: %s", ty_strerror(status));
-        exit(1);
+        m->exit_code = 1;
+        uv_stop(m->loop);
+        return;
     }
-    ty_sched_recover(m);
-    ty_info("state rebuilt: %zu runs, %zu workers known", m->nruns, zhashx_size(m->workers));
-    ty_serve(m);
+    ty_time_t now = ty_master_now();
+    for (size_t i = 0; i < n; i++) {
+        ty_ev_t ev = {.kind = TY_EV_LOAD, .key = kvs[i].key, .data = kvs[i].val, .len = kvs[i].len};
+        ty_core_step(m->core, &ev, now);
+    }
+    if (m->load_stage++ == 0) /* workers/ were loaded; runs/ next */
+        ty_load_step(m, "runs/");
+    else
+        ty_serve(m);
 }
 
-static void ty_elected(ty_master_t *m) { ty_state_rebuild(m, ty_rebuilt); }
+static void ty_elected(ty_master_t *m) {
+    ty_core_opts_t co;
+    ty_core_opts_default(&co);
+    co.heartbeat_ms = m->o.heartbeat_ms;
+    co.worker_lease_ms = m->o.worker_lease_ms;
+    co.lost_limit = m->o.lost_limit;
+    co.epoch = m->epoch;
+    ty_random_bytes(&co.seed, sizeof co.seed);
+    m->info.epoch = m->epoch;
+    if (ty_core_create(&m->core, &co) != 0) {
+        ty_error("bad core options");
+        m->exit_code = 2;
+        uv_stop(m->loop);
+        return;
+    }
+    ty_load_step(m, "workers/");
+}
 
 static void ty_stop_cb(int status, const ty_etcd_resp_t *resp, void *arg) {
     (void)status;
@@ -103,7 +281,7 @@ static void ty_signal_cb(uv_signal_t *h, int sig) {
     uv_signal_stop(&m->sigint);
     uv_signal_stop(&m->sigterm);
     /* hand leadership over at once; give etcd two seconds */
-    uv_timer_start(&m->retry, ty_stop_timer_cb, 2000, 0);
+    uv_timer_start(&m->stop, ty_stop_timer_cb, 2000, 0);
     if (!m->leader || ty_etcd_lease_revoke(m->etcd, m->lease_id, ty_stop_cb, m->loop) != 0)
         uv_stop(m->loop);
 }
@@ -259,20 +437,20 @@ int main(int argc, char **argv) {
         ty_error("bad --etcd '%s'", m.o.etcd);
         return 2;
     }
-    m.runs = zhashx_new();
-    m.workers = zhashx_new();
-    ty_state_init(&m);
+    if (ty_store_etcd_create(&m.store, m.etcd, m.o.prefix) != 0) {
+        ty_error("cannot create the etcd store");
+        return 2;
+    }
+    m.info.node_id = m.o.node_id;
     uv_check_init(m.loop, &m.check);
-    uv_prepare_t prepare;
-    uv_prepare_init(m.loop, &prepare);
-    m.check.data = prepare.data = &m;
+    uv_prepare_init(m.loop, &m.prepare);
+    m.check.data = m.prepare.data = &m;
     uv_check_start(&m.check, ty_check_cb);
-    uv_prepare_start(&prepare, ty_prepare_cb);
-    uv_timer_init(m.loop, &m.sweep);
-    uv_timer_init(m.loop, &m.delay);
+    uv_prepare_start(&m.prepare, ty_prepare_cb);
+    uv_timer_init(m.loop, &m.deadline);
     uv_timer_init(m.loop, &m.keepalive);
-    uv_timer_init(m.loop, &m.retry);
-    m.sweep.data = m.delay.data = m.keepalive.data = m.retry.data = &m;
+    uv_timer_init(m.loop, &m.stop);
+    m.deadline.data = m.keepalive.data = m.stop.data = &m;
     uv_signal_init(m.loop, &m.sigint);
     uv_signal_init(m.loop, &m.sigterm);
     m.sigint.data = m.sigterm.data = &m;
@@ -287,20 +465,13 @@ int main(int argc, char **argv) {
     ty_election_stop(&m);
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
+    ty_api_destroy(&m.api);
+    ty_store_destroy(&m.store);
     ty_etcd_destroy(&m.etcd);
-    ty_state_fini(&m);
     uv_walk(m.loop, ty_close_walk, NULL);
     uv_run(m.loop, UV_RUN_DEFAULT);
     uv_loop_close(m.loop);
-    for (size_t i = 0; i < m.nruns; i++)
-        ty_sched_run_free(m.order[i]);
-    free(m.order);
-    for (ty_worker_t *w = zhashx_first(m.workers); w; w = zhashx_next(m.workers))
-        ty_workers_free(w);
-    zhashx_destroy(&m.runs);
-    zhashx_destroy(&m.workers);
-    free(m.heap);
-    free(m.delayed);
+    ty_core_destroy(&m.core);
     zsock_destroy(&m.wsock);
     zsock_destroy(&m.csock);
     ty_info("stopped");
@@ -310,5 +481,5 @@ int main(int argc, char **argv) {
     free(m.o.worker_ep);
     free(m.o.client_ep);
     free(m.o.data_dir);
-    return 0;
+    return m.exit_code;
 }

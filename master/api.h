@@ -1,0 +1,42 @@
+/* The client protocol, apart from its transport: submit, runs, status (with
+ * long-poll), logs (with follow), cancel, workers and info.  A transport
+ * (the ZeroMQ client socket; an HTTP adapter later) hands each decoded
+ * request in with the peer it came from; every reply goes out through the
+ * core (a REPLY event), so it leaves only after what it reports is durable.
+ * State changes are the core's (SUBMIT, CANCEL events); reads look at the
+ * core's state; logs are read from <data_dir>/logs.  Parked requests
+ * (status long-polls, log follows) are answered on the core's NOTIFY
+ * effects or when they expire (ty_api_deadline). */
+#ifndef TY_MASTER_API_H
+#define TY_MASTER_API_H
+
+#include "master/core/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ty_api ty_api_t;
+
+/* Figures `info` reports that the transport and election own. */
+typedef struct {
+    uint64_t epoch;
+    uint64_t rejected_size, rejected_decode;
+    const char *node_id;
+} ty_api_info_t;
+
+/* core and info are borrowed and must outlive the handler (it counts
+ * unexpected requests in info->rejected_decode). */
+int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info);
+void ty_api_destroy(ty_api_t **a);
+void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *req,
+                    ty_time_t now);
+/* The core's NOTIFY effect for run_id. */
+void ty_api_notify(ty_api_t *a, const char *run_id, int logs_only, ty_time_t now);
+/* Answer parked requests whose time is up. */
+void ty_api_expire(ty_api_t *a, ty_time_t now);
+/* Monotonic ms of the earliest parked request's expiry, 0 when none. */
+int64_t ty_api_deadline(const ty_api_t *a);
+/* Path of one attempt's log (heap string). */
+char *ty_api_log_path(const char *data_dir, const char *run, const char *task, unsigned attempt);
+
+#endif

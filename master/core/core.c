@@ -1,0 +1,341 @@
+/* The core's entry point: events in, effects out (see core.h). */
+#include "master/core/core_int.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ty_core_opts_default(ty_core_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    o->heartbeat_ms = 1000;
+    o->worker_lease_ms = 5000;
+    o->lost_limit = 5;
+    o->retry_ms = 500;
+    o->seed = 1;
+}
+
+int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
+    if (!out || !o || o->heartbeat_ms <= 0 || o->worker_lease_ms <= 0 || o->lost_limit <= 0 ||
+        o->retry_ms <= 0)
+        return TY_EINVAL;
+    ty_core_t *c = ty_xcalloc(1, sizeof *c);
+    c->o = *o;
+    c->rng = o->seed ? o->seed : 1;
+    c->runs = zhashx_new();
+    c->workers = zhashx_new();
+    ty_persist_init(c);
+    *out = c;
+    return 0;
+}
+
+void ty_fx_clear(ty_fx_t *fx) {
+    if (!fx)
+        return;
+    free(fx->peer);
+    free(fx->data);
+    for (size_t i = 0; i < fx->nputs; i++) {
+        free(fx->puts[i].key);
+        free(fx->puts[i].val);
+    }
+    free(fx->puts);
+    free(fx->run);
+    free(fx->task);
+    memset(fx, 0, sizeof *fx);
+}
+
+void ty_core_destroy(ty_core_t **cp) {
+    if (!cp || !*cp)
+        return;
+    ty_core_t *c = *cp;
+    ty_persist_fini(c);
+    for (size_t i = c->fx_head; i < c->fx_len; i++)
+        ty_fx_clear(&c->fx[i]);
+    free(c->fx);
+    for (size_t i = 0; i < c->nruns; i++)
+        ty_runs_free(c->order[i]);
+    free(c->order);
+    for (size_t i = 0; i < c->nworkers; i++)
+        ty_fleet_free(c->wlist[i]);
+    free(c->wlist);
+    zhashx_destroy(&c->runs);
+    zhashx_destroy(&c->workers);
+    free(c->heap);
+    free(c->delayed);
+    free(c);
+    *cp = NULL;
+}
+
+/* ---- effects ---- */
+
+void ty_core_emit(ty_core_t *c, const ty_fx_t *fx) {
+    if (c->fx_head > 0 && c->fx_head == c->fx_len)
+        c->fx_head = c->fx_len = 0;
+    if (c->fx_len == c->fx_cap) {
+        if (c->fx_head > 0) { /* slide the unread ones down */
+            memmove(c->fx, c->fx + c->fx_head, (c->fx_len - c->fx_head) * sizeof *c->fx);
+            c->fx_len -= c->fx_head;
+            c->fx_head = 0;
+        }
+        if (c->fx_len == c->fx_cap) {
+            c->fx_cap = c->fx_cap ? c->fx_cap * 2 : 64;
+            c->fx = ty_xrealloc(c->fx, c->fx_cap * sizeof *c->fx);
+        }
+    }
+    c->fx[c->fx_len++] = *fx;
+}
+
+int ty_core_fx_pop(ty_core_t *c, ty_fx_t *out) {
+    if (c->fx_head == c->fx_len)
+        return 0;
+    *out = c->fx[c->fx_head++];
+    return 1;
+}
+
+void ty_core_notify(ty_core_t *c, ty_run_t *r, int logs_only) {
+    int want = logs_only ? 2 : 1;
+    if (r->notify == 1 || r->notify == want)
+        return;
+    if (!r->notify) {
+        r->notify_next = c->notify;
+        c->notify = r;
+    }
+    r->notify = want;
+}
+
+static void ty_core_notify_flush(ty_core_t *c) {
+    /* oldest first is not needed: each waiter answers for its own run */
+    while (c->notify) {
+        ty_run_t *r = c->notify;
+        c->notify = r->notify_next;
+        ty_fx_t fx = {.kind = TY_FX_NOTIFY, .logs_only = r->notify == 2};
+        fx.run = ty_xstrdup(r->id);
+        r->notify = 0;
+        r->notify_next = NULL;
+        ty_core_emit(c, &fx);
+    }
+}
+
+void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
+                  uint8_t *data, size_t len) {
+    ty_outmsg_t *o = ty_xcalloc(1, sizeof *o);
+    o->kind = kind;
+    o->peer = ty_xmalloc(peer_len ? peer_len : 1);
+    memcpy(o->peer, peer, peer_len);
+    o->peer_len = peer_len;
+    o->data = data;
+    o->len = len;
+    ty_persist_queue(c, o);
+}
+
+void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
+                      Ty__Envelope *env) {
+    env->version = 1; /* TY_WIRE_VERSION */
+    size_t len = ty__envelope__get_packed_size(env);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__envelope__pack(env, buf);
+    ty_core_send(c, kind, peer, peer_len, buf, len);
+}
+
+/* ---- lookups ---- */
+
+ty_run_t *ty_core_find_run(const ty_core_t *c, const char *id) {
+    return id ? zhashx_lookup(c->runs, id) : NULL;
+}
+
+ty_task_t *ty_core_find_task(const ty_core_t *c, const char *run_id, const char *task) {
+    ty_run_t *r = ty_core_find_run(c, run_id);
+    if (!r || !task)
+        return NULL;
+    int i = ty_dag_task_index(r->spec, task);
+    return i < 0 ? NULL : &r->tasks[i];
+}
+
+ty_worker_t *ty_core_find_worker(const ty_core_t *c, const char *id) {
+    return id ? zhashx_lookup(c->workers, id) : NULL;
+}
+
+/* splitmix64: the core's only source of randomness, seeded by its options */
+uint64_t ty_core_rand(ty_core_t *c) {
+    uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ---- client requests that change state ---- */
+
+static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
+    Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
+    e.code = code;
+    e.message = (char *)msg;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.req_id = ev->req_id;
+    env.body_case = TY__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+}
+
+static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
+    Ty__PipelineSpec *spec = ev->spec;
+    if (!spec || spec->n_tasks == 0) {
+        ty_dag_free(&spec);
+        ty_dag_kvs_free(ev->params, ev->nparams);
+        ty_reply_error(c, ev, TY_EINVAL, "empty pipeline");
+        return TY_EINVAL;
+    }
+    if (ev->raw_spec) { /* the validated spec, as submitted, under pipelines/<name> */
+        uint8_t *val = ty_xmalloc(ev->raw_len ? ev->raw_len : 1);
+        memcpy(val, ev->raw_spec, ev->raw_len);
+        ty_persist_put(c, ty_xasprintf("pipelines/%s", spec->name), val, ev->raw_len);
+    }
+    char *run_id = NULL;
+    do { /* ids are random, so a clash is rare; it is still never reused */
+        free(run_id);
+        run_id = ty_xasprintf("%s-%08x", spec->name, (unsigned)(ty_core_rand(c) >> 32));
+    } while (ty_core_find_run(c, run_id));
+    ty_run_t *r = ty_runs_new(run_id, spec, ev->params, ev->nparams);
+    ty_runs_start(c, r);
+    ty_info("run %s submitted (%zu tasks)", run_id, r->ntasks);
+    Ty__SubmitReply sr = TY__SUBMIT_REPLY__INIT;
+    sr.run_id = run_id;
+    sr.state = r->state;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.req_id = ev->req_id;
+    env.body_case = TY__ENVELOPE__BODY_SUBMIT_REPLY;
+    env.submit_reply = &sr;
+    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+    free(run_id);
+    return 0;
+}
+
+static int ty_on_cancel(ty_core_t *c, const ty_ev_t *ev) {
+    ty_run_t *r = ty_core_find_run(c, ev->run_id);
+    if (!r) {
+        ty_reply_error(c, ev, TY_ENOENT, "no such run");
+        return TY_ENOENT;
+    }
+    if (ty_runs_cancel(c, r) != 0) {
+        char *msg = ty_xasprintf("run %s is already %s", r->id, ty_run_state_name(r->state));
+        ty_reply_error(c, ev, TY_ESTATE, msg);
+        free(msg);
+        return TY_ESTATE;
+    }
+    Ty__CancelReply cr = TY__CANCEL_REPLY__INIT;
+    cr.state = r->state;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.req_id = ev->req_id;
+    env.body_case = TY__ENVELOPE__BODY_CANCEL_REPLY;
+    env.cancel_reply = &cr;
+    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+    return 0;
+}
+
+/* ---- the entry point ---- */
+
+static void ty_core_tick(ty_core_t *c) {
+    ty_runs_due(c);
+    if (c->serving && c->now.mono_ms >= c->next_sweep) {
+        ty_fleet_sweep(c);
+        int64_t every = c->o.heartbeat_ms / 2 > 0 ? c->o.heartbeat_ms / 2 : 1;
+        c->next_sweep = c->now.mono_ms + every;
+    }
+    ty_persist_retry(c);
+}
+
+static void ty_core_flush(ty_core_t *c) {
+    if (c->need_schedule)
+        ty_queue_pass(c);
+    ty_core_notify_flush(c);
+    ty_persist_flush(c);
+}
+
+int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
+    if (c->fenced) {
+        if (ev->kind == TY_EV_SUBMIT) {
+            Ty__PipelineSpec *spec = ev->spec;
+            ty_dag_free(&spec);
+            ty_dag_kvs_free(ev->params, ev->nparams);
+        }
+        return TY_ESTALE;
+    }
+    c->now = now;
+    int rc = 0;
+    switch (ev->kind) {
+    case TY_EV_TICK:
+        ty_core_tick(c);
+        break;
+    case TY_EV_FLUSH:
+        ty_core_flush(c);
+        break;
+    case TY_EV_WORKER_MSG:
+        if (ev->msg && c->serving)
+            ty_fleet_message(c, ev->peer, ev->peer_len, ev->msg);
+        break;
+    case TY_EV_SUBMIT:
+        rc = ty_on_submit(c, ev);
+        break;
+    case TY_EV_CANCEL:
+        rc = ty_on_cancel(c, ev);
+        break;
+    case TY_EV_REPLY: {
+        uint8_t *data = ty_xmalloc(ev->len ? ev->len : 1);
+        memcpy(data, ev->data, ev->len);
+        ty_core_send(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, data, ev->len);
+        break;
+    }
+    case TY_EV_TXN_DONE:
+        ty_persist_done(c, ev->flight, ev->status);
+        break;
+    case TY_EV_LOAD:
+        if (ev->key && ev->data)
+            ty_persist_load(c, ev->key, ev->data, ev->len);
+        break;
+    case TY_EV_SERVE:
+        ty_runs_recover(c);
+        c->serving = 1;
+        c->grace_until = now.mono_ms + c->o.worker_lease_ms;
+        c->next_sweep = now.mono_ms;
+        break;
+    default:
+        rc = TY_EINVAL;
+        break;
+    }
+    return rc;
+}
+
+int64_t ty_core_deadline(const ty_core_t *c) {
+    if (c->fenced)
+        return 0;
+    int64_t d = 0;
+#define TY_EARLIER(x)                                                                              \
+    do {                                                                                           \
+        int64_t v_ = (x);                                                                          \
+        if (v_ && (!d || v_ < d))                                                                  \
+            d = v_;                                                                                \
+    } while (0)
+    if (c->serving)
+        TY_EARLIER(c->next_sweep);
+    TY_EARLIER(c->retry_at);
+    if (c->next_delay) { /* back-off ends are wall times */
+        int64_t left = c->next_delay - c->now.wall_ms;
+        TY_EARLIER(c->now.mono_ms + (left > 0 ? left : 0));
+    }
+#undef TY_EARLIER
+    return d;
+}
+
+int ty_core_idle(const ty_core_t *c) { return ty_persist_idle(c) && !c->open.out; }
+
+void ty_core_stats(const ty_core_t *c, ty_core_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    out->txns = c->txns;
+    out->ops = c->ops;
+    out->dispatches = c->dispatches;
+    out->rejected_msgs = c->rejected_msgs;
+    out->last_reject = c->last_reject ? c->last_reject : "";
+    out->runs = c->nruns;
+    out->workers = c->nworkers;
+}

@@ -1,0 +1,139 @@
+/* The master's control core: runs, tasks, workers, the ready queue,
+ * placement, retries and back-off, worker liveness and adoption, and the
+ * write-ahead batching of every change, with no I/O at all.
+ *
+ * One entry point: ty_core_step() takes an event and the current wall and
+ * monotonic time; what the core wants done comes out as effects, popped
+ * with ty_core_fx_pop() in order: persist these records (a txn), send this
+ * message to that peer, append these log bytes, tell the waiters of a run,
+ * leadership is lost (fenced).  ty_core_deadline() says when the next TICK
+ * is due.  The core reads no clock, opens no socket or file, calls no
+ * exit(), draws random numbers only from the seeded generator in its
+ * options, and iterates workers in registration order: the same events at
+ * the same times give the same effects (the simulator relies on it).
+ *
+ * Write-ahead: every message the core sends leaves (as a SEND effect) only
+ * after every record changed before it is durable: changes of a loop
+ * iteration are collected, FLUSH turns them into TXN effects (compared
+ * against the leader key's epoch, split past 120 operations), and the
+ * messages queued meanwhile are released when TXN_DONE reports the batch
+ * committed, batches in order.  Up to four batches are in flight at once,
+ * provided no key is written by two of them.
+ *
+ * Threading: none; the caller owns the core and calls it from one thread. */
+#ifndef TY_MASTER_CORE_CORE_H
+#define TY_MASTER_CORE_CORE_H
+
+#include "trainyard.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ty_core ty_core_t;
+
+typedef struct {
+    int64_t wall_ms; /* milliseconds since the epoch: record times, back-off */
+    int64_t mono_ms; /* monotonic: liveness, batch retries */
+} ty_time_t;
+
+typedef struct {
+    int64_t heartbeat_ms;    /* worker heartbeat interval */
+    int64_t worker_lease_ms; /* a worker silent this long is lost */
+    int64_t lost_limit;      /* a task lost with its worker this often fails */
+    int64_t retry_ms;        /* a failed batch is sent again after this */
+    uint64_t epoch;          /* leadership epoch: dispatches and the txn compare */
+    uint64_t seed;           /* run ids */
+} ty_core_opts_t;
+
+/* A peer is opaque bytes the transport chose (a ZeroMQ routing id). */
+typedef enum { TY_PEER_WORKER = 1, TY_PEER_CLIENT = 2 } ty_peer_kind_t;
+
+typedef enum {
+    TY_EV_TICK = 1,   /* deadlines due: back-off, worker liveness, batch retries */
+    TY_EV_FLUSH,      /* end of a loop iteration: place, notify, start a batch */
+    TY_EV_WORKER_MSG, /* a message from a worker peer (msg) */
+    TY_EV_SUBMIT,     /* a validated, resolved pipeline (spec, params, raw spec) */
+    TY_EV_CANCEL,     /* cancel run_id; the reply goes to peer */
+    TY_EV_REPLY,      /* queue data for a client peer behind the pending writes */
+    TY_EV_TXN_DONE,   /* a txn of batch `flight` answered: status 0, TY_ESTALE, other */
+    TY_EV_LOAD,       /* a record read back from the store (key relative to the prefix) */
+    TY_EV_SERVE,      /* loading is done: recover and start serving */
+} ty_ev_kind_t;
+
+typedef struct {
+    ty_ev_kind_t kind;
+    const uint8_t *peer; /* WORKER_MSG, SUBMIT, CANCEL, REPLY */
+    size_t peer_len;
+    uint64_t req_id;         /* SUBMIT, CANCEL: echoed in the reply */
+    const Ty__Envelope *msg; /* WORKER_MSG */
+    /* SUBMIT: ownership of spec and params passes to the core */
+    Ty__PipelineSpec *spec; /* resolved */
+    Ty__KV **params;
+    size_t nparams;
+    const uint8_t *raw_spec; /* SUBMIT: the spec as submitted, for pipelines/<name> */
+    size_t raw_len;
+    const char *run_id;  /* CANCEL */
+    const uint8_t *data; /* REPLY payload; LOAD value */
+    size_t len;
+    const char *key; /* LOAD */
+    uint64_t flight; /* TXN_DONE */
+    int status;      /* TXN_DONE */
+} ty_ev_t;
+
+typedef enum {
+    TY_FX_SEND = 1, /* data to peer (a packed Ty__Envelope) */
+    TY_FX_TXN,      /* puts, if the leader key's create revision is epoch */
+    TY_FX_LOG,      /* append data to the log of run/task/attempt */
+    TY_FX_NOTIFY,   /* run changed (logs_only: only its logs grew) */
+    TY_FX_FENCED,   /* another master leads: stop */
+} ty_fx_kind_t;
+
+typedef struct {
+    char *key; /* relative to the store's prefix */
+    uint8_t *val;
+    size_t len;
+} ty_put_t;
+
+/* An effect, owned by whoever popped it: release with ty_fx_clear(). */
+typedef struct {
+    ty_fx_kind_t kind;
+    ty_peer_kind_t peer_kind; /* SEND */
+    uint8_t *peer;
+    size_t peer_len;
+    uint8_t *data; /* SEND, LOG */
+    size_t len;
+    uint64_t flight; /* TXN: answer with TXN_DONE naming it */
+    uint64_t epoch;  /* TXN */
+    ty_put_t *puts;  /* TXN */
+    size_t nputs;
+    char *run, *task; /* LOG, NOTIFY */
+    uint32_t attempt; /* LOG */
+    int logs_only;    /* NOTIFY */
+} ty_fx_t;
+
+void ty_core_opts_default(ty_core_opts_t *o);
+int ty_core_create(ty_core_t **out, const ty_core_opts_t *o);
+void ty_core_destroy(ty_core_t **c);
+
+/* Handle one event at time now.  Returns 0, or for SUBMIT/CANCEL a
+ * negative code (the error reply is already queued); TY_ESTALE once
+ * fenced (nothing is done any more). */
+int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now);
+/* Pop the oldest effect into *out (the caller owns it); 0 when none. */
+int ty_core_fx_pop(ty_core_t *c, ty_fx_t *out);
+void ty_fx_clear(ty_fx_t *fx);
+/* Monotonic ms at which a TICK is next due, or 0 when nothing waits. */
+int64_t ty_core_deadline(const ty_core_t *c);
+/* Nothing changed and nothing in flight: a message would leave at once. */
+int ty_core_idle(const ty_core_t *c);
+
+/* Counters for `trainyard info`. */
+typedef struct {
+    uint64_t txns, ops, dispatches;
+    uint64_t rejected_msgs; /* worker messages refused by validation */
+    const char *last_reject;
+    size_t runs, workers;
+} ty_core_stats_t;
+void ty_core_stats(const ty_core_t *c, ty_core_stats_t *out);
+
+#endif

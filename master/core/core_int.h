@@ -1,0 +1,249 @@
+/* The control core's state.  Readable by the request handler (master/api.c)
+ * and by tests; changed only through ty_core_step(). */
+#ifndef TY_MASTER_CORE_CORE_INT_H
+#define TY_MASTER_CORE_CORE_INT_H
+
+#include "master/core/core.h"
+
+#include "common/dag.h"
+
+#include <czmq.h>
+
+typedef struct ty_run ty_run_t;
+typedef struct ty_task ty_task_t;
+typedef struct ty_worker ty_worker_t;
+
+typedef struct {
+    char *name;
+    double value;
+    int64_t step;
+} ty_metric_t;
+
+struct ty_task {
+    ty_run_t *run;
+    Ty__TaskSpec *spec; /* owned by run->spec */
+    unsigned state, attempt, failures, lost;
+    char *worker; /* worker id of the current attempt, or NULL */
+    int exit_code, term_signal;
+    int64_t queued_ms, started_ms, finished_ms, not_before_ms;
+    char *reason;
+    int waiting_why; /* reason says why it waits to be placed (not an outcome) */
+    uint32_t *gpu_ids;
+    size_t n_gpu;
+    double progress;
+    char *progress_text;
+    ty_metric_t *metrics;
+    size_t nmetrics;
+    /* while running: its worker, the resources charged there, and its place
+     * in the worker's list of running attempts */
+    ty_worker_t *w;
+    ty_task_t *wnext, *wprev;
+    double charged_cpus;
+    uint64_t charged_mem;
+    uint64_t charged_gpus; /* bitmask */
+    int charged;
+    int adopted;        /* after a rebuild: a worker re-registered with it */
+    uint64_t ready_seq; /* heap tie-break: submit order */
+    int heap_idx;       /* index in the ready heap, -1 when not in it */
+    int delayed;        /* waiting for not_before_ms */
+    int *children;      /* indexes of dependent tasks */
+    size_t nchildren;
+    int dirty;
+    ty_task_t *dirty_next;
+    int inflight; /* batches in flight that write this task */
+};
+
+struct ty_run {
+    char *id;
+    Ty__PipelineSpec *spec;
+    Ty__KV **params;
+    size_t nparams;
+    unsigned state;
+    int64_t created_ms, started_ms, finished_ms;
+    uint64_t seq;
+    ty_task_t *tasks;
+    size_t ntasks, nsettled;
+    uint64_t version; /* bumped on every change; status long-polls wait on it */
+    int dirty;
+    ty_run_t *dirty_next;
+    int inflight;
+    int notify; /* 1: waiters to be told at the next flush; 2: logs only */
+    ty_run_t *notify_next;
+};
+
+#define TY_WORKER_MAX_GPUS 64 /* the GPU bitmask */
+
+struct ty_worker {
+    char *id;
+    char *hostname;
+    uint8_t *peer; /* transport routing id */
+    size_t peer_len;
+    double cpus;
+    uint64_t mem_mb;
+    uint32_t gpus;
+    Ty__KV **labels;
+    size_t nlabels;
+    double used_cpus;
+    uint64_t used_mem;
+    uint64_t gpu_busy; /* bitmask */
+    unsigned running;
+    ty_task_t *tasks;  /* attempts the core considers running here */
+    int64_t last_seen; /* monotonic ms */
+    int up;
+    int gone;        /* deregistered */
+    int known_only;  /* loaded from etcd, not yet re-registered */
+    int placeholder; /* only named by a running task's record */
+};
+
+typedef struct ty_outmsg {
+    ty_peer_kind_t kind;
+    uint8_t *peer;
+    size_t peer_len;
+    uint8_t *data;
+    size_t len;
+    struct ty_outmsg *next;
+} ty_outmsg_t;
+
+/* Changes collected since the last batch left, and the messages behind them. */
+typedef struct {
+    ty_run_t *runs;
+    ty_task_t *tasks;
+    ty_put_t *puts; /* keyed records (pipelines/, workers/), one per key */
+    size_t nputs;
+    ty_outmsg_t *out, **out_tail;
+    size_t nops;
+} ty_batch_t;
+
+/* A batch being committed.  Its records are listed in arrays (the objects'
+ * dirty links already serve the next open batch). */
+typedef struct ty_flight {
+    uint64_t id;
+    ty_run_t **runs;
+    ty_task_t **tasks;
+    size_t nruns, ntasks;
+    ty_batch_t raw; /* keyed puts and the outbox */
+    int pending;    /* txns not yet answered */
+    int failed, done;
+    struct ty_flight *next;
+} ty_flight_t;
+
+#define TY_MAX_FLIGHTS 4
+#define TY_TXN_MAX_OPS 120 /* etcd's default cap is 128 per txn */
+
+struct ty_core {
+    ty_core_opts_t o;
+    ty_time_t now;
+    uint64_t rng;
+    int serving, fenced;
+    int64_t grace_until; /* monotonic: re-registration grace after a rebuild */
+    int64_t next_sweep;  /* monotonic: worker liveness */
+
+    /* effects, oldest first */
+    ty_fx_t *fx;
+    size_t fx_head, fx_len, fx_cap;
+
+    /* runs */
+    zhashx_t *runs;   /* id -> ty_run_t* */
+    ty_run_t **order; /* runs by submit order */
+    size_t nruns, cap_runs;
+    uint64_t next_seq;
+    ty_run_t *notify; /* runs whose waiters hear of a change at the next flush */
+
+    /* workers, in registration order */
+    zhashx_t *workers; /* id -> ty_worker_t* */
+    ty_worker_t **wlist;
+    size_t nworkers, cap_workers;
+    zhashx_t *peers; /* peer bytes (hex) -> ty_worker_t* */
+
+    /* ready queue and back-off */
+    ty_task_t **heap;
+    size_t nheap, cap_heap;
+    ty_task_t **delayed;
+    size_t ndelayed, cap_delayed;
+    int64_t next_delay; /* wall ms of the earliest back-off end, 0 none */
+    int need_schedule;
+    int workers_changed; /* one came or went: queued tasks' reasons are rechecked */
+
+    /* persistence */
+    ty_batch_t open;
+    ty_flight_t *flights; /* oldest first; outboxes leave in this order */
+    size_t nflights;
+    uint64_t next_flight;
+    zhashx_t *inflight_keys; /* keyed puts in flight -> count */
+    int64_t retry_at;        /* monotonic: resend failed batches */
+
+    /* counters */
+    uint64_t txns, ops, dispatches, rejected_msgs;
+    const char *last_reject;
+};
+
+/* ---- core.c ---- */
+void ty_core_emit(ty_core_t *c, const ty_fx_t *fx); /* takes ownership of fx's buffers */
+void ty_core_notify(ty_core_t *c, ty_run_t *r, int logs_only);
+ty_run_t *ty_core_find_run(const ty_core_t *c, const char *id);
+ty_task_t *ty_core_find_task(const ty_core_t *c, const char *run_id, const char *task);
+ty_worker_t *ty_core_find_worker(const ty_core_t *c, const char *id);
+uint64_t ty_core_rand(ty_core_t *c);
+/* Queue a packed envelope for peer behind the pending writes (takes data). */
+void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
+                  uint8_t *data, size_t len);
+void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
+                      Ty__Envelope *env);
+
+/* ---- runs.c: runs and tasks ---- */
+ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams);
+void ty_runs_free(ty_run_t *r);
+void ty_runs_index(ty_core_t *c, ty_run_t *r);
+void ty_runs_start(ty_core_t *c, ty_run_t *r);
+void ty_runs_enqueue(ty_core_t *c, ty_task_t *t);
+void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res);
+void ty_runs_requeue_lost(ty_core_t *c, ty_task_t *t, const char *why);
+int ty_runs_cancel(ty_core_t *c, ty_run_t *r);
+void ty_runs_due(ty_core_t *c);     /* back-off ends */
+void ty_runs_recover(ty_core_t *c); /* after loading */
+void ty_runs_set_reason(ty_task_t *t, char *reason);
+/* t starts running on w (dispatch or adoption): linked into w's list. */
+void ty_runs_attach(ty_task_t *t, ty_worker_t *w);
+/* t no longer runs: its resources go back to its worker; unlinked. */
+void ty_runs_release(ty_core_t *c, ty_task_t *t);
+
+/* ---- queue.c: the ready heap and placement ---- */
+void ty_queue_push(ty_core_t *c, ty_task_t *t);
+void ty_queue_remove(ty_core_t *c, ty_task_t *t);
+void ty_queue_pass(ty_core_t *c);
+void ty_queue_charge(ty_task_t *t, ty_worker_t *w);
+/* A newly queued task that no worker could hold says so at once. */
+void ty_queue_explain_new(ty_core_t *c, ty_task_t *t);
+int ty_queue_is_wait_reason(const char *reason);
+double ty_queue_need_cpus(const Ty__TaskSpec *s);
+uint64_t ty_queue_need_mem(const Ty__TaskSpec *s);
+uint32_t ty_queue_need_gpus(const Ty__TaskSpec *s);
+
+/* ---- fleet.c: workers ---- */
+void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env);
+void ty_fleet_sweep(ty_core_t *c);
+void ty_fleet_free(ty_worker_t *w);
+void ty_fleet_send_cancel(ty_core_t *c, ty_task_t *t);
+/* The worker named id, made as a placeholder when unknown (rebuild). */
+ty_worker_t *ty_fleet_get(ty_core_t *c, const char *id);
+void ty_fleet_load(ty_core_t *c, const Ty__WorkerRecord *rec);
+
+/* ---- persist.c: the write-ahead batches ---- */
+void ty_persist_init(ty_core_t *c);
+void ty_persist_fini(ty_core_t *c);
+void ty_persist_run(ty_core_t *c, ty_run_t *r);
+void ty_persist_task(ty_core_t *c, ty_task_t *t);
+void ty_persist_put(ty_core_t *c, char *key, uint8_t *val, size_t len); /* takes key and val */
+void ty_persist_queue(ty_core_t *c, ty_outmsg_t *o);
+void ty_persist_flush(ty_core_t *c);
+void ty_persist_done(ty_core_t *c, uint64_t flight, int status);
+void ty_persist_retry(ty_core_t *c);
+int ty_persist_idle(const ty_core_t *c);
+/* Record views pointing into t / r; clear frees only the view's arrays. */
+void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec);
+void ty_persist_task_record_clear(Ty__TaskRecord *rec);
+void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec);
+/* Rebuild: one record read back. */
+void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len);
+
+#endif

@@ -1,0 +1,489 @@
+/* Write-ahead batches.  Changes made while handling events mark runs and
+ * tasks dirty in the open batch (keyed records such as pipelines/ and
+ * workers/ are kept one per key); FLUSH turns the batch into TXN effects
+ * compared against the epoch.  Messages queued meanwhile wait in the
+ * batch's outbox and leave (as SEND effects) only after every txn of the
+ * batch, and of every batch before it, has committed. */
+#include "master/core/core_int.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void ty_batch_init(ty_batch_t *b) {
+    memset(b, 0, sizeof *b);
+    b->out_tail = &b->out;
+}
+
+void ty_persist_init(ty_core_t *c) {
+    ty_batch_init(&c->open);
+    c->inflight_keys = zhashx_new();
+}
+
+static void ty_out_free(ty_outmsg_t *o) {
+    while (o) {
+        ty_outmsg_t *next = o->next;
+        free(o->peer);
+        free(o->data);
+        free(o);
+        o = next;
+    }
+}
+
+static void ty_puts_free(ty_put_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(p[i].key);
+        free(p[i].val);
+    }
+    free(p);
+}
+
+static void ty_flight_free(ty_core_t *c, ty_flight_t *f) {
+    for (size_t i = 0; i < f->nruns; i++)
+        f->runs[i]->inflight--;
+    for (size_t i = 0; i < f->ntasks; i++)
+        f->tasks[i]->inflight--;
+    for (size_t i = 0; i < f->raw.nputs; i++) {
+        const char *k = f->raw.puts[i].key;
+        uintptr_t n = (uintptr_t)zhashx_lookup(c->inflight_keys, k);
+        if (n <= 1)
+            zhashx_delete(c->inflight_keys, k);
+        else
+            zhashx_update(c->inflight_keys, k, (void *)(n - 1));
+    }
+    free(f->runs);
+    free(f->tasks);
+    ty_puts_free(f->raw.puts, f->raw.nputs);
+    free(f);
+}
+
+void ty_persist_fini(ty_core_t *c) {
+    while (c->flights) {
+        ty_flight_t *f = c->flights;
+        c->flights = f->next;
+        ty_out_free(f->raw.out);
+        ty_flight_free(c, f);
+    }
+    c->nflights = 0;
+    ty_out_free(c->open.out);
+    ty_puts_free(c->open.puts, c->open.nputs);
+    ty_batch_init(&c->open);
+    zhashx_destroy(&c->inflight_keys);
+}
+
+void ty_persist_run(ty_core_t *c, ty_run_t *r) {
+    r->version++;
+    ty_core_notify(c, r, 0);
+    if (r->dirty)
+        return;
+    r->dirty = 1;
+    r->dirty_next = c->open.runs;
+    c->open.runs = r;
+    c->open.nops++;
+}
+
+void ty_persist_task(ty_core_t *c, ty_task_t *t) {
+    t->run->version++;
+    ty_core_notify(c, t->run, 0);
+    if (t->dirty)
+        return;
+    t->dirty = 1;
+    t->dirty_next = c->open.tasks;
+    c->open.tasks = t;
+    c->open.nops++;
+}
+
+void ty_persist_put(ty_core_t *c, char *key, uint8_t *val, size_t len) {
+    ty_batch_t *b = &c->open;
+    for (size_t i = 0; i < b->nputs; i++)
+        if (strcmp(b->puts[i].key, key) == 0) { /* the latest value of a key wins */
+            free(key);
+            free(b->puts[i].val);
+            b->puts[i].val = val;
+            b->puts[i].len = len;
+            return;
+        }
+    b->puts = ty_xrealloc(b->puts, (b->nputs + 1) * sizeof *b->puts);
+    b->puts[b->nputs++] = (ty_put_t){key, val, len};
+    b->nops++;
+}
+
+int ty_persist_idle(const ty_core_t *c) { return c->open.nops == 0 && c->nflights == 0; }
+
+static void ty_out_release(ty_core_t *c, ty_outmsg_t *o) {
+    while (o) {
+        ty_outmsg_t *next = o->next;
+        ty_fx_t fx = {.kind = TY_FX_SEND, .peer_kind = o->kind};
+        fx.peer = o->peer;
+        fx.peer_len = o->peer_len;
+        fx.data = o->data;
+        fx.len = o->len;
+        ty_core_emit(c, &fx);
+        free(o);
+        o = next;
+    }
+}
+
+void ty_persist_queue(ty_core_t *c, ty_outmsg_t *o) {
+    if (ty_persist_idle(c) && !c->open.out) {
+        o->next = NULL;
+        ty_out_release(c, o);
+        return;
+    }
+    *c->open.out_tail = o;
+    c->open.out_tail = &o->next;
+}
+
+void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec) {
+    ty__task_record__init(rec);
+    rec->name = t->spec->name;
+    rec->state = t->state;
+    rec->attempt = t->attempt;
+    rec->worker = t->worker ? t->worker : (char *)"";
+    rec->exit_code = t->exit_code;
+    rec->term_signal = t->term_signal;
+    rec->queued_ms = t->queued_ms;
+    rec->started_ms = t->started_ms;
+    rec->finished_ms = t->finished_ms;
+    rec->not_before_ms = t->not_before_ms;
+    rec->failures = t->failures;
+    rec->lost = t->lost;
+    rec->reason = t->reason ? t->reason : (char *)"";
+    rec->gpu_ids = t->gpu_ids;
+    rec->n_gpu_ids = t->n_gpu;
+    rec->progress = t->progress;
+    rec->progress_text = t->progress_text ? t->progress_text : (char *)"";
+    if (t->nmetrics) {
+        Ty__Metric *ms = ty_xcalloc(t->nmetrics, sizeof *ms);
+        rec->metrics = ty_xcalloc(t->nmetrics, sizeof *rec->metrics);
+        for (size_t i = 0; i < t->nmetrics; i++) {
+            ty__metric__init(&ms[i]);
+            ms[i].name = t->metrics[i].name;
+            ms[i].value = t->metrics[i].value;
+            ms[i].step = t->metrics[i].step;
+            rec->metrics[i] = &ms[i];
+        }
+        rec->n_metrics = t->nmetrics;
+    }
+}
+
+void ty_persist_task_record_clear(Ty__TaskRecord *rec) {
+    if (rec->n_metrics) {
+        free(rec->metrics[0]);
+        free(rec->metrics);
+    }
+    rec->metrics = NULL;
+    rec->n_metrics = 0;
+}
+
+void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec) {
+    ty__run_record__init(rec);
+    rec->run_id = r->id;
+    rec->pipeline = r->spec->name;
+    rec->spec = with_spec ? r->spec : NULL;
+    rec->state = r->state;
+    rec->created_ms = r->created_ms;
+    rec->started_ms = r->started_ms;
+    rec->finished_ms = r->finished_ms;
+    rec->seq = r->seq;
+    rec->params = r->params;
+    rec->n_params = r->nparams;
+}
+
+/* ---- batches ---- */
+
+typedef struct {
+    ty_put_t *puts;
+    size_t n, cap;
+} ty_putv_t;
+
+static void ty_putv_add(ty_putv_t *v, char *key, uint8_t *val, size_t len) {
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 16;
+        v->puts = ty_xrealloc(v->puts, v->cap * sizeof *v->puts);
+    }
+    v->puts[v->n++] = (ty_put_t){key, val, len};
+}
+
+static void ty_emit_txn(ty_core_t *c, ty_flight_t *f, ty_putv_t *v) {
+    ty_fx_t fx = {.kind = TY_FX_TXN, .flight = f->id, .epoch = c->o.epoch};
+    fx.puts = v->puts;
+    fx.nputs = v->n;
+    f->pending++;
+    c->txns++;
+    c->ops += v->n;
+    ty_core_emit(c, &fx);
+    memset(v, 0, sizeof *v);
+}
+
+/* The TXN effects of f, from the records' current values (a resent batch
+ * writes what is current: the newer values would be written anyway). */
+static void ty_flight_send(ty_core_t *c, ty_flight_t *f) {
+    ty_putv_t v = {0};
+    f->failed = 0;
+    f->pending = 0;
+    for (size_t i = 0; i < f->nruns; i++) {
+        ty_run_t *r = f->runs[i];
+        Ty__RunRecord rec;
+        ty_persist_run_record(r, &rec, 1);
+        size_t len = ty__run_record__get_packed_size(&rec);
+        uint8_t *val = ty_xmalloc(len);
+        ty__run_record__pack(&rec, val);
+        ty_putv_add(&v, ty_xasprintf("runs/%s", r->id), val, len);
+        if (v.n >= TY_TXN_MAX_OPS)
+            ty_emit_txn(c, f, &v);
+    }
+    for (size_t i = 0; i < f->ntasks; i++) {
+        ty_task_t *t = f->tasks[i];
+        Ty__TaskRecord rec;
+        ty_persist_task_record(t, &rec);
+        size_t len = ty__task_record__get_packed_size(&rec);
+        uint8_t *val = ty_xmalloc(len);
+        ty__task_record__pack(&rec, val);
+        ty_persist_task_record_clear(&rec);
+        ty_putv_add(&v, ty_xasprintf("runs/%s/tasks/%s", t->run->id, t->spec->name), val, len);
+        if (v.n >= TY_TXN_MAX_OPS)
+            ty_emit_txn(c, f, &v);
+    }
+    for (size_t i = 0; i < f->raw.nputs; i++) {
+        ty_put_t *p = &f->raw.puts[i];
+        uint8_t *val = ty_xmalloc(p->len ? p->len : 1);
+        memcpy(val, p->val, p->len);
+        ty_putv_add(&v, ty_xstrdup(p->key), val, p->len);
+        if (v.n >= TY_TXN_MAX_OPS)
+            ty_emit_txn(c, f, &v);
+    }
+    if (v.n)
+        ty_emit_txn(c, f, &v);
+}
+
+void ty_persist_retry(ty_core_t *c) {
+    if (!c->retry_at || c->now.mono_ms < c->retry_at)
+        return;
+    c->retry_at = 0;
+    for (ty_flight_t *f = c->flights; f; f = f->next)
+        if (f->failed && f->pending == 0 && !f->done)
+            ty_flight_send(c, f);
+}
+
+void ty_persist_done(ty_core_t *c, uint64_t flight, int status) {
+    ty_flight_t *f = c->flights;
+    while (f && f->id != flight)
+        f = f->next;
+    if (!f || f->pending == 0)
+        return; /* not ours, or answered already */
+    if (status == TY_ESTALE) {
+        ty_error("etcd rejected a write: epoch %llu is no longer the leader",
+                 (unsigned long long)c->o.epoch);
+        c->fenced = 1;
+        ty_fx_t fx = {.kind = TY_FX_FENCED};
+        ty_core_emit(c, &fx);
+        return;
+    }
+    if (status != 0)
+        f->failed = 1;
+    if (--f->pending > 0)
+        return;
+    if (f->failed) {
+        ty_warn("etcd write failed; retrying the batch");
+        if (!c->retry_at)
+            c->retry_at = c->now.mono_ms + c->o.retry_ms;
+        return;
+    }
+    f->done = 1;
+    /* outboxes leave in batch order: a later batch may depend on an earlier one */
+    while (c->flights && c->flights->done) {
+        ty_flight_t *head = c->flights;
+        c->flights = head->next;
+        c->nflights--;
+        ty_outmsg_t *out = head->raw.out;
+        ty_flight_free(c, head);
+        ty_out_release(c, out);
+    }
+    ty_persist_flush(c); /* the next batch may be waiting */
+}
+
+/* Whether the open batch writes a key that a batch in flight also writes
+ * (then it waits: the store could apply two txns of one key out of order). */
+static int ty_conflicts(const ty_core_t *c) {
+    for (ty_run_t *r = c->open.runs; r; r = r->dirty_next)
+        if (r->inflight)
+            return 1;
+    for (ty_task_t *t = c->open.tasks; t; t = t->dirty_next)
+        if (t->inflight)
+            return 1;
+    for (size_t i = 0; i < c->open.nputs; i++)
+        if (zhashx_lookup(c->inflight_keys, c->open.puts[i].key))
+            return 1;
+    return 0;
+}
+
+void ty_persist_flush(ty_core_t *c) {
+    ty_batch_t *b = &c->open;
+    if (c->fenced)
+        return;
+    if (b->nops == 0) {
+        if (!b->out)
+            return;
+        if (c->nflights == 0) {
+            ty_outmsg_t *out = b->out;
+            b->out = NULL;
+            b->out_tail = &b->out;
+            ty_out_release(c, out); /* nothing to wait for */
+            return;
+        }
+        /* wait for the batches in flight: append to the newest one's outbox */
+        ty_flight_t *last = c->flights;
+        while (last->next)
+            last = last->next;
+        *last->raw.out_tail = b->out;
+        last->raw.out_tail = b->out_tail;
+        b->out = NULL;
+        b->out_tail = &b->out;
+        return;
+    }
+    if (c->nflights >= TY_MAX_FLIGHTS || ty_conflicts(c))
+        return; /* flushed again when a batch in flight completes */
+    ty_flight_t *f = ty_xcalloc(1, sizeof *f);
+    f->id = ++c->next_flight;
+    for (ty_run_t *r = b->runs; r; r = r->dirty_next)
+        f->nruns++;
+    for (ty_task_t *t = b->tasks; t; t = t->dirty_next)
+        f->ntasks++;
+    f->runs = ty_xcalloc(f->nruns ? f->nruns : 1, sizeof *f->runs);
+    f->tasks = ty_xcalloc(f->ntasks ? f->ntasks : 1, sizeof *f->tasks);
+    size_t i = 0;
+    for (ty_run_t *r = b->runs; r; r = r->dirty_next) {
+        r->dirty = 0;
+        r->inflight++;
+        f->runs[i++] = r;
+    }
+    i = 0;
+    for (ty_task_t *t = b->tasks; t; t = t->dirty_next) {
+        t->dirty = 0;
+        t->inflight++;
+        f->tasks[i++] = t;
+    }
+    for (i = 0; i < b->nputs; i++) {
+        const char *k = b->puts[i].key;
+        uintptr_t n = (uintptr_t)zhashx_lookup(c->inflight_keys, k);
+        if (n)
+            zhashx_update(c->inflight_keys, k, (void *)(n + 1));
+        else
+            zhashx_insert(c->inflight_keys, k, (void *)1);
+    }
+    f->raw = *b; /* keyed puts and the outbox move along */
+    f->raw.runs = NULL;
+    f->raw.tasks = NULL;
+    if (!f->raw.out)
+        f->raw.out_tail = &f->raw.out;
+    ty_batch_init(b);
+    ty_flight_t **pp = &c->flights;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = f;
+    c->nflights++;
+    ty_flight_send(c, f);
+}
+
+/* ---- rebuild ---- */
+
+static void ty_load_task(ty_core_t *c, const char *run_id, const char *name,
+                         const Ty__TaskRecord *rec) {
+    ty_task_t *t = ty_core_find_task(c, run_id, name);
+    if (!t)
+        return;
+    t->state = rec->state < TY_TASK_NSTATES ? rec->state : TY_TASK_FAILED;
+    t->attempt = rec->attempt;
+    t->failures = rec->failures;
+    t->lost = rec->lost;
+    free(t->worker);
+    t->worker = *rec->worker ? ty_xstrdup(rec->worker) : NULL;
+    t->exit_code = rec->exit_code;
+    t->term_signal = rec->term_signal;
+    t->queued_ms = rec->queued_ms;
+    t->started_ms = rec->started_ms;
+    t->finished_ms = rec->finished_ms;
+    t->not_before_ms = rec->not_before_ms;
+    free(t->reason);
+    t->reason = *rec->reason ? ty_xstrdup(rec->reason) : NULL;
+    t->waiting_why = ty_queue_is_wait_reason(t->reason);
+    free(t->gpu_ids);
+    t->gpu_ids = NULL;
+    t->n_gpu = 0;
+    if (rec->n_gpu_ids) {
+        t->gpu_ids = ty_xcalloc(rec->n_gpu_ids, sizeof *t->gpu_ids);
+        memcpy(t->gpu_ids, rec->gpu_ids, rec->n_gpu_ids * sizeof *t->gpu_ids);
+        t->n_gpu = rec->n_gpu_ids;
+    }
+    t->progress = rec->progress;
+    free(t->progress_text);
+    t->progress_text = *rec->progress_text ? ty_xstrdup(rec->progress_text) : NULL;
+    for (size_t k = 0; k < t->nmetrics; k++)
+        free(t->metrics[k].name);
+    free(t->metrics);
+    t->metrics = NULL;
+    t->nmetrics = 0;
+    if (rec->n_metrics) {
+        t->metrics = ty_xcalloc(rec->n_metrics, sizeof *t->metrics);
+        for (size_t i = 0; i < rec->n_metrics; i++) {
+            t->metrics[i].name = ty_xstrdup(rec->metrics[i]->name);
+            t->metrics[i].value = rec->metrics[i]->value;
+            t->metrics[i].step = rec->metrics[i]->step;
+        }
+        t->nmetrics = rec->n_metrics;
+    }
+}
+
+static void ty_load_run(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
+    Ty__RunRecord *rec = ty__run_record__unpack(NULL, len, val);
+    if (!rec || !rec->spec || !*rec->run_id || ty_core_find_run(c, rec->run_id)) {
+        ty_warn("skipping undecodable run record %s", key);
+        if (rec)
+            ty__run_record__free_unpacked(rec, NULL);
+        return;
+    }
+    Ty__PipelineSpec *spec = rec->spec;
+    rec->spec = NULL;
+    Ty__KV **params = rec->params;
+    size_t np = rec->n_params;
+    rec->params = NULL;
+    rec->n_params = 0;
+    ty_run_t *r = ty_runs_new(rec->run_id, spec, params, np);
+    r->state = rec->state < TY_RUN_NSTATES ? rec->state : TY_RUN_FAILED;
+    r->created_ms = rec->created_ms;
+    r->started_ms = rec->started_ms;
+    r->finished_ms = rec->finished_ms;
+    r->seq = rec->seq;
+    if (rec->seq >= c->next_seq)
+        c->next_seq = rec->seq + 1;
+    ty_runs_index(c, r);
+    ty__run_record__free_unpacked(rec, NULL);
+}
+
+void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
+    if (strncmp(key, "runs/", 5) == 0) {
+        const char *rest = key + 5, *slash = strchr(rest, '/');
+        if (!slash) {
+            ty_load_run(c, key, val, len);
+        } else if (strncmp(slash, "/tasks/", 7) == 0) {
+            /* runs/<id> sorts before runs/<id>/tasks/<name>: its run is loaded */
+            char *run_id = ty_xstrndup(rest, (size_t)(slash - rest));
+            Ty__TaskRecord *rec = ty__task_record__unpack(NULL, len, val);
+            if (rec) {
+                ty_load_task(c, run_id, slash + 7, rec);
+                ty__task_record__free_unpacked(rec, NULL);
+            }
+            free(run_id);
+        }
+    } else if (strncmp(key, "workers/", 8) == 0) {
+        Ty__WorkerRecord *rec = ty__worker_record__unpack(NULL, len, val);
+        if (rec && *rec->id)
+            ty_fleet_load(c, rec);
+        if (rec)
+            ty__worker_record__free_unpacked(rec, NULL);
+    }
+}

@@ -1,0 +1,398 @@
+/* Runs and tasks: readiness by trigger rule, settling, results, retries
+ * with back-off, lost attempts, cancel, and recovery after a rebuild. */
+#include "master/core/core_int.h"
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams) {
+    ty_run_t *r = ty_xcalloc(1, sizeof *r);
+    r->id = ty_xstrdup(id);
+    r->spec = spec;
+    r->params = params;
+    r->nparams = nparams;
+    r->ntasks = spec->n_tasks;
+    r->tasks = ty_xcalloc(r->ntasks, sizeof *r->tasks);
+    for (size_t i = 0; i < r->ntasks; i++) {
+        ty_task_t *t = &r->tasks[i];
+        t->run = r;
+        t->spec = spec->tasks[i];
+        t->heap_idx = -1;
+    }
+    for (size_t i = 0; i < r->ntasks; i++)
+        for (size_t d = 0; d < spec->tasks[i]->n_depends_on; d++) {
+            int p = ty_dag_task_index(spec, spec->tasks[i]->depends_on[d]);
+            if (p < 0)
+                continue;
+            ty_task_t *up = &r->tasks[p];
+            up->children = ty_xrealloc(up->children, (up->nchildren + 1) * sizeof(int));
+            up->children[up->nchildren++] = (int)i;
+        }
+    return r;
+}
+
+void ty_runs_free(ty_run_t *r) {
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        ty_task_t *t = &r->tasks[i];
+        free(t->worker);
+        free(t->reason);
+        free(t->gpu_ids);
+        free(t->progress_text);
+        for (size_t k = 0; k < t->nmetrics; k++)
+            free(t->metrics[k].name);
+        free(t->metrics);
+        free(t->children);
+    }
+    free(r->tasks);
+    ty_dag_free(&r->spec);
+    ty_dag_kvs_free(r->params, r->nparams);
+    free(r->id);
+    free(r);
+}
+
+void ty_runs_index(ty_core_t *c, ty_run_t *r) {
+    zhashx_insert(c->runs, r->id, r);
+    if (c->nruns == c->cap_runs) {
+        c->cap_runs = c->cap_runs ? c->cap_runs * 2 : 64;
+        c->order = ty_xrealloc(c->order, c->cap_runs * sizeof *c->order);
+    }
+    /* keep submit order; rebuilt runs arrive in key order */
+    size_t i = c->nruns++;
+    while (i > 0 && c->order[i - 1]->seq > r->seq) {
+        c->order[i] = c->order[i - 1];
+        i--;
+    }
+    c->order[i] = r;
+}
+
+void ty_runs_set_reason(ty_task_t *t, char *reason) {
+    free(t->reason);
+    t->reason = reason;
+    t->waiting_why = 0; /* an outcome's reason, unless the queue says otherwise */
+}
+
+static void ty_runs_detach(ty_task_t *t);
+
+void ty_runs_attach(ty_task_t *t, ty_worker_t *w) {
+    if (t->w == w)
+        return;
+    ty_runs_detach(t);
+    t->w = w;
+    t->wprev = NULL;
+    t->wnext = w->tasks;
+    if (w->tasks)
+        w->tasks->wprev = t;
+    w->tasks = t;
+}
+
+static void ty_runs_detach(ty_task_t *t) {
+    ty_worker_t *w = t->w;
+    if (!w)
+        return;
+    if (t->wprev)
+        t->wprev->wnext = t->wnext;
+    else
+        w->tasks = t->wnext;
+    if (t->wnext)
+        t->wnext->wprev = t->wprev;
+    t->w = NULL;
+    t->wnext = t->wprev = NULL;
+}
+
+void ty_runs_release(ty_core_t *c, ty_task_t *t) {
+    ty_worker_t *w = t->w;
+    ty_runs_detach(t);
+    if (!t->charged || !w)
+        return;
+    t->charged = 0;
+    w->used_cpus -= t->charged_cpus;
+    if (w->used_cpus < 1e-9)
+        w->used_cpus = 0;
+    w->used_mem -= t->charged_mem;
+    w->gpu_busy &= ~t->charged_gpus;
+    if (w->running)
+        w->running--;
+    c->need_schedule = 1;
+}
+
+static int ty_run_done(const ty_run_t *r) {
+    return r->state != TY_RUN_PENDING && r->state != TY_RUN_RUNNING;
+}
+
+static void ty_run_finish(ty_core_t *c, ty_run_t *r) {
+    if (ty_run_done(r))
+        return;
+    unsigned st = TY_RUN_SUCCEEDED;
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i].state != TY_TASK_SUCCEEDED && r->tasks[i].state != TY_TASK_SKIPPED)
+            st = TY_RUN_FAILED;
+    r->state = st;
+    r->finished_ms = c->now.wall_ms;
+    ty_persist_run(c, r);
+    ty_info("run %s %s", r->id, ty_run_state_name(st));
+}
+
+static void ty_settle(ty_core_t *c, ty_task_t *t);
+
+/* Decide a waiting task from its upstream states and trigger rule. */
+static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
+    if (t->state != TY_TASK_WAITING)
+        return;
+    ty_run_t *r = t->run;
+    size_t n = t->spec->n_depends_on, done = 0, failed = 0, skipped = 0;
+    for (size_t d = 0; d < n; d++) {
+        int p = ty_dag_task_index(r->spec, t->spec->depends_on[d]);
+        unsigned s = r->tasks[p].state;
+        if (!ty_task_state_terminal(s))
+            continue;
+        done++;
+        if (s == TY_TASK_FAILED || s == TY_TASK_UPSTREAM_FAILED || s == TY_TASK_CANCELLED)
+            failed++;
+        else if (s == TY_TASK_SKIPPED)
+            skipped++;
+    }
+    int all = done == n;
+    unsigned next = TY_TASK_WAITING;
+    switch (t->spec->trigger_rule) {
+    case TY_TRIGGER_ALL_DONE:
+        if (all)
+            next = TY_TASK_QUEUED;
+        break;
+    case TY_TRIGGER_ONE_FAILED:
+        if (failed)
+            next = TY_TASK_QUEUED;
+        else if (all)
+            next = TY_TASK_SKIPPED;
+        break;
+    case TY_TRIGGER_NONE_FAILED:
+        if (failed)
+            next = TY_TASK_UPSTREAM_FAILED;
+        else if (all)
+            next = TY_TASK_QUEUED;
+        break;
+    default: /* all_success */
+        if (failed)
+            next = TY_TASK_UPSTREAM_FAILED;
+        else if (all)
+            next = skipped ? TY_TASK_SKIPPED : TY_TASK_QUEUED;
+        break;
+    }
+    if (next == TY_TASK_QUEUED) {
+        ty_runs_enqueue(c, t);
+    } else if (next != TY_TASK_WAITING) {
+        t->state = next;
+        t->finished_ms = c->now.wall_ms;
+        ty_persist_task(c, t);
+        ty_settle(c, t);
+    }
+}
+
+static void ty_settle(ty_core_t *c, ty_task_t *t) {
+    ty_run_t *r = t->run;
+    r->nsettled++;
+    for (size_t i = 0; i < t->nchildren; i++)
+        ty_evaluate(c, &r->tasks[t->children[i]]);
+    if (r->nsettled == r->ntasks)
+        ty_run_finish(c, r);
+}
+
+void ty_runs_enqueue(ty_core_t *c, ty_task_t *t) {
+    t->state = TY_TASK_QUEUED;
+    t->queued_ms = c->now.wall_ms;
+    t->not_before_ms = 0;
+    t->delayed = 0;
+    t->ready_seq = (t->run->seq << 20) | (uint64_t)(t - t->run->tasks);
+    ty_persist_task(c, t);
+    ty_queue_push(c, t);
+    c->need_schedule = 1;
+    ty_queue_explain_new(c, t);
+}
+
+void ty_runs_start(ty_core_t *c, ty_run_t *r) {
+    r->state = TY_RUN_PENDING;
+    r->created_ms = c->now.wall_ms;
+    r->seq = c->next_seq++;
+    ty_runs_index(c, r);
+    ty_persist_run(c, r);
+    for (size_t i = 0; i < r->ntasks; i++)
+        ty_persist_task(c, &r->tasks[i]);
+    for (size_t i = 0; i < r->ntasks; i++)
+        ty_evaluate(c, &r->tasks[i]);
+}
+
+/* ---- back-off ---- */
+
+static void ty_delay_add(ty_core_t *c, ty_task_t *t) {
+    if (c->ndelayed == c->cap_delayed) {
+        c->cap_delayed = c->cap_delayed ? c->cap_delayed * 2 : 16;
+        c->delayed = ty_xrealloc(c->delayed, c->cap_delayed * sizeof *c->delayed);
+    }
+    c->delayed[c->ndelayed++] = t;
+    t->delayed = 1;
+    if (!c->next_delay || t->not_before_ms < c->next_delay)
+        c->next_delay = t->not_before_ms;
+}
+
+void ty_runs_due(ty_core_t *c) {
+    if (!c->next_delay || c->next_delay > c->now.wall_ms)
+        return;
+    int64_t next = 0;
+    size_t k = 0, n = c->ndelayed;
+    ty_task_t **due = NULL;
+    size_t ndue = 0;
+    for (size_t i = 0; i < n; i++) {
+        ty_task_t *t = c->delayed[i];
+        if (t->state != TY_TASK_QUEUED || !t->delayed)
+            continue; /* cancelled meanwhile */
+        if (t->not_before_ms <= c->now.wall_ms) {
+            due = ty_xrealloc(due, (ndue + 1) * sizeof *due);
+            due[ndue++] = t;
+            continue;
+        }
+        if (!next || t->not_before_ms < next)
+            next = t->not_before_ms;
+        c->delayed[k++] = t;
+    }
+    c->ndelayed = k;
+    c->next_delay = next;
+    for (size_t i = 0; i < ndue; i++)
+        ty_runs_enqueue(c, due[i]);
+    free(due);
+}
+
+static void ty_delay(ty_core_t *c, ty_task_t *t, int64_t delay_ms) {
+    t->state = TY_TASK_QUEUED;
+    t->queued_ms = c->now.wall_ms;
+    t->not_before_ms = t->queued_ms + delay_ms;
+    ty_persist_task(c, t);
+    ty_delay_add(c, t);
+}
+
+/* ---- outcomes ---- */
+
+void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
+    ty_runs_release(c, t);
+    t->exit_code = res->exit_code;
+    t->term_signal = res->term_signal;
+    t->finished_ms = res->finished_ms ? res->finished_ms : c->now.wall_ms;
+    if (res->started_ms)
+        t->started_ms = res->started_ms;
+    int ok = res->exit_code == 0 && res->term_signal == 0 && !res->timed_out && !res->cancelled &&
+             !*res->error;
+    if (ok) {
+        t->state = TY_TASK_SUCCEEDED;
+        ty_runs_set_reason(t, NULL);
+        t->progress = t->progress > 0 ? 1 : t->progress;
+        ty_persist_task(c, t);
+        ty_settle(c, t);
+        return;
+    }
+    char *why;
+    if (res->timed_out)
+        why = ty_xasprintf("timed out after %gs", t->spec->timeout_s);
+    else if (*res->error)
+        why = ty_xstrdup(res->error);
+    else if (res->term_signal)
+        why = ty_xasprintf("killed by signal %d", res->term_signal);
+    else
+        why = ty_xasprintf("exit code %d", res->exit_code);
+    t->failures++;
+    ty_runs_set_reason(t, why);
+    if (t->failures <= t->spec->retries) {
+        double d = t->spec->retry_backoff_s * pow(2.0, (double)(t->failures - 1));
+        if (d > 3600)
+            d = 3600;
+        ty_info("task %s/%s attempt %u failed (%s); retry %u/%u in %.1fs", t->run->id,
+                t->spec->name, t->attempt, why, t->failures, t->spec->retries, d);
+        if (d > 0)
+            ty_delay(c, t, (int64_t)(d * 1000));
+        else
+            ty_runs_enqueue(c, t);
+        return;
+    }
+    ty_info("task %s/%s failed: %s", t->run->id, t->spec->name, why);
+    t->state = TY_TASK_FAILED;
+    ty_persist_task(c, t);
+    ty_settle(c, t);
+}
+
+void ty_runs_requeue_lost(ty_core_t *c, ty_task_t *t, const char *why) {
+    ty_runs_release(c, t);
+    t->lost++;
+    ty_runs_set_reason(t, ty_xstrdup(why));
+    if ((int64_t)t->lost >= c->o.lost_limit) {
+        t->state = TY_TASK_FAILED;
+        t->finished_ms = c->now.wall_ms;
+        ty_persist_task(c, t);
+        ty_settle(c, t);
+        return;
+    }
+    ty_info("task %s/%s attempt %u re-queued: %s", t->run->id, t->spec->name, t->attempt, why);
+    ty_runs_enqueue(c, t);
+}
+
+int ty_runs_cancel(ty_core_t *c, ty_run_t *r) {
+    if (ty_run_done(r))
+        return TY_ESTATE;
+    int64_t now = c->now.wall_ms;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        ty_task_t *t = &r->tasks[i];
+        if (ty_task_state_terminal(t->state))
+            continue;
+        if (t->state == TY_TASK_RUNNING) {
+            ty_fleet_send_cancel(c, t);
+            ty_runs_release(c, t);
+        }
+        ty_queue_remove(c, t);
+        t->delayed = 0;
+        t->state = TY_TASK_CANCELLED;
+        t->finished_ms = now;
+        ty_runs_set_reason(t, ty_xstrdup("run cancelled"));
+        r->nsettled++;
+        ty_persist_task(c, t);
+    }
+    r->state = TY_RUN_CANCELLED;
+    r->finished_ms = now;
+    ty_persist_run(c, r);
+    ty_info("run %s cancelled", r->id);
+    return 0;
+}
+
+void ty_runs_recover(ty_core_t *c) {
+    int64_t now = c->now.wall_ms;
+    for (size_t k = 0; k < c->nruns; k++) {
+        ty_run_t *r = c->order[k];
+        if (ty_run_done(r))
+            continue;
+        for (size_t i = 0; i < r->ntasks; i++)
+            if (ty_task_state_terminal(r->tasks[i].state))
+                r->nsettled++;
+        for (size_t i = 0; i < r->ntasks; i++) {
+            ty_task_t *t = &r->tasks[i];
+            if (t->state == TY_TASK_QUEUED) {
+                if (t->not_before_ms > now) {
+                    ty_delay_add(c, t);
+                } else {
+                    t->ready_seq = (r->seq << 20) | i;
+                    ty_queue_push(c, t);
+                }
+            } else if (t->state == TY_TASK_RUNNING) {
+                t->adopted = 0; /* until its worker re-registers with it */
+                if (t->worker)
+                    ty_runs_attach(t, ty_fleet_get(c, t->worker));
+            } else if (t->state == TY_TASK_WAITING) {
+                ty_evaluate(c, t); /* in case the settle of an upstream landed alone */
+            }
+        }
+        if (r->nsettled == r->ntasks)
+            ty_run_finish(c, r);
+    }
+    c->need_schedule = 1;
+}

@@ -1,0 +1,62 @@
+/* Persistence behind an interface: the core's TXN effects and the rebuild's
+ * reads go through a ty_store_t, so the master runs on etcd and tests (and
+ * the simulator to come) on a store of their own.
+ *
+ * A txn puts every key it names only if the leader key's create revision
+ * is still `epoch` (fencing): cb gets 0 when it committed, TY_ESTALE when
+ * that compare failed (another master leads), another code when the store
+ * did not answer (the core retries the batch).  range calls cb once with
+ * every key under prefix, in key order; keys passed to and from a store
+ * are relative to its prefix.  Callbacks run later, on the caller's loop,
+ * exactly once each. */
+#ifndef TY_MASTER_STORE_H
+#define TY_MASTER_STORE_H
+
+#include "master/core/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *key; /* relative, NUL-terminated */
+    const uint8_t *val;
+    size_t len;
+} ty_store_kv_t;
+
+typedef void (*ty_store_txn_cb)(int status, void *arg);
+typedef void (*ty_store_range_cb)(int status, const ty_store_kv_t *kvs, size_t n, void *arg);
+
+typedef struct ty_store ty_store_t;
+typedef struct {
+    int (*txn)(ty_store_t *s, uint64_t epoch, const ty_put_t *puts, size_t n, ty_store_txn_cb cb,
+               void *arg);
+    int (*range)(ty_store_t *s, const char *prefix, ty_store_range_cb cb, void *arg);
+    void (*destroy)(ty_store_t *s);
+} ty_store_ops_t;
+
+struct ty_store {
+    const ty_store_ops_t *ops;
+    uint64_t txns, ops_written; /* counters */
+};
+
+static inline int ty_store_txn(ty_store_t *s, uint64_t epoch, const ty_put_t *puts, size_t n,
+                               ty_store_txn_cb cb, void *arg) {
+    return s->ops->txn(s, epoch, puts, n, cb, arg);
+}
+static inline int ty_store_range(ty_store_t *s, const char *prefix, ty_store_range_cb cb,
+                                 void *arg) {
+    return s->ops->range(s, prefix, cb, arg);
+}
+static inline void ty_store_destroy(ty_store_t **s) {
+    if (s && *s) {
+        (*s)->ops->destroy(*s);
+        *s = NULL;
+    }
+}
+
+/* The etcd store: keys under prefix ("/trainyard/"), the fencing compare on
+ * prefix + "leader".  etcd is borrowed, not owned. */
+typedef struct ty_etcd ty_etcd_t;
+int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix);
+
+#endif

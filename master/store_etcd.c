@@ -1,0 +1,126 @@
+/* ty_store_t on etcd (common/etcd): one etcd txn per call, guarded by the
+ * leader key's create revision. */
+#include "master/store.h"
+
+#include "common/err.h"
+#include "common/etcd.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ty_store_t base;
+    ty_etcd_t *etcd;
+    char *prefix;
+} ty_store_etcd_t;
+
+typedef struct {
+    ty_store_etcd_t *s;
+    union {
+        ty_store_txn_cb txn;
+        ty_store_range_cb range;
+    } cb;
+    void *arg;
+} ty_req_t;
+
+static void ty_txn_done(int status, const ty_etcd_resp_t *resp, void *arg) {
+    ty_req_t *q = arg;
+    if (status == 0 && !resp->succeeded)
+        status = TY_ESTALE;
+    q->cb.txn(status, q->arg);
+    free(q);
+}
+
+static int ty_etcd_store_txn(ty_store_t *base, uint64_t epoch, const ty_put_t *puts, size_t n,
+                             ty_store_txn_cb cb, void *arg) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    ty_etcd_txn_t *txn = NULL;
+    ty_etcd_txn_create(&txn);
+    char *leader = ty_xasprintf("%sleader", s->prefix);
+    /* fencing: only the holder of this epoch's leader key may write */
+    ty_etcd_txn_compare(txn, leader, strlen(leader), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL,
+                        (int64_t)epoch);
+    free(leader);
+    for (size_t i = 0; i < n; i++) {
+        char *key = ty_xasprintf("%s%s", s->prefix, puts[i].key);
+        ty_etcd_txn_put(txn, 1, key, strlen(key), puts[i].val, puts[i].len, 0);
+        free(key);
+    }
+    ty_req_t *q = ty_xcalloc(1, sizeof *q);
+    q->s = s;
+    q->cb.txn = cb;
+    q->arg = arg;
+    base->txns++;
+    base->ops_written += n;
+    int rc = ty_etcd_txn_commit(s->etcd, &txn, ty_txn_done, q);
+    if (rc != 0) {
+        ty_etcd_txn_destroy(&txn);
+        free(q);
+    }
+    return rc;
+}
+
+static void ty_range_done(int status, const ty_etcd_resp_t *resp, void *arg) {
+    ty_req_t *q = arg;
+    if (status != 0) {
+        q->cb.range(status, NULL, 0, q->arg);
+        free(q);
+        return;
+    }
+    size_t plen = strlen(q->s->prefix), n = 0;
+    ty_store_kv_t *kvs = ty_xcalloc(resp->nkvs ? resp->nkvs : 1, sizeof *kvs);
+    char **keys = ty_xcalloc(resp->nkvs ? resp->nkvs : 1, sizeof *keys);
+    for (size_t i = 0; i < resp->nkvs; i++) {
+        const ty_etcd_kv_t *kv = &resp->kvs[i];
+        if (kv->key_len < plen || memcmp(kv->key, q->s->prefix, plen) != 0)
+            continue;
+        keys[n] = ty_xstrndup((const char *)kv->key + plen, kv->key_len - plen);
+        kvs[n] = (ty_store_kv_t){keys[n], kv->value, kv->value_len};
+        n++;
+    }
+    q->cb.range(0, kvs, n, q->arg);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(kvs);
+    free(q);
+}
+
+static int ty_etcd_store_range(ty_store_t *base, const char *prefix, ty_store_range_cb cb,
+                               void *arg) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    char *key = ty_xasprintf("%s%s", s->prefix, prefix);
+    size_t elen;
+    unsigned char *end = ty_etcd_prefix_end(key, strlen(key), &elen);
+    ty_req_t *q = ty_xcalloc(1, sizeof *q);
+    q->s = s;
+    q->cb.range = cb;
+    q->arg = arg;
+    int rc = ty_etcd_range(s->etcd, key, strlen(key), end, elen, ty_range_done, q);
+    if (rc != 0)
+        free(q);
+    free(key);
+    free(end);
+    return rc;
+}
+
+static void ty_etcd_store_destroy(ty_store_t *base) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    free(s->prefix);
+    free(s);
+}
+
+static const ty_store_ops_t ty_etcd_store_ops = {ty_etcd_store_txn, ty_etcd_store_range,
+                                                 ty_etcd_store_destroy};
+
+int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix) {
+    if (!out || !etcd || !prefix)
+        return TY_EINVAL;
+    ty_store_etcd_t *s = ty_xcalloc(1, sizeof *s);
+    s->base.ops = &ty_etcd_store_ops;
+    s->etcd = etcd;
+    s->prefix = ty_xstrdup(prefix);
+    *out = &s->base;
+    return 0;
+}

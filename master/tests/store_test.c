@@ -1,0 +1,100 @@
+/* The etcd store against a real etcd: a txn commits only while the leader
+ * key's create revision is the epoch it names (TY_ESTALE otherwise, and
+ * nothing is written), and range returns the keys under a prefix, relative
+ * and in key order. */
+#include "master/store.h"
+
+#include "common/err.h"
+#include "common/etcd.h"
+#include "common/log.h"
+#include "common/tests/etcd_fixture.h"
+#include "common/tests/ty_test.h"
+#include "common/util.h"
+
+static uv_loop_t loop;
+static int got, status;
+static ty_etcd_resp_t last;
+static char keys[8][64];
+static size_t nkeys;
+
+static void on_timeout(uv_timer_t *t) { uv_stop(t->loop); }
+
+static void wait_got(void) {
+    uv_timer_t g;
+    uv_timer_init(&loop, &g);
+    uv_timer_start(&g, on_timeout, 10000, 0);
+    while (!got && uv_is_active((uv_handle_t *)&g))
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&g, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(got);
+    got = 0;
+}
+
+static void on_txn(int st, void *arg) {
+    (void)arg;
+    status = st;
+    got = 1;
+}
+
+static void on_etcd(int st, const ty_etcd_resp_t *r, void *arg) {
+    (void)arg;
+    status = st;
+    if (r)
+        last = *r;
+    last.kvs = NULL;
+    got = 1;
+}
+
+static void on_range(int st, const ty_store_kv_t *kvs, size_t n, void *arg) {
+    (void)arg;
+    status = st;
+    nkeys = 0;
+    for (size_t i = 0; i < n && i < 8; i++)
+        snprintf(keys[nkeys++], sizeof keys[0], "%s=%.*s", kvs[i].key, (int)kvs[i].len,
+                 (const char *)kvs[i].val);
+    got = 1;
+}
+
+int main(void) {
+    char url[64];
+    int rc = ty_fx_start(url, sizeof url);
+    if (rc)
+        return rc;
+    ty_log_init("store_test", TY_LOG_WARN);
+    uv_loop_init(&loop);
+    ty_etcd_t *etcd = NULL;
+    CHECK_EQ_INT(ty_etcd_create(&etcd, &loop, url), 0);
+    ty_store_t *s = NULL;
+    CHECK_EQ_INT(ty_store_etcd_create(&s, etcd, "/st/"), 0);
+
+    /* the leader key: its create revision is the epoch */
+    ty_etcd_put(etcd, "/st/leader", 10, "me", 2, 0, on_etcd, NULL);
+    wait_got();
+    CHECK_EQ_INT(status, 0);
+    uint64_t epoch = (uint64_t)last.revision;
+
+    ty_put_t puts[2] = {{"runs/b", (uint8_t *)"2", 1}, {"runs/a", (uint8_t *)"1", 1}};
+    CHECK_EQ_INT(ty_store_txn(s, epoch, puts, 2, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, 0);
+    /* a stale epoch writes nothing */
+    ty_put_t stale = {"runs/c", (uint8_t *)"3", 1};
+    CHECK_EQ_INT(ty_store_txn(s, epoch - 1, &stale, 1, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, TY_ESTALE);
+    CHECK_EQ_INT(ty_store_range(s, "runs/", on_range, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, 0);
+    CHECK_EQ_INT(nkeys, 2);
+    CHECK_STR(keys[0], "runs/a=1");
+    CHECK_STR(keys[1], "runs/b=2");
+    CHECK_EQ_INT(s->txns, 2);
+    CHECK_EQ_INT(s->ops_written, 3);
+
+    ty_store_destroy(&s);
+    ty_etcd_destroy(&etcd);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    TEST_DONE();
+}
