@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import zmq
 
-from conftest import CLI_BIN, ROOT, task
+from conftest import CLI_BIN, ROOT, task, wait_until
 
 INVALID = {
     "cycle.yaml": ("name: c\ntasks:\n  - name: a\n    depends_on: [b]\n    command: [t]\n"
@@ -90,6 +90,49 @@ tasks:
     assert info["frames_rejected_decode"] >= 4
     # still serving everyone
     assert cluster.json("workers")[0]["state"] == "up"
+
+
+def _pb_varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _pb_len(field, payload):
+    return _pb_varint(field << 3 | 2) + _pb_varint(len(payload)) + payload
+
+
+def test_a_register_out_of_bounds_is_refused_and_counted(cluster):
+    """Every field of a worker's message is checked: 65 GPUs (the GPU
+    bitmask holds 64) is refused with a counted reason, and the worker is
+    not registered; the real workers carry on."""
+    import struct
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    resources = (_pb_varint(1 << 3 | 1) + struct.pack("<d", 4.0)  # cpus
+                 + _pb_varint(3 << 3) + _pb_varint(65))           # gpus
+    register = _pb_len(1, b"evil") + _pb_len(2, resources) + _pb_len(3, b"h")
+    envelope = _pb_varint(1 << 3) + _pb_varint(1) + _pb_len(10, register)
+    ctx = zmq.Context()
+    try:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 1000)
+        s.setsockopt(zmq.IDENTITY, b"evil")
+        s.connect(cluster.worker_ep)
+        s.send(envelope)
+        info = wait_until(lambda: (lambda i: i if i["messages_rejected"] >= 1 else None)(
+            cluster.json("info")), what="the register to be counted")
+        s.close()
+    finally:
+        ctx.term()
+    assert info["last_rejected"] == "register: more than 64 GPUs"
+    assert [w["id"] for w in cluster.json("workers")] == ["w1"]
+    run = cluster.submit("name: fine\ntasks:\n  - {name: a, command: [\"true\"]}\n")
+    assert cluster.wait_run(run)["state"] == "succeeded"
 
 
 def test_every_example_pipeline_validates():
