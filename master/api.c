@@ -173,7 +173,7 @@ static int ty_run_done(const ty_run_t *r) {
 static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                        ty_run_t *r, const char *task, uint32_t attempt, uint64_t offset, int wait,
                        ty_time_t now) {
-    int ti = ty_dag_task_index(r->spec, task);
+    int ti = ty_runs_task_index(r, task);
     if (ti < 0) {
         ty_reply_error(a, peer, peer_len, req_id, TY_ENOENT, "no such task in this run", now);
         return 1;

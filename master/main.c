@@ -113,7 +113,7 @@ static void ty_master_effects(ty_master_t *m) {
             ty_txn_ctx_t *x = ty_xcalloc(1, sizeof *x);
             x->m = m;
             x->flight = fx.flight;
-            if (ty_store_txn(m->store, fx.epoch, fx.puts, fx.nputs, ty_txn_cb, x) != 0)
+            if (ty_store_txn(m->store, fx.epoch, fx.seq, fx.puts, fx.nputs, ty_txn_cb, x) != 0)
                 ty_txn_cb(TY_EETCD, x);
             break;
         }
@@ -221,8 +221,8 @@ static void ty_serve(ty_master_t *m) {
     ty_info("serving workers on %s and clients on %s", m->o.worker_ep, m->o.client_ep);
 }
 
-/* Rebuild: worker records first (running tasks name them), then runs and
- * their tasks (a run's key sorts before its tasks'). */
+/* Rebuild: the txn chain's number, worker records (running tasks name
+ * them), then runs and their tasks (a run's key sorts before its tasks'). */
 static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg);
 
 static void ty_load_step(ty_master_t *m, const char *prefix) {
@@ -243,8 +243,9 @@ static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg)
         ty_ev_t ev = {.kind = TY_EV_LOAD, .key = kvs[i].key, .data = kvs[i].val, .len = kvs[i].len};
         ty_core_step(m->core, &ev, now);
     }
-    if (m->load_stage++ == 0) /* workers/ were loaded; runs/ next */
-        ty_load_step(m, "runs/");
+    static const char *const stages[] = {"workers/", "runs/"};
+    if (m->load_stage < 2)
+        ty_load_step(m, stages[m->load_stage++]);
     else
         ty_serve(m);
 }
@@ -264,7 +265,7 @@ static void ty_elected(ty_master_t *m) {
         uv_stop(m->loop);
         return;
     }
-    ty_load_step(m, "workers/");
+    ty_load_step(m, "leader.seq"); /* the chain of txns carries on from here */
 }
 
 static void ty_stop_cb(int status, const ty_etcd_resp_t *resp, void *arg) {

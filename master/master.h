@@ -53,7 +53,7 @@ struct ty_master {
     uv_timer_t stop;      /* shutdown grace */
     uv_signal_t sigint, sigterm;
     int exit_code;
-    int load_stage; /* rebuild: 0 loading workers/, 1 runs/ */
+    int load_stage; /* rebuild: ranges read so far after leader.seq */
 
     /* election */
     void (*elected)(ty_master_t *m);

@@ -1,11 +1,14 @@
 /* Persistence behind an interface: the core's TXN effects and the rebuild's
- * reads go through a ty_store_t, so the master runs on etcd and tests (and
- * the simulator to come) on a store of their own.
+ * reads go through a ty_store_t, so the master runs on etcd and tests and
+ * the simulator on stores of their own.
  *
  * A txn puts every key it names only if the leader key's create revision
- * is still `epoch` (fencing): cb gets 0 when it committed, TY_ESTALE when
- * that compare failed (another master leads), another code when the store
- * did not answer (the core retries the batch).  range calls cb once with
+ * is still `epoch` (fencing) and it is next in the chain: the version of
+ * `leader.seq` is seq - 1 (core.h); it then puts `leader.seq` too.  cb gets
+ * 0 when txn seq is in the store (now, or earlier: its answer was lost),
+ * TY_ESTALE when another master leads, TY_ECONFLICT when an earlier txn is
+ * not in yet, another code when the store did not answer (the core sends
+ * it again).  range calls cb once with
  * every key under prefix, in key order; keys passed to and from a store
  * are relative to its prefix.  Callbacks run later, on the caller's loop,
  * exactly once each. */
@@ -28,8 +31,8 @@ typedef void (*ty_store_range_cb)(int status, const ty_store_kv_t *kvs, size_t n
 
 typedef struct ty_store ty_store_t;
 typedef struct {
-    int (*txn)(ty_store_t *s, uint64_t epoch, const ty_put_t *puts, size_t n, ty_store_txn_cb cb,
-               void *arg);
+    int (*txn)(ty_store_t *s, uint64_t epoch, uint64_t seq, const ty_put_t *puts, size_t n,
+               ty_store_txn_cb cb, void *arg);
     int (*range)(ty_store_t *s, const char *prefix, ty_store_range_cb cb, void *arg);
     void (*destroy)(ty_store_t *s);
 } ty_store_ops_t;
@@ -39,9 +42,9 @@ struct ty_store {
     uint64_t txns, ops_written; /* counters */
 };
 
-static inline int ty_store_txn(ty_store_t *s, uint64_t epoch, const ty_put_t *puts, size_t n,
-                               ty_store_txn_cb cb, void *arg) {
-    return s->ops->txn(s, epoch, puts, n, cb, arg);
+static inline int ty_store_txn(ty_store_t *s, uint64_t epoch, uint64_t seq, const ty_put_t *puts,
+                               size_t n, ty_store_txn_cb cb, void *arg) {
+    return s->ops->txn(s, epoch, seq, puts, n, cb, arg);
 }
 static inline int ty_store_range(ty_store_t *s, const char *prefix, ty_store_range_cb cb,
                                  void *arg) {

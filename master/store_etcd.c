@@ -17,6 +17,7 @@ typedef struct {
 
 typedef struct {
     ty_store_etcd_t *s;
+    uint64_t epoch, seq;
     union {
         ty_store_txn_cb txn;
         ty_store_range_cb range;
@@ -24,31 +25,70 @@ typedef struct {
     void *arg;
 } ty_req_t;
 
+/* A txn whose compares failed read leader and leader.seq back: another
+ * master leads, or this txn is in already (its first answer was lost), or
+ * one before it is not. */
+static int ty_txn_why(const ty_req_t *q, const ty_etcd_resp_t *resp) {
+    size_t plen = strlen(q->s->prefix);
+    int64_t created = 0, version = 0;
+    for (size_t i = 0; i < resp->nkvs; i++) {
+        const ty_etcd_kv_t *kv = &resp->kvs[i];
+        if (kv->key_len < plen)
+            continue;
+        const char *k = (const char *)kv->key + plen;
+        size_t n = kv->key_len - plen;
+        if (n == 6 && memcmp(k, "leader", 6) == 0)
+            created = kv->create_revision;
+        else if (n == 10 && memcmp(k, "leader.seq", 10) == 0)
+            version = kv->version;
+    }
+    if ((uint64_t)created != q->epoch)
+        return TY_ESTALE;
+    return (uint64_t)version >= q->seq ? 0 : TY_ECONFLICT;
+}
+
 static void ty_txn_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     ty_req_t *q = arg;
     if (status == 0 && !resp->succeeded)
-        status = TY_ESTALE;
+        status = ty_txn_why(q, resp);
     q->cb.txn(status, q->arg);
     free(q);
 }
 
-static int ty_etcd_store_txn(ty_store_t *base, uint64_t epoch, const ty_put_t *puts, size_t n,
-                             ty_store_txn_cb cb, void *arg) {
+static int ty_etcd_store_txn(ty_store_t *base, uint64_t epoch, uint64_t seq, const ty_put_t *puts,
+                             size_t n, ty_store_txn_cb cb, void *arg) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    if (seq == 0)
+        return TY_EINVAL;
     ty_etcd_txn_t *txn = NULL;
     ty_etcd_txn_create(&txn);
     char *leader = ty_xasprintf("%sleader", s->prefix);
+    char *chain = ty_xasprintf("%sleader.seq", s->prefix);
     /* fencing: only the holder of this epoch's leader key may write */
     ty_etcd_txn_compare(txn, leader, strlen(leader), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL,
                         (int64_t)epoch);
-    free(leader);
+    /* the chain: every put of leader.seq adds one to its version */
+    ty_etcd_txn_compare(txn, chain, strlen(chain), TY_ETCD_TGT_VERSION, TY_ETCD_CMP_EQUAL,
+                        (int64_t)(seq - 1));
     for (size_t i = 0; i < n; i++) {
         char *key = ty_xasprintf("%s%s", s->prefix, puts[i].key);
         ty_etcd_txn_put(txn, 1, key, strlen(key), puts[i].val, puts[i].len, 0);
         free(key);
     }
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
+    ty_etcd_txn_put(txn, 1, chain, strlen(chain), num, (size_t)nl, 0);
+    /* when a compare fails: leader and leader.seq, to tell why */
+    size_t elen;
+    unsigned char *end = ty_etcd_prefix_end(leader, strlen(leader), &elen);
+    ty_etcd_txn_range(txn, 0, leader, strlen(leader), end, elen);
+    free(end);
+    free(leader);
+    free(chain);
     ty_req_t *q = ty_xcalloc(1, sizeof *q);
     q->s = s;
+    q->epoch = epoch;
+    q->seq = seq;
     q->cb.txn = cb;
     q->arg = arg;
     base->txns++;

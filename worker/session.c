@@ -160,12 +160,27 @@ static void ty_hb_cb(uv_timer_t *h) {
         return;
     }
     ty_resend_unacked(wk);
+    /* what it runs and what it waits to have acknowledged: the master
+     * re-queues an attempt it dispatched here that is in neither (a
+     * dispatch lost on the way) */
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
     hb.running = (uint32_t)ty_exec_running(wk);
+    hb.listed = 1;
+    size_t nrun = 0, nun = 0;
+    hb.attempts = ty_exec_refs(wk, &nrun);
+    hb.n_attempts = nrun;
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        nun++;
+    hb.unacked = ty_xcalloc(nun ? nun : 1, sizeof *hb.unacked);
+    for (ty_unacked_t *u = wk->unacked; u; u = u->next)
+        if (u->res->ref)
+            hb.unacked[hb.n_unacked++] = u->res->ref;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     ty_wk_send(wk, &env);
+    free(hb.attempts);
+    free(hb.unacked);
 }
 
 void ty_wk_start(ty_wk_t *wk) {

@@ -63,6 +63,7 @@ void ty_core_destroy(ty_core_t **cp) {
     zhashx_destroy(&c->runs);
     zhashx_destroy(&c->workers);
     free(c->heap);
+    free(c->pheap);
     free(c->delayed);
     free(c);
     *cp = NULL;
@@ -149,7 +150,7 @@ ty_task_t *ty_core_find_task(const ty_core_t *c, const char *run_id, const char 
     ty_run_t *r = ty_core_find_run(c, run_id);
     if (!r || !task)
         return NULL;
-    int i = ty_dag_task_index(r->spec, task);
+    int i = ty_runs_task_index(r, task);
     return i < 0 ? NULL : &r->tasks[i];
 }
 

@@ -20,6 +20,15 @@
  * committed, batches in order.  Up to four batches are in flight at once,
  * provided no key is written by two of them.
  *
+ * The txns form a chain: txn number seq commits only if txn seq - 1 did
+ * (the store compares the version of its `leader.seq` key with seq - 1 and
+ * puts it), so the store always holds a prefix of what the core wrote, even
+ * when a txn fails, a later one was already sent, and the master dies before
+ * the retry.  A store answers TXN_DONE with 0 when txn seq is in (committed
+ * now or before: an answer lost on the way), TY_ESTALE when the epoch no
+ * longer leads, another code when it is not in (the core resends it).  A
+ * master reads `leader.seq` back (LOAD) and carries on from it.
+ *
  * Threading: none; the caller owns the core and calls it from one thread. */
 #ifndef TY_MASTER_CORE_CORE_H
 #define TY_MASTER_CORE_CORE_H
@@ -104,6 +113,7 @@ typedef struct {
     size_t len;
     uint64_t flight; /* TXN: answer with TXN_DONE naming it */
     uint64_t epoch;  /* TXN */
+    uint64_t seq;    /* TXN: its place in the chain of txns (see below) */
     ty_put_t *puts;  /* TXN */
     size_t nputs;
     char *run, *task; /* LOG, NOTIFY */

@@ -27,7 +27,8 @@ struct ty_task {
     int exit_code, term_signal;
     int64_t queued_ms, started_ms, finished_ms, not_before_ms;
     char *reason;
-    int waiting_why; /* reason says why it waits to be placed (not an outcome) */
+    int waiting_why;  /* reason says why it waits to be placed (not an outcome) */
+    uint64_t why_gen; /* the workers' wgen when that reason was worked out */
     uint32_t *gpu_ids;
     size_t n_gpu;
     double progress;
@@ -43,12 +44,14 @@ struct ty_task {
     uint64_t charged_gpus; /* bitmask */
     int charged;
     int adopted;        /* after a rebuild: a worker re-registered with it */
+    int64_t sent_mono;  /* monotonic ms its Dispatch was queued; 0 for adopted ones */
     uint64_t ready_seq; /* heap tie-break: submit order */
     int heap_idx;       /* index in the ready heap, -1 when not in it */
     int delayed;        /* waiting for not_before_ms */
     int *children;      /* indexes of dependent tasks */
     size_t nchildren;
     int dirty;
+    uint64_t mark; /* when it last changed (the order records are written in) */
     ty_task_t *dirty_next;
     int inflight; /* batches in flight that write this task */
 };
@@ -62,9 +65,11 @@ struct ty_run {
     int64_t created_ms, started_ms, finished_ms;
     uint64_t seq;
     ty_task_t *tasks;
+    uint32_t *by_name; /* task indexes sorted by name: lookups in O(log n) */
     size_t ntasks, nsettled;
     uint64_t version; /* bumped on every change; status long-polls wait on it */
     int dirty;
+    uint64_t mark;
     ty_run_t *dirty_next;
     int inflight;
     int notify; /* 1: waiters to be told at the next flush; 2: logs only */
@@ -93,6 +98,8 @@ struct ty_worker {
     int gone;        /* deregistered */
     int known_only;  /* loaded from etcd, not yet re-registered */
     int placeholder; /* only named by a running task's record */
+    size_t order;    /* registration order: the tie-break */
+    int pidx;        /* index in the placement heap, -1 when not in it */
 };
 
 typedef struct ty_outmsg {
@@ -109,18 +116,33 @@ typedef struct {
     ty_run_t *runs;
     ty_task_t *tasks;
     ty_put_t *puts; /* keyed records (pipelines/, workers/), one per key */
+    uint64_t *put_marks;
     size_t nputs;
     ty_outmsg_t *out, **out_tail;
     size_t nops;
 } ty_batch_t;
 
-/* A batch being committed.  Its records are listed in arrays (the objects'
- * dirty links already serve the next open batch). */
+/* One record of a batch: a run, a task or a keyed put (by index). */
+typedef struct {
+    uint64_t mark;
+    ty_run_t *run;
+    ty_task_t *task;
+    size_t put;
+} ty_item_t;
+
+/* A batch being committed: one txn of at most 120 records, in the order
+ * they last changed (the objects' dirty links already serve the next open
+ * batch).  Records past 120 wait for the next flight; as the txns commit in
+ * order, the store always holds the changes up to some point, and every
+ * such prefix makes sense (a run ends after its tasks do; a task is queued
+ * after the upstreams it waited for). */
 typedef struct ty_flight {
     uint64_t id;
-    ty_run_t **runs;
-    ty_task_t **tasks;
-    size_t nruns, ntasks;
+    uint64_t seq0;  /* the chain number of its txn, once sent */
+    ty_put_t *snap; /* its txn's puts, encoded when it started */
+    size_t nsnap;
+    ty_item_t *items;
+    size_t nitems;
     ty_batch_t raw; /* keyed puts and the outbox */
     int pending;    /* txns not yet answered */
     int failed, done;
@@ -153,7 +175,9 @@ struct ty_core {
     zhashx_t *workers; /* id -> ty_worker_t* */
     ty_worker_t **wlist;
     size_t nworkers, cap_workers;
-    zhashx_t *peers; /* peer bytes (hex) -> ty_worker_t* */
+    /* workers that can take tasks, most free CPUs first (queue.c) */
+    ty_worker_t **pheap;
+    size_t npheap, cap_pheap;
 
     /* ready queue and back-off */
     ty_task_t **heap;
@@ -163,12 +187,15 @@ struct ty_core {
     int64_t next_delay; /* wall ms of the earliest back-off end, 0 none */
     int need_schedule;
     int workers_changed; /* one came or went: queued tasks' reasons are rechecked */
+    uint64_t wgen;       /* bumped when one comes or goes */
 
     /* persistence */
     ty_batch_t open;
     ty_flight_t *flights; /* oldest first; outboxes leave in this order */
     size_t nflights;
     uint64_t next_flight;
+    uint64_t seq;            /* the last txn number given out (leader.seq) */
+    uint64_t mark;           /* changes so far: the order records are written in */
     zhashx_t *inflight_keys; /* keyed puts in flight -> count */
     int64_t retry_at;        /* monotonic: resend failed batches */
 
@@ -193,6 +220,8 @@ void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, si
 /* ---- runs.c: runs and tasks ---- */
 ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams);
 void ty_runs_free(ty_run_t *r);
+/* The index of r's task called name, or -1. */
+int ty_runs_task_index(const ty_run_t *r, const char *name);
 void ty_runs_index(ty_core_t *c, ty_run_t *r);
 void ty_runs_start(ty_core_t *c, ty_run_t *r);
 void ty_runs_enqueue(ty_core_t *c, ty_task_t *t);
@@ -211,10 +240,14 @@ void ty_runs_release(ty_core_t *c, ty_task_t *t);
 void ty_queue_push(ty_core_t *c, ty_task_t *t);
 void ty_queue_remove(ty_core_t *c, ty_task_t *t);
 void ty_queue_pass(ty_core_t *c);
-void ty_queue_charge(ty_task_t *t, ty_worker_t *w);
+void ty_queue_charge(ty_core_t *c, ty_task_t *t, ty_worker_t *w);
 /* A newly queued task that no worker could hold says so at once. */
 void ty_queue_explain_new(ty_core_t *c, ty_task_t *t);
 int ty_queue_is_wait_reason(const char *reason);
+/* w's size, use, or whether it can take tasks changed: placement's index
+ * follows. */
+void ty_queue_worker_changed(ty_core_t *c, ty_worker_t *w);
+void ty_queue_worker_gone(ty_core_t *c, ty_worker_t *w);
 double ty_queue_need_cpus(const Ty__TaskSpec *s);
 uint64_t ty_queue_need_mem(const Ty__TaskSpec *s);
 uint32_t ty_queue_need_gpus(const Ty__TaskSpec *s);

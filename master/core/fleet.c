@@ -33,6 +33,8 @@ void ty_fleet_free(ty_worker_t *w) {
 static ty_worker_t *ty_fleet_add(ty_core_t *c, const char *id) {
     ty_worker_t *w = ty_xcalloc(1, sizeof *w);
     w->id = ty_xstrdup(id);
+    w->pidx = -1;
+    w->order = c->nworkers;
     zhashx_insert(c->workers, w->id, w);
     if (c->nworkers == c->cap_workers) {
         c->cap_workers = c->cap_workers ? c->cap_workers * 2 : 16;
@@ -125,6 +127,18 @@ static int ty_check_register(ty_core_t *c, const Ty__Register *reg) {
     for (size_t i = 0; i < reg->n_unacked; i++)
         if (!ty_result_ok(reg->unacked[i]))
             return ty_reject(c, "register: bad unacknowledged result");
+    return 0;
+}
+
+static int ty_check_heartbeat(ty_core_t *c, const Ty__Heartbeat *hb) {
+    if (hb->n_attempts > TY_REFS_MAX || hb->n_unacked > TY_REFS_MAX)
+        return ty_reject(c, "heartbeat: too many attempts");
+    for (size_t i = 0; i < hb->n_attempts; i++)
+        if (!ty_ref_ok(hb->attempts[i]))
+            return ty_reject(c, "heartbeat: bad attempt");
+    for (size_t i = 0; i < hb->n_unacked; i++)
+        if (!ty_ref_ok(hb->unacked[i]))
+            return ty_reject(c, "heartbeat: bad unacknowledged result");
     return 0;
 }
 
@@ -263,7 +277,7 @@ static void ty_adopt_one(ty_core_t *c, ty_task_t *t, void *arg) {
     for (size_t i = 0; i < a->reg->n_running; i++)
         if (ty_ref_names(a->reg->running[i], t)) {
             t->adopted = 1;
-            ty_queue_charge(t, a->w);
+            ty_queue_charge(c, t, a->w);
             return;
         }
     for (size_t i = 0; i < a->reg->n_unacked; i++)
@@ -316,6 +330,8 @@ static void ty_on_register(ty_core_t *c, const uint8_t *peer, size_t peer_len,
     w->known_only = w->placeholder = 0;
     w->last_seen = c->now.mono_ms;
     c->workers_changed = 1;
+    c->wgen++;
+    ty_queue_worker_changed(c, w);
     ty_info("worker %s registered (%g cpus, %llu MiB, %u gpus, %zu running)", w->id, w->cpus,
             (unsigned long long)w->mem_mb, w->gpus, reg->n_running);
     if (changed)
@@ -394,11 +410,43 @@ static void ty_on_report(ty_core_t *c, const Ty__Report *rep) {
     ty_core_notify(c, t->run, 0);
 }
 
+static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, void *arg) {
+    const Ty__Heartbeat *hb = arg;
+    /* a dispatch younger than a lease may still be on its way */
+    if (!t->sent_mono || c->now.mono_ms - t->sent_mono <= c->o.worker_lease_ms)
+        return;
+    for (size_t i = 0; i < hb->n_attempts; i++)
+        if (ty_ref_names(hb->attempts[i], t))
+            return;
+    for (size_t i = 0; i < hb->n_unacked; i++)
+        if (ty_ref_names(hb->unacked[i], t))
+            return; /* its result follows */
+    ty_runs_requeue_lost(c, t, "its worker does not run it (the dispatch was lost)");
+}
+
+/* A heartbeat lists what the worker runs: an attempt the core dispatched
+ * there long enough ago that is neither running nor waiting for its result
+ * to be acknowledged was lost on the way (ZeroMQ drops messages to a peer
+ * that reconnected); without this it would count as running forever. */
+static void ty_on_heartbeat(ty_core_t *c, ty_worker_t *w, const uint8_t *peer, size_t peer_len,
+                            const Ty__Heartbeat *hb) {
+    if (hb->listed)
+        ty_each_running_on(c, w, ty_reconcile_one, (void *)hb);
+    Ty__HeartbeatAck ack = TY__HEARTBEAT_ACK__INIT;
+    ack.epoch = c->o.epoch;
+    Ty__Envelope out = TY__ENVELOPE__INIT;
+    out.body_case = TY__ENVELOPE__BODY_HEARTBEAT_ACK;
+    out.heartbeat_ack = &ack;
+    ty_send(c, peer, peer_len, &out);
+}
+
 static void ty_on_deregister(ty_core_t *c, ty_worker_t *w, const Ty__Deregister *d) {
     ty_info("worker %s deregistered: %.200s", w->id, d->reason ? d->reason : "");
     w->up = 0;
     w->gone = 1;
+    ty_queue_worker_gone(c, w);
     c->workers_changed = c->need_schedule = 1;
+    c->wgen++;
     char *why = ty_xasprintf("worker %s left", w->id);
     ty_each_running_on(c, w, ty_lost_one, why);
     free(why);
@@ -427,16 +475,12 @@ void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const 
         ty_on_register(c, peer, peer_len, env->register_);
         break;
     case TY__ENVELOPE__BODY_HEARTBEAT:
-        if (!w) {
+        if (ty_check_heartbeat(c, env->heartbeat) != 0)
+            break;
+        if (!w)
             ty_reregister(c, peer, peer_len);
-        } else {
-            Ty__HeartbeatAck ack = TY__HEARTBEAT_ACK__INIT;
-            ack.epoch = c->o.epoch;
-            Ty__Envelope out = TY__ENVELOPE__INIT;
-            out.body_case = TY__ENVELOPE__BODY_HEARTBEAT_ACK;
-            out.heartbeat_ack = &ack;
-            ty_send(c, peer, peer_len, &out);
-        }
+        else
+            ty_on_heartbeat(c, w, peer, peer_len, env->heartbeat);
         break;
     case TY__ENVELOPE__BODY_RESULT:
         if (!ty_result_ok(env->result))
@@ -482,7 +526,9 @@ void ty_fleet_sweep(ty_core_t *c) {
         if (!w->up || now - w->last_seen <= c->o.worker_lease_ms)
             continue;
         w->up = 0;
+        ty_queue_worker_gone(c, w);
         c->workers_changed = c->need_schedule = 1;
+        c->wgen++;
         ty_warn("worker %s lost: silent for %lld ms", w->id, (long long)(now - w->last_seen));
         char *why = ty_xasprintf("worker %s lost", w->id);
         ty_each_running_on(c, w, ty_lost_one, why);

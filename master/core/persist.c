@@ -42,10 +42,12 @@ static void ty_puts_free(ty_put_t *p, size_t n) {
 }
 
 static void ty_flight_free(ty_core_t *c, ty_flight_t *f) {
-    for (size_t i = 0; i < f->nruns; i++)
-        f->runs[i]->inflight--;
-    for (size_t i = 0; i < f->ntasks; i++)
-        f->tasks[i]->inflight--;
+    for (size_t i = 0; i < f->nitems; i++) {
+        if (f->items[i].run)
+            f->items[i].run->inflight--;
+        else if (f->items[i].task)
+            f->items[i].task->inflight--;
+    }
     for (size_t i = 0; i < f->raw.nputs; i++) {
         const char *k = f->raw.puts[i].key;
         uintptr_t n = (uintptr_t)zhashx_lookup(c->inflight_keys, k);
@@ -54,9 +56,10 @@ static void ty_flight_free(ty_core_t *c, ty_flight_t *f) {
         else
             zhashx_update(c->inflight_keys, k, (void *)(n - 1));
     }
-    free(f->runs);
-    free(f->tasks);
+    free(f->items);
+    ty_puts_free(f->snap, f->nsnap);
     ty_puts_free(f->raw.puts, f->raw.nputs);
+    free(f->raw.put_marks);
     free(f);
 }
 
@@ -70,12 +73,14 @@ void ty_persist_fini(ty_core_t *c) {
     c->nflights = 0;
     ty_out_free(c->open.out);
     ty_puts_free(c->open.puts, c->open.nputs);
+    free(c->open.put_marks);
     ty_batch_init(&c->open);
     zhashx_destroy(&c->inflight_keys);
 }
 
 void ty_persist_run(ty_core_t *c, ty_run_t *r) {
     r->version++;
+    r->mark = ++c->mark;
     ty_core_notify(c, r, 0);
     if (r->dirty)
         return;
@@ -87,6 +92,7 @@ void ty_persist_run(ty_core_t *c, ty_run_t *r) {
 
 void ty_persist_task(ty_core_t *c, ty_task_t *t) {
     t->run->version++;
+    t->mark = ++c->mark;
     ty_core_notify(c, t->run, 0);
     if (t->dirty)
         return;
@@ -104,9 +110,12 @@ void ty_persist_put(ty_core_t *c, char *key, uint8_t *val, size_t len) {
             free(b->puts[i].val);
             b->puts[i].val = val;
             b->puts[i].len = len;
+            b->put_marks[i] = ++c->mark;
             return;
         }
     b->puts = ty_xrealloc(b->puts, (b->nputs + 1) * sizeof *b->puts);
+    b->put_marks = ty_xrealloc(b->put_marks, (b->nputs + 1) * sizeof *b->put_marks);
+    b->put_marks[b->nputs] = ++c->mark;
     b->puts[b->nputs++] = (ty_put_t){key, val, len};
     b->nops++;
 }
@@ -208,56 +217,55 @@ static void ty_putv_add(ty_putv_t *v, char *key, uint8_t *val, size_t len) {
     v->puts[v->n++] = (ty_put_t){key, val, len};
 }
 
-static void ty_emit_txn(ty_core_t *c, ty_flight_t *f, ty_putv_t *v) {
-    ty_fx_t fx = {.kind = TY_FX_TXN, .flight = f->id, .epoch = c->o.epoch};
-    fx.puts = v->puts;
-    fx.nputs = v->n;
-    f->pending++;
-    c->txns++;
-    c->ops += v->n;
-    ty_core_emit(c, &fx);
-    memset(v, 0, sizeof *v);
-}
-
-/* The TXN effects of f, from the records' current values (a resent batch
- * writes what is current: the newer values would be written anyway). */
-static void ty_flight_send(ty_core_t *c, ty_flight_t *f) {
-    ty_putv_t v = {0};
-    f->failed = 0;
-    f->pending = 0;
-    for (size_t i = 0; i < f->nruns; i++) {
-        ty_run_t *r = f->runs[i];
+/* The record of it as it is now. */
+static void ty_item_put(ty_core_t *c, ty_flight_t *f, const ty_item_t *it, ty_putv_t *v) {
+    (void)c;
+    if (it->run) {
         Ty__RunRecord rec;
-        ty_persist_run_record(r, &rec, 1);
+        ty_persist_run_record(it->run, &rec, 1);
         size_t len = ty__run_record__get_packed_size(&rec);
-        uint8_t *val = ty_xmalloc(len);
+        uint8_t *val = ty_xmalloc(len ? len : 1);
         ty__run_record__pack(&rec, val);
-        ty_putv_add(&v, ty_xasprintf("runs/%s", r->id), val, len);
-        if (v.n >= TY_TXN_MAX_OPS)
-            ty_emit_txn(c, f, &v);
-    }
-    for (size_t i = 0; i < f->ntasks; i++) {
-        ty_task_t *t = f->tasks[i];
+        ty_putv_add(v, ty_xasprintf("runs/%s", it->run->id), val, len);
+    } else if (it->task) {
+        ty_task_t *t = it->task;
         Ty__TaskRecord rec;
         ty_persist_task_record(t, &rec);
         size_t len = ty__task_record__get_packed_size(&rec);
-        uint8_t *val = ty_xmalloc(len);
+        uint8_t *val = ty_xmalloc(len ? len : 1);
         ty__task_record__pack(&rec, val);
         ty_persist_task_record_clear(&rec);
-        ty_putv_add(&v, ty_xasprintf("runs/%s/tasks/%s", t->run->id, t->spec->name), val, len);
-        if (v.n >= TY_TXN_MAX_OPS)
-            ty_emit_txn(c, f, &v);
-    }
-    for (size_t i = 0; i < f->raw.nputs; i++) {
-        ty_put_t *p = &f->raw.puts[i];
+        ty_putv_add(v, ty_xasprintf("runs/%s/tasks/%s", t->run->id, t->spec->name), val, len);
+    } else {
+        ty_put_t *p = &f->raw.puts[it->put];
         uint8_t *val = ty_xmalloc(p->len ? p->len : 1);
         memcpy(val, p->val, p->len);
-        ty_putv_add(&v, ty_xstrdup(p->key), val, p->len);
-        if (v.n >= TY_TXN_MAX_OPS)
-            ty_emit_txn(c, f, &v);
+        ty_putv_add(v, ty_xstrdup(p->key), val, p->len);
     }
-    if (v.n)
-        ty_emit_txn(c, f, &v);
+}
+
+/* f's txn: its records as they were when it was cut (ty_flight_snap), the
+ * same bytes each time it is sent, so that "txn seq is in" means these
+ * values are (a record that changed since is in the open batch again).
+ * Writing current values instead could put a run's end in the store before
+ * the task results, in later txns, that it follows from. */
+static void ty_flight_send(ty_core_t *c, ty_flight_t *f) {
+    f->failed = 0;
+    if (!f->seq0)
+        f->seq0 = ++c->seq; /* the chain: sent in order, numbered in order */
+    ty_fx_t fx = {.kind = TY_FX_TXN, .flight = f->id, .epoch = c->o.epoch, .seq = f->seq0};
+    fx.puts = ty_xcalloc(f->nsnap ? f->nsnap : 1, sizeof *fx.puts);
+    for (size_t i = 0; i < f->nsnap; i++) {
+        fx.puts[i].key = ty_xstrdup(f->snap[i].key);
+        fx.puts[i].val = ty_xmalloc(f->snap[i].len ? f->snap[i].len : 1);
+        memcpy(fx.puts[i].val, f->snap[i].val, f->snap[i].len);
+        fx.puts[i].len = f->snap[i].len;
+    }
+    fx.nputs = f->nsnap;
+    f->pending = 1;
+    c->txns++;
+    c->ops += f->nsnap;
+    ty_core_emit(c, &fx);
 }
 
 void ty_persist_retry(ty_core_t *c) {
@@ -321,20 +329,112 @@ static int ty_conflicts(const ty_core_t *c) {
     return 0;
 }
 
+static int ty_item_cmp(const void *a, const void *b) {
+    uint64_t x = ((const ty_item_t *)a)->mark, y = ((const ty_item_t *)b)->mark;
+    return x < y ? -1 : x > y;
+}
+
+static ty_flight_t *ty_flight_new(ty_core_t *c, size_t cap) {
+    ty_flight_t *f = ty_xcalloc(1, sizeof *f);
+    f->id = ++c->next_flight;
+    f->items = ty_xcalloc(cap ? cap : 1, sizeof *f->items);
+    f->raw.out_tail = &f->raw.out;
+    ty_flight_t **pp = &c->flights;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = f;
+    c->nflights++;
+    return f;
+}
+
+/* f's txn as its records are now: the same bytes each time it is sent */
+static void ty_flight_snap(ty_core_t *c, ty_flight_t *f) {
+    ty_putv_t v = {0};
+    for (size_t i = 0; i < f->nitems; i++)
+        ty_item_put(c, f, &f->items[i], &v);
+    f->snap = v.puts;
+    f->nsnap = v.n;
+}
+
+/* The whole open batch becomes flights of at most 120 records each, in the
+ * order the records last changed, each encoded now; the outbox leaves with
+ * the last of them.  They are sent in order, four at most at a time. */
+static void ty_cut(ty_core_t *c) {
+    ty_batch_t *b = &c->open;
+    size_t n = 0, i;
+    ty_item_t *all = ty_xcalloc(b->nops ? b->nops : 1, sizeof *all);
+    for (ty_run_t *r = b->runs; r; r = r->dirty_next)
+        all[n++] = (ty_item_t){.mark = r->mark, .run = r};
+    for (ty_task_t *t = b->tasks; t; t = t->dirty_next)
+        all[n++] = (ty_item_t){.mark = t->mark, .task = t};
+    for (i = 0; i < b->nputs; i++)
+        all[n++] = (ty_item_t){.mark = b->put_marks[i], .put = i};
+    qsort(all, n, sizeof *all, ty_item_cmp);
+    ty_flight_t *f = NULL;
+    for (i = 0; i < n; i++) {
+        if (!f || f->nitems == TY_TXN_MAX_OPS) {
+            if (f)
+                ty_flight_snap(c, f);
+            f = ty_flight_new(c, n - i < TY_TXN_MAX_OPS ? n - i : TY_TXN_MAX_OPS);
+        }
+        ty_item_t it = all[i];
+        if (it.run) {
+            it.run->dirty = 0;
+            it.run->inflight++;
+        } else if (it.task) {
+            it.task->dirty = 0;
+            it.task->inflight++;
+        } else {
+            ty_put_t p = b->puts[it.put];
+            f->raw.puts = ty_xrealloc(f->raw.puts, (f->raw.nputs + 1) * sizeof *f->raw.puts);
+            f->raw.puts[f->raw.nputs] = p;
+            it.put = f->raw.nputs++;
+            uintptr_t cnt = (uintptr_t)zhashx_lookup(c->inflight_keys, p.key);
+            if (cnt)
+                zhashx_update(c->inflight_keys, p.key, (void *)(cnt + 1));
+            else
+                zhashx_insert(c->inflight_keys, p.key, (void *)1);
+        }
+        f->items[f->nitems++] = it;
+    }
+    if (f) {
+        ty_flight_snap(c, f);
+        f->raw.out = b->out; /* the outbox waits for every record before it */
+        f->raw.out_tail = b->out ? b->out_tail : &f->raw.out;
+    }
+    free(all);
+    free(b->puts);
+    free(b->put_marks);
+    ty_batch_init(b);
+}
+
+/* Send flights not sent yet, in order, while fewer than four are out. */
+static void ty_send_ready(ty_core_t *c) {
+    size_t out = 0;
+    for (ty_flight_t *f = c->flights; f; f = f->next) {
+        if (f->done)
+            continue;
+        if (f->seq0) {
+            out += f->pending > 0;
+            continue;
+        }
+        if (out >= TY_MAX_FLIGHTS)
+            return;
+        ty_flight_send(c, f);
+        out++;
+    }
+}
+
 void ty_persist_flush(ty_core_t *c) {
     ty_batch_t *b = &c->open;
     if (c->fenced)
         return;
-    if (b->nops == 0) {
-        if (!b->out)
-            return;
-        if (c->nflights == 0) {
-            ty_outmsg_t *out = b->out;
-            b->out = NULL;
-            b->out_tail = &b->out;
-            ty_out_release(c, out); /* nothing to wait for */
-            return;
-        }
+    if (b->nops == 0 && b->out && c->nflights == 0) {
+        ty_outmsg_t *out = b->out;
+        b->out = NULL;
+        b->out_tail = &b->out;
+        ty_out_release(c, out); /* nothing to wait for */
+    } else if (b->nops == 0 && b->out) {
         /* wait for the batches in flight: append to the newest one's outbox */
         ty_flight_t *last = c->flights;
         while (last->next)
@@ -343,50 +443,10 @@ void ty_persist_flush(ty_core_t *c) {
         last->raw.out_tail = b->out_tail;
         b->out = NULL;
         b->out_tail = &b->out;
-        return;
+    } else if (b->nops && !ty_conflicts(c)) {
+        ty_cut(c); /* else cut when the batch in flight with its records completes */
     }
-    if (c->nflights >= TY_MAX_FLIGHTS || ty_conflicts(c))
-        return; /* flushed again when a batch in flight completes */
-    ty_flight_t *f = ty_xcalloc(1, sizeof *f);
-    f->id = ++c->next_flight;
-    for (ty_run_t *r = b->runs; r; r = r->dirty_next)
-        f->nruns++;
-    for (ty_task_t *t = b->tasks; t; t = t->dirty_next)
-        f->ntasks++;
-    f->runs = ty_xcalloc(f->nruns ? f->nruns : 1, sizeof *f->runs);
-    f->tasks = ty_xcalloc(f->ntasks ? f->ntasks : 1, sizeof *f->tasks);
-    size_t i = 0;
-    for (ty_run_t *r = b->runs; r; r = r->dirty_next) {
-        r->dirty = 0;
-        r->inflight++;
-        f->runs[i++] = r;
-    }
-    i = 0;
-    for (ty_task_t *t = b->tasks; t; t = t->dirty_next) {
-        t->dirty = 0;
-        t->inflight++;
-        f->tasks[i++] = t;
-    }
-    for (i = 0; i < b->nputs; i++) {
-        const char *k = b->puts[i].key;
-        uintptr_t n = (uintptr_t)zhashx_lookup(c->inflight_keys, k);
-        if (n)
-            zhashx_update(c->inflight_keys, k, (void *)(n + 1));
-        else
-            zhashx_insert(c->inflight_keys, k, (void *)1);
-    }
-    f->raw = *b; /* keyed puts and the outbox move along */
-    f->raw.runs = NULL;
-    f->raw.tasks = NULL;
-    if (!f->raw.out)
-        f->raw.out_tail = &f->raw.out;
-    ty_batch_init(b);
-    ty_flight_t **pp = &c->flights;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = f;
-    c->nflights++;
-    ty_flight_send(c, f);
+    ty_send_ready(c);
 }
 
 /* ---- rebuild ---- */
@@ -465,6 +525,14 @@ static void ty_load_run(ty_core_t *c, const char *key, const uint8_t *val, size_
 }
 
 void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
+    if (strcmp(key, "leader.seq") == 0) {
+        char buf[32];
+        int64_t v = 0;
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < 31 ? len : 31), (const char *)val);
+        if (ty_parse_i64(buf, 0, INT64_MAX, &v) == 0 && (uint64_t)v > c->seq)
+            c->seq = (uint64_t)v;
+        return;
+    }
     if (strncmp(key, "runs/", 5) == 0) {
         const char *rest = key + 5, *slash = strchr(rest, '/');
         if (!slash) {

@@ -73,6 +73,72 @@ void ty_queue_remove(ty_core_t *c, ty_task_t *t) {
     ty_heap_up(c, i);
 }
 
+/* ---- the placement heap: workers that can take tasks, by free CPUs ---- */
+
+static double ty_free_cpus(const ty_worker_t *w) { return w->cpus - w->used_cpus; }
+
+/* a before b: more free CPUs, then earlier registration */
+static int ty_w_before(const ty_worker_t *a, const ty_worker_t *b) {
+    double fa = ty_free_cpus(a), fb = ty_free_cpus(b);
+    if (fa > fb + TY_EPS || fa < fb - TY_EPS)
+        return fa > fb;
+    return a->order < b->order;
+}
+
+static void ty_p_swap(ty_core_t *c, size_t i, size_t j) {
+    ty_worker_t *w = c->pheap[i];
+    c->pheap[i] = c->pheap[j];
+    c->pheap[j] = w;
+    c->pheap[i]->pidx = (int)i;
+    c->pheap[j]->pidx = (int)j;
+}
+
+static void ty_p_fix(ty_core_t *c, size_t i) {
+    while (i > 0 && ty_w_before(c->pheap[i], c->pheap[(i - 1) / 2])) {
+        ty_p_swap(c, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, best = i;
+        if (l < c->npheap && ty_w_before(c->pheap[l], c->pheap[best]))
+            best = l;
+        if (r < c->npheap && ty_w_before(c->pheap[r], c->pheap[best]))
+            best = r;
+        if (best == i)
+            return;
+        ty_p_swap(c, i, best);
+        i = best;
+    }
+}
+
+void ty_queue_worker_gone(ty_core_t *c, ty_worker_t *w) {
+    if (w->pidx < 0)
+        return;
+    size_t i = (size_t)w->pidx;
+    w->pidx = -1;
+    if (i == --c->npheap)
+        return;
+    c->pheap[i] = c->pheap[c->npheap];
+    c->pheap[i]->pidx = (int)i;
+    ty_p_fix(c, i);
+}
+
+void ty_queue_worker_changed(ty_core_t *c, ty_worker_t *w) {
+    if (!w->up || w->known_only) {
+        ty_queue_worker_gone(c, w);
+        return;
+    }
+    if (w->pidx < 0) {
+        if (c->npheap == c->cap_pheap) {
+            c->cap_pheap = c->cap_pheap ? c->cap_pheap * 2 : 16;
+            c->pheap = ty_xrealloc(c->pheap, c->cap_pheap * sizeof *c->pheap);
+        }
+        c->pheap[c->npheap] = w;
+        w->pidx = (int)c->npheap++;
+    }
+    ty_p_fix(c, (size_t)w->pidx);
+}
+
 /* ---- resources ---- */
 
 static unsigned ty_ranks(const Ty__TaskSpec *s) { return s->kind == TY_KIND_MPI ? s->np : 1; }
@@ -119,6 +185,14 @@ int ty_queue_is_wait_reason(const char *reason) {
                       strncmp(reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0);
 }
 
+/* Whether some worker that is up could hold t with nothing else running. */
+static int ty_fits_an_idle_worker(ty_core_t *c, const ty_task_t *t) {
+    for (size_t i = 0; i < c->nworkers; i++)
+        if (ty_fits_as(c->wlist[i], t, 1))
+            return 1;
+    return 0;
+}
+
 /* Why t, at the head of the queue or skipped by it, was not placed: none
  * could hold it even when idle (what it needs against the most any worker
  * has; said wherever t is in the queue), or none has the room now.  Other
@@ -136,12 +210,11 @@ static char *ty_wait_reason(ty_core_t *c, const ty_task_t *t) {
     double cpus = 0;
     uint64_t mem = 0;
     uint32_t gpus = 0;
-    int labelled = 0, fits_idle = 0;
-    for (size_t i = 0; i < c->nworkers; i++) {
+    int labelled = 0, fits_idle = ty_fits_an_idle_worker(c, t);
+    for (size_t i = 0; i < c->nworkers && !fits_idle; i++) { /* the largest, to say why not */
         ty_worker_t *w = c->wlist[i];
         if (!w->up || w->known_only)
             continue;
-        fits_idle = fits_idle || ty_fits_as(w, t, 1);
         labelled = labelled || ty_labels_fit(w, t);
         cpus = w->cpus > cpus ? w->cpus : cpus;
         mem = w->mem_mb > mem ? w->mem_mb : mem;
@@ -160,14 +233,6 @@ static char *ty_wait_reason(ty_core_t *c, const ty_task_t *t) {
     return why;
 }
 
-/* Whether some worker that is up could hold t with nothing else running. */
-static int ty_fits_an_idle_worker(ty_core_t *c, const ty_task_t *t) {
-    for (size_t i = 0; i < c->nworkers; i++)
-        if (ty_fits_as(c->wlist[i], t, 1))
-            return 1;
-    return 0;
-}
-
 /* t's waiting reason becomes why (NULL: none), and status waiters hear of it. */
 static void ty_tell_wait(ty_core_t *c, ty_task_t *t, char *why) {
     ty_runs_set_reason(t, why);
@@ -183,6 +248,9 @@ static void ty_tell_wait(ty_core_t *c, ty_task_t *t, char *why) {
 static void ty_explain_wait(ty_core_t *c, ty_task_t *t) {
     if (t->reason && !t->waiting_why)
         return; /* a retry keeps its last attempt's reason ("exit code 3") */
+    if (t->waiting_why && t->why_gen == c->wgen)
+        return; /* it depends on the workers alone, and none came or went */
+    t->why_gen = c->wgen;
     char *why = ty_wait_reason(c, t);
     if (t->waiting_why && t->reason && strcmp(t->reason, why) == 0) {
         free(why);
@@ -196,7 +264,7 @@ void ty_queue_explain_new(ty_core_t *c, ty_task_t *t) {
         ty_explain_wait(c, t);
 }
 
-void ty_queue_charge(ty_task_t *t, ty_worker_t *w) {
+void ty_queue_charge(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     ty_runs_attach(t, w);
     if (t->charged)
         return;
@@ -211,6 +279,7 @@ void ty_queue_charge(ty_task_t *t, ty_worker_t *w) {
     w->used_mem += t->charged_mem;
     w->gpu_busy |= t->charged_gpus;
     w->running++;
+    ty_queue_worker_changed(c, w);
 }
 
 /* ---- placement ---- */
@@ -240,7 +309,8 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
                 t->gpu_ids[t->n_gpu++] = g;
     }
     t->adopted = 1; /* dispatched by this master: nothing to wait for */
-    ty_queue_charge(t, w);
+    t->sent_mono = c->now.mono_ms;
+    ty_queue_charge(c, t, w);
     ty_persist_task(c, t);
     if (r->state == TY_RUN_PENDING) {
         r->state = TY_RUN_RUNNING;
@@ -272,15 +342,20 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
 }
 
 /* Best worker for t: the one with the most free CPUs among those that fit
- * (the first in registration order on a tie). */
+ * (the first in registration order on a tie).  The placement heap's top
+ * has the most free CPUs of all: when it fits, it is the answer, in
+ * O(1); a task it does not fit (labels, GPUs, memory) looks at every
+ * worker. */
 static ty_worker_t *ty_pick(ty_core_t *c, const ty_task_t *t, int *any_room) {
+    *any_room = c->npheap > 0 && ty_free_cpus(c->pheap[0]) > TY_EPS;
+    if (!*any_room)
+        return NULL;
+    if (ty_fits_as(c->pheap[0], t, 0))
+        return c->pheap[0];
     ty_worker_t *best = NULL;
-    *any_room = 0;
-    for (size_t i = 0; i < c->nworkers; i++) {
-        ty_worker_t *w = c->wlist[i];
-        if (w->up && !w->known_only && w->cpus - w->used_cpus > TY_EPS)
-            *any_room = 1;
-        if (ty_fits_as(w, t, 0) && (!best || w->cpus - w->used_cpus > best->cpus - best->used_cpus))
+    for (size_t i = 0; i < c->npheap; i++) {
+        ty_worker_t *w = c->pheap[i];
+        if (ty_fits_as(w, t, 0) && (!best || ty_w_before(w, best)))
             best = w;
     }
     return best;

@@ -10,6 +10,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int ty_by_name_cmp(const void *a, const void *b, void *arg) {
+    const Ty__PipelineSpec *spec = arg;
+    return strcmp(spec->tasks[*(const uint32_t *)a]->name, spec->tasks[*(const uint32_t *)b]->name);
+}
+
+int ty_runs_task_index(const ty_run_t *r, const char *name) {
+    size_t lo = 0, hi = r->ntasks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int k = strcmp(r->spec->tasks[r->by_name[mid]]->name, name);
+        if (k == 0)
+            return (int)r->by_name[mid];
+        if (k < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
 ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams) {
     ty_run_t *r = ty_xcalloc(1, sizeof *r);
     r->id = ty_xstrdup(id);
@@ -24,9 +44,13 @@ ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, s
         t->spec = spec->tasks[i];
         t->heap_idx = -1;
     }
+    r->by_name = ty_xcalloc(r->ntasks ? r->ntasks : 1, sizeof *r->by_name);
+    for (size_t i = 0; i < r->ntasks; i++)
+        r->by_name[i] = (uint32_t)i;
+    qsort_r(r->by_name, r->ntasks, sizeof *r->by_name, ty_by_name_cmp, spec);
     for (size_t i = 0; i < r->ntasks; i++)
         for (size_t d = 0; d < spec->tasks[i]->n_depends_on; d++) {
-            int p = ty_dag_task_index(spec, spec->tasks[i]->depends_on[d]);
+            int p = ty_runs_task_index(r, spec->tasks[i]->depends_on[d]);
             if (p < 0)
                 continue;
             ty_task_t *up = &r->tasks[p];
@@ -51,6 +75,7 @@ void ty_runs_free(ty_run_t *r) {
         free(t->children);
     }
     free(r->tasks);
+    free(r->by_name);
     ty_dag_free(&r->spec);
     ty_dag_kvs_free(r->params, r->nparams);
     free(r->id);
@@ -119,6 +144,7 @@ void ty_runs_release(ty_core_t *c, ty_task_t *t) {
     w->gpu_busy &= ~t->charged_gpus;
     if (w->running)
         w->running--;
+    ty_queue_worker_changed(c, w);
     c->need_schedule = 1;
 }
 
@@ -148,7 +174,7 @@ static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
     ty_run_t *r = t->run;
     size_t n = t->spec->n_depends_on, done = 0, failed = 0, skipped = 0;
     for (size_t d = 0; d < n; d++) {
-        int p = ty_dag_task_index(r->spec, t->spec->depends_on[d]);
+        int p = ty_runs_task_index(r, t->spec->depends_on[d]);
         unsigned s = r->tasks[p].state;
         if (!ty_task_state_terminal(s))
             continue;

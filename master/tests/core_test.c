@@ -336,6 +336,55 @@ static void test_lease_loss_and_cancel(void) {
     h_fini(&h);
 }
 
+static void h_heartbeat_listing(h_t *h, const char *id, Ty__TaskRef **refs, size_t n) {
+    Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
+    hb.listed = 1;
+    hb.attempts = refs;
+    hb.n_attempts = n;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    h_worker_msg(h, id, &env);
+}
+
+/* A dispatch lost on the way (ZeroMQ drops messages to a peer that
+ * reconnected) is found from the worker's heartbeats, which list what it
+ * runs: after a lease, an attempt in no list is re-queued. */
+static void test_lost_dispatch_is_found(void) {
+    h_t h;
+    h_init(&h, 7);
+    h_register(&h, "w1", 2, 0, NULL);
+    ty_run_t *r = h_submit(&h, "name: ld\ntasks:\n  - {name: a, command: [t]}\n"
+                               "  - {name: b, command: [t]}\n");
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    /* w1 got b's dispatch, not a's */
+    Ty__TaskRef ref = TY__TASK_REF__INIT, *refs[1] = {&ref};
+    ref.run_id = r->id;
+    ref.task = "b";
+    ref.attempt = 1;
+    for (int i = 0; i < 10; i++) { /* within a lease a dispatch may be on its way */
+        h_advance(&h, 100);
+        h_heartbeat_listing(&h, "w1", refs, 1);
+    }
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    h_advance(&h, 100);
+    h_heartbeat_listing(&h, "w1", refs, 1);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_QUEUED);
+    CHECK_STR(T(r, "a")->reason, "its worker does not run it (the dispatch was lost)");
+    CHECK_EQ_INT(T(r, "b")->state, TY_TASK_RUNNING);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->attempt, 2);
+    /* a heartbeat without lists (an older worker) judges nothing */
+    for (int i = 0; i < 15; i++) {
+        h_advance(&h, 100);
+        h_heartbeat(&h, "w1");
+    }
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    CHECK_EQ_INT(T(r, "b")->state, TY_TASK_RUNNING);
+    h_fini(&h);
+}
+
 /* Load every record of a's store into a new core, as a restarted master. */
 static void h_restart(h_t *a, h_t *b, uint64_t epoch) {
     memset(b, 0, sizeof *b);
@@ -595,6 +644,7 @@ int main(void) {
     test_backoff_deadline_fires();
     test_lease_loss_and_cancel();
     test_recovery_and_grace();
+    test_lost_dispatch_is_found();
     test_write_ahead();
     test_large_batch_splits();
     test_validation();

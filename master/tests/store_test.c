@@ -1,7 +1,9 @@
 /* The etcd store against a real etcd: a txn commits only while the leader
  * key's create revision is the epoch it names (TY_ESTALE otherwise, and
- * nothing is written), and range returns the keys under a prefix, relative
- * and in key order. */
+ * nothing is written) and only as the next link of the chain (TY_ECONFLICT
+ * when one before it is missing; 0 again for one that is in already: a
+ * lost answer's retry), and range returns the keys under a prefix,
+ * relative and in key order. */
 #include "master/store.h"
 
 #include "common/err.h"
@@ -75,22 +77,35 @@ int main(void) {
     uint64_t epoch = (uint64_t)last.revision;
 
     ty_put_t puts[2] = {{"runs/b", (uint8_t *)"2", 1}, {"runs/a", (uint8_t *)"1", 1}};
-    CHECK_EQ_INT(ty_store_txn(s, epoch, puts, 2, on_txn, NULL), 0);
+    CHECK_EQ_INT(ty_store_txn(s, epoch, 1, puts, 2, on_txn, NULL), 0);
     wait_got();
     CHECK_EQ_INT(status, 0);
     /* a stale epoch writes nothing */
     ty_put_t stale = {"runs/c", (uint8_t *)"3", 1};
-    CHECK_EQ_INT(ty_store_txn(s, epoch - 1, &stale, 1, on_txn, NULL), 0);
+    CHECK_EQ_INT(ty_store_txn(s, epoch - 1, 2, &stale, 1, on_txn, NULL), 0);
     wait_got();
     CHECK_EQ_INT(status, TY_ESTALE);
+    /* txn 3 cannot go in before txn 2 */
+    CHECK_EQ_INT(ty_store_txn(s, epoch, 3, &stale, 1, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, TY_ECONFLICT);
+    /* txn 1 again (its answer was lost): it is in, nothing is written twice */
+    ty_put_t again = {"runs/a", (uint8_t *)"9", 1};
+    CHECK_EQ_INT(ty_store_txn(s, epoch, 1, &again, 1, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, 0);
     CHECK_EQ_INT(ty_store_range(s, "runs/", on_range, NULL), 0);
     wait_got();
     CHECK_EQ_INT(status, 0);
     CHECK_EQ_INT(nkeys, 2);
     CHECK_STR(keys[0], "runs/a=1");
     CHECK_STR(keys[1], "runs/b=2");
-    CHECK_EQ_INT(s->txns, 2);
-    CHECK_EQ_INT(s->ops_written, 3);
+    CHECK_EQ_INT(s->txns, 4);
+    CHECK_EQ_INT(s->ops_written, 5);
+    CHECK_EQ_INT(ty_store_range(s, "leader.seq", on_range, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(nkeys, 1);
+    CHECK_STR(keys[0], "leader.seq=1");
 
     ty_store_destroy(&s);
     ty_etcd_destroy(&etcd);
