@@ -392,6 +392,7 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ir.etcd_txns = s.txns;
     ir.etcd_ops = s.ops;
     ir.dispatches = s.dispatches;
+    ir.etcd_txns_behind = s.txns_behind;
     ir.node_id = (char *)(a->info->node_id ? a->info->node_id : "");
     ir.messages_rejected = s.rejected_msgs;
     ir.last_rejected = (char *)s.last_reject;

@@ -335,6 +335,7 @@ void ty_core_stats(const ty_core_t *c, ty_core_stats_t *out) {
     out->txns = c->txns;
     out->ops = c->ops;
     out->dispatches = c->dispatches;
+    out->txns_behind = c->behind;
     out->rejected_msgs = c->rejected_msgs;
     out->last_reject = c->last_reject ? c->last_reject : "";
     out->runs = c->nruns;

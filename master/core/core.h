@@ -140,6 +140,7 @@ int ty_core_idle(const ty_core_t *c);
 /* Counters for `trainyard info`. */
 typedef struct {
     uint64_t txns, ops, dispatches;
+    uint64_t txns_behind;   /* answered TY_ECONFLICT: overtook an earlier one; sent again */
     uint64_t rejected_msgs; /* worker messages refused by validation */
     const char *last_reject;
     size_t runs, workers;

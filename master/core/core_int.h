@@ -146,6 +146,7 @@ typedef struct ty_flight {
     ty_batch_t raw; /* keyed puts and the outbox */
     int pending;    /* txns not yet answered */
     int failed, done;
+    int behind; /* answered TY_ECONFLICT: an earlier txn was not in yet */
     struct ty_flight *next;
 } ty_flight_t;
 
@@ -200,7 +201,7 @@ struct ty_core {
     int64_t retry_at;        /* monotonic: resend failed batches */
 
     /* counters */
-    uint64_t txns, ops, dispatches, rejected_msgs;
+    uint64_t txns, ops, dispatches, rejected_msgs, behind;
     const char *last_reject;
 };
 

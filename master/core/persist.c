@@ -251,6 +251,7 @@ static void ty_item_put(ty_core_t *c, ty_flight_t *f, const ty_item_t *it, ty_pu
  * the task results, in later txns, that it follows from. */
 static void ty_flight_send(ty_core_t *c, ty_flight_t *f) {
     f->failed = 0;
+    f->behind = 0;
     if (!f->seq0)
         f->seq0 = ++c->seq; /* the chain: sent in order, numbered in order */
     ty_fx_t fx = {.kind = TY_FX_TXN, .flight = f->id, .epoch = c->o.epoch, .seq = f->seq0};
@@ -277,6 +278,8 @@ void ty_persist_retry(ty_core_t *c) {
             ty_flight_send(c, f);
 }
 
+static void ty_send_ready(ty_core_t *c);
+
 void ty_persist_done(ty_core_t *c, uint64_t flight, int status) {
     ty_flight_t *f = c->flights;
     while (f && f->id != flight)
@@ -293,8 +296,16 @@ void ty_persist_done(ty_core_t *c, uint64_t flight, int status) {
     }
     if (status != 0)
         f->failed = 1;
+    f->behind = status == TY_ECONFLICT;
+    c->behind += f->behind;
     if (--f->pending > 0)
         return;
+    if (f->behind) {
+        /* it overtook one before it on the way: sent again once those are
+         * in or on their way (ty_send_ready), no delay */
+        ty_send_ready(c);
+        return;
+    }
     if (f->failed) {
         ty_warn("etcd write failed; retrying the batch");
         if (!c->retry_at)
@@ -409,16 +420,25 @@ static void ty_cut(ty_core_t *c) {
 }
 
 /* Send flights not sent yet, in order, while fewer than four are out. */
+/* Send, in order, the flights not sent yet while fewer than four are out,
+ * and again those that overtook an earlier txn (TY_ECONFLICT) once every
+ * flight before them is in or on its way.  A flight that failed otherwise
+ * waits for the retry delay, and so does every flight behind it. */
 static void ty_send_ready(ty_core_t *c) {
     size_t out = 0;
+    int ahead_ok = 1; /* every earlier flight is committed or in flight */
     for (ty_flight_t *f = c->flights; f; f = f->next) {
         if (f->done)
             continue;
-        if (f->seq0) {
-            out += f->pending > 0;
+        if (f->pending) {
+            out++;
             continue;
         }
-        if (out >= TY_MAX_FLIGHTS)
+        if (f->seq0 && !f->behind) { /* failed: waits for the retry delay */
+            ahead_ok = 0;
+            continue;
+        }
+        if (!ahead_ok || out >= TY_MAX_FLIGHTS)
             return;
         ty_flight_send(c, f);
         out++;

@@ -551,6 +551,38 @@ static void test_write_ahead(void) {
     h_fini(&h);
 }
 
+/* A txn that reached the store before the one it follows (TY_ECONFLICT:
+ * the chain) goes again at once, without the retry delay, while the one
+ * before it is on its way; after a plain failure it waits for the retry. */
+static void test_overtaken_txn_goes_again(void) {
+    h_t h;
+    h_init(&h, 7);
+    h.auto_commit = 0;
+    h_register(&h, "w1", 8, 0, NULL);
+    h_flush(&h);
+    h_register(&h, "w2", 8, 0, NULL);
+    h_flush(&h);
+    CHECK_EQ_INT(h.nheld, 2);
+    CHECK_EQ_INT(h.held[1].seq, h.held[0].seq + 1);
+    uint64_t second = h.held[1].seq;
+    h_answer(&h, 1, TY_ECONFLICT); /* w2's txn arrived first */
+    CHECK_EQ_INT(h.c->behind, 1);
+    CHECK_EQ_INT(h.nheld, 2); /* sent again at once, with the same number */
+    CHECK_EQ_INT(h.held[1].seq, second);
+    h_answer(&h, 0, TY_EETCD);     /* w1's fails: it waits for the retry delay */
+    h_answer(&h, 0, TY_ECONFLICT); /* and w2's waits behind it */
+    CHECK_EQ_INT(h.nheld, 0);
+    h_advance(&h, 500);
+    CHECK_EQ_INT(h.nheld, 2); /* both again, in order */
+    CHECK(h.held[0].seq < h.held[1].seq);
+    h_answer(&h, 0, 0);
+    CHECK_EQ_INT(h_count(&h, "w1", TY__ENVELOPE__BODY_REGISTER_ACK), 1);
+    CHECK_EQ_INT(h_count(&h, "w2", TY__ENVELOPE__BODY_REGISTER_ACK), 0);
+    h_answer(&h, 0, 0);
+    CHECK_EQ_INT(h_count(&h, "w2", TY__ENVELOPE__BODY_REGISTER_ACK), 1);
+    h_fini(&h);
+}
+
 /* Batches past 120 operations are split into several txns; the outbox
  * waits for all of them. */
 static void test_large_batch_splits(void) {
@@ -647,6 +679,7 @@ int main(void) {
     test_lost_dispatch_is_found();
     test_write_ahead();
     test_large_batch_splits();
+    test_overtaken_txn_goes_again();
     test_validation();
     test_deterministic();
     TEST_DONE();
