@@ -470,6 +470,8 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     json_object_set_new(o, "etcd_ops", json_integer((json_int_t)r->etcd_ops));
     json_object_set_new(o, "dispatches", json_integer((json_int_t)r->dispatches));
     json_object_set_new(o, "etcd_txns_behind", json_integer((json_int_t)r->etcd_txns_behind));
+    json_object_set_new(o, "runs_in_memory", json_integer((json_int_t)r->runs_in_memory));
+    json_object_set_new(o, "runs_released", json_integer((json_int_t)r->runs_released));
     json_object_set_new(o, "messages_rejected", json_integer((json_int_t)r->messages_rejected));
     json_object_set_new(o, "last_rejected", json_string(r->last_rejected));
     if (cli->json) {

@@ -640,6 +640,12 @@ int ty_etcd_lease_revoke(ty_etcd_t *e, int64_t id, ty_etcd_cb cb, void *arg) {
     return ty_etcd_call(e, "/v3/kv/lease/revoke", o, cb, arg);
 }
 
+int ty_etcd_compact(ty_etcd_t *e, int64_t revision, ty_etcd_cb cb, void *arg) {
+    json_t *o = json_object();
+    json_object_set_new(o, "revision", json_integer(revision));
+    return ty_etcd_call(e, "/v3/kv/compaction", o, cb, arg);
+}
+
 int ty_etcd_watch(ty_etcd_t *e, const void *key, size_t klen, const void *range_end, size_t rlen,
                   int64_t start_rev, ty_etcd_watch_cb cb, void *arg, ty_etcd_watch_t **out) {
     if (e->closing)

@@ -105,6 +105,8 @@ int ty_etcd_txn_commit(ty_etcd_t *e, ty_etcd_txn_t **t, ty_etcd_cb cb, void *arg
 int ty_etcd_lease_grant(ty_etcd_t *e, int64_t ttl_s, ty_etcd_cb cb, void *arg);
 int ty_etcd_lease_keepalive(ty_etcd_t *e, int64_t id, ty_etcd_cb cb, void *arg);
 int ty_etcd_lease_revoke(ty_etcd_t *e, int64_t id, ty_etcd_cb cb, void *arg);
+/* Drop the history of every key before revision (its latest value stays). */
+int ty_etcd_compact(ty_etcd_t *e, int64_t revision, ty_etcd_cb cb, void *arg);
 
 /* Watch a key or range from start_rev (0 = now). */
 int ty_etcd_watch(ty_etcd_t *e, const void *key, size_t klen, const void *range_end, size_t rlen,

@@ -91,11 +91,23 @@ struct ty_wire_poll {
     int closing, closed;
 };
 
+static void ty_wire_idle_cb(uv_idle_t *h);
+
+/* At most this many messages a loop iteration: a flood on one socket must
+ * not starve the rest of the loop (the end-of-tick commit, etcd's answers,
+ * the other socket). */
+#define TY_WIRE_BUDGET 256
+
 static void ty_wire_drain(ty_wire_poll_t *p) {
-    /* The callback drains the socket; ask again in case a send inside it
+    /* The callback takes one message; ask again in case a send inside it
      * reset the edge while more input arrived. */
-    while (!p->closing && (zsock_events(p->sock) & ZMQ_POLLIN))
+    for (int n = 0; !p->closing && (zsock_events(p->sock) & ZMQ_POLLIN); n++) {
+        if (n == TY_WIRE_BUDGET) { /* the rest on the next iteration */
+            uv_idle_start(&p->idle, ty_wire_idle_cb);
+            return;
+        }
         p->cb(p->arg);
+    }
 }
 
 static void ty_wire_poll_cb(uv_poll_t *h, int status, int events) {

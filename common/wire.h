@@ -37,9 +37,11 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
  * nothing is waiting (or a signal interrupted the receive). */
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
 
-/* libuv adapter: calls on_readable(arg) while the socket has input. ZeroMQ's
- * descriptor is edge-triggered and a send can consume the edge, so callers
- * run ty_wire_poll_kick() after sending. */
+/* libuv adapter: calls on_readable(arg) while the socket has input, at most
+ * 256 times a loop iteration (the rest waits for the next one, so a flood
+ * cannot starve the loop).  ZeroMQ's descriptor is edge-triggered and a
+ * send can consume the edge, so callers run ty_wire_poll_kick() after
+ * sending. */
 typedef struct ty_wire_poll ty_wire_poll_t;
 typedef void (*ty_wire_readable_cb)(void *arg);
 int ty_wire_poll_create(ty_wire_poll_t **out, uv_loop_t *loop, zsock_t *sock,

@@ -31,21 +31,35 @@ typedef struct ty_waiter {
     struct ty_waiter *next;
 } ty_waiter_t;
 
+/* A request about a run the core has let go of, waiting for the store. */
+typedef struct ty_fetch {
+    ty_api_t *a;
+    uint8_t *peer;
+    size_t peer_len;
+    Ty__Envelope *req; /* an owned copy */
+    char *run_id;
+    struct ty_fetch *next;
+} ty_fetch_t;
+
 struct ty_api {
     ty_core_t *core;
     char *data_dir;
     ty_api_info_t *info;
+    ty_api_shell_t shell;
     zhashx_t *waiting; /* run id -> ty_waiter_t* (a list) */
     size_t nwaiters;
+    ty_fetch_t *fetches; /* reads in flight (the store answers later) */
 };
 
-int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info) {
-    if (!out || !core || !data_dir || !info)
+int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info,
+                  const ty_api_shell_t *shell) {
+    if (!out || !core || !data_dir || !info || !shell || !shell->store || !shell->now)
         return TY_EINVAL;
     ty_api_t *a = ty_xcalloc(1, sizeof *a);
     a->core = core;
     a->data_dir = ty_xstrdup(data_dir);
     a->info = info;
+    a->shell = *shell;
     a->waiting = zhashx_new();
     *out = a;
     return 0;
@@ -68,6 +82,8 @@ void ty_api_destroy(ty_api_t **ap) {
             w = next;
         }
     zhashx_destroy(&a->waiting);
+    for (ty_fetch_t *f = a->fetches; f; f = f->next)
+        f->a = NULL; /* its answer, if it still comes, is dropped */
     free(a->data_dir);
     free(a);
     *ap = NULL;
@@ -271,8 +287,23 @@ static void ty_notify(ty_api_t *a, ty_run_t *r, int logs_only, ty_time_t now) {
 
 void ty_api_notify(ty_api_t *a, const char *run_id, int logs_only, ty_time_t now) {
     ty_run_t *r = ty_core_find_run(a->core, run_id);
-    if (r)
+    if (r) {
         ty_notify(a, r, logs_only, now);
+        return;
+    }
+    /* let go of (its waiters were answered when it finished): none may stay */
+    ty_waiter_t *w = zhashx_lookup(a->waiting, run_id);
+    if (!w)
+        return;
+    zhashx_delete(a->waiting, run_id);
+    while (w) {
+        ty_waiter_t *next = w->next;
+        ty_reply_error(a, w->peer, w->peer_len, w->req_id, TY_ENOENT,
+                       "the run left the master's memory; ask again", now);
+        ty_waiter_free(w);
+        a->nwaiters--;
+        w = next;
+    }
 }
 
 int64_t ty_api_deadline(const ty_api_t *a) {
@@ -308,12 +339,15 @@ void ty_api_expire(ty_api_t *a, ty_time_t now) {
 static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                        const Ty__RunsRequest *req, ty_time_t now) {
     ty_core_t *c = a->core;
-    size_t limit = req->limit ? req->limit : 100, n = c->nruns < limit ? c->nruns : limit;
+    size_t limit = req->limit ? req->limit : 100, n = c->nlive < limit ? c->nlive : limit;
     Ty__RunRecord *recs = ty_xcalloc(n ? n : 1, sizeof *recs);
     Ty__RunStatus *sts = ty_xcalloc(n ? n : 1, sizeof *sts);
     Ty__RunStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
-    for (size_t i = 0; i < n; i++) { /* newest first */
-        ty_run_t *r = c->order[c->nruns - 1 - i];
+    size_t k = c->nruns;
+    for (size_t i = 0; i < n; i++) { /* newest first, those in memory */
+        while (!c->order[k - 1])
+            k--;
+        ty_run_t *r = c->order[--k];
         ty_persist_run_record(r, &recs[i], 0);
         ty__run_status__init(&sts[i]);
         sts[i].run = &recs[i];
@@ -393,6 +427,8 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ir.etcd_ops = s.ops;
     ir.dispatches = s.dispatches;
     ir.etcd_txns_behind = s.txns_behind;
+    ir.runs_in_memory = s.runs;
+    ir.runs_released = s.runs_released;
     ir.node_id = (char *)(a->info->node_id ? a->info->node_id : "");
     ir.messages_rejected = s.rejected_msgs;
     ir.last_rejected = (char *)s.last_reject;
@@ -400,6 +436,86 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;
     env.info_reply = &ir;
     ty_reply(a, peer, peer_len, req_id, &env, now);
+}
+
+static void ty_fetch_free(ty_fetch_t *f) {
+    free(f->peer);
+    free(f->run_id);
+    if (f->req)
+        ty__envelope__free_unpacked(f->req, NULL);
+    free(f);
+}
+
+/* The records of a run the core let go of: answer from them. */
+static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
+    ty_fetch_t *f = arg;
+    ty_api_t *a = f->a;
+    if (!a) { /* the handler is gone */
+        ty_fetch_free(f);
+        return;
+    }
+    for (ty_fetch_t **pp = &a->fetches; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    ty_time_t now = a->shell.now();
+    size_t klen = strlen(f->run_id) + 5;
+    ty_run_t *r = NULL;
+    for (size_t i = 0; status == 0 && i < n; i++) /* runs/<id> sorts before its tasks */
+        if (strlen(kvs[i].key) == klen && strncmp(kvs[i].key + 5, f->run_id, klen - 5) == 0)
+            r = ty_persist_decode_run(kvs[i].val, kvs[i].len);
+        else if (r && strncmp(kvs[i].key + 5, f->run_id, klen - 5) == 0 &&
+                 strncmp(kvs[i].key + klen, "/tasks/", 7) == 0)
+            ty_persist_decode_task(r, kvs[i].key + klen + 7, kvs[i].val, kvs[i].len);
+    const Ty__Envelope *req = f->req;
+    uint64_t rq = req->req_id;
+    if (status != 0) {
+        ty_reply_error(a, f->peer, f->peer_len, rq, TY_EUNREACH,
+                       "cannot read the run back from etcd; try again", now);
+    } else if (!r) {
+        ty_reply_error(a, f->peer, f->peer_len, rq, TY_ENOENT, "no such run", now);
+    } else if (req->body_case == TY__ENVELOPE__BODY_STATUS) {
+        ty_send_status(a, f->peer, f->peer_len, rq, r, now);
+    } else if (req->body_case == TY__ENVELOPE__BODY_LOGS) {
+        ty_try_logs(a, f->peer, f->peer_len, rq, r, req->logs->task, req->logs->attempt,
+                    req->logs->offset, 0, now);
+    } else { /* cancel: only finished runs are let go of */
+        char *msg = ty_xasprintf("run %s is already %s", r->id, ty_run_state_name(r->state));
+        ty_reply_error(a, f->peer, f->peer_len, rq, TY_ESTATE, msg, now);
+        free(msg);
+    }
+    ty_runs_free(r);
+    ty_fetch_free(f);
+    if (a->shell.effects)
+        a->shell.effects(a->shell.arg);
+}
+
+/* run_id is not in the core's memory: a finished run it let go of, or
+ * none; the store says which. */
+static void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+                     const char *run_id, ty_time_t now) {
+    if (!*run_id || strlen(run_id) > 256 || strchr(run_id, '/')) {
+        ty_reply_error(a, peer, peer_len, env->req_id, TY_ENOENT, "no such run", now);
+        return;
+    }
+    ty_fetch_t *f = ty_xcalloc(1, sizeof *f);
+    f->a = a;
+    f->peer = ty_xmalloc(peer_len ? peer_len : 1);
+    memcpy(f->peer, peer, peer_len);
+    f->peer_len = peer_len;
+    f->run_id = ty_xstrdup(run_id);
+    size_t len = ty__envelope__get_packed_size(env);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__envelope__pack(env, buf);
+    f->req = ty__envelope__unpack(NULL, len, buf);
+    free(buf);
+    f->next = a->fetches;
+    a->fetches = f;
+    char *prefix = ty_xasprintf("runs/%s", run_id);
+    if (ty_store_range(a->shell.store, prefix, ty_fetched, f) != 0)
+        ty_fetched(TY_EUNREACH, NULL, 0, f);
+    free(prefix);
 }
 
 void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
@@ -416,7 +532,7 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
     case TY__ENVELOPE__BODY_STATUS:
         r = ty_core_find_run(a->core, env->status->run_id);
         if (!r) {
-            ty_reply_error(a, peer, peer_len, rq, TY_ENOENT, "no such run", now);
+            ty_fetch(a, peer, peer_len, env, env->status->run_id, now);
         } else if (env->status->wait_after && r->version <= env->status->wait_after &&
                    !ty_run_done(r)) {
             ty_waiter_t w = {.wait_after = env->status->wait_after};
@@ -428,7 +544,7 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
     case TY__ENVELOPE__BODY_LOGS:
         r = ty_core_find_run(a->core, env->logs->run_id);
         if (!r) {
-            ty_reply_error(a, peer, peer_len, rq, TY_ENOENT, "no such run", now);
+            ty_fetch(a, peer, peer_len, env, env->logs->run_id, now);
         } else if (!ty_try_logs(a, peer, peer_len, rq, r, env->logs->task, env->logs->attempt,
                                 env->logs->offset, env->logs->wait, now)) {
             ty_waiter_t w = {.is_logs = 1,
@@ -439,6 +555,10 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
         }
         break;
     case TY__ENVELOPE__BODY_CANCEL: {
+        if (!ty_core_find_run(a->core, env->cancel->run_id)) {
+            ty_fetch(a, peer, peer_len, env, env->cancel->run_id, now);
+            break;
+        }
         ty_ev_t ev = {.kind = TY_EV_CANCEL,
                       .peer = peer,
                       .peer_len = peer_len,

@@ -11,6 +11,7 @@
 #define TY_MASTER_API_H
 
 #include "master/core/core.h"
+#include "master/store.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,9 +25,21 @@ typedef struct {
     const char *node_id;
 } ty_api_info_t;
 
-/* core and info are borrowed and must outlive the handler (it counts
- * unexpected requests in info->rejected_decode). */
-int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info);
+/* What the handler needs from the shell for runs the core has let go of
+ * (status, logs and cancel of an old run are read back from the store):
+ * the store, the clock, and a call to carry out the core's effects after
+ * it stepped the core from a store's callback. */
+typedef struct {
+    ty_store_t *store;
+    ty_time_t (*now)(void);
+    void (*effects)(void *arg);
+    void *arg;
+} ty_api_shell_t;
+
+/* core, info and the shell's store are borrowed and must outlive the
+ * handler (it counts unexpected requests in info->rejected_decode). */
+int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info,
+                  const ty_api_shell_t *shell);
 void ty_api_destroy(ty_api_t **a);
 void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *req,
                     ty_time_t now);

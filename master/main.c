@@ -29,6 +29,12 @@ static void ty_usage(FILE *f) {
           "  --worker-lease-ms N    a silent worker is lost after this (default 5000)\n"
           "  --leader-ttl S         leader lease TTL in seconds (default 10)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
+          "  --retain-runs N        finished runs kept in memory (default 100)\n"
+          "  --retain-tasks N       ... and at most this many of their tasks (default 10000)\n"
+          "  --retain-age S         ... for at most S seconds (default 600); older ones are\n"
+          "                         read back from etcd when asked for\n"
+          "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
+          "                         last N/10 (default 10000)\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);
@@ -133,6 +139,8 @@ static void ty_master_effects(ty_master_t *m) {
     ty_arm_deadline(m);
 }
 
+static void ty_master_effects_cb(void *arg) { ty_master_effects(arg); }
+
 static void ty_deadline_cb(uv_timer_t *h) {
     ty_master_t *m = h->data;
     ty_time_t now = ty_master_now();
@@ -212,7 +220,8 @@ static void ty_serve(ty_master_t *m) {
     }
     ty_wire_poll_create(&m->wpoll, m->loop, m->wsock, ty_on_worker, m);
     ty_wire_poll_create(&m->cpoll, m->loop, m->csock, ty_on_client, m);
-    ty_api_create(&m->api, m->core, m->o.data_dir, &m->info);
+    ty_api_shell_t shell = {m->store, ty_master_now, ty_master_effects_cb, m};
+    ty_api_create(&m->api, m->core, m->o.data_dir, &m->info, &shell);
     ty_ev_t ev = {.kind = TY_EV_SERVE};
     ty_master_step(m, &ev);
     ty_core_stats_t s;
@@ -256,6 +265,9 @@ static void ty_elected(ty_master_t *m) {
     co.heartbeat_ms = m->o.heartbeat_ms;
     co.worker_lease_ms = m->o.worker_lease_ms;
     co.lost_limit = m->o.lost_limit;
+    co.retain_runs = m->o.retain_runs;
+    co.retain_tasks = m->o.retain_tasks;
+    co.retain_ms = m->o.retain_s * 1000;
     co.epoch = m->epoch;
     ty_random_bytes(&co.seed, sizeof co.seed);
     m->info.epoch = m->epoch;
@@ -318,6 +330,10 @@ int main(int argc, char **argv) {
     m.o.leader_ttl_s = 10;
     m.o.max_frame = TY_WIRE_MAX_DEFAULT;
     m.o.lost_limit = 5;
+    m.o.retain_runs = 100;
+    m.o.retain_tasks = 10000;
+    m.o.retain_s = 600;
+    m.o.compact_every = 10000;
     ty_log_level_t lvl = TY_LOG_INFO;
 
     static const struct option opts[] = {
@@ -327,6 +343,8 @@ int main(int argc, char **argv) {
         {"heartbeat-ms", 1, 0, 'H'}, {"worker-lease-ms", 1, 0, 'L'},
         {"leader-ttl", 1, 0, 'T'},   {"max-frame", 1, 0, 'M'},
         {"config", 1, 0, 'C'},       {"log-level", 1, 0, 'l'},
+        {"retain-runs", 1, 0, 'R'},  {"retain-tasks", 1, 0, 'K'},
+        {"retain-age", 1, 0, 'A'},   {"compact-every", 1, 0, 'E'},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
     for (int i = 1; i + 1 < argc; i++)
@@ -390,6 +408,18 @@ int main(int argc, char **argv) {
             m.o.max_frame = (size_t)v;
             break;
         }
+        case 'R':
+            num = &m.o.retain_runs;
+            break;
+        case 'K':
+            num = &m.o.retain_tasks;
+            break;
+        case 'A':
+            num = &m.o.retain_s;
+            break;
+        case 'E':
+            num = &m.o.compact_every;
+            break;
         case 'C':
             break;
         case 'l':
@@ -438,7 +468,8 @@ int main(int argc, char **argv) {
         ty_error("bad --etcd '%s'", m.o.etcd);
         return 2;
     }
-    if (ty_store_etcd_create(&m.store, m.etcd, m.o.prefix) != 0) {
+    if (ty_store_etcd_create(&m.store, m.etcd, m.o.prefix, m.o.compact_every,
+                             m.o.compact_every / 10) != 0) {
         ty_error("cannot create the etcd store");
         return 2;
     }

@@ -34,6 +34,8 @@ typedef struct {
     int64_t heartbeat_ms, worker_lease_ms;
     int64_t leader_ttl_s;
     int64_t lost_limit;
+    int64_t retain_runs, retain_tasks, retain_s; /* finished runs kept in memory */
+    int64_t compact_every;                       /* etcd revisions between compactions */
 } ty_master_opts_t;
 
 struct ty_master {

@@ -40,6 +40,7 @@ typedef struct {
 struct ty_store {
     const ty_store_ops_t *ops;
     uint64_t txns, ops_written; /* counters */
+    uint64_t compactions;       /* history dropped (etcd) */
 };
 
 static inline int ty_store_txn(ty_store_t *s, uint64_t epoch, uint64_t seq, const ty_put_t *puts,
@@ -58,8 +59,13 @@ static inline void ty_store_destroy(ty_store_t **s) {
 }
 
 /* The etcd store: keys under prefix ("/trainyard/"), the fencing compare on
- * prefix + "leader".  etcd is borrowed, not owned. */
+ * prefix + "leader".  etcd is borrowed, not owned.  Every txn leaves a
+ * revision behind in etcd's history; once compact_every revisions have
+ * passed since the last compaction, the store compacts etcd up to
+ * compact_keep revisions ago, so its database stops growing with
+ * superseded values (the latest value of every key stays). */
 typedef struct ty_etcd ty_etcd_t;
-int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix);
+int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix,
+                         int64_t compact_every, int64_t compact_keep);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "common/err.h"
 #include "common/etcd.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #include <stdlib.h>
@@ -13,6 +14,9 @@ typedef struct {
     ty_store_t base;
     ty_etcd_t *etcd;
     char *prefix;
+    int64_t compact_every, compact_keep;
+    int64_t compacted; /* the last revision compacted to (or the first seen) */
+    int compacting;
 } ty_store_etcd_t;
 
 typedef struct {
@@ -47,8 +51,38 @@ static int ty_txn_why(const ty_req_t *q, const ty_etcd_resp_t *resp) {
     return (uint64_t)version >= q->seq ? 0 : TY_ECONFLICT;
 }
 
+static void ty_compacted(int status, const ty_etcd_resp_t *resp, void *arg) {
+    (void)resp;
+    ty_store_etcd_t *s = arg;
+    s->compacting = 0;
+    if (status != 0)
+        ty_warn("etcd compaction failed: %s", ty_strerror(status));
+}
+
+/* History up to compact_keep revisions ago goes once compact_every passed. */
+static void ty_maybe_compact(ty_store_etcd_t *s, int64_t revision) {
+    if (!s->compacted) {
+        s->compacted = revision;
+        return;
+    }
+    if (s->compacting || revision - s->compacted < s->compact_every)
+        return;
+    int64_t to = revision - s->compact_keep;
+    if (to <= s->compacted)
+        return;
+    s->compacting = 1;
+    if (ty_etcd_compact(s->etcd, to, ty_compacted, s) != 0) {
+        s->compacting = 0;
+        return;
+    }
+    s->compacted = to;
+    s->base.compactions++;
+}
+
 static void ty_txn_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     ty_req_t *q = arg;
+    if (status == 0 && resp->succeeded)
+        ty_maybe_compact(q->s, resp->revision);
     if (status == 0 && !resp->succeeded)
         status = ty_txn_why(q, resp);
     q->cb.txn(status, q->arg);
@@ -154,10 +188,13 @@ static void ty_etcd_store_destroy(ty_store_t *base) {
 static const ty_store_ops_t ty_etcd_store_ops = {ty_etcd_store_txn, ty_etcd_store_range,
                                                  ty_etcd_store_destroy};
 
-int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix) {
-    if (!out || !etcd || !prefix)
+int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix,
+                         int64_t compact_every, int64_t compact_keep) {
+    if (!out || !etcd || !prefix || compact_every <= 0 || compact_keep < 0)
         return TY_EINVAL;
     ty_store_etcd_t *s = ty_xcalloc(1, sizeof *s);
+    s->compact_every = compact_every;
+    s->compact_keep = compact_keep;
     s->base.ops = &ty_etcd_store_ops;
     s->etcd = etcd;
     s->prefix = ty_xstrdup(prefix);

@@ -79,6 +79,55 @@ static void test_send_under_signals(void) {
     zsock_destroy(&pull);
 }
 
+/* A flood is taken at most 256 messages a loop iteration, and all of it
+ * in the end. */
+static int flood_got, flood_iterations, flood_most;
+static int flood_this;
+static zsock_t *flood_sock;
+static void on_flood(void *arg) {
+    (void)arg;
+    zmsg_t *m = zmsg_recv(flood_sock);
+    zmsg_destroy(&m);
+    flood_got++;
+    flood_this++;
+}
+static void on_check(uv_check_t *h) {
+    if (flood_this > flood_most)
+        flood_most = flood_this;
+    if (flood_this)
+        flood_iterations++;
+    flood_this = 0;
+    if (flood_got == 1000)
+        uv_stop(h->loop);
+}
+static void test_drain_budget(void) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    flood_sock = zsock_new_pull("inproc://flood");
+    zsock_t *push = zsock_new_push("inproc://flood");
+    for (int i = 0; i < 1000; i++)
+        zstr_send(push, "x");
+    ty_wire_poll_t *p = NULL;
+    CHECK_EQ_INT(ty_wire_poll_create(&p, &loop, flood_sock, on_flood, NULL), 0);
+    uv_check_t check;
+    uv_check_init(&loop, &check);
+    uv_check_start(&check, on_check);
+    uv_timer_t guard;
+    uv_timer_init(&loop, &guard);
+    uv_timer_start(&guard, on_timeout, 10000, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(flood_got, 1000);
+    CHECK_EQ_INT(flood_most, 256);
+    CHECK(flood_iterations >= 4);
+    ty_wire_poll_destroy(&p);
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    zsock_destroy(&push);
+    zsock_destroy(&flood_sock);
+}
+
 int main(void) {
     /* encode/decode round trip and rejections */
     Ty__Envelope env = TY__ENVELOPE__INIT;
@@ -140,5 +189,6 @@ int main(void) {
     zsock_destroy(&dealer);
     zsock_destroy(&c.router);
     test_send_under_signals();
+    test_drain_budget();
     TEST_DONE();
 }

@@ -15,17 +15,21 @@ void ty_core_opts_default(ty_core_opts_t *o) {
     o->lost_limit = 5;
     o->retry_ms = 500;
     o->seed = 1;
+    o->retain_runs = 100;
+    o->retain_tasks = 10000;
+    o->retain_ms = 600000;
 }
 
 int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     if (!out || !o || o->heartbeat_ms <= 0 || o->worker_lease_ms <= 0 || o->lost_limit <= 0 ||
-        o->retry_ms <= 0)
+        o->retry_ms <= 0 || o->retain_runs < 0 || o->retain_tasks < 0 || o->retain_ms < 0)
         return TY_EINVAL;
     ty_core_t *c = ty_xcalloc(1, sizeof *c);
     c->o = *o;
     c->rng = o->seed ? o->seed : 1;
     c->runs = zhashx_new();
     c->workers = zhashx_new();
+    c->done_tail = &c->done_head;
     ty_persist_init(c);
     *out = c;
     return 0;
@@ -55,7 +59,7 @@ void ty_core_destroy(ty_core_t **cp) {
         ty_fx_clear(&c->fx[i]);
     free(c->fx);
     for (size_t i = 0; i < c->nruns; i++)
-        ty_runs_free(c->order[i]);
+        ty_runs_free(c->order[i]); /* NULL in the holes */
     free(c->order);
     for (size_t i = 0; i < c->nworkers; i++)
         ty_fleet_free(c->wlist[i]);
@@ -251,6 +255,7 @@ static void ty_core_flush(ty_core_t *c) {
         ty_queue_pass(c);
     ty_core_notify_flush(c);
     ty_persist_flush(c);
+    ty_runs_retain(c);
 }
 
 int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
@@ -338,6 +343,9 @@ void ty_core_stats(const ty_core_t *c, ty_core_stats_t *out) {
     out->txns_behind = c->behind;
     out->rejected_msgs = c->rejected_msgs;
     out->last_reject = c->last_reject ? c->last_reject : "";
-    out->runs = c->nruns;
+    out->runs = c->nlive;
+    out->runs_finished = c->ndone_runs;
+    out->tasks_finished = c->ndone_tasks;
+    out->runs_released = c->released;
     out->workers = c->nworkers;
 }

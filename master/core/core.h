@@ -52,6 +52,11 @@ typedef struct {
     int64_t retry_ms;        /* a failed batch is sent again after this */
     uint64_t epoch;          /* leadership epoch: dispatches and the txn compare */
     uint64_t seed;           /* run ids */
+    /* Finished runs leave memory once more than retain_runs of them, or of
+     * their tasks more than retain_tasks, are kept, or when they ended over
+     * retain_ms ago (oldest first, once their records are durable); the
+     * request handler reads them back from the store. */
+    int64_t retain_runs, retain_tasks, retain_ms;
 } ty_core_opts_t;
 
 /* A peer is opaque bytes the transport chose (a ZeroMQ routing id). */
@@ -144,6 +149,8 @@ typedef struct {
     uint64_t rejected_msgs; /* worker messages refused by validation */
     const char *last_reject;
     size_t runs, workers;
+    size_t runs_finished, tasks_finished; /* finished and still in memory */
+    uint64_t runs_released;               /* finished runs let go of */
 } ty_core_stats_t;
 void ty_core_stats(const ty_core_t *c, ty_core_stats_t *out);
 

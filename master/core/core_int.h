@@ -74,6 +74,8 @@ struct ty_run {
     int inflight;
     int notify; /* 1: waiters to be told at the next flush; 2: logs only */
     ty_run_t *notify_next;
+    size_t order_idx;    /* its place in core->order */
+    ty_run_t *done_next; /* finished runs, oldest first (retention) */
 };
 
 #define TY_WORKER_MAX_GPUS 64 /* the GPU bitmask */
@@ -167,8 +169,12 @@ struct ty_core {
 
     /* runs */
     zhashx_t *runs;   /* id -> ty_run_t* */
-    ty_run_t **order; /* runs by submit order */
-    size_t nruns, cap_runs;
+    ty_run_t **order; /* runs by submit order; NULL where one was let go */
+    size_t nruns, cap_runs, nholes;
+    size_t nlive;                     /* runs in memory */
+    ty_run_t *done_head, **done_tail; /* finished runs in memory, in finish order */
+    size_t ndone_runs, ndone_tasks;
+    uint64_t released;
     uint64_t next_seq;
     ty_run_t *notify; /* runs whose waiters hear of a change at the next flush */
 
@@ -231,6 +237,8 @@ void ty_runs_requeue_lost(ty_core_t *c, ty_task_t *t, const char *why);
 int ty_runs_cancel(ty_core_t *c, ty_run_t *r);
 void ty_runs_due(ty_core_t *c);     /* back-off ends */
 void ty_runs_recover(ty_core_t *c); /* after loading */
+/* Let finished runs go past the retention (at the end of a tick). */
+void ty_runs_retain(ty_core_t *c);
 void ty_runs_set_reason(ty_task_t *t, char *reason);
 /* t starts running on w (dispatch or adoption): linked into w's list. */
 void ty_runs_attach(ty_task_t *t, ty_worker_t *w);
@@ -279,5 +287,9 @@ void ty_persist_task_record_clear(Ty__TaskRecord *rec);
 void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec);
 /* Rebuild: one record read back. */
 void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len);
+/* A run from its stored record, not indexed anywhere (free with
+ * ty_runs_free), or NULL; then its tasks' records into it. */
+ty_run_t *ty_persist_decode_run(const uint8_t *val, size_t len);
+void ty_persist_decode_task(ty_run_t *r, const char *name, const uint8_t *val, size_t len);
 
 #endif

@@ -471,11 +471,7 @@ void ty_persist_flush(ty_core_t *c) {
 
 /* ---- rebuild ---- */
 
-static void ty_load_task(ty_core_t *c, const char *run_id, const char *name,
-                         const Ty__TaskRecord *rec) {
-    ty_task_t *t = ty_core_find_task(c, run_id, name);
-    if (!t)
-        return;
+static void ty_load_task(ty_task_t *t, const Ty__TaskRecord *rec) {
     t->state = rec->state < TY_TASK_NSTATES ? rec->state : TY_TASK_FAILED;
     t->attempt = rec->attempt;
     t->failures = rec->failures;
@@ -518,13 +514,21 @@ static void ty_load_task(ty_core_t *c, const char *run_id, const char *name,
     }
 }
 
-static void ty_load_run(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
+void ty_persist_decode_task(ty_run_t *r, const char *name, const uint8_t *val, size_t len) {
+    int i = ty_runs_task_index(r, name);
+    Ty__TaskRecord *rec = i < 0 ? NULL : ty__task_record__unpack(NULL, len, val);
+    if (rec) {
+        ty_load_task(&r->tasks[i], rec);
+        ty__task_record__free_unpacked(rec, NULL);
+    }
+}
+
+ty_run_t *ty_persist_decode_run(const uint8_t *val, size_t len) {
     Ty__RunRecord *rec = ty__run_record__unpack(NULL, len, val);
-    if (!rec || !rec->spec || !*rec->run_id || ty_core_find_run(c, rec->run_id)) {
-        ty_warn("skipping undecodable run record %s", key);
+    if (!rec || !rec->spec || !*rec->run_id) {
         if (rec)
             ty__run_record__free_unpacked(rec, NULL);
-        return;
+        return NULL;
     }
     Ty__PipelineSpec *spec = rec->spec;
     rec->spec = NULL;
@@ -538,10 +542,25 @@ static void ty_load_run(ty_core_t *c, const char *key, const uint8_t *val, size_
     r->started_ms = rec->started_ms;
     r->finished_ms = rec->finished_ms;
     r->seq = rec->seq;
-    if (rec->seq >= c->next_seq)
-        c->next_seq = rec->seq + 1;
-    ty_runs_index(c, r);
     ty__run_record__free_unpacked(rec, NULL);
+    return r;
+}
+
+static void ty_load_run(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
+    ty_run_t *r = ty_persist_decode_run(val, len);
+    if (!r || ty_core_find_run(c, r->id)) {
+        ty_warn("skipping undecodable run record %s", key);
+        ty_runs_free(r);
+        return;
+    }
+    if (r->seq >= c->next_seq)
+        c->next_seq = r->seq + 1;
+    int done = r->state != TY_RUN_PENDING && r->state != TY_RUN_RUNNING;
+    if (done && r->finished_ms < c->now.wall_ms - c->o.retain_ms) {
+        ty_runs_free(r); /* past the retention: read back on demand */
+        return;
+    }
+    ty_runs_index(c, r);
 }
 
 void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
@@ -560,11 +579,9 @@ void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t l
         } else if (strncmp(slash, "/tasks/", 7) == 0) {
             /* runs/<id> sorts before runs/<id>/tasks/<name>: its run is loaded */
             char *run_id = ty_xstrndup(rest, (size_t)(slash - rest));
-            Ty__TaskRecord *rec = ty__task_record__unpack(NULL, len, val);
-            if (rec) {
-                ty_load_task(c, run_id, slash + 7, rec);
-                ty__task_record__free_unpacked(rec, NULL);
-            }
+            ty_run_t *r = ty_core_find_run(c, run_id);
+            if (r)
+                ty_persist_decode_task(r, slash + 7, val, len);
             free(run_id);
         }
     } else if (strncmp(key, "workers/", 8) == 0) {

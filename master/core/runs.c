@@ -90,11 +90,80 @@ void ty_runs_index(ty_core_t *c, ty_run_t *r) {
     }
     /* keep submit order; rebuilt runs arrive in key order */
     size_t i = c->nruns++;
-    while (i > 0 && c->order[i - 1]->seq > r->seq) {
+    while (i > 0 && (!c->order[i - 1] || c->order[i - 1]->seq > r->seq)) {
         c->order[i] = c->order[i - 1];
+        if (c->order[i])
+            c->order[i]->order_idx = i;
         i--;
     }
     c->order[i] = r;
+    r->order_idx = i;
+    c->nlive++;
+}
+
+static void ty_done_add(ty_core_t *c, ty_run_t *r) {
+    r->done_next = NULL;
+    *c->done_tail = r;
+    c->done_tail = &r->done_next;
+    c->ndone_runs++;
+    c->ndone_tasks += r->ntasks;
+}
+
+/* Whether everything r holds is durable and nothing waits to hear of it. */
+static int ty_run_settled(const ty_run_t *r) {
+    if (r->dirty || r->inflight || r->notify)
+        return 0;
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i].dirty || r->tasks[i].inflight)
+            return 0;
+    return 1;
+}
+
+static void ty_run_release(ty_core_t *c, ty_run_t *r) {
+    zhashx_delete(c->runs, r->id);
+    c->order[r->order_idx] = NULL;
+    c->nholes++;
+    c->nlive--;
+    c->released++;
+    /* a cancelled task may still sit in the back-off list */
+    size_t k = 0;
+    for (size_t i = 0; i < c->ndelayed; i++)
+        if (c->delayed[i]->run != r)
+            c->delayed[k++] = c->delayed[i];
+    c->ndelayed = k;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        ty_runs_release(c, &r->tasks[i]);
+        ty_queue_remove(c, &r->tasks[i]);
+    }
+    ty_runs_free(r);
+    if (c->nholes > 64 && c->nholes > c->nruns / 2) { /* close the holes */
+        size_t j = 0;
+        for (size_t i = 0; i < c->nruns; i++)
+            if (c->order[i]) {
+                c->order[j] = c->order[i];
+                c->order[j]->order_idx = j;
+                j++;
+            }
+        c->nruns = j;
+        c->nholes = 0;
+    }
+}
+
+void ty_runs_retain(ty_core_t *c) {
+    int64_t cutoff = c->now.wall_ms - c->o.retain_ms;
+    while (c->done_head) {
+        ty_run_t *r = c->done_head;
+        int over = (int64_t)c->ndone_runs > c->o.retain_runs ||
+                   (int64_t)c->ndone_tasks > c->o.retain_tasks || r->finished_ms < cutoff;
+        if (!over || !ty_run_settled(r))
+            return; /* the oldest first; it waits until it is durable */
+        c->done_head = r->done_next;
+        if (!c->done_head)
+            c->done_tail = &c->done_head;
+        c->ndone_runs--;
+        c->ndone_tasks -= r->ntasks;
+        ty_run_release(c, r);
+    }
 }
 
 void ty_runs_set_reason(ty_task_t *t, char *reason) {
@@ -162,6 +231,7 @@ static void ty_run_finish(ty_core_t *c, ty_run_t *r) {
     r->state = st;
     r->finished_ms = c->now.wall_ms;
     ty_persist_run(c, r);
+    ty_done_add(c, r);
     ty_info("run %s %s", r->id, ty_run_state_name(st));
 }
 
@@ -387,6 +457,7 @@ int ty_runs_cancel(ty_core_t *c, ty_run_t *r) {
     r->state = TY_RUN_CANCELLED;
     r->finished_ms = now;
     ty_persist_run(c, r);
+    ty_done_add(c, r);
     ty_info("run %s cancelled", r->id);
     return 0;
 }
@@ -395,8 +466,12 @@ void ty_runs_recover(ty_core_t *c) {
     int64_t now = c->now.wall_ms;
     for (size_t k = 0; k < c->nruns; k++) {
         ty_run_t *r = c->order[k];
-        if (ty_run_done(r))
+        if (!r)
             continue;
+        if (ty_run_done(r)) {
+            ty_done_add(c, r); /* kept as long as the retention says */
+            continue;
+        }
         for (size_t i = 0; i < r->ntasks; i++)
             if (ty_task_state_terminal(r->tasks[i].state))
                 r->nsettled++;

@@ -129,6 +129,9 @@ static void sim_master_start(sim_t *s) {
     o.worker_lease_ms = SIM_LEASE_MS;
     o.lost_limit = 5;
     o.epoch = s->epoch;
+    o.retain_runs = SIM_RETAIN_RUNS; /* small: letting go of runs happens often */
+    o.retain_tasks = 40;
+    o.retain_ms = 5000;
     o.seed = sim_rand(s);
     if (ty_core_create(&s->core, &o) != 0)
         abort();

@@ -10,6 +10,7 @@
 #define SIM_HEARTBEAT_MS 100
 #define SIM_LEASE_MS 500
 #define SIM_SETTLE_MS 60000
+#define SIM_RETAIN_RUNS 8
 
 typedef struct {
     size_t workers, runs;

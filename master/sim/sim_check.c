@@ -36,6 +36,8 @@ static void sim_check_runs(sim_t *s) {
     ty_core_t *c = s->core;
     for (size_t i = 0; i < c->nruns; i++) {
         ty_run_t *r = c->order[i];
+        if (!r)
+            continue; /* let go of after its retention */
         size_t settled = 0;
         for (size_t k = 0; k < r->ntasks; k++) {
             ty_task_t *t = &r->tasks[k];
@@ -202,12 +204,17 @@ void sim_check_end(sim_t *s) {
             sim_fail(s, "%s is stuck %s after the faults stopped%s", key,
                      r ? ty_run_state_name(r->state) : "(undecodable)", where);
         }
-        if (r && !ty_core_find_run(s->core, r->run_id))
-            sim_fail(s, "%s is stored but the master lost it", key);
+        if (r && !sim_terminal_run(r->state) && !ty_core_find_run(s->core, r->run_id))
+            sim_fail(s, "%s is stored unfinished but the master lost it", key);
         if (r)
             ty__run_record__free_unpacked(r, NULL);
     }
     s->nfinished = stored;
-    if (stored != s->core->nruns)
-        sim_fail(s, "the store holds %zu runs, the master %zu", stored, s->core->nruns);
+    if (s->core->nlive > stored)
+        sim_fail(s, "the master holds %zu runs, the store %zu", s->core->nlive, stored);
+    ty_core_stats_t st;
+    ty_core_stats(s->core, &st);
+    if ((int64_t)st.runs_finished > SIM_RETAIN_RUNS)
+        sim_fail(s, "%zu finished runs kept, past the retention of %d", st.runs_finished,
+                 SIM_RETAIN_RUNS);
 }

@@ -504,8 +504,10 @@ void sim_client_tick(sim_t *s) {
         s->nsubmitted++;
         sim_core_step(s, &ev);
     }
-    if (s->faults && s->core->nruns && sim_chance(s, 0.0005)) {
-        ty_run_t *r = s->core->order[sim_rand(s) % s->core->nruns];
+    ty_run_t *r = NULL;
+    if (s->faults && s->core->nruns && sim_chance(s, 0.0005))
+        r = s->core->order[sim_rand(s) % s->core->nruns]; /* NULL: let go of */
+    if (r) {
         ty_ev_t ev = {.kind = TY_EV_CANCEL,
                       .peer = (const uint8_t *)"client",
                       .peer_len = 6,
@@ -527,6 +529,8 @@ void sim_client_reply(sim_t *s, const uint8_t *data, size_t len) {
 
 int sim_all_done(sim_t *s) {
     for (size_t i = 0; i < s->core->nruns; i++) {
+        if (!s->core->order[i])
+            continue;
         unsigned st = s->core->order[i]->state;
         if (st == TY_RUN_PENDING || st == TY_RUN_RUNNING)
             return 0;

@@ -68,7 +68,7 @@ int main(void) {
     ty_etcd_t *etcd = NULL;
     CHECK_EQ_INT(ty_etcd_create(&etcd, &loop, url), 0);
     ty_store_t *s = NULL;
-    CHECK_EQ_INT(ty_store_etcd_create(&s, etcd, "/st/"), 0);
+    CHECK_EQ_INT(ty_store_etcd_create(&s, etcd, "/st/", 3, 1), 0);
 
     /* the leader key: its create revision is the epoch */
     ty_etcd_put(etcd, "/st/leader", 10, "me", 2, 0, on_etcd, NULL);
@@ -102,10 +102,21 @@ int main(void) {
     CHECK_STR(keys[1], "runs/b=2");
     CHECK_EQ_INT(s->txns, 4);
     CHECK_EQ_INT(s->ops_written, 5);
+    /* enough txns for the history to be compacted (every 3 revisions) */
+    for (uint64_t k = 2; k <= 8; k++) {
+        CHECK_EQ_INT(ty_store_txn(s, epoch, k, &again, 1, on_txn, NULL), 0);
+        wait_got();
+        CHECK_EQ_INT(status, 0);
+    }
+    CHECK(s->compactions >= 1);
+    CHECK_EQ_INT(ty_store_range(s, "runs/", on_range, NULL), 0);
+    wait_got(); /* the latest values stay */
+    CHECK_EQ_INT(nkeys, 2);
+    CHECK_STR(keys[0], "runs/a=9");
     CHECK_EQ_INT(ty_store_range(s, "leader.seq", on_range, NULL), 0);
     wait_got();
     CHECK_EQ_INT(nkeys, 1);
-    CHECK_STR(keys[0], "leader.seq=1");
+    CHECK_STR(keys[0], "leader.seq=8");
 
     ty_store_destroy(&s);
     ty_etcd_destroy(&etcd);
