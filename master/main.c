@@ -30,11 +30,11 @@ static void ty_usage(FILE *f) {
           "  --leader-ttl S         leader lease TTL in seconds (default 10)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
           "  --retain-runs N        finished runs kept in memory (default 100)\n"
-          "  --retain-tasks N       ... and at most this many of their tasks (default 10000)\n"
+          "  --retain-tasks N       ... and at most this many of their tasks (default 5000)\n"
           "  --retain-age S         ... for at most S seconds (default 600); older ones are\n"
           "                         read back from etcd when asked for\n"
           "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
-          "                         last N/10 (default 10000)\n"
+          "                         last N/10 (default 5000)\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);
@@ -75,25 +75,6 @@ static void ty_send(ty_master_t *m, const ty_fx_t *fx) {
     ty_wire_poll_kick(sock == m->wsock ? m->wpoll : m->cpoll);
 }
 
-/* Log bytes of one attempt, appended to its file under the data dir. */
-static void ty_append_log(ty_master_t *m, const ty_fx_t *fx) {
-    char *dir = ty_xasprintf("%s/logs/%s", m->o.data_dir, fx->run);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        ty_warn("cannot create %s: %s", dir, strerror(errno));
-    free(dir);
-    char *path = ty_api_log_path(m->o.data_dir, fx->run, fx->task, fx->attempt);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ty_warn("cannot open %s: %s", path, strerror(errno));
-    } else {
-        ssize_t n = write(fd, fx->data, fx->len);
-        if (n != (ssize_t)fx->len)
-            ty_warn("short write to %s", path);
-        close(fd);
-    }
-    free(path);
-}
-
 static void ty_deadline_cb(uv_timer_t *h);
 
 static void ty_arm_deadline(ty_master_t *m) {
@@ -123,8 +104,9 @@ static void ty_master_effects(ty_master_t *m) {
                 ty_txn_cb(TY_EETCD, x);
             break;
         }
-        case TY_FX_LOG:
-            ty_append_log(m, &fx);
+        case TY_FX_LOG: /* written by the log thread; follows hear when it is on disk */
+            if (m->logw)
+                ty_logw_append(m->logw, fx.run, fx.task, fx.attempt, fx.data, fx.len);
             break;
         case TY_FX_NOTIFY:
             if (m->api)
@@ -202,6 +184,13 @@ static void ty_on_client(void *arg) {
     zframe_destroy(&id);
 }
 
+static void ty_logs_written(const char *run, void *arg) {
+    ty_master_t *m = arg;
+    if (m->api)
+        ty_api_notify(m->api, run, 1, ty_master_now());
+    ty_master_effects(m);
+}
+
 static void ty_serve(ty_master_t *m) {
     m->wsock = zsock_new(ZMQ_ROUTER);
     m->csock = zsock_new(ZMQ_ROUTER);
@@ -220,6 +209,12 @@ static void ty_serve(ty_master_t *m) {
     }
     ty_wire_poll_create(&m->wpoll, m->loop, m->wsock, ty_on_worker, m);
     ty_wire_poll_create(&m->cpoll, m->loop, m->csock, ty_on_client, m);
+    if (ty_logw_create(&m->logw, m->loop, m->o.data_dir, ty_logs_written, m) != 0) {
+        ty_error("cannot start the log writer");
+        m->exit_code = 1;
+        uv_stop(m->loop);
+        return;
+    }
     ty_api_shell_t shell = {m->store, ty_master_now, ty_master_effects_cb, m};
     ty_api_create(&m->api, m->core, m->o.data_dir, &m->info, &shell);
     ty_ev_t ev = {.kind = TY_EV_SERVE};
@@ -331,7 +326,7 @@ int main(int argc, char **argv) {
     m.o.max_frame = TY_WIRE_MAX_DEFAULT;
     m.o.lost_limit = 5;
     m.o.retain_runs = 100;
-    m.o.retain_tasks = 10000;
+    m.o.retain_tasks = 5000;
     m.o.retain_s = 600;
     m.o.compact_every = 10000;
     ty_log_level_t lvl = TY_LOG_INFO;
@@ -497,6 +492,7 @@ int main(int argc, char **argv) {
     ty_election_stop(&m);
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
+    ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
     ty_store_destroy(&m.store);
     ty_etcd_destroy(&m.etcd);

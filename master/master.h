@@ -3,6 +3,7 @@
  *   core/      the decisions, with no I/O (core/core.h)
  *   store*     persistence behind an interface; etcd in production
  *   api        the client protocol, apart from its transport
+ *   logw       task logs written by a thread of their own
  *   election   the leader key, its lease and the fencing epoch
  *   main       the libuv loop, the ZeroMQ sockets (the transport of workers
  *              and clients), the deadline timer, effects carried out
@@ -13,6 +14,7 @@
 
 #include "master/api.h"
 #include "master/core/core.h"
+#include "master/logw.h"
 #include "master/store.h"
 
 #include "common/etcd.h"
@@ -45,6 +47,7 @@ struct ty_master {
     ty_store_t *store;
     ty_core_t *core;
     ty_api_t *api;
+    ty_logw_t *logw;
     ty_api_info_t info;
     zsock_t *wsock, *csock;
     ty_wire_poll_t *wpoll, *cpoll;

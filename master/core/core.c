@@ -16,7 +16,7 @@ void ty_core_opts_default(ty_core_opts_t *o) {
     o->retry_ms = 500;
     o->seed = 1;
     o->retain_runs = 100;
-    o->retain_tasks = 10000;
+    o->retain_tasks = 5000;
     o->retain_ms = 600000;
 }
 
