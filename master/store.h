@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct {
     const char *key; /* relative, NUL-terminated */
@@ -67,5 +68,11 @@ static inline void ty_store_destroy(ty_store_t **s) {
 typedef struct ty_etcd ty_etcd_t;
 int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix,
                          int64_t compact_every, int64_t compact_keep);
+
+/* The in-memory store (tests, single-process use); answers come on loop.
+ * ty_store_mem_lead sets the epoch txns are compared with (the leader
+ * key's create revision in etcd).  Destroy, then run the loop. */
+int ty_store_mem_create(ty_store_t **out, uv_loop_t *loop);
+void ty_store_mem_lead(ty_store_t *s, uint64_t epoch);
 
 #endif
