@@ -6,9 +6,11 @@
  *    (the cluster fills), then results free one slot at a time and each
  *    FLUSH places the next queued task.  A decision's cost includes its
  *    records' encoding and its Dispatch message.
- * 2. Heartbeats: W workers heartbeating every second for 10 virtual
- *    seconds, each heartbeat decoded from its bytes as the socket would
- *    hand it over and answered; CPU time per virtual second. */
+ * 2. Heartbeats: W workers, each running 8 attempts, heartbeating every
+ *    second for 10 virtual seconds with the list of what they run; each
+ *    heartbeat decoded from its bytes as the socket would hand it over,
+ *    checked against the core's list and answered; CPU time per virtual
+ *    second.  The sockets' own cost is not in it. */
 #include "master/sim/sim.h"
 
 #include "common/util.h"
@@ -165,29 +167,58 @@ static void sim_bench_placement(size_t workers) {
     ty_core_destroy(&b.c);
 }
 
-static void sim_bench_heartbeats(size_t workers) {
-    sim_b_t b;
-    sim_b_init(&b, workers, 8);
+/* A heartbeat of w listing what the core runs there, packed as a worker
+ * would send it. */
+static uint8_t *sim_b_heartbeat(ty_worker_t *w, size_t *len) {
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
+    hb.listed = 1;
+    size_t n = 0;
+    for (ty_task_t *t = w->tasks; t; t = t->wnext)
+        n++;
+    Ty__TaskRef *refs = ty_xcalloc(n ? n : 1, sizeof *refs);
+    hb.attempts = ty_xcalloc(n ? n : 1, sizeof *hb.attempts);
+    for (ty_task_t *t = w->tasks; t; t = t->wnext) {
+        Ty__TaskRef *r = &refs[hb.n_attempts];
+        ty__task_ref__init(r);
+        r->run_id = t->run->id;
+        r->task = t->spec->name;
+        r->attempt = t->attempt;
+        hb.attempts[hb.n_attempts++] = r;
+    }
+    hb.running = (uint32_t)n;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.version = 1;
     env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
-    size_t len = ty__envelope__get_packed_size(&env);
-    uint8_t *bytes = ty_xmalloc(len);
+    *len = ty__envelope__get_packed_size(&env);
+    uint8_t *bytes = ty_xmalloc(*len);
     ty__envelope__pack(&env, bytes);
+    free(refs);
+    free(hb.attempts);
+    return bytes;
+}
+
+static void sim_bench_heartbeats(size_t workers) {
+    sim_b_t b;
+    sim_b_init(&b, workers, 8);
+    sim_b_submit(&b, workers * 8); /* every worker runs 8 attempts */
+    sim_b_drain(&b);
+    sim_b_step(&b, (ty_ev_t){.kind = TY_EV_FLUSH});
+    uint8_t **bytes = ty_xcalloc(workers, sizeof *bytes);
+    size_t *lens = ty_xcalloc(workers, sizeof *lens);
+    for (size_t i = 0; i < workers; i++)
+        bytes[i] = sim_b_heartbeat(b.c->wlist[i], &lens[i]);
     int seconds = 10;
     double t0 = sim_cpu_s();
     for (int s = 0; s < seconds; s++) {
         for (size_t i = 0; i < workers; i++) {
-            b.now.mono_ms = 1 + (int64_t)s * 1000 + (int64_t)(i * 1000 / workers);
+            b.now.mono_ms = 1 + (int64_t)(s + 1) * 1000 + (int64_t)(i * 1000 / workers);
             b.now.wall_ms = 1800000000000 + b.now.mono_ms;
-            char id[32];
-            int n = snprintf(id, sizeof id, "w%05zu", i);
-            Ty__Envelope *in = ty__envelope__unpack(NULL, len, bytes);
+            ty_worker_t *w = b.c->wlist[i];
+            Ty__Envelope *in = ty__envelope__unpack(NULL, lens[i], bytes[i]);
             sim_b_step(&b, (ty_ev_t){.kind = TY_EV_WORKER_MSG,
-                                     .peer = (const uint8_t *)id,
-                                     .peer_len = (size_t)n,
+                                     .peer = w->peer,
+                                     .peer_len = w->peer_len,
                                      .msg = in});
             ty__envelope__free_unpacked(in, NULL);
             int64_t d = ty_core_deadline(b.c);
@@ -198,13 +229,19 @@ static void sim_bench_heartbeats(size_t workers) {
         }
     }
     double t1 = sim_cpu_s();
-    size_t up = 0;
-    for (size_t i = 0; i < b.c->nworkers; i++)
+    size_t up = 0, running = 0;
+    for (size_t i = 0; i < b.c->nworkers; i++) {
         up += b.c->wlist[i]->up;
-    printf("heartbeats: %zu workers every second: %.1f%% of one core (%.2f us each); %zu of "
-           "them up at the end\n",
-           workers, 100.0 * (t1 - t0) / seconds, 1e6 * (t1 - t0) / ((double)seconds * workers), up);
+        running += b.c->wlist[i]->running;
+    }
+    printf("heartbeats: %zu workers, each running 8 attempts and listing them, every second: "
+           "%.1f%% of one core (%.2f us each); %zu up and %zu attempts running at the end\n",
+           workers, 100.0 * (t1 - t0) / seconds, 1e6 * (t1 - t0) / ((double)seconds * workers), up,
+           running);
+    for (size_t i = 0; i < workers; i++)
+        free(bytes[i]);
     free(bytes);
+    free(lens);
     ty_core_destroy(&b.c);
 }
 
