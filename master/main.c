@@ -34,7 +34,7 @@ static void ty_usage(FILE *f) {
           "  --retain-age S         ... for at most S seconds (default 600); older ones are\n"
           "                         read back from etcd when asked for\n"
           "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
-          "                         last N/10 (default 5000)\n"
+          "                         last N/10 (default 10000)\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);

@@ -31,6 +31,15 @@ typedef struct {
 
 static void ty_chunk_free(void **item) { zchunk_destroy((zchunk_t **)item); }
 
+static void ty_answer_free(ty_mem_answer_t *a) {
+    for (size_t i = 0; i < a->nkvs; i++) {
+        free((char *)a->kvs[i].key);
+        free((uint8_t *)a->kvs[i].val);
+    }
+    free(a->kvs);
+    free(a);
+}
+
 static void ty_mem_deliver(uv_idle_t *h) {
     ty_store_mem_t *s = h->data;
     uv_idle_stop(h);
@@ -43,12 +52,7 @@ static void ty_mem_deliver(uv_idle_t *h) {
             a->txn(a->status, a->arg);
         else
             a->range(a->status, a->kvs, a->nkvs, a->arg);
-        for (size_t i = 0; i < a->nkvs; i++) {
-            free((char *)a->kvs[i].key);
-            free((uint8_t *)a->kvs[i].val);
-        }
-        free(a->kvs);
-        free(a);
+        ty_answer_free(a);
         a = next;
     }
 }
@@ -126,12 +130,7 @@ static void ty_mem_closed(uv_handle_t *h) {
     ty_mem_answer_t *a = s->head;
     while (a) { /* never answered: the store is gone */
         ty_mem_answer_t *next = a->next;
-        for (size_t i = 0; i < a->nkvs; i++) {
-            free((char *)a->kvs[i].key);
-            free((uint8_t *)a->kvs[i].val);
-        }
-        free(a->kvs);
-        free(a);
+        ty_answer_free(a);
         a = next;
     }
     zhashx_destroy(&s->kv);

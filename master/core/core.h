@@ -14,11 +14,11 @@
  *
  * Write-ahead: every message the core sends leaves (as a SEND effect) only
  * after every record changed before it is durable: changes of a loop
- * iteration are collected, FLUSH turns them into TXN effects (compared
- * against the leader key's epoch, split past 120 operations), and the
- * messages queued meanwhile are released when TXN_DONE reports the batch
- * committed, batches in order.  Up to four batches are in flight at once,
- * provided no key is written by two of them.
+ * iteration are collected, FLUSH cuts them into batches of at most 120
+ * records in the order they changed, each one TXN effect compared against
+ * the leader key's epoch, and the messages queued meanwhile are released
+ * when TXN_DONE reports the batches committed, in order.  Up to four txns
+ * are out at once, provided no key is written by two of them.
  *
  * The txns form a chain: txn number seq commits only if txn seq - 1 did
  * (the store compares the version of its `leader.seq` key with seq - 1 and
@@ -26,8 +26,10 @@
  * when a txn fails, a later one was already sent, and the master dies before
  * the retry.  A store answers TXN_DONE with 0 when txn seq is in (committed
  * now or before: an answer lost on the way), TY_ESTALE when the epoch no
- * longer leads, another code when it is not in (the core resends it).  A
- * master reads `leader.seq` back (LOAD) and carries on from it.
+ * longer leads, TY_ECONFLICT when it overtook the one before it (sent again
+ * at once while that one is on its way), another code when it failed (sent
+ * again after retry_ms, with every txn behind it).  A master reads
+ * `leader.seq` back (LOAD) and carries on from it.
  *
  * Threading: none; the caller owns the core and calls it from one thread. */
 #ifndef TY_MASTER_CORE_CORE_H

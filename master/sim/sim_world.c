@@ -215,46 +215,63 @@ void sim_worker_crash(sim_t *s, sim_worker_t *w) {
     s->worker_crashes++;
 }
 
+/* What w runs and what it waits to have acknowledged, as Register and
+ * Heartbeat list them (refs backs the pointers in l->run). */
+typedef struct {
+    Ty__TaskRef *refs, **run;
+    Ty__TaskResult **unacked;
+    size_t nrun, nunacked;
+} sim_lists_t;
+
+static void sim_lists(sim_worker_t *w, sim_lists_t *l) {
+    memset(l, 0, sizeof *l);
+    for (sim_attempt_t *a = w->attempts; a; a = a->next)
+        l->nrun++;
+    for (sim_result_t *r = w->unacked; r; r = r->next)
+        l->nunacked++;
+    l->refs = ty_xcalloc(l->nrun ? l->nrun : 1, sizeof *l->refs);
+    l->run = ty_xcalloc(l->nrun ? l->nrun : 1, sizeof *l->run);
+    l->unacked = ty_xcalloc(l->nunacked ? l->nunacked : 1, sizeof *l->unacked);
+    size_t i = 0;
+    for (sim_attempt_t *a = w->attempts; a; a = a->next, i++) {
+        ty__task_ref__init(&l->refs[i]);
+        l->refs[i].run_id = a->run;
+        l->refs[i].task = a->task;
+        l->refs[i].attempt = a->attempt;
+        l->refs[i].epoch = a->epoch;
+        l->run[i] = &l->refs[i];
+    }
+    i = 0;
+    for (sim_result_t *r = w->unacked; r; r = r->next)
+        l->unacked[i++] = r->res;
+}
+
+static void sim_lists_free(sim_lists_t *l) {
+    free(l->refs);
+    free(l->run);
+    free(l->unacked);
+}
+
 static void sim_register(sim_t *s, sim_worker_t *w) {
     Ty__Resources res = TY__RESOURCES__INIT;
     res.cpus = w->cpus;
     res.mem_mb = 4096;
     res.gpus = w->gpus;
-    size_t nrun = 0, nun = 0;
-    for (sim_attempt_t *a = w->attempts; a; a = a->next)
-        nrun++;
-    for (sim_result_t *r = w->unacked; r; r = r->next)
-        nun++;
-    Ty__TaskRef *refs = ty_xcalloc(nrun ? nrun : 1, sizeof *refs);
-    Ty__TaskRef **rp = ty_xcalloc(nrun ? nrun : 1, sizeof *rp);
-    Ty__TaskResult **up = ty_xcalloc(nun ? nun : 1, sizeof *up);
-    size_t i = 0;
-    for (sim_attempt_t *a = w->attempts; a; a = a->next, i++) {
-        ty__task_ref__init(&refs[i]);
-        refs[i].run_id = a->run;
-        refs[i].task = a->task;
-        refs[i].attempt = a->attempt;
-        refs[i].epoch = a->epoch;
-        rp[i] = &refs[i];
-    }
-    i = 0;
-    for (sim_result_t *r = w->unacked; r; r = r->next)
-        up[i++] = r->res;
+    sim_lists_t l;
+    sim_lists(w, &l);
     Ty__Register reg = TY__REGISTER__INIT;
     reg.worker_id = w->id;
     reg.total = &res;
     reg.hostname = w->id;
-    reg.running = rp;
-    reg.n_running = nrun;
-    reg.unacked = up;
-    reg.n_unacked = nun;
+    reg.running = l.run;
+    reg.n_running = l.nrun;
+    reg.unacked = l.unacked;
+    reg.n_unacked = l.nunacked;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_REGISTER;
     env.register_ = &reg;
     sim_worker_send(s, w, &env);
-    free(refs);
-    free(rp);
-    free(up);
+    sim_lists_free(&l);
 }
 
 static void sim_send_result(sim_t *s, sim_worker_t *w, Ty__TaskResult *res) {
@@ -342,32 +359,21 @@ void sim_worker_tick(sim_t *s, sim_worker_t *w) {
     }
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
     hb.listed = 1;
-    size_t nrun = 0, nun = 0;
-    for (sim_attempt_t *a = w->attempts; a; a = a->next)
-        nrun++;
-    for (sim_result_t *r = w->unacked; r; r = r->next)
-        nun++;
-    Ty__TaskRef *refs = ty_xcalloc(nrun ? nrun : 1, sizeof *refs);
-    hb.attempts = ty_xcalloc(nrun ? nrun : 1, sizeof *hb.attempts);
-    hb.unacked = ty_xcalloc(nun ? nun : 1, sizeof *hb.unacked);
-    for (sim_attempt_t *a = w->attempts; a; a = a->next) {
-        Ty__TaskRef *r = &refs[hb.n_attempts];
-        ty__task_ref__init(r);
-        r->run_id = a->run;
-        r->task = a->task;
-        r->attempt = a->attempt;
-        r->epoch = a->epoch;
-        hb.attempts[hb.n_attempts++] = r;
-    }
-    for (sim_result_t *r = w->unacked; r; r = r->next)
-        hb.unacked[hb.n_unacked++] = r->res->ref;
+    sim_lists_t l;
+    sim_lists(w, &l);
+    hb.attempts = l.run;
+    hb.n_attempts = l.nrun;
+    Ty__TaskRef **acks = ty_xcalloc(l.nunacked ? l.nunacked : 1, sizeof *acks);
+    for (size_t i = 0; i < l.nunacked; i++)
+        acks[i] = l.unacked[i]->ref;
+    hb.unacked = acks;
+    hb.n_unacked = l.nunacked;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     sim_worker_send(s, w, &env);
-    free(refs);
-    free(hb.attempts);
-    free(hb.unacked);
+    free(acks);
+    sim_lists_free(&l);
 }
 
 static int sim_ref_is(const Ty__TaskRef *ref, const char *run, const char *task, uint32_t attempt) {
