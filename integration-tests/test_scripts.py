@@ -38,3 +38,20 @@ def test_cluster_script_start_status_stop(tmp_path):
             "zombie" in open(f"/proc/{pid}/status").read().lower(), name
     st = subprocess.run([script, "status"], capture_output=True, text=True, env=env, timeout=60)
     assert "running" not in st.stdout
+
+
+def test_simulator_replays_a_seed_and_refuses_bad_flags():
+    """trainyard-sim: the same seed gives the same run to the letter; flags
+    are checked with a one-line error; --help answers."""
+    sim = os.path.join(BUILD, "master", "trainyard-sim")
+    runs = [subprocess.run([sim, "--seed", "7", "--runs", "10", "--ms", "5000"],
+                           capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stdout
+    assert runs[0].stdout == runs[1].stdout
+    assert "seed 7: ok; 10 runs submitted" in runs[0].stdout
+    assert runs[0].stdout.rstrip().endswith("1 seed(s), 0 with a violation")
+    bad = subprocess.run([sim, "--seeds", "ten"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2
+    assert bad.stderr == "trainyard-sim: --seeds needs a positive integer, got 'ten'\n"
+    h = subprocess.run([sim, "--help"], capture_output=True, text=True, timeout=30)
+    assert h.returncode == 0 and "--seeds N" in h.stdout

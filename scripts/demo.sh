@@ -2,7 +2,8 @@
 # The first of the README's two commands: installs dependencies, builds,
 # starts a local cluster (etcd, master, two workers on 127.0.0.1), trains an
 # MLP on Fashion-MNIST with two MPI ranks through it (live progress), prints
-# the run's tasks and metrics and leaves the cluster running.
+# the run's tasks and metrics, shows the master's control core surviving
+# faults in the deterministic simulator, and leaves the cluster running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,9 @@ run=$("$CLI" runs -o json | /usr/bin/python3 -c 'import json,sys; print(json.loa
 echo
 echo "== last lines of $run/train's log"
 "$CLI" logs "$run" train | tail -n 5
+echo
+echo "== the master's control core under faults (trainyard-sim: crashes, lost workers, failing etcd)"
+build/release/master/trainyard-sim --seeds 20 --quiet | tail -n 1
 echo
 echo "The cluster is still running. Try:"
 echo "  $env_line"
