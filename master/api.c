@@ -28,7 +28,9 @@ typedef struct ty_waiter {
     uint32_t attempt;
     uint64_t offset;
     int64_t deadline; /* monotonic ms */
-    struct ty_waiter *next;
+    char *run;
+    struct ty_waiter *next;          /* the run's waiters */
+    struct ty_waiter *qprev, *qnext; /* every waiter, by deadline (park order) */
 } ty_waiter_t;
 
 /* A request about a run the core has let go of, waiting for the store. */
@@ -48,7 +50,8 @@ struct ty_api {
     ty_api_shell_t shell;
     zhashx_t *waiting; /* run id -> ty_waiter_t* (a list) */
     size_t nwaiters;
-    ty_fetch_t *fetches; /* reads in flight (the store answers later) */
+    ty_waiter_t *qhead, *qtail; /* all of them, earliest deadline first */
+    ty_fetch_t *fetches;        /* reads in flight (the store answers later) */
 };
 
 int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info,
@@ -68,7 +71,22 @@ int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_
 static void ty_waiter_free(ty_waiter_t *w) {
     free(w->peer);
     free(w->task);
+    free(w->run);
     free(w);
+}
+
+/* w was answered: off the deadline queue, freed. */
+static void ty_waiter_done(ty_api_t *a, ty_waiter_t *w) {
+    if (w->qprev)
+        w->qprev->qnext = w->qnext;
+    else
+        a->qhead = w->qnext;
+    if (w->qnext)
+        w->qnext->qprev = w->qprev;
+    else
+        a->qtail = w->qprev;
+    a->nwaiters--;
+    ty_waiter_free(w);
 }
 
 void ty_api_destroy(ty_api_t **ap) {
@@ -246,9 +264,16 @@ static void ty_park(ty_api_t *a, ty_run_t *r, const uint8_t *peer, size_t peer_l
     memcpy(w->peer, peer, peer_len);
     w->peer_len = peer_len;
     w->req_id = req_id;
-    w->deadline = now.mono_ms + TY_WAIT_MAX_MS;
+    w->deadline = now.mono_ms + TY_WAIT_MAX_MS; /* the same hold for all: park order */
+    w->run = ty_xstrdup(r->id);
     w->next = zhashx_lookup(a->waiting, r->id);
     zhashx_update(a->waiting, r->id, w);
+    w->qprev = a->qtail;
+    if (a->qtail)
+        a->qtail->qnext = w;
+    else
+        a->qhead = w;
+    a->qtail = w;
     a->nwaiters++;
 }
 
@@ -273,8 +298,7 @@ static void ty_notify(ty_api_t *a, ty_run_t *r, int logs_only, ty_time_t now) {
             done = 1;
         }
         if (done) {
-            ty_waiter_free(w);
-            a->nwaiters--;
+            ty_waiter_done(a, w);
         } else {
             w->next = NULL;
             *tail = w;
@@ -300,40 +324,29 @@ void ty_api_notify(ty_api_t *a, const char *run_id, int logs_only, ty_time_t now
         ty_waiter_t *next = w->next;
         ty_reply_error(a, w->peer, w->peer_len, w->req_id, TY_ENOENT,
                        "the run left the master's memory; ask again", now);
-        ty_waiter_free(w);
-        a->nwaiters--;
+        ty_waiter_done(a, w);
         w = next;
     }
 }
 
-int64_t ty_api_deadline(const ty_api_t *a) {
-    int64_t d = 0;
-    zhashx_t *h = a->waiting;
-    if (!a->nwaiters)
-        return 0;
-    for (ty_waiter_t *w = zhashx_first(h); w; w = zhashx_next(h))
-        for (; w; w = w->next)
-            if (!d || w->deadline < d)
-                d = w->deadline;
-    return d;
-}
+int64_t ty_api_deadline(const ty_api_t *a) { return a->qhead ? a->qhead->deadline : 0; }
 
 void ty_api_expire(ty_api_t *a, ty_time_t now) {
-    if (!a->nwaiters)
-        return;
-    zlistx_t *due = zlistx_new();
-    for (ty_waiter_t *w = zhashx_first(a->waiting); w; w = zhashx_next(a->waiting))
-        for (ty_waiter_t *x = w; x; x = x->next)
-            if (now.mono_ms >= x->deadline) {
-                zlistx_add_end(due, (void *)zhashx_cursor(a->waiting));
-                break;
-            }
-    for (const char *id = zlistx_first(due); id; id = zlistx_next(due)) {
-        char *copy = ty_xstrdup(id);
-        ty_api_notify(a, copy, 0, now);
-        free(copy);
+    /* the runs of the waiters due, from the head of the queue */
+    size_t n = 0, cap = 0;
+    char **runs = NULL;
+    for (ty_waiter_t *w = a->qhead; w && w->deadline <= now.mono_ms; w = w->qnext) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            runs = ty_xrealloc(runs, cap * sizeof *runs);
+        }
+        runs[n++] = ty_xstrdup(w->run);
     }
-    zlistx_destroy(&due);
+    for (size_t i = 0; i < n; i++) {
+        ty_api_notify(a, runs[i], 0, now); /* answers those due (once per run) */
+        free(runs[i]);
+    }
+    free(runs);
 }
 
 static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
