@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,7 @@
 #include <unistd.h>
 
 typedef struct ty_chunk {
-    char *run, *task;
+    char *run, *task; /* task NULL: remove the run's logs */
     unsigned attempt;
     void *data;
     size_t len;
@@ -36,7 +38,22 @@ struct ty_logw {
     int stop;
 };
 
+static int ty_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) != 0 && errno != ENOENT)
+        ty_warn("cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
 static void ty_write_chunk(ty_logw_t *w, const ty_chunk_t *c) {
+    if (!c->task) { /* the run left the history */
+        char *dir = ty_xasprintf("%s/logs/%s", w->data_dir, c->run);
+        nftw(dir, ty_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        free(dir);
+        return;
+    }
     char *dir = ty_xasprintf("%s/logs/%s", w->data_dir, c->run);
     int rc = ty_mkdirs(dir);
     if (rc != 0)
@@ -150,6 +167,19 @@ void ty_logw_append(ty_logw_t *w, const char *run, const char *task, unsigned at
     *w->tail = c;
     w->tail = &c->next;
     w->pending += len;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ty_logw_remove(ty_logw_t *w, const char *run) {
+    if (!*run || strchr(run, '/') || strcmp(run, ".") == 0 || strcmp(run, "..") == 0)
+        return; /* never outside the logs directory */
+    ty_chunk_t *c = ty_xcalloc(1, sizeof *c);
+    c->run = ty_xstrdup(run);
+    c->data = ty_xmalloc(1);
+    pthread_mutex_lock(&w->mu);
+    *w->tail = c;
+    w->tail = &c->next;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }

@@ -23,6 +23,8 @@ int ty_logw_create(ty_logw_t **out, uv_loop_t *loop, const char *data_dir, ty_lo
 /* Queue data (copied) for the log of run/task/attempt. */
 void ty_logw_append(ty_logw_t *w, const char *run, const char *task, unsigned attempt,
                     const void *data, size_t len);
+/* Remove the logs of run (its directory), after what is queued before. */
+void ty_logw_remove(ty_logw_t *w, const char *run);
 /* Bytes queued and not yet written. */
 size_t ty_logw_pending(ty_logw_t *w);
 /* Writes what is queued, stops the thread and closes the async handle (run

@@ -33,6 +33,8 @@ static void ty_usage(FILE *f) {
           "  --retain-tasks N       ... and at most this many of their tasks (default 5000)\n"
           "  --retain-age S         ... for at most S seconds (default 600); older ones are\n"
           "                         read back from etcd when asked for\n"
+          "  --keep-history S       delete runs from etcd (and their logs) S seconds after\n"
+          "                         they ended; 0 keeps them forever (default 2592000: 30 days)\n"
           "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
           "                         last N/10 (default 10000)\n"
           "  --config FILE          key = value file with the same option names\n"
@@ -75,6 +77,71 @@ static void ty_send(ty_master_t *m, const ty_fx_t *fx) {
     ty_wire_poll_kick(sock == m->wsock ? m->wpoll : m->cpoll);
 }
 
+/* ---- old runs leave etcd (and their logs the data dir) ---- */
+
+typedef struct {
+    ty_master_t *m;
+    char *before;
+    uint64_t epoch;
+} ty_drop_t;
+
+static void ty_dropped(int status, void *arg) {
+    ty_master_t *m = arg;
+    if (status != 0)
+        ty_warn("dropping old runs from etcd failed (%s); the next look tries again",
+                ty_strerror(status));
+    (void)m;
+}
+
+#define TY_DROP_PER_TXN 40 /* three operations each: etcd takes 128 a txn */
+
+static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
+    ty_drop_t *d = arg;
+    ty_master_t *m = d->m;
+    size_t dropped = 0;
+    const char *keys[2 * TY_DROP_PER_TXN], *prefixes[TY_DROP_PER_TXN];
+    char *owned[3 * TY_DROP_PER_TXN];
+    size_t nk = 0, np = 0, no = 0;
+    for (size_t i = 0; status == 0 && m->store && i <= n; i++) {
+        int last = i == n;
+        const char *k = last ? NULL : kvs[i].key;
+        const char *id = k ? strchr(k + 5, '/') : NULL; /* done/<t>/<run> */
+        if (k && (strcmp(k, d->before) >= 0 || !id || !*++id))
+            continue;
+        if (k) {
+            owned[no] = ty_xasprintf("runs/%s", id);
+            keys[nk++] = owned[no++];
+            owned[no] = ty_xstrdup(k);
+            keys[nk++] = owned[no++];
+            owned[no] = ty_xasprintf("runs/%s/tasks/", id);
+            prefixes[np++] = owned[no++];
+            if (m->logw)
+                ty_logw_remove(m->logw, id);
+            dropped++;
+        }
+        if (np && (np == TY_DROP_PER_TXN || last)) {
+            if (ty_store_del(m->store, d->epoch, keys, nk, prefixes, np, ty_dropped, m) != 0)
+                ty_warn("cannot drop old runs from etcd now");
+            for (size_t j = 0; j < no; j++)
+                free(owned[j]);
+            nk = np = no = 0;
+        }
+    }
+    if (dropped)
+        ty_info("dropping %zu run(s) that ended before the history kept", dropped);
+    free(d->before);
+    free(d);
+}
+
+static void ty_drop_old(ty_master_t *m, const ty_fx_t *fx) {
+    ty_drop_t *d = ty_xcalloc(1, sizeof *d);
+    d->m = m;
+    d->before = ty_xstrdup(fx->before);
+    d->epoch = fx->epoch;
+    if (ty_store_range(m->store, "done/", ty_drop_found, d) != 0)
+        ty_drop_found(TY_EETCD, NULL, 0, d);
+}
+
 static void ty_deadline_cb(uv_timer_t *h);
 
 static void ty_arm_deadline(ty_master_t *m) {
@@ -114,6 +181,9 @@ static void ty_master_effects(ty_master_t *m) {
             break;
         case TY_FX_FENCED:
             ty_master_lost_lead(m, "etcd rejected a write: another master leads");
+            break;
+        case TY_FX_DROP:
+            ty_drop_old(m, &fx);
             break;
         }
         ty_fx_clear(&fx);
@@ -263,6 +333,9 @@ static void ty_elected(ty_master_t *m) {
     co.retain_runs = m->o.retain_runs;
     co.retain_tasks = m->o.retain_tasks;
     co.retain_ms = m->o.retain_s * 1000;
+    co.history_ms = m->o.history_s * 1000;
+    if (co.history_ms && co.history_ms < 3600 * 1000)
+        co.gc_every_ms = co.history_ms / 2 > 0 ? co.history_ms / 2 : 1; /* short: tests */
     co.epoch = m->epoch;
     ty_random_bytes(&co.seed, sizeof co.seed);
     m->info.epoch = m->epoch;
@@ -329,18 +402,28 @@ int main(int argc, char **argv) {
     m.o.retain_tasks = 5000;
     m.o.retain_s = 600;
     m.o.compact_every = 10000;
+    m.o.history_s = 30LL * 24 * 3600;
     ty_log_level_t lvl = TY_LOG_INFO;
 
-    static const struct option opts[] = {
-        {"etcd", 1, 0, 'e'},         {"prefix", 1, 0, 'p'},
-        {"node-id", 1, 0, 'n'},      {"worker-bind", 1, 0, 'w'},
-        {"client-bind", 1, 0, 'c'},  {"data-dir", 1, 0, 'd'},
-        {"heartbeat-ms", 1, 0, 'H'}, {"worker-lease-ms", 1, 0, 'L'},
-        {"leader-ttl", 1, 0, 'T'},   {"max-frame", 1, 0, 'M'},
-        {"config", 1, 0, 'C'},       {"log-level", 1, 0, 'l'},
-        {"retain-runs", 1, 0, 'R'},  {"retain-tasks", 1, 0, 'K'},
-        {"retain-age", 1, 0, 'A'},   {"compact-every", 1, 0, 'E'},
-        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"etcd", 1, 0, 'e'},
+                                         {"prefix", 1, 0, 'p'},
+                                         {"node-id", 1, 0, 'n'},
+                                         {"worker-bind", 1, 0, 'w'},
+                                         {"client-bind", 1, 0, 'c'},
+                                         {"data-dir", 1, 0, 'd'},
+                                         {"heartbeat-ms", 1, 0, 'H'},
+                                         {"worker-lease-ms", 1, 0, 'L'},
+                                         {"leader-ttl", 1, 0, 'T'},
+                                         {"max-frame", 1, 0, 'M'},
+                                         {"config", 1, 0, 'C'},
+                                         {"log-level", 1, 0, 'l'},
+                                         {"retain-runs", 1, 0, 'R'},
+                                         {"retain-tasks", 1, 0, 'K'},
+                                         {"retain-age", 1, 0, 'A'},
+                                         {"compact-every", 1, 0, 'E'},
+                                         {"keep-history", 1, 0, 'Y'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--config") == 0) {
@@ -414,6 +497,15 @@ int main(int argc, char **argv) {
             break;
         case 'E':
             num = &m.o.compact_every;
+            break;
+        case 'Y': /* 0 is allowed: keep forever */
+            if (ty_parse_i64(optarg, 0, INT64_MAX / 1000, &m.o.history_s) != 0) {
+                fprintf(stderr,
+                        "trainyard-master: --keep-history needs seconds (0 or more), "
+                        "got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'C':
             break;

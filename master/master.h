@@ -38,6 +38,7 @@ typedef struct {
     int64_t lost_limit;
     int64_t retain_runs, retain_tasks, retain_s; /* finished runs kept in memory */
     int64_t compact_every;                       /* etcd revisions between compactions */
+    int64_t history_s;                           /* runs leave etcd this long after */
 } ty_master_opts_t;
 
 struct ty_master {

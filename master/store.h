@@ -35,6 +35,10 @@ typedef struct {
     int (*txn)(ty_store_t *s, uint64_t epoch, uint64_t seq, const ty_put_t *puts, size_t n,
                ty_store_txn_cb cb, void *arg);
     int (*range)(ty_store_t *s, const char *prefix, ty_store_range_cb cb, void *arg);
+    /* Delete keys and every key under prefixes, if epoch still leads (not
+     * part of the chain: only for records nothing writes any more). */
+    int (*del)(ty_store_t *s, uint64_t epoch, const char *const *keys, size_t nkeys,
+               const char *const *prefixes, size_t nprefixes, ty_store_txn_cb cb, void *arg);
     void (*destroy)(ty_store_t *s);
 } ty_store_ops_t;
 
@@ -51,6 +55,11 @@ static inline int ty_store_txn(ty_store_t *s, uint64_t epoch, uint64_t seq, cons
 static inline int ty_store_range(ty_store_t *s, const char *prefix, ty_store_range_cb cb,
                                  void *arg) {
     return s->ops->range(s, prefix, cb, arg);
+}
+static inline int ty_store_del(ty_store_t *s, uint64_t epoch, const char *const *keys, size_t nkeys,
+                               const char *const *prefixes, size_t nprefixes, ty_store_txn_cb cb,
+                               void *arg) {
+    return s->ops->del(s, epoch, keys, nkeys, prefixes, nprefixes, cb, arg);
 }
 static inline void ty_store_destroy(ty_store_t **s) {
     if (s && *s) {

@@ -179,6 +179,49 @@ static int ty_etcd_store_range(ty_store_t *base, const char *prefix, ty_store_ra
     return rc;
 }
 
+static void ty_del_done(int status, const ty_etcd_resp_t *resp, void *arg) {
+    ty_req_t *q = arg;
+    if (status == 0 && !resp->succeeded)
+        status = TY_ESTALE;
+    q->cb.txn(status, q->arg);
+    free(q);
+}
+
+static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const *keys,
+                             size_t nkeys, const char *const *prefixes, size_t nprefixes,
+                             ty_store_txn_cb cb, void *arg) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    ty_etcd_txn_t *txn = NULL;
+    ty_etcd_txn_create(&txn);
+    char *leader = ty_xasprintf("%sleader", s->prefix);
+    ty_etcd_txn_compare(txn, leader, strlen(leader), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL,
+                        (int64_t)epoch);
+    free(leader);
+    for (size_t i = 0; i < nkeys; i++) {
+        char *key = ty_xasprintf("%s%s", s->prefix, keys[i]);
+        ty_etcd_txn_delete(txn, 1, key, strlen(key), NULL, 0);
+        free(key);
+    }
+    for (size_t i = 0; i < nprefixes; i++) {
+        char *key = ty_xasprintf("%s%s", s->prefix, prefixes[i]);
+        size_t elen;
+        unsigned char *end = ty_etcd_prefix_end(key, strlen(key), &elen);
+        ty_etcd_txn_delete(txn, 1, key, strlen(key), end, elen);
+        free(end);
+        free(key);
+    }
+    ty_req_t *q = ty_xcalloc(1, sizeof *q);
+    q->s = s;
+    q->cb.txn = cb;
+    q->arg = arg;
+    base->txns++;
+    base->ops_written += nkeys + nprefixes;
+    int rc = ty_etcd_txn_commit(s->etcd, &txn, ty_del_done, q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
 static void ty_etcd_store_destroy(ty_store_t *base) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
     free(s->prefix);
@@ -186,7 +229,7 @@ static void ty_etcd_store_destroy(ty_store_t *base) {
 }
 
 static const ty_store_ops_t ty_etcd_store_ops = {ty_etcd_store_txn, ty_etcd_store_range,
-                                                 ty_etcd_store_destroy};
+                                                 ty_etcd_store_del, ty_etcd_store_destroy};
 
 int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix,
                          int64_t compact_every, int64_t compact_keep) {

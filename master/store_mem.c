@@ -125,6 +125,41 @@ static int ty_mem_range(ty_store_t *base, const char *prefix, ty_store_range_cb 
     return 0;
 }
 
+static int ty_mem_del(ty_store_t *base, uint64_t epoch, const char *const *keys, size_t nkeys,
+                      const char *const *prefixes, size_t nprefixes, ty_store_txn_cb cb,
+                      void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    ty_mem_answer_t *a = ty_xcalloc(1, sizeof *a);
+    a->txn = cb;
+    a->arg = arg;
+    base->txns++;
+    base->ops_written += nkeys + nprefixes;
+    if (epoch != s->epoch) {
+        a->status = TY_ESTALE;
+    } else {
+        for (size_t i = 0; i < nkeys; i++)
+            zhashx_delete(s->kv, keys[i]);
+        zlistx_t *gone = zlistx_new();
+        for (zchunk_t *c = zhashx_first(s->kv); c; c = zhashx_next(s->kv)) {
+            const char *k = zhashx_cursor(s->kv);
+            for (size_t i = 0; i < nprefixes; i++)
+                if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0) {
+                    zlistx_add_end(gone, ty_xstrdup(k));
+                    break;
+                }
+        }
+        for (char *k = zlistx_first(gone); k; k = zlistx_next(gone)) {
+            zhashx_delete(s->kv, k);
+            free(k);
+        }
+        zlistx_destroy(&gone);
+    }
+    ty_mem_queue(s, a);
+    return 0;
+}
+
 static void ty_mem_closed(uv_handle_t *h) {
     ty_store_mem_t *s = h->data;
     ty_mem_answer_t *a = s->head;
@@ -143,7 +178,7 @@ static void ty_mem_destroy(ty_store_t *base) {
     uv_close((uv_handle_t *)&s->idle, ty_mem_closed);
 }
 
-static const ty_store_ops_t ty_mem_ops = {ty_mem_txn, ty_mem_range, ty_mem_destroy};
+static const ty_store_ops_t ty_mem_ops = {ty_mem_txn, ty_mem_range, ty_mem_del, ty_mem_destroy};
 
 int ty_store_mem_create(ty_store_t **out, uv_loop_t *loop) {
     if (!out || !loop)

@@ -18,11 +18,14 @@ void ty_core_opts_default(ty_core_opts_t *o) {
     o->retain_runs = 100;
     o->retain_tasks = 5000;
     o->retain_ms = 600000;
+    o->history_ms = 30LL * 24 * 3600 * 1000;
+    o->gc_every_ms = 3600 * 1000;
 }
 
 int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     if (!out || !o || o->heartbeat_ms <= 0 || o->worker_lease_ms <= 0 || o->lost_limit <= 0 ||
-        o->retry_ms <= 0 || o->retain_runs < 0 || o->retain_tasks < 0 || o->retain_ms < 0)
+        o->retry_ms <= 0 || o->retain_runs < 0 || o->retain_tasks < 0 || o->retain_ms < 0 ||
+        o->history_ms < 0 || o->gc_every_ms <= 0)
         return TY_EINVAL;
     ty_core_t *c = ty_xcalloc(1, sizeof *c);
     c->o = *o;
@@ -47,6 +50,7 @@ void ty_fx_clear(ty_fx_t *fx) {
     free(fx->puts);
     free(fx->run);
     free(fx->task);
+    free(fx->before);
     memset(fx, 0, sizeof *fx);
 }
 
@@ -248,6 +252,16 @@ static void ty_core_tick(ty_core_t *c) {
         c->next_sweep = c->now.mono_ms + every;
     }
     ty_persist_retry(c);
+    if (c->serving && c->o.history_ms > 0 && c->now.mono_ms >= c->next_gc) {
+        /* runs that ended more than history_ms ago leave the store */
+        c->next_gc = c->now.mono_ms + c->o.gc_every_ms;
+        ty_fx_t fx = {.kind = TY_FX_DROP};
+        char *k = ty_runs_done_key("", c->now.wall_ms - c->o.history_ms);
+        k[strlen(k) - 1] = '\0'; /* done/<t> : every key of an earlier t sorts before it */
+        fx.before = k;
+        fx.epoch = c->o.epoch;
+        ty_core_emit(c, &fx);
+    }
 }
 
 static void ty_core_flush(ty_core_t *c) {
@@ -304,6 +318,7 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
         c->serving = 1;
         c->grace_until = now.mono_ms + c->o.worker_lease_ms;
         c->next_sweep = now.mono_ms;
+        c->next_gc = now.mono_ms; /* a first look at once */
         break;
     default:
         rc = TY_EINVAL;
@@ -324,6 +339,8 @@ int64_t ty_core_deadline(const ty_core_t *c) {
     } while (0)
     if (c->serving)
         TY_EARLIER(c->next_sweep);
+    if (c->serving && c->o.history_ms > 0)
+        TY_EARLIER(c->next_gc);
     TY_EARLIER(c->retry_at);
     if (c->next_delay) { /* back-off ends are wall times */
         int64_t left = c->next_delay - c->now.wall_ms;

@@ -6,7 +6,9 @@
  * monotonic time; what the core wants done comes out as effects, popped
  * with ty_core_fx_pop() in order: persist these records (a txn), send this
  * message to that peer, append these log bytes, tell the waiters of a run,
- * leadership is lost (fenced).  ty_core_deadline() says when the next TICK
+ * leadership is lost (fenced), drop old runs from the store (their index
+ * `done/<finished, in seconds>/<run>` is written when a run ends).
+ * ty_core_deadline() says when the next TICK
  * is due.  The core reads no clock, opens no socket or file, calls no
  * exit(), draws random numbers only from the seeded generator in its
  * options, and iterates workers in registration order: the same events at
@@ -59,6 +61,9 @@ typedef struct {
      * retain_ms ago (oldest first, once their records are durable); the
      * request handler reads them back from the store. */
     int64_t retain_runs, retain_tasks, retain_ms;
+    /* Finished runs are deleted from the store history_ms after they ended
+     * (0: never), looked for every gc_every_ms: a DROP effect. */
+    int64_t history_ms, gc_every_ms;
 } ty_core_opts_t;
 
 /* A peer is opaque bytes the transport chose (a ZeroMQ routing id). */
@@ -102,6 +107,7 @@ typedef enum {
     TY_FX_LOG,      /* append data to the log of run/task/attempt */
     TY_FX_NOTIFY,   /* run changed (logs_only: only its logs grew) */
     TY_FX_FENCED,   /* another master leads: stop */
+    TY_FX_DROP,     /* delete from the store the runs indexed under done/ before `before` */
 } ty_fx_kind_t;
 
 typedef struct {
@@ -126,6 +132,7 @@ typedef struct {
     char *run, *task; /* LOG, NOTIFY */
     uint32_t attempt; /* LOG */
     int logs_only;    /* NOTIFY */
+    char *before;     /* DROP: index keys done/<t>/<run> with <t> below this sort first */
 } ty_fx_t;
 
 void ty_core_opts_default(ty_core_opts_t *o);

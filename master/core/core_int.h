@@ -162,6 +162,7 @@ struct ty_core {
     int serving, fenced;
     int64_t grace_until; /* monotonic: re-registration grace after a rebuild */
     int64_t next_sweep;  /* monotonic: worker liveness */
+    int64_t next_gc;     /* monotonic: old runs dropped from the store */
 
     /* effects, oldest first */
     ty_fx_t *fx;
@@ -237,6 +238,8 @@ void ty_runs_requeue_lost(ty_core_t *c, ty_task_t *t, const char *why);
 int ty_runs_cancel(ty_core_t *c, ty_run_t *r);
 void ty_runs_due(ty_core_t *c);     /* back-off ends */
 void ty_runs_recover(ty_core_t *c); /* after loading */
+/* The index key of a run that ended at finished_ms (heap string). */
+char *ty_runs_done_key(const char *run_id, int64_t finished_ms);
 /* Let finished runs go past the retention (at the end of a tick). */
 void ty_runs_retain(ty_core_t *c);
 void ty_runs_set_reason(ty_task_t *t, char *reason);

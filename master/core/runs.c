@@ -101,6 +101,17 @@ void ty_runs_index(ty_core_t *c, ty_run_t *r) {
     c->nlive++;
 }
 
+char *ty_runs_done_key(const char *run_id, int64_t finished_ms) {
+    return ty_xasprintf("done/%012lld/%s", (long long)(finished_ms / 1000), run_id);
+}
+
+/* r ended: kept in memory for the retention, indexed in the store by its
+ * end so that it can be dropped from there after the history's. */
+static void ty_ended(ty_core_t *c, ty_run_t *r) {
+    if (c->o.history_ms > 0)
+        ty_persist_put(c, ty_runs_done_key(r->id, r->finished_ms), ty_xmalloc(1), 0);
+}
+
 static void ty_done_add(ty_core_t *c, ty_run_t *r) {
     r->done_next = NULL;
     *c->done_tail = r;
@@ -231,6 +242,7 @@ static void ty_run_finish(ty_core_t *c, ty_run_t *r) {
     r->state = st;
     r->finished_ms = c->now.wall_ms;
     ty_persist_run(c, r);
+    ty_ended(c, r);
     ty_done_add(c, r);
     ty_info("run %s %s", r->id, ty_run_state_name(st));
 }
@@ -457,6 +469,7 @@ int ty_runs_cancel(ty_core_t *c, ty_run_t *r) {
     r->state = TY_RUN_CANCELLED;
     r->finished_ms = now;
     ty_persist_run(c, r);
+    ty_ended(c, r);
     ty_done_add(c, r);
     ty_info("run %s cancelled", r->id);
     return 0;

@@ -103,6 +103,9 @@ static void sim_effects(sim_t *s) {
         case TY_FX_FENCED:
             s->fenced = 1;
             break;
+        case TY_FX_DROP:
+            sim_store_drop(s, fx.before);
+            break;
         case TY_FX_LOG:
         case TY_FX_NOTIFY:
             break;
@@ -132,6 +135,8 @@ static void sim_master_start(sim_t *s) {
     o.retain_runs = SIM_RETAIN_RUNS; /* small: letting go of runs happens often */
     o.retain_tasks = 40;
     o.retain_ms = 5000;
+    o.history_ms = 8000; /* runs leave the store too, after the retention */
+    o.gc_every_ms = 1000;
     o.seed = sim_rand(s);
     if (ty_core_create(&s->core, &o) != 0)
         abort();
@@ -269,10 +274,11 @@ static int sim_run(const sim_opts_t *o, uint64_t seed) {
     int bad = s.violation != NULL;
     if (bad || !o->quiet)
         printf("seed %llu: %s%s; %zu runs submitted, %zu finished, %llu dispatches, %zu master "
-               "starts (%zu crashes, %zu take-overs), %zu worker crashes, %lld ms\n",
+               "starts (%zu crashes, %zu take-overs), %zu worker crashes, %zu runs dropped from "
+               "the store, %lld ms\n",
                (unsigned long long)seed, bad ? "VIOLATION: " : "ok", bad ? s.violation : "",
                s.nsubmitted, s.nfinished, (unsigned long long)s.dispatches, s.masters, s.crashes,
-               s.takeovers, s.worker_crashes, (long long)s.now);
+               s.takeovers, s.worker_crashes, s.dropped, (long long)s.now);
     if (bad)
         printf("replay: trainyard-sim --seed %llu --workers %zu --runs %zu --ms %lld\n",
                (unsigned long long)seed, o->workers, o->runs, (long long)o->ms);

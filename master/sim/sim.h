@@ -91,7 +91,7 @@ typedef struct {
     uint64_t req_ids;
     /* counters */
     uint64_t dispatches, replies;
-    size_t masters, crashes, takeovers, worker_crashes;
+    size_t masters, crashes, takeovers, worker_crashes, dropped;
     char *violation;
 } sim_t;
 
@@ -111,6 +111,8 @@ void sim_store_txn(sim_t *s, const ty_fx_t *fx);
 void sim_store_deliver(sim_t *s);
 void sim_store_crash(sim_t *s); /* the master dies: its txns in flight land or not */
 void sim_store_load(sim_t *s);  /* feed every record to s->core */
+/* As the master's shell does for a DROP effect: the runs indexed before. */
+void sim_store_drop(sim_t *s, const char *before);
 void sim_workers_init(sim_t *s);
 void sim_worker_free(sim_worker_t *w);
 void sim_worker_tick(sim_t *s, sim_worker_t *w);

@@ -128,6 +128,43 @@ void sim_store_crash(sim_t *s) {
     }
 }
 
+void sim_store_drop(sim_t *s, const char *before) {
+    zlistx_t *runs = zlistx_new(), *gone = zlistx_new();
+    for (zchunk_t *ch = zhashx_first(s->kv); ch; ch = zhashx_next(s->kv)) {
+        const char *k = zhashx_cursor(s->kv);
+        const char *id = strncmp(k, "done/", 5) == 0 ? strchr(k + 5, '/') : NULL;
+        if (!id || strcmp(k, before) >= 0)
+            continue;
+        zlistx_add_end(gone, ty_xstrdup(k));
+        zlistx_add_end(runs, ty_xasprintf("runs/%s", id + 1));
+        s->dropped++;
+    }
+    for (char *run = zlistx_first(runs); run; run = zlistx_next(runs)) {
+        size_t rl = strlen(run);
+        zchunk_t *rec = zhashx_lookup(s->kv, run);
+        Ty__RunRecord *r =
+            rec ? ty__run_record__unpack(NULL, zchunk_size(rec), zchunk_data(rec)) : NULL;
+        if (r && (r->state == TY_RUN_PENDING || r->state == TY_RUN_RUNNING ||
+                  r->finished_ms >= s->wall0 + s->now - 8000))
+            sim_fail(s, "%s was dropped from the store while %s, ended at %lld", run,
+                     ty_run_state_name(r->state), (long long)r->finished_ms);
+        if (r)
+            ty__run_record__free_unpacked(r, NULL);
+        for (zchunk_t *ch = zhashx_first(s->kv); ch; ch = zhashx_next(s->kv)) {
+            const char *k = zhashx_cursor(s->kv);
+            if (strncmp(k, run, rl) == 0 && (k[rl] == '\0' || strncmp(k + rl, "/tasks/", 7) == 0))
+                zlistx_add_end(gone, ty_xstrdup(k));
+        }
+        free(run);
+    }
+    for (char *k = zlistx_first(gone); k; k = zlistx_next(gone)) {
+        zhashx_delete(s->kv, k);
+        free(k);
+    }
+    zlistx_destroy(&runs);
+    zlistx_destroy(&gone);
+}
+
 static int sim_key_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }

@@ -29,7 +29,8 @@ typedef struct {
     size_t nsent;
     ty_fx_t held[H_MAX_HELD]; /* TXN effects not answered yet */
     size_t nheld;
-    size_t notifies, logs, fenced, txns;
+    size_t notifies, logs, fenced, txns, drops;
+    char drop_before[64];
 } h_t;
 
 static void h_chunk_free(void **item) { zchunk_destroy((zchunk_t **)item); }
@@ -86,6 +87,10 @@ static void h_drain(h_t *h) {
         case TY_FX_FENCED:
             h->fenced++;
             break;
+        case TY_FX_DROP:
+            h->drops++;
+            snprintf(h->drop_before, sizeof h->drop_before, "%s", fx.before);
+            break;
         }
         ty_fx_clear(&fx);
     }
@@ -114,6 +119,7 @@ static void h_init(h_t *h, uint64_t epoch) {
     o.lost_limit = 2;
     o.epoch = epoch;
     o.seed = 42;
+    o.history_ms = 0; /* tests that want it say so */
     CHECK_EQ_INT(ty_core_create(&h->c, &o), 0);
     h->now = (ty_time_t){1700000000000, 1000};
     h->auto_commit = 1;

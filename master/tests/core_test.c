@@ -385,6 +385,46 @@ static void test_lost_dispatch_is_found(void) {
     h_fini(&h);
 }
 
+/* A run that ends is indexed under done/<its end, in seconds>; the core
+ * asks for what ended before its history to be dropped, every gc_every_ms. */
+static void test_history_drop(void) {
+    h_t h;
+    h_init(&h, 7);
+    h_fini(&h);
+    memset(&h, 0, sizeof h);
+    ty_core_opts_t o;
+    ty_core_opts_default(&o);
+    o.heartbeat_ms = 100;
+    o.worker_lease_ms = 1000;
+    o.epoch = 7;
+    o.history_ms = 2000;
+    o.gc_every_ms = 500;
+    CHECK_EQ_INT(ty_core_create(&h.c, &o), 0);
+    h.now = (ty_time_t){1700000000000, 1000};
+    h.auto_commit = 1;
+    h.kv = zhashx_new();
+    zhashx_set_destructor(h.kv, h_chunk_free);
+    h_step(&h, (ty_ev_t){.kind = TY_EV_SERVE});
+    h_register(&h, "w1", 1, 0, NULL);
+    ty_run_t *r = h_submit(&h, "name: hd\ntasks:\n  - {name: a, command: [t]}\n");
+    h_flush(&h);
+    h_advance(&h, 1);
+    CHECK_EQ_INT(h.drops, 1); /* a first look at once, before anything ended */
+    h_finish(&h, T(r, "a"), 0);
+    h_flush(&h);
+    char *key = ty_runs_done_key(r->id, r->finished_ms);
+    CHECK(zhashx_lookup(h.kv, key) != NULL);
+    CHECK(strcmp(h.drop_before, key) < 0); /* not yet */
+    for (int i = 0; i < 35; i++) {
+        h_advance(&h, 100);
+        h_heartbeat(&h, "w1");
+    }
+    CHECK(h.drops >= 7);
+    CHECK(strcmp(h.drop_before, key) > 0); /* past the history (to the second) */
+    free(key);
+    h_fini(&h);
+}
+
 /* Load every record of a's store into a new core, as a restarted master. */
 static void h_restart(h_t *a, h_t *b, uint64_t epoch) {
     memset(b, 0, sizeof *b);
@@ -677,6 +717,7 @@ int main(void) {
     test_lease_loss_and_cancel();
     test_recovery_and_grace();
     test_lost_dispatch_is_found();
+    test_history_drop();
     test_write_ahead();
     test_large_batch_splits();
     test_overtaken_txn_goes_again();
