@@ -348,9 +348,8 @@ static void ty_elected(ty_master_t *m) {
     ty_load_step(m, "leader.seq"); /* the chain of txns carries on from here */
 }
 
-static void ty_stop_cb(int status, const ty_etcd_resp_t *resp, void *arg) {
+static void ty_stop_cb(int status, void *arg) {
     (void)status;
-    (void)resp;
     uv_stop(arg);
 }
 
@@ -363,7 +362,7 @@ static void ty_signal_cb(uv_signal_t *h, int sig) {
     uv_signal_stop(&m->sigterm);
     /* hand leadership over at once; give etcd two seconds */
     uv_timer_start(&m->stop, ty_stop_timer_cb, 2000, 0);
-    if (!m->leader || ty_etcd_lease_revoke(m->etcd, m->lease_id, ty_stop_cb, m->loop) != 0)
+    if (!m->leader || m->store->ops->lease_revoke(m->store, m->lease_id, ty_stop_cb, m->loop) != 0)
         uv_stop(m->loop);
 }
 

@@ -65,7 +65,7 @@ struct ty_master {
     void (*elected)(ty_master_t *m);
     int64_t lease_id;
     uint64_t epoch;
-    ty_etcd_watch_t *leader_watch;
+    ty_store_watch_t *leader_watch;
     int leader;
 };
 

@@ -1,6 +1,6 @@
-/* Persistence behind an interface: the core's TXN effects and the rebuild's
- * reads go through a ty_store_t, so the master runs on etcd and tests and
- * the simulator on stores of their own.
+/* Persistence behind an interface: the core's TXN effects, the rebuild's
+ * reads, old runs' deletion and the election go through a ty_store_t, so
+ * the master runs on etcd and tests on the in-memory store.
  *
  * A txn puts every key it names only if the leader key's create revision
  * is still `epoch` (fencing) and it is next in the chain: the version of
@@ -30,6 +30,21 @@ typedef struct {
 typedef void (*ty_store_txn_cb)(int status, void *arg);
 typedef void (*ty_store_range_cb)(int status, const ty_store_kv_t *kvs, size_t n, void *arg);
 
+/* Election (master/election.c): a lease, the leader key under it. */
+typedef void (*ty_store_lease_cb)(int status, int64_t lease, int64_t ttl,
+                                  void *arg); /* ttl 0: gone */
+typedef struct {
+    int won;
+    uint64_t epoch;     /* won: the leader key's create revision */
+    const char *holder; /* lost: who holds it (not NUL-terminated) */
+    size_t holder_len;
+    int64_t holder_rev; /* lost: its mod revision; 0: it went meanwhile */
+} ty_store_campaign_t;
+typedef void (*ty_store_campaign_cb)(int status, const ty_store_campaign_t *r, void *arg);
+/* Once: the leader key went (or the watch broke: status != 0). */
+typedef void (*ty_store_gone_cb)(int status, void *arg);
+typedef struct ty_store_watch ty_store_watch_t;
+
 typedef struct ty_store ty_store_t;
 typedef struct {
     int (*txn)(ty_store_t *s, uint64_t epoch, uint64_t seq, const ty_put_t *puts, size_t n,
@@ -39,6 +54,20 @@ typedef struct {
      * part of the chain: only for records nothing writes any more). */
     int (*del)(ty_store_t *s, uint64_t epoch, const char *const *keys, size_t nkeys,
                const char *const *prefixes, size_t nprefixes, ty_store_txn_cb cb, void *arg);
+    /* leases: granted for ttl_s seconds, kept alive, revoked (which
+     * deletes the keys under them) */
+    int (*lease_grant)(ty_store_t *s, int64_t ttl_s, ty_store_lease_cb cb, void *arg);
+    int (*lease_keepalive)(ty_store_t *s, int64_t lease, ty_store_lease_cb cb, void *arg);
+    int (*lease_revoke)(ty_store_t *s, int64_t lease, ty_store_txn_cb cb, void *arg);
+    /* put leader = node under lease if there is no leader key */
+    int (*campaign)(ty_store_t *s, const char *node, int64_t lease, ty_store_campaign_cb cb,
+                    void *arg);
+    /* delete the leader key if its mod revision is still rev */
+    int (*resign)(ty_store_t *s, int64_t rev, ty_store_txn_cb cb, void *arg);
+    /* hear once when the leader key goes after revision from_rev */
+    int (*watch_leader)(ty_store_t *s, int64_t from_rev, ty_store_gone_cb cb, void *arg,
+                        ty_store_watch_t **out);
+    void (*watch_cancel)(ty_store_t *s, ty_store_watch_t **w);
     void (*destroy)(ty_store_t *s);
 } ty_store_ops_t;
 

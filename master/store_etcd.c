@@ -25,9 +25,18 @@ typedef struct {
     union {
         ty_store_txn_cb txn;
         ty_store_range_cb range;
+        ty_store_lease_cb lease;
+        ty_store_campaign_cb campaign;
     } cb;
     void *arg;
 } ty_req_t;
+
+static ty_req_t *ty_req(ty_store_etcd_t *s, void *arg) {
+    ty_req_t *q = ty_xcalloc(1, sizeof *q);
+    q->s = s;
+    q->arg = arg;
+    return q;
+}
 
 /* A txn whose compares failed read leader and leader.seq back: another
  * master leads, or this txn is in already (its first answer was lost), or
@@ -222,14 +231,156 @@ static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const
     return rc;
 }
 
+/* ---- election ---- */
+
+static void ty_lease_done(int status, const ty_etcd_resp_t *resp, void *arg) {
+    ty_req_t *q = arg;
+    q->cb.lease(status, status == 0 ? resp->lease_id : 0, status == 0 ? resp->ttl : 0, q->arg);
+    free(q);
+}
+
+static int ty_etcd_lease_grant_op(ty_store_t *base, int64_t ttl_s, ty_store_lease_cb cb,
+                                  void *arg) {
+    ty_req_t *q = ty_req((ty_store_etcd_t *)base, arg);
+    q->cb.lease = cb;
+    int rc = ty_etcd_lease_grant(q->s->etcd, ttl_s, ty_lease_done, q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+static int ty_etcd_lease_keepalive_op(ty_store_t *base, int64_t lease, ty_store_lease_cb cb,
+                                      void *arg) {
+    ty_req_t *q = ty_req((ty_store_etcd_t *)base, arg);
+    q->cb.lease = cb;
+    int rc = ty_etcd_lease_keepalive(q->s->etcd, lease, ty_lease_done, q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+static void ty_plain_done(int status, const ty_etcd_resp_t *resp, void *arg) {
+    ty_req_t *q = arg;
+    (void)resp;
+    q->cb.txn(status, q->arg);
+    free(q);
+}
+
+static int ty_etcd_lease_revoke_op(ty_store_t *base, int64_t lease, ty_store_txn_cb cb, void *arg) {
+    ty_req_t *q = ty_req((ty_store_etcd_t *)base, arg);
+    q->cb.txn = cb;
+    int rc = ty_etcd_lease_revoke(q->s->etcd, lease, ty_plain_done, q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+static void ty_campaign_done(int status, const ty_etcd_resp_t *resp, void *arg) {
+    ty_req_t *q = arg;
+    ty_store_campaign_t r = {0};
+    if (status == 0 && resp->succeeded) {
+        r.won = 1;
+        r.epoch = (uint64_t)resp->revision;
+    } else if (status == 0 && resp->nkvs > 0) {
+        r.holder = (const char *)resp->kvs[0].value;
+        r.holder_len = resp->kvs[0].value_len;
+        r.holder_rev = resp->kvs[0].mod_revision;
+    }
+    q->cb.campaign(status, status == 0 ? &r : NULL, q->arg);
+    free(q);
+}
+
+static int ty_etcd_campaign_op(ty_store_t *base, const char *node, int64_t lease,
+                               ty_store_campaign_cb cb, void *arg) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    char *key = ty_xasprintf("%sleader", s->prefix);
+    ty_etcd_txn_t *t = NULL;
+    ty_etcd_txn_create(&t);
+    ty_etcd_txn_compare(t, key, strlen(key), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL, 0);
+    ty_etcd_txn_put(t, 1, key, strlen(key), node, strlen(node), lease);
+    ty_etcd_txn_range(t, 0, key, strlen(key), NULL, 0);
+    free(key);
+    ty_req_t *q = ty_req(s, arg);
+    q->cb.campaign = cb;
+    int rc = ty_etcd_txn_commit(s->etcd, &t, ty_campaign_done, q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+static int ty_etcd_resign_op(ty_store_t *base, int64_t rev, ty_store_txn_cb cb, void *arg) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    char *key = ty_xasprintf("%sleader", s->prefix);
+    ty_etcd_txn_t *t = NULL;
+    ty_etcd_txn_create(&t);
+    ty_etcd_txn_compare(t, key, strlen(key), TY_ETCD_TGT_MOD, TY_ETCD_CMP_EQUAL, rev);
+    ty_etcd_txn_delete(t, 1, key, strlen(key), NULL, 0);
+    free(key);
+    ty_req_t *q = ty_req(s, arg);
+    q->cb.txn = cb;
+    int rc = ty_etcd_txn_commit(s->etcd, &t, ty_del_done, q); /* a failed compare: TY_ESTALE */
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+struct ty_store_watch {
+    ty_etcd_watch_t *w;
+    ty_store_gone_cb cb;
+    void *arg;
+    int fired;
+};
+
+static void ty_watch_cb(int status, const ty_etcd_event_t *ev, size_t n, int64_t rev, void *arg) {
+    ty_store_watch_t *w = arg;
+    (void)rev;
+    int gone = status != 0;
+    for (size_t i = 0; i < n; i++)
+        gone = gone || ev[i].type == TY_ETCD_EVENT_DELETE;
+    if (gone && !w->fired) {
+        w->fired = 1;
+        w->cb(status, w->arg);
+    }
+}
+
+static int ty_etcd_watch_op(ty_store_t *base, int64_t from_rev, ty_store_gone_cb cb, void *arg,
+                            ty_store_watch_t **out) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    ty_store_watch_t *w = ty_xcalloc(1, sizeof *w);
+    w->cb = cb;
+    w->arg = arg;
+    char *key = ty_xasprintf("%sleader", s->prefix);
+    int rc = ty_etcd_watch(s->etcd, key, strlen(key), NULL, 0, from_rev, ty_watch_cb, w, &w->w);
+    free(key);
+    if (rc != 0) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+static void ty_etcd_watch_cancel_op(ty_store_t *base, ty_store_watch_t **wp) {
+    (void)base;
+    ty_store_watch_t *w = wp ? *wp : NULL;
+    if (!w)
+        return;
+    *wp = NULL;
+    ty_etcd_watch_cancel(&w->w);
+    free(w);
+}
+
 static void ty_etcd_store_destroy(ty_store_t *base) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
     free(s->prefix);
     free(s);
 }
 
-static const ty_store_ops_t ty_etcd_store_ops = {ty_etcd_store_txn, ty_etcd_store_range,
-                                                 ty_etcd_store_del, ty_etcd_store_destroy};
+static const ty_store_ops_t ty_etcd_store_ops = {
+    ty_etcd_store_txn,       ty_etcd_store_range,        ty_etcd_store_del,
+    ty_etcd_lease_grant_op,  ty_etcd_lease_keepalive_op, ty_etcd_lease_revoke_op,
+    ty_etcd_campaign_op,     ty_etcd_resign_op,          ty_etcd_watch_op,
+    ty_etcd_watch_cancel_op, ty_etcd_store_destroy};
 
 int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix,
                          int64_t compact_every, int64_t compact_keep) {

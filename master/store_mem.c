@@ -14,6 +14,12 @@ typedef struct ty_mem_answer {
     int status;
     ty_store_txn_cb txn;
     ty_store_range_cb range;
+    ty_store_lease_cb lease;
+    ty_store_campaign_cb campaign;
+    ty_store_gone_cb gone;
+    int64_t lease_id, ttl;
+    ty_store_campaign_t won; /* campaign: holder points at holder_copy */
+    char *holder_copy;
     ty_store_kv_t *kvs; /* range: copies */
     size_t nkvs;
     void *arg;
@@ -21,17 +27,38 @@ typedef struct ty_mem_answer {
 } ty_mem_answer_t;
 
 typedef struct {
+    int64_t id, ttl_ms;
+    uint64_t expires; /* uv_now */
+} ty_mem_lease_t;
+
+struct ty_store_watch {
+    ty_store_gone_cb cb;
+    void *arg;
+    struct ty_store_watch *next;
+};
+
+typedef struct {
     ty_store_t base;
     uv_idle_t idle;
+    uv_timer_t expiry; /* leases */
+    uv_loop_t *loop;
     zhashx_t *kv; /* key -> zchunk_t* */
     uint64_t epoch, chain;
     ty_mem_answer_t *head, **tail;
-    int closing;
+    int closing, closed;
+    /* election: leases and the leader key */
+    ty_mem_lease_t *leases;
+    size_t nleases;
+    int64_t next_lease, rev;
+    char *leader; /* NULL: no leader key */
+    int64_t leader_lease, leader_create, leader_mod;
+    ty_store_watch_t *watches;
 } ty_store_mem_t;
 
 static void ty_chunk_free(void **item) { zchunk_destroy((zchunk_t **)item); }
 
 static void ty_answer_free(ty_mem_answer_t *a) {
+    free(a->holder_copy);
     for (size_t i = 0; i < a->nkvs; i++) {
         free((char *)a->kvs[i].key);
         free((uint8_t *)a->kvs[i].val);
@@ -50,8 +77,14 @@ static void ty_mem_deliver(uv_idle_t *h) {
         ty_mem_answer_t *next = a->next;
         if (a->txn)
             a->txn(a->status, a->arg);
-        else
+        else if (a->range)
             a->range(a->status, a->kvs, a->nkvs, a->arg);
+        else if (a->lease)
+            a->lease(a->status, a->lease_id, a->ttl, a->arg);
+        else if (a->campaign)
+            a->campaign(a->status, &a->won, a->arg);
+        else if (a->gone)
+            a->gone(a->status, a->arg);
         ty_answer_free(a);
         a = next;
     }
@@ -160,8 +193,162 @@ static int ty_mem_del(ty_store_t *base, uint64_t epoch, const char *const *keys,
     return 0;
 }
 
+/* ---- election ---- */
+
+static ty_mem_answer_t *ty_answer(ty_mem_answer_t init) {
+    ty_mem_answer_t *a = ty_xcalloc(1, sizeof *a);
+    *a = init;
+    return a;
+}
+
+/* The leader key goes: every watch hears of it (once). */
+static void ty_leader_gone(ty_store_mem_t *s) {
+    free(s->leader);
+    s->leader = NULL;
+    s->rev++;
+    while (s->watches) { /* unlinked; the caller frees each with watch_cancel */
+        ty_store_watch_t *w = s->watches;
+        s->watches = w->next;
+        w->next = NULL;
+        ty_mem_queue(s, ty_answer((ty_mem_answer_t){.gone = w->cb, .arg = w->arg}));
+    }
+}
+
+static void ty_lease_end(ty_store_mem_t *s, size_t i) {
+    int64_t id = s->leases[i].id;
+    s->leases[i] = s->leases[--s->nleases];
+    if (s->leader && s->leader_lease == id)
+        ty_leader_gone(s);
+}
+
+static void ty_expiry_cb(uv_timer_t *h) {
+    ty_store_mem_t *s = h->data;
+    uint64_t now = uv_now(s->loop);
+    for (size_t i = 0; i < s->nleases;)
+        if (s->leases[i].expires <= now)
+            ty_lease_end(s, i);
+        else
+            i++;
+}
+
+static ty_mem_lease_t *ty_lease_find(ty_store_mem_t *s, int64_t id) {
+    for (size_t i = 0; i < s->nleases; i++)
+        if (s->leases[i].id == id)
+            return &s->leases[i];
+    return NULL;
+}
+
+static int ty_mem_lease_grant(ty_store_t *base, int64_t ttl_s, ty_store_lease_cb cb, void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing || ttl_s <= 0)
+        return TY_EINVAL;
+    s->leases = ty_xrealloc(s->leases, (s->nleases + 1) * sizeof *s->leases);
+    ty_mem_lease_t *l = &s->leases[s->nleases++];
+    l->id = ++s->next_lease;
+    l->ttl_ms = ttl_s * 1000;
+    l->expires = uv_now(s->loop) + (uint64_t)l->ttl_ms;
+    ty_mem_queue(
+        s, ty_answer((ty_mem_answer_t){.lease = cb, .arg = arg, .lease_id = l->id, .ttl = ttl_s}));
+    return 0;
+}
+
+static int ty_mem_lease_keepalive(ty_store_t *base, int64_t id, ty_store_lease_cb cb, void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    ty_mem_lease_t *l = ty_lease_find(s, id);
+    if (l)
+        l->expires = uv_now(s->loop) + (uint64_t)l->ttl_ms;
+    ty_mem_queue(s, ty_answer((ty_mem_answer_t){
+                        .lease = cb, .arg = arg, .lease_id = id, .ttl = l ? l->ttl_ms / 1000 : 0}));
+    return 0;
+}
+
+static int ty_mem_lease_revoke(ty_store_t *base, int64_t id, ty_store_txn_cb cb, void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    ty_mem_lease_t *l = ty_lease_find(s, id);
+    if (l)
+        ty_lease_end(s, (size_t)(l - s->leases));
+    ty_mem_queue(s, ty_answer((ty_mem_answer_t){.txn = cb, .arg = arg}));
+    return 0;
+}
+
+static int ty_mem_campaign(ty_store_t *base, const char *node, int64_t lease,
+                           ty_store_campaign_cb cb, void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    ty_mem_answer_t *a = ty_answer((ty_mem_answer_t){.campaign = cb, .arg = arg});
+    if (!ty_lease_find(s, lease)) {
+        a->status = TY_ENOENT; /* as etcd: "requested lease not found" */
+    } else if (!s->leader) {
+        s->leader = ty_xstrdup(node);
+        s->leader_lease = lease;
+        s->leader_create = s->leader_mod = ++s->rev;
+        s->epoch = (uint64_t)s->leader_create; /* the fencing compare */
+        a->won.won = 1;
+        a->won.epoch = s->epoch;
+    } else {
+        a->holder_copy = ty_xstrdup(s->leader);
+        a->won.holder = a->holder_copy;
+        a->won.holder_len = strlen(s->leader);
+        a->won.holder_rev = s->leader_mod;
+    }
+    ty_mem_queue(s, a);
+    return 0;
+}
+
+static int ty_mem_resign(ty_store_t *base, int64_t rev, ty_store_txn_cb cb, void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    int ok = s->leader && s->leader_mod == rev;
+    if (ok)
+        ty_leader_gone(s);
+    ty_mem_queue(s,
+                 ty_answer((ty_mem_answer_t){.txn = cb, .arg = arg, .status = ok ? 0 : TY_ESTALE}));
+    return 0;
+}
+
+static int ty_mem_watch(ty_store_t *base, int64_t from_rev, ty_store_gone_cb cb, void *arg,
+                        ty_store_watch_t **out) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    ty_store_watch_t *w = ty_xcalloc(1, sizeof *w);
+    w->cb = cb;
+    w->arg = arg;
+    if (!s->leader || s->leader_mod < from_rev - 1) { /* gone already: w is never linked */
+        ty_mem_queue(s, ty_answer((ty_mem_answer_t){.gone = cb, .arg = arg}));
+        *out = w;
+        return 0;
+    }
+    w->next = s->watches;
+    s->watches = w;
+    *out = w;
+    return 0;
+}
+
+static void ty_mem_watch_cancel(ty_store_t *base, ty_store_watch_t **wp) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    ty_store_watch_t *w = wp ? *wp : NULL;
+    if (!w)
+        return;
+    *wp = NULL;
+    for (ty_store_watch_t **pp = &s->watches; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    free(w);
+}
+
 static void ty_mem_closed(uv_handle_t *h) {
     ty_store_mem_t *s = h->data;
+    if (++s->closed < 2)
+        return; /* the other handle first */
     ty_mem_answer_t *a = s->head;
     while (a) { /* never answered: the store is gone */
         ty_mem_answer_t *next = a->next;
@@ -169,6 +356,13 @@ static void ty_mem_closed(uv_handle_t *h) {
         a = next;
     }
     zhashx_destroy(&s->kv);
+    while (s->watches) {
+        ty_store_watch_t *w = s->watches;
+        s->watches = w->next;
+        free(w);
+    }
+    free(s->leases);
+    free(s->leader);
     free(s);
 }
 
@@ -176,9 +370,13 @@ static void ty_mem_destroy(ty_store_t *base) {
     ty_store_mem_t *s = (ty_store_mem_t *)base;
     s->closing = 1;
     uv_close((uv_handle_t *)&s->idle, ty_mem_closed);
+    uv_close((uv_handle_t *)&s->expiry, ty_mem_closed);
 }
 
-static const ty_store_ops_t ty_mem_ops = {ty_mem_txn, ty_mem_range, ty_mem_del, ty_mem_destroy};
+static const ty_store_ops_t ty_mem_ops = {
+    ty_mem_txn,          ty_mem_range,    ty_mem_del,    ty_mem_lease_grant, ty_mem_lease_keepalive,
+    ty_mem_lease_revoke, ty_mem_campaign, ty_mem_resign, ty_mem_watch,       ty_mem_watch_cancel,
+    ty_mem_destroy};
 
 int ty_store_mem_create(ty_store_t **out, uv_loop_t *loop) {
     if (!out || !loop)
@@ -190,6 +388,11 @@ int ty_store_mem_create(ty_store_t **out, uv_loop_t *loop) {
     s->tail = &s->head;
     uv_idle_init(loop, &s->idle);
     s->idle.data = s;
+    s->loop = loop;
+    uv_timer_init(loop, &s->expiry);
+    s->expiry.data = s;
+    uv_timer_start(&s->expiry, ty_expiry_cb, 100, 100);
+    uv_unref((uv_handle_t *)&s->expiry); /* leases alone do not keep a loop running */
     *out = &s->base;
     return 0;
 }

@@ -1,6 +1,7 @@
-/* Leader election against a real etcd: one leader, a standby that takes over
- * when the leader's lease goes, a higher epoch each time, and a restarted
- * node that reclaims its own key at once. */
+/* Leader election through the store, against a real etcd and against the
+ * in-memory store: one leader, a standby that takes over when the leader's
+ * lease goes, a higher epoch each time, and a restarted node that reclaims
+ * its own key at once. */
 #include "master/master.h"
 
 #include "common/tests/etcd_fixture.h"
@@ -29,6 +30,8 @@ static void on_elected(ty_master_t *m) {
     elected_count++;
 }
 
+static ty_store_t *shared; /* NULL: each master its own etcd client and store */
+
 static void init(ty_master_t *m, const char *node) {
     memset(m, 0, sizeof *m);
     m->o.node_id = (char *)node;
@@ -36,28 +39,30 @@ static void init(ty_master_t *m, const char *node) {
     m->o.leader_ttl_s = 30;
     m->loop = &loop;
     uv_timer_init(&loop, &m->keepalive);
+    if (shared) {
+        m->store = shared;
+        return;
+    }
     CHECK_EQ_INT(ty_etcd_create(&m->etcd, &loop, url), 0);
+    CHECK_EQ_INT(ty_store_etcd_create(&m->store, m->etcd, m->o.prefix, 10000, 1000), 0);
 }
 
 static void fini(ty_master_t *m) {
     ty_election_stop(m);
-    ty_etcd_destroy(&m->etcd);
+    if (!shared) {
+        ty_store_destroy(&m->store);
+        ty_etcd_destroy(&m->etcd);
+    }
     uv_close((uv_handle_t *)&m->keepalive, NULL);
 }
 
 static int revoked;
-static void on_revoked(int status, const ty_etcd_resp_t *r, void *arg) {
-    (void)r;
+static void on_revoked(int status, void *arg) {
     (void)arg;
     revoked = status == 0 ? 1 : -1;
 }
 
-int main(void) {
-    int rc = ty_fx_start(url, sizeof url);
-    if (rc)
-        return rc;
-    uv_loop_init(&loop);
-    ty_log_init("election_test", TY_LOG_INFO);
+static void scenario(void) {
     ty_master_t a, b, c;
     init(&a, "node-a");
     init(&b, "node-b");
@@ -72,7 +77,7 @@ int main(void) {
     CHECK(b.leader_watch != NULL); /* standing by */
 
     /* a goes away (its lease ends): b takes over with a higher epoch */
-    ty_etcd_lease_revoke(a.etcd, a.lease_id, on_revoked, NULL);
+    a.store->ops->lease_revoke(a.store, a.lease_id, on_revoked, NULL);
     run_until_leader(&b, 10000);
     CHECK(revoked == 1);
     CHECK(b.leader);
@@ -89,6 +94,42 @@ int main(void) {
     fini(&a);
     fini(&b);
     fini(&c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+int main(void) {
+    int rc = ty_fx_start(url, sizeof url);
+    if (rc)
+        return rc;
+    uv_loop_init(&loop);
+    ty_log_init("election_test", TY_LOG_INFO);
+    scenario();
+    /* the same against the in-memory store */
+    CHECK_EQ_INT(ty_store_mem_create(&shared, &loop), 0);
+    elected_count = 0;
+    revoked = 0;
+    scenario();
+    /* a leader that stops keeping its lease alive loses it: the standby
+     * takes over once the TTL has passed (a fresh store) */
+    ty_store_destroy(&shared);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(ty_store_mem_create(&shared, &loop), 0);
+    ty_master_t a, b;
+    init(&a, "node-x");
+    init(&b, "node-y");
+    a.o.leader_ttl_s = b.o.leader_ttl_s = 1;
+    ty_election_start(&a, on_elected);
+    run_until_leader(&a, 5000);
+    ty_election_start(&b, on_elected);
+    run_until_leader(&b, 300);
+    CHECK(a.leader && !b.leader);
+    uv_timer_stop(&a.keepalive); /* silent, as a stopped process is */
+    run_until_leader(&b, 5000);
+    CHECK(b.leader);
+    CHECK(b.epoch > a.epoch);
+    fini(&a);
+    fini(&b);
+    ty_store_destroy(&shared);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
     TEST_DONE();
