@@ -110,8 +110,8 @@ static void h_clear_sent(h_t *h) {
     h->nsent = 0;
 }
 
-static void h_init(h_t *h, uint64_t epoch) {
-    memset(h, 0, sizeof *h);
+/* The options every test starts from (a short lease, few losses). */
+static ty_core_opts_t h_opts(uint64_t epoch) {
     ty_core_opts_t o;
     ty_core_opts_default(&o);
     o.heartbeat_ms = 100;
@@ -120,11 +120,22 @@ static void h_init(h_t *h, uint64_t epoch) {
     o.epoch = epoch;
     o.seed = 42;
     o.history_ms = 0; /* tests that want it say so */
-    CHECK_EQ_INT(ty_core_create(&h->c, &o), 0);
+    return o;
+}
+
+/* A core with options o and an empty store, not serving yet. */
+static void h_open(h_t *h, const ty_core_opts_t *o) {
+    memset(h, 0, sizeof *h);
+    CHECK_EQ_INT(ty_core_create(&h->c, o), 0);
     h->now = (ty_time_t){1700000000000, 1000};
     h->auto_commit = 1;
     h->kv = zhashx_new();
     zhashx_set_destructor(h->kv, h_chunk_free);
+}
+
+static void h_init(h_t *h, uint64_t epoch) {
+    ty_core_opts_t o = h_opts(epoch);
+    h_open(h, &o);
     h_step(h, (ty_ev_t){.kind = TY_EV_SERVE});
 }
 

@@ -389,21 +389,10 @@ static void test_lost_dispatch_is_found(void) {
  * asks for what ended before its history to be dropped, every gc_every_ms. */
 static void test_history_drop(void) {
     h_t h;
-    h_init(&h, 7);
-    h_fini(&h);
-    memset(&h, 0, sizeof h);
-    ty_core_opts_t o;
-    ty_core_opts_default(&o);
-    o.heartbeat_ms = 100;
-    o.worker_lease_ms = 1000;
-    o.epoch = 7;
+    ty_core_opts_t o = h_opts(7);
     o.history_ms = 2000;
     o.gc_every_ms = 500;
-    CHECK_EQ_INT(ty_core_create(&h.c, &o), 0);
-    h.now = (ty_time_t){1700000000000, 1000};
-    h.auto_commit = 1;
-    h.kv = zhashx_new();
-    zhashx_set_destructor(h.kv, h_chunk_free);
+    h_open(&h, &o);
     h_step(&h, (ty_ev_t){.kind = TY_EV_SERVE});
     h_register(&h, "w1", 1, 0, NULL);
     ty_run_t *r = h_submit(&h, "name: hd\ntasks:\n  - {name: a, command: [t]}\n");
@@ -427,18 +416,9 @@ static void test_history_drop(void) {
 
 /* Load every record of a's store into a new core, as a restarted master. */
 static void h_restart(h_t *a, h_t *b, uint64_t epoch) {
-    memset(b, 0, sizeof *b);
-    ty_core_opts_t o;
-    ty_core_opts_default(&o);
-    o.heartbeat_ms = 100;
-    o.worker_lease_ms = 1000;
-    o.lost_limit = 2;
-    o.epoch = epoch;
-    CHECK_EQ_INT(ty_core_create(&b->c, &o), 0);
+    ty_core_opts_t o = h_opts(epoch);
+    h_open(b, &o);
     b->now = a->now;
-    b->auto_commit = 1;
-    b->kv = zhashx_new();
-    zhashx_set_destructor(b->kv, h_chunk_free);
     zlistx_t *keys = zhashx_keys(a->kv);
     zlistx_set_comparator(keys, (zlistx_comparator_fn *)strcmp);
     zlistx_sort(keys);
