@@ -235,3 +235,38 @@ def test_submit_wait_survives_a_master_restart(cluster):
     import json as _json
     st = _json.loads(out)
     assert st["state"] == "succeeded" and task(st, "t")["attempt"] == 1
+
+
+def test_standby_takes_over_after_the_leader_is_killed(cluster):
+    """A second master stands by; kill -9 of the leader hands it the lead once
+    the leader's lease runs out, and it serves the state.  The standby's
+    lease (1 s) has run out by then (the leader's is 3 s): it campaigns again
+    with a new one (it used to retry with the dead one forever)."""
+    import json
+    import subprocess
+    from conftest import CLI_BIN, MASTER_BIN, Proc, free_port
+    cluster.start_master("--leader-ttl", "3")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("name: before\ntasks:\n  - {name: a, command: [\"true\"]}\n")
+    assert cluster.wait_run(run)["state"] == "succeeded"
+    epoch = cluster.json("info")["epoch"]
+    ep = f"tcp://127.0.0.1:{free_port()}"
+    standby = Proc("standby", [MASTER_BIN, "--etcd", cluster.etcd_url, "--node-id", "m2",
+                               "--leader-ttl", "1", "--client-bind", ep,
+                               "--worker-bind", f"tcp://127.0.0.1:{free_port()}",
+                               "--data-dir", os.path.join(cluster.tmp, "standby")],
+                   os.path.join(cluster.tmp, "standby.log"))
+    cluster.procs.append(standby)
+    wait_until(lambda: "standing by" in standby.text(), 15, "the second master to stand by")
+    cluster.master.kill(signal.SIGKILL)
+
+    def leads():
+        r = subprocess.run([CLI_BIN, "--master", ep, "--timeout", "2", "info", "-o", "json"],
+                           capture_output=True, text=True, timeout=30)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+    info = wait_until(leads, 20, "the standby to lead")
+    assert info["node_id"] == "m2" and info["epoch"] > epoch
+    st = json.loads(subprocess.run([CLI_BIN, "--master", ep, "status", run, "-o", "json"],
+                                   capture_output=True, text=True, timeout=30).stdout)
+    assert st["state"] == "succeeded"

@@ -55,11 +55,12 @@ static void ty_leader_gone(int status, void *arg) {
 static void ty_campaign_done(int status, const ty_store_campaign_t *r, void *arg) {
     ty_master_t *m = arg;
     if (status != 0) {
-        /* etcd unavailable, or the lease ran out while standing by: the
-         * next try starts with a new lease */
-        ty_warn("election: campaign failed (%s); retrying with a new lease", ty_strerror(status));
+        /* etcd unavailable, or the lease ran out while standing by: start
+         * again with a new lease at once (a grant that fails waits a second) */
+        ty_warn("election: campaign failed (%s); trying again with a new lease",
+                ty_strerror(status));
         m->lease_id = 0;
-        ty_election_retry(m);
+        ty_election_try(m);
         return;
     }
     if (r->won) {
