@@ -531,6 +531,15 @@ int ty_etcd_range(ty_etcd_t *e, const void *key, size_t klen, const void *range_
     return ty_etcd_call(e, "/v3/kv/range", ty_etcd_range_obj(key, klen, range_end, rlen), cb, arg);
 }
 
+int ty_etcd_range_keys(ty_etcd_t *e, const void *key, size_t klen, const void *range_end,
+                       size_t rlen, int64_t limit, ty_etcd_cb cb, void *arg) {
+    json_t *o = ty_etcd_range_obj(key, klen, range_end, rlen);
+    json_object_set_new(o, "keys_only", json_true());
+    if (limit > 0)
+        json_object_set_new(o, "limit", json_integer(limit));
+    return ty_etcd_call(e, "/v3/kv/range", o, cb, arg);
+}
+
 static json_t *ty_etcd_put_obj(const void *key, size_t klen, const void *val, size_t vlen,
                                int64_t lease) {
     json_t *o = json_object();

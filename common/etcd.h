@@ -66,6 +66,9 @@ unsigned char *ty_etcd_prefix_end(const void *key, size_t klen, size_t *rlen);
 
 int ty_etcd_range(ty_etcd_t *e, const void *key, size_t klen, const void *range_end, size_t rlen,
                   ty_etcd_cb cb, void *arg);
+/* Keys only (values empty), in key order, at most limit of them (0: all). */
+int ty_etcd_range_keys(ty_etcd_t *e, const void *key, size_t klen, const void *range_end,
+                       size_t rlen, int64_t limit, ty_etcd_cb cb, void *arg);
 int ty_etcd_put(ty_etcd_t *e, const void *key, size_t klen, const void *val, size_t vlen,
                 int64_t lease, ty_etcd_cb cb, void *arg);
 int ty_etcd_delete(ty_etcd_t *e, const void *key, size_t klen, const void *range_end, size_t rlen,

@@ -95,6 +95,8 @@ static void ty_dropped(int status, void *arg) {
 
 #define TY_DROP_PER_TXN 40 /* three operations each: etcd takes 128 a txn */
 
+#define TY_DROP_PAGE 400 /* index keys read at a time */
+
 static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
     ty_drop_t *d = arg;
     ty_master_t *m = d->m;
@@ -106,7 +108,7 @@ static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *
         int last = i == n;
         const char *k = last ? NULL : kvs[i].key;
         const char *id = k ? strchr(k + 5, '/') : NULL; /* done/<t>/<run> */
-        if (k && (strcmp(k, d->before) >= 0 || !id || !*++id))
+        if (k && (!id || !*++id))
             continue;
         if (k) {
             owned[no] = ty_xasprintf("runs/%s", id);
@@ -129,6 +131,13 @@ static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *
     }
     if (dropped)
         ty_info("dropping %zu run(s) that ended before the history kept", dropped);
+    if (status == 0 && n == TY_DROP_PAGE && m->store) { /* the next page, after the last key */
+        char *from = ty_xasprintf("%s\x01", kvs[n - 1].key);
+        int rc = ty_store_range_keys(m->store, from, d->before, TY_DROP_PAGE, ty_drop_found, d);
+        free(from);
+        if (rc == 0)
+            return;
+    }
     free(d->before);
     free(d);
 }
@@ -138,7 +147,7 @@ static void ty_drop_old(ty_master_t *m, const ty_fx_t *fx) {
     d->m = m;
     d->before = ty_xstrdup(fx->before);
     d->epoch = fx->epoch;
-    if (ty_store_range(m->store, "done/", ty_drop_found, d) != 0)
+    if (ty_store_range_keys(m->store, "done/", d->before, TY_DROP_PAGE, ty_drop_found, d) != 0)
         ty_drop_found(TY_EETCD, NULL, 0, d);
 }
 

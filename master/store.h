@@ -50,6 +50,10 @@ typedef struct {
     int (*txn)(ty_store_t *s, uint64_t epoch, uint64_t seq, const ty_put_t *puts, size_t n,
                ty_store_txn_cb cb, void *arg);
     int (*range)(ty_store_t *s, const char *prefix, ty_store_range_cb cb, void *arg);
+    /* Keys only (values empty), in key order: from (included) to before
+     * (excluded), at most limit of them. */
+    int (*range_keys)(ty_store_t *s, const char *from, const char *before, size_t limit,
+                      ty_store_range_cb cb, void *arg);
     /* Delete keys and every key under prefixes, if epoch still leads (not
      * part of the chain: only for records nothing writes any more). */
     int (*del)(ty_store_t *s, uint64_t epoch, const char *const *keys, size_t nkeys,
@@ -84,6 +88,10 @@ static inline int ty_store_txn(ty_store_t *s, uint64_t epoch, uint64_t seq, cons
 static inline int ty_store_range(ty_store_t *s, const char *prefix, ty_store_range_cb cb,
                                  void *arg) {
     return s->ops->range(s, prefix, cb, arg);
+}
+static inline int ty_store_range_keys(ty_store_t *s, const char *from, const char *before,
+                                      size_t limit, ty_store_range_cb cb, void *arg) {
+    return s->ops->range_keys(s, from, before, limit, cb, arg);
 }
 static inline int ty_store_del(ty_store_t *s, uint64_t epoch, const char *const *keys, size_t nkeys,
                                const char *const *prefixes, size_t nprefixes, ty_store_txn_cb cb,

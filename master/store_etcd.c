@@ -370,6 +370,22 @@ static void ty_etcd_watch_cancel_op(ty_store_t *base, ty_store_watch_t **wp) {
     free(w);
 }
 
+static int ty_etcd_store_range_keys(ty_store_t *base, const char *from, const char *before,
+                                    size_t limit, ty_store_range_cb cb, void *arg) {
+    ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    char *key = ty_xasprintf("%s%s", s->prefix, from);
+    char *end = ty_xasprintf("%s%s", s->prefix, before);
+    ty_req_t *q = ty_req(s, arg);
+    q->cb.range = cb;
+    int rc = ty_etcd_range_keys(s->etcd, key, strlen(key), end, strlen(end), (int64_t)limit,
+                                ty_range_done, q);
+    if (rc != 0)
+        free(q);
+    free(key);
+    free(end);
+    return rc;
+}
+
 static void ty_etcd_store_destroy(ty_store_t *base) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
     free(s->prefix);
@@ -377,10 +393,19 @@ static void ty_etcd_store_destroy(ty_store_t *base) {
 }
 
 static const ty_store_ops_t ty_etcd_store_ops = {
-    ty_etcd_store_txn,       ty_etcd_store_range,        ty_etcd_store_del,
-    ty_etcd_lease_grant_op,  ty_etcd_lease_keepalive_op, ty_etcd_lease_revoke_op,
-    ty_etcd_campaign_op,     ty_etcd_resign_op,          ty_etcd_watch_op,
-    ty_etcd_watch_cancel_op, ty_etcd_store_destroy};
+    .txn = ty_etcd_store_txn,
+    .range = ty_etcd_store_range,
+    .range_keys = ty_etcd_store_range_keys,
+    .del = ty_etcd_store_del,
+    .lease_grant = ty_etcd_lease_grant_op,
+    .lease_keepalive = ty_etcd_lease_keepalive_op,
+    .lease_revoke = ty_etcd_lease_revoke_op,
+    .campaign = ty_etcd_campaign_op,
+    .resign = ty_etcd_resign_op,
+    .watch_leader = ty_etcd_watch_op,
+    .watch_cancel = ty_etcd_watch_cancel_op,
+    .destroy = ty_etcd_store_destroy,
+};
 
 int ty_store_etcd_create(ty_store_t **out, ty_etcd_t *etcd, const char *prefix,
                          int64_t compact_every, int64_t compact_keep) {

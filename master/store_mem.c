@@ -345,6 +345,33 @@ static void ty_mem_watch_cancel(ty_store_t *base, ty_store_watch_t **wp) {
     free(w);
 }
 
+static int ty_mem_range_keys(ty_store_t *base, const char *from, const char *before, size_t limit,
+                             ty_store_range_cb cb, void *arg) {
+    ty_store_mem_t *s = (ty_store_mem_t *)base;
+    if (s->closing)
+        return TY_EINVAL;
+    size_t n = 0;
+    const char **keys = ty_xcalloc(zhashx_size(s->kv) + 1, sizeof *keys);
+    for (zchunk_t *c = zhashx_first(s->kv); c; c = zhashx_next(s->kv)) {
+        const char *k = zhashx_cursor(s->kv);
+        if (strcmp(k, from) >= 0 && strcmp(k, before) < 0)
+            keys[n++] = k;
+    }
+    qsort(keys, n, sizeof *keys, ty_key_cmp);
+    if (limit && n > limit)
+        n = limit;
+    ty_mem_answer_t *a = ty_xcalloc(1, sizeof *a);
+    a->range = cb;
+    a->arg = arg;
+    a->kvs = ty_xcalloc(n ? n : 1, sizeof *a->kvs);
+    for (size_t i = 0; i < n; i++)
+        a->kvs[i] = (ty_store_kv_t){ty_xstrdup(keys[i]), ty_xmalloc(1), 0};
+    a->nkvs = n;
+    free(keys);
+    ty_mem_queue(s, a);
+    return 0;
+}
+
 static void ty_mem_closed(uv_handle_t *h) {
     ty_store_mem_t *s = h->data;
     if (++s->closed < 2)
@@ -374,9 +401,19 @@ static void ty_mem_destroy(ty_store_t *base) {
 }
 
 static const ty_store_ops_t ty_mem_ops = {
-    ty_mem_txn,          ty_mem_range,    ty_mem_del,    ty_mem_lease_grant, ty_mem_lease_keepalive,
-    ty_mem_lease_revoke, ty_mem_campaign, ty_mem_resign, ty_mem_watch,       ty_mem_watch_cancel,
-    ty_mem_destroy};
+    .txn = ty_mem_txn,
+    .range = ty_mem_range,
+    .range_keys = ty_mem_range_keys,
+    .del = ty_mem_del,
+    .lease_grant = ty_mem_lease_grant,
+    .lease_keepalive = ty_mem_lease_keepalive,
+    .lease_revoke = ty_mem_lease_revoke,
+    .campaign = ty_mem_campaign,
+    .resign = ty_mem_resign,
+    .watch_leader = ty_mem_watch,
+    .watch_cancel = ty_mem_watch_cancel,
+    .destroy = ty_mem_destroy,
+};
 
 int ty_store_mem_create(ty_store_t **out, uv_loop_t *loop) {
     if (!out || !loop)

@@ -101,6 +101,36 @@ static void contract(ty_store_t *s, uint64_t epoch, int etcd) {
     wait_got();
     CHECK_EQ_INT(nkeys, 1);
     CHECK_STR(keys[0], "leader.seq=8");
+    /* keys only, from (in) to before (out), a page at a time */
+    ty_put_t idx[4] = {{"done/3/c", (uint8_t *)"x", 1},
+                       {"done/1/a", (uint8_t *)"x", 1},
+                       {"done/2/b", (uint8_t *)"x", 1},
+                       {"done/9/z", (uint8_t *)"x", 1}};
+    CHECK_EQ_INT(ty_store_txn(s, epoch, 9, idx, 4, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(ty_store_range_keys(s, "done/", "done/9", 2, on_range, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(nkeys, 2);
+    CHECK_STR(keys[0], "done/1/a=");
+    CHECK_STR(keys[1], "done/2/b=");
+    CHECK_EQ_INT(ty_store_range_keys(s, "done/2/b\x01", "done/9", 2, on_range, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(nkeys, 1);
+    CHECK_STR(keys[0], "done/3/c=");
+    /* a fenced delete of keys and of everything under a prefix */
+    const char *del[1] = {"done/1/a"}, *under[1] = {"runs/"};
+    CHECK_EQ_INT(ty_store_del(s, epoch - 1, del, 1, under, 1, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, TY_ESTALE);
+    CHECK_EQ_INT(ty_store_del(s, epoch, del, 1, under, 1, on_txn, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(status, 0);
+    CHECK_EQ_INT(ty_store_range(s, "runs/", on_range, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(nkeys, 0);
+    CHECK_EQ_INT(ty_store_range_keys(s, "done/", "done/9", 0, on_range, NULL), 0);
+    wait_got();
+    CHECK_EQ_INT(nkeys, 2);
 }
 
 int main(void) {
