@@ -331,3 +331,10 @@ int ty_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     *out = (int64_t)v;
     return 0;
 }
+
+uint64_t ty_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}

@@ -74,6 +74,11 @@ int ty_mkdirs(const char *path);
 int ty_parse_f64(const char *s, double lo, double hi, double *out);
 int ty_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out); /* decimal */
 
+/* The next number of a splitmix64 sequence whose state is *state: for
+ * code that must be repeatable from a seed (the master's core, the
+ * simulator). */
+uint64_t ty_splitmix64(uint64_t *state);
+
 /* Fill buf with n random bytes from the kernel; aborts on failure. */
 void ty_random_bytes(void *buf, size_t n);
 

@@ -43,7 +43,8 @@ int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_
 void ty_api_destroy(ty_api_t **a);
 void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *req,
                     ty_time_t now);
-/* The core's NOTIFY effect for run_id. */
+/* run_id changed (the core's NOTIFY effect), or only its logs grew
+ * (logs_only: the log writer put bytes on disk). */
 void ty_api_notify(ty_api_t *a, const char *run_id, int logs_only, ty_time_t now);
 /* Answer parked requests whose time is up. */
 void ty_api_expire(ty_api_t *a, ty_time_t now);

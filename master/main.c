@@ -86,11 +86,10 @@ typedef struct {
 } ty_drop_t;
 
 static void ty_dropped(int status, void *arg) {
-    ty_master_t *m = arg;
+    (void)arg;
     if (status != 0)
         ty_warn("dropping old runs from etcd failed (%s); the next look tries again",
                 ty_strerror(status));
-    (void)m;
 }
 
 #define TY_DROP_PER_TXN 40 /* three operations each: etcd takes 128 a txn */
@@ -122,7 +121,7 @@ static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *
             dropped++;
         }
         if (np && (np == TY_DROP_PER_TXN || last)) {
-            if (ty_store_del(m->store, d->epoch, keys, nk, prefixes, np, ty_dropped, m) != 0)
+            if (ty_store_del(m->store, d->epoch, keys, nk, prefixes, np, ty_dropped, NULL) != 0)
                 ty_warn("cannot drop old runs from etcd now");
             for (size_t j = 0; j < no; j++)
                 free(owned[j]);
@@ -186,7 +185,7 @@ static void ty_master_effects(ty_master_t *m) {
             break;
         case TY_FX_NOTIFY:
             if (m->api)
-                ty_api_notify(m->api, fx.run, fx.logs_only, ty_master_now());
+                ty_api_notify(m->api, fx.run, 0, ty_master_now());
             break;
         case TY_FX_FENCED:
             ty_master_lost_lead(m, "etcd rejected a write: another master leads");

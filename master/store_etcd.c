@@ -98,18 +98,26 @@ static void ty_txn_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     free(q);
 }
 
+/* A txn that applies only while the leader key's create revision is epoch:
+ * only the holder of this epoch's leader key may write. */
+static ty_etcd_txn_t *ty_fenced_txn(ty_store_etcd_t *s, uint64_t epoch) {
+    ty_etcd_txn_t *txn = NULL;
+    ty_etcd_txn_create(&txn);
+    char *leader = ty_xasprintf("%sleader", s->prefix);
+    ty_etcd_txn_compare(txn, leader, strlen(leader), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL,
+                        (int64_t)epoch);
+    free(leader);
+    return txn;
+}
+
 static int ty_etcd_store_txn(ty_store_t *base, uint64_t epoch, uint64_t seq, const ty_put_t *puts,
                              size_t n, ty_store_txn_cb cb, void *arg) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
     if (seq == 0)
         return TY_EINVAL;
-    ty_etcd_txn_t *txn = NULL;
-    ty_etcd_txn_create(&txn);
+    ty_etcd_txn_t *txn = ty_fenced_txn(s, epoch);
     char *leader = ty_xasprintf("%sleader", s->prefix);
     char *chain = ty_xasprintf("%sleader.seq", s->prefix);
-    /* fencing: only the holder of this epoch's leader key may write */
-    ty_etcd_txn_compare(txn, leader, strlen(leader), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL,
-                        (int64_t)epoch);
     /* the chain: every put of leader.seq adds one to its version */
     ty_etcd_txn_compare(txn, chain, strlen(chain), TY_ETCD_TGT_VERSION, TY_ETCD_CMP_EQUAL,
                         (int64_t)(seq - 1));
@@ -200,12 +208,7 @@ static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const
                              size_t nkeys, const char *const *prefixes, size_t nprefixes,
                              ty_store_txn_cb cb, void *arg) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
-    ty_etcd_txn_t *txn = NULL;
-    ty_etcd_txn_create(&txn);
-    char *leader = ty_xasprintf("%sleader", s->prefix);
-    ty_etcd_txn_compare(txn, leader, strlen(leader), TY_ETCD_TGT_CREATE, TY_ETCD_CMP_EQUAL,
-                        (int64_t)epoch);
-    free(leader);
+    ty_etcd_txn_t *txn = ty_fenced_txn(s, epoch);
     for (size_t i = 0; i < nkeys; i++) {
         char *key = ty_xasprintf("%s%s", s->prefix, keys[i]);
         ty_etcd_txn_delete(txn, 1, key, strlen(key), NULL, 0);

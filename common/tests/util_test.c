@@ -150,5 +150,11 @@ int main(void) {
     unlink(path);
     rmdir(dir);
     free(path);
+    /* splitmix64: the published sequence from state 0, and a seed replays */
+    uint64_t sm = 0, again = 0;
+    CHECK(ty_splitmix64(&sm) == 0xe220a8397b1dcdafULL);
+    CHECK(ty_splitmix64(&sm) == 0x6e789e6aa1b965f4ULL);
+    ty_splitmix64(&again);
+    CHECK(ty_splitmix64(&again) == 0x6e789e6aa1b965f4ULL);
     TEST_DONE();
 }

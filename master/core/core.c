@@ -103,15 +103,12 @@ int ty_core_fx_pop(ty_core_t *c, ty_fx_t *out) {
     return 1;
 }
 
-void ty_core_notify(ty_core_t *c, ty_run_t *r, int logs_only) {
-    int want = logs_only ? 2 : 1;
-    if (r->notify == 1 || r->notify == want)
+void ty_core_notify(ty_core_t *c, ty_run_t *r) {
+    if (r->notify)
         return;
-    if (!r->notify) {
-        r->notify_next = c->notify;
-        c->notify = r;
-    }
-    r->notify = want;
+    r->notify = 1;
+    r->notify_next = c->notify;
+    c->notify = r;
 }
 
 static void ty_core_notify_flush(ty_core_t *c) {
@@ -119,7 +116,7 @@ static void ty_core_notify_flush(ty_core_t *c) {
     while (c->notify) {
         ty_run_t *r = c->notify;
         c->notify = r->notify_next;
-        ty_fx_t fx = {.kind = TY_FX_NOTIFY, .logs_only = r->notify == 2};
+        ty_fx_t fx = {.kind = TY_FX_NOTIFY};
         fx.run = ty_xstrdup(r->id);
         r->notify = 0;
         r->notify_next = NULL;
@@ -167,12 +164,7 @@ ty_worker_t *ty_core_find_worker(const ty_core_t *c, const char *id) {
 }
 
 /* splitmix64: the core's only source of randomness, seeded by its options */
-uint64_t ty_core_rand(ty_core_t *c) {
-    uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+uint64_t ty_core_rand(ty_core_t *c) { return ty_splitmix64(&c->rng); }
 
 /* ---- client requests that change state ---- */
 

@@ -72,7 +72,7 @@ struct ty_run {
     uint64_t mark;
     ty_run_t *dirty_next;
     int inflight;
-    int notify; /* 1: waiters to be told at the next flush; 2: logs only */
+    int notify; /* its waiters are to be told at the next flush */
     ty_run_t *notify_next;
     size_t order_idx;    /* its place in core->order */
     ty_run_t *done_next; /* finished runs, oldest first (retention) */
@@ -214,7 +214,7 @@ struct ty_core {
 
 /* ---- core.c ---- */
 void ty_core_emit(ty_core_t *c, const ty_fx_t *fx); /* takes ownership of fx's buffers */
-void ty_core_notify(ty_core_t *c, ty_run_t *r, int logs_only);
+void ty_core_notify(ty_core_t *c, ty_run_t *r);
 ty_run_t *ty_core_find_run(const ty_core_t *c, const char *id);
 ty_task_t *ty_core_find_task(const ty_core_t *c, const char *run_id, const char *task);
 ty_worker_t *ty_core_find_worker(const ty_core_t *c, const char *id);

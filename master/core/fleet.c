@@ -370,8 +370,7 @@ static void ty_on_log(ty_core_t *c, const Ty__LogChunk *lc) {
     fx.task = ty_xstrdup(t->spec->name);
     fx.data = ty_xmalloc(lc->data.len);
     memcpy(fx.data, lc->data.data, lc->data.len);
-    ty_core_emit(c, &fx);
-    ty_core_notify(c, t->run, 1);
+    ty_core_emit(c, &fx); /* log follows hear when the bytes are on disk */
 }
 
 static void ty_set_metric(ty_task_t *t, const char *name, double v, int64_t step) {
@@ -407,7 +406,7 @@ static void ty_on_report(ty_core_t *c, const Ty__Report *rep) {
         }
     }
     t->run->version++;
-    ty_core_notify(c, t->run, 0);
+    ty_core_notify(c, t->run);
 }
 
 static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, void *arg) {

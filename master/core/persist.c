@@ -81,7 +81,7 @@ void ty_persist_fini(ty_core_t *c) {
 void ty_persist_run(ty_core_t *c, ty_run_t *r) {
     r->version++;
     r->mark = ++c->mark;
-    ty_core_notify(c, r, 0);
+    ty_core_notify(c, r);
     if (r->dirty)
         return;
     r->dirty = 1;
@@ -93,7 +93,7 @@ void ty_persist_run(ty_core_t *c, ty_run_t *r) {
 void ty_persist_task(ty_core_t *c, ty_task_t *t) {
     t->run->version++;
     t->mark = ++c->mark;
-    ty_core_notify(c, t->run, 0);
+    ty_core_notify(c, t->run);
     if (t->dirty)
         return;
     t->dirty = 1;

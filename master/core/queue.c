@@ -238,7 +238,7 @@ static void ty_tell_wait(ty_core_t *c, ty_task_t *t, char *why) {
     ty_runs_set_reason(t, why);
     t->waiting_why = why != NULL;
     t->run->version++;
-    ty_core_notify(c, t->run, 0);
+    ty_core_notify(c, t->run);
 }
 
 /* Says why t waits, when that changed: status waiters see it at once, etcd

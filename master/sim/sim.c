@@ -24,12 +24,7 @@
 
 /* ---- randomness: splitmix64 ---- */
 
-uint64_t sim_rand(sim_t *s) {
-    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+uint64_t sim_rand(sim_t *s) { return ty_splitmix64(&s->rng); }
 
 int64_t sim_between(sim_t *s, int64_t lo, int64_t hi) {
     return lo + (int64_t)(sim_rand(s) % (uint64_t)(hi - lo + 1));

@@ -48,7 +48,7 @@ static void effects(void *arg) {
             snprintf(reply_peer[nreplies], 16, "%.*s", (int)fx.peer_len, (char *)fx.peer);
             replies[nreplies++] = ty__envelope__unpack(NULL, fx.len, fx.data);
         } else if (fx.kind == TY_FX_NOTIFY) {
-            ty_api_notify(api, fx.run, fx.logs_only, clock_now);
+            ty_api_notify(api, fx.run, 0, clock_now);
         }
         ty_fx_clear(&fx);
     }
