@@ -181,7 +181,8 @@ static int ty_cmd_validate(ty_cli_t *cli) {
         return ty_die("usage: trainyard validate FILE");
     Ty__PipelineSpec *spec = NULL;
     char *err = NULL;
-    int rc = ty_dag_load_file(cli->argv[1], &spec, &err);
+    ty_dag_limits_t lim = TY_DAG_LIMITS_LOCAL;
+    int rc = ty_dag_load_file_lim(cli->argv[1], &lim, &spec, &err);
     if (rc != 0) {
         fputs(err, stderr);
         free(err);
@@ -259,7 +260,8 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     /* validate locally first: a clear error without a round trip */
     Ty__PipelineSpec *spec = NULL;
     char *err = NULL;
-    if (rc == 0 && local_check && ty_dag_load_file(file, &spec, &err) != 0) {
+    ty_dag_limits_t lim = TY_DAG_LIMITS_LOCAL;
+    if (rc == 0 && local_check && ty_dag_load_file_lim(file, &lim, &spec, &err) != 0) {
         fputs(err, stderr);
         rc = 1;
     }

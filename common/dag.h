@@ -2,9 +2,10 @@
  * render {{ params.NAME }} templates, and the DAG vocabulary (trigger rules,
  * run and task states) shared by master, worker and CLI.
  *
- * Validation rejects empty pipelines, unknown keys, duplicate task names,
- * unknown or self dependencies, cycles, bad resource values and templates
- * naming undefined params.  Errors are "file:line: message" lines. */
+ * Validation rejects empty pipelines, unknown or duplicate keys, bad names,
+ * duplicate task names, unknown or self dependencies, cycles, bad resource
+ * values, templates naming undefined params and files over the limits.  Errors are "file:line:
+ * message" lines. */
 #ifndef TY_COMMON_DAG_H
 #define TY_COMMON_DAG_H
 
@@ -48,12 +49,40 @@ const char *ty_trigger_name(unsigned t);
 /* Terminal task states: succeeded failed upstream_failed skipped cancelled. */
 int ty_task_state_terminal(unsigned s);
 
+/* What a pipeline file may hold; 0 means no limit (for depth: 4096).
+ * Checked before the work they bound: the size first, then depth, keys per
+ * mapping, anchors (at most 256) and what aliases expand to (at most
+ * max_bytes more) in one pass over the YAML events, then the task count. */
+typedef struct {
+    size_t max_bytes;   /* the file, and separately what aliases add */
+    unsigned max_depth; /* nested mappings and lists */
+    unsigned max_tasks; /* tasks in one pipeline */
+    unsigned max_keys;  /* keys in one mapping (params, env, labels, ...) */
+} ty_dag_limits_t;
+#define TY_DAG_LIMITS_DEFAULT                                                                      \
+    { 4u << 20, 32, 20000, 1000 }
+#define TY_DAG_MAX_DEPTH 4096
+/* The CLI's own check before a submit: only what protects the CLI itself;
+ * the master applies its configured limits and names the one exceeded. */
+#define TY_DAG_LIMITS_LOCAL                                                                        \
+    { 0, 256, 0, 100000 }
+
 /* Load and validate.  On success returns 0 and *out (free with ty_dag_free).
- * On failure returns TY_EPARSE (YAML syntax), TY_EINVAL (validation) or TY_EIO
- * with *errmsg a heap string of "file:line: message" lines. */
+ * On failure returns TY_EPARSE (YAML syntax), TY_EINVAL (validation),
+ * TY_ETOOBIG (a limit, named in the message) or TY_EIO with *errmsg a heap
+ * string of "file:line: message" lines.  Time is O(n log n) in the size.
+ * lim NULL: TY_DAG_LIMITS_DEFAULT. */
 int ty_dag_load_file(const char *path, Ty__PipelineSpec **out, char **errmsg);
 int ty_dag_load_string(const char *yaml, size_t len, const char *filename, Ty__PipelineSpec **out,
                        char **errmsg);
+int ty_dag_load_file_lim(const char *path, const ty_dag_limits_t *lim, Ty__PipelineSpec **out,
+                         char **errmsg);
+int ty_dag_load_string_lim(const char *yaml, size_t len, const char *filename,
+                           const ty_dag_limits_t *lim, Ty__PipelineSpec **out, char **errmsg);
+
+/* Task names (allow_upper) and pipeline names: [a-z0-9][a-z0-9_.-]{0,62}
+ * (task names may also use A-Z), never containing "..". */
+int ty_dag_valid_name(const char *s, int allow_upper);
 void ty_dag_free(Ty__PipelineSpec **spec);
 
 /* A deep copy of spec with every {{ params.NAME }} rendered from the pipeline's

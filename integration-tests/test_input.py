@@ -135,6 +135,44 @@ def test_a_register_out_of_bounds_is_refused_and_counted(cluster):
     assert cluster.wait_run(run)["state"] == "succeeded"
 
 
+def test_deep_yaml_and_over_limit_submits_are_refused_while_a_run_completes(cluster):
+    """A raw client's 200 KB frame of nested YAML (it held the old loader's
+    loop at 100% CPU for over a minute) is refused with the limit named,
+    at once, while a run in progress completes and the worker stays up;
+    so is a file over --max-pipeline-tasks."""
+    cluster.start_master("--max-pipeline-tasks", "3")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("name: steady\ntasks:\n  - {name: a, command: [sleep, '1']}\n"
+                         "  - {name: b, depends_on: [a], command: ['true']}\n")
+    cluster.wait_task_state(run, "a", ["running"])
+    deep = b"name: deep\ntasks: " + b"[" * 100_000 + b"]" * 100_000
+    submit = _pb_len(1, deep) + _pb_len(2, b"deep.yaml")
+    envelope = _pb_varint(1 << 3) + _pb_varint(1) + _pb_varint(2 << 3) + _pb_varint(7) \
+        + _pb_len(30, submit)
+    ctx = zmq.Context()
+    try:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(cluster.client_ep)
+        s.send(envelope)
+        assert s.poll(10_000), "no answer to the deep submit"
+        reply = s.recv()
+        s.close()
+    finally:
+        ctx.term()
+    assert b"deep.yaml:2: nesting deeper than 32 levels (limit max-pipeline-depth)" in reply
+    many = cluster.write("many.yaml", "name: many\ntasks:\n" + "".join(
+        f"  - {{name: t{i}, command: ['true']}}\n" for i in range(4)))
+    r = cluster.cli("submit", many, check=False)
+    assert r.returncode == 1
+    assert "many.yaml:3: 4 tasks, more than 3 (limit max-pipeline-tasks)" in r.stderr
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded"
+    assert [w["state"] for w in cluster.json("workers")] == ["up"]
+    assert [x["run_id"] for x in cluster.json("runs")] == [run]
+
+
 def test_every_example_pipeline_validates():
     import glob
     paths = sorted(glob.glob(os.path.join(ROOT, "examples", "pipelines", "*.yaml")))

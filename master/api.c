@@ -139,7 +139,8 @@ static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint
     Ty__PipelineSpec *spec = NULL, *resolved = NULL;
     char *err = NULL;
     const char *fname = *req->filename ? req->filename : "<submitted>";
-    int rc = ty_dag_load_string(req->yaml, strlen(req->yaml), fname, &spec, &err);
+    int rc =
+        ty_dag_load_string_lim(req->yaml, strlen(req->yaml), fname, &a->shell.limits, &spec, &err);
     if (rc != 0) {
         ty_reply_error(a, peer, peer_len, req_id, rc, err ? err : ty_strerror(rc), now);
         free(err);

@@ -10,6 +10,7 @@
 #ifndef TY_MASTER_API_H
 #define TY_MASTER_API_H
 
+#include "common/dag.h"
 #include "master/core/core.h"
 #include "master/store.h"
 
@@ -34,6 +35,7 @@ typedef struct {
     ty_time_t (*now)(void);
     void (*effects)(void *arg);
     void *arg;
+    ty_dag_limits_t limits; /* what a submitted pipeline may hold */
 } ty_api_shell_t;
 
 /* core, info and the shell's store are borrowed and must outlive the

@@ -37,6 +37,11 @@ static void ty_usage(FILE *f) {
           "                         they ended; 0 keeps them forever (default 2592000: 30 days)\n"
           "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
           "                         last N/10 (default 10000)\n"
+          "  --max-pipeline-bytes N a submitted pipeline file's size (default 4194304), and\n"
+          "                         separately what its aliases may add\n"
+          "  --max-pipeline-depth N nesting of its mappings and lists (default 32)\n"
+          "  --max-pipeline-tasks N its tasks (default 20000)\n"
+          "  --max-mapping-keys N   keys in any one of its mappings (default 1000)\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);
@@ -293,7 +298,12 @@ static void ty_serve(ty_master_t *m) {
         uv_stop(m->loop);
         return;
     }
-    ty_api_shell_t shell = {m->store, ty_master_now, ty_master_effects_cb, m};
+    ty_api_shell_t shell = {m->store,
+                            ty_master_now,
+                            ty_master_effects_cb,
+                            m,
+                            {(size_t)m->o.max_pl_bytes, (unsigned)m->o.max_pl_depth,
+                             (unsigned)m->o.max_pl_tasks, (unsigned)m->o.max_map_keys}};
     ty_api_create(&m->api, m->core, m->o.data_dir, &m->info, &shell);
     ty_ev_t ev = {.kind = TY_EV_SERVE};
     ty_master_step(m, &ev);
@@ -410,6 +420,11 @@ int main(int argc, char **argv) {
     m.o.retain_s = 600;
     m.o.compact_every = 10000;
     m.o.history_s = 30LL * 24 * 3600;
+    ty_dag_limits_t deflim = TY_DAG_LIMITS_DEFAULT;
+    m.o.max_pl_bytes = (int64_t)deflim.max_bytes;
+    m.o.max_pl_depth = deflim.max_depth;
+    m.o.max_pl_tasks = deflim.max_tasks;
+    m.o.max_map_keys = deflim.max_keys;
     ty_log_level_t lvl = TY_LOG_INFO;
 
     static const struct option opts[] = {{"etcd", 1, 0, 'e'},
@@ -429,6 +444,10 @@ int main(int argc, char **argv) {
                                          {"retain-age", 1, 0, 'A'},
                                          {"compact-every", 1, 0, 'E'},
                                          {"keep-history", 1, 0, 'Y'},
+                                         {"max-pipeline-bytes", 1, 0, 'B'},
+                                         {"max-pipeline-depth", 1, 0, 'D'},
+                                         {"max-pipeline-tasks", 1, 0, 'N'},
+                                         {"max-mapping-keys", 1, 0, 'k'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
@@ -514,6 +533,18 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'B':
+            num = &m.o.max_pl_bytes;
+            break;
+        case 'D':
+            num = &m.o.max_pl_depth;
+            break;
+        case 'N':
+            num = &m.o.max_pl_tasks;
+            break;
+        case 'k':
+            num = &m.o.max_map_keys;
+            break;
         case 'C':
             break;
         case 'l':
@@ -538,6 +569,12 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) {
         fprintf(stderr, "trainyard-master: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (m.o.max_pl_depth > TY_DAG_MAX_DEPTH || m.o.max_pl_tasks > 10000000 ||
+        m.o.max_map_keys > 10000000) {
+        fprintf(stderr, "trainyard-master: --max-pipeline-depth is at most 4096, "
+                        "--max-pipeline-tasks and --max-mapping-keys at most 10000000\n");
         return 2;
     }
     if (m.o.prefix[strlen(m.o.prefix) - 1] != '/') {

@@ -1,6 +1,9 @@
 #include "common/dag.h"
 #include "common/err.h"
 #include "common/tests/ty_test.h"
+#include "common/util.h"
+
+#include <stdio.h>
 
 static int load(const char *y, Ty__PipelineSpec **s, char **err) {
     return ty_dag_load_string(y, strlen(y), "p.yaml", s, err);
@@ -15,6 +18,92 @@ static void expect_err(const char *y, int code, const char *want) {
     CHECK(s == NULL);
     CHECK_CONTAINS(err, want);
     free(err);
+}
+
+static void expect_lim(const char *y, const ty_dag_limits_t *lim, int code, const char *want) {
+    Ty__PipelineSpec *s = NULL;
+    char *err = NULL;
+    CHECK_EQ_INT(ty_dag_load_string_lim(y, strlen(y), "p.yaml", lim, &s, &err), code);
+    CHECK(s == NULL);
+    CHECK_CONTAINS(err, want);
+    free(err);
+}
+
+/* n tasks, each depending on the one before; the loader must take them in
+ * (a graph check that was quadratic took 3.5 s for 20,000). */
+static void big_chain(unsigned n) {
+    ty_buf_t y = {0};
+    ty_buf_printf(&y, "name: chain\ntasks:\n");
+    for (unsigned i = 0; i < n; i++) {
+        ty_buf_printf(&y, "  - name: t%u\n    command: [\"true\"]\n", i);
+        if (i)
+            ty_buf_printf(&y, "    depends_on: [t%u]\n", i - 1);
+    }
+    Ty__PipelineSpec *s = NULL;
+    char *err = NULL;
+    CHECK_EQ_INT(ty_dag_load_string(y.data, y.len, "big.yaml", &s, &err), 0);
+    if (s) {
+        CHECK_EQ_INT(s->n_tasks, n);
+        CHECK_STR(s->tasks[n - 1]->depends_on[0], "t19998");
+    }
+    free(err);
+    ty_dag_free(&s);
+    ty_buf_free(&y);
+}
+
+/* Mutations of a valid file (bytes flipped, cut, repeated) must load or fail
+ * cleanly; the debug build runs this under ASan and LeakSanitizer. */
+static void fuzz(const char *base, unsigned rounds) {
+    uint64_t seed = 42;
+    size_t blen = strlen(base);
+    unsigned ok = 0, failed = 0;
+    const char *alphabet = "-:[]{}&*!|>'\"#,? \n\tab0.";
+    for (unsigned r = 0; r < rounds; r++) {
+        char *y = ty_xmalloc(blen * 2 + 1);
+        memcpy(y, base, blen + 1);
+        size_t len = blen;
+        unsigned edits = 1 + (unsigned)(ty_splitmix64(&seed) % 4);
+        for (unsigned e = 0; e < edits && len > 0; e++) {
+            size_t at = (size_t)(ty_splitmix64(&seed) % len);
+            switch (ty_splitmix64(&seed) % 4) {
+            case 0: /* replace a byte */
+                y[at] = alphabet[ty_splitmix64(&seed) % strlen(alphabet)];
+                break;
+            case 1: /* cut the rest */
+                len = at;
+                break;
+            case 2: { /* repeat a span */
+                size_t span = (size_t)(ty_splitmix64(&seed) % 24);
+                if (at + span > len)
+                    span = len - at;
+                if (len + span > blen * 2)
+                    break;
+                memmove(y + at + span, y + at, len - at);
+                len += span;
+                break;
+            }
+            default: /* delete a byte */
+                memmove(y + at, y + at + 1, len - at - 1);
+                len--;
+                break;
+            }
+        }
+        y[len] = '\0';
+        Ty__PipelineSpec *s = NULL;
+        char *err = NULL;
+        int rc = ty_dag_load_string(y, len, "fuzz.yaml", &s, &err);
+        if (rc == 0) {
+            ok++;
+            CHECK(s != NULL && err == NULL);
+        } else {
+            failed++;
+            CHECK(s == NULL && err != NULL && strncmp(err, "fuzz.yaml:", 10) == 0);
+        }
+        ty_dag_free(&s);
+        free(err);
+        free(y);
+    }
+    CHECK(ok > 0 && failed > 0); /* both paths were exercised */
 }
 
 int main(void) {
@@ -127,6 +216,98 @@ int main(void) {
     CHECK_STR(ty_run_state_name(TY_RUN_CANCELLED), "cancelled");
     CHECK(ty_task_state_terminal(TY_TASK_SKIPPED));
     CHECK(!ty_task_state_terminal(TY_TASK_RUNNING));
+
+    /* names: never "..", never a leading punctuation character */
+    const char *badnames[] = {"..", "...", ".a", "-a", "a..b", "_x"};
+    for (size_t i = 0; i < sizeof badnames / sizeof *badnames; i++) {
+        char y[160];
+        snprintf(y, sizeof y, "name: x\ntasks:\n  - name: '%s'\n    command: [t]\n", badnames[i]);
+        expect_err(y, TY_EINVAL, "p.yaml:3: task name");
+        snprintf(y, sizeof y, "name: '%s'\ntasks:\n  - name: a\n    command: [t]\n", badnames[i]);
+        expect_err(y, TY_EINVAL, "p.yaml:1: pipeline name");
+    }
+    CHECK(ty_dag_valid_name("train.v2-final_3", 0));
+    CHECK(ty_dag_valid_name("Train.A", 1));
+    CHECK(!ty_dag_valid_name("Train", 0));
+
+    /* duplicate keys, in every kind of mapping, with both lines */
+    expect_err("name: x\nname: y\ntasks:\n  - name: a\n    command: [t]\n", TY_EINVAL,
+               "p.yaml:2: duplicate key 'name' in pipeline (first at line 1)");
+    expect_err("name: x\ntasks:\n  - name: a\n    name: b\n    command: [t]\n", TY_EINVAL,
+               "p.yaml:4: duplicate key 'name' in task (first at line 3)");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    command: u\n", TY_EINVAL,
+               "p.yaml:5: duplicate key 'command' in task");
+    expect_err("name: x\nparams: {a: 1, b: 2, a: 3}\ntasks:\n  - name: a\n    command: [t]\n",
+               TY_EINVAL, "p.yaml:2: duplicate key 'a' in params");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    env: {X: 1, X: 2}\n", TY_EINVAL,
+               "duplicate key 'X' in env");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n"
+               "    resources: {cpus: 1, cpus: 2}\n",
+               TY_EINVAL, "duplicate key 'cpus' in resources");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n"
+               "    resources: {labels: {z: a, z: b}}\n",
+               TY_EINVAL, "duplicate key 'z' in resources.labels");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    [k]: v\n", TY_EINVAL,
+               "p.yaml:5: task: keys must be scalars");
+
+    /* limits, each named in its message */
+    ty_dag_limits_t lim = TY_DAG_LIMITS_DEFAULT;
+    const char *ok2 = "name: x\ntasks:\n  - name: a\n    command: [t]\n  - name: b\n"
+                      "    command: [t]\n";
+    lim.max_bytes = 20;
+    expect_lim(ok2, &lim, TY_ETOOBIG,
+               "p.yaml:1: 73 bytes, more than 20 (limit max-pipeline-bytes)");
+    lim = (ty_dag_limits_t)TY_DAG_LIMITS_DEFAULT;
+    lim.max_tasks = 1;
+    expect_lim(ok2, &lim, TY_ETOOBIG, "p.yaml:3: 2 tasks, more than 1 (limit max-pipeline-tasks)");
+    lim = (ty_dag_limits_t)TY_DAG_LIMITS_DEFAULT;
+    lim.max_keys = 2;
+    expect_lim("name: x\nparams: {a: 1, b: 2, c: 3}\ntasks:\n  - name: a\n    command: [t]\n", &lim,
+               TY_ETOOBIG, "p.yaml:2: mapping has more than 2 keys (limit max-mapping-keys)");
+    lim = (ty_dag_limits_t)TY_DAG_LIMITS_DEFAULT;
+    {
+        /* 200 KB of nesting: refused at the limit, without reading it all */
+        size_t depth = 100000;
+        char *deep = ty_xmalloc(2 * depth + 64);
+        size_t n = (size_t)sprintf(deep, "name: x\ntasks: ");
+        for (size_t i = 0; i < depth; i++)
+            deep[n++] = '[';
+        for (size_t i = 0; i < depth; i++)
+            deep[n++] = ']';
+        deep[n] = '\0';
+        expect_lim(deep, NULL, TY_ETOOBIG, "p.yaml:2: nesting deeper than 32 levels");
+        free(deep);
+    }
+    /* a billion laughs: each level doubles what aliases expand to */
+    {
+        ty_buf_t y = {0};
+        ty_buf_printf(&y, "name: x\nl0: &l0 [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n");
+        for (int i = 1; i < 30; i++)
+            ty_buf_printf(&y, "l%d: &l%d [*l%d, *l%d]\n", i, i, i - 1, i - 1);
+        expect_lim(y.data, NULL, TY_ETOOBIG,
+                   "aliases expand the pipeline by more than 4194304 bytes");
+        ty_buf_free(&y);
+    }
+    /* aliases within the limits still work */
+    {
+        const char *y = "name: x\ncommon: &env {A: '1'}\ntasks:\n  - name: a\n"
+                        "    command: [t]\n    env: *env\n";
+        Ty__PipelineSpec *ps = NULL;
+        char *err2 = NULL;
+        CHECK_EQ_INT(ty_dag_load_string(y, strlen(y), "p.yaml", &ps, &err2), TY_EINVAL);
+        CHECK_CONTAINS(err2, "unknown key 'common'"); /* no free-form keys at the top */
+        free(err2);
+        y = "name: x\ntasks:\n  - name: a\n    command: [t]\n    env: &env {A: '1'}\n"
+            "  - name: b\n    command: [t]\n    env: *env\n";
+        err2 = NULL;
+        CHECK_EQ_INT(ty_dag_load_string(y, strlen(y), "p.yaml", &ps, &err2), 0);
+        if (ps)
+            CHECK_STR(ps->tasks[1]->env[0]->value, "1");
+        ty_dag_free(&ps);
+        free(err2);
+    }
+    big_chain(20000);
+    fuzz(diamond, 3000);
 
     char *missing = NULL;
     char *r = ty_dag_render("a {{ other }} b", NULL, 0, &missing);

@@ -130,7 +130,7 @@ int main(void) {
     CHECK_EQ_INT(ty_store_mem_create(&store, &loop), 0);
     ty_store_mem_lead(store, 3);
     ty_api_info_t info = {.epoch = 3, .node_id = "m1"};
-    ty_api_shell_t shell = {store, fake_now, effects, NULL};
+    ty_api_shell_t shell = {store, fake_now, effects, NULL, TY_DAG_LIMITS_DEFAULT};
     CHECK_EQ_INT(ty_api_create(&api, core, dir, &info, &shell), 0);
     ty_ev_t serve = {.kind = TY_EV_SERVE};
     ty_core_step(core, &serve, clock_now);
@@ -138,6 +138,16 @@ int main(void) {
     /* a bad pipeline: the loader's message */
     CHECK(submit("c1", "name: x\ntasks: []\n") == NULL);
     CHECK(reply_to("c1") && reply_to("c1")->body_case == TY__ENVELOPE__BODY_ERROR);
+    clear_replies();
+    /* over the configured limits: refused, the limit named */
+    shell.limits.max_tasks = 1;
+    ty_api_destroy(&api);
+    CHECK_EQ_INT(ty_api_create(&api, core, dir, &info, &shell), 0);
+    CHECK(submit("c1", "name: x\ntasks:\n  - {name: a, command: [t]}\n"
+                       "  - {name: b, command: [t]}\n") == NULL);
+    Ty__Envelope *big = reply_to("c1");
+    CHECK(big && big->body_case == TY__ENVELOPE__BODY_ERROR && big->error->code == TY_ETOOBIG);
+    CHECK_CONTAINS(big ? big->error->message : "", "(limit max-pipeline-tasks)");
     clear_replies();
 
     /* a run, and a long-poll on it parked until it changes */

@@ -1,0 +1,788 @@
+/* Pipeline loader: a bounded pre-scan of the YAML events, libyaml's
+ * document, then one walk over it that builds the spec, and a graph check
+ * in O(n log n).  Nothing here is quadratic in the input: mappings are
+ * checked for duplicate keys by sorting, task names are looked up in a
+ * sorted index, and the dependency graph is walked through adjacency
+ * lists. */
+#include "common/dag.h"
+#include "common/dag_int.h"
+
+#include "common/err.h"
+#include "common/util.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define TY_MAX_ANCHORS 256
+#define TY_MAX_ERRORS 20
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *file;
+    const ty_dag_limits_t *lim;
+    ty_buf_t err;
+    int nerr;
+    int toobig; /* a limit was hit: TY_ETOOBIG, not TY_EINVAL */
+} ty_dag_ctx_t;
+
+static void ty_dag_err_at(ty_dag_ctx_t *c, unsigned long line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ty_dag_verr(ty_dag_ctx_t *c, unsigned long line, const char *fmt, va_list ap) {
+    if (c->nerr++ >= TY_MAX_ERRORS)
+        return;
+    char *s = ty_xvasprintf(fmt, ap);
+    ty_buf_printf(&c->err, "%s:%lu: %s\n", c->file, line, s);
+    free(s);
+}
+
+static void ty_dag_err_at(ty_dag_ctx_t *c, unsigned long line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    ty_dag_verr(c, line, fmt, ap);
+    va_end(ap);
+}
+
+static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    ty_dag_verr(c, n ? (unsigned long)n->start_mark.line + 1 : 1UL, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- pre-scan: depth, keys per mapping, anchors and what aliases expand
+ * to, before libyaml builds a document (whose loader and our walk would
+ * otherwise pay for any of them without bound) ---- */
+
+typedef struct {
+    int anchor;    /* index in the anchor table, or -1 */
+    uint64_t size; /* bytes and nodes under it, aliases expanded */
+    uint64_t items;
+    unsigned long line;
+    int is_map;
+} ty_scan_frame_t;
+
+typedef struct {
+    char *name;
+    uint64_t size;
+} ty_scan_anchor_t;
+
+static uint64_t ty_sat_add(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static int ty_dag_scan(ty_dag_ctx_t *c, const char *yaml, size_t len) {
+    const ty_dag_limits_t *lim = c->lim;
+    yaml_parser_t p;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
+    ty_scan_frame_t *st = ty_xcalloc((size_t)lim->max_depth + 1, sizeof *st);
+    ty_scan_anchor_t anchors[TY_MAX_ANCHORS];
+    size_t nanch = 0, depth = 0;
+    uint64_t expanded = 0;
+    int rc = 0, done = 0;
+    while (!done && rc == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev))
+            break; /* the document load reports it, with its line */
+        unsigned long line = (unsigned long)ev.start_mark.line + 1;
+        const yaml_char_t *anchor = NULL;
+        uint64_t size = 0;
+        int node = 1, open = 0;
+        switch (ev.type) {
+        case YAML_SCALAR_EVENT:
+            anchor = ev.data.scalar.anchor;
+            size = ev.data.scalar.length + 8;
+            break;
+        case YAML_ALIAS_EVENT:
+            size = 8;
+            for (size_t i = nanch; i-- > 0;)
+                if (strcmp(anchors[i].name, (const char *)ev.data.alias.anchor) == 0) {
+                    size = anchors[i].size;
+                    break;
+                }
+            expanded = ty_sat_add(expanded, size);
+            if (lim->max_bytes && expanded > lim->max_bytes) {
+                ty_dag_err_at(c, line,
+                              "aliases expand the pipeline by more than %zu bytes (limit "
+                              "max-pipeline-bytes)",
+                              lim->max_bytes);
+                rc = TY_ETOOBIG;
+            }
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            anchor = ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
+                                                          : ev.data.mapping_start.anchor;
+            open = 1;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT: {
+            ty_scan_frame_t *f = &st[--depth];
+            size = ty_sat_add(f->size, 8);
+            if (f->anchor >= 0)
+                anchors[f->anchor].size = size; /* registered at its start */
+            break;
+        }
+        case YAML_DOCUMENT_END_EVENT:
+        case YAML_STREAM_END_EVENT:
+            done = 1; /* only the first document is read */
+            node = 0;
+            break;
+        default:
+            node = 0;
+            break;
+        }
+        if (node && !(ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) &&
+            depth > 0) {
+            ty_scan_frame_t *f = &st[depth - 1];
+            f->items++;
+            if (f->is_map && f->items / 2 >= lim->max_keys && f->items % 2 == 1 && rc == 0) {
+                ty_dag_err_at(c, f->line, "mapping has more than %u keys (limit max-mapping-keys)",
+                              lim->max_keys);
+                rc = TY_ETOOBIG;
+            }
+        }
+        if (anchor && rc == 0) {
+            if (nanch == TY_MAX_ANCHORS) {
+                ty_dag_err_at(c, line, "more than %d anchors", TY_MAX_ANCHORS);
+                rc = TY_ETOOBIG;
+            } else {
+                anchors[nanch].name = ty_xstrdup((const char *)anchor);
+                anchors[nanch++].size = size;
+            }
+        }
+        if (open && rc == 0) {
+            if (depth == lim->max_depth) {
+                ty_dag_err_at(c, line, "nesting deeper than %u levels (limit max-pipeline-depth)",
+                              lim->max_depth);
+                rc = TY_ETOOBIG;
+            } else {
+                ty_scan_frame_t *f = &st[depth++];
+                memset(f, 0, sizeof *f);
+                f->is_map = ev.type == YAML_MAPPING_START_EVENT;
+                f->line = line;
+                f->anchor = anchor ? (int)nanch - 1 : -1;
+            }
+        } else if (size && depth > 0) {
+            st[depth - 1].size = ty_sat_add(st[depth - 1].size, size);
+        }
+        yaml_event_delete(&ev);
+    }
+    for (size_t i = 0; i < nanch; i++)
+        free(anchors[i].name);
+    free(st);
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+/* ---- the walk ---- */
+
+static yaml_node_t *ty_node(ty_dag_ctx_t *c, int idx) {
+    return yaml_document_get_node(c->doc, idx);
+}
+
+static const char *ty_scalar(ty_dag_ctx_t *c, yaml_node_t *n, const char *what) {
+    if (n->type != YAML_SCALAR_NODE) {
+        ty_dag_err(c, n, "%s must be a scalar", what);
+        return NULL;
+    }
+    return (const char *)n->data.scalar.value;
+}
+
+typedef struct {
+    const char *s;
+    size_t i;
+} ty_sorted_t;
+
+static int ty_sorted_cmp(const void *a, const void *b) {
+    const ty_sorted_t *x = a, *y = b;
+    int r = strcmp(x->s, y->s);
+    return r ? r : (x->i > y->i) - (x->i < y->i);
+}
+
+/* A mapping's pairs, checked: keys must be scalars and distinct.  Returns a
+ * heap array of n flags, set for the pairs to use (the first of duplicates
+ * and non-scalar keys are reported and skipped). */
+static unsigned char *ty_map_pairs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, size_t *np) {
+    yaml_node_pair_t *pairs = n->data.mapping.pairs.start;
+    size_t cnt = (size_t)(n->data.mapping.pairs.top - pairs);
+    unsigned char *use = ty_xcalloc(cnt ? cnt : 1, 1);
+    ty_sorted_t *keys = ty_xcalloc(cnt ? cnt : 1, sizeof *keys);
+    size_t nk = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *k = ty_node(c, pairs[i].key);
+        if (k->type != YAML_SCALAR_NODE) {
+            ty_dag_err(c, k, "%s: keys must be scalars", what);
+            continue;
+        }
+        keys[nk++] = (ty_sorted_t){(const char *)k->data.scalar.value, i};
+        use[i] = 1;
+    }
+    qsort(keys, nk, sizeof *keys, ty_sorted_cmp);
+    for (size_t j = 1; j < nk; j++)
+        if (strcmp(keys[j].s, keys[j - 1].s) == 0) {
+            size_t first = keys[j - 1].i;
+            while (j < nk && strcmp(keys[j].s, keys[j - 1].s) == 0) {
+                yaml_node_t *k = ty_node(c, pairs[keys[j].i].key);
+                ty_dag_err(c, k, "duplicate key '%s' in %s (first at line %lu)", keys[j].s, what,
+                           (unsigned long)ty_node(c, pairs[first].key)->start_mark.line + 1);
+                use[keys[j].i] = 0;
+                j++;
+            }
+        }
+    free(keys);
+    *np = cnt;
+    return use;
+}
+
+/* Integer in [lo, hi]; reports an error and returns -1 otherwise. */
+static int ty_int_in(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, long long lo, long long hi,
+                     long long *out) {
+    const char *s = ty_scalar(c, n, what);
+    if (!s)
+        return -1;
+    int64_t v;
+    if (ty_parse_i64(s, lo, hi, &v) != 0) {
+        ty_dag_err(c, n, "%s must be an integer in %lld..%lld, got '%s'", what, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int ty_num_in(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, double lo, double hi,
+                     int lo_open, double *out) {
+    const char *s = ty_scalar(c, n, what);
+    if (!s)
+        return -1;
+    if (ty_parse_f64(s, lo, hi, out) != 0 || (lo_open && *out <= lo)) {
+        ty_dag_err(c, n, "%s must be a number %s %g (at most %g), got '%s'", what,
+                   lo_open ? ">" : ">=", lo, hi, s);
+        return -1;
+    }
+    return 0;
+}
+
+int ty_dag_valid_name(const char *s, int allow_upper) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]) || strstr(s, ".."))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (islower(ch) || isdigit(ch) || ch == '_' || ch == '-' || ch == '.')
+            continue;
+        if (allow_upper && isupper(ch))
+            continue;
+        return 0;
+    }
+    return 1;
+}
+
+/* A mapping of scalar -> scalar into a KV array. */
+static void ty_parse_kvs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, Ty__KV ***out,
+                         size_t *nout) {
+    if (n->type != YAML_MAPPING_NODE) {
+        ty_dag_err(c, n, "%s must be a mapping", what);
+        return;
+    }
+    size_t cnt;
+    unsigned char *use = ty_map_pairs(c, n, what, &cnt);
+    *out = ty_xrealloc(*out, (*nout + cnt + 1) * sizeof **out);
+    for (size_t i = 0; i < cnt; i++) {
+        if (!use[i])
+            continue;
+        yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
+        const char *ks = ty_scalar(c, ty_node(c, p->key), what);
+        const char *vs = ty_scalar(c, ty_node(c, p->value), what);
+        if (ks && vs)
+            (*out)[(*nout)++] = ty_dag_kv_new(ks, vs);
+    }
+    free(use);
+}
+
+/* A sequence of scalars (or one scalar when allow_scalar). */
+static void ty_parse_strs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, int allow_scalar,
+                          char ***out, size_t *nout) {
+    if (n->type == YAML_SCALAR_NODE && allow_scalar) {
+        *out = ty_xrealloc(*out, (*nout + 1) * sizeof **out);
+        (*out)[(*nout)++] = ty_xstrdup((const char *)n->data.scalar.value);
+        return;
+    }
+    if (n->type != YAML_SEQUENCE_NODE) {
+        ty_dag_err(c, n, "%s must be a list", what);
+        return;
+    }
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    *out = ty_xrealloc(*out, (*nout + cnt + 1) * sizeof **out);
+    for (size_t i = 0; i < cnt; i++) {
+        const char *s = ty_scalar(c, ty_node(c, n->data.sequence.items.start[i]), what);
+        if (s)
+            (*out)[(*nout)++] = ty_xstrdup(s);
+    }
+}
+
+/* Walk a mapping's distinct keys: for each usable pair, fn(c, key, k, v, arg). */
+typedef void (*ty_pair_fn)(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                           void *arg);
+
+static void ty_each_pair(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, ty_pair_fn fn,
+                         void *arg) {
+    size_t cnt;
+    unsigned char *use = ty_map_pairs(c, n, what, &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
+        yaml_node_t *k = ty_node(c, p->key);
+        if (use[i])
+            fn(c, (const char *)k->data.scalar.value, k, ty_node(c, p->value), arg);
+    }
+    free(use);
+}
+
+static void ty_resource_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                             void *arg) {
+    Ty__Resources *r = arg;
+    long long iv;
+    if (strcmp(key, "cpus") == 0) {
+        ty_num_in(c, v, "resources.cpus", 0, 4096, 1, &r->cpus);
+    } else if (strcmp(key, "mem_mb") == 0) {
+        if (ty_int_in(c, v, "resources.mem_mb", 0, 1LL << 40, &iv) == 0)
+            r->mem_mb = (uint64_t)iv;
+    } else if (strcmp(key, "gpus") == 0) {
+        if (ty_int_in(c, v, "resources.gpus", 0, 64, &iv) == 0)
+            r->gpus = (uint32_t)iv;
+    } else if (strcmp(key, "labels") == 0) {
+        ty_parse_kvs(c, v, "resources.labels", &r->labels, &r->n_labels);
+    } else {
+        ty_dag_err(c, k, "unknown key 'resources.%s' (expected cpus, mem_mb, gpus, labels)", key);
+    }
+}
+
+static int ty_lookup(const char *const *names, size_t n, const char *s) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0)
+            return (int)i;
+    return -1;
+}
+
+typedef struct {
+    Ty__TaskSpec *t;
+    int have_cmd, have_name;
+} ty_task_ctx_t;
+
+static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                         void *arg) {
+    ty_task_ctx_t *tc = arg;
+    Ty__TaskSpec *t = tc->t;
+    long long iv;
+    double dv;
+    if (strcmp(key, "name") == 0) {
+        tc->have_name = 1;
+        const char *s = ty_scalar(c, v, "task name");
+        if (s && !ty_dag_valid_name(s, 1))
+            ty_dag_err(c, v,
+                       "task name '%s' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,62} without '..'", s);
+        else if (s)
+            t->name = ty_xstrdup(s);
+    } else if (strcmp(key, "command") == 0) {
+        tc->have_cmd = 1;
+        if (v->type == YAML_SCALAR_NODE) {
+            t->shell = ty_xstrdup((const char *)v->data.scalar.value);
+            if (!*t->shell)
+                ty_dag_err(c, v, "command must not be empty");
+        } else {
+            ty_parse_strs(c, v, "command", 0, &t->argv, &t->n_argv);
+            if (t->n_argv == 0)
+                ty_dag_err(c, v, "command must not be empty");
+        }
+    } else if (strcmp(key, "env") == 0) {
+        ty_parse_kvs(c, v, "env", &t->env, &t->n_env);
+    } else if (strcmp(key, "depends_on") == 0) {
+        ty_parse_strs(c, v, "depends_on", 1, &t->depends_on, &t->n_depends_on);
+    } else if (strcmp(key, "outputs") == 0) {
+        ty_parse_strs(c, v, "outputs", 0, &t->outputs, &t->n_outputs);
+    } else if (strcmp(key, "kind") == 0) {
+        static const char *const kinds[] = {"command", "mpi"};
+        const char *s = ty_scalar(c, v, "kind");
+        int k2 = s ? ty_lookup(kinds, 2, s) : -1;
+        if (s && k2 < 0)
+            ty_dag_err(c, v, "kind must be command or mpi, got '%s'", s);
+        else if (s)
+            t->kind = (uint32_t)k2;
+    } else if (strcmp(key, "np") == 0) {
+        if (ty_int_in(c, v, "np", 1, 4096, &iv) == 0)
+            t->np = (uint32_t)iv;
+    } else if (strcmp(key, "resources") == 0) {
+        if (v->type != YAML_MAPPING_NODE)
+            ty_dag_err(c, v, "resources must be a mapping");
+        else
+            ty_each_pair(c, v, "resources", ty_resource_pair, t->resources);
+    } else if (strcmp(key, "retries") == 0) {
+        if (ty_int_in(c, v, "retries", 0, 100, &iv) == 0)
+            t->retries = (uint32_t)iv;
+    } else if (strcmp(key, "retry_backoff_s") == 0) {
+        if (ty_num_in(c, v, "retry_backoff_s", 0, 86400, 0, &dv) == 0)
+            t->retry_backoff_s = dv;
+    } else if (strcmp(key, "timeout_s") == 0) {
+        if (ty_num_in(c, v, "timeout_s", 0, 30 * 86400, 1, &dv) == 0)
+            t->timeout_s = dv;
+    } else if (strcmp(key, "priority") == 0) {
+        if (ty_int_in(c, v, "priority", -1000000, 1000000, &iv) == 0)
+            t->priority = (int32_t)iv;
+    } else if (strcmp(key, "trigger_rule") == 0) {
+        const char *s = ty_scalar(c, v, "trigger_rule");
+        int r = -1;
+        for (int i = 0; s && i < 4; i++)
+            if (strcmp(s, ty_trigger_name((unsigned)i)) == 0)
+                r = i;
+        if (s && r < 0)
+            ty_dag_err(c, v,
+                       "trigger_rule must be all_success, all_done, one_failed or "
+                       "none_failed, got '%s'",
+                       s);
+        else if (s)
+            t->trigger_rule = (uint32_t)r;
+    } else {
+        ty_dag_err(c, k,
+                   "unknown task key '%s' (expected name, command, env, depends_on, kind, "
+                   "np, resources, retries, retry_backoff_s, timeout_s, priority, "
+                   "trigger_rule, outputs)",
+                   key);
+    }
+}
+
+static Ty__TaskSpec *ty_parse_task(ty_dag_ctx_t *c, yaml_node_t *n) {
+    if (n->type != YAML_MAPPING_NODE) {
+        ty_dag_err(c, n, "each task must be a mapping");
+        return NULL;
+    }
+    Ty__TaskSpec *t = ty_xmalloc(sizeof *t);
+    ty__task_spec__init(t);
+    t->line = (uint32_t)n->start_mark.line + 1;
+    t->resources = ty_xmalloc(sizeof *t->resources);
+    ty__resources__init(t->resources);
+    t->resources->cpus = 1;
+    t->np = 1;
+    ty_task_ctx_t tc = {t, 0, 0};
+    ty_each_pair(c, n, "task", ty_task_pair, &tc);
+    if (!tc.have_name)
+        ty_dag_err(c, n, "task has no name");
+    if (!tc.have_cmd)
+        ty_dag_err(c, n, "task '%s' has no command", *t->name ? t->name : "?");
+    if (t->np > 1 && t->kind != TY_KIND_MPI)
+        ty_dag_err(c, n, "task '%s': np needs kind: mpi", *t->name ? t->name : "?");
+    return t;
+}
+
+/* ---- the graph: names, dependencies, templates, cycles ---- */
+
+typedef struct {
+    ty_sorted_t *by_name; /* sorted by name, then position */
+    size_t n;
+} ty_names_t;
+
+static int ty_names_find(const ty_names_t *ix, const char *name) {
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(ix->by_name[mid].s, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ix->n && strcmp(ix->by_name[lo].s, name) == 0 ? (int)ix->by_name[lo].i : -1;
+}
+
+/* Report every {{ params.X }} in s that names no param. */
+static void ty_check_templates(ty_dag_ctx_t *c, yaml_node_t *where, const char *task, const char *s,
+                               const ty_dag_params_t *params) {
+    char *missing = NULL;
+    char *r = ty_dag_render_ix(s, params, &missing);
+    free(r);
+    if (missing) {
+        ty_dag_err(c, where, "task '%s' uses undefined param '%s'", task, missing);
+        free(missing);
+    }
+}
+
+static void ty_report_cycle(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node_t *tasks,
+                            const int *indeg, const ty_names_t *ix) {
+    size_t n = spec->n_tasks;
+    /* Walk dependencies among the leftovers until a task repeats. */
+    int *seen = ty_xcalloc(n, sizeof *seen);
+    int cur = -1;
+    for (size_t i = 0; i < n && cur < 0; i++)
+        if (indeg[i] > 0)
+            cur = (int)i;
+    int step = 1;
+    while (!seen[cur]) {
+        seen[cur] = step++;
+        Ty__TaskSpec *t = spec->tasks[cur];
+        for (size_t d = 0; d < t->n_depends_on; d++) {
+            int j = ty_names_find(ix, t->depends_on[d]);
+            if (indeg[j] > 0) {
+                cur = j;
+                break;
+            }
+        }
+    }
+    ty_buf_t path = {0};
+    int start = cur;
+    do {
+        ty_buf_printf(&path, "%s -> ", spec->tasks[cur]->name);
+        Ty__TaskSpec *t = spec->tasks[cur];
+        for (size_t d = 0; d < t->n_depends_on; d++) {
+            int j = ty_names_find(ix, t->depends_on[d]);
+            if (indeg[j] > 0 && seen[j]) {
+                cur = j;
+                break;
+            }
+        }
+    } while (cur != start);
+    ty_dag_err(c, ty_node(c, tasks->data.sequence.items.start[start]),
+               "dependency cycle: %s%s (each depends on the next)", path.data,
+               spec->tasks[start]->name);
+    ty_buf_free(&path);
+    free(seen);
+}
+
+static void ty_validate_graph(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node_t *tasks) {
+    size_t n = spec->n_tasks;
+    ty_names_t ix = {ty_xcalloc(n, sizeof(ty_sorted_t)), n};
+    for (size_t i = 0; i < n; i++)
+        ix.by_name[i] = (ty_sorted_t){spec->tasks[i]->name, i};
+    qsort(ix.by_name, n, sizeof *ix.by_name, ty_sorted_cmp);
+    for (size_t j = 1; j < n; j++)
+        if (strcmp(ix.by_name[j].s, ix.by_name[j - 1].s) == 0) {
+            size_t first = j - 1;
+            while (first > 0 && strcmp(ix.by_name[first - 1].s, ix.by_name[j].s) == 0)
+                first--;
+            Ty__TaskSpec *t = spec->tasks[ix.by_name[j].i];
+            ty_dag_err(c, ty_node(c, tasks->data.sequence.items.start[ix.by_name[j].i]),
+                       "duplicate task name '%s' (first defined at line %u)", t->name,
+                       spec->tasks[ix.by_name[first].i]->line);
+        }
+    ty_dag_params_t *params = ty_dag_params_index(spec->params, spec->n_params);
+    size_t nedges = 0;
+    for (size_t i = 0; i < n; i++) {
+        Ty__TaskSpec *t = spec->tasks[i];
+        yaml_node_t *tn = ty_node(c, tasks->data.sequence.items.start[i]);
+        for (size_t d = 0; d < t->n_depends_on; d++) {
+            if (strcmp(t->depends_on[d], t->name) == 0)
+                ty_dag_err(c, tn, "task '%s' depends on itself", t->name);
+            else if (ty_names_find(&ix, t->depends_on[d]) < 0)
+                ty_dag_err(c, tn, "task '%s' depends on unknown task '%s'", t->name,
+                           t->depends_on[d]);
+        }
+        nedges += t->n_depends_on;
+        for (size_t a = 0; a < t->n_argv; a++)
+            ty_check_templates(c, tn, t->name, t->argv[a], params);
+        if (t->shell && *t->shell)
+            ty_check_templates(c, tn, t->name, t->shell, params);
+        for (size_t e = 0; e < t->n_env; e++)
+            ty_check_templates(c, tn, t->name, t->env[e]->value, params);
+    }
+    ty_dag_params_free(params);
+    if (c->nerr) {
+        free(ix.by_name);
+        return;
+    }
+    /* Kahn's algorithm over adjacency lists (dependents of each task);
+     * whatever is left sits on or behind a cycle. */
+    size_t *first = ty_xcalloc(n + 1, sizeof *first), *fill = ty_xcalloc(n + 1, sizeof *fill);
+    int *adj = ty_xcalloc(nedges ? nedges : 1, sizeof *adj);
+    int *indeg = ty_xcalloc(n ? n : 1, sizeof *indeg),
+        *queue = ty_xcalloc(n ? n : 1, sizeof *queue);
+    for (size_t i = 0; i < n; i++)
+        for (size_t d = 0; d < spec->tasks[i]->n_depends_on; d++)
+            first[ty_names_find(&ix, spec->tasks[i]->depends_on[d]) + 1]++;
+    for (size_t i = 0; i < n; i++)
+        first[i + 1] += first[i];
+    memcpy(fill, first, (n + 1) * sizeof *fill);
+    for (size_t i = 0; i < n; i++) {
+        indeg[i] = (int)spec->tasks[i]->n_depends_on;
+        for (size_t d = 0; d < spec->tasks[i]->n_depends_on; d++)
+            adj[fill[ty_names_find(&ix, spec->tasks[i]->depends_on[d])]++] = (int)i;
+    }
+    size_t qh = 0, qt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (indeg[i] == 0)
+            queue[qt++] = (int)i;
+    while (qh < qt) {
+        int done = queue[qh++];
+        for (size_t e = first[done]; e < first[done + 1]; e++)
+            if (--indeg[adj[e]] == 0)
+                queue[qt++] = adj[e];
+    }
+    if (qt < n)
+        ty_report_cycle(c, spec, tasks, indeg, &ix);
+    free(first);
+    free(fill);
+    free(adj);
+    free(indeg);
+    free(queue);
+    free(ix.by_name);
+}
+
+typedef struct {
+    Ty__PipelineSpec *spec;
+    yaml_node_t *tasks;
+} ty_root_ctx_t;
+
+static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                         void *arg) {
+    ty_root_ctx_t *rc = arg;
+    Ty__PipelineSpec *spec = rc->spec;
+    if (strcmp(key, "name") == 0) {
+        const char *s = ty_scalar(c, v, "name");
+        if (s && !ty_dag_valid_name(s, 0))
+            ty_dag_err(c, v, "pipeline name '%s' must match [a-z0-9][a-z0-9_.-]{0,62} without '..'",
+                       s);
+        else if (s)
+            spec->name = ty_xstrdup(s);
+    } else if (strcmp(key, "params") == 0) {
+        ty_parse_kvs(c, v, "params", &spec->params, &spec->n_params);
+    } else if (strcmp(key, "schedule") == 0) {
+        const char *s = ty_scalar(c, v, "schedule");
+        if (s)
+            spec->schedule = ty_xstrdup(s);
+    } else if (strcmp(key, "description") == 0) {
+        ty_scalar(c, v, "description");
+    } else if (strcmp(key, "tasks") == 0) {
+        if (v->type != YAML_SEQUENCE_NODE) {
+            ty_dag_err(c, v, "tasks must be a list");
+            return;
+        }
+        size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (c->lim->max_tasks && cnt > c->lim->max_tasks) {
+            ty_dag_err(c, v, "%zu tasks, more than %u (limit max-pipeline-tasks)", cnt,
+                       c->lim->max_tasks);
+            c->toobig = 1;
+            return;
+        }
+        rc->tasks = v;
+        spec->tasks = ty_xcalloc(cnt ? cnt : 1, sizeof(void *));
+        for (size_t i = 0; i < cnt; i++) {
+            Ty__TaskSpec *t = ty_parse_task(c, ty_node(c, v->data.sequence.items.start[i]));
+            if (!t) {
+                rc->tasks = NULL; /* positions no longer match */
+                continue;
+            }
+            spec->tasks[spec->n_tasks++] = t;
+        }
+    } else {
+        ty_dag_err(c, k, "unknown key '%s' (expected name, params, schedule, description, tasks)",
+                   key);
+    }
+}
+
+static Ty__PipelineSpec *ty_parse_root(ty_dag_ctx_t *c, yaml_node_t *root) {
+    if (!root) {
+        ty_dag_err(c, NULL, "empty pipeline file");
+        return NULL;
+    }
+    if (root->type != YAML_MAPPING_NODE) {
+        ty_dag_err(c, root, "a pipeline must be a mapping");
+        return NULL;
+    }
+    Ty__PipelineSpec *spec = ty_xmalloc(sizeof *spec);
+    ty__pipeline_spec__init(spec);
+    ty_root_ctx_t rc = {spec, NULL};
+    ty_each_pair(c, root, "pipeline", ty_root_pair, &rc);
+    if (!*spec->name && !c->nerr)
+        ty_dag_err(c, root, "pipeline has no name");
+    if (spec->n_tasks == 0 && !c->nerr)
+        ty_dag_err(c, root, "pipeline has no tasks");
+    if (!c->nerr && rc.tasks)
+        ty_validate_graph(c, spec, rc.tasks);
+    return spec;
+}
+
+static int ty_dag_fail(ty_dag_ctx_t *c, int rc, char **errmsg) {
+    if (c->nerr > TY_MAX_ERRORS)
+        ty_buf_printf(&c->err, "%s: %d more errors\n", c->file, c->nerr - TY_MAX_ERRORS);
+    if (errmsg)
+        *errmsg = c->err.data;
+    else
+        ty_buf_free(&c->err);
+    return rc;
+}
+
+int ty_dag_load_string_lim(const char *yaml, size_t len, const char *filename,
+                           const ty_dag_limits_t *lim, Ty__PipelineSpec **out, char **errmsg) {
+    ty_dag_limits_t use = TY_DAG_LIMITS_DEFAULT;
+    if (lim) {
+        use = *lim;
+        if (!use.max_depth || use.max_depth > TY_DAG_MAX_DEPTH)
+            use.max_depth = TY_DAG_MAX_DEPTH;
+        if (!use.max_keys)
+            use.max_keys = UINT32_MAX / 2;
+    }
+    ty_dag_ctx_t c = {.file = filename ? filename : "<input>", .lim = &use};
+    *out = NULL;
+    if (errmsg)
+        *errmsg = NULL;
+    if (c.lim->max_bytes && len > c.lim->max_bytes) {
+        ty_dag_err_at(&c, 1, "%zu bytes, more than %zu (limit max-pipeline-bytes)", len,
+                      c.lim->max_bytes);
+        return ty_dag_fail(&c, TY_ETOOBIG, errmsg);
+    }
+    int rc = ty_dag_scan(&c, yaml, len);
+    if (rc != 0)
+        return ty_dag_fail(&c, rc, errmsg);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        ty_dag_err_at(&c, (unsigned long)parser.problem_mark.line + 1, "YAML syntax error: %s%s%s",
+                      parser.problem ? parser.problem : "invalid document",
+                      parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return ty_dag_fail(&c, TY_EPARSE, errmsg);
+    }
+    c.doc = &doc;
+    Ty__PipelineSpec *spec = ty_parse_root(&c, yaml_document_get_root_node(&doc));
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (c.nerr) {
+        ty_dag_free(&spec);
+        return ty_dag_fail(&c, c.toobig ? TY_ETOOBIG : TY_EINVAL, errmsg);
+    }
+    *out = spec;
+    return 0;
+}
+
+int ty_dag_load_string(const char *yaml, size_t len, const char *filename, Ty__PipelineSpec **out,
+                       char **errmsg) {
+    return ty_dag_load_string_lim(yaml, len, filename, NULL, out, errmsg);
+}
+
+int ty_dag_load_file_lim(const char *path, const ty_dag_limits_t *lim, Ty__PipelineSpec **out,
+                         char **errmsg) {
+    ty_buf_t b = {0};
+    *out = NULL;
+    if (errmsg)
+        *errmsg = NULL;
+    int rc = ty_read_file(path, &b);
+    if (rc != 0) {
+        if (errmsg)
+            *errmsg = ty_xasprintf("%s: %s\n", path, strerror(-rc));
+        ty_buf_free(&b);
+        return TY_EIO;
+    }
+    rc = ty_dag_load_string_lim(b.data, b.len, path, lim, out, errmsg);
+    ty_buf_free(&b);
+    return rc;
+}
+
+int ty_dag_load_file(const char *path, Ty__PipelineSpec **out, char **errmsg) {
+    return ty_dag_load_file_lim(path, NULL, out, errmsg);
+}
