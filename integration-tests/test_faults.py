@@ -162,6 +162,42 @@ tasks:
         assert task(st, name)["attempt"] == 1, st
 
 
+def _ledger_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def test_master_kill_mid_run_runs_every_task_exactly_once(cluster):
+    """Issue 16's double run: kill -9 of the master mid-run and a restart ran
+    2 of 20 tasks twice at once (a re-registration in flight was taken for
+    "the worker no longer runs them").  Three rounds, 20 one-second tasks
+    each on 10 slots; the master stays dead for a while, so the workers'
+    heartbeats queue up and each earns a re-registration when it restarts.
+    Every task writes its name once, and each has one attempt."""
+    import time
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "5")
+    cluster.start_worker("w2", "--cpus", "5")
+    cluster.wait_workers(["w1", "w2"])
+    for rnd in range(3):
+        ledger = os.path.join(cluster.tmp, f"ledger{rnd}")
+        tasks = "".join(f"  - name: t{i}\n    command: \"sleep 1; echo t{i} >> {ledger}\"\n"
+                        for i in range(20))
+        run = cluster.submit(f"name: once{rnd}\ntasks:\n{tasks}")
+        wait_until(lambda: sum(t["state"] == "running" for t in cluster.json(
+            "status", run)["tasks"]) >= 5, 20, "tasks to run")
+        cluster.master.kill(signal.SIGKILL)
+        time.sleep(1.5)  # a master that is down: not an event to wait for
+        cluster.start_master()
+        st = cluster.wait_run(run)
+        assert st["state"] == "succeeded", st
+        assert sorted(_ledger_lines(ledger)) == sorted(f"t{i}" for i in range(20)), rnd
+        assert [t["attempt"] for t in st["tasks"]] == [1] * 20, st
+
+
 def test_worker_cut_off_from_master_kills_its_tasks(cluster):
     cluster.start_master("--worker-lease-ms", "1000")
     cluster.start_worker("w1")

@@ -77,6 +77,8 @@ static void ty_register(ty_wk_t *wk) {
     reg.n_running = nrun;
     for (ty_unacked_t *u = wk->unacked; u; u = u->next)
         nun++;
+    reg.seen_epoch = wk->seen_epoch;
+    reg.seen_seq = wk->seen_seq;
     reg.unacked = ty_xcalloc(nun, sizeof *reg.unacked);
     for (ty_unacked_t *u = wk->unacked; u; u = u->next)
         reg.unacked[reg.n_unacked++] = u->res;
@@ -98,6 +100,10 @@ static void ty_on_message(void *arg) {
         return;
     }
     wk->last_master = ty_mono_ms();
+    if (env->epoch > wk->seen_epoch || (env->epoch == wk->seen_epoch && env->seq > wk->seen_seq)) {
+        wk->seen_epoch = env->epoch;
+        wk->seen_seq = env->seq;
+    }
     switch (env->body_case) {
     case TY__ENVELOPE__BODY_REGISTER_ACK:
         if (!wk->registered)
@@ -166,6 +172,8 @@ static void ty_hb_cb(uv_timer_t *h) {
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
     hb.running = (uint32_t)ty_exec_running(wk);
     hb.listed = 1;
+    hb.seen_epoch = wk->seen_epoch;
+    hb.seen_seq = wk->seen_seq;
     size_t nrun = 0, nun = 0;
     hb.attempts = ty_exec_refs(wk, &nrun);
     hb.n_attempts = nrun;

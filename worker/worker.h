@@ -44,8 +44,9 @@ struct ty_wk {
     uv_timer_t hb;
     uv_signal_t sigint, sigterm;
     int registered;
-    uint64_t epoch;      /* highest master epoch seen */
-    int64_t last_master; /* monotonic ms of the last message from the master */
+    uint64_t epoch;                /* highest master epoch seen */
+    uint64_t seen_epoch, seen_seq; /* the newest master message (Envelope.epoch, .seq) */
+    int64_t last_master;           /* monotonic ms of the last message from the master */
     int64_t heartbeat_ms, lease_ms;
     ty_proc_t *procs;
     ty_unacked_t *unacked;

@@ -124,8 +124,8 @@ static void ty_core_notify_flush(ty_core_t *c) {
     }
 }
 
-void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
-                  uint8_t *data, size_t len) {
+static ty_outmsg_t *ty_outmsg_new(ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
+                                  uint8_t *data, size_t len) {
     ty_outmsg_t *o = ty_xcalloc(1, sizeof *o);
     o->kind = kind;
     o->peer = ty_xmalloc(peer_len ? peer_len : 1);
@@ -133,16 +133,38 @@ void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t
     o->peer_len = peer_len;
     o->data = data;
     o->len = len;
-    ty_persist_queue(c, o);
+    return o;
+}
+
+void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
+                  uint8_t *data, size_t len) {
+    ty_persist_queue(c, ty_outmsg_new(kind, peer, peer_len, data, len));
+}
+
+static ty_outmsg_t *ty_pack_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer,
+                                size_t peer_len, Ty__Envelope *env) {
+    env->version = 1; /* TY_WIRE_VERSION */
+    if (kind == TY_PEER_WORKER) {
+        env->epoch = c->o.epoch;
+        env->seq = ++c->msg_seq;
+    }
+    size_t len = ty__envelope__get_packed_size(env);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__envelope__pack(env, buf);
+    return ty_outmsg_new(kind, peer, peer_len, buf, len);
 }
 
 void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
                       Ty__Envelope *env) {
-    env->version = 1; /* TY_WIRE_VERSION */
-    size_t len = ty__envelope__get_packed_size(env);
-    uint8_t *buf = ty_xmalloc(len ? len : 1);
-    ty__envelope__pack(env, buf);
-    ty_core_send(c, kind, peer, peer_len, buf, len);
+    ty_persist_queue(c, ty_pack_env(c, kind, peer, peer_len, env));
+}
+
+void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, Ty__Envelope *env) {
+    ty_outmsg_t *o = ty_pack_env(c, TY_PEER_WORKER, t->w->peer, t->w->peer_len, env);
+    o->run = ty_xstrdup(t->run->id);
+    o->task_ix = (uint32_t)(t - t->run->tasks);
+    o->attempt = t->attempt;
+    ty_persist_queue(c, o);
 }
 
 /* ---- lookups ---- */

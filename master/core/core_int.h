@@ -44,7 +44,7 @@ struct ty_task {
     uint64_t charged_gpus; /* bitmask */
     int charged;
     int adopted;        /* after a rebuild: a worker re-registered with it */
-    int64_t sent_mono;  /* monotonic ms its Dispatch was queued; 0 for adopted ones */
+    uint64_t sent_seq;  /* Envelope.seq of its Dispatch; 0 when dispatched before a restart */
     uint64_t ready_seq; /* heap tie-break: submit order */
     int heap_idx;       /* index in the ready heap, -1 when not in it */
     int delayed;        /* waiting for not_before_ms */
@@ -110,6 +110,8 @@ typedef struct ty_outmsg {
     size_t peer_len;
     uint8_t *data;
     size_t len;
+    char *run; /* a Dispatch: of this attempt (dropped if no longer current when it would leave) */
+    uint32_t task_ix, attempt;
     struct ty_outmsg *next;
 } ty_outmsg_t;
 
@@ -209,6 +211,7 @@ struct ty_core {
 
     /* counters */
     uint64_t txns, ops, dispatches, rejected_msgs, behind;
+    uint64_t msg_seq; /* the last Envelope.seq sent to a worker */
     const char *last_reject;
 };
 
@@ -224,6 +227,8 @@ void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t
                   uint8_t *data, size_t len);
 void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
                       Ty__Envelope *env);
+/* A Dispatch of t's current attempt to its worker. */
+void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, Ty__Envelope *env);
 
 /* ---- runs.c: runs and tasks ---- */
 ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams);

@@ -267,6 +267,16 @@ static int ty_ref_names(const Ty__TaskRef *ref, const ty_task_t *t) {
            ref->attempt == t->attempt;
 }
 
+/* Whether a worker's list, sent when the newest message it had from the
+ * master was (epoch, seq), speaks for t: it does unless t's Dispatch left
+ * after that message (it may still be on its way).  Messages to a worker
+ * keep their order, so a later one having arrived means t's Dispatch
+ * arrived or was lost.  Attempts dispatched before a restart came over a
+ * connection that is gone. */
+static int ty_list_covers(const ty_core_t *c, const ty_task_t *t, uint64_t epoch, uint64_t seq) {
+    return t->sent_seq == 0 || (epoch == c->o.epoch && seq >= t->sent_seq);
+}
+
 typedef struct {
     const Ty__Register *reg;
     ty_worker_t *w;
@@ -283,6 +293,8 @@ static void ty_adopt_one(ty_core_t *c, ty_task_t *t, void *arg) {
     for (size_t i = 0; i < a->reg->n_unacked; i++)
         if (ty_ref_names(a->reg->unacked[i]->ref, t))
             return; /* its result follows */
+    if (!ty_list_covers(c, t, a->reg->seen_epoch, a->reg->seen_seq))
+        return; /* registered before its Dispatch came: a heartbeat will tell */
     ty_runs_requeue_lost(c, t, "worker no longer runs it");
 }
 
@@ -411,9 +423,8 @@ static void ty_on_report(ty_core_t *c, const Ty__Report *rep) {
 
 static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, void *arg) {
     const Ty__Heartbeat *hb = arg;
-    /* a dispatch younger than a lease may still be on its way */
-    if (!t->sent_mono || c->now.mono_ms - t->sent_mono <= c->o.worker_lease_ms)
-        return;
+    if (!ty_list_covers(c, t, hb->seen_epoch, hb->seen_seq))
+        return; /* its Dispatch may still be on its way */
     for (size_t i = 0; i < hb->n_attempts; i++)
         if (ty_ref_names(hb->attempts[i], t))
             return;
@@ -424,9 +435,10 @@ static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, void *arg) {
 }
 
 /* A heartbeat lists what the worker runs: an attempt the core dispatched
- * there long enough ago that is neither running nor waiting for its result
- * to be acknowledged was lost on the way (ZeroMQ drops messages to a peer
- * that reconnected); without this it would count as running forever. */
+ * there before the newest message the worker had received, that is neither
+ * running nor waiting for its result to be acknowledged, was lost on the
+ * way (ZeroMQ drops messages to a peer that reconnected); without this it
+ * would count as running forever. */
 static void ty_on_heartbeat(ty_core_t *c, ty_worker_t *w, const uint8_t *peer, size_t peer_len,
                             const Ty__Heartbeat *hb) {
     if (hb->listed)

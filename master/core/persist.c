@@ -28,6 +28,7 @@ static void ty_out_free(ty_outmsg_t *o) {
         ty_outmsg_t *next = o->next;
         free(o->peer);
         free(o->data);
+        free(o->run);
         free(o);
         o = next;
     }
@@ -122,15 +123,33 @@ void ty_persist_put(ty_core_t *c, char *key, uint8_t *val, size_t len) {
 
 int ty_persist_idle(const ty_core_t *c) { return c->open.nops == 0 && c->nflights == 0; }
 
+static int ty_dispatch_current(ty_core_t *c, const ty_outmsg_t *o) {
+    ty_run_t *r = ty_core_find_run(c, o->run);
+    if (!r || o->task_ix >= r->ntasks)
+        return 0;
+    const ty_task_t *t = &r->tasks[o->task_ix];
+    return t->state == TY_TASK_RUNNING && t->attempt == o->attempt;
+}
+
 static void ty_out_release(ty_core_t *c, ty_outmsg_t *o) {
     while (o) {
         ty_outmsg_t *next = o->next;
+        if (o->run && !ty_dispatch_current(c, o)) {
+            /* the attempt was given up (its worker lost, the run cancelled)
+             * while its Dispatch waited for the write before it */
+            ty_debug("withdrawing the dispatch of %s#%u: no longer current", o->run, o->attempt);
+            o->next = NULL;
+            ty_out_free(o);
+            o = next;
+            continue;
+        }
         ty_fx_t fx = {.kind = TY_FX_SEND, .peer_kind = o->kind};
         fx.peer = o->peer;
         fx.peer_len = o->peer_len;
         fx.data = o->data;
         fx.len = o->len;
         ty_core_emit(c, &fx);
+        free(o->run);
         free(o);
         o = next;
     }

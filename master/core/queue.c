@@ -309,7 +309,6 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
                 t->gpu_ids[t->n_gpu++] = g;
     }
     t->adopted = 1; /* dispatched by this master: nothing to wait for */
-    t->sent_mono = c->now.mono_ms;
     ty_queue_charge(c, t, w);
     ty_persist_task(c, t);
     if (r->state == TY_RUN_PENDING) {
@@ -337,7 +336,8 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_DISPATCH;
     env.dispatch = &d;
-    ty_core_send_env(c, TY_PEER_WORKER, w->peer, w->peer_len, &env);
+    ty_core_send_dispatch(c, t, &env);
+    t->sent_seq = c->msg_seq;
     c->dispatches++;
 }
 

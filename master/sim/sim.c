@@ -341,7 +341,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "trainyard-sim: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    ty_log_init("sim", (ty_log_level_t)(TY_LOG_ERROR + 1)); /* the core is quiet */
+    ty_log_init("sim", getenv("SIM_LOG") ? TY_LOG_DEBUG : (ty_log_level_t)(TY_LOG_ERROR + 1));
     if (bench)
         return sim_bench(&o);
     int failed = 0;

@@ -32,7 +32,7 @@ typedef struct sim_attempt {
     char *run, *task;
     uint32_t attempt;
     uint64_t epoch;
-    int64_t finish_at;
+    int64_t started_at, finish_at;
     int exit_code;
     struct sim_attempt *next;
 } sim_attempt_t;
@@ -51,6 +51,7 @@ struct sim_worker {
     int64_t silent_until; /* cut off from the master until then */
     int registered;
     uint64_t epoch;
+    uint64_t seen_epoch, seen_seq; /* the newest master message */
     int64_t next_hb, last_master;
     int hb_unacked; /* heartbeats since an unacked result was last sent */
     sim_attempt_t *attempts;

@@ -248,6 +248,7 @@ void sim_worker_crash(sim_t *s, sim_worker_t *w) {
     sim_attempts_free(w);
     w->alive = 0;
     w->registered = 0;
+    w->seen_epoch = w->seen_seq = 0; /* a new process */
     w->restart_at = s->now + sim_between(s, 50, 2000);
     s->worker_crashes++;
 }
@@ -304,6 +305,8 @@ static void sim_register(sim_t *s, sim_worker_t *w) {
     reg.n_running = l.nrun;
     reg.unacked = l.unacked;
     reg.n_unacked = l.nunacked;
+    reg.seen_epoch = w->seen_epoch;
+    reg.seen_seq = w->seen_seq;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_REGISTER;
     env.register_ = &reg;
@@ -396,6 +399,8 @@ void sim_worker_tick(sim_t *s, sim_worker_t *w) {
     }
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
     hb.listed = 1;
+    hb.seen_epoch = w->seen_epoch;
+    hb.seen_seq = w->seen_seq;
     sim_lists_t l;
     sim_lists(w, &l);
     hb.attempts = l.run;
@@ -418,8 +423,30 @@ static int sim_ref_is(const Ty__TaskRef *ref, const char *run, const char *task,
            ref->attempt == attempt;
 }
 
+/* Two attempts of one task may overlap only when the older one's worker was
+ * cut off from the master around or since its start: the master gave up on
+ * it after a lease of silence, and the worker kills it when it hears
+ * nothing for a lease, or the master cancels it when it hears from it. */
+static void sim_check_overlap(sim_t *s, sim_worker_t *w, const Ty__TaskRef *ref) {
+    for (size_t i = 0; i < s->nworkers; i++) {
+        sim_worker_t *v = &s->workers[i];
+        if (!v->alive)
+            continue;
+        for (sim_attempt_t *a = v->attempts; a; a = a->next)
+            if (strcmp(a->run, ref->run_id) == 0 && strcmp(a->task, ref->task) == 0 &&
+                a->attempt != ref->attempt &&
+                !(v->silent_until && v->silent_until + 2 * SIM_LEASE_MS > a->started_at))
+                sim_fail(s, "%s/%s#%u starts on %s while #%u still runs on %s (not cut off)",
+                         ref->run_id, ref->task, ref->attempt, w->id, a->attempt, v->id);
+    }
+}
+
 void sim_worker_receive(sim_t *s, sim_worker_t *w, const Ty__Envelope *env) {
     w->last_master = s->now;
+    if (env->epoch > w->seen_epoch || (env->epoch == w->seen_epoch && env->seq > w->seen_seq)) {
+        w->seen_epoch = env->epoch;
+        w->seen_seq = env->seq;
+    }
     switch (env->body_case) {
     case TY__ENVELOPE__BODY_REGISTER_ACK:
         w->registered = 1;
@@ -442,7 +469,9 @@ void sim_worker_receive(sim_t *s, sim_worker_t *w, const Ty__Envelope *env) {
         for (sim_attempt_t *a = w->attempts; a; a = a->next)
             if (sim_ref_is(ref, a->run, a->task, a->attempt))
                 return; /* a duplicate */
+        sim_check_overlap(s, w, ref);
         sim_attempt_t *a = ty_xcalloc(1, sizeof *a);
+        a->started_at = s->now;
         a->run = ty_xstrdup(ref->run_id);
         a->task = ty_xstrdup(ref->task);
         a->attempt = ref->attempt;

@@ -336,11 +336,14 @@ static void test_lease_loss_and_cancel(void) {
     h_fini(&h);
 }
 
-static void h_heartbeat_listing(h_t *h, const char *id, Ty__TaskRef **refs, size_t n) {
+static void h_heartbeat_listing(h_t *h, const char *id, Ty__TaskRef **refs, size_t n,
+                                uint64_t seen_seq) {
     Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
     hb.listed = 1;
     hb.attempts = refs;
     hb.n_attempts = n;
+    hb.seen_epoch = h->c->o.epoch;
+    hb.seen_seq = seen_seq;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -349,7 +352,9 @@ static void h_heartbeat_listing(h_t *h, const char *id, Ty__TaskRef **refs, size
 
 /* A dispatch lost on the way (ZeroMQ drops messages to a peer that
  * reconnected) is found from the worker's heartbeats, which list what it
- * runs: after a lease, an attempt in no list is re-queued. */
+ * runs and the newest master message it had received: an attempt whose
+ * Dispatch left before that message, in no list, was lost.  One whose
+ * Dispatch left after it may still be on its way, however long that is. */
 static void test_lost_dispatch_is_found(void) {
     h_t h;
     h_init(&h, 7);
@@ -358,18 +363,21 @@ static void test_lost_dispatch_is_found(void) {
                                "  - {name: b, command: [t]}\n");
     h_flush(&h);
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    uint64_t seq_a = T(r, "a")->sent_seq, seq_b = T(r, "b")->sent_seq;
+    CHECK(seq_a > 0 && seq_b > 0);
     /* w1 got b's dispatch, not a's */
     Ty__TaskRef ref = TY__TASK_REF__INIT, *refs[1] = {&ref};
     ref.run_id = r->id;
     ref.task = "b";
     ref.attempt = 1;
-    for (int i = 0; i < 10; i++) { /* within a lease a dispatch may be on its way */
+    uint64_t before = seq_a < seq_b ? seq_a - 1 : seq_b - 1;
+    for (int i = 0; i < 30; i++) { /* sent before either dispatch: no verdict */
         h_advance(&h, 100);
-        h_heartbeat_listing(&h, "w1", refs, 1);
+        h_heartbeat_listing(&h, "w1", refs, 1, before);
     }
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
     h_advance(&h, 100);
-    h_heartbeat_listing(&h, "w1", refs, 1);
+    h_heartbeat_listing(&h, "w1", refs, 1, seq_a > seq_b ? seq_a : seq_b);
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_QUEUED);
     CHECK_STR(T(r, "a")->reason, "its worker does not run it (the dispatch was lost)");
     CHECK_EQ_INT(T(r, "b")->state, TY_TASK_RUNNING);
@@ -382,6 +390,44 @@ static void test_lost_dispatch_is_found(void) {
     }
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
     CHECK_EQ_INT(T(r, "b")->state, TY_TASK_RUNNING);
+    h_fini(&h);
+}
+
+/* The double run of issue 16: a worker's second Register, sent before a
+ * Dispatch reached it, does not list that attempt; it must not be taken
+ * for "no longer runs it" (the first attempt would run on beside a second). */
+static void test_stale_register_keeps_attempt(void) {
+    h_t h;
+    h_init(&h, 7);
+    h_register(&h, "w1", 1, 0, NULL);
+    ty_run_t *r = h_submit(&h, "name: sr\ntasks:\n  - {name: a, command: [t]}\n");
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    uint64_t seq_a = T(r, "a")->sent_seq;
+    Ty__Resources res = TY__RESOURCES__INIT;
+    res.cpus = 1;
+    res.mem_mb = 1000;
+    Ty__Register reg = TY__REGISTER__INIT;
+    reg.worker_id = "w1";
+    reg.total = &res;
+    reg.hostname = "h";
+    reg.seen_epoch = h.c->o.epoch;
+    reg.seen_seq = seq_a - 1; /* sent before the Dispatch came */
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_REGISTER;
+    env.register_ = &reg;
+    h_worker_msg(&h, "w1", &env);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    CHECK_EQ_INT(T(r, "a")->attempt, 1);
+    reg.seen_epoch = h.c->o.epoch - 1; /* or from the master before: no verdict either */
+    reg.seen_seq = seq_a + 100;
+    h_worker_msg(&h, "w1", &env);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    reg.seen_epoch = h.c->o.epoch; /* after it: the worker does not run it */
+    reg.seen_seq = seq_a;
+    h_worker_msg(&h, "w1", &env);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_QUEUED);
+    CHECK_STR(T(r, "a")->reason, "worker no longer runs it");
     h_fini(&h);
 }
 
@@ -697,6 +743,7 @@ int main(void) {
     test_lease_loss_and_cancel();
     test_recovery_and_grace();
     test_lost_dispatch_is_found();
+    test_stale_register_keeps_attempt();
     test_history_drop();
     test_write_ahead();
     test_large_batch_splits();
