@@ -170,10 +170,14 @@ static void ty_reregister(ty_core_t *c, const uint8_t *peer, size_t peer_len) {
     ty_send(c, peer, peer_len, &env);
 }
 
+/* Cancel the attempt ref names, in this master's epoch (a worker ignores
+ * cancels from a master older than the newest it has heard from). */
 static void ty_send_cancel_ref(ty_core_t *c, const uint8_t *peer, size_t peer_len,
-                               Ty__TaskRef *ref) {
+                               const Ty__TaskRef *ref) {
+    Ty__TaskRef now = *ref;
+    now.epoch = c->o.epoch;
     Ty__CancelTask ct = TY__CANCEL_TASK__INIT;
-    ct.ref = ref;
+    ct.ref = &now;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_CANCEL_TASK;
     env.cancel_task = &ct;
@@ -443,6 +447,14 @@ static void ty_on_heartbeat(ty_core_t *c, ty_worker_t *w, const uint8_t *peer, s
                             const Ty__Heartbeat *hb) {
     if (hb->listed)
         ty_each_running_on(c, w, ty_reconcile_one, (void *)hb);
+    /* an attempt it runs that is no longer the current one (given up while
+     * the worker was cut off, or dispatched by a master before) is cancelled */
+    for (size_t i = 0; i < hb->n_attempts; i++)
+        if (!ty_ref_current(ty_task_for(c, hb->attempts[i]), hb->attempts[i], w)) {
+            ty_info("worker %s runs stale %s/%s#%u: cancelling it", w->id, hb->attempts[i]->run_id,
+                    hb->attempts[i]->task, hb->attempts[i]->attempt);
+            ty_send_cancel_ref(c, peer, peer_len, hb->attempts[i]);
+        }
     Ty__HeartbeatAck ack = TY__HEARTBEAT_ACK__INIT;
     ack.epoch = c->o.epoch;
     Ty__Envelope out = TY__ENVELOPE__INIT;

@@ -428,6 +428,18 @@ static void test_stale_register_keeps_attempt(void) {
     h_worker_msg(&h, "w1", &env);
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_QUEUED);
     CHECK_STR(T(r, "a")->reason, "worker no longer runs it");
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->attempt, 2);
+    /* a heartbeat that lists attempt 1 (it ran after all): it is cancelled */
+    int cancels = h_count(&h, "w1", TY__ENVELOPE__BODY_CANCEL_TASK);
+    Ty__TaskRef old = TY__TASK_REF__INIT, *olds[1] = {&old};
+    old.run_id = r->id;
+    old.task = "a";
+    old.attempt = 1;
+    h_heartbeat_listing(&h, "w1", olds, 1, T(r, "a")->sent_seq - 1);
+    h_flush(&h);
+    CHECK_EQ_INT(h_count(&h, "w1", TY__ENVELOPE__BODY_CANCEL_TASK), cancels + 1);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING); /* attempt 2: not listed, yet to arrive */
     h_fini(&h);
 }
 
