@@ -4,25 +4,69 @@
 #include "common/util.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TY_TRY_MS 2500      /* a master that says nothing this long: try the next one */
+#define TY_HOLD_TRY_MS 8000 /* ... for a long-poll, which the master holds up to 5 s */
 
 struct ty_client {
     zsock_t *sock;
-    char *endpoint;
+    char **eps; /* the addresses given */
+    size_t neps, cur;
+    char *endpoint; /* the one connected: one of eps, or where a standby sent us */
+    char *list;     /* as given */
     uint64_t next_req;
 };
 
-int ty_client_create(ty_client_t **out, const char *endpoint) {
+static char *ty_trim(char *s) {
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int ty_client_connect(ty_client_t *c, const char *ep) {
+    if (c->endpoint) {
+        zsock_disconnect(c->sock, "%s", c->endpoint);
+        free(c->endpoint);
+        c->endpoint = NULL;
+    }
+    if (zsock_connect(c->sock, "%s", ep) < 0)
+        return TY_EINVAL;
+    c->endpoint = ty_xstrdup(ep);
+    return 0;
+}
+
+int ty_client_create(ty_client_t **out, const char *endpoints) {
     zsys_init();
     zsys_set_linger(0);
     zsys_handler_set(NULL);
     ty_client_t *c = ty_xcalloc(1, sizeof *c);
+    c->list = ty_xstrdup(endpoints ? endpoints : "");
+    char *list = ty_xstrdup(endpoints ? endpoints : "");
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *ep = ty_trim(tok);
+        if (!*ep)
+            continue;
+        c->eps = ty_xrealloc(c->eps, (c->neps + 1) * sizeof *c->eps);
+        c->eps[c->neps++] = ty_xstrdup(ep);
+    }
+    free(list);
     c->sock = zsock_new(ZMQ_DEALER);
-    if (!c->sock || zsock_connect(c->sock, "%s", endpoint) < 0) {
-        zsock_destroy(&c->sock);
-        free(c);
+    int rc = c->sock && c->neps ? 0 : TY_EINVAL;
+    for (size_t i = 0; rc == 0 && i < c->neps; i++) { /* each must be a valid endpoint */
+        rc = ty_client_connect(c, c->eps[i]);
+    }
+    if (rc == 0)
+        rc = ty_client_connect(c, c->eps[0]);
+    if (rc != 0) {
+        ty_client_destroy(&c);
         return TY_EINVAL;
     }
-    c->endpoint = ty_xstrdup(endpoint);
     ty_random_bytes(&c->next_req, sizeof c->next_req);
     c->next_req = (c->next_req >> 16) + 1;
     *out = c;
@@ -34,38 +78,97 @@ void ty_client_destroy(ty_client_t **pc) {
     if (!c)
         return;
     zsock_destroy(&c->sock);
+    for (size_t i = 0; i < c->neps; i++)
+        free(c->eps[i]);
+    free(c->eps);
     free(c->endpoint);
+    free(c->list);
     free(c);
     *pc = NULL;
 }
 
 const char *ty_client_endpoint(const ty_client_t *c) { return c->endpoint; }
 
+const char *ty_client_list(const ty_client_t *c) { return c->list; }
+
+static void ty_sleep_ms(int64_t ms) {
+    if (ms <= 0)
+        return;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* An endpoint a client can connect to: not a bind-any address. */
+static int ty_usable_ep(const char *ep) {
+    return ep && *ep && !strchr(ep, '*') && !strstr(ep, "0.0.0.0");
+}
+
+static void ty_client_next(ty_client_t *c) {
+    c->cur = (c->cur + 1) % c->neps;
+    ty_client_connect(c, c->eps[c->cur]);
+}
+
+static int ty_long_poll(const Ty__Envelope *req) {
+    return (req->body_case == TY__ENVELOPE__BODY_STATUS && req->status->wait_after) ||
+           (req->body_case == TY__ENVELOPE__BODY_LOGS && req->logs->wait);
+}
+
 int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply) {
     req->req_id = c->next_req++;
-    zframe_t *f = ty_wire_encode(req);
-    if (zframe_send(&f, c->sock, 0) != 0) {
-        zframe_destroy(&f);
-        return TY_EIO;
-    }
     int64_t deadline = ty_mono_ms() + timeout_ms;
+    int64_t try_ms = ty_long_poll(req) ? TY_HOLD_TRY_MS : TY_TRY_MS;
     for (;;) {
-        int64_t left = deadline - ty_mono_ms();
-        if (left <= 0)
-            return TY_ETIMEOUT;
-        zsock_set_rcvtimeo(c->sock, (int)left);
-        zframe_t *in = zframe_recv(c->sock);
-        if (!in)
-            return TY_ETIMEOUT;
+        zframe_t *f = ty_wire_encode(req);
+        if (zframe_send(&f, c->sock, 0) != 0) {
+            zframe_destroy(&f);
+            return TY_EIO;
+        }
+        int64_t now = ty_mono_ms();
+        int64_t try_end = c->neps > 1 && now + try_ms < deadline ? now + try_ms : deadline;
         Ty__Envelope *env = NULL;
-        int rc = ty_wire_decode(zframe_data(in), zframe_size(in), 256u << 20, &env);
-        zframe_destroy(&in);
-        if (rc != 0)
-            return rc;
-        if (env->req_id == req->req_id) {
+        for (;;) {
+            int64_t left = try_end - ty_mono_ms();
+            if (left <= 0)
+                break;
+            zsock_set_rcvtimeo(c->sock, (int)left);
+            zframe_t *in = zframe_recv(c->sock);
+            if (!in)
+                break;
+            int rc = ty_wire_decode(zframe_data(in), zframe_size(in), 256u << 20, &env);
+            zframe_destroy(&in);
+            if (rc != 0)
+                return rc;
+            if (env->req_id == req->req_id)
+                break;
+            ty_wire_free(&env); /* a late reply to an earlier request */
+        }
+        if (env && env->body_case != TY__ENVELOPE__BODY_REDIRECT) {
             *reply = env;
             return 0;
         }
-        ty_wire_free(&env); /* a late reply to an earlier request */
+        if (ty_mono_ms() >= deadline) {
+            if (!env && c->neps > 1)
+                ty_client_next(c); /* a caller that asks again asks the next one */
+            ty_wire_free(&env);
+            return TY_ETIMEOUT;
+        }
+        if (!env) { /* no answer: the next address, if there is one */
+            if (c->neps > 1)
+                ty_client_next(c);
+            continue;
+        }
+        /* a standby names the leader; a leader still rebuilding asks for a moment */
+        const Ty__Redirect *rd = env->redirect;
+        if (rd->starting) {
+            ty_sleep_ms(100);
+        } else if (ty_usable_ep(rd->client_ep) && strcmp(rd->client_ep, c->endpoint) != 0) {
+            if (ty_client_connect(c, rd->client_ep) != 0)
+                ty_client_next(c);
+        } else {
+            ty_sleep_ms(200); /* no leader known yet: an election is on */
+            if (c->neps > 1)
+                ty_client_next(c);
+        }
+        ty_wire_free(&env);
     }
 }

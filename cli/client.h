@@ -1,5 +1,8 @@
-/* The CLI's connection to the master: one DEALER socket, request/reply by
- * req_id with a deadline. */
+/* The CLI's connection to the masters: one DEALER socket, request/reply by
+ * req_id with a deadline.  Given several addresses (comma-separated), it
+ * follows the leader: a standby's Redirect names it; a master that does not
+ * answer within 2.5 s (8 s for a long-poll) is left for the next address;
+ * a request is sent again, with the same req_id, until the deadline. */
 #ifndef TY_CLI_CLIENT_H
 #define TY_CLI_CLIENT_H
 
@@ -7,12 +10,14 @@
 
 typedef struct ty_client ty_client_t;
 
-int ty_client_create(ty_client_t **out, const char *endpoint);
+int ty_client_create(ty_client_t **out, const char *endpoints);
 void ty_client_destroy(ty_client_t **c);
 /* Send req and wait up to timeout_ms for its reply.  Returns 0 with *reply
  * (free with ty_wire_free), TY_ETIMEOUT, or TY_EIO.  An ErrorReply from the
  * master is returned as a reply; callers check body_case. */
 int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply);
+/* The address connected now, and the list as given. */
 const char *ty_client_endpoint(const ty_client_t *c);
+const char *ty_client_list(const ty_client_t *c);
 
 #endif

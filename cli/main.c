@@ -36,7 +36,7 @@ static int ty_die(const char *fmt, ...) {
 }
 
 static void ty_usage(FILE *f) {
-    fputs("usage: trainyard [--master EP] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
+    fputs("usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
           "commands:\n"
           "  validate FILE                       check a pipeline file\n"
           "  submit FILE [-p k=v]... [--wait]    start a run; --wait follows it to the end\n"
@@ -46,8 +46,9 @@ static void ty_usage(FILE *f) {
           "  cancel RUN                          cancel a run\n"
           "  workers                             registered workers\n"
           "  info                                master counters\n"
-          "The master's client endpoint comes from --master, $TRAINYARD_MASTER, or 'master ='\n"
-          "in $TRAINYARD_CONFIG or ~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n",
+          "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
+          "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
+          "~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n",
           f);
 }
 
@@ -77,7 +78,7 @@ static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
     int rc = ty_client_call(c, req, timeout_ms, reply);
     if (rc == TY_ETIMEOUT)
         return ty_die("no answer from the master at %s within %ds (is it running?)",
-                      ty_client_endpoint(c), (timeout_ms + 999) / 1000);
+                      ty_client_list(c), (timeout_ms + 999) / 1000);
     if (rc != 0)
         return ty_die("talking to the master at %s: %s", ty_client_endpoint(c), ty_strerror(rc));
     if ((*reply)->body_case == TY__ENVELOPE__BODY_ERROR) {
@@ -136,8 +137,8 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
         ty_status_env(&req, &sr, run, version);
         int rc = ty_client_call(c, &req, TY_HOLD_MS + 3000, &rep);
         if (rc == TY_ETIMEOUT && ++unanswered < TY_WAIT_RETRIES) {
-            fprintf(stderr, "%sno answer from the master at %s; still waiting\n", tty ? "\n" : "",
-                    ty_client_endpoint(c));
+            fprintf(stderr, "%sno answer from the master; still waiting (next: %s)\n",
+                    tty ? "\n" : "", ty_client_endpoint(c));
             continue;
         }
         if (rc == 0 && rep->body_case == TY__ENVELOPE__BODY_ERROR)
@@ -463,6 +464,10 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     Ty__InfoReply *r = rep->info_reply;
     json_t *o = json_object();
     json_object_set_new(o, "node_id", json_string(r->node_id));
+    json_object_set_new(o, "pid", json_integer((json_int_t)r->pid));
+    json_object_set_new(o, "leader", json_boolean(r->leader));
+    json_object_set_new(o, "leader_node", json_string(r->leader_node));
+    json_object_set_new(o, "endpoint", json_string(ty_client_endpoint(c)));
     json_object_set_new(o, "epoch", json_integer((json_int_t)r->epoch));
     json_object_set_new(o, "frames_rejected_size",
                         json_integer((json_int_t)r->frames_rejected_size));

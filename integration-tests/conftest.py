@@ -135,6 +135,21 @@ class Cluster:
                        "the master to answer")
         return self.master
 
+    def start_standby(self, node, *extra, data_dir=None):
+        """Another master (after start_master) with its own endpoints; the
+        cluster's client and worker addresses become the lists of all."""
+        cep, wep = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        args = [MASTER_BIN, "--etcd", self.etcd_url, "--node-id", node,
+                "--client-bind", cep, "--worker-bind", wep,
+                "--data-dir", data_dir or os.path.join(self.tmp, "master-" + node),
+                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + list(extra)
+        p = Proc(node, args, os.path.join(self.tmp, f"master-{node}.log"))
+        self.procs.append(p)
+        p.client_ep, p.worker_ep = cep, wep
+        self.client_ep += "," + cep
+        self.worker_ep += "," + wep
+        return p
+
     def start_worker(self, wid, *extra):
         args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
                 "--work-dir", os.path.join(self.tmp, "work-" + wid),

@@ -445,6 +445,9 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ir.runs_released = s.runs_released;
     ir.node_id = (char *)(a->info->node_id ? a->info->node_id : "");
     ir.messages_rejected = s.rejected_msgs;
+    ir.pid = (uint32_t)getpid();
+    ir.leader = 1;
+    ir.leader_node = ir.node_id;
     ir.last_rejected = (char *)s.last_reject;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;

@@ -26,8 +26,9 @@ static void ty_usage(FILE *f) {
           "  --client-bind EP       ZeroMQ endpoint for clients (default tcp://127.0.0.1:7000)\n"
           "  --data-dir DIR         logs and blobs (default ./.trainyard/master)\n"
           "  --heartbeat-ms N       worker heartbeat interval (default 1000)\n"
-          "  --worker-lease-ms N    a silent worker is lost after this (default 5000)\n"
-          "  --leader-ttl S         leader lease TTL in seconds (default 10)\n"
+          "  --worker-lease-ms N    a silent worker is lost after this (default 8000); keep it\n"
+          "                         above the leader TTL + 2 s so tasks survive a failover\n"
+          "  --leader-ttl S         leader lease TTL in seconds (default 5)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
           "  --retain-runs N        finished runs kept in memory (default 100)\n"
           "  --retain-tasks N       ... and at most this many of their tasks (default 5000)\n"
@@ -53,21 +54,25 @@ static void ty_master_effects(ty_master_t *m);
 
 /* One event into the core, then its effects carried out. */
 static void ty_master_step(ty_master_t *m, const ty_ev_t *ev) {
+    if (!m->leader || !m->core)
+        return;
     ty_core_step(m->core, ev, ty_master_now());
     ty_master_effects(m);
 }
 
 typedef struct {
     ty_master_t *m;
-    uint64_t flight;
+    uint64_t flight, term;
 } ty_txn_ctx_t;
 
 static void ty_txn_cb(int status, void *arg) {
     ty_txn_ctx_t *x = arg;
     ty_ev_t ev = {.kind = TY_EV_TXN_DONE, .flight = x->flight, .status = status};
     ty_master_t *m = x->m;
+    int current = x->term == m->term && m->core;
     free(x);
-    ty_master_step(m, &ev);
+    if (current) /* else: for a core that is gone with the lead */
+        ty_master_step(m, &ev);
 }
 
 static void ty_send(ty_master_t *m, const ty_fx_t *fx) {
@@ -171,7 +176,7 @@ static void ty_arm_deadline(ty_master_t *m) {
 
 static void ty_master_effects(ty_master_t *m) {
     ty_fx_t fx;
-    while (ty_core_fx_pop(m->core, &fx)) {
+    while (m->leader && m->core && ty_core_fx_pop(m->core, &fx)) {
         switch (fx.kind) {
         case TY_FX_SEND:
             ty_send(m, &fx);
@@ -180,6 +185,7 @@ static void ty_master_effects(ty_master_t *m) {
             ty_txn_ctx_t *x = ty_xcalloc(1, sizeof *x);
             x->m = m;
             x->flight = fx.flight;
+            x->term = m->term;
             if (ty_store_txn(m->store, fx.epoch, fx.seq, fx.puts, fx.nputs, ty_txn_cb, x) != 0)
                 ty_txn_cb(TY_EETCD, x);
             break;
@@ -201,13 +207,27 @@ static void ty_master_effects(ty_master_t *m) {
         }
         ty_fx_clear(&fx);
     }
-    ty_arm_deadline(m);
+    if (m->leader && m->core)
+        ty_arm_deadline(m);
 }
 
 static void ty_master_effects_cb(void *arg) { ty_master_effects(arg); }
 
+/* A leader whose lease has not been confirmed for a TTL (its process was
+ * stopped, or etcd did not answer) may have been replaced: it stops acting
+ * before it handles anything more. */
+static int ty_lease_stale(ty_master_t *m) {
+    if (m->leader && ty_mono_ms() - m->lease_ok_mono > m->o.leader_ttl_s * 1000) {
+        ty_master_lost_lead(m, "leader lease not confirmed for a TTL");
+        return 1;
+    }
+    return 0;
+}
+
 static void ty_deadline_cb(uv_timer_t *h) {
     ty_master_t *m = h->data;
+    if (ty_lease_stale(m) || !m->core)
+        return;
     ty_time_t now = ty_master_now();
     if (m->api)
         ty_api_expire(m->api, now);
@@ -216,7 +236,7 @@ static void ty_deadline_cb(uv_timer_t *h) {
 }
 
 static void ty_flush(ty_master_t *m) {
-    if (!m->core || !m->api)
+    if (!m->leader || !m->core || !m->api)
         return; /* not leading and serving yet */
     ty_ev_t ev = {.kind = TY_EV_FLUSH};
     ty_master_step(m, &ev);
@@ -242,12 +262,90 @@ static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **
     return rc;
 }
 
+/* ---- not serving: standing by, or leading and still rebuilding ---- */
+
+static void ty_send_env(ty_master_t *m, zsock_t *sock, zframe_t *id, uint64_t req_id,
+                        Ty__Envelope *env) {
+    env->req_id = req_id;
+    env->version = 1;
+    size_t len = ty__envelope__get_packed_size(env);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__envelope__pack(env, buf);
+    ty_fx_t fx = {.peer_kind = sock == m->wsock ? TY_PEER_WORKER : TY_PEER_CLIENT,
+                  .peer = zframe_data(id),
+                  .peer_len = zframe_size(id),
+                  .data = buf,
+                  .len = len};
+    ty_send(m, &fx);
+    free(buf);
+}
+
+/* The holder's value split into its lines (node, client and worker
+ * endpoints); empty strings when unknown.  Returns a heap copy to free. */
+static char *ty_holder_parts(const char *holder, const char *parts[3]) {
+    char *copy = ty_xstrdup(holder ? holder : "");
+    char *p = copy;
+    for (int i = 0; i < 3; i++) {
+        parts[i] = p;
+        char *nl = strchr(p, '\n');
+        if (nl) {
+            *nl = '\0';
+            p = nl + 1;
+        } else {
+            p += strlen(p);
+        }
+    }
+    return copy;
+}
+
+/* A standby names the leader; a leader still rebuilding its state says so. */
+static void ty_redirect(ty_master_t *m, zsock_t *sock, zframe_t *id, uint64_t req_id) {
+    const char *parts[3];
+    char *copy = ty_holder_parts(m->leader ? NULL : m->holder, parts);
+    Ty__Redirect rd = TY__REDIRECT__INIT;
+    rd.starting = m->leader;
+    rd.leader = (char *)(m->leader ? m->o.node_id : parts[0]);
+    rd.client_ep = (char *)(m->leader ? m->o.client_ep : parts[1]);
+    rd.worker_ep = (char *)(m->leader ? m->o.worker_ep : parts[2]);
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_REDIRECT;
+    env.redirect = &rd;
+    ty_send_env(m, sock, id, req_id, &env);
+    free(copy);
+}
+
+static void ty_standby_info(ty_master_t *m, zframe_t *id, uint64_t req_id) {
+    const char *parts[3];
+    char *copy = ty_holder_parts(m->holder, parts);
+    Ty__InfoReply ir = TY__INFO_REPLY__INIT;
+    ir.node_id = m->o.node_id;
+    ir.pid = (uint32_t)getpid();
+    ir.leader = 0;
+    ir.leader_node = (char *)(m->leader ? m->o.node_id : parts[0]);
+    ir.frames_rejected_size = m->info.rejected_size;
+    ir.frames_rejected_decode = m->info.rejected_decode;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;
+    env.info_reply = &ir;
+    ty_send_env(m, m->csock, id, req_id, &env);
+    free(copy);
+}
+
+static int ty_serving(ty_master_t *m) { return m->leader && m->api && !ty_lease_stale(m); }
+
 static void ty_on_worker(void *arg) {
     ty_master_t *m = arg;
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
     if (ty_recv(m, m->wsock, &id, &env) != 0)
         return;
+    if (!ty_serving(m)) {
+        if (!m->leader) /* while rebuilding, the worker's next heartbeat is answered */
+            ty_redirect(m, m->wsock, id, env->req_id);
+        ty_wire_free(&env);
+        zframe_destroy(&id);
+        return;
+    }
     ty_ev_t ev = {
         .kind = TY_EV_WORKER_MSG, .peer = zframe_data(id), .peer_len = zframe_size(id), .msg = env};
     ty_master_step(m, &ev);
@@ -261,6 +359,15 @@ static void ty_on_client(void *arg) {
     Ty__Envelope *env = NULL;
     if (ty_recv(m, m->csock, &id, &env) != 0)
         return;
+    if (!ty_serving(m)) {
+        if (env->body_case == TY__ENVELOPE__BODY_INFO)
+            ty_standby_info(m, id, env->req_id);
+        else
+            ty_redirect(m, m->csock, id, env->req_id);
+        ty_wire_free(&env);
+        zframe_destroy(&id);
+        return;
+    }
     ty_api_request(m->api, zframe_data(id), zframe_size(id), env, ty_master_now());
     ty_master_effects(m);
     ty_wire_free(&env);
@@ -269,12 +376,14 @@ static void ty_on_client(void *arg) {
 
 static void ty_logs_written(const char *run, void *arg) {
     ty_master_t *m = arg;
-    if (m->api)
-        ty_api_notify(m->api, run, 1, ty_master_now());
+    if (!m->leader || !m->api)
+        return;
+    ty_api_notify(m->api, run, 1, ty_master_now());
     ty_master_effects(m);
 }
 
-static void ty_serve(ty_master_t *m) {
+/* Both sockets are bound from the start: a standby answers too. */
+static int ty_bind(ty_master_t *m) {
     m->wsock = zsock_new(ZMQ_ROUTER);
     m->csock = zsock_new(ZMQ_ROUTER);
     zsock_set_router_handover(m->wsock, 1); /* a restarted worker takes its id over */
@@ -286,18 +395,18 @@ static void ty_serve(ty_master_t *m) {
         zsock_bind(m->csock, "%s", m->o.client_ep) < 0) {
         ty_error("cannot bind %s / %s: %s", m->o.worker_ep, m->o.client_ep,
                  zmq_strerror(zmq_errno()));
-        m->exit_code = 1;
-        uv_stop(m->loop);
-        return;
+        return -1;
     }
     ty_wire_poll_create(&m->wpoll, m->loop, m->wsock, ty_on_worker, m);
     ty_wire_poll_create(&m->cpoll, m->loop, m->csock, ty_on_client, m);
     if (ty_logw_create(&m->logw, m->loop, m->o.data_dir, ty_logs_written, m) != 0) {
         ty_error("cannot start the log writer");
-        m->exit_code = 1;
-        uv_stop(m->loop);
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void ty_serve(ty_master_t *m) {
     ty_api_shell_t shell = {m->store,
                             ty_master_now,
                             ty_master_effects_cb,
@@ -317,17 +426,28 @@ static void ty_serve(ty_master_t *m) {
  * them), then runs and their tasks (a run's key sorts before its tasks'). */
 static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg);
 
+typedef struct {
+    ty_master_t *m;
+    uint64_t term;
+} ty_load_ctx_t;
+
 static void ty_load_step(ty_master_t *m, const char *prefix) {
-    if (ty_store_range(m->store, prefix, ty_loaded, m) != 0)
-        ty_loaded(TY_EETCD, NULL, 0, m);
+    ty_load_ctx_t *x = ty_xcalloc(1, sizeof *x);
+    x->m = m;
+    x->term = m->term;
+    if (ty_store_range(m->store, prefix, ty_loaded, x) != 0)
+        ty_loaded(TY_EETCD, NULL, 0, x);
 }
 
 static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
-    ty_master_t *m = arg;
+    ty_load_ctx_t *x = arg;
+    ty_master_t *m = x->m;
+    int current = x->term == m->term && m->leader && m->core;
+    free(x);
+    if (!current)
+        return; /* leadership ended meanwhile */
     if (status != 0) {
-        ty_error("cannot load state from etcd: %s", ty_strerror(status));
-        m->exit_code = 1;
-        uv_stop(m->loop);
+        ty_master_lost_lead(m, "cannot load state from etcd");
         return;
     }
     ty_time_t now = ty_master_now();
@@ -411,8 +531,8 @@ int main(int argc, char **argv) {
     m.o.client_ep = ty_xstrdup("tcp://127.0.0.1:7000");
     m.o.data_dir = ty_xstrdup("./.trainyard/master");
     m.o.heartbeat_ms = 1000;
-    m.o.worker_lease_ms = 5000;
-    m.o.leader_ttl_s = 10;
+    m.o.worker_lease_ms = 8000;
+    m.o.leader_ttl_s = 5;
     m.o.max_frame = TY_WIRE_MAX_DEFAULT;
     m.o.lost_limit = 5;
     m.o.retain_runs = 100;
@@ -613,7 +733,9 @@ int main(int argc, char **argv) {
     uv_timer_init(m.loop, &m.deadline);
     uv_timer_init(m.loop, &m.keepalive);
     uv_timer_init(m.loop, &m.stop);
-    m.deadline.data = m.keepalive.data = m.stop.data = &m;
+    uv_timer_init(m.loop, &m.stepdown);
+    uv_timer_init(m.loop, &m.retry);
+    m.deadline.data = m.keepalive.data = m.stop.data = m.stepdown.data = m.retry.data = &m;
     uv_signal_init(m.loop, &m.sigint);
     uv_signal_init(m.loop, &m.sigterm);
     m.sigint.data = m.sigterm.data = &m;
@@ -621,8 +743,12 @@ int main(int argc, char **argv) {
     uv_signal_start(&m.sigterm, ty_signal_cb, SIGTERM);
 
     ty_info("starting as %s, etcd %s, prefix %s", m.o.node_id, m.o.etcd, m.o.prefix);
-    ty_election_start(&m, ty_elected);
-    uv_run(m.loop, UV_RUN_DEFAULT);
+    if (ty_bind(&m) != 0)
+        m.exit_code = 1;
+    else
+        ty_election_start(&m, ty_elected);
+    if (m.exit_code == 0)
+        uv_run(m.loop, UV_RUN_DEFAULT);
 
     /* teardown */
     ty_election_stop(&m);
@@ -645,5 +771,6 @@ int main(int argc, char **argv) {
     free(m.o.worker_ep);
     free(m.o.client_ep);
     free(m.o.data_dir);
+    free(m.holder);
     return m.exit_code;
 }

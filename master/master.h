@@ -68,6 +68,11 @@ struct ty_master {
     uint64_t epoch;
     ty_store_watch_t *leader_watch;
     int leader;
+    uint64_t term;         /* bumped when leadership ends: older callbacks are dropped */
+    char *holder;          /* standing by: the leader key's value */
+    int64_t lease_ok_mono; /* when the lease was last confirmed alive */
+    uv_timer_t stepdown;   /* leadership ended: tear down outside the callback that saw it */
+    uv_timer_t retry;      /* election: try again */
 };
 
 /* election.c */
@@ -75,5 +80,7 @@ void ty_election_start(ty_master_t *m, void (*elected)(ty_master_t *m));
 void ty_election_stop(ty_master_t *m);
 /* Leadership is gone (fenced write, lease lost): stop serving, exit code 3. */
 void ty_master_lost_lead(ty_master_t *m, const char *why);
+/* The leader key's value: node id, client and worker endpoints, one a line. */
+char *ty_master_leader_value(const ty_master_t *m);
 
 #endif

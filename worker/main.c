@@ -30,7 +30,8 @@ static void ty_close_walk(uv_handle_t *h, void *arg) {
 
 static void ty_usage(FILE *f) {
     fputs("usage: trainyard-worker [options]\n"
-          "  --master EP        master's worker endpoint (default tcp://127.0.0.1:7001)\n"
+          "  --master EPS       the masters' worker endpoints, comma-separated; the worker\n"
+          "                     follows the leader (default tcp://127.0.0.1:7001)\n"
           "  --id ID            worker id (default the host name)\n"
           "  --work-dir DIR     per-attempt work directories (default ./.trainyard/work)\n"
           "  --cpus N           override the probed CPU count\n"
@@ -82,7 +83,7 @@ int main(int argc, char **argv) {
     wk.workdir = ty_xstrdup("./.trainyard/work");
     wk.kill_grace_ms = 5000;
     wk.heartbeat_ms = 1000;
-    wk.lease_ms = 5000;
+    wk.lease_ms = 8000;
     ty_probe_t probe;
     ty_probe(&probe);
     wk.cpus = probe.cpus;
@@ -182,10 +183,8 @@ int main(int argc, char **argv) {
     zsock_set_rcvhwm(wk.sock, 100000);
     zsock_set_reconnect_ivl(wk.sock, 100);
     zsock_set_reconnect_ivl_max(wk.sock, 1000);
-    if (zsock_connect(wk.sock, "%s", wk.master_ep) < 0) {
-        ty_error("cannot connect to %s", wk.master_ep);
+    if (ty_wk_connect(&wk) != 0)
         return 2;
-    }
     ty_wk_start(&wk);
     uv_signal_init(wk.loop, &wk.sigint);
     uv_signal_init(wk.loop, &wk.sigterm);
@@ -212,6 +211,7 @@ int main(int argc, char **argv) {
     ty_dag_kvs_free(wk.labels, wk.nlabels);
     free(wk.id);
     free(wk.hostname);
+    ty_wk_disconnect(&wk);
     free(wk.master_ep);
     free(wk.workdir);
     return 0;

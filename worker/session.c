@@ -90,6 +90,71 @@ static void ty_register(ty_wk_t *wk) {
     free(reg.unacked);
 }
 
+/* ---- following the leader ---- */
+
+static int ty_wk_connect_to(ty_wk_t *wk, const char *ep) {
+    if (wk->connected) {
+        zsock_disconnect(wk->sock, "%s", wk->connected);
+        free(wk->connected);
+        wk->connected = NULL;
+    }
+    if (zsock_connect(wk->sock, "%s", ep) < 0)
+        return TY_EINVAL;
+    wk->connected = ty_xstrdup(ep);
+    wk->switched_at = ty_mono_ms();
+    wk->registered = 0; /* the next heartbeat tick registers there */
+    return 0;
+}
+
+int ty_wk_connect(ty_wk_t *wk) {
+    char *list = ty_xstrdup(wk->master_ep);
+    for (char *save = NULL, *tok = strtok_r(list, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        wk->eps = ty_xrealloc(wk->eps, (wk->neps + 1) * sizeof *wk->eps);
+        wk->eps[wk->neps++] = ty_xstrdup(tok);
+    }
+    free(list);
+    for (size_t i = 0; i < wk->neps; i++) /* each must be a valid address */
+        if (ty_wk_connect_to(wk, wk->eps[i]) != 0) {
+            ty_error("cannot connect to %s", wk->eps[i]);
+            return TY_EINVAL;
+        }
+    return wk->neps ? ty_wk_connect_to(wk, wk->eps[0]) : TY_EINVAL;
+}
+
+static void ty_wk_next(ty_wk_t *wk, const char *why) {
+    wk->cur = (wk->cur + 1) % wk->neps;
+    ty_info("%s: trying the master at %s", why, wk->eps[wk->cur]);
+    ty_wk_connect_to(wk, wk->eps[wk->cur]);
+}
+
+/* A standby's answer: go where it says the leader is (an address a worker
+ * can connect to), or to the next address when it knows of none. */
+static void ty_on_redirect(ty_wk_t *wk, const Ty__Redirect *rd) {
+    const char *ep = rd->worker_ep;
+    if (rd->starting)
+        return; /* the leader, rebuilding: it answers the next heartbeat */
+    if (ep && *ep && !strchr(ep, '*') && !strstr(ep, "0.0.0.0")) {
+        if (strcmp(ep, wk->connected) != 0) {
+            ty_info("the master at %s stands by; the leader %s is at %s", wk->connected, rd->leader,
+                    ep);
+            ty_wk_connect_to(wk, ep);
+        }
+    } else if (wk->neps > 1 && ty_mono_ms() - wk->switched_at > wk->heartbeat_ms) {
+        ty_wk_next(wk, "the master stands by and knows no leader yet");
+    }
+}
+
+void ty_wk_disconnect(ty_wk_t *wk) {
+    for (size_t i = 0; i < wk->neps; i++)
+        free(wk->eps[i]);
+    free(wk->eps);
+    wk->eps = NULL;
+    wk->neps = 0;
+    free(wk->connected);
+    wk->connected = NULL;
+}
+
 static void ty_on_message(void *arg) {
     ty_wk_t *wk = arg;
     Ty__Envelope *env = NULL;
@@ -97,6 +162,12 @@ static void ty_on_message(void *arg) {
     if (rc != 0) {
         if (rc != TY_ENOENT)
             ty_warn("bad message from master: %s", ty_strerror(rc));
+        return;
+    }
+    if (env->body_case == TY__ENVELOPE__BODY_REDIRECT) {
+        /* not the leader's word: a cut-off worker still stops its tasks */
+        ty_on_redirect(wk, env->redirect);
+        ty_wire_free(&env);
         return;
     }
     wk->last_master = ty_mono_ms();
@@ -107,7 +178,7 @@ static void ty_on_message(void *arg) {
     switch (env->body_case) {
     case TY__ENVELOPE__BODY_REGISTER_ACK:
         if (!wk->registered)
-            ty_info("registered with master %s (epoch %llu)", wk->master_ep,
+            ty_info("registered with master %s (epoch %llu)", wk->connected,
                     (unsigned long long)env->register_ack->epoch);
         wk->registered = 1;
         if (env->register_ack->epoch > wk->epoch)
@@ -161,6 +232,11 @@ static void ty_hb_cb(uv_timer_t *h) {
                 ty_exec_running(wk));
         ty_exec_kill_all(wk, "worker lost contact with the master");
     }
+    /* several masters: one that says nothing for three heartbeats is left
+     * for the next address (a standby answers, naming the leader) */
+    if (wk->neps > 1 && silent > 3 * wk->heartbeat_ms &&
+        ty_mono_ms() - wk->switched_at > 3 * wk->heartbeat_ms)
+        ty_wk_next(wk, "no word from the master");
     if (!wk->registered) {
         ty_register(wk);
         return;

@@ -30,7 +30,11 @@ typedef struct ty_unacked {
 } ty_unacked_t;
 
 struct ty_wk {
-    char *id, *master_ep, *workdir, *hostname;
+    char *id, *master_ep, *workdir, *hostname; /* master_ep: the list given */
+    char **eps;      /* the masters' worker addresses */
+    size_t neps, cur;
+    char *connected; /* the one connected: one of eps, or where a standby sent us */
+    int64_t switched_at;
     double cpus;
     uint64_t mem_mb;
     uint32_t gpus;
@@ -63,6 +67,9 @@ size_t ty_exec_running(const ty_wk_t *wk);
 Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n);
 
 /* session.c */
+/* Connect to the first master of the list; 0 or TY_EINVAL (a bad address). */
+int ty_wk_connect(ty_wk_t *wk);
+void ty_wk_disconnect(ty_wk_t *wk); /* frees the address list */
 /* Start the socket poll and the heartbeat timer (which also registers). */
 void ty_wk_start(ty_wk_t *wk);
 void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env);

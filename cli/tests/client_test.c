@@ -1,5 +1,6 @@
 /* The CLI's request/reply: a reply is matched by req_id (a late reply to an
- * earlier request is skipped), and a silent master is a timeout. */
+ * earlier request is skipped), a silent master is a timeout, a standby's
+ * Redirect is followed, and a silent address is left for the next one. */
 #include "cli/client.h"
 
 #include "common/err.h"
@@ -40,6 +41,35 @@ static void *serve(void *arg) {
     return NULL;
 }
 
+static zsock_t *standby;
+
+/* A standby: answers one request with a Redirect to the server. */
+static void *redirect(void *arg) {
+    const char *to = arg;
+    zsock_set_rcvtimeo(standby, 5000);
+    zmsg_t *m = zmsg_recv(standby);
+    if (!m)
+        return NULL;
+    zframe_t *id = zmsg_pop(m);
+    zframe_t *f = zmsg_pop(m);
+    Ty__Envelope *req = NULL;
+    if (ty_wire_decode(zframe_data(f), zframe_size(f), 1 << 20, &req) == 0) {
+        Ty__Redirect rd = TY__REDIRECT__INIT;
+        rd.leader = "m2";
+        rd.client_ep = (char *)to;
+        Ty__Envelope out = TY__ENVELOPE__INIT;
+        out.body_case = TY__ENVELOPE__BODY_REDIRECT;
+        out.redirect = &rd;
+        out.req_id = req->req_id;
+        ty_wire_send(standby, id, &out);
+        ty_wire_free(&req);
+    }
+    zframe_destroy(&f);
+    zframe_destroy(&id);
+    zmsg_destroy(&m);
+    return NULL;
+}
+
 int main(void) {
     ty_client_t *c = NULL;
     CHECK_EQ_INT(ty_client_create(&c, "tcp://127.0.0.1:1"), 0); /* nobody there */
@@ -65,6 +95,39 @@ int main(void) {
     ty_wire_free(&rep);
     pthread_join(th, NULL);
     ty_client_destroy(&c);
+
+    /* two addresses, the first a standby: its Redirect leads to the leader */
+    standby = zsock_new_router("tcp://127.0.0.1:*");
+    char *list = ty_xasprintf("%s, %s", zsock_endpoint(standby), "tcp://127.0.0.1:1");
+    char *leader = ty_xstrdup(zsock_endpoint(server));
+    CHECK_EQ_INT(ty_client_create(&c, list), 0);
+    CHECK_STR(ty_client_list(c), list);
+    pthread_t th2;
+    pthread_create(&th, NULL, serve, NULL);
+    pthread_create(&th2, NULL, redirect, leader);
+    CHECK_EQ_INT(ty_client_call(c, &req, 5000, &rep), 0);
+    CHECK(rep && rep->body_case == TY__ENVELOPE__BODY_INFO_REPLY && rep->info_reply->epoch == 42);
+    CHECK_STR(ty_client_endpoint(c), leader);
+    ty_wire_free(&rep);
+    pthread_join(th, NULL);
+    pthread_join(th2, NULL);
+    ty_client_destroy(&c);
+    free(list);
+
+    /* the first address silent: after 2.5 s the next one answers */
+    list = ty_xasprintf("tcp://127.0.0.1:1,%s", leader);
+    CHECK_EQ_INT(ty_client_create(&c, list), 0);
+    pthread_create(&th, NULL, serve, NULL);
+    t0 = ty_mono_ms();
+    CHECK_EQ_INT(ty_client_call(c, &req, 8000, &rep), 0);
+    CHECK(ty_mono_ms() - t0 >= 2400);
+    CHECK(rep && rep->info_reply->epoch == 42);
+    ty_wire_free(&rep);
+    pthread_join(th, NULL);
+    ty_client_destroy(&c);
+    free(list);
+    free(leader);
+    zsock_destroy(&standby);
     zsock_destroy(&server);
     TEST_DONE();
 }

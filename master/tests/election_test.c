@@ -37,8 +37,12 @@ static void init(ty_master_t *m, const char *node) {
     m->o.node_id = (char *)node;
     m->o.prefix = "/el/";
     m->o.leader_ttl_s = 30;
+    m->o.client_ep = "tcp://127.0.0.1:1";
+    m->o.worker_ep = "tcp://127.0.0.1:2";
     m->loop = &loop;
     uv_timer_init(&loop, &m->keepalive);
+    uv_timer_init(&loop, &m->retry);
+    uv_timer_init(&loop, &m->stepdown);
     if (shared) {
         m->store = shared;
         return;
@@ -54,6 +58,10 @@ static void fini(ty_master_t *m) {
         ty_etcd_destroy(&m->etcd);
     }
     uv_close((uv_handle_t *)&m->keepalive, NULL);
+    uv_close((uv_handle_t *)&m->retry, NULL);
+    uv_close((uv_handle_t *)&m->stepdown, NULL);
+    free(m->holder);
+    m->holder = NULL;
 }
 
 static int revoked;
