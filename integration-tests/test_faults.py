@@ -340,3 +340,111 @@ def test_standby_takes_over_after_the_leader_is_killed(cluster):
     info = cluster.json("info")
     assert (info["node_id"], info["leader"], info["pid"]) == ("m2", True, m2.pid)
     print(f"standby led {took:.2f} s after kill -9 of the leader")
+
+
+def test_a_lone_master_outlives_an_etcd_pause_longer_than_its_lease(cluster):
+    """etcd stopped (SIGSTOP) for longer than the leader TTL: the only master
+    loses its lease and stands by instead of exiting, and leads again by
+    itself once etcd answers; the run in progress finishes."""
+    import json
+    import subprocess
+    import time
+    from conftest import CLI_BIN
+    cluster.start_master("--leader-ttl", "2", "--worker-lease-ms", "15000")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    epoch = cluster.json("info")["epoch"]
+    run = cluster.submit("name: across\ntasks:\n  - {name: a, command: [sleep, '2']}\n"
+                         "  - {name: b, depends_on: [a], command: ['true']}\n")
+    cluster.wait_task_state(run, "a", ["running"])
+    etcd = next(p for p in cluster.procs if p.name == "etcd")
+    os.kill(etcd.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: "no longer leads" in cluster.master.text(), 15,
+                   "the master to notice it lost its lease")
+        # standing by, it still answers info
+        r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "--timeout", "3", "info",
+                            "-o", "json"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and json.loads(r.stdout)["leader"] is False, r.stderr
+        time.sleep(1)  # etcd stays stopped a while past the TTL: no event to wait for
+    finally:
+        os.kill(etcd.pid, signal.SIGCONT)
+    assert cluster.master.alive()
+    wait_until(lambda: cluster.json("info")["leader"], 30, "the master to lead again")
+    assert cluster.json("info")["epoch"] > epoch
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert task(st, "a")["attempt"] == 1
+
+
+def test_a_leader_paused_past_its_lease_steps_down_and_dispatches_nothing(cluster):
+    """SIGSTOP of the leader for longer than its TTL: the standby takes over;
+    on SIGCONT the old leader finds its lease gone, stands by, and sends no
+    dispatch (every task of the run runs once, on the new leader's word)."""
+    import json
+    import subprocess
+    from conftest import CLI_BIN
+    cluster.start_master("--leader-ttl", "2", "--worker-lease-ms", "15000")
+    m2 = cluster.start_standby("m2", "--leader-ttl", "2", "--worker-lease-ms", "15000")
+    wait_until(lambda: "standing by" in m2.text(), 15, "the second master to stand by")
+    cluster.start_worker("w1", "--cpus", "4")
+    cluster.wait_workers(["w1"])
+    ledger = os.path.join(cluster.tmp, "ledger")
+    tasks = "".join(f"  - name: t{i}\n    command: \"sleep 0.5; echo t{i} >> {ledger}\"\n"
+                    + (f"    depends_on: [t{i - 4}]\n" if i >= 4 else "") for i in range(12))
+    run = cluster.submit(f"name: paused\ntasks:\n{tasks}")
+    cluster.wait_task_state(run, "t0", ["running"])
+    os.kill(cluster.master.pid, signal.SIGSTOP)
+    try:
+        def m2_leads():
+            r = subprocess.run([CLI_BIN, "--master", m2.client_ep, "--timeout", "1", "info",
+                                "-o", "json"], capture_output=True, text=True, timeout=30)
+            return r.returncode == 0 and json.loads(r.stdout)["leader"]
+        wait_until(m2_leads, 20, "the standby to lead")
+    finally:
+        os.kill(cluster.master.pid, signal.SIGCONT)
+    wait_until(lambda: "no longer leads" in cluster.master.text(), 15,
+               "the old leader to step down")
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert sorted(_ledger_lines(ledger)) == sorted(f"t{i}" for i in range(12))
+    r = subprocess.run([CLI_BIN, "--master", cluster.client_ep.split(",")[0], "info", "-o",
+                        "json"], capture_output=True, text=True, timeout=30)
+    info = json.loads(r.stdout)
+    assert (info["node_id"], info["leader"], info["leader_node"]) == ("m1", False, "m2")
+    assert cluster.master.alive()
+
+
+def test_two_masters_started_together_elect_exactly_one(cluster):
+    """20 times: two masters started at the same instant; once both answer,
+    exactly one says it leads and the other names it."""
+    import json
+    import subprocess
+    from conftest import CLI_BIN, MASTER_BIN, Proc, free_port
+    for rnd in range(20):
+        procs = []
+        for node in ("a", "b"):
+            cep = f"tcp://127.0.0.1:{free_port()}"
+            procs.append((Proc(f"{node}{rnd}", [
+                MASTER_BIN, "--etcd", cluster.etcd_url, "--node-id", node, "--client-bind", cep,
+                "--worker-bind", f"tcp://127.0.0.1:{free_port()}", "--log-level", "warn",
+                "--data-dir", os.path.join(cluster.tmp, f"m-{node}")],
+                os.path.join(cluster.tmp, f"m-{node}{rnd}.log")), cep))
+        cluster.procs.extend(p for p, _ in procs)
+
+        def infos():
+            out = []
+            for _, cep in procs:
+                r = subprocess.run([CLI_BIN, "--master", cep, "--timeout", "2", "info", "-o",
+                                    "json"], capture_output=True, text=True, timeout=30)
+                if r.returncode != 0:
+                    return None
+                out.append(json.loads(r.stdout))
+            # both answered, and the standby knows who leads
+            return out if all(i["leader"] or i["leader_node"] for i in out) else None
+        got = wait_until(infos, 20, "both masters to answer")
+        leaders = [i["node_id"] for i in got if i["leader"]]
+        assert len(leaders) == 1, (rnd, got)
+        assert all(i["leader_node"] == leaders[0] for i in got), (rnd, got)
+        for p, _ in procs:
+            p.kill(signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""scripts/cluster.sh: start prints the export line, stop ends what it started."""
+"""scripts/cluster.sh: start prints the export line, stop ends what it started;
+the simulator replays a seed."""
 import json
 import os
 import subprocess
@@ -7,18 +8,29 @@ from conftest import BUILD, CLI_BIN, ROOT
 
 
 def test_cluster_script_start_status_stop(tmp_path):
+    """Two masters (--masters 2): the first leads, the second stands by; the
+    export line lists both, and the CLI and workers follow the leader."""
     env = dict(os.environ, TRAINYARD_HOME=str(tmp_path / "home"), TY_BUILD_DIR=BUILD)
     script = os.path.join(ROOT, "scripts", "cluster.sh")
     try:
-        r = subprocess.run([script, "start", "--workers", "2", "--gpus-on-first", "1"],
+        r = subprocess.run([script, "start", "--workers", "2", "--masters", "2",
+                            "--gpus-on-first", "1"],
                            capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 0, r.stderr
         line = r.stdout.strip().splitlines()[-1]
         assert line.startswith("export TRAINYARD_MASTER=tcp://127.0.0.1:")
         ep = line.split("=", 1)[1]
+        eps = ep.split(",")
+        assert len(eps) == 2
         pids = {f[:-4]: int(open(tmp_path / "home" / "pids" / f).read())
                 for f in os.listdir(tmp_path / "home" / "pids")}
-        assert set(pids) == {"etcd", "master", "worker-1", "worker-2"}
+        assert set(pids) == {"etcd", "master", "master-2", "worker-1", "worker-2"}
+        infos = [json.loads(subprocess.run([CLI_BIN, "--master", e, "info", "-o", "json"],
+                                           capture_output=True, text=True, timeout=30).stdout)
+                 for e in eps]
+        assert [(i["leader"], i["pid"]) for i in infos] == \
+            [(True, pids["master"]), (False, pids["master-2"])]
+        assert infos[1]["leader_node"] == infos[0]["node_id"]
         ws = json.loads(subprocess.run([CLI_BIN, "--master", ep, "workers", "-o", "json"],
                                        capture_output=True, text=True, timeout=30).stdout)
         gpus = {w["id"]: w["gpus"] for w in ws}
@@ -30,6 +42,7 @@ def test_cluster_script_start_status_stop(tmp_path):
         st = subprocess.run([script, "status"], capture_output=True, text=True, env=env,
                             timeout=60)
         assert st.returncode == 0 and "master: running" in st.stdout
+        assert "master-2: running" in st.stdout
     finally:
         r = subprocess.run([script, "stop"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0

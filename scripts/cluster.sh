@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A local Trainyard cluster on 127.0.0.1: etcd, a master and N workers, with
-# all state under $TRAINYARD_HOME (default ./.trainyard).
+# A local Trainyard cluster on 127.0.0.1: etcd, M masters (one leads, the
+# others stand by, sharing one data directory) and N workers, with all state
+# under $TRAINYARD_HOME (default ./.trainyard).
 #
-#   scripts/cluster.sh start [--workers N] [--gpus-on-first K]
+#   scripts/cluster.sh start [--workers N] [--masters M] [--gpus-on-first K]
 #   scripts/cluster.sh stop
 #   scripts/cluster.sh status
 #
@@ -32,7 +33,7 @@ alive() {
   exe=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
   case "$1" in
     etcd) [[ "$exe" == *etcd* ]] ;;
-    master) [[ "$exe" == *trainyard-master* ]] ;;
+    master*) [[ "$exe" == *trainyard-master* ]] ;;
     *) [[ "$exe" == *trainyard-worker* ]] ;;
   esac
 }
@@ -47,15 +48,17 @@ wait_for() { # wait_for SECONDS WHAT COMMAND...
 }
 
 start() {
-  local workers=2 gpus_first=0
+  local workers=2 gpus_first=0 masters=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --workers) workers="$2"; shift 2 ;;
+      --masters) masters="$2"; shift 2 ;;
       --gpus-on-first) gpus_first="$2"; shift 2 ;;
-      *) die "unknown option $1 (use --workers N, --gpus-on-first K)" ;;
+      *) die "unknown option $1 (use --workers N, --masters M, --gpus-on-first K)" ;;
     esac
   done
   [[ "$workers" =~ ^[0-9]+$ ]] || die "--workers needs a number"
+  [[ "$masters" =~ ^[1-9][0-9]*$ ]] || die "--masters needs a number from 1"
   [[ "$gpus_first" =~ ^[0-9]+$ ]] || die "--gpus-on-first needs a number"
   for b in master/trainyard-master worker/trainyard-worker cli/trainyard; do
     [ -x "$BUILD/$b" ] || die "$BUILD/$b is not built (cmake --preset release && cmake --build --preset release)"
@@ -66,8 +69,8 @@ start() {
     return 0
   fi
   mkdir -p "$PIDS" "$LOGS"
-  local cport pport mport wport
-  cport=$(free_port); pport=$(free_port); mport=$(free_port); wport=$(free_port)
+  local cport pport
+  cport=$(free_port); pport=$(free_port)
   local etcd_url="http://127.0.0.1:$cport"
   echo "starting etcd on $etcd_url" >&2
   etcd --name trainyard --data-dir "$HOME_DIR/etcd" \
@@ -77,15 +80,23 @@ start() {
   echo $! > "$PIDS/etcd.pid"
   wait_for 30 etcd curl -sf "$etcd_url/health"
 
-  local client_ep="tcp://127.0.0.1:$mport" worker_ep="tcp://127.0.0.1:$wport"
-  echo "starting master (clients $client_ep, workers $worker_ep)" >&2
-  "$BUILD/master/trainyard-master" --etcd "$etcd_url" --node-id "$(hostname)-local" \
-    --client-bind "$client_ep" --worker-bind "$worker_ep" --data-dir "$HOME_DIR/master" \
-    >"$LOGS/master.log" 2>&1 &
-  echo $! > "$PIDS/master.pid"
+  # the first master leads; the others stand by (they share the data dir,
+  # so logs written before a failover stay readable after it)
+  local client_eps="" worker_eps="" i name cep wep
+  for i in $(seq 1 "$masters"); do
+    name=master; [ "$i" -gt 1 ] && name="master-$i"
+    cep="tcp://127.0.0.1:$(free_port)"; wep="tcp://127.0.0.1:$(free_port)"
+    echo "starting $name (clients $cep, workers $wep)" >&2
+    "$BUILD/master/trainyard-master" --etcd "$etcd_url" --node-id "$(hostname)-m$i" \
+      --client-bind "$cep" --worker-bind "$wep" --data-dir "$HOME_DIR/master" \
+      >"$LOGS/$name.log" 2>&1 &
+    echo $! > "$PIDS/$name.pid"
+    client_eps="${client_eps:+$client_eps,}$cep"; worker_eps="${worker_eps:+$worker_eps,}$wep"
+    wait_for 30 "$name" "$CLI" --master "$cep" --timeout 1 info
+  done
+  local client_ep="$client_eps" worker_ep="$worker_eps"
   echo "export TRAINYARD_MASTER=$client_ep" > "$HOME_DIR/env"
   echo "TRAINYARD_ETCD=$etcd_url" > "$HOME_DIR/etcd.url"
-  wait_for 30 master "$CLI" --master "$client_ep" --timeout 1 info
 
   for i in $(seq 1 "$workers"); do
     local extra=()
@@ -97,7 +108,7 @@ start() {
   local want=$workers
   wait_for 30 "$workers workers" bash -c \
     "[ \$('$CLI' --master '$client_ep' workers -o json | grep -c '\"state\": \"up\"') -ge $want ]"
-  echo "cluster up: etcd, master, $workers worker(s); state in $HOME_DIR" >&2
+  echo "cluster up: etcd, $masters master(s), $workers worker(s); state in $HOME_DIR" >&2
   cat "$HOME_DIR/env"
 }
 
@@ -105,6 +116,7 @@ stop() {
   [ -d "$PIDS" ] || { echo "no cluster under $HOME_DIR" >&2; return 0; }
   local order=() f
   for f in "$PIDS"/worker-*.pid; do [ -e "$f" ] && order+=("$(basename "$f" .pid)"); done
+  for f in "$PIDS"/master-*.pid; do [ -e "$f" ] && order+=("$(basename "$f" .pid)"); done
   order+=(master etcd)
   for name in "${order[@]}"; do
     if alive "$name"; then
@@ -139,5 +151,5 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start [--workers N] [--gpus-on-first K] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--workers N] [--masters M] [--gpus-on-first K] | stop | status" >&2; exit 2 ;;
 esac
