@@ -16,6 +16,7 @@ struct ty_client {
     size_t neps, cur;
     char *endpoint; /* the one connected: one of eps, or where a standby sent us */
     char *list;     /* as given */
+    char *reason;   /* the last standby's word on why no master leads */
     uint64_t next_req;
 };
 
@@ -83,6 +84,7 @@ void ty_client_destroy(ty_client_t **pc) {
     free(c->eps);
     free(c->endpoint);
     free(c->list);
+    free(c->reason);
     free(c);
     *pc = NULL;
 }
@@ -90,6 +92,8 @@ void ty_client_destroy(ty_client_t **pc) {
 const char *ty_client_endpoint(const ty_client_t *c) { return c->endpoint; }
 
 const char *ty_client_list(const ty_client_t *c) { return c->list; }
+
+const char *ty_client_reason(const ty_client_t *c) { return c->reason; }
 
 static void ty_sleep_ms(int64_t ms) {
     if (ms <= 0)
@@ -124,7 +128,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
             return TY_EIO;
         }
         int64_t now = ty_mono_ms();
-        int64_t try_end = c->neps > 1 && now + try_ms < deadline ? now + try_ms : deadline;
+        int64_t try_end = now + try_ms < deadline ? now + try_ms : deadline;
         Ty__Envelope *env = NULL;
         for (;;) {
             int64_t left = try_end - ty_mono_ms();
@@ -152,13 +156,15 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
             ty_wire_free(&env);
             return TY_ETIMEOUT;
         }
-        if (!env) { /* no answer: the next address, if there is one */
+        if (!env) { /* no answer: ask again, at the next address if there is one */
             if (c->neps > 1)
                 ty_client_next(c);
             continue;
         }
         /* a standby names the leader; a leader still rebuilding asks for a moment */
         const Ty__Redirect *rd = env->redirect;
+        free(c->reason);
+        c->reason = *rd->reason ? ty_xstrdup(rd->reason) : NULL;
         if (rd->starting) {
             ty_sleep_ms(100);
         } else if (ty_usable_ep(rd->client_ep) && strcmp(rd->client_ep, c->endpoint) != 0) {

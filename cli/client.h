@@ -1,8 +1,10 @@
 /* The CLI's connection to the masters: one DEALER socket, request/reply by
  * req_id with a deadline.  Given several addresses (comma-separated), it
  * follows the leader: a standby's Redirect names it; a master that does not
- * answer within 2.5 s (8 s for a long-poll) is left for the next address;
- * a request is sent again, with the same req_id, until the deadline. */
+ * answer within 2.5 s (8 s for a long-poll) is left for the next address
+ * (or asked again when there is one): a request is sent again, with the
+ * same req_id, until the deadline, so it must be safe to repeat (a submit
+ * carries a request id for this). */
 #ifndef TY_CLI_CLIENT_H
 #define TY_CLI_CLIENT_H
 
@@ -19,5 +21,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
 /* The address connected now, and the list as given. */
 const char *ty_client_endpoint(const ty_client_t *c);
 const char *ty_client_list(const ty_client_t *c);
+/* Why no master leads, as the last standby to answer said; NULL if none did. */
+const char *ty_client_reason(const ty_client_t *c);
 
 #endif

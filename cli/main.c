@@ -39,7 +39,9 @@ static void ty_usage(FILE *f) {
     fputs("usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
           "commands:\n"
           "  validate FILE                       check a pipeline file\n"
-          "  submit FILE [-p k=v]... [--wait]    start a run; --wait follows it to the end\n"
+          "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
+          "                                      start a run; --wait follows it to the end;\n"
+          "                                      a repeated request id gets the same run\n"
           "  runs [--limit N]                    list runs, newest first\n"
           "  status RUN [--wait]                 a run and its tasks\n"
           "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
@@ -73,14 +75,24 @@ static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
 }
 
 /* Call the master; on failure print one clear line.  Returns 0 or 1. */
+static int ty_check_reply(ty_client_t *c, Ty__Envelope **reply, Ty__Envelope__BodyCase want);
+
 static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
                    Ty__Envelope__BodyCase want) {
     int rc = ty_client_call(c, req, timeout_ms, reply);
+    if (rc == TY_ETIMEOUT && ty_client_reason(c))
+        return ty_die("no answer within %ds: %s", (timeout_ms + 999) / 1000, ty_client_reason(c));
     if (rc == TY_ETIMEOUT)
         return ty_die("no answer from the master at %s within %ds (is it running?)",
                       ty_client_list(c), (timeout_ms + 999) / 1000);
     if (rc != 0)
         return ty_die("talking to the master at %s: %s", ty_client_endpoint(c), ty_strerror(rc));
+    return ty_check_reply(c, reply, want);
+}
+
+/* An ErrorReply is printed; another body than want is an error.  0 or 1. */
+static int ty_check_reply(ty_client_t *c, Ty__Envelope **reply, Ty__Envelope__BodyCase want) {
+    (void)c;
     if ((*reply)->body_case == TY__ENVELOPE__BODY_ERROR) {
         const char *msg = (*reply)->error->message;
         size_t n = strlen(msg);
@@ -205,7 +217,7 @@ static int ty_cmd_validate(ty_cli_t *cli) {
 
 /* Send the file to the master (it validates again and renders params). */
 static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__KV **params,
-                          size_t nparams, Ty__Envelope **rep) {
+                          size_t nparams, const char *request_id, Ty__Envelope **rep) {
     ty_buf_t yaml = {0};
     if (ty_read_file(file, &yaml) != 0) {
         ty_buf_free(&yaml);
@@ -216,17 +228,36 @@ static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__K
     sr.filename = (char *)file;
     sr.params = params;
     sr.n_params = nparams;
+    sr.request_id = (char *)request_id;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_SUBMIT;
     env.submit = &sr;
-    int rc = ty_call(c, &env, cli->call_ms, rep, TY__ENVELOPE__BODY_SUBMIT_REPLY);
+    /* sent again (same request id) while no master answers, until the
+     * deadline: a master that stored it answers with the same run */
+    int rc = ty_client_call(c, &env, cli->call_ms, rep);
+    if (rc == TY_ETIMEOUT) {
+        fprintf(stderr,
+                "trainyard: no master confirmed the submit within %ds; it may have been "
+                "stored.\n  `trainyard submit %s --request-id %s` (same params) gets that run, "
+                "or stores it once.\n",
+                (cli->call_ms + 999) / 1000, file, request_id);
+        rc = 1;
+    } else if (rc == 0) {
+        Ty__Envelope *r = *rep;
+        *rep = NULL;
+        rc = ty_check_reply(c, &r, TY__ENVELOPE__BODY_SUBMIT_REPLY);
+        *rep = r;
+    } else {
+        rc = ty_die("talking to the master at %s: %s", ty_client_endpoint(c), ty_strerror(rc));
+    }
     ty_buf_free(&yaml);
     return rc;
 }
 
 static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     int wait = 0, local_check = 1;
-    const char *file = NULL;
+    const char *file = NULL, *request_id = NULL;
+    char idbuf[40];
     /* -p key=value: split in place (argv is ours), at most argc of them */
     Ty__KV *kvs = ty_xcalloc((size_t)cli->argc, sizeof *kvs);
     Ty__KV **ptrs = ty_xcalloc((size_t)cli->argc, sizeof *ptrs);
@@ -238,6 +269,14 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
             wait = 1;
         } else if (strcmp(a, "--no-local-check") == 0) {
             local_check = 0; /* let the master validate (it always does) */
+        } else if (strcmp(a, "--request-id") == 0 && i + 1 < cli->argc) {
+            request_id = cli->argv[++i];
+            size_t n = strlen(request_id);
+            if (n == 0 || n > 64 ||
+                strspn(request_id, "abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+                rc =
+                    ty_die("--request-id needs 1 to 64 of A-Z a-z 0-9 _ . -, got '%s'", request_id);
         } else if ((strcmp(a, "-p") == 0 || strcmp(a, "--param") == 0) && i + 1 < cli->argc) {
             char *kv = cli->argv[++i], *eq = strchr(kv, '=');
             if (!eq || eq == kv) {
@@ -269,8 +308,16 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     free(err);
     ty_dag_free(&spec);
     Ty__Envelope *rep = NULL;
-    if (rc == 0)
-        rc = ty_submit_file(cli, c, file, ptrs, nkv, &rep);
+    if (rc == 0) {
+        if (!request_id) { /* random: a retry of this call is recognised */
+            unsigned char rnd[16];
+            ty_random_bytes(rnd, sizeof rnd);
+            for (size_t k = 0; k < sizeof rnd; k++)
+                snprintf(idbuf + 2 * k, 3, "%02x", rnd[k]);
+            request_id = idbuf;
+        }
+        rc = ty_submit_file(cli, c, file, ptrs, nkv, request_id, &rep);
+    }
     free(kvs);
     free(ptrs);
     if (rc != 0)

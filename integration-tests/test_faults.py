@@ -362,10 +362,15 @@ def test_a_lone_master_outlives_an_etcd_pause_longer_than_its_lease(cluster):
     try:
         wait_until(lambda: "no longer leads" in cluster.master.text(), 15,
                    "the master to notice it lost its lease")
-        # standing by, it still answers info
+        # standing by, it still answers info, and says why nobody leads
         r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "--timeout", "3", "info",
                             "-o", "json"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and json.loads(r.stdout)["leader"] is False, r.stderr
+        r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "--timeout", "2", "runs"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1
+        assert "no master leads yet (leader lease not confirmed for a TTL; etcd at http" \
+            in r.stderr, r.stderr
         time.sleep(1)  # etcd stays stopped a while past the TTL: no event to wait for
     finally:
         os.kill(etcd.pid, signal.SIGCONT)
@@ -448,3 +453,37 @@ def test_two_masters_started_together_elect_exactly_one(cluster):
         assert all(i["leader_node"] == leaders[0] for i in got), (rnd, got)
         for p, _ in procs:
             p.kill(signal.SIGTERM)
+
+
+def test_a_submit_through_an_etcd_pause_makes_exactly_one_run(cluster):
+    """etcd stopped for 8 s around a submit: the CLI sends it again (same
+    request id) while nothing answers; the master that stored it (or the one
+    leading after the pause) answers with the same run: exactly one run.
+    A submit repeating a request id by hand gets that run too."""
+    import subprocess
+    import time
+    from conftest import CLI_BIN
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    path = cluster.write("idem.yaml", "name: idem\ntasks:\n  - {name: a, command: ['true']}\n")
+    etcd = next(p for p in cluster.procs if p.name == "etcd")
+    env = dict(os.environ, TRAINYARD_MASTER=cluster.client_ep)
+    os.kill(etcd.pid, signal.SIGSTOP)
+    try:
+        p = subprocess.Popen([CLI_BIN, "--timeout", "40", "submit", path, "--request-id",
+                              "idem-1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        time.sleep(8)  # etcd stays stopped: there is no event to wait for
+    finally:
+        os.kill(etcd.pid, signal.SIGCONT)
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 0, err
+    run = out.strip()
+    assert [r["run_id"] for r in cluster.json("runs")] == [run]
+    assert cluster.wait_run(run)["state"] == "succeeded"
+    again = cluster.cli("submit", path, "--request-id", "idem-1").stdout.strip()
+    assert again == run
+    assert len(cluster.json("runs")) == 1
+    bad = cluster.cli("submit", path, "--request-id", "no spaces", check=False)
+    assert bad.returncode != 0 and "--request-id needs 1 to 64" in bad.stderr

@@ -134,11 +134,27 @@ static void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, ui
     ty_reply(a, peer, peer_len, req_id, &env, now);
 }
 
+static int ty_request_id_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+            return 0;
+    return 1; /* empty: no request id */
+}
+
 static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                          const Ty__SubmitRequest *req, ty_time_t now) {
     Ty__PipelineSpec *spec = NULL, *resolved = NULL;
     char *err = NULL;
     const char *fname = *req->filename ? req->filename : "<submitted>";
+    if (!ty_request_id_ok(req->request_id)) {
+        ty_reply_error(a, peer, peer_len, req_id, TY_EINVAL,
+                       "bad request id (want 1 to 64 of A-Z a-z 0-9 _ . -)", now);
+        return;
+    }
     int rc =
         ty_dag_load_string_lim(req->yaml, strlen(req->yaml), fname, &a->shell.limits, &spec, &err);
     if (rc != 0) {
@@ -167,7 +183,8 @@ static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint
                   .params = params,
                   .nparams = np,
                   .raw_spec = raw,
-                  .raw_len = len};
+                  .raw_len = len,
+                  .request_id = req->request_id};
     ty_core_step(a->core, &ev, now);
     free(raw);
 }

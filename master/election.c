@@ -89,11 +89,14 @@ static void ty_campaign_done(int status, const ty_store_campaign_t *r, void *arg
          * again with a new lease (a grant that fails waits a second) */
         ty_warn("election: campaign failed (%s); trying again with a new lease",
                 ty_strerror(status));
+        snprintf(m->election_error, sizeof m->election_error, "etcd at %s: %s", m->o.etcd,
+                 ty_strerror(status));
         m->lease_id = 0;
         uv_timer_stop(&m->keepalive);
         ty_election_retry(m);
         return;
     }
+    m->election_error[0] = '\0';
     if (r->won) {
         m->epoch = r->epoch;
         m->leader = 1;
@@ -129,6 +132,8 @@ static void ty_grant_done(int status, int64_t lease, int64_t ttl, void *arg) {
     (void)ttl;
     if (status != 0 || lease == 0) {
         ty_warn("election: cannot get a lease (%s); retrying", ty_strerror(status));
+        snprintf(m->election_error, sizeof m->election_error, "etcd at %s: %s", m->o.etcd,
+                 ty_strerror(status));
         ty_election_retry(m);
         return;
     }
@@ -190,6 +195,7 @@ void ty_master_lost_lead(ty_master_t *m, const char *why) {
              (unsigned long long)m->epoch);
     m->leader = 0;
     m->term++;
+    snprintf(m->election_error, sizeof m->election_error, "%s; etcd at %s", why, m->o.etcd);
     uv_timer_stop(&m->keepalive);
     uv_timer_stop(&m->deadline);
     if (m->lease_id) /* the key goes with it, if it is still ours */

@@ -307,6 +307,12 @@ static void ty_redirect(ty_master_t *m, zsock_t *sock, zframe_t *id, uint64_t re
     rd.leader = (char *)(m->leader ? m->o.node_id : parts[0]);
     rd.client_ep = (char *)(m->leader ? m->o.client_ep : parts[1]);
     rd.worker_ep = (char *)(m->leader ? m->o.worker_ep : parts[2]);
+    char reason[200];
+    if (!m->leader && !*parts[0]) {
+        snprintf(reason, sizeof reason, "no master leads yet (%s)",
+                 *m->election_error ? m->election_error : "an election is on");
+        rd.reason = reason;
+    }
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_REDIRECT;
     env.redirect = &rd;
@@ -320,7 +326,7 @@ static void ty_standby_info(ty_master_t *m, zframe_t *id, uint64_t req_id) {
     Ty__InfoReply ir = TY__INFO_REPLY__INIT;
     ir.node_id = m->o.node_id;
     ir.pid = (uint32_t)getpid();
-    ir.leader = 0;
+    ir.leader = m->leader; /* leading, still rebuilding its state */
     ir.leader_node = (char *)(m->leader ? m->o.node_id : parts[0]);
     ir.frames_rejected_size = m->info.rejected_size;
     ir.frames_rejected_decode = m->info.rejected_decode;

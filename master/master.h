@@ -68,11 +68,12 @@ struct ty_master {
     uint64_t epoch;
     ty_store_watch_t *leader_watch;
     int leader;
-    uint64_t term;         /* bumped when leadership ends: older callbacks are dropped */
-    char *holder;          /* standing by: the leader key's value */
-    int64_t lease_ok_mono; /* when the lease was last confirmed alive */
-    uv_timer_t stepdown;   /* leadership ended: tear down outside the callback that saw it */
-    uv_timer_t retry;      /* election: try again */
+    uint64_t term;            /* bumped when leadership ends: older callbacks are dropped */
+    char *holder;             /* standing by: the leader key's value */
+    char election_error[160]; /* why the last election step failed; "" after one worked */
+    int64_t lease_ok_mono;    /* when the lease was last confirmed alive */
+    uv_timer_t stepdown;      /* leadership ended: tear down outside the callback that saw it */
+    uv_timer_t retry;         /* election: try again */
 };
 
 /* election.c */

@@ -32,6 +32,8 @@ int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     c->rng = o->seed ? o->seed : 1;
     c->runs = zhashx_new();
     c->workers = zhashx_new();
+    c->requests = zhashx_new();
+    c->req_tail = &c->req_head;
     c->done_tail = &c->done_head;
     ty_persist_init(c);
     *out = c;
@@ -70,6 +72,14 @@ void ty_core_destroy(ty_core_t **cp) {
     free(c->wlist);
     zhashx_destroy(&c->runs);
     zhashx_destroy(&c->workers);
+    while (c->req_head) {
+        struct ty_request *q = c->req_head;
+        c->req_head = q->next;
+        free(q->id);
+        free(q->run_id);
+        free(q);
+    }
+    zhashx_destroy(&c->requests);
     free(c->heap);
     free(c->pheap);
     free(c->delayed);
@@ -188,6 +198,39 @@ ty_worker_t *ty_core_find_worker(const ty_core_t *c, const char *id) {
 /* splitmix64: the core's only source of randomness, seeded by its options */
 uint64_t ty_core_rand(ty_core_t *c) { return ty_splitmix64(&c->rng); }
 
+/* ---- request ids: a repeated submit gets the run the first one made ---- */
+
+static void ty_requests_expire(ty_core_t *c) {
+    while (c->req_head && (c->nrequests > TY_REQUEST_MAX ||
+                           c->req_head->at < c->now.wall_ms - TY_REQUEST_KEEP_MS)) {
+        struct ty_request *q = c->req_head;
+        c->req_head = q->next;
+        if (!c->req_head)
+            c->req_tail = &c->req_head;
+        if (zhashx_lookup(c->requests, q->id) == q)
+            zhashx_delete(c->requests, q->id);
+        free(q->id);
+        free(q->run_id);
+        free(q);
+        c->nrequests--;
+    }
+}
+
+void ty_core_request_seen(ty_core_t *c, const char *request_id, const char *run_id,
+                          int64_t at_wall_ms) {
+    if (at_wall_ms < c->now.wall_ms - TY_REQUEST_KEEP_MS)
+        return;
+    struct ty_request *q = ty_xcalloc(1, sizeof *q);
+    q->id = ty_xstrdup(request_id);
+    q->run_id = ty_xstrdup(run_id);
+    q->at = at_wall_ms;
+    *c->req_tail = q;
+    c->req_tail = &q->next;
+    c->nrequests++;
+    zhashx_update(c->requests, q->id, q);
+    ty_requests_expire(c);
+}
+
 /* ---- client requests that change state ---- */
 
 static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
@@ -201,8 +244,31 @@ static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char
     ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
 }
 
+static void ty_reply_submit(ty_core_t *c, const ty_ev_t *ev, const char *run_id, unsigned state) {
+    Ty__SubmitReply sr = TY__SUBMIT_REPLY__INIT;
+    sr.run_id = (char *)run_id;
+    sr.state = state;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.req_id = ev->req_id;
+    env.body_case = TY__ENVELOPE__BODY_SUBMIT_REPLY;
+    env.submit_reply = &sr;
+    /* behind the pending writes: it leaves once the run is durable */
+    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+}
+
 static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
     Ty__PipelineSpec *spec = ev->spec;
+    ty_requests_expire(c);
+    const struct ty_request *seen =
+        ev->request_id && *ev->request_id ? zhashx_lookup(c->requests, ev->request_id) : NULL;
+    if (seen) {
+        ty_run_t *r = ty_core_find_run(c, seen->run_id);
+        ty_info("submit %s repeated: run %s", ev->request_id, seen->run_id);
+        ty_reply_submit(c, ev, seen->run_id, r ? r->state : TY_RUN_RUNNING);
+        ty_dag_free(&spec);
+        ty_dag_kvs_free(ev->params, ev->nparams);
+        return 0;
+    }
     if (!spec || spec->n_tasks == 0) {
         ty_dag_free(&spec);
         ty_dag_kvs_free(ev->params, ev->nparams);
@@ -220,16 +286,13 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
         run_id = ty_xasprintf("%s-%08x", spec->name, (unsigned)(ty_core_rand(c) >> 32));
     } while (ty_core_find_run(c, run_id));
     ty_run_t *r = ty_runs_new(run_id, spec, ev->params, ev->nparams);
+    if (ev->request_id && *ev->request_id) {
+        r->request_id = ty_xstrdup(ev->request_id);
+        ty_core_request_seen(c, r->request_id, run_id, c->now.wall_ms);
+    }
     ty_runs_start(c, r);
     ty_info("run %s submitted (%zu tasks)", run_id, r->ntasks);
-    Ty__SubmitReply sr = TY__SUBMIT_REPLY__INIT;
-    sr.run_id = run_id;
-    sr.state = r->state;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.req_id = ev->req_id;
-    env.body_case = TY__ENVELOPE__BODY_SUBMIT_REPLY;
-    env.submit_reply = &sr;
-    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+    ty_reply_submit(c, ev, run_id, r->state);
     free(run_id);
     return 0;
 }

@@ -92,6 +92,7 @@ typedef struct {
     Ty__KV **params;
     size_t nparams;
     const uint8_t *raw_spec; /* SUBMIT: the spec as submitted, for pipelines/<name> */
+    const char *request_id;  /* SUBMIT: the client's, or NULL (a repeat gets the same run) */
     size_t raw_len;
     const char *run_id;  /* CANCEL */
     const uint8_t *data; /* REPLY payload; LOAD value */

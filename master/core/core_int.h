@@ -63,6 +63,7 @@ struct ty_run {
     size_t nparams;
     unsigned state;
     int64_t created_ms, started_ms, finished_ms;
+    char *request_id; /* the submit's, or NULL */
     uint64_t seq;
     ty_task_t *tasks;
     uint32_t *by_name; /* task indexes sorted by name: lookups in O(log n) */
@@ -102,6 +103,13 @@ struct ty_worker {
     int placeholder; /* only named by a running task's record */
     size_t order;    /* registration order: the tie-break */
     int pidx;        /* index in the placement heap, -1 when not in it */
+};
+
+/* A submit's request id and the run it made. */
+struct ty_request {
+    char *id, *run_id;
+    int64_t at; /* wall ms */
+    struct ty_request *next;
 };
 
 typedef struct ty_outmsg {
@@ -212,10 +220,19 @@ struct ty_core {
     /* counters */
     uint64_t txns, ops, dispatches, rejected_msgs, behind;
     uint64_t msg_seq; /* the last Envelope.seq sent to a worker */
+
+    /* submits' request ids of the last hour -> run id, oldest first */
+    zhashx_t *requests;
+    struct ty_request *req_head, **req_tail;
+    size_t nrequests;
     const char *last_reject;
 };
 
 /* ---- core.c ---- */
+#define TY_REQUEST_KEEP_MS (3600 * 1000) /* a repeated submit within this gets the same run */
+#define TY_REQUEST_MAX 100000            /* ... and at most this many are remembered */
+void ty_core_request_seen(ty_core_t *c, const char *request_id, const char *run_id,
+                          int64_t at_wall_ms);
 void ty_core_emit(ty_core_t *c, const ty_fx_t *fx); /* takes ownership of fx's buffers */
 void ty_core_notify(ty_core_t *c, ty_run_t *r);
 ty_run_t *ty_core_find_run(const ty_core_t *c, const char *id);

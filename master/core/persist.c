@@ -219,6 +219,7 @@ void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec)
     rec->seq = r->seq;
     rec->params = r->params;
     rec->n_params = r->nparams;
+    rec->request_id = r->request_id ? r->request_id : (char *)"";
 }
 
 /* ---- batches ---- */
@@ -561,6 +562,7 @@ ty_run_t *ty_persist_decode_run(const uint8_t *val, size_t len) {
     r->started_ms = rec->started_ms;
     r->finished_ms = rec->finished_ms;
     r->seq = rec->seq;
+    r->request_id = *rec->request_id ? ty_xstrdup(rec->request_id) : NULL;
     ty__run_record__free_unpacked(rec, NULL);
     return r;
 }
@@ -574,6 +576,8 @@ static void ty_load_run(ty_core_t *c, const char *key, const uint8_t *val, size_
     }
     if (r->seq >= c->next_seq)
         c->next_seq = r->seq + 1;
+    if (r->request_id)
+        ty_core_request_seen(c, r->request_id, r->id, r->created_ms);
     int done = r->state != TY_RUN_PENDING && r->state != TY_RUN_RUNNING;
     if (done && r->finished_ms < c->now.wall_ms - c->o.retain_ms) {
         ty_runs_free(r); /* past the retention: read back on demand */

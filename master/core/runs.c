@@ -79,6 +79,7 @@ void ty_runs_free(ty_run_t *r) {
     ty_dag_free(&r->spec);
     ty_dag_kvs_free(r->params, r->nparams);
     free(r->id);
+    free(r->request_id);
     free(r);
 }
 

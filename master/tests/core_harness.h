@@ -215,7 +215,7 @@ static void h_heartbeat(h_t *h, const char *id) {
     h_worker_msg(h, id, &env);
 }
 
-static ty_run_t *h_submit(h_t *h, const char *yaml) {
+static ty_run_t *h_submit_id(h_t *h, const char *yaml, const char *request_id) {
     Ty__PipelineSpec *spec = NULL, *res = NULL;
     char *err = NULL;
     if (ty_dag_load_string(yaml, strlen(yaml), "t.yaml", &spec, &err) != 0) {
@@ -231,10 +231,13 @@ static ty_run_t *h_submit(h_t *h, const char *yaml) {
                   .peer_len = 3,
                   .spec = res,
                   .params = params,
-                  .nparams = np};
+                  .nparams = np,
+                  .request_id = request_id};
     CHECK_EQ_INT(h_step(h, ev), 0);
     return h->c->order[h->c->nruns - 1];
 }
+
+static ty_run_t *h_submit(h_t *h, const char *yaml) { return h_submit_id(h, yaml, NULL); }
 
 static ty_task_t *T(ty_run_t *r, const char *name) {
     return &r->tasks[ty_dag_task_index(r->spec, name)];

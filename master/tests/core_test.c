@@ -744,7 +744,49 @@ static void test_deterministic(void) {
     free(ids[1]);
 }
 
+/* The run id of the last SubmitReply to "cli". */
+static const char *h_last_run(const h_t *h) {
+    for (size_t i = h->nsent; i-- > 0;)
+        if (h->sent[i].env && h->sent[i].env->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY)
+            return h->sent[i].env->submit_reply->run_id;
+    return "";
+}
+
+/* A submit that repeats a request id (the CLI sending again through an
+ * outage or a failover) gets the run the first one made, also from a core
+ * rebuilt from the store; a new id makes a new run; an id is forgotten
+ * after an hour. */
+static void test_repeated_submit_gets_the_same_run(void) {
+    h_t h;
+    h_init(&h, 7);
+    const char *y = "name: once\ntasks:\n  - {name: a, command: [t]}\n";
+    char *id = ty_xstrdup(h_submit_id(&h, y, "req-1")->id);
+    size_t runs = h.c->nruns;
+    h_submit_id(&h, y, "req-1");
+    CHECK_EQ_INT(h.c->nruns, runs);
+    h_flush(&h);
+    CHECK_EQ_INT(h_count(&h, "cli", TY__ENVELOPE__BODY_SUBMIT_REPLY), 2);
+    CHECK_STR(h_last_run(&h), id);
+    CHECK(strcmp(h_submit_id(&h, y, "req-2")->id, id) != 0);
+    CHECK_EQ_INT(h.c->nruns, runs + 1);
+    h_flush(&h);
+    /* the run record carries it: a rebuilt core knows it too */
+    h_t b;
+    h_restart(&h, &b, 8);
+    size_t reloaded = b.c->nruns;
+    h_submit_id(&b, y, "req-1");
+    CHECK_EQ_INT(b.c->nruns, reloaded);
+    h_flush(&b);
+    CHECK_STR(h_last_run(&b), id);
+    h_advance(&b, TY_REQUEST_KEEP_MS + 1000);
+    CHECK(strcmp(h_submit_id(&b, y, "req-1")->id, id) != 0);
+    free(id);
+    h_fini(&b);
+    h_fini(&h);
+}
+
 int main(void) {
+    test_repeated_submit_gets_the_same_run();
     test_diamond();
     test_priority_and_backfill();
     test_mpi_reasons();
