@@ -96,6 +96,8 @@ class Cluster:
         self.workers = {}
         self.master = None
         self.master_args = []
+        self.history = None
+        self.runs_may_continue = False
 
     # ---- processes ----
     def start_etcd(self):
@@ -111,6 +113,15 @@ class Cluster:
         self.procs.append(p)
         wait_until(self._etcd_healthy, 20, "etcd to become healthy")
         return p
+
+    def watch_history(self, runs_may_continue=False):
+        """Record every run and task record committed from now on; the
+        fixture checks the history when the test ends (history.py)."""
+        from history import History
+        self.runs_may_continue = runs_may_continue
+        self.history = History("etcdctl", self.etcd_url, "/trainyard/",
+                               os.path.join(self.tmp, "history.jsonl"))
+        return self.history
 
     def _etcd_healthy(self):
         try:
@@ -247,11 +258,15 @@ def cluster(tmp_path):
     if not os.access(ETCD_BIN, os.X_OK):
         pytest.skip("no etcd binary")
     c = Cluster(tmp_path)
+    violations = []
     try:
         c.start_etcd()
         yield c
     finally:
         c.stop()
+        if c.history:  # etcd went last: the watch saw every commit
+            c.history.stop()
+            violations = c.history.check(c.runs_may_continue)
         # daemons built with ASan/UBSan report at exit (SIGTERM ends them cleanly)
         bad = [p.name for p in c.procs if p.name != "etcd" and SANITIZER_RE.search(p.text())]
         # task processes that outlived a killed worker (kill -9 tests)
@@ -263,3 +278,4 @@ def cluster(tmp_path):
         if os.environ.get("TY_KEEP_LOGS"):
             print(f"logs in {tmp_path}")
     assert not bad, f"sanitizer reports in the logs of {bad} (under {tmp_path})"
+    assert not violations, f"history (under {tmp_path}): " + "; ".join(violations[:5])

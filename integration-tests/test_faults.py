@@ -2,7 +2,19 @@
 import os
 import signal
 
+import pytest
+
 from conftest import pids_matching, task, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _history(cluster):
+    """Every fault test's commits are checked (history.py): one result per
+    task, attempts only forward, every run ended."""
+    h = cluster.watch_history()
+    yield
+    # the check runs in the cluster fixture, after every process stopped
+    assert h is cluster.history
 
 
 def test_failing_task_retried_then_fails_downstream(cluster):
@@ -219,6 +231,9 @@ tasks:
             "no word from the master" in cluster.workers["w1"].text()
     finally:
         os.kill(cluster.master.pid, signal.SIGCONT)
+    # the run is re-queued; end it, so that the history checker sees it end
+    cluster.cli("cancel", run)
+    assert cluster.wait_run(run)["state"] == "cancelled"
 
 
 def test_stopped_worker_hands_its_task_back(cluster):

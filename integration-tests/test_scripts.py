@@ -68,3 +68,46 @@ def test_simulator_replays_a_seed_and_refuses_bad_flags():
     assert bad.stderr == "trainyard-sim: --seeds needs a positive integer, got 'ten'\n"
     h = subprocess.run([sim, "--help"], capture_output=True, text=True, timeout=30)
     assert h.returncode == 0 and "--seeds N" in h.stdout
+
+
+def test_history_checker_finds_a_second_result_and_a_run_left_going(tmp_path):
+    """The fault tests' history checker (history.py) is fed a made-up watch:
+    it reports a task whose result changed after it was committed, an
+    attempt going backwards, and a run that did not end; a sound history
+    gives nothing."""
+    import base64
+    from history import History
+
+    def pb_varint(n):
+        out = b""
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out += bytes([b | (0x80 if n else 0)])
+            if not n:
+                return out
+
+    def rec(*pairs):  # (field, varint value)
+        return b"".join(pb_varint(f << 3) + pb_varint(v) for f, v in pairs)
+
+    def event(rev, key, val):
+        return {"kv": {"key": base64.b64encode(key.encode()).decode(),
+                       "value": base64.b64encode(val).decode(), "mod_revision": rev}}
+
+    def check(evs, **kw):
+        path = tmp_path / "h.jsonl"
+        path.write_text(json.dumps({"Events": evs}) + "\n")
+        h = History.__new__(History)
+        h.path, h.prefix = str(path), "/trainyard/"
+        return h.check(**kw)
+
+    t = "/trainyard/runs/r1/tasks/a"
+    good = [event(1, "/trainyard/runs/r1", rec((4, 1))), event(2, t, rec((2, 2), (3, 1))),
+            event(3, t, rec((2, 3), (3, 1))), event(4, "/trainyard/runs/r1", rec((4, 2)))]
+    assert check(good) == []
+    twice = good + [event(5, t, rec((2, 2), (3, 2)))]
+    assert any("after its result" in v for v in check(twice))
+    back = good[:2] + [event(3, t, rec((2, 2), (3, 0)))] + good[3:]
+    assert any("attempt 0 after attempt 1" in v for v in check(back))
+    going = good[:3]
+    assert check(going) == ["run r1 did not end (state 1)"]
+    assert check(going, runs_may_continue=True) == []
