@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The first of the README's two commands: installs dependencies, builds,
-# starts a local cluster (etcd, master, two workers on 127.0.0.1), trains an
-# MLP on Fashion-MNIST with two MPI ranks through it (live progress), prints
-# the run's tasks and metrics, shows the master's control core surviving
-# faults in the deterministic simulator, and leaves the cluster running.
+# starts a local cluster (etcd, two masters, two workers on 127.0.0.1), trains
+# an MLP on Fashion-MNIST with two MPI ranks through it (live progress),
+# prints the run's tasks and metrics, kills the leading master with kill -9
+# and runs a pipeline through the standby that takes over, shows the master's
+# control core surviving faults in the deterministic simulator, and leaves
+# the cluster running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,7 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 
 echo "== starting a local cluster"
-env_line=$(scripts/cluster.sh start --workers 2)
+env_line=$(scripts/cluster.sh start --workers 2 --masters 2)
 eval "$env_line"
 CLI=build/release/cli/trainyard
 
@@ -26,6 +28,19 @@ run=$("$CLI" runs -o json | /usr/bin/python3 -c 'import json,sys; print(json.loa
 echo
 echo "== last lines of $run/train's log"
 "$CLI" logs "$run" train | tail -n 5
+echo
+echo "== failover: kill -9 of the leading master; the standby takes over"
+pids="${TRAINYARD_HOME:-$PWD/.trainyard}/pids"
+info() { "$CLI" info -o json | /usr/bin/python3 -c 'import json,sys; i=json.load(sys.stdin); print("%s (pid %d), leader: %s" % (i["node_id"], i["pid"], i["leader"]))'; }
+if [ -f "$pids/master-2.pid" ]; then
+  echo "leader now: $(info)"
+  kill -9 "$(cat "$pids/master.pid")"
+  start=$SECONDS
+  "$CLI" --timeout 30 submit examples/pipelines/hello.yaml -p who=failover --wait >/dev/null
+  echo "a run went through the new leader $((SECONDS - start)) s after the kill: $(info)"
+else
+  echo "(skipped: this cluster was started with one master)"
+fi
 echo
 echo "== the master's control core under faults (trainyard-sim: crashes, lost workers, failing etcd)"
 build/release/master/trainyard-sim --seeds 20 --quiet | tail -n 1

@@ -262,8 +262,8 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
     const struct ty_request *seen =
         ev->request_id && *ev->request_id ? zhashx_lookup(c->requests, ev->request_id) : NULL;
     if (seen) {
-        ty_run_t *r = ty_core_find_run(c, seen->run_id);
-        ty_info("submit %s repeated: run %s", ev->request_id, seen->run_id);
+        ty_info("submit %s repeated: run %s", seen->id, seen->run_id);
+        ty_run_t *r = zhashx_lookup(c->runs, seen->run_id);
         ty_reply_submit(c, ev, seen->run_id, r ? r->state : TY_RUN_RUNNING);
         ty_dag_free(&spec);
         ty_dag_kvs_free(ev->params, ev->nparams);
