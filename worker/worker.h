@@ -31,7 +31,7 @@ typedef struct ty_unacked {
 
 struct ty_wk {
     char *id, *master_ep, *workdir, *hostname; /* master_ep: the list given */
-    char **eps;      /* the masters' worker addresses */
+    char **eps;                                /* the masters' worker addresses */
     size_t neps, cur;
     char *connected; /* the one connected: one of eps, or where a standby sent us */
     int64_t switched_at;
