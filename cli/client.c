@@ -30,15 +30,7 @@ static char *ty_trim(char *s) {
 }
 
 static int ty_client_connect(ty_client_t *c, const char *ep) {
-    if (c->endpoint) {
-        zsock_disconnect(c->sock, "%s", c->endpoint);
-        free(c->endpoint);
-        c->endpoint = NULL;
-    }
-    if (zsock_connect(c->sock, "%s", ep) < 0)
-        return TY_EINVAL;
-    c->endpoint = ty_xstrdup(ep);
-    return 0;
+    return ty_wire_reconnect(c->sock, &c->endpoint, ep);
 }
 
 int ty_client_create(ty_client_t **out, const char *endpoints) {
@@ -102,11 +94,6 @@ static void ty_sleep_ms(int64_t ms) {
     nanosleep(&ts, NULL);
 }
 
-/* An endpoint a client can connect to: not a bind-any address. */
-static int ty_usable_ep(const char *ep) {
-    return ep && *ep && !strchr(ep, '*') && !strstr(ep, "0.0.0.0");
-}
-
 static void ty_client_next(ty_client_t *c) {
     c->cur = (c->cur + 1) % c->neps;
     ty_client_connect(c, c->eps[c->cur]);
@@ -167,7 +154,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
         c->reason = *rd->reason ? ty_xstrdup(rd->reason) : NULL;
         if (rd->starting) {
             ty_sleep_ms(100);
-        } else if (ty_usable_ep(rd->client_ep) && strcmp(rd->client_ep, c->endpoint) != 0) {
+        } else if (ty_wire_connectable(rd->client_ep) && strcmp(rd->client_ep, c->endpoint) != 0) {
             if (ty_client_connect(c, rd->client_ep) != 0)
                 ty_client_next(c);
         } else {

@@ -160,3 +160,19 @@ void ty_wire_poll_destroy(ty_wire_poll_t **pp) {
     uv_close((uv_handle_t *)&p->poll, ty_wire_poll_closed);
     uv_close((uv_handle_t *)&p->idle, ty_wire_poll_closed);
 }
+
+int ty_wire_reconnect(zsock_t *sock, char **connected, const char *ep) {
+    if (*connected) {
+        zsock_disconnect(sock, "%s", *connected);
+        free(*connected);
+        *connected = NULL;
+    }
+    if (zsock_connect(sock, "%s", ep) < 0)
+        return TY_EINVAL;
+    *connected = ty_xstrdup(ep);
+    return 0;
+}
+
+int ty_wire_connectable(const char *ep) {
+    return ep && *ep && !strchr(ep, '*') && !strstr(ep, "0.0.0.0");
+}

@@ -37,6 +37,12 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
  * nothing is waiting (or a signal interrupted the receive). */
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
 
+/* Move a DEALER socket from *connected (a heap string, or NULL) to ep;
+ * 0, or TY_EINVAL for an address ZeroMQ refuses (then *connected is NULL). */
+int ty_wire_reconnect(zsock_t *sock, char **connected, const char *ep);
+/* Whether a peer can connect to ep: not a bind-any address (*, 0.0.0.0). */
+int ty_wire_connectable(const char *ep);
+
 /* libuv adapter: calls on_readable(arg) while the socket has input, at most
  * 256 times a loop iteration (the rest waits for the next one, so a flood
  * cannot starve the loop).  ZeroMQ's descriptor is edge-triggered and a

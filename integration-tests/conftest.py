@@ -58,6 +58,21 @@ def pids_matching(marker):
     return out
 
 
+def pb_varint(n):
+    """A protobuf varint, for tests that write raw messages."""
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def pb_len(field, payload):
+    """A length-delimited protobuf field."""
+    return pb_varint(field << 3 | 2) + pb_varint(len(payload)) + payload
+
+
 class Proc:
     def __init__(self, name, args, log_path, env=None):
         self.name = name

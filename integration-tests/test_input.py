@@ -8,6 +8,7 @@ import pytest
 import zmq
 
 from conftest import CLI_BIN, ROOT, task, wait_until
+from conftest import pb_len as _pb_len, pb_varint as _pb_varint
 
 INVALID = {
     "cycle.yaml": ("name: c\ntasks:\n  - name: a\n    depends_on: [b]\n    command: [t]\n"
@@ -90,19 +91,6 @@ tasks:
     assert info["frames_rejected_decode"] >= 4
     # still serving everyone
     assert cluster.json("workers")[0]["state"] == "up"
-
-
-def _pb_varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def _pb_len(field, payload):
-    return _pb_varint(field << 3 | 2) + _pb_varint(len(payload)) + payload
 
 
 def test_a_register_out_of_bounds_is_refused_and_counted(cluster):

@@ -76,15 +76,8 @@ def test_history_checker_finds_a_second_result_and_a_run_left_going(tmp_path):
     attempt going backwards, and a run that did not end; a sound history
     gives nothing."""
     import base64
+    from conftest import pb_varint
     from history import History
-
-    def pb_varint(n):
-        out = b""
-        while True:
-            b, n = n & 0x7F, n >> 7
-            out += bytes([b | (0x80 if n else 0)])
-            if not n:
-                return out
 
     def rec(*pairs):  # (field, varint value)
         return b"".join(pb_varint(f << 3) + pb_varint(v) for f, v in pairs)

@@ -93,14 +93,8 @@ static void ty_register(ty_wk_t *wk) {
 /* ---- following the leader ---- */
 
 static int ty_wk_connect_to(ty_wk_t *wk, const char *ep) {
-    if (wk->connected) {
-        zsock_disconnect(wk->sock, "%s", wk->connected);
-        free(wk->connected);
-        wk->connected = NULL;
-    }
-    if (zsock_connect(wk->sock, "%s", ep) < 0)
+    if (ty_wire_reconnect(wk->sock, &wk->connected, ep) != 0)
         return TY_EINVAL;
-    wk->connected = ty_xstrdup(ep);
     wk->switched_at = ty_mono_ms();
     wk->registered = 0; /* the next heartbeat tick registers there */
     return 0;
@@ -134,7 +128,7 @@ static void ty_on_redirect(ty_wk_t *wk, const Ty__Redirect *rd) {
     const char *ep = rd->worker_ep;
     if (rd->starting)
         return; /* the leader, rebuilding: it answers the next heartbeat */
-    if (ep && *ep && !strchr(ep, '*') && !strstr(ep, "0.0.0.0")) {
+    if (ty_wire_connectable(ep)) {
         if (strcmp(ep, wk->connected) != 0) {
             ty_info("the master at %s stands by; the leader %s is at %s", wk->connected, rd->leader,
                     ep);
