@@ -502,3 +502,35 @@ def test_a_submit_through_an_etcd_pause_makes_exactly_one_run(cluster):
     assert len(cluster.json("runs")) == 1
     bad = cluster.cli("submit", path, "--request-id", "no spaces", check=False)
     assert bad.returncode != 0 and "--request-id needs 1 to 64" in bad.stderr
+
+
+def test_running_tasks_survive_etcd_stopped_for_30_s(cluster):
+    """etcd stopped (SIGSTOP) for 30 s mid-run, far past the leader TTL and
+    the worker lease: the master stands by, saying why to the CLI; the
+    workers hear that nobody leads (so nobody can have given their tasks
+    up) and keep them running; once etcd answers, the master leads again,
+    adopts the running attempt, and the run finishes with one attempt."""
+    import subprocess
+    import time
+    from conftest import CLI_BIN
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("name: outage\ntasks:\n  - {name: a, command: [sleep, '34']}\n"
+                         "  - {name: b, depends_on: [a], command: ['true']}\n")
+    cluster.wait_task_state(run, "a", ["running"])
+    etcd = next(p for p in cluster.procs if p.name == "etcd")
+    os.kill(etcd.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: "no longer leads" in cluster.master.text(), 20,
+                   "the master to notice it lost its lease")
+        r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "--timeout", "2", "status",
+                            run], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "no master leads yet" in r.stderr and "etcd at" in r.stderr
+        time.sleep(25)  # etcd stays stopped for 30 s in all: no event to wait for
+        assert "killing" not in cluster.workers["w1"].text()
+    finally:
+        os.kill(etcd.pid, signal.SIGCONT)
+    st = cluster.wait_run(run, timeout=90)
+    assert st["state"] == "succeeded", st
+    assert task(st, "a")["attempt"] == 1

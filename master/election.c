@@ -37,7 +37,7 @@ static void ty_keepalive_done(int status, int64_t lease, int64_t ttl, void *arg)
     if (!m->lease_id || (lease && lease != m->lease_id))
         return; /* an answer about a lease given up since */
     if (status == 0 && ttl > 0) {
-        m->lease_ok_mono = ty_mono_ms();
+        m->lease_ok_mono = m->lease_ka_sent; /* renewed no earlier than it was asked */
         return;
     }
     if (status == 0 && ttl == 0) {
@@ -55,6 +55,7 @@ static void ty_keepalive_done(int status, int64_t lease, int64_t ttl, void *arg)
 
 static void ty_keepalive_cb(uv_timer_t *h) {
     ty_master_t *m = h->data;
+    m->lease_ka_sent = ty_mono_ms();
     if (m->lease_id &&
         m->store->ops->lease_keepalive(m->store, m->lease_id, ty_keepalive_done, m) != 0)
         ty_warn("lease keep-alive could not be sent");

@@ -72,6 +72,7 @@ struct ty_master {
     char *holder;             /* standing by: the leader key's value */
     char election_error[160]; /* why the last election step failed; "" after one worked */
     int64_t lease_ok_mono;    /* when the lease was last confirmed alive */
+    int64_t lease_ka_sent;    /* when the last keep-alive was sent */
     uv_timer_t stepdown;      /* leadership ended: tear down outside the callback that saw it */
     uv_timer_t retry;         /* election: try again */
 };

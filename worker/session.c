@@ -126,6 +126,11 @@ static void ty_wk_next(ty_wk_t *wk, const char *why) {
  * can connect to), or to the next address when it knows of none. */
 static void ty_on_redirect(ty_wk_t *wk, const Ty__Redirect *rd) {
     const char *ep = rd->worker_ep;
+    /* While no master leads (etcd unreachable, an election on) or the new
+     * leader rebuilds, nobody can have given this worker's attempts up (that
+     * takes a write to etcd by a leader): its tasks keep running. */
+    if (rd->starting || !*rd->leader)
+        wk->last_master = ty_mono_ms();
     if (rd->starting)
         return; /* the leader, rebuilding: it answers the next heartbeat */
     if (ty_wire_connectable(ep)) {
@@ -159,7 +164,7 @@ static void ty_on_message(void *arg) {
         return;
     }
     if (env->body_case == TY__ENVELOPE__BODY_REDIRECT) {
-        /* not the leader's word: a cut-off worker still stops its tasks */
+        /* a standby's word: a worker cut off from a leader still stops its tasks */
         ty_on_redirect(wk, env->redirect);
         ty_wire_free(&env);
         return;
