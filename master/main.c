@@ -374,8 +374,13 @@ static void ty_on_client(void *arg) {
         zframe_destroy(&id);
         return;
     }
+    int64_t t0 = ty_mono_ms();
     ty_api_request(m->api, zframe_data(id), zframe_size(id), env, ty_master_now());
     ty_master_effects(m);
+    int64_t held = ty_mono_ms() - t0;
+    if (held >= 200) /* the loop did nothing else meanwhile (heartbeats, the lease) */
+        ty_warn("a %s request held the loop for %lld ms",
+                env->body_case == TY__ENVELOPE__BODY_SUBMIT ? "submit" : "client", (long long)held);
     ty_wire_free(&env);
     zframe_destroy(&id);
 }
