@@ -292,7 +292,8 @@ def test_standby_takes_over_after_the_leader_is_killed(cluster):
     """Two masters share one data directory; the workers and the CLI know
     both.  kill -9 of the leader mid-run: the standby leads within the TTL
     (3 s) plus 2 s, `submit --wait` started before carries on without a new
-    command, the workers re-register with it, the run succeeds with every
+    command, nor does `logs -f` of a task that starts after it, the workers
+    re-register with it, the run succeeds with every
     task run exactly once, and a log written before the failover is still
     readable after it.  Before that, the standby answers `info` itself (not
     leading, naming the leader) and sends anything else to the leader."""
@@ -320,17 +321,21 @@ def test_standby_takes_over_after_the_leader_is_killed(cluster):
                         "logs", before, "a"], capture_output=True, text=True, timeout=30)
     assert r.stdout == "hi\n", r.stderr
     ledger = os.path.join(cluster.tmp, "ledger")
-    tasks = "".join(f"  - name: t{i}\n    command: \"sleep 1; echo t{i} >> {ledger}\"\n"
-                    for i in range(20))
+    tasks = "".join(f"  - name: t{i}\n    command: \"sleep 1; echo t{i} >> {ledger}; "
+                    f"echo done-t{i}\"\n" for i in range(20))
     path = cluster.write("many.yaml", f"name: many\ntasks:\n{tasks}")
     env = dict(os.environ, TRAINYARD_MASTER=cluster.client_ep)
     p = subprocess.Popen([CLI_BIN, "submit", path, "--wait", "-o", "json"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follow = None
     try:
         run = wait_until(lambda: [x["run_id"] for x in cluster.json("runs")
                                   if x["run_id"] != before], 20, "the run")[0]
         wait_until(lambda: sum(t["state"] == "running" for t in cluster.json(
             "status", run)["tasks"]) >= 5, 20, "tasks to run")
+        # a log follow of a task that has not started yet, across the failover
+        follow = subprocess.Popen([CLI_BIN, "logs", run, "t19", "-f"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cluster.master.kill(signal.SIGKILL)
         killed = time.monotonic()
 
@@ -342,9 +347,12 @@ def test_standby_takes_over_after_the_leader_is_killed(cluster):
         took = time.monotonic() - killed
         assert took <= 3 + 2, took
         out, err = p.communicate(timeout=120)
+        fout, ferr = follow.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
+        for proc in (p, follow):
+            if proc and proc.poll() is None:
+                proc.kill()
+    assert follow.returncode == 0 and fout == "done-t19\n", ferr
     assert p.returncode == 0, err
     st = json.loads(out)
     assert st["state"] == "succeeded"
