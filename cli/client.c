@@ -51,10 +51,10 @@ int ty_client_create(ty_client_t **out, const char *endpoints) {
     free(list);
     c->sock = zsock_new(ZMQ_DEALER);
     int rc = c->sock && c->neps ? 0 : TY_EINVAL;
-    for (size_t i = 0; rc == 0 && i < c->neps; i++) { /* each must be a valid endpoint */
-        rc = ty_client_connect(c, c->eps[i]);
-    }
-    if (rc == 0)
+    for (size_t i = 0; rc == 0 && i < c->neps; i++)
+        if (!ty_wire_endpoint_ok(c->eps[i]))
+            rc = TY_EINVAL;
+    if (rc == 0) /* connected to one at a time: the next only when this one fails */
         rc = ty_client_connect(c, c->eps[0]);
     if (rc != 0) {
         ty_client_destroy(&c);

@@ -1,6 +1,6 @@
-/* Pipeline loader: a bounded pre-scan of the YAML events, libyaml's
- * document, then one walk over it that builds the spec, and a graph check
- * in O(n log n).  Nothing here is quadratic in the input: mappings are
+/* Pipeline loader: a bounded pre-scan of the YAML events (dag_scan.c),
+ * libyaml's document, then one walk over it that builds the spec, and a
+ * graph check in O(n log n).  Nothing here is quadratic in the input: mappings are
  * checked for duplicate keys by sorting, task names are looked up in a
  * sorted index, and the dependency graph is walked through adjacency
  * lists. */
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <yaml.h>
 
-#define TY_MAX_ANCHORS 256
 #define TY_MAX_ERRORS 20
 
 typedef struct {
@@ -55,132 +54,6 @@ static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, .
     va_start(ap, fmt);
     ty_dag_verr(c, n ? (unsigned long)n->start_mark.line + 1 : 1UL, fmt, ap);
     va_end(ap);
-}
-
-/* ---- pre-scan: depth, keys per mapping, anchors and what aliases expand
- * to, before libyaml builds a document (whose loader and our walk would
- * otherwise pay for any of them without bound) ---- */
-
-typedef struct {
-    int anchor;    /* index in the anchor table, or -1 */
-    uint64_t size; /* bytes and nodes under it, aliases expanded */
-    uint64_t items;
-    unsigned long line;
-    int is_map;
-} ty_scan_frame_t;
-
-typedef struct {
-    char *name;
-    uint64_t size;
-} ty_scan_anchor_t;
-
-static uint64_t ty_sat_add(uint64_t a, uint64_t b) {
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-static int ty_dag_scan(ty_dag_ctx_t *c, const char *yaml, size_t len) {
-    const ty_dag_limits_t *lim = c->lim;
-    yaml_parser_t p;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
-    ty_scan_frame_t *st = ty_xcalloc((size_t)lim->max_depth + 1, sizeof *st);
-    ty_scan_anchor_t anchors[TY_MAX_ANCHORS];
-    size_t nanch = 0, depth = 0;
-    uint64_t expanded = 0;
-    int rc = 0, done = 0;
-    while (!done && rc == 0) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev))
-            break; /* the document load reports it, with its line */
-        unsigned long line = (unsigned long)ev.start_mark.line + 1;
-        const yaml_char_t *anchor = NULL;
-        uint64_t size = 0;
-        int node = 1, open = 0;
-        switch (ev.type) {
-        case YAML_SCALAR_EVENT:
-            anchor = ev.data.scalar.anchor;
-            size = ev.data.scalar.length + 8;
-            break;
-        case YAML_ALIAS_EVENT:
-            size = 8;
-            for (size_t i = nanch; i-- > 0;)
-                if (strcmp(anchors[i].name, (const char *)ev.data.alias.anchor) == 0) {
-                    size = anchors[i].size;
-                    break;
-                }
-            expanded = ty_sat_add(expanded, size);
-            if (lim->max_bytes && expanded > lim->max_bytes) {
-                ty_dag_err_at(c, line,
-                              "aliases expand the pipeline by more than %zu bytes (limit "
-                              "max-pipeline-bytes)",
-                              lim->max_bytes);
-                rc = TY_ETOOBIG;
-            }
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            anchor = ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
-                                                          : ev.data.mapping_start.anchor;
-            open = 1;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT: {
-            ty_scan_frame_t *f = &st[--depth];
-            size = ty_sat_add(f->size, 8);
-            if (f->anchor >= 0)
-                anchors[f->anchor].size = size; /* registered at its start */
-            break;
-        }
-        case YAML_DOCUMENT_END_EVENT:
-        case YAML_STREAM_END_EVENT:
-            done = 1; /* only the first document is read */
-            node = 0;
-            break;
-        default:
-            node = 0;
-            break;
-        }
-        if (node && !(ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) &&
-            depth > 0) {
-            ty_scan_frame_t *f = &st[depth - 1];
-            f->items++;
-            if (f->is_map && f->items / 2 >= lim->max_keys && f->items % 2 == 1 && rc == 0) {
-                ty_dag_err_at(c, f->line, "mapping has more than %u keys (limit max-mapping-keys)",
-                              lim->max_keys);
-                rc = TY_ETOOBIG;
-            }
-        }
-        if (anchor && rc == 0) {
-            if (nanch == TY_MAX_ANCHORS) {
-                ty_dag_err_at(c, line, "more than %d anchors", TY_MAX_ANCHORS);
-                rc = TY_ETOOBIG;
-            } else {
-                anchors[nanch].name = ty_xstrdup((const char *)anchor);
-                anchors[nanch++].size = size;
-            }
-        }
-        if (open && rc == 0) {
-            if (depth == lim->max_depth) {
-                ty_dag_err_at(c, line, "nesting deeper than %u levels (limit max-pipeline-depth)",
-                              lim->max_depth);
-                rc = TY_ETOOBIG;
-            } else {
-                ty_scan_frame_t *f = &st[depth++];
-                memset(f, 0, sizeof *f);
-                f->is_map = ev.type == YAML_MAPPING_START_EVENT;
-                f->line = line;
-                f->anchor = anchor ? (int)nanch - 1 : -1;
-            }
-        } else if (size && depth > 0) {
-            st[depth - 1].size = ty_sat_add(st[depth - 1].size, size);
-        }
-        yaml_event_delete(&ev);
-    }
-    for (size_t i = 0; i < nanch; i++)
-        free(anchors[i].name);
-    free(st);
-    yaml_parser_delete(&p);
-    return rc;
 }
 
 /* ---- the walk ---- */
@@ -734,9 +607,14 @@ int ty_dag_load_string_lim(const char *yaml, size_t len, const char *filename,
                       c.lim->max_bytes);
         return ty_dag_fail(&c, TY_ETOOBIG, errmsg);
     }
-    int rc = ty_dag_scan(&c, yaml, len);
-    if (rc != 0)
+    unsigned long line = 1;
+    char *why = NULL;
+    int rc = ty_dag_scan(yaml, len, c.lim, &line, &why);
+    if (rc != 0) {
+        ty_dag_err_at(&c, line, "%s", why);
+        free(why);
         return ty_dag_fail(&c, rc, errmsg);
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_parser_initialize(&parser);

@@ -162,6 +162,8 @@ void ty_wire_poll_destroy(ty_wire_poll_t **pp) {
 }
 
 int ty_wire_reconnect(zsock_t *sock, char **connected, const char *ep) {
+    if (*connected && strcmp(*connected, ep) == 0)
+        return 0; /* already there: a disconnect and connect would lose what is queued */
     if (*connected) {
         zsock_disconnect(sock, "%s", *connected);
         free(*connected);
@@ -170,6 +172,16 @@ int ty_wire_reconnect(zsock_t *sock, char **connected, const char *ep) {
     if (zsock_connect(sock, "%s", ep) < 0)
         return TY_EINVAL;
     *connected = ty_xstrdup(ep);
+    return 0;
+}
+
+int ty_wire_endpoint_ok(const char *ep) {
+    static const char *const schemes[] = {"tcp://", "ipc://", "inproc://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++) {
+        size_t n = strlen(schemes[i]);
+        if (strncmp(ep, schemes[i], n) == 0 && ep[n] && !strpbrk(ep, " \t,"))
+            return 1;
+    }
     return 0;
 }
 

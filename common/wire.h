@@ -40,6 +40,8 @@ int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty_
 /* Move a DEALER socket from *connected (a heap string, or NULL) to ep;
  * 0, or TY_EINVAL for an address ZeroMQ refuses (then *connected is NULL). */
 int ty_wire_reconnect(zsock_t *sock, char **connected, const char *ep);
+/* Whether ep looks like a ZeroMQ address (tcp://, ipc://, inproc://). */
+int ty_wire_endpoint_ok(const char *ep);
 /* Whether a peer can connect to ep: not a bind-any address (*, 0.0.0.0). */
 int ty_wire_connectable(const char *ep);
 

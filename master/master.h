@@ -4,7 +4,8 @@
  *   store*     persistence behind an interface; etcd in production
  *   api        the client protocol, apart from its transport
  *   logw       task logs written by a thread of their own
- *   election   the leader key, its lease and the fencing epoch
+ *   election   the leader key, its lease and the fencing epoch; standing by
+ *   drop       old runs leaving etcd and the data dir (the DROP effect)
  *   main       the libuv loop, the ZeroMQ sockets (the transport of workers
  *              and clients), the deadline timer, effects carried out
  *
@@ -82,6 +83,8 @@ void ty_election_start(ty_master_t *m, void (*elected)(ty_master_t *m));
 void ty_election_stop(ty_master_t *m);
 /* Leadership is gone (fenced write, lease lost): stop serving, exit code 3. */
 void ty_master_lost_lead(ty_master_t *m, const char *why);
+/* drop.c: the DROP effect (runs that ended before fx->before leave etcd). */
+void ty_master_drop_old(ty_master_t *m, const ty_fx_t *fx);
 /* The leader key's value: node id, client and worker endpoints, one a line. */
 char *ty_master_leader_value(const ty_master_t *m);
 

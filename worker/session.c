@@ -108,12 +108,16 @@ int ty_wk_connect(ty_wk_t *wk) {
         wk->eps[wk->neps++] = ty_xstrdup(tok);
     }
     free(list);
-    for (size_t i = 0; i < wk->neps; i++) /* each must be a valid address */
-        if (ty_wk_connect_to(wk, wk->eps[i]) != 0) {
-            ty_error("cannot connect to %s", wk->eps[i]);
+    for (size_t i = 0; i < wk->neps; i++)
+        if (!ty_wire_endpoint_ok(wk->eps[i])) {
+            ty_error("bad master address '%s' (want tcp://HOST:PORT)", wk->eps[i]);
             return TY_EINVAL;
         }
-    return wk->neps ? ty_wk_connect_to(wk, wk->eps[0]) : TY_EINVAL;
+    if (!wk->neps || ty_wk_connect_to(wk, wk->eps[0]) != 0) {
+        ty_error("cannot connect to %s", wk->neps ? wk->eps[0] : "(no master address)");
+        return TY_EINVAL;
+    }
+    return 0;
 }
 
 static void ty_wk_next(ty_wk_t *wk, const char *why) {
