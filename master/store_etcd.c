@@ -17,10 +17,12 @@ typedef struct {
     int64_t compact_every, compact_keep;
     int64_t compacted; /* the last revision compacted to (or the first seen) */
     int compacting;
+    struct ty_req *pending; /* requests in flight: freed with the store */
 } ty_store_etcd_t;
 
-typedef struct {
+typedef struct ty_req {
     ty_store_etcd_t *s;
+    struct ty_req *prev, *next;
     uint64_t epoch, seq;
     union {
         ty_store_txn_cb txn;
@@ -35,7 +37,22 @@ static ty_req_t *ty_req(ty_store_etcd_t *s, void *arg) {
     ty_req_t *q = ty_xcalloc(1, sizeof *q);
     q->s = s;
     q->arg = arg;
+    q->next = s->pending;
+    if (s->pending)
+        s->pending->prev = q;
+    s->pending = q;
     return q;
+}
+
+/* A request answered (or never sent): off the pending list, freed. */
+static void ty_req_free(ty_req_t *q) {
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        q->s->pending = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    free(q);
 }
 
 /* A txn whose compares failed read leader and leader.seq back: another
@@ -95,7 +112,7 @@ static void ty_txn_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     if (status == 0 && !resp->succeeded)
         status = ty_txn_why(q, resp);
     q->cb.txn(status, q->arg);
-    free(q);
+    ty_req_free(q);
 }
 
 /* A txn that applies only while the leader key's create revision is epoch:
@@ -147,7 +164,7 @@ static int ty_etcd_store_txn(ty_store_t *base, uint64_t epoch, uint64_t seq, con
     int rc = ty_etcd_txn_commit(s->etcd, &txn, ty_txn_done, q);
     if (rc != 0) {
         ty_etcd_txn_destroy(&txn);
-        free(q);
+        ty_req_free(q);
     }
     return rc;
 }
@@ -156,7 +173,7 @@ static void ty_range_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     ty_req_t *q = arg;
     if (status != 0) {
         q->cb.range(status, NULL, 0, q->arg);
-        free(q);
+        ty_req_free(q);
         return;
     }
     size_t plen = strlen(q->s->prefix), n = 0;
@@ -175,7 +192,7 @@ static void ty_range_done(int status, const ty_etcd_resp_t *resp, void *arg) {
         free(keys[i]);
     free(keys);
     free(kvs);
-    free(q);
+    ty_req_free(q);
 }
 
 static int ty_etcd_store_range(ty_store_t *base, const char *prefix, ty_store_range_cb cb,
@@ -190,7 +207,7 @@ static int ty_etcd_store_range(ty_store_t *base, const char *prefix, ty_store_ra
     q->arg = arg;
     int rc = ty_etcd_range(s->etcd, key, strlen(key), end, elen, ty_range_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     free(key);
     free(end);
     return rc;
@@ -201,7 +218,7 @@ static void ty_del_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     if (status == 0 && !resp->succeeded)
         status = TY_ESTALE;
     q->cb.txn(status, q->arg);
-    free(q);
+    ty_req_free(q);
 }
 
 static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const *keys,
@@ -230,7 +247,7 @@ static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const
     base->ops_written += nkeys + nprefixes;
     int rc = ty_etcd_txn_commit(s->etcd, &txn, ty_del_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     return rc;
 }
 
@@ -239,7 +256,7 @@ static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const
 static void ty_lease_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     ty_req_t *q = arg;
     q->cb.lease(status, status == 0 ? resp->lease_id : 0, status == 0 ? resp->ttl : 0, q->arg);
-    free(q);
+    ty_req_free(q);
 }
 
 static int ty_etcd_lease_grant_op(ty_store_t *base, int64_t ttl_s, ty_store_lease_cb cb,
@@ -248,7 +265,7 @@ static int ty_etcd_lease_grant_op(ty_store_t *base, int64_t ttl_s, ty_store_leas
     q->cb.lease = cb;
     int rc = ty_etcd_lease_grant(q->s->etcd, ttl_s, ty_lease_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     return rc;
 }
 
@@ -258,7 +275,7 @@ static int ty_etcd_lease_keepalive_op(ty_store_t *base, int64_t lease, ty_store_
     q->cb.lease = cb;
     int rc = ty_etcd_lease_keepalive(q->s->etcd, lease, ty_lease_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     return rc;
 }
 
@@ -266,7 +283,7 @@ static void ty_plain_done(int status, const ty_etcd_resp_t *resp, void *arg) {
     ty_req_t *q = arg;
     (void)resp;
     q->cb.txn(status, q->arg);
-    free(q);
+    ty_req_free(q);
 }
 
 static int ty_etcd_lease_revoke_op(ty_store_t *base, int64_t lease, ty_store_txn_cb cb, void *arg) {
@@ -274,7 +291,7 @@ static int ty_etcd_lease_revoke_op(ty_store_t *base, int64_t lease, ty_store_txn
     q->cb.txn = cb;
     int rc = ty_etcd_lease_revoke(q->s->etcd, lease, ty_plain_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     return rc;
 }
 
@@ -290,7 +307,7 @@ static void ty_campaign_done(int status, const ty_etcd_resp_t *resp, void *arg) 
         r.holder_rev = resp->kvs[0].mod_revision;
     }
     q->cb.campaign(status, status == 0 ? &r : NULL, q->arg);
-    free(q);
+    ty_req_free(q);
 }
 
 static int ty_etcd_campaign_op(ty_store_t *base, const char *node, int64_t lease,
@@ -307,7 +324,7 @@ static int ty_etcd_campaign_op(ty_store_t *base, const char *node, int64_t lease
     q->cb.campaign = cb;
     int rc = ty_etcd_txn_commit(s->etcd, &t, ty_campaign_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     return rc;
 }
 
@@ -323,7 +340,7 @@ static int ty_etcd_resign_op(ty_store_t *base, int64_t rev, ty_store_txn_cb cb, 
     q->cb.txn = cb;
     int rc = ty_etcd_txn_commit(s->etcd, &t, ty_del_done, q); /* a failed compare: TY_ESTALE */
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     return rc;
 }
 
@@ -383,7 +400,7 @@ static int ty_etcd_store_range_keys(ty_store_t *base, const char *from, const ch
     int rc = ty_etcd_range_keys(s->etcd, key, strlen(key), end, strlen(end), (int64_t)limit,
                                 ty_range_done, q);
     if (rc != 0)
-        free(q);
+        ty_req_free(q);
     free(key);
     free(end);
     return rc;
@@ -391,6 +408,9 @@ static int ty_etcd_store_range_keys(ty_store_t *base, const char *from, const ch
 
 static void ty_etcd_store_destroy(ty_store_t *base) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
+    /* requests still out are dropped with the etcd client, unanswered */
+    while (s->pending)
+        ty_req_free(s->pending);
     free(s->prefix);
     free(s);
 }
