@@ -1,7 +1,8 @@
 /* Leader election through the store, against a real etcd and against the
  * in-memory store: one leader, a standby that takes over when the leader's
- * lease goes, a higher epoch each time, and a restarted node that reclaims
- * its own key at once. */
+ * lease goes, a higher epoch each time, a restarted node that reclaims its
+ * own key at once, and a leader that finds its lease gone standing by
+ * instead of exiting. */
 #include "master/master.h"
 
 #include "common/tests/etcd_fixture.h"
@@ -135,6 +136,20 @@ int main(void) {
     run_until_leader(&b, 5000);
     CHECK(b.leader);
     CHECK(b.epoch > a.epoch);
+    /* a resumes (SIGCONT): its next keep-alive finds the lease gone; it
+     * stands down and stands by, naming b, instead of exiting */
+    CHECK(a.leader);
+    uv_timer_again(&a.keepalive);
+    uv_timer_t g;
+    uv_timer_init(&loop, &g);
+    uv_timer_start(&g, on_timeout, 5000, 0);
+    while (!(a.holder && strncmp(a.holder, "node-y\n", 7) == 0) && uv_is_active((uv_handle_t *)&g))
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&g, NULL);
+    CHECK(!a.leader);
+    CHECK(a.holder && strncmp(a.holder, "node-y\n", 7) == 0);
+    CHECK(a.lease_id != 0); /* a new lease, kept alive while it stands by */
+    CHECK(b.leader);
     fini(&a);
     fini(&b);
     ty_store_destroy(&shared);
