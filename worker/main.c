@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
     ty_dag_kvs_free(wk.labels, wk.nlabels);
     free(wk.id);
     free(wk.hostname);
-    ty_wk_disconnect(&wk);
+    ty_wk_forget_masters(&wk);
     free(wk.master_ep);
     free(wk.workdir);
     return 0;

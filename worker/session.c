@@ -148,7 +148,7 @@ static void ty_on_redirect(ty_wk_t *wk, const Ty__Redirect *rd) {
     }
 }
 
-void ty_wk_disconnect(ty_wk_t *wk) {
+void ty_wk_forget_masters(ty_wk_t *wk) {
     for (size_t i = 0; i < wk->neps; i++)
         free(wk->eps[i]);
     free(wk->eps);

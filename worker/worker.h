@@ -69,7 +69,7 @@ Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n);
 /* session.c */
 /* Connect to the first master of the list; 0 or TY_EINVAL (a bad address). */
 int ty_wk_connect(ty_wk_t *wk);
-void ty_wk_disconnect(ty_wk_t *wk); /* frees the address list */
+void ty_wk_forget_masters(ty_wk_t *wk); /* frees the address list */
 /* Start the socket poll and the heartbeat timer (which also registers). */
 void ty_wk_start(ty_wk_t *wk);
 void ty_wk_send(ty_wk_t *wk, Ty__Envelope *env);

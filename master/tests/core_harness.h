@@ -5,6 +5,9 @@
 #ifndef TY_CORE_HARNESS_H
 #define TY_CORE_HARNESS_H
 
+/* each test file uses some of these helpers */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #include "master/core/core_int.h"
 
 #include "common/err.h"
@@ -265,6 +268,28 @@ static size_t h_count(const h_t *h, const char *peer, Ty__Envelope__BodyCase bod
         n += h->sent[i].env && h->sent[i].env->body_case == body &&
              strcmp(h->sent[i].peer, peer) == 0;
     return n;
+}
+
+/* Load every record of a's store into a new core, as a restarted master. */
+static void h_restart(h_t *a, h_t *b, uint64_t epoch) {
+    ty_core_opts_t o = h_opts(epoch);
+    h_open(b, &o);
+    b->now = a->now;
+    zlistx_t *keys = zhashx_keys(a->kv);
+    zlistx_set_comparator(keys, (zlistx_comparator_fn *)strcmp);
+    zlistx_sort(keys);
+    for (int pass = 0; pass < 2; pass++) /* workers/ first, then runs/ */
+        for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
+            if ((pass == 0) != (strncmp(k, "workers/", 8) == 0))
+                continue;
+            zchunk_t *ch = zhashx_lookup(a->kv, k);
+            zhashx_update(b->kv, k, zchunk_dup(ch));
+            ty_ev_t ev = {
+                .kind = TY_EV_LOAD, .key = k, .data = zchunk_data(ch), .len = zchunk_size(ch)};
+            h_step(b, ev);
+        }
+    zlistx_destroy(&keys);
+    h_step(b, (ty_ev_t){.kind = TY_EV_SERVE});
 }
 
 #endif

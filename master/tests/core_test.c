@@ -336,113 +336,6 @@ static void test_lease_loss_and_cancel(void) {
     h_fini(&h);
 }
 
-static void h_heartbeat_listing(h_t *h, const char *id, Ty__TaskRef **refs, size_t n,
-                                uint64_t seen_seq) {
-    Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
-    hb.listed = 1;
-    hb.attempts = refs;
-    hb.n_attempts = n;
-    hb.seen_epoch = h->c->o.epoch;
-    hb.seen_seq = seen_seq;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
-    h_worker_msg(h, id, &env);
-}
-
-/* A dispatch lost on the way (ZeroMQ drops messages to a peer that
- * reconnected) is found from the worker's heartbeats, which list what it
- * runs and the newest master message it had received: an attempt whose
- * Dispatch left before that message, in no list, was lost.  One whose
- * Dispatch left after it may still be on its way, however long that is. */
-static void test_lost_dispatch_is_found(void) {
-    h_t h;
-    h_init(&h, 7);
-    h_register(&h, "w1", 2, 0, NULL);
-    ty_run_t *r = h_submit(&h, "name: ld\ntasks:\n  - {name: a, command: [t]}\n"
-                               "  - {name: b, command: [t]}\n");
-    h_flush(&h);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
-    uint64_t seq_a = T(r, "a")->sent_seq, seq_b = T(r, "b")->sent_seq;
-    CHECK(seq_a > 0 && seq_b > 0);
-    /* w1 got b's dispatch, not a's */
-    Ty__TaskRef ref = TY__TASK_REF__INIT, *refs[1] = {&ref};
-    ref.run_id = r->id;
-    ref.task = "b";
-    ref.attempt = 1;
-    uint64_t before = seq_a < seq_b ? seq_a - 1 : seq_b - 1;
-    for (int i = 0; i < 30; i++) { /* sent before either dispatch: no verdict */
-        h_advance(&h, 100);
-        h_heartbeat_listing(&h, "w1", refs, 1, before);
-    }
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
-    h_advance(&h, 100);
-    h_heartbeat_listing(&h, "w1", refs, 1, seq_a > seq_b ? seq_a : seq_b);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_QUEUED);
-    CHECK_STR(T(r, "a")->reason, "its worker does not run it (the dispatch was lost)");
-    CHECK_EQ_INT(T(r, "b")->state, TY_TASK_RUNNING);
-    h_flush(&h);
-    CHECK_EQ_INT(T(r, "a")->attempt, 2);
-    /* a heartbeat without lists (an older worker) judges nothing */
-    for (int i = 0; i < 15; i++) {
-        h_advance(&h, 100);
-        h_heartbeat(&h, "w1");
-    }
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
-    CHECK_EQ_INT(T(r, "b")->state, TY_TASK_RUNNING);
-    h_fini(&h);
-}
-
-/* The double run of issue 16: a worker's second Register, sent before a
- * Dispatch reached it, does not list that attempt; it must not be taken
- * for "no longer runs it" (the first attempt would run on beside a second). */
-static void test_stale_register_keeps_attempt(void) {
-    h_t h;
-    h_init(&h, 7);
-    h_register(&h, "w1", 1, 0, NULL);
-    ty_run_t *r = h_submit(&h, "name: sr\ntasks:\n  - {name: a, command: [t]}\n");
-    h_flush(&h);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
-    uint64_t seq_a = T(r, "a")->sent_seq;
-    Ty__Resources res = TY__RESOURCES__INIT;
-    res.cpus = 1;
-    res.mem_mb = 1000;
-    Ty__Register reg = TY__REGISTER__INIT;
-    reg.worker_id = "w1";
-    reg.total = &res;
-    reg.hostname = "h";
-    reg.seen_epoch = h.c->o.epoch;
-    reg.seen_seq = seq_a - 1; /* sent before the Dispatch came */
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_REGISTER;
-    env.register_ = &reg;
-    h_worker_msg(&h, "w1", &env);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
-    CHECK_EQ_INT(T(r, "a")->attempt, 1);
-    reg.seen_epoch = h.c->o.epoch - 1; /* or from the master before: no verdict either */
-    reg.seen_seq = seq_a + 100;
-    h_worker_msg(&h, "w1", &env);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
-    reg.seen_epoch = h.c->o.epoch; /* after it: the worker does not run it */
-    reg.seen_seq = seq_a;
-    h_worker_msg(&h, "w1", &env);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_QUEUED);
-    CHECK_STR(T(r, "a")->reason, "worker no longer runs it");
-    h_flush(&h);
-    CHECK_EQ_INT(T(r, "a")->attempt, 2);
-    /* a heartbeat that lists attempt 1 (it ran after all): it is cancelled */
-    int cancels = h_count(&h, "w1", TY__ENVELOPE__BODY_CANCEL_TASK);
-    Ty__TaskRef old = TY__TASK_REF__INIT, *olds[1] = {&old};
-    old.run_id = r->id;
-    old.task = "a";
-    old.attempt = 1;
-    h_heartbeat_listing(&h, "w1", olds, 1, T(r, "a")->sent_seq - 1);
-    h_flush(&h);
-    CHECK_EQ_INT(h_count(&h, "w1", TY__ENVELOPE__BODY_CANCEL_TASK), cancels + 1);
-    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING); /* attempt 2: not listed, yet to arrive */
-    h_fini(&h);
-}
-
 /* A run that ends is indexed under done/<its end, in seconds>; the core
  * asks for what ended before its history to be dropped, every gc_every_ms. */
 static void test_history_drop(void) {
@@ -470,28 +363,6 @@ static void test_history_drop(void) {
     CHECK(strcmp(h.drop_before, key) > 0); /* past the history (to the second) */
     free(key);
     h_fini(&h);
-}
-
-/* Load every record of a's store into a new core, as a restarted master. */
-static void h_restart(h_t *a, h_t *b, uint64_t epoch) {
-    ty_core_opts_t o = h_opts(epoch);
-    h_open(b, &o);
-    b->now = a->now;
-    zlistx_t *keys = zhashx_keys(a->kv);
-    zlistx_set_comparator(keys, (zlistx_comparator_fn *)strcmp);
-    zlistx_sort(keys);
-    for (int pass = 0; pass < 2; pass++) /* workers/ first, then runs/ */
-        for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
-            if ((pass == 0) != (strncmp(k, "workers/", 8) == 0))
-                continue;
-            zchunk_t *ch = zhashx_lookup(a->kv, k);
-            zhashx_update(b->kv, k, zchunk_dup(ch));
-            ty_ev_t ev = {
-                .kind = TY_EV_LOAD, .key = k, .data = zchunk_data(ch), .len = zchunk_size(ch)};
-            h_step(b, ev);
-        }
-    zlistx_destroy(&keys);
-    h_step(b, (ty_ev_t){.kind = TY_EV_SERVE});
 }
 
 /* A new master rebuilds from the store: an attempt its worker reports is
@@ -744,49 +615,7 @@ static void test_deterministic(void) {
     free(ids[1]);
 }
 
-/* The run id of the last SubmitReply to "cli". */
-static const char *h_last_run(const h_t *h) {
-    for (size_t i = h->nsent; i-- > 0;)
-        if (h->sent[i].env && h->sent[i].env->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY)
-            return h->sent[i].env->submit_reply->run_id;
-    return "";
-}
-
-/* A submit that repeats a request id (the CLI sending again through an
- * outage or a failover) gets the run the first one made, also from a core
- * rebuilt from the store; a new id makes a new run; an id is forgotten
- * after an hour. */
-static void test_repeated_submit_gets_the_same_run(void) {
-    h_t h;
-    h_init(&h, 7);
-    const char *y = "name: once\ntasks:\n  - {name: a, command: [t]}\n";
-    char *id = ty_xstrdup(h_submit_id(&h, y, "req-1")->id);
-    size_t runs = h.c->nruns;
-    h_submit_id(&h, y, "req-1");
-    CHECK_EQ_INT(h.c->nruns, runs);
-    h_flush(&h);
-    CHECK_EQ_INT(h_count(&h, "cli", TY__ENVELOPE__BODY_SUBMIT_REPLY), 2);
-    CHECK_STR(h_last_run(&h), id);
-    CHECK(strcmp(h_submit_id(&h, y, "req-2")->id, id) != 0);
-    CHECK_EQ_INT(h.c->nruns, runs + 1);
-    h_flush(&h);
-    /* the run record carries it: a rebuilt core knows it too */
-    h_t b;
-    h_restart(&h, &b, 8);
-    size_t reloaded = b.c->nruns;
-    h_submit_id(&b, y, "req-1");
-    CHECK_EQ_INT(b.c->nruns, reloaded);
-    h_flush(&b);
-    CHECK_STR(h_last_run(&b), id);
-    h_advance(&b, TY_REQUEST_KEEP_MS + 1000);
-    CHECK(strcmp(h_submit_id(&b, y, "req-1")->id, id) != 0);
-    free(id);
-    h_fini(&b);
-    h_fini(&h);
-}
-
 int main(void) {
-    test_repeated_submit_gets_the_same_run();
     test_diamond();
     test_priority_and_backfill();
     test_mpi_reasons();
@@ -796,8 +625,6 @@ int main(void) {
     test_backoff_deadline_fires();
     test_lease_loss_and_cancel();
     test_recovery_and_grace();
-    test_lost_dispatch_is_found();
-    test_stale_register_keeps_attempt();
     test_history_drop();
     test_write_ahead();
     test_large_batch_splits();
