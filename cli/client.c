@@ -7,8 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#define TY_TRY_MS 2500      /* a master that says nothing this long: try the next one */
-#define TY_HOLD_TRY_MS 8000 /* ... for a long-poll, which the master holds up to 5 s */
+#define TY_TRY_MS 2500         /* a master that says nothing this long: try the next one */
+#define TY_HOLD_TRY_MS 8000    /* ... for a long-poll, which the master holds up to 5 s */
+#define TY_UNAVAIL_WAIT_MS 250 /* between submits the leader refused while etcd is silent */
 
 struct ty_client {
     zsock_t *sock;
@@ -132,6 +133,16 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
             if (env->req_id == req->req_id)
                 break;
             ty_wire_free(&env); /* a late reply to an earlier request */
+        }
+        if (env && env->body_case == TY__ENVELOPE__BODY_ERROR && env->error->code == TY_EUNAVAIL &&
+            ty_mono_ms() + TY_UNAVAIL_WAIT_MS < deadline) {
+            /* the leader refused it, storing nothing, while etcd does not
+             * answer: ask again; the last refusal is the answer at the deadline */
+            free(c->reason);
+            c->reason = ty_xstrdup(env->error->message);
+            ty_wire_free(&env);
+            ty_sleep_ms(TY_UNAVAIL_WAIT_MS);
+            continue;
         }
         if (env && env->body_case != TY__ENVELOPE__BODY_REDIRECT) {
             *reply = env;

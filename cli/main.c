@@ -528,6 +528,7 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     json_object_set_new(o, "runs_released", json_integer((json_int_t)r->runs_released));
     json_object_set_new(o, "messages_rejected", json_integer((json_int_t)r->messages_rejected));
     json_object_set_new(o, "last_rejected", json_string(r->last_rejected));
+    json_object_set_new(o, "etcd_quiet_ms", json_integer((json_int_t)r->etcd_quiet_ms));
     if (cli->json) {
         ty_out_json_print(o);
     } else {

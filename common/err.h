@@ -22,7 +22,8 @@
     X(SPAWN, "cannot start process")                                                               \
     X(STALE, "stale epoch or attempt")                                                             \
     X(NOTSUP, "not supported by this build")                                                       \
-    X(NODEV, "no usable device")
+    X(NODEV, "no usable device")                                                                   \
+    X(UNAVAIL, "the state store (etcd) is not answering")
 
 enum {
 #define TY_ERR_IDX(name, msg) TY_ERR_IDX_##name,

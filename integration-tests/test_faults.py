@@ -516,6 +516,34 @@ def test_a_submit_through_an_etcd_pause_makes_exactly_one_run(cluster):
     assert bad.returncode != 0 and "--request-id needs 1 to 64" in bad.stderr
 
 
+def test_a_submit_while_etcd_is_silent_is_refused_with_nothing_stored(cluster):
+    """Once etcd has not answered the leader for --store-stall-ms, a submit
+    gets a definite error saying nothing was stored (not "it may have been"),
+    `info` shows how long etcd has been quiet, and after etcd is back no run
+    exists until the same request id is sent again, which makes one."""
+    cluster.start_master("--store-stall-ms", "500")
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    path = cluster.write("refused.yaml", "name: refused\ntasks:\n  - {name: a, command: ['true']}\n")
+    etcd = next(p for p in cluster.procs if p.name == "etcd")
+    os.kill(etcd.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: cluster.json("info", "--timeout", "1")["etcd_quiet_ms"] >= 500, 10,
+                   "the leader to see etcd quiet")
+        r = cluster.cli("--timeout", "1", "submit", path, "--request-id", "out-1", check=False)
+    finally:
+        os.kill(etcd.pid, signal.SIGCONT)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "submit refused, nothing was stored" in r.stderr, r.stderr
+    assert "may have been stored" not in r.stderr
+    wait_until(lambda: cluster.cli("runs", check=False).returncode == 0, 30, "the master to serve")
+    assert cluster.json("runs") == []
+    assert cluster.json("info")["etcd_quiet_ms"] < 500
+    run = cluster.cli("submit", path, "--request-id", "out-1").stdout.strip()
+    assert cluster.wait_run(run)["state"] == "succeeded"
+    assert [x["run_id"] for x in cluster.json("runs")] == [run]
+
+
 def test_running_tasks_survive_etcd_stopped_for_30_s(cluster):
     """etcd stopped (SIGSTOP) for 30 s mid-run, far past the leader TTL and
     the worker lease: the master stands by, saying why to the CLI; the

@@ -184,7 +184,8 @@ static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint
                   .nparams = np,
                   .raw_spec = raw,
                   .raw_len = len,
-                  .request_id = req->request_id};
+                  .request_id = req->request_id,
+                  .quiet_since = a->shell.quiet_since ? a->shell.quiet_since(a->shell.arg) : 0};
     ty_core_step(a->core, &ev, now);
     free(raw);
 }
@@ -466,6 +467,11 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ir.leader = 1;
     ir.leader_node = ir.node_id;
     ir.last_rejected = (char *)s.last_reject;
+    int64_t quiet = ty_persist_stalled_ms(a->core);
+    int64_t since = a->shell.quiet_since ? a->shell.quiet_since(a->shell.arg) : 0;
+    if (since && now.mono_ms - since > quiet)
+        quiet = now.mono_ms - since;
+    ir.etcd_quiet_ms = quiet > 0 ? (uint64_t)quiet : 0;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;
     env.info_reply = &ir;

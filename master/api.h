@@ -36,6 +36,8 @@ typedef struct {
     void (*effects)(void *arg);
     void *arg;
     ty_dag_limits_t limits; /* what a submitted pipeline may hold */
+    /* monotonic ms since which etcd has not answered the shell, 0: it does */
+    int64_t (*quiet_since)(void *arg);
 } ty_api_shell_t;
 
 /* core, info and the shell's store are borrowed and must outlive the

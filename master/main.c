@@ -29,6 +29,8 @@ static void ty_usage(FILE *f) {
           "  --worker-lease-ms N    a silent worker is lost after this (default 8000); keep it\n"
           "                         above the leader TTL + 2 s so tasks survive a failover\n"
           "  --leader-ttl S         leader lease TTL in seconds (default 5)\n"
+          "  --store-stall-ms N     refuse submits (nothing stored) while etcd has not\n"
+          "                         answered for this long (default 2000)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
           "  --retain-runs N        finished runs kept in memory (default 100)\n"
           "  --retain-tasks N       ... and at most this many of their tasks (default 5000)\n"
@@ -344,13 +346,24 @@ static int ty_bind(ty_master_t *m) {
     return 0;
 }
 
+/* etcd's silence as the lease keep-alives see it: when the first one after
+ * the last confirmed one left (they leave every TTL/3), or 0 while every
+ * keep-alive sent was answered. */
+static int64_t ty_store_quiet_since(void *arg) {
+    ty_master_t *m = arg;
+    if (m->lease_ka_sent <= m->lease_ok_mono)
+        return 0;
+    return m->lease_ok_mono + (int64_t)m->o.leader_ttl_s * 1000 / 3;
+}
+
 static void ty_serve(ty_master_t *m) {
     ty_api_shell_t shell = {m->store,
                             ty_master_now,
                             ty_master_effects_cb,
                             m,
                             {(size_t)m->o.max_pl_bytes, (unsigned)m->o.max_pl_depth,
-                             (unsigned)m->o.max_pl_tasks, (unsigned)m->o.max_map_keys}};
+                             (unsigned)m->o.max_pl_tasks, (unsigned)m->o.max_map_keys},
+                            ty_store_quiet_since};
     ty_api_create(&m->api, m->core, m->o.data_dir, &m->info, &shell);
     ty_ev_t ev = {.kind = TY_EV_SERVE};
     ty_master_step(m, &ev);
@@ -405,6 +418,7 @@ static void ty_elected(ty_master_t *m) {
     ty_core_opts_default(&co);
     co.heartbeat_ms = m->o.heartbeat_ms;
     co.worker_lease_ms = m->o.worker_lease_ms;
+    co.store_stall_ms = m->o.store_stall_ms;
     co.lost_limit = m->o.lost_limit;
     co.retain_runs = m->o.retain_runs;
     co.retain_tasks = m->o.retain_tasks;
@@ -471,6 +485,7 @@ int main(int argc, char **argv) {
     m.o.heartbeat_ms = 1000;
     m.o.worker_lease_ms = 8000;
     m.o.leader_ttl_s = 5;
+    m.o.store_stall_ms = 2000;
     m.o.max_frame = TY_WIRE_MAX_DEFAULT;
     m.o.lost_limit = 5;
     m.o.retain_runs = 100;
@@ -494,6 +509,7 @@ int main(int argc, char **argv) {
                                          {"heartbeat-ms", 1, 0, 'H'},
                                          {"worker-lease-ms", 1, 0, 'L'},
                                          {"leader-ttl", 1, 0, 'T'},
+                                         {"store-stall-ms", 1, 0, 'S'},
                                          {"max-frame", 1, 0, 'M'},
                                          {"config", 1, 0, 'C'},
                                          {"log-level", 1, 0, 'l'},
@@ -562,6 +578,9 @@ int main(int argc, char **argv) {
             break;
         case 'T':
             num = &m.o.leader_ttl_s;
+            break;
+        case 'S':
+            num = &m.o.store_stall_ms;
             break;
         case 'M': {
             int64_t v;

@@ -36,6 +36,7 @@ typedef struct {
     size_t max_frame;
     int64_t heartbeat_ms, worker_lease_ms;
     int64_t leader_ttl_s;
+    int64_t store_stall_ms; /* submits are refused while etcd is quiet this long */
     int64_t lost_limit;
     int64_t retain_runs, retain_tasks, retain_s; /* finished runs kept in memory */
     int64_t compact_every;                       /* etcd revisions between compactions */

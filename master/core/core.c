@@ -20,12 +20,13 @@ void ty_core_opts_default(ty_core_opts_t *o) {
     o->retain_ms = 600000;
     o->history_ms = 30LL * 24 * 3600 * 1000;
     o->gc_every_ms = 3600 * 1000;
+    o->store_stall_ms = 2000;
 }
 
 int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     if (!out || !o || o->heartbeat_ms <= 0 || o->worker_lease_ms <= 0 || o->lost_limit <= 0 ||
         o->retry_ms <= 0 || o->retain_runs < 0 || o->retain_tasks < 0 || o->retain_ms < 0 ||
-        o->history_ms < 0 || o->gc_every_ms <= 0)
+        o->history_ms < 0 || o->gc_every_ms <= 0 || o->store_stall_ms <= 0)
         return TY_EINVAL;
     ty_core_t *c = ty_xcalloc(1, sizeof *c);
     c->o = *o;
@@ -169,6 +170,18 @@ void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, si
     ty_persist_queue(c, ty_pack_env(c, kind, peer, peer_len, env));
 }
 
+static void ty_core_send_now(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer,
+                             size_t peer_len, Ty__Envelope *env) {
+    ty_outmsg_t *o = ty_pack_env(c, kind, peer, peer_len, env);
+    ty_fx_t fx = {.kind = TY_FX_SEND, .peer_kind = o->kind};
+    fx.peer = o->peer;
+    fx.peer_len = o->peer_len;
+    fx.data = o->data;
+    fx.len = o->len;
+    ty_core_emit(c, &fx);
+    free(o);
+}
+
 void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, Ty__Envelope *env) {
     ty_outmsg_t *o = ty_pack_env(c, TY_PEER_WORKER, t->w->peer, t->w->peer_len, env);
     o->run = ty_xstrdup(t->run->id);
@@ -233,7 +246,8 @@ void ty_core_request_seen(ty_core_t *c, const char *request_id, const char *run_
 
 /* ---- client requests that change state ---- */
 
-static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
+static void ty_reply_error_env(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg,
+                               int now) {
     Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
     e.code = code;
     e.message = (char *)msg;
@@ -241,7 +255,19 @@ static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char
     env.req_id = ev->req_id;
     env.body_case = TY__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+    if (now)
+        ty_core_send_now(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+    else
+        ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+}
+
+static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
+    ty_reply_error_env(c, ev, code, msg, 0);
+}
+
+/* An answer that depends on no pending write: not held behind them. */
+static void ty_reply_error_now(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
+    ty_reply_error_env(c, ev, code, msg, 1);
 }
 
 static void ty_reply_submit(ty_core_t *c, const ty_ev_t *ev, const char *run_id, unsigned state) {
@@ -274,6 +300,22 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
         ty_dag_kvs_free(ev->params, ev->nparams);
         ty_reply_error(c, ev, TY_EINVAL, "empty pipeline");
         return TY_EINVAL;
+    }
+    int64_t stalled = ty_persist_stalled_ms(c);
+    if (ev->quiet_since && c->now.mono_ms - ev->quiet_since > stalled)
+        stalled = c->now.mono_ms - ev->quiet_since;
+    if (stalled >= c->o.store_stall_ms) {
+        /* Nothing of it is stored, and nothing will be: a definite answer
+         * now, not queued behind the writes that wait for etcd. */
+        ty_dag_free(&spec);
+        ty_dag_kvs_free(ev->params, ev->nparams);
+        char *msg = ty_xasprintf("etcd has not answered for %.1f s: submit refused, "
+                                 "nothing was stored",
+                                 (double)stalled / 1000.0);
+        ty_warn("%s", msg);
+        ty_reply_error_now(c, ev, TY_EUNAVAIL, msg);
+        free(msg);
+        return TY_EUNAVAIL;
     }
     if (ev->raw_spec) { /* the validated spec, as submitted, under pipelines/<name> */
         uint8_t *val = ty_xmalloc(ev->raw_len ? ev->raw_len : 1);

@@ -64,6 +64,11 @@ typedef struct {
     /* Finished runs are deleted from the store history_ms after they ended
      * (0: never), looked for every gc_every_ms: a DROP effect. */
     int64_t history_ms, gc_every_ms;
+    /* A submit is refused (TY_EUNAVAIL, "nothing was stored") while a txn
+     * has been out unanswered this long, or since one failed, or the shell
+     * says etcd has been quiet this long (SUBMIT's quiet_since): a definite
+     * answer during an etcd outage instead of a run that may appear later. */
+    int64_t store_stall_ms;
 } ty_core_opts_t;
 
 /* A peer is opaque bytes the transport chose (a ZeroMQ routing id). */
@@ -93,6 +98,8 @@ typedef struct {
     size_t nparams;
     const uint8_t *raw_spec; /* SUBMIT: the spec as submitted, for pipelines/<name> */
     const char *request_id;  /* SUBMIT: the client's, or NULL (a repeat gets the same run) */
+    int64_t quiet_since;     /* SUBMIT: monotonic ms since which etcd has not answered the
+                                shell (its lease keep-alives), 0 when it does */
     size_t raw_len;
     const char *run_id;  /* CANCEL */
     const uint8_t *data; /* REPLY payload; LOAD value */

@@ -157,6 +157,7 @@ typedef struct ty_flight {
     size_t nitems;
     ty_batch_t raw; /* keyed puts and the outbox */
     int pending;    /* txns not yet answered */
+    int64_t sent;   /* monotonic: when its txn was last sent */
     int failed, done;
     int behind; /* answered TY_ECONFLICT: an earlier txn was not in yet */
     struct ty_flight *next;
@@ -216,6 +217,7 @@ struct ty_core {
     uint64_t mark;           /* changes so far: the order records are written in */
     zhashx_t *inflight_keys; /* keyed puts in flight -> count */
     int64_t retry_at;        /* monotonic: resend failed batches */
+    int64_t failing_since;   /* monotonic: a txn failed and none committed since (0: none) */
 
     /* counters */
     uint64_t txns, ops, dispatches, rejected_msgs, behind;
@@ -306,6 +308,9 @@ void ty_persist_flush(ty_core_t *c);
 void ty_persist_done(ty_core_t *c, uint64_t flight, int status);
 void ty_persist_retry(ty_core_t *c);
 int ty_persist_idle(const ty_core_t *c);
+/* How long the store has not confirmed a write: the oldest txn out
+ * unanswered, or since a txn failed with none committed after it (0: fine). */
+int64_t ty_persist_stalled_ms(const ty_core_t *c);
 /* Record views pointing into t / r; clear frees only the view's arrays. */
 void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec);
 void ty_persist_task_record_clear(Ty__TaskRecord *rec);

@@ -123,6 +123,14 @@ void ty_persist_put(ty_core_t *c, char *key, uint8_t *val, size_t len) {
 
 int ty_persist_idle(const ty_core_t *c) { return c->open.nops == 0 && c->nflights == 0; }
 
+int64_t ty_persist_stalled_ms(const ty_core_t *c) {
+    int64_t since = c->failing_since;
+    for (const ty_flight_t *f = c->flights; f; f = f->next)
+        if (f->pending && (!since || f->sent < since))
+            since = f->sent;
+    return since ? c->now.mono_ms - since : 0;
+}
+
 static int ty_dispatch_current(ty_core_t *c, const ty_outmsg_t *o) {
     ty_run_t *r = ty_core_find_run(c, o->run);
     if (!r || o->task_ix >= r->ntasks)
@@ -284,6 +292,7 @@ static void ty_flight_send(ty_core_t *c, ty_flight_t *f) {
     }
     fx.nputs = f->nsnap;
     f->pending = 1;
+    f->sent = c->now.mono_ms;
     c->txns++;
     c->ops += f->nsnap;
     ty_core_emit(c, &fx);
@@ -316,6 +325,8 @@ void ty_persist_done(ty_core_t *c, uint64_t flight, int status) {
     }
     if (status != 0)
         f->failed = 1;
+    if (status != 0 && status != TY_ECONFLICT && (!c->failing_since || f->sent < c->failing_since))
+        c->failing_since = f->sent; /* unconfirmed since it left */
     f->behind = status == TY_ECONFLICT;
     c->behind += f->behind;
     if (--f->pending > 0)
@@ -333,6 +344,7 @@ void ty_persist_done(ty_core_t *c, uint64_t flight, int status) {
         return;
     }
     f->done = 1;
+    c->failing_since = 0;
     /* outboxes leave in batch order: a later batch may depend on an earlier one */
     while (c->flights && c->flights->done) {
         ty_flight_t *head = c->flights;

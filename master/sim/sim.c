@@ -132,6 +132,7 @@ static void sim_master_start(sim_t *s) {
     o.retain_ms = 5000;
     o.history_ms = 8000; /* runs leave the store too, after the retention */
     o.gc_every_ms = 1000;
+    o.store_stall_ms = 40; /* txns take 1-20 ms: refusals follow failed ones */
     o.seed = sim_rand(s);
     if (ty_core_create(&s->core, &o) != 0)
         abort();
@@ -228,6 +229,7 @@ static void sim_free(sim_t *s) {
     for (size_t i = 0; i < s->nworkers; i++)
         sim_worker_free(&s->workers[i]);
     free(s->workers);
+    sim_client_free(s);
     sim_store_free(s);
     ty_core_destroy(&s->core);
 }
@@ -270,10 +272,10 @@ static int sim_run(const sim_opts_t *o, uint64_t seed) {
     if (bad || !o->quiet)
         printf("seed %llu: %s%s; %zu runs submitted, %zu finished, %llu dispatches, %zu master "
                "starts (%zu crashes, %zu take-overs), %zu worker crashes, %zu runs dropped from "
-               "the store, %lld ms\n",
+               "the store, %zu submits refused, %zu sent again, %lld ms\n",
                (unsigned long long)seed, bad ? "VIOLATION: " : "ok", bad ? s.violation : "",
                s.nsubmitted, s.nfinished, (unsigned long long)s.dispatches, s.masters, s.crashes,
-               s.takeovers, s.worker_crashes, s.dropped, (long long)s.now);
+               s.takeovers, s.worker_crashes, s.dropped, s.refused, s.resent, (long long)s.now);
     if (bad)
         printf("replay: trainyard-sim --seed %llu --workers %zu --runs %zu --ms %lld\n",
                (unsigned long long)seed, o->workers, o->runs, (long long)o->ms);

@@ -68,6 +68,16 @@ typedef struct sim_txn {
     struct sim_txn *next;
 } sim_txn_t;
 
+/* A client's submit: sent again with the same request id until a master
+ * answers it with a run (the CLI's retries), also after a refusal. */
+typedef struct sim_submit {
+    char rid[24];
+    char *yaml;
+    int64_t resend_at;
+    char *run_id; /* the answer */
+    struct sim_submit *next;
+} sim_submit_t;
+
 typedef struct {
     sim_opts_t o;
     uint64_t seed, rng;
@@ -90,9 +100,11 @@ typedef struct {
     size_t nsubmitted, nfinished;
     int64_t next_submit;
     uint64_t req_ids;
+    sim_submit_t *subs;
+    zhashx_t *sub_by_req; /* "req_id" -> sim_submit_t* (borrowed) */
     /* counters */
     uint64_t dispatches, replies;
-    size_t masters, crashes, takeovers, worker_crashes, dropped;
+    size_t masters, crashes, takeovers, worker_crashes, dropped, refused, resent;
     char *violation;
 } sim_t;
 
@@ -121,6 +133,9 @@ void sim_worker_receive(sim_t *s, sim_worker_t *w, const Ty__Envelope *env);
 void sim_worker_crash(sim_t *s, sim_worker_t *w);
 sim_worker_t *sim_worker_by_peer(sim_t *s, const uint8_t *peer, size_t len);
 void sim_client_init(sim_t *s);
+void sim_client_free(sim_t *s);
+/* The run stored with request id rid, or NULL (a copy). */
+char *sim_stored_request(sim_t *s, const char *rid, const char *other_than);
 void sim_client_tick(sim_t *s);
 void sim_client_reply(sim_t *s, const uint8_t *data, size_t len);
 int sim_all_done(sim_t *s);

@@ -183,6 +183,8 @@ void sim_check_put(sim_t *s, const char *key, const uint8_t *val, size_t len) {
  * in the core. */
 void sim_check_end(sim_t *s) {
     size_t stored = 0;
+    zhashx_t *rids = zhashx_new(); /* request id -> the run stored with it */
+    zhashx_set_destructor(rids, (zhashx_destructor_fn *)zstr_free);
     for (zchunk_t *ch = zhashx_first(s->kv); ch; ch = zhashx_next(s->kv)) {
         const char *key = zhashx_cursor(s->kv);
         if (strncmp(key, "runs/", 5) != 0 || strchr(key + 5, '/'))
@@ -206,9 +208,17 @@ void sim_check_end(sim_t *s) {
         }
         if (r && !sim_terminal_run(r->state) && !ty_core_find_run(s->core, r->run_id))
             sim_fail(s, "%s is stored unfinished but the master lost it", key);
+        /* one run per request id, however often the client sent it */
+        const char *twin = r && *r->request_id ? zhashx_lookup(rids, r->request_id) : NULL;
+        if (twin)
+            sim_fail(s, "request %s is stored as run %s and run %s", r->request_id, twin,
+                     r->run_id);
+        else if (r && *r->request_id)
+            zhashx_insert(rids, r->request_id, ty_xstrdup(r->run_id));
         if (r)
             ty__run_record__free_unpacked(r, NULL);
     }
+    zhashx_destroy(&rids);
     s->nfinished = stored;
     if (s->core->nlive > stored)
         sim_fail(s, "the master holds %zu runs, the store %zu", s->core->nlive, stored);

@@ -516,6 +516,7 @@ void sim_worker_receive(sim_t *s, sim_worker_t *w, const Ty__Envelope *env) {
 /* ---- clients ---- */
 
 void sim_client_init(sim_t *s) {
+    s->sub_by_req = zhashx_new();
     s->submitting = 1;
     s->next_submit = 1;
 }
@@ -549,33 +550,81 @@ static char *sim_pipeline(sim_t *s) {
     return y.data;
 }
 
-void sim_client_tick(sim_t *s) {
-    if (s->submitting && s->nsubmitted < s->o.runs && s->now >= s->next_submit && !s->fenced) {
-        s->next_submit = s->now + sim_between(s, 0, 2 * s->o.ms / (int64_t)s->o.runs);
-        char *yaml = sim_pipeline(s);
-        Ty__PipelineSpec *spec = NULL, *res = NULL;
-        char *err = NULL;
-        if (ty_dag_load_string(yaml, strlen(yaml), "sim.yaml", &spec, &err) != 0) {
-            sim_fail(s, "a generated pipeline does not load: %s", err ? err : "?");
-            free(err);
-            free(yaml);
-            return;
-        }
-        Ty__KV **params = NULL;
-        size_t np = 0;
-        ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
-        ty_dag_free(&spec);
-        free(yaml);
-        ty_ev_t ev = {.kind = TY_EV_SUBMIT,
-                      .peer = (const uint8_t *)"client",
-                      .peer_len = 6,
-                      .req_id = ++s->req_ids,
-                      .spec = res,
-                      .params = params,
-                      .nparams = np};
-        s->nsubmitted++;
-        sim_core_step(s, &ev);
+#define SIM_RESEND_MS 300 /* a submit unanswered this long is sent again */
+#define SIM_REFUSED_MS 50 /* ... and one refused, after this */
+
+static void sim_submit_send(sim_t *s, sim_submit_t *q) {
+    Ty__PipelineSpec *spec = NULL, *res = NULL;
+    char *err = NULL;
+    if (ty_dag_load_string(q->yaml, strlen(q->yaml), "sim.yaml", &spec, &err) != 0) {
+        sim_fail(s, "a generated pipeline does not load: %s", err ? err : "?");
+        free(err);
+        return;
     }
+    Ty__KV **params = NULL;
+    size_t np = 0;
+    ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
+    ty_dag_free(&spec);
+    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
+                  .peer = (const uint8_t *)"client",
+                  .peer_len = 6,
+                  .req_id = ++s->req_ids,
+                  .spec = res,
+                  .params = params,
+                  .nparams = np,
+                  .request_id = q->rid};
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)ev.req_id);
+    zhashx_insert(s->sub_by_req, key, q);
+    q->resend_at = s->now + SIM_RESEND_MS;
+    sim_core_step(s, &ev);
+}
+
+void sim_client_free(sim_t *s) {
+    while (s->subs) {
+        sim_submit_t *q = s->subs;
+        s->subs = q->next;
+        free(q->yaml);
+        free(q->run_id);
+        free(q);
+    }
+    zhashx_destroy(&s->sub_by_req);
+}
+
+char *sim_stored_request(sim_t *s, const char *rid, const char *other_than) {
+    char *found = NULL;
+    for (zchunk_t *ch = zhashx_first(s->kv); ch && !found; ch = zhashx_next(s->kv)) {
+        const char *key = zhashx_cursor(s->kv);
+        if (strncmp(key, "runs/", 5) != 0 || strchr(key + 5, '/'))
+            continue;
+        Ty__RunRecord *r = ty__run_record__unpack(NULL, zchunk_size(ch), zchunk_data(ch));
+        if (r && strcmp(r->request_id, rid) == 0 &&
+            (!other_than || strcmp(r->run_id, other_than) != 0))
+            found = ty_xstrdup(r->run_id);
+        if (r)
+            ty__run_record__free_unpacked(r, NULL);
+    }
+    return found;
+}
+
+void sim_client_tick(sim_t *s) {
+    if (s->fenced)
+        return;
+    if (s->submitting && s->nsubmitted < s->o.runs && s->now >= s->next_submit) {
+        s->next_submit = s->now + sim_between(s, 0, 2 * s->o.ms / (int64_t)s->o.runs);
+        sim_submit_t *q = ty_xcalloc(1, sizeof *q);
+        snprintf(q->rid, sizeof q->rid, "sim-%zu", s->nsubmitted);
+        q->yaml = sim_pipeline(s);
+        q->next = s->subs;
+        s->subs = q;
+        s->nsubmitted++;
+        sim_submit_send(s, q);
+    }
+    for (sim_submit_t *q = s->subs; q; q = q->next)
+        if (!q->run_id && q->resend_at <= s->now) {
+            s->resent++;
+            sim_submit_send(s, q);
+        }
     ty_run_t *r = NULL;
     if (s->faults && s->core->nruns && sim_chance(s, 0.0005))
         r = s->core->order[sim_rand(s) % s->core->nruns]; /* NULL: let go of */
@@ -589,6 +638,8 @@ void sim_client_tick(sim_t *s) {
     }
 }
 
+/* A submit's answer: always the same run for one request id; a refusal
+ * means nothing of it is stored. */
 void sim_client_reply(sim_t *s, const uint8_t *data, size_t len) {
     Ty__Envelope *env = ty__envelope__unpack(NULL, len, data);
     if (!env) {
@@ -596,10 +647,33 @@ void sim_client_reply(sim_t *s, const uint8_t *data, size_t len) {
         return;
     }
     s->replies++;
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)env->req_id);
+    sim_submit_t *q = zhashx_lookup(s->sub_by_req, key);
+    if (q && env->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY) {
+        const char *id = env->submit_reply->run_id;
+        if (q->run_id && strcmp(q->run_id, id) != 0)
+            sim_fail(s, "submit %s answered with run %s and run %s", q->rid, q->run_id, id);
+        else if (!q->run_id)
+            q->run_id = ty_xstrdup(id);
+    } else if (q && env->body_case == TY__ENVELOPE__BODY_ERROR) {
+        char *stored = sim_stored_request(s, q->rid, NULL);
+        if (env->error->code != TY_EUNAVAIL)
+            sim_fail(s, "submit %s refused: %s", q->rid, env->error->message);
+        else if (stored)
+            sim_fail(s, "submit %s refused as not stored, but run %s holds it", q->rid, stored);
+        free(stored);
+        s->refused++;
+        if (!q->run_id)
+            q->resend_at = s->now + SIM_REFUSED_MS;
+    }
     ty__envelope__free_unpacked(env, NULL);
 }
 
 int sim_all_done(sim_t *s) {
+    for (sim_submit_t *q = s->subs; q; q = q->next)
+        if (!q->run_id)
+            return 0;
     for (size_t i = 0; i < s->core->nruns; i++) {
         if (!s->core->order[i])
             continue;

@@ -154,9 +154,93 @@ static void test_repeated_submit_gets_the_same_run(void) {
     h_fini(&h);
 }
 
+static int h_submit_quiet(h_t *h, const char *yaml, const char *request_id, int64_t quiet_since) {
+    Ty__PipelineSpec *spec = NULL, *res = NULL;
+    char *err = NULL;
+    CHECK_EQ_INT(ty_dag_load_string(yaml, strlen(yaml), "t.yaml", &spec, &err), 0);
+    Ty__KV **params = NULL;
+    size_t np = 0;
+    ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
+    ty_dag_free(&spec);
+    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
+                  .peer = (const uint8_t *)"cli",
+                  .peer_len = 3,
+                  .spec = res,
+                  .params = params,
+                  .nparams = np,
+                  .request_id = request_id,
+                  .quiet_since = quiet_since};
+    return h_step(h, ev);
+}
+
+static int h_submit_rc(h_t *h, const char *yaml, const char *request_id) {
+    return h_submit_quiet(h, yaml, request_id, 0);
+}
+
+/* The last error sent to the client, or "". */
+static const char *h_last_error(const h_t *h) {
+    for (size_t i = h->nsent; i-- > 0;)
+        if (h->sent[i].env && h->sent[i].env->body_case == TY__ENVELOPE__BODY_ERROR)
+            return h->sent[i].env->error->message;
+    return "";
+}
+
+/* While etcd has not answered for store_stall_ms (a txn out
+ * unanswered, or failed and not yet in), a new submit is refused at once,
+ * storing nothing; a repeat of one accepted before waits for its write; once
+ * etcd answers, submits are taken again. */
+static void test_submit_refused_while_store_silent(void) {
+    h_t h;
+    h_init(&h, 7);
+    h.auto_commit = 0;
+    const char *y = "name: once\ntasks:\n  - {name: a, command: [t]}\n";
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-a"), 0);
+    h_flush(&h);
+    CHECK_EQ_INT(h.nheld, 1); /* the run's txn, unanswered */
+    size_t runs = h.c->nruns;
+    h_advance(&h, h.c->o.store_stall_ms - 1);
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-b"), 0); /* not stalled long enough yet */
+    CHECK_EQ_INT(h.c->nruns, runs + 1);
+    h_advance(&h, 1);
+    h_clear_sent(&h);
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-c"), TY_EUNAVAIL);
+    CHECK_EQ_INT(h.c->nruns, runs + 1);
+    CHECK_EQ_INT(h_count(&h, "cli", TY__ENVELOPE__BODY_ERROR), 1); /* at once, not held */
+    CHECK(strstr(h_last_error(&h), "nothing was stored") != NULL);
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-a"), 0); /* accepted before: waits for its write */
+    h_flush(&h);
+    CHECK_EQ_INT(h_count(&h, "cli", TY__ENVELOPE__BODY_SUBMIT_REPLY), 0);
+    h_answer(&h, 0, 0);
+    while (h.nheld)
+        h_answer(&h, 0, 0);
+    CHECK_EQ_INT(h_count(&h, "cli", TY__ENVELOPE__BODY_SUBMIT_REPLY), 3);
+    CHECK_EQ_INT(ty_persist_stalled_ms(h.c), 0);
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-c"), 0);
+    CHECK_EQ_INT(h.c->nruns, runs + 2);
+    h_flush(&h);
+    /* a failed txn counts from when it left, until one commits */
+    h_answer(&h, 0, TY_EETCD);
+    h_advance(&h, h.c->o.store_stall_ms);
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-d"), TY_EUNAVAIL);
+    while (h.nheld)
+        h_answer(&h, 0, 0);
+    CHECK_EQ_INT(h_submit_rc(&h, y, "req-d"), 0);
+    CHECK_EQ_INT(h.c->nruns, runs + 3);
+    h_flush(&h);
+    /* no write out, but the shell's keep-alives have gone unanswered */
+    while (h.nheld)
+        h_answer(&h, 0, 0);
+    int64_t stall = h.c->o.store_stall_ms;
+    CHECK_EQ_INT(h_submit_quiet(&h, y, "req-e", h.now.mono_ms - stall + 1), 0);
+    CHECK_EQ_INT(h_submit_quiet(&h, y, "req-f", h.now.mono_ms - stall), TY_EUNAVAIL);
+    CHECK_EQ_INT(h.c->nruns, runs + 4);
+    h_fini(&h);
+}
+
 int main(void) {
     test_lost_dispatch_is_found();
     test_stale_register_keeps_attempt();
     test_repeated_submit_gets_the_same_run();
+    test_submit_refused_while_store_silent();
     TEST_DONE();
 }
