@@ -7,6 +7,7 @@
 #include "common/dag.h"
 #include "common/dag_int.h"
 
+#include "common/digest.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -202,6 +203,31 @@ static void ty_parse_strs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, int
     }
 }
 
+#define TY_MAX_OUTPUTS 256
+
+/* outputs: relative paths or globs inside the attempt directory, distinct. */
+static void ty_parse_outputs(ty_dag_ctx_t *c, yaml_node_t *n, Ty__TaskSpec *t) {
+    size_t before = t->n_outputs;
+    ty_parse_strs(c, n, "outputs", 0, &t->outputs, &t->n_outputs);
+    if (n->type != YAML_SEQUENCE_NODE)
+        return;
+    if (t->n_outputs > TY_MAX_OUTPUTS) {
+        ty_dag_err(c, n, "at most %d outputs per task, got %zu", TY_MAX_OUTPUTS, t->n_outputs);
+        return;
+    }
+    for (size_t i = before; i < t->n_outputs; i++) {
+        yaml_node_t *item = ty_node(c, n->data.sequence.items.start[i - before]);
+        const char *why = ty_output_path_problem(t->outputs[i]);
+        if (why)
+            ty_dag_err(c, item, "output '%s' %s", t->outputs[i], why);
+        for (size_t j = before; j < i && !why; j++)
+            if (strcmp(t->outputs[i], t->outputs[j]) == 0) {
+                ty_dag_err(c, item, "output '%s' is declared twice", t->outputs[i]);
+                break;
+            }
+    }
+}
+
 /* Walk a mapping's distinct keys: for each usable pair, fn(c, key, k, v, arg). */
 typedef void (*ty_pair_fn)(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
                            void *arg);
@@ -280,7 +306,7 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
     } else if (strcmp(key, "depends_on") == 0) {
         ty_parse_strs(c, v, "depends_on", 1, &t->depends_on, &t->n_depends_on);
     } else if (strcmp(key, "outputs") == 0) {
-        ty_parse_strs(c, v, "outputs", 0, &t->outputs, &t->n_outputs);
+        ty_parse_outputs(c, v, t);
     } else if (strcmp(key, "kind") == 0) {
         static const char *const kinds[] = {"command", "mpi"};
         const char *s = ty_scalar(c, v, "kind");

@@ -199,6 +199,16 @@ int main(void) {
                TY_EINVAL, "resources.gpus must be an integer");
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    resources: {disk: 1}\n",
                TY_EINVAL, "unknown key 'resources.disk'");
+    /* outputs stay inside the attempt directory, each named once */
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs:\n      - ok.bin\n"
+               "      - ../escape\n",
+               TY_EINVAL, "p.yaml:7: output '../escape' has a . or .. component");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [/etc/passwd]\n",
+               TY_EINVAL, "p.yaml:5: output '/etc/passwd' is absolute");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [m, m]\n", TY_EINVAL,
+               "output 'm' is declared twice");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: m\n", TY_EINVAL,
+               "outputs must be a list");
     expect_err("name: x\ntasks: []\n", TY_EINVAL, "p.yaml:1: pipeline has no tasks");
     expect_err("", TY_EINVAL, "empty pipeline file");
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t\n", TY_EPARSE, "YAML syntax error");
