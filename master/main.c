@@ -29,6 +29,9 @@ static void ty_usage(FILE *f) {
           "  --worker-lease-ms N    a silent worker is lost after this (default 8000); keep it\n"
           "                         above the leader TTL + 2 s so tasks survive a failover\n"
           "  --leader-ttl S         leader lease TTL in seconds (default 5)\n"
+          "  --store DIR            the artifact store, by SHA-256 (default <data-dir>/store);\n"
+          "                         a shared mount lets a standby on another host serve it\n"
+          "  --max-artifact-bytes N largest artifact accepted (default 68719476736: 64 GiB)\n"
           "  --store-stall-ms N     refuse submits (nothing stored) while etcd has not\n"
           "                         answered for this long (default 2000)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
@@ -77,7 +80,7 @@ static void ty_txn_cb(int status, void *arg) {
         ty_master_step(m, &ev);
 }
 
-static void ty_send(ty_master_t *m, const ty_fx_t *fx) {
+void ty_master_send(ty_master_t *m, const ty_fx_t *fx) {
     zsock_t *sock = fx->peer_kind == TY_PEER_WORKER ? m->wsock : m->csock;
     if (!sock)
         return;
@@ -108,7 +111,7 @@ static void ty_master_effects(ty_master_t *m) {
     while (m->leader && m->core && ty_core_fx_pop(m->core, &fx)) {
         switch (fx.kind) {
         case TY_FX_SEND:
-            ty_send(m, &fx);
+            ty_master_send(m, &fx);
             break;
         case TY_FX_TXN: {
             ty_txn_ctx_t *x = ty_xcalloc(1, sizeof *x);
@@ -205,7 +208,7 @@ static void ty_send_env(ty_master_t *m, zsock_t *sock, zframe_t *id, uint64_t re
                   .peer_len = zframe_size(id),
                   .data = buf,
                   .len = len};
-    ty_send(m, &fx);
+    ty_master_send(m, &fx);
     free(buf);
 }
 
@@ -281,11 +284,18 @@ static void ty_on_worker(void *arg) {
         zframe_destroy(&id);
         return;
     }
-    ty_ev_t ev = {
-        .kind = TY_EV_WORKER_MSG, .peer = zframe_data(id), .peer_len = zframe_size(id), .msg = env};
-    ty_master_step(m, &ev);
+    if (!ty_master_artifact_msg(m, 0, zframe_data(id), zframe_size(id), &env))
+        ty_master_worker_msg(m, zframe_data(id), zframe_size(id), env);
     ty_wire_free(&env);
     zframe_destroy(&id);
+}
+
+void ty_master_worker_msg(ty_master_t *m, const uint8_t *peer, size_t peer_len,
+                          const Ty__Envelope *env) {
+    if (!ty_serving(m))
+        return;
+    ty_ev_t ev = {.kind = TY_EV_WORKER_MSG, .peer = peer, .peer_len = peer_len, .msg = env};
+    ty_master_step(m, &ev);
 }
 
 static void ty_on_client(void *arg) {
@@ -299,6 +309,11 @@ static void ty_on_client(void *arg) {
             ty_standby_info(m, id, env->req_id);
         else
             ty_redirect(m, m->csock, id, env->req_id);
+        ty_wire_free(&env);
+        zframe_destroy(&id);
+        return;
+    }
+    if (ty_master_artifact_msg(m, 1, zframe_data(id), zframe_size(id), &env)) {
         ty_wire_free(&env);
         zframe_destroy(&id);
         return;
@@ -365,6 +380,7 @@ static void ty_serve(ty_master_t *m) {
                              (unsigned)m->o.max_pl_tasks, (unsigned)m->o.max_map_keys},
                             ty_store_quiet_since};
     ty_api_create(&m->api, m->core, m->o.data_dir, &m->info, &shell);
+    ty_blobs_reset(m->blobs); /* uploads of an earlier leadership start again */
     ty_ev_t ev = {.kind = TY_EV_SERVE};
     ty_master_step(m, &ev);
     ty_core_stats_t s;
@@ -486,6 +502,7 @@ int main(int argc, char **argv) {
     m.o.worker_lease_ms = 8000;
     m.o.leader_ttl_s = 5;
     m.o.store_stall_ms = 2000;
+    m.o.max_artifact = 64LL << 30;
     m.o.max_frame = TY_WIRE_MAX_DEFAULT;
     m.o.lost_limit = 5;
     m.o.retain_runs = 100;
@@ -510,6 +527,8 @@ int main(int argc, char **argv) {
                                          {"worker-lease-ms", 1, 0, 'L'},
                                          {"leader-ttl", 1, 0, 'T'},
                                          {"store-stall-ms", 1, 0, 'S'},
+                                         {"store", 1, 0, 'o'},
+                                         {"max-artifact-bytes", 1, 0, 'x'},
                                          {"max-frame", 1, 0, 'M'},
                                          {"config", 1, 0, 'C'},
                                          {"log-level", 1, 0, 'l'},
@@ -581,6 +600,12 @@ int main(int argc, char **argv) {
             break;
         case 'S':
             num = &m.o.store_stall_ms;
+            break;
+        case 'o':
+            dst = &m.o.store_dir;
+            break;
+        case 'x':
+            num = &m.o.max_artifact;
             break;
         case 'M': {
             int64_t v;
@@ -699,8 +724,13 @@ int main(int argc, char **argv) {
     uv_signal_start(&m.sigint, ty_signal_cb, SIGINT);
     uv_signal_start(&m.sigterm, ty_signal_cb, SIGTERM);
 
-    ty_info("starting as %s, etcd %s, prefix %s", m.o.node_id, m.o.etcd, m.o.prefix);
-    if (ty_bind(&m) != 0)
+    if (!m.o.store_dir)
+        m.o.store_dir = ty_xasprintf("%s/store", m.o.data_dir);
+    ty_info("starting as %s, etcd %s, prefix %s, artifacts in %s", m.o.node_id, m.o.etcd,
+            m.o.prefix, m.o.store_dir);
+    if (ty_master_blobs_start(&m) != 0)
+        m.exit_code = 1;
+    else if (ty_bind(&m) != 0)
         m.exit_code = 1;
     else
         ty_election_start(&m, ty_elected);
@@ -713,6 +743,7 @@ int main(int argc, char **argv) {
     ty_wire_poll_destroy(&m.cpoll);
     ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
+    ty_blobs_destroy(&m.blobs); /* its work in the pool finishes first */
     ty_store_destroy(&m.store);
     ty_etcd_destroy(&m.etcd);
     uv_walk(m.loop, ty_close_walk, NULL);
@@ -728,6 +759,7 @@ int main(int argc, char **argv) {
     free(m.o.worker_ep);
     free(m.o.client_ep);
     free(m.o.data_dir);
+    free(m.o.store_dir);
     free(m.holder);
     return m.exit_code;
 }

@@ -14,6 +14,7 @@
 #define TY_MASTER_MASTER_H
 
 #include "master/api.h"
+#include "master/blobs.h"
 #include "master/core/core.h"
 #include "master/logw.h"
 #include "master/store.h"
@@ -42,6 +43,8 @@ typedef struct {
     int64_t compact_every;                       /* etcd revisions between compactions */
     int64_t history_s;                           /* runs leave etcd this long after */
     int64_t max_pl_bytes, max_pl_depth, max_pl_tasks, max_map_keys; /* pipeline limits */
+    char *store_dir;      /* the artifact store (default <data-dir>/store) */
+    int64_t max_artifact; /* bytes one artifact may have */
 } ty_master_opts_t;
 
 struct ty_master {
@@ -52,6 +55,7 @@ struct ty_master {
     ty_core_t *core;
     ty_api_t *api;
     ty_logw_t *logw;
+    ty_blobs_t *blobs;
     ty_api_info_t info;
     zsock_t *wsock, *csock;
     ty_wire_poll_t *wpoll, *cpoll;
@@ -84,6 +88,18 @@ void ty_election_start(ty_master_t *m, void (*elected)(ty_master_t *m));
 void ty_election_stop(ty_master_t *m);
 /* Leadership is gone (fenced write, lease lost): stop serving, exit code 3. */
 void ty_master_lost_lead(ty_master_t *m, const char *why);
+/* main.c: send a packed envelope to a peer (fx: peer_kind, peer, data). */
+void ty_master_send(ty_master_t *m, const ty_fx_t *fx);
+/* main.c: a worker's message into the core, when leading and serving. */
+void ty_master_worker_msg(ty_master_t *m, const uint8_t *peer, size_t peer_len,
+                          const Ty__Envelope *env);
+/* artifacts.c: create the artifact store from the options. */
+int ty_master_blobs_start(ty_master_t *m);
+/* artifacts.c: take an artifact message (uploads, reads) or a TaskResult
+ * with outputs (checked in the store first; *env is taken).  1 when taken,
+ * 0 when it is for the core or the API. */
+int ty_master_artifact_msg(ty_master_t *m, int client, const uint8_t *peer, size_t peer_len,
+                           Ty__Envelope **env);
 /* drop.c: the DROP effect (runs that ended before fx->before leave etcd). */
 void ty_master_drop_old(ty_master_t *m, const ty_fx_t *fx);
 /* The leader key's value: node id, client and worker endpoints, one a line. */

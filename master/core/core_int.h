@@ -35,6 +35,8 @@ struct ty_task {
     char *progress_text;
     ty_metric_t *metrics;
     size_t nmetrics;
+    Ty__ArtifactRef **outputs; /* of the attempt that succeeded (deep copies) */
+    size_t noutputs;
     /* while running: its worker, the resources charged there, and its place
      * in the worker's list of running attempts */
     ty_worker_t *w;
@@ -267,6 +269,11 @@ char *ty_runs_done_key(const char *run_id, int64_t finished_ms);
 /* Let finished runs go past the retention (at the end of a tick). */
 void ty_runs_retain(ty_core_t *c);
 void ty_runs_set_reason(ty_task_t *t, char *reason);
+/* Replace t's outputs with copies of n refs. */
+void ty_runs_set_outputs(ty_task_t *t, Ty__ArtifactRef *const *refs, size_t n);
+/* The first output t's spec declares that res does not carry (a path
+ * missing, or a glob that matched nothing), or NULL. */
+const char *ty_runs_missing_output(const ty_task_t *t, const Ty__TaskResult *res);
 /* t starts running on w (dispatch or adoption): linked into w's list. */
 void ty_runs_attach(ty_task_t *t, ty_worker_t *w);
 /* t no longer runs: its resources go back to its worker; unlinked. */

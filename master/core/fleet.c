@@ -4,6 +4,7 @@
  * message that fails is dropped and counted with its reason. */
 #include "master/core/core_int.h"
 
+#include "common/digest.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/report.h"
@@ -19,6 +20,7 @@
 #define TY_LABELS_MAX 64
 #define TY_REFS_MAX 4096
 #define TY_ITEMS_MAX 1024
+#define TY_MAX_RESULT_OUTPUTS 4096
 
 void ty_fleet_free(ty_worker_t *w) {
     if (!w)
@@ -96,7 +98,14 @@ static int ty_ref_ok(const Ty__TaskRef *ref) {
 }
 
 static int ty_result_ok(const Ty__TaskResult *res) {
-    return res && ty_ref_ok(res->ref) && ty_str_ok(res->error, TY_TEXT_MAX);
+    if (!res || !ty_ref_ok(res->ref) || !ty_str_ok(res->error, TY_TEXT_MAX) ||
+        res->n_outputs > TY_MAX_RESULT_OUTPUTS)
+        return 0;
+    for (size_t i = 0; i < res->n_outputs; i++)
+        if (!ty_sha256_hex_ok(res->outputs[i]->sha256) ||
+            ty_output_path_problem(res->outputs[i]->name))
+            return 0;
+    return 1;
 }
 
 static int ty_check_register(ty_core_t *c, const Ty__Register *reg) {

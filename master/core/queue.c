@@ -333,6 +333,8 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     d.n_gpu_ids = t->n_gpu;
     d.kind = t->spec->kind;
     d.np = t->spec->np;
+    d.outputs = t->spec->outputs;
+    d.n_outputs = t->spec->n_outputs;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_DISPATCH;
     env.dispatch = &d;

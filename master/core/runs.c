@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ void ty_runs_free(ty_run_t *r) {
         for (size_t k = 0; k < t->nmetrics; k++)
             free(t->metrics[k].name);
         free(t->metrics);
+        ty_runs_set_outputs(t, NULL, 0);
         free(t->children);
     }
     free(r->tasks);
@@ -176,6 +178,38 @@ void ty_runs_retain(ty_core_t *c) {
         c->ndone_tasks -= r->ntasks;
         ty_run_release(c, r);
     }
+}
+
+void ty_runs_set_outputs(ty_task_t *t, Ty__ArtifactRef *const *refs, size_t n) {
+    for (size_t i = 0; i < t->noutputs; i++) {
+        free(t->outputs[i]->name);
+        free(t->outputs[i]->sha256);
+        free(t->outputs[i]);
+    }
+    free(t->outputs);
+    t->outputs = n ? ty_xcalloc(n, sizeof *t->outputs) : NULL;
+    t->noutputs = n;
+    for (size_t i = 0; i < n; i++) {
+        Ty__ArtifactRef *a = ty_xmalloc(sizeof *a);
+        ty__artifact_ref__init(a);
+        a->name = ty_xstrdup(refs[i]->name);
+        a->sha256 = ty_xstrdup(refs[i]->sha256);
+        a->size = refs[i]->size;
+        t->outputs[i] = a;
+    }
+}
+
+const char *ty_runs_missing_output(const ty_task_t *t, const Ty__TaskResult *res) {
+    for (size_t i = 0; i < t->spec->n_outputs; i++) {
+        const char *want = t->spec->outputs[i];
+        int glob = strpbrk(want, "*?[") != NULL, found = 0;
+        for (size_t k = 0; k < res->n_outputs && !found; k++)
+            found = glob ? fnmatch(want, res->outputs[k]->name, FNM_PATHNAME) == 0
+                         : strcmp(want, res->outputs[k]->name) == 0;
+        if (!found)
+            return want;
+    }
+    return NULL;
 }
 
 void ty_runs_set_reason(ty_task_t *t, char *reason) {
@@ -395,16 +429,20 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
         t->started_ms = res->started_ms;
     int ok = res->exit_code == 0 && res->term_signal == 0 && !res->timed_out && !res->cancelled &&
              !*res->error;
-    if (ok) {
+    const char *missing = ok ? ty_runs_missing_output(t, res) : NULL;
+    if (ok && !missing) {
         t->state = TY_TASK_SUCCEEDED;
         ty_runs_set_reason(t, NULL);
+        ty_runs_set_outputs(t, res->outputs, res->n_outputs);
         t->progress = t->progress > 0 ? 1 : t->progress;
         ty_persist_task(c, t);
         ty_settle(c, t);
         return;
     }
     char *why;
-    if (res->timed_out)
+    if (missing)
+        why = ty_xasprintf("output %s not found", missing);
+    else if (res->timed_out)
         why = ty_xasprintf("timed out after %gs", t->spec->timeout_s);
     else if (*res->error)
         why = ty_xstrdup(res->error);

@@ -615,7 +615,73 @@ static void test_deterministic(void) {
     free(ids[1]);
 }
 
+/* The worker running t reports success with outputs (name, sha256). */
+static void h_finish_outputs(h_t *h, ty_task_t *t, const char *const *names, size_t n) {
+    Ty__TaskRef ref = TY__TASK_REF__INIT;
+    ref.run_id = t->run->id;
+    ref.task = t->spec->name;
+    ref.attempt = t->attempt;
+    Ty__ArtifactRef refs[8], *ptrs[8];
+    char sha[65];
+    memset(sha, 'a', 64);
+    sha[64] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        ty__artifact_ref__init(&refs[i]);
+        refs[i].name = (char *)names[i];
+        refs[i].sha256 = sha;
+        refs[i].size = 10 + i;
+        ptrs[i] = &refs[i];
+    }
+    Ty__TaskResult res = TY__TASK_RESULT__INIT;
+    res.ref = &ref;
+    res.outputs = ptrs;
+    res.n_outputs = n;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RESULT;
+    env.result = &res;
+    h_worker_msg(h, t->worker, &env);
+}
+
+/* A task succeeds only with every declared output (a path by name, a glob
+ * by one match at least); the outputs are in its record, also after a
+ * restart, and the Dispatch names what to upload. */
+static void test_outputs(void) {
+    h_t h;
+    h_init(&h, 5);
+    h_register(&h, "w1", 4, 0, NULL);
+    ty_run_t *r = h_submit(&h, "name: o\ntasks:\n  - name: a\n    command: [t]\n    retries: 1\n"
+                               "    outputs: [m.bin, \"plots/*.png\"]\n");
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    const Ty__Envelope *d = NULL;
+    for (size_t i = 0; i < h.nsent; i++)
+        if (h.sent[i].env->body_case == TY__ENVELOPE__BODY_DISPATCH)
+            d = h.sent[i].env;
+    CHECK(d && d->dispatch->n_outputs == 2 && strcmp(d->dispatch->outputs[1], "plots/*.png") == 0);
+    const char *only_model[] = {"m.bin", "plots"}; /* "plots" is no match of the glob */
+    h_finish_outputs(&h, T(r, "a"), only_model, 2);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->failures, 1);
+    CHECK_STR(T(r, "a")->reason, "output plots/*.png not found");
+    CHECK_EQ_INT(T(r, "a")->noutputs, 0);
+    h_flush(&h); /* the retry */
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_RUNNING);
+    const char *all[] = {"m.bin", "plots/loss.png", "extra"};
+    h_finish_outputs(&h, T(r, "a"), all, 3);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r, "a")->state, TY_TASK_SUCCEEDED);
+    CHECK_EQ_INT(T(r, "a")->noutputs, 3);
+    h_t b;
+    h_restart(&h, &b, 6);
+    ty_task_t *t = ty_core_find_task(b.c, r->id, "a");
+    CHECK(t && t->noutputs == 3 && strcmp(t->outputs[1]->name, "plots/loss.png") == 0 &&
+          t->outputs[2]->size == 12);
+    h_fini(&b);
+    h_fini(&h);
+}
+
 int main(void) {
+    test_outputs();
     test_diamond();
     test_priority_and_backfill();
     test_mpi_reasons();
