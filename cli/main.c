@@ -1,5 +1,5 @@
 /* trainyard: the command-line client. */
-#include "cli/client.h"
+#include "cli/cli.h"
 #include "cli/output.h"
 
 #include "common/config.h"
@@ -17,15 +17,7 @@
 #define TY_HOLD_MS 5000        /* master/api.c TY_WAIT_MAX_MS */
 #define TY_WAIT_RETRIES 10     /* unanswered long-polls before --wait gives up */
 
-typedef struct {
-    int call_ms; /* --timeout */
-    int json;
-    int argc;
-    char **argv;
-} ty_cli_t;
-
-static int ty_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ty_die(const char *fmt, ...) {
+int ty_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("trainyard: ", stderr);
@@ -36,22 +28,25 @@ static int ty_die(const char *fmt, ...) {
 }
 
 static void ty_usage(FILE *f) {
-    fputs("usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
-          "commands:\n"
-          "  validate FILE                       check a pipeline file\n"
-          "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
-          "                                      start a run; --wait follows it to the end;\n"
-          "                                      a repeated request id gets the same run\n"
-          "  runs [--limit N]                    list runs, newest first\n"
-          "  status RUN [--wait]                 a run and its tasks\n"
-          "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
-          "  cancel RUN                          cancel a run\n"
-          "  workers                             registered workers\n"
-          "  info                                master counters\n"
-          "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
-          "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
-          "~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n",
-          f);
+    fputs(
+        "usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
+        "commands:\n"
+        "  validate FILE                       check a pipeline file\n"
+        "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
+        "                                      start a run; --wait follows it to the end;\n"
+        "                                      a repeated request id gets the same run\n"
+        "  runs [--limit N]                    list runs, newest first\n"
+        "  status RUN [--wait]                 a run and its tasks\n"
+        "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
+        "  cancel RUN                          cancel a run\n"
+        "  artifacts RUN                       the outputs its tasks stored (name, size, sha256)\n"
+        "  get RUN TASK/NAME [-o PATH]         download an output, its sha256 checked\n"
+        "  workers                             registered workers\n"
+        "  info                                master counters\n"
+        "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
+        "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
+        "~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n",
+        f);
 }
 
 static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
@@ -77,8 +72,8 @@ static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
 /* Call the master; on failure print one clear line.  Returns 0 or 1. */
 static int ty_check_reply(ty_client_t *c, Ty__Envelope **reply, Ty__Envelope__BodyCase want);
 
-static int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
-                   Ty__Envelope__BodyCase want) {
+int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
+            Ty__Envelope__BodyCase want) {
     int rc = ty_client_call(c, req, timeout_ms, reply);
     if (rc == TY_ETIMEOUT && ty_client_reason(c))
         return ty_die("no answer within %ds: %s", (timeout_ms + 999) / 1000, ty_client_reason(c));
@@ -120,8 +115,8 @@ static void ty_status_env(Ty__Envelope *env, Ty__StatusRequest *sr, const char *
     env->status = sr;
 }
 
-static int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
-                         Ty__Envelope **reply) {
+int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
+                  Ty__Envelope **reply) {
     Ty__StatusRequest sr;
     Ty__Envelope env;
     ty_status_env(&env, &sr, run, wait_after);
@@ -580,8 +575,10 @@ int main(int argc, char **argv) {
     /* -o json may also follow the command */
     char **rest = ty_xcalloc((size_t)(argc - i) + 1, sizeof *rest);
     int n = 0;
+    int get = strcmp(argv[i], "get") == 0; /* its -o names the file */
     for (int k = i; k < argc; k++) {
-        if ((strcmp(argv[k], "-o") == 0 || strcmp(argv[k], "--output") == 0) && k + 1 < argc) {
+        if (!get && (strcmp(argv[k], "-o") == 0 || strcmp(argv[k], "--output") == 0) &&
+            k + 1 < argc) {
             const char *o = argv[++k];
             if (strcmp(o, "json") == 0)
                 cli.json = 1;
@@ -609,9 +606,10 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(ty_cli_t *, ty_client_t *);
-    } cmds[] = {{"submit", ty_cmd_submit}, {"status", ty_cmd_status}, {"runs", ty_cmd_runs},
-                {"logs", ty_cmd_logs},     {"cancel", ty_cmd_cancel}, {"workers", ty_cmd_workers},
-                {"info", ty_cmd_info}};
+    } cmds[] = {
+        {"submit", ty_cmd_submit}, {"status", ty_cmd_status},       {"runs", ty_cmd_runs},
+        {"logs", ty_cmd_logs},     {"cancel", ty_cmd_cancel},       {"workers", ty_cmd_workers},
+        {"info", ty_cmd_info},     {"artifacts", ty_cmd_artifacts}, {"get", ty_cmd_get}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
             continue;

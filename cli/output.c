@@ -75,6 +75,15 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
             json_object_set_new(ms, t->metrics[k]->name, mv);
         }
         json_object_set_new(j, "metrics", ms);
+        json_t *outs = json_array();
+        for (size_t k = 0; k < t->n_outputs; k++) {
+            json_t *a = json_object();
+            json_object_set_new(a, "name", json_string(t->outputs[k]->name));
+            json_object_set_new(a, "size", json_integer((json_int_t)t->outputs[k]->size));
+            json_object_set_new(a, "sha256", json_string(t->outputs[k]->sha256));
+            json_array_append_new(outs, a);
+        }
+        json_object_set_new(j, "outputs", outs);
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);

@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.request
 import base64
+import contextlib
 import re
 
 import pytest
@@ -265,8 +266,11 @@ def task(st, name):
     raise KeyError(name)
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@contextlib.contextmanager
+def running_cluster(tmp_path):
+    """A cluster under tmp_path with etcd started; at the end every process
+    is stopped and the logs are checked for sanitizer reports (and the
+    history, when one was watched)."""
     for b in (MASTER_BIN, WORKER_BIN, CLI_BIN):
         if not os.access(b, os.X_OK):
             pytest.fail(f"{b} is not built")
@@ -294,3 +298,9 @@ def cluster(tmp_path):
             print(f"logs in {tmp_path}")
     assert not bad, f"sanitizer reports in the logs of {bad} (under {tmp_path})"
     assert not violations, f"history (under {tmp_path}): " + "; ".join(violations[:5])
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with running_cluster(tmp_path) as c:
+        yield c

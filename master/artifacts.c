@@ -48,6 +48,7 @@ static void ty_result_checked(void *arg, const char *missing) {
     ty_pending_result_t *p = arg;
     ty_master_t *m = p->m;
     Ty__TaskResult *res = p->env->result;
+    char *unpacked_error = res->error, *why = NULL; /* protobuf-c's to free, or its "" */
     if (missing) {
         const char *name = "?";
         for (size_t i = 0; i < res->n_outputs; i++)
@@ -55,11 +56,13 @@ static void ty_result_checked(void *arg, const char *missing) {
                 name = res->outputs[i]->name;
         ty_warn("result of %s/%s#%u names output %s (%.12s...), which is not in the store",
                 res->ref->run_id, res->ref->task, res->ref->attempt, name, missing);
-        free(res->error);
-        res->error = ty_xasprintf("output %s was not stored", name);
+        why = ty_xasprintf("output %s was not stored", name);
+        res->error = why;
     }
     if (p->term == m->term) /* still the leadership it arrived in */
         ty_master_worker_msg(m, p->peer, p->peer_len, p->env);
+    res->error = unpacked_error;
+    free(why);
     ty_wire_free(&p->env);
     free(p->peer);
     free(p);

@@ -45,6 +45,10 @@ struct ty_proc {
     ty_buf_t rep_part;
     uint32_t bad;
     int64_t started_ms;
+    char **outputs; /* declared (the Dispatch's) */
+    size_t noutputs;
+    Ty__ReportItem **arts; /* `artifact NAME PATH` lines */
+    size_t narts;
 };
 
 static void ty_proc_closed(uv_handle_t *h) {
@@ -58,6 +62,14 @@ static void ty_proc_closed(uv_handle_t *h) {
     free(p->dir);
     free(p->report);
     ty_buf_free(&p->rep_part);
+    for (size_t i = 0; i < p->noutputs; i++)
+        free(p->outputs[i]);
+    free(p->outputs);
+    for (size_t i = 0; i < p->narts; i++) {
+        ty_report_item_clear(p->arts[i]);
+        free(p->arts[i]);
+    }
+    free(p->arts);
     free(p);
 }
 
@@ -66,8 +78,9 @@ static void ty_close(ty_proc_t *p, uv_handle_t *h) {
         uv_close(h, ty_proc_closed);
 }
 
+/* Attempts that run, and those whose outputs are on their way. */
 size_t ty_exec_running(const ty_wk_t *wk) {
-    size_t n = 0;
+    size_t n = ty_up_count(wk);
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         n++;
     return n;
@@ -75,8 +88,8 @@ size_t ty_exec_running(const ty_wk_t *wk) {
 
 Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n) {
     *n = ty_exec_running(wk);
-    Ty__TaskRef **refs = ty_xcalloc(*n, sizeof *refs);
-    size_t i = 0;
+    Ty__TaskRef **refs = ty_xcalloc(*n ? *n : 1, sizeof *refs);
+    size_t i = ty_up_refs(wk, refs);
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         refs[i++] = &p->ref;
     return refs;
@@ -116,9 +129,18 @@ static void ty_report_lines(ty_proc_t *p, int final) {
             break;
         }
         items = ty_xrealloc(items, (nitems + 1) * sizeof *items);
-        if (ty_report_parse(p->rep_part.data, len, &items[nitems]) == 0)
+        if (ty_report_parse(p->rep_part.data, len, &items[nitems]) == 0) {
+            if (items[nitems].kind == TY_REPORT_ARTIFACT && p->narts < 4096) {
+                Ty__ReportItem *a = ty_xmalloc(sizeof *a); /* uploaded when it ends */
+                ty__report_item__init(a);
+                a->kind = TY_REPORT_ARTIFACT;
+                a->name = ty_xstrdup(items[nitems].name);
+                a->text = ty_xstrdup(items[nitems].text);
+                p->arts = ty_xrealloc(p->arts, (p->narts + 1) * sizeof *p->arts);
+                p->arts[p->narts++] = a;
+            }
             nitems++;
-        else if (len > 0)
+        } else if (len > 0)
             p->bad++;
         ty_buf_consume(&p->rep_part, nl ? len + 1 : len);
     }
@@ -175,7 +197,13 @@ static void ty_maybe_finish(ty_proc_t *p) {
     ty_info("task %s/%s#%u finished: exit %d signal %d%s%s", p->run_id, p->task, p->ref.attempt,
             res.exit_code, res.term_signal, p->timed_out ? " (timed out)" : "",
             p->cancelled ? " (cancelled)" : "");
-    ty_wk_result(wk, &res);
+    int ok = res.exit_code == 0 && res.term_signal == 0 && !res.timed_out && !res.cancelled &&
+             !*res.error && !res.interrupted;
+    if (ok && (p->noutputs || p->narts))
+        ty_up_start(wk, p->dir, p->outputs, p->noutputs, (const Ty__ReportItem *const *)p->arts,
+                    p->narts, &res);
+    else
+        ty_wk_result(wk, &res);
     ty_close(p, (uv_handle_t *)&p->timer);
     ty_close(p, (uv_handle_t *)&p->reap);
     ty_close(p, (uv_handle_t *)&p->rep);
@@ -315,8 +343,12 @@ static void ty_terminate(ty_proc_t *p) {
 
 void ty_exec_cancel(ty_wk_t *wk, const Ty__TaskRef *ref, const char *why) {
     ty_proc_t *p = ref ? ty_find(wk, ref) : NULL;
-    if (!p)
+    if (!p) {
+        if (ref && ty_up_cancel(wk, ref))
+            ty_info("cancelled the upload of %s/%s#%u: %s", ref->run_id, ref->task, ref->attempt,
+                    why);
         return;
+    }
     ty_info("cancelling %s/%s#%u: %s", p->run_id, p->task, p->ref.attempt, why);
     p->cancelled = 1;
     ty_terminate(p);
@@ -329,6 +361,7 @@ void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
         p->interrupted = 1;
         ty_terminate(p);
     }
+    ty_up_stop_all(wk, why);
 }
 
 /* environ, minus names we set, plus the task's env and the TRAINYARD_* contract. */
@@ -472,7 +505,7 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
         return;
     }
     wk->epoch = ref->epoch;
-    if (ty_find(wk, ref))
+    if (ty_find(wk, ref) || ty_up_has(wk, ref))
         return; /* a duplicate dispatch: already running */
     for (ty_unacked_t *u = wk->unacked; u; u = u->next)
         if (u->res->ref && u->res->ref->attempt == ref->attempt &&
@@ -490,6 +523,12 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
     p->ref.attempt = ref->attempt;
     p->ref.epoch = ref->epoch;
     p->timeout_s = d->timeout_s;
+    if (d->n_outputs) {
+        p->outputs = ty_xcalloc(d->n_outputs, sizeof *p->outputs);
+        for (size_t i = 0; i < d->n_outputs; i++)
+            p->outputs[i] = ty_xstrdup(d->outputs[i]);
+        p->noutputs = d->n_outputs;
+    }
     p->dir = ty_xasprintf("%s/%s/%s/%u", wk->workdir, p->run_id, p->task, ref->attempt);
     p->report = ty_xasprintf("%s/.trainyard-report", p->dir);
     p->started_ms = ty_now_ms();

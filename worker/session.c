@@ -213,6 +213,10 @@ static void ty_on_message(void *arg) {
         if (env->cancel_task->ref && env->cancel_task->ref->epoch >= wk->epoch)
             ty_exec_cancel(wk, env->cancel_task->ref, "cancelled by the master");
         break;
+    case TY__ENVELOPE__BODY_UPLOAD_READY:
+    case TY__ENVELOPE__BODY_UPLOAD_ACK:
+        ty_up_on_msg(wk, env);
+        break;
     case TY__ENVELOPE__BODY_RESULT_ACK:
         if (env->result_ack->ref)
             ty_ack(wk, env->result_ack->ref);
@@ -245,6 +249,7 @@ static void ty_hb_cb(uv_timer_t *h) {
         return;
     }
     ty_resend_unacked(wk);
+    ty_up_tick(wk);
     /* what it runs and what it waits to have acknowledged: the master
      * re-queues an attempt it dispatched here that is in neither (a
      * dispatch lost on the way) */

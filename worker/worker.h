@@ -21,6 +21,7 @@
 #include <uv.h>
 
 typedef struct ty_proc ty_proc_t;
+typedef struct ty_up ty_up_t;
 typedef struct ty_wk ty_wk_t;
 
 typedef struct ty_unacked {
@@ -53,6 +54,7 @@ struct ty_wk {
     int64_t last_master;           /* monotonic ms of the last message from the master */
     int64_t heartbeat_ms, lease_ms;
     ty_proc_t *procs;
+    ty_up_t *uploads; /* attempts that exited 0, their outputs on the way */
     ty_unacked_t *unacked;
     int stopping;
 };
@@ -65,6 +67,20 @@ size_t ty_exec_running(const ty_wk_t *wk);
 /* The running attempts as refs (pointers into the procs; valid until the
  * next loop iteration). Caller frees the array. */
 Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n);
+
+/* upload.c: the outputs of an attempt that exited 0 go to the master's
+ * artifact store, then its result (a copy of res) with them, or with the
+ * reason they could not (a declared output missing, a path leaving dir). */
+void ty_up_start(ty_wk_t *wk, const char *dir, char *const *declared, size_t ndeclared,
+                 const Ty__ReportItem *const *reported, size_t nreported,
+                 const Ty__TaskResult *res);
+void ty_up_on_msg(ty_wk_t *wk, const Ty__Envelope *env); /* UploadReady, UploadAck */
+void ty_up_tick(ty_wk_t *wk);                            /* ask a silent master again */
+int ty_up_cancel(ty_wk_t *wk, const Ty__TaskRef *ref);   /* 1 when it was uploading */
+int ty_up_has(const ty_wk_t *wk, const Ty__TaskRef *ref);
+void ty_up_stop_all(ty_wk_t *wk, const char *why); /* results with interrupted set */
+size_t ty_up_count(const ty_wk_t *wk);
+size_t ty_up_refs(ty_wk_t *wk, Ty__TaskRef **out); /* fills out; returns how many */
 
 /* session.c */
 /* Connect to the first master of the list; 0 or TY_EINVAL (a bad address). */

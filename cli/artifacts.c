@@ -1,0 +1,196 @@
+/* trainyard artifacts RUN, trainyard get RUN TASK/NAME [-o PATH]. */
+#include "cli/cli.h"
+#include "cli/output.h"
+
+#include "common/digest.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TY_GET_CHUNK (1u << 20)
+
+static void ty_human(char *buf, size_t n, uint64_t bytes) {
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+int ty_cmd_artifacts(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc != 2)
+        return ty_die("usage: trainyard artifacts RUN [-o json]");
+    Ty__Envelope *rep = NULL;
+    if (ty_get_status(cli, c, cli->argv[1], 0, &rep) != 0)
+        return 1;
+    const Ty__RunStatus *st = rep->status_reply->status;
+    json_t *all = json_array();
+    for (size_t i = 0; i < st->n_tasks; i++) {
+        const Ty__TaskRecord *t = st->tasks[i];
+        for (size_t k = 0; k < t->n_outputs; k++) {
+            json_t *a = json_object();
+            json_object_set_new(a, "task", json_string(t->name));
+            json_object_set_new(a, "name", json_string(t->outputs[k]->name));
+            json_object_set_new(a, "size", json_integer((json_int_t)t->outputs[k]->size));
+            json_object_set_new(a, "sha256", json_string(t->outputs[k]->sha256));
+            json_object_set_new(a, "attempt", json_integer(t->attempt));
+            json_object_set_new(a, "worker", json_string(t->worker));
+            json_array_append_new(all, a);
+        }
+    }
+    if (cli->json) {
+        ty_out_json_print(all);
+    } else {
+        printf("%-20s %-32s %10s  %s\n", "TASK", "NAME", "SIZE", "SHA256");
+        size_t i;
+        json_t *a;
+        json_array_foreach(all, i, a) {
+            char size[32];
+            ty_human(size, sizeof size, (uint64_t)json_integer_value(json_object_get(a, "size")));
+            printf("%-20s %-32s %10s  %.12s\n", json_string_value(json_object_get(a, "task")),
+                   json_string_value(json_object_get(a, "name")), size,
+                   json_string_value(json_object_get(a, "sha256")));
+        }
+        json_decref(all);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+/* The output TASK/NAME of a run (NAME may hold slashes). */
+static const Ty__ArtifactRef *ty_find_output(const Ty__RunStatus *st, const char *spec) {
+    for (size_t i = 0; i < st->n_tasks; i++) {
+        const Ty__TaskRecord *t = st->tasks[i];
+        size_t n = strlen(t->name);
+        if (strncmp(spec, t->name, n) != 0 || spec[n] != '/')
+            continue;
+        for (size_t k = 0; k < t->n_outputs; k++)
+            if (strcmp(t->outputs[k]->name, spec + n + 1) == 0)
+                return t->outputs[k];
+    }
+    return NULL;
+}
+
+static int ty_write_all(int fd, const uint8_t *p, size_t n) {
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Fetch sha's bytes range by range into fd, hashing them; 0 or 1. */
+static int ty_fetch(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, int fd,
+                    const char *path) {
+    int tty = isatty(STDERR_FILENO);
+    ty_sha256_t *h;
+    ty_sha256_create(&h);
+    uint64_t off = 0;
+    int64_t t0 = ty_mono_ms(), shown = 0;
+    int rc = 0;
+    while (rc == 0 && off < a->size) {
+        Ty__BlobRead br = TY__BLOB_READ__INIT;
+        br.sha256 = a->sha256;
+        br.offset = off;
+        br.length = TY_GET_CHUNK;
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.body_case = TY__ENVELOPE__BODY_BLOB_READ;
+        env.blob_read = &br;
+        Ty__Envelope *rep = NULL;
+        if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_BLOB_DATA) != 0) {
+            rc = 1;
+            break;
+        }
+        const Ty__BlobData *d = rep->blob_data;
+        if (d->offset != off || d->size != a->size || (d->data.len == 0 && off < a->size)) {
+            rc = ty_die("the master's copy of %s is %llu bytes, not %llu", a->name,
+                        (unsigned long long)d->size, (unsigned long long)a->size);
+        } else if (ty_write_all(fd, d->data.data, d->data.len) != 0) {
+            rc = ty_die("writing %s: %s", path, strerror(errno));
+        } else {
+            ty_sha256_update(h, d->data.data, d->data.len);
+            off += d->data.len;
+        }
+        ty_wire_free(&rep);
+        int64_t now = ty_mono_ms();
+        if (tty && (now - shown >= 200 || off == a->size)) {
+            char got[32], all[32];
+            ty_human(got, sizeof got, off);
+            ty_human(all, sizeof all, a->size);
+            double s = (double)(now - t0) / 1000.0;
+            fprintf(stderr, "\r%s: %s / %s (%.0f MiB/s)  ", a->name, got, all,
+                    s > 0 ? (double)off / 1048576.0 / s : 0.0);
+            shown = now;
+        }
+    }
+    if (tty && shown)
+        fputc('\n', stderr);
+    char hex[TY_SHA256_HEX];
+    ty_sha256_final(h, hex);
+    ty_sha256_destroy(&h);
+    if (rc == 0 && strcmp(hex, a->sha256) != 0)
+        rc = ty_die("%s: the bytes received hash to %.12s..., not %.12s...: not saved", a->name,
+                    hex, a->sha256);
+    return rc;
+}
+
+int ty_cmd_get(ty_cli_t *cli, ty_client_t *c) {
+    const char *run = NULL, *what = NULL, *out = NULL;
+    for (int i = 1; i < cli->argc; i++) {
+        if ((strcmp(cli->argv[i], "-o") == 0 || strcmp(cli->argv[i], "--output") == 0) &&
+            i + 1 < cli->argc)
+            out = cli->argv[++i];
+        else if (!run)
+            run = cli->argv[i];
+        else if (!what)
+            what = cli->argv[i];
+        else
+            return ty_die("get: unexpected argument '%s'", cli->argv[i]);
+    }
+    if (!run || !what || !strchr(what, '/'))
+        return ty_die("usage: trainyard get RUN TASK/NAME [-o PATH]");
+    Ty__Envelope *rep = NULL;
+    if (ty_get_status(cli, c, run, 0, &rep) != 0)
+        return 1;
+    const Ty__ArtifactRef *a = ty_find_output(rep->status_reply->status, what);
+    if (!a) {
+        ty_wire_free(&rep);
+        return ty_die("run %s has no output %s (see `trainyard artifacts %s`)", run, what, run);
+    }
+    const char *base = strrchr(a->name, '/') ? strrchr(a->name, '/') + 1 : a->name;
+    char *path = ty_xstrdup(out ? out : base);
+    char *part = ty_xasprintf("%s.part", path);
+    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc;
+    if (fd < 0) {
+        rc = ty_die("cannot create %s: %s", part, strerror(errno));
+    } else {
+        rc = ty_fetch(cli, c, a, fd, part);
+        if (close(fd) != 0 && rc == 0)
+            rc = ty_die("writing %s: %s", part, strerror(errno));
+        if (rc == 0 && rename(part, path) != 0)
+            rc = ty_die("cannot rename %s to %s: %s", part, path, strerror(errno));
+        if (rc != 0)
+            unlink(part);
+    }
+    if (rc == 0)
+        printf("%s\t%llu bytes\tsha256 %s\n", path, (unsigned long long)a->size, a->sha256);
+    free(part);
+    free(path);
+    ty_wire_free(&rep);
+    return rc;
+}

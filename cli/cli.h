@@ -1,0 +1,27 @@
+/* What the CLI's command files share (cli/main.c, cli/artifacts.c). */
+#ifndef TY_CLI_CLI_H
+#define TY_CLI_CLI_H
+
+#include "cli/client.h"
+
+typedef struct {
+    int call_ms; /* --timeout */
+    int json;
+    int argc;
+    char **argv;
+} ty_cli_t;
+
+/* Print "trainyard: ..." on stderr; returns 1. */
+int ty_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Call the master; on failure print one clear line.  Returns 0 or 1. */
+int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
+            Ty__Envelope__BodyCase want);
+/* A run's status (0 or 1, the error printed). */
+int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
+                  Ty__Envelope **reply);
+
+/* cli/artifacts.c */
+int ty_cmd_artifacts(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_get(ty_cli_t *cli, ty_client_t *c);
+
+#endif

@@ -1,0 +1,160 @@
+"""Outputs go to the master's artifact store: declared paths and globs and
+`artifact NAME PATH` report lines are uploaded before the task succeeds,
+listed by `trainyard artifacts`, fetched by `trainyard get` with their
+sha256 checked, stored once per content; a missing output, a path that
+leaves the attempt directory and an artifact over the size limit fail the
+task with the reason.  One cluster serves every test here (none disturbs
+it)."""
+import glob
+import hashlib
+import json
+import os
+
+import pytest
+
+from conftest import running_cluster, task
+
+MAX_ARTIFACT = 8_000_000
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    with running_cluster(tmp_path_factory.mktemp("artifacts")) as c:
+        c.start_master("--max-artifact-bytes", str(MAX_ARTIFACT))
+        c.start_worker("w1")
+        c.wait_workers(["w1"])
+        yield c
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def store_dir(c):
+    return os.path.join(c.tmp, "master", "store")
+
+
+def run_pipeline(c, name, text):
+    run = c.submit(text, name=name + ".yaml")
+    return run, c.wait_run(run)
+
+
+def test_outputs_are_stored_listed_and_fetched(shared):
+    c = shared
+    # model.bin: 2.9 MB over several chunks; two plots by glob; notes by a
+    # report line; twin.bin has model.bin's content (stored once)
+    run, st = run_pipeline(c, "outs", """
+name: outs
+tasks:
+  - name: make
+    outputs: [model.bin, "plots/*.png", twin.bin]
+    command:
+      - sh
+      - -c
+      - |
+        seq 1 400000 > model.bin && cp model.bin twin.bin
+        mkdir -p plots notes && echo a > plots/a.png && echo b > plots/b.png
+        echo hello > notes/n.txt
+        echo "artifact notes notes/n.txt" >> "$TRAINYARD_REPORT"
+""")
+    assert st["state"] == "succeeded", st
+    arts = c.json("artifacts", run)
+    got = {a["name"]: a for a in arts}
+    assert set(got) == {"model.bin", "plots/a.png", "plots/b.png", "twin.bin", "notes"}
+    attempt_dir = os.path.join(c.tmp, "work-w1", run, "make", "1")
+    for name, rel in [("model.bin", "model.bin"), ("plots/a.png", "plots/a.png"),
+                      ("notes", "notes/n.txt")]:
+        path = os.path.join(attempt_dir, rel)
+        assert got[name]["sha256"] == sha256_of(path), name
+        assert got[name]["size"] == os.path.getsize(path)
+        assert got[name]["task"] == "make" and got[name]["worker"] == "w1"
+    assert got["twin.bin"]["sha256"] == got["model.bin"]["sha256"]
+    # one file per content in the store, nothing left in its tmp/
+    sha = got["model.bin"]["sha256"]
+    blob = os.path.join(store_dir(c), "sha256", sha[:2], sha)
+    assert sha256_of(blob) == sha
+    blobs = glob.glob(os.path.join(store_dir(c), "sha256", "*", "*"))
+    assert len(blobs) == len({a["sha256"] for a in arts}) == 4
+    assert os.listdir(os.path.join(store_dir(c), "tmp")) == []
+    # status carries them too
+    assert len(task(c.json("status", run), "make")["outputs"]) == 5
+    # fetched back, checked
+    dest = os.path.join(c.tmp, "fetched.bin")
+    r = c.cli("get", run, "make/model.bin", "-o", dest)
+    assert sha in r.stdout
+    assert sha256_of(dest) == sha
+    assert not os.path.exists(dest + ".part")
+    r = c.cli("get", run, "make/plots/b.png", "-o", os.path.join(c.tmp, "b.png"))
+    with open(os.path.join(c.tmp, "b.png")) as f:
+        assert f.read() == "b\n"
+    table = c.cli("artifacts", run).stdout
+    assert "model.bin" in table and sha[:12] in table
+    bad = c.cli("get", run, "make/nosuch.bin", check=False)
+    assert bad.returncode == 1
+    assert f"run {run} has no output make/nosuch.bin" in bad.stderr
+
+
+def test_a_missing_output_fails_the_task_with_its_name(shared):
+    run, st = run_pipeline(shared, "missing", """
+name: missing
+tasks:
+  - name: train
+    command: ["true"]
+    outputs: [fashion.model]
+  - name: plots
+    command: [sh, -c, "mkdir -p plots"]
+    outputs: ["plots/*.png"]
+""")
+    assert st["state"] == "failed"
+    assert task(st, "train")["state"] == "failed"
+    assert task(st, "train")["reason"] == "output fashion.model not found"
+    assert task(st, "plots")["reason"] == "output plots/*.png not found"
+    assert shared.json("artifacts", run) == []
+
+
+def test_outputs_that_leave_the_attempt_directory_are_refused(shared, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the store\n")
+    run, st = run_pipeline(shared, "escape", f"""
+name: escape
+tasks:
+  - name: link
+    command: [sh, -c, "ln -s {secret} leak.txt"]
+    outputs: [leak.txt]
+  - name: reported
+    command: [sh, -c, "echo 'artifact stolen {secret}' >> $TRAINYARD_REPORT"]
+  - name: climbing
+    command: [sh, -c, "echo 'artifact up ../../x' >> $TRAINYARD_REPORT"]
+""")
+    assert st["state"] == "failed"
+    assert "leak.txt is refused: it resolves outside the attempt directory" in \
+        task(st, "link")["reason"]
+    assert f"artifact stolen is refused: {secret} is outside" in task(st, "reported")["reason"]
+    assert "artifact up" in task(st, "climbing")["reason"]
+    want = hashlib.sha256(secret.read_bytes()).hexdigest()
+    assert not glob.glob(os.path.join(store_dir(shared), "sha256", want[:2], want))
+    # and at validate time, with the file's line
+    path = shared.write("bad-outputs.yaml",
+                        "name: bad\ntasks:\n  - name: a\n    command: ['true']\n"
+                        "    outputs:\n      - ok.bin\n      - ../escape\n")
+    r = shared.cli("validate", path, check=False)
+    assert r.returncode != 0
+    assert "bad-outputs.yaml:7: output '../escape' has a . or .. component" in r.stderr
+
+
+def test_an_artifact_over_the_limit_fails_with_the_limit_named(shared):
+    run, st = run_pipeline(shared, "big", f"""
+name: big
+tasks:
+  - name: huge
+    command: [sh, -c, "head -c {MAX_ARTIFACT + 1} /dev/zero > huge.bin"]
+    outputs: [huge.bin]
+""")
+    assert st["state"] == "failed"
+    reason = task(st, "huge")["reason"]
+    assert f"is {MAX_ARTIFACT + 1} bytes, over the master's --max-artifact-bytes" in reason
+    assert os.listdir(os.path.join(store_dir(shared), "tmp")) == []
