@@ -5,6 +5,7 @@
 #include "common/util.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,66 @@ char *ty_dag_render(const char *tmpl, Ty__KV *const *params, size_t n, char **mi
     return r;
 }
 
+char *ty_dag_input_path(const char *key, const char *ref) {
+    const char *base = strrchr(ref, '/');
+    return ty_xasprintf("inputs/%s/%s", key, base ? base + 1 : ref);
+}
+
+int ty_dag_declares_output(const Ty__TaskSpec *t, const char *name) {
+    if (strpbrk(name, "*?["))
+        return 0; /* an input names one file */
+    for (size_t i = 0; i < t->n_outputs; i++)
+        if (strpbrk(t->outputs[i], "*?[") ? fnmatch(t->outputs[i], name, FNM_PATHNAME) == 0
+                                          : strcmp(t->outputs[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+char *ty_dag_render_inputs(const char *tmpl, const Ty__TaskSpec *t, char **missing) {
+    ty_buf_t out = {0};
+    *missing = NULL;
+    const char *p = tmpl;
+    ty_buf_append(&out, "", 0);
+    for (;;) {
+        const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
+        if (!close) {
+            ty_buf_append(&out, p, strlen(p));
+            break;
+        }
+        const char *a = open + 2, *b = close;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        ty_buf_append(&out, p, (size_t)(open - p));
+        const Ty__KV *kv = NULL;
+        int ours = (size_t)(b - a) > 7 && strncmp(a, "inputs.", 7) == 0;
+        for (size_t i = 0; ours && i < t->n_inputs && !kv; i++)
+            if (strlen(t->inputs[i]->key) == (size_t)(b - a - 7) &&
+                strncmp(t->inputs[i]->key, a + 7, (size_t)(b - a - 7)) == 0)
+                kv = t->inputs[i];
+        if (kv) {
+            char *path = ty_dag_input_path(kv->key, kv->value);
+            ty_buf_append(&out, path, strlen(path));
+            free(path);
+        } else {
+            if (ours && !*missing)
+                *missing = ty_xstrndup(a + 7, (size_t)(b - a - 7));
+            ty_buf_append(&out, open, (size_t)(close + 2 - open)); /* not ours: keep */
+        }
+        p = close + 2;
+    }
+    return out.data;
+}
+
+static void ty_render_inputs_in_place(char **s, const Ty__TaskSpec *t) {
+    char *missing = NULL;
+    char *r = ty_dag_render_inputs(*s, t, &missing);
+    free(missing); /* validated at load time */
+    free(*s);
+    *s = r;
+}
+
 static void ty_render_in_place(char **s, const ty_dag_params_t *params) {
     char *missing = NULL;
     char *r = ty_dag_render_ix(*s, params, &missing);
@@ -193,6 +254,14 @@ int ty_dag_resolve(const Ty__PipelineSpec *spec, Ty__KV *const *overrides, size_
             ty_render_in_place(&ts->shell, ix);
         for (size_t e = 0; e < ts->n_env; e++)
             ty_render_in_place(&ts->env[e]->value, ix);
+        if (!ts->n_inputs)
+            continue;
+        for (size_t a = 0; a < ts->n_argv; a++)
+            ty_render_inputs_in_place(&ts->argv[a], ts);
+        if (ts->shell && *ts->shell)
+            ty_render_inputs_in_place(&ts->shell, ts);
+        for (size_t e = 0; e < ts->n_env; e++)
+            ty_render_inputs_in_place(&ts->env[e]->value, ts);
     }
     ty_dag_params_free(ix);
     for (size_t i = 0; i < copy->n_params; i++) {

@@ -97,6 +97,15 @@ void ty_dag_kvs_free(Ty__KV **kvs, size_t n);
 /* Render one template string; NULL *missing means success. */
 char *ty_dag_render(const char *tmpl, Ty__KV *const *params, size_t n, char **missing);
 
+/* Where input `key` (a "TASK/OUTPUT" reference) lands in the attempt
+ * directory: inputs/KEY/<OUTPUT's last component> (heap string). */
+char *ty_dag_input_path(const char *key, const char *ref);
+/* Render every {{ inputs.KEY }} in tmpl as that input's path; an unknown
+ * KEY goes to *missing (the first; NULL when none), the text kept. */
+char *ty_dag_render_inputs(const char *tmpl, const Ty__TaskSpec *t, char **missing);
+/* Whether task t declares output `name` (a path, or a name its glob matches). */
+int ty_dag_declares_output(const Ty__TaskSpec *t, const char *name);
+
 /* Index of the task named `name`, or -1. */
 int ty_dag_task_index(const Ty__PipelineSpec *spec, const char *name);
 

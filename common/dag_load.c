@@ -307,6 +307,8 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         ty_parse_strs(c, v, "depends_on", 1, &t->depends_on, &t->n_depends_on);
     } else if (strcmp(key, "outputs") == 0) {
         ty_parse_outputs(c, v, t);
+    } else if (strcmp(key, "inputs") == 0) {
+        ty_parse_kvs(c, v, "inputs", &t->inputs, &t->n_inputs);
     } else if (strcmp(key, "kind") == 0) {
         static const char *const kinds[] = {"command", "mpi"};
         const char *s = ty_scalar(c, v, "kind");
@@ -352,7 +354,7 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         ty_dag_err(c, k,
                    "unknown task key '%s' (expected name, command, env, depends_on, kind, "
                    "np, resources, retries, retry_backoff_s, timeout_s, priority, "
-                   "trigger_rule, outputs)",
+                   "trigger_rule, outputs, inputs)",
                    key);
     }
 }
@@ -399,15 +401,66 @@ static int ty_names_find(const ty_names_t *ix, const char *name) {
     return lo < ix->n && strcmp(ix->by_name[lo].s, name) == 0 ? (int)ix->by_name[lo].i : -1;
 }
 
-/* Report every {{ params.X }} in s that names no param. */
-static void ty_check_templates(ty_dag_ctx_t *c, yaml_node_t *where, const char *task, const char *s,
-                               const ty_dag_params_t *params) {
+/* Report every {{ params.X }} in s that names no param, and every
+ * {{ inputs.K }} that names none of t's inputs. */
+static void ty_check_templates(ty_dag_ctx_t *c, yaml_node_t *where, const Ty__TaskSpec *t,
+                               const char *s, const ty_dag_params_t *params) {
     char *missing = NULL;
     char *r = ty_dag_render_ix(s, params, &missing);
     free(r);
     if (missing) {
-        ty_dag_err(c, where, "task '%s' uses undefined param '%s'", task, missing);
+        ty_dag_err(c, where, "task '%s' uses undefined param '%s'", t->name, missing);
         free(missing);
+    }
+    r = ty_dag_render_inputs(s, t, &missing);
+    free(r);
+    if (missing) {
+        ty_dag_err(c, where, "task '%s' uses undefined input '%s' (declare it under inputs:)",
+                   t->name, missing);
+        free(missing);
+    }
+}
+
+/* inputs: KEY: TASK/OUTPUT, an output TASK declares; TASK becomes a
+ * dependency when it is not one already. */
+static void ty_check_inputs(ty_dag_ctx_t *c, yaml_node_t *tn, Ty__PipelineSpec *spec, size_t i,
+                            const ty_names_t *ix) {
+    Ty__TaskSpec *t = spec->tasks[i];
+    for (size_t k = 0; k < t->n_inputs; k++) {
+        const Ty__KV *kv = t->inputs[k];
+        const char *slash = strchr(kv->value, '/');
+        if (!ty_dag_valid_name(kv->key, 0)) {
+            ty_dag_err(c, tn, "task '%s': input name '%s' must be [a-z0-9][a-z0-9_.-]*", t->name,
+                       kv->key);
+            continue;
+        }
+        if (!slash || !slash[1]) {
+            ty_dag_err(c, tn, "task '%s': input '%s' must name TASK/OUTPUT, got '%s'", t->name,
+                       kv->key, kv->value);
+            continue;
+        }
+        char *task = ty_xstrndup(kv->value, (size_t)(slash - kv->value));
+        int j = ty_names_find(ix, task);
+        if (j < 0)
+            ty_dag_err(c, tn, "task '%s': input '%s' names unknown task '%s'", t->name, kv->key,
+                       task);
+        else if ((size_t)j == i)
+            ty_dag_err(c, tn, "task '%s': input '%s' names the task itself", t->name, kv->key);
+        else if (!ty_dag_declares_output(spec->tasks[j], slash + 1))
+            ty_dag_err(c, tn, "task '%s': input '%s': task '%s' declares no output '%s'", t->name,
+                       kv->key, task, slash + 1);
+        else {
+            size_t d = 0;
+            while (d < t->n_depends_on && strcmp(t->depends_on[d], task) != 0)
+                d++;
+            if (d == t->n_depends_on) { /* an input implies the dependency */
+                t->depends_on =
+                    ty_xrealloc(t->depends_on, (t->n_depends_on + 1) * sizeof *t->depends_on);
+                t->depends_on[t->n_depends_on++] = task;
+                task = NULL;
+            }
+        }
+        free(task);
     }
 }
 
@@ -473,6 +526,7 @@ static void ty_validate_graph(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node
     for (size_t i = 0; i < n; i++) {
         Ty__TaskSpec *t = spec->tasks[i];
         yaml_node_t *tn = ty_node(c, tasks->data.sequence.items.start[i]);
+        ty_check_inputs(c, tn, spec, i, &ix);
         for (size_t d = 0; d < t->n_depends_on; d++) {
             if (strcmp(t->depends_on[d], t->name) == 0)
                 ty_dag_err(c, tn, "task '%s' depends on itself", t->name);
@@ -482,11 +536,11 @@ static void ty_validate_graph(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node
         }
         nedges += t->n_depends_on;
         for (size_t a = 0; a < t->n_argv; a++)
-            ty_check_templates(c, tn, t->name, t->argv[a], params);
+            ty_check_templates(c, tn, t, t->argv[a], params);
         if (t->shell && *t->shell)
-            ty_check_templates(c, tn, t->name, t->shell, params);
+            ty_check_templates(c, tn, t, t->shell, params);
         for (size_t e = 0; e < t->n_env; e++)
-            ty_check_templates(c, tn, t->name, t->env[e]->value, params);
+            ty_check_templates(c, tn, t, t->env[e]->value, params);
     }
     ty_dag_params_free(params);
     if (c->nerr) {

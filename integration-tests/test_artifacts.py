@@ -21,8 +21,9 @@ MAX_ARTIFACT = 8_000_000
 def shared(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("artifacts")) as c:
         c.start_master("--max-artifact-bytes", str(MAX_ARTIFACT))
-        c.start_worker("w1")
-        c.wait_workers(["w1"])
+        c.start_worker("w1", "--labels", "zone=a")
+        c.start_worker("w2", "--labels", "zone=b")
+        c.wait_workers(["w1", "w2"])
         yield c
 
 
@@ -51,6 +52,7 @@ def test_outputs_are_stored_listed_and_fetched(shared):
 name: outs
 tasks:
   - name: make
+    resources: {labels: {zone: a}}
     outputs: [model.bin, "plots/*.png", twin.bin]
     command:
       - sh
@@ -65,7 +67,7 @@ tasks:
     arts = c.json("artifacts", run)
     got = {a["name"]: a for a in arts}
     assert set(got) == {"model.bin", "plots/a.png", "plots/b.png", "twin.bin", "notes"}
-    attempt_dir = os.path.join(c.tmp, "work-w1", run, "make", "1")
+    attempt_dir = os.path.join(c.tmp, "work-w1", run, "make", "1")  # zone=a
     for name, rel in [("model.bin", "model.bin"), ("plots/a.png", "plots/a.png"),
                       ("notes", "notes/n.txt")]:
         path = os.path.join(attempt_dir, rel)
@@ -105,6 +107,10 @@ tasks:
   - name: train
     command: ["true"]
     outputs: [fashion.model]
+  - name: evaluate
+    inputs: {model: train/fashion.model}
+    trigger_rule: all_done
+    command: ["true"]
   - name: plots
     command: [sh, -c, "mkdir -p plots"]
     outputs: ["plots/*.png"]
@@ -113,6 +119,9 @@ tasks:
     assert task(st, "train")["state"] == "failed"
     assert task(st, "train")["reason"] == "output fashion.model not found"
     assert task(st, "plots")["reason"] == "output plots/*.png not found"
+    # its consumer ran under all_done: the input was never produced
+    assert task(st, "evaluate")["state"] == "failed"
+    assert task(st, "evaluate")["reason"] == "input model: train/fashion.model was not produced"
     assert shared.json("artifacts", run) == []
 
 
@@ -158,3 +167,42 @@ tasks:
     reason = task(st, "huge")["reason"]
     assert f"is {MAX_ARTIFACT + 1} bytes, over the master's --max-artifact-bytes" in reason
     assert os.listdir(os.path.join(store_dir(shared), "tmp")) == []
+
+
+def test_inputs_pass_files_between_steps_on_different_workers(shared):
+    """prep on w1 -> train on w2 -> eval on w1: each step gets its upstream
+    output by content, through the master's store and the host's cache."""
+    c = shared
+    run, st = run_pipeline(c, "handoff", """
+name: handoff
+tasks:
+  - name: prep
+    resources: {labels: {zone: a}}
+    command: [sh, -c, "seq 1 300000 > clean.csv"]
+    outputs: [clean.csv]
+  - name: train
+    resources: {labels: {zone: b}}
+    inputs: {data: prep/clean.csv}
+    command: [sh, -c, "sha256sum {{ inputs.data }} | cut -d' ' -f1 > seen.txt && sort -r {{ inputs.data }} > model.bin"]
+    outputs: [model.bin, seen.txt]
+  - name: eval
+    resources: {labels: {zone: a}}
+    inputs: {model: train/model.bin}
+    command: [sh, -c, "echo {{ inputs.model }} > where.txt && sha256sum {{ inputs.model }} | cut -d' ' -f1 > used.txt"]
+    outputs: [used.txt, where.txt]
+""")
+    assert st["state"] == "succeeded", st
+    assert [task(st, t)["worker"] for t in ("prep", "train", "eval")] == ["w1", "w2", "w1"]
+    arts = {(a["task"], a["name"]): a for a in c.json("artifacts", run)}
+
+    def text(t, name):
+        out = os.path.join(c.tmp, f"{t}-{name}")
+        c.cli("get", run, f"{t}/{name}", "-o", out)
+        with open(out) as f:
+            return f.read().strip()
+    assert text("train", "seen.txt") == arts[("prep", "clean.csv")]["sha256"]
+    assert text("eval", "used.txt") == arts[("train", "model.bin")]["sha256"]
+    assert text("eval", "where.txt") == "inputs/model/model.bin"
+    # w2 keeps what it fetched, by content, for the next step that needs it
+    data_sha = arts[("prep", "clean.csv")]["sha256"]
+    assert sha256_of(os.path.join(c.tmp, "work-w2", ".cache", "sha256", data_sha)) == data_sha

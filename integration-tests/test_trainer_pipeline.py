@@ -4,6 +4,7 @@ step is cancelled or times out, ends what a crashed worker left running,
 resumes a retried step from its checkpoint, and gives each rank its GPU;
 and examples/pipelines/fashion.yaml, the demo's pipeline, runs as it is."""
 import glob
+import hashlib
 import os
 import re
 import signal
@@ -260,3 +261,21 @@ def test_the_fashion_example_trains_through_the_cluster(cluster):
     # beside the attempts' directories, for a retry to resume from
     assert os.path.exists(os.path.join(cluster.tmp, "work-w1", run_id, "train", "checkpoints",
                                        "checkpoint"))
+    # the model went to the master's artifact store, and comes back the same
+    model = os.path.join(cluster.tmp, "work-w1", run_id, "train", str(train["attempt"]),
+                         "fashion.model")
+    [art] = [a for a in cluster.json("artifacts", run_id) if a["task"] == "train"]
+    assert art["name"] == "fashion.model"
+    with open(model, "rb") as f:
+        assert art["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    got = os.path.join(cluster.tmp, "got.model")
+    cluster.cli("get", run_id, "train/fashion.model", "-o", got)
+    run("info", got)  # a model file trainyard-train reads
+    # evaluate got that model as its input, and report the evaluation
+    ev = next(t for t in st["tasks"] if t["name"] == "evaluate")
+    assert ev["state"] == "succeeded"
+    report = cluster.cli("logs", run_id, "report").stdout
+    assert "test set:" in report and '"accuracy"' in report
+    arts = {(a["task"], a["name"]) for a in cluster.json("artifacts", run_id)}
+    assert arts == {("prepare", "manifest.txt"), ("train", "fashion.model"),
+                    ("evaluate", "eval.json")}

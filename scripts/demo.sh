@@ -2,7 +2,8 @@
 # The first of the README's two commands: installs dependencies, builds,
 # starts a local cluster (etcd, two masters, two workers on 127.0.0.1), trains
 # an MLP on Fashion-MNIST with two MPI ranks through it (live progress),
-# prints the run's tasks and metrics, kills the leading master with kill -9
+# prints the run's tasks and metrics, lists the model it stored in the
+# master's artifact store and fetches it back, kills the leading master with kill -9
 # and runs a pipeline through the standby that takes over, shows the master's
 # control core surviving faults in the deterministic simulator, and leaves
 # the cluster running.
@@ -28,6 +29,11 @@ run=$("$CLI" runs -o json | /usr/bin/python3 -c 'import json,sys; print(json.loa
 echo
 echo "== last lines of $run/train's log"
 "$CLI" logs "$run" train | tail -n 5
+echo
+echo "== the trained model, stored by the master by its SHA-256, and fetched back"
+"$CLI" artifacts "$run"
+model="${TRAINYARD_HOME:-$PWD/.trainyard}/fashion.model"
+"$CLI" get "$run" train/fashion.model -o "$model"
 echo
 echo "== failover: kill -9 of the leading master; the standby takes over"
 pids="${TRAINYARD_HOME:-$PWD/.trainyard}/pids"

@@ -80,7 +80,7 @@ static void ty_close(ty_proc_t *p, uv_handle_t *h) {
 
 /* Attempts that run, and those whose outputs are on their way. */
 size_t ty_exec_running(const ty_wk_t *wk) {
-    size_t n = ty_up_count(wk);
+    size_t n = ty_up_count(wk) + ty_fetch_refs((ty_wk_t *)wk, NULL);
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         n++;
     return n;
@@ -90,6 +90,7 @@ Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n) {
     *n = ty_exec_running(wk);
     Ty__TaskRef **refs = ty_xcalloc(*n ? *n : 1, sizeof *refs);
     size_t i = ty_up_refs(wk, refs);
+    i += ty_fetch_refs(wk, refs + i);
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         refs[i++] = &p->ref;
     return refs;
@@ -344,6 +345,8 @@ static void ty_terminate(ty_proc_t *p) {
 void ty_exec_cancel(ty_wk_t *wk, const Ty__TaskRef *ref, const char *why) {
     ty_proc_t *p = ref ? ty_find(wk, ref) : NULL;
     if (!p) {
+        if (ref && ty_fetch_cancel(wk, ref, "cancelled while its inputs were fetched"))
+            return;
         if (ref && ty_up_cancel(wk, ref))
             ty_info("cancelled the upload of %s/%s#%u: %s", ref->run_id, ref->task, ref->attempt,
                     why);
@@ -362,6 +365,7 @@ void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
         ty_terminate(p);
     }
     ty_up_stop_all(wk, why);
+    ty_fetch_stop_all(wk, why);
 }
 
 /* environ, minus names we set, plus the task's env and the TRAINYARD_* contract. */
@@ -505,7 +509,7 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
         return;
     }
     wk->epoch = ref->epoch;
-    if (ty_find(wk, ref) || ty_up_has(wk, ref))
+    if (ty_find(wk, ref) || ty_up_has(wk, ref) || ty_fetch_has(wk, ref))
         return; /* a duplicate dispatch: already running */
     for (ty_unacked_t *u = wk->unacked; u; u = u->next)
         if (u->res->ref && u->res->ref->attempt == ref->attempt &&
@@ -513,6 +517,14 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
             strcmp(u->res->ref->task, ref->task) == 0)
             return; /* already ran; its result is on its way */
 
+    if (d->n_inputs)
+        ty_fetch_start(wk, d); /* then ty_exec_start */
+    else
+        ty_exec_start(wk, d);
+}
+
+void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
+    const Ty__TaskRef *ref = d->ref;
     ty_proc_t *p = ty_xcalloc(1, sizeof *p);
     p->wk = wk;
     p->run_id = ty_xstrdup(ref->run_id);

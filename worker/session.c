@@ -217,6 +217,10 @@ static void ty_on_message(void *arg) {
     case TY__ENVELOPE__BODY_UPLOAD_ACK:
         ty_up_on_msg(wk, env);
         break;
+    case TY__ENVELOPE__BODY_BLOB_DATA:
+    case TY__ENVELOPE__BODY_ERROR:
+        ty_fetch_on_msg(wk, env);
+        break;
     case TY__ENVELOPE__BODY_RESULT_ACK:
         if (env->result_ack->ref)
             ty_ack(wk, env->result_ack->ref);
@@ -250,6 +254,7 @@ static void ty_hb_cb(uv_timer_t *h) {
     }
     ty_resend_unacked(wk);
     ty_up_tick(wk);
+    ty_fetch_tick(wk);
     /* what it runs and what it waits to have acknowledged: the master
      * re-queues an attempt it dispatched here that is in neither (a
      * dispatch lost on the way) */

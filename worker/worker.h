@@ -22,6 +22,7 @@
 
 typedef struct ty_proc ty_proc_t;
 typedef struct ty_up ty_up_t;
+typedef struct ty_fetch ty_fetch_t;
 typedef struct ty_wk ty_wk_t;
 
 typedef struct ty_unacked {
@@ -54,7 +55,9 @@ struct ty_wk {
     int64_t last_master;           /* monotonic ms of the last message from the master */
     int64_t heartbeat_ms, lease_ms;
     ty_proc_t *procs;
-    ty_up_t *uploads; /* attempts that exited 0, their outputs on the way */
+    ty_up_t *uploads;    /* attempts that exited 0, their outputs on the way */
+    ty_fetch_t *fetches; /* attempts whose inputs are on their way */
+    uint64_t next_req;   /* Envelope.req_id of the worker's own requests (BlobRead) */
     ty_unacked_t *unacked;
     int stopping;
 };
@@ -81,6 +84,18 @@ int ty_up_has(const ty_wk_t *wk, const Ty__TaskRef *ref);
 void ty_up_stop_all(ty_wk_t *wk, const char *why); /* results with interrupted set */
 size_t ty_up_count(const ty_wk_t *wk);
 size_t ty_up_refs(ty_wk_t *wk, Ty__TaskRef **out); /* fills out; returns how many */
+
+/* fetch.c: an attempt's inputs into its directory (from the host's cache or
+ * the master), then ty_exec_start; a failure is the attempt's result. */
+void ty_fetch_start(ty_wk_t *wk, const Ty__Dispatch *d);
+void ty_fetch_on_msg(ty_wk_t *wk, const Ty__Envelope *env); /* BlobData, ErrorReply */
+void ty_fetch_tick(ty_wk_t *wk);
+int ty_fetch_has(ty_wk_t *wk, const Ty__TaskRef *ref);
+int ty_fetch_cancel(ty_wk_t *wk, const Ty__TaskRef *ref, const char *why);
+void ty_fetch_stop_all(ty_wk_t *wk, const char *why);
+size_t ty_fetch_refs(ty_wk_t *wk, Ty__TaskRef **out); /* out NULL: count only */
+/* executor.c: start an attempt whose inputs are in place. */
+void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d);
 
 /* session.c */
 /* Connect to the first master of the list; 0 or TY_EINVAL (a bad address). */

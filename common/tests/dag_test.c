@@ -199,6 +199,42 @@ int main(void) {
                TY_EINVAL, "resources.gpus must be an integer");
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    resources: {disk: 1}\n",
                TY_EINVAL, "unknown key 'resources.disk'");
+    /* inputs name an output another task declares; they imply the dependency */
+    {
+        Ty__PipelineSpec *sp = NULL, *res = NULL;
+        char *msg = NULL;
+        const char *y = "name: x\ntasks:\n  - name: train\n    command: [t]\n"
+                        "    outputs: [m.bin, \"plots/*.png\"]\n"
+                        "  - name: eval\n    command: [e, \"{{ inputs.model }}\"]\n"
+                        "    inputs: {model: train/m.bin, loss: train/plots/loss.png}\n"
+                        "    env: {PLOT: \"{{inputs.loss}}\"}\n";
+        CHECK_EQ_INT(load(y, &sp, &msg), 0);
+        CHECK(sp && sp->tasks[1]->n_depends_on == 1 &&
+              strcmp(sp->tasks[1]->depends_on[0], "train") == 0);
+        Ty__KV **params = NULL;
+        size_t np = 0;
+        CHECK_EQ_INT(ty_dag_resolve(sp, NULL, 0, &res, &params, &np, &msg), 0);
+        CHECK_STR(res->tasks[1]->argv[1], "inputs/model/m.bin");
+        CHECK_STR(res->tasks[1]->env[0]->value, "inputs/loss/loss.png");
+        ty_dag_free(&res);
+        ty_dag_kvs_free(params, np);
+        ty_dag_free(&sp);
+    }
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [m]\n"
+               "  - name: b\n    command: [t]\n    inputs: {m: a/other}\n",
+               TY_EINVAL, "p.yaml:6: task 'b': input 'm': task 'a' declares no output 'other'");
+    expect_err("name: x\ntasks:\n  - name: b\n    command: [t]\n    inputs: {m: zz/m}\n", TY_EINVAL,
+               "input 'm' names unknown task 'zz'");
+    expect_err("name: x\ntasks:\n  - name: b\n    command: [t]\n    outputs: [m]\n"
+               "    inputs: {m: b/m}\n",
+               TY_EINVAL, "input 'm' names the task itself");
+    expect_err("name: x\ntasks:\n  - name: b\n    command: [t]\n    inputs: {m: nothing}\n",
+               TY_EINVAL, "input 'm' must name TASK/OUTPUT");
+    expect_err("name: x\ntasks:\n  - name: b\n    command: [t, \"{{ inputs.nope }}\"]\n", TY_EINVAL,
+               "task 'b' uses undefined input 'nope'");
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [\"p/*\"]\n"
+               "  - name: b\n    command: [t]\n    inputs: {m: \"a/p/*\"}\n",
+               TY_EINVAL, "task 'a' declares no output 'p/*'");
     /* outputs stay inside the attempt directory, each named once */
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs:\n      - ok.bin\n"
                "      - ../escape\n",

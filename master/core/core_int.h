@@ -274,6 +274,8 @@ void ty_runs_set_outputs(ty_task_t *t, Ty__ArtifactRef *const *refs, size_t n);
 /* The first output t's spec declares that res does not carry (a path
  * missing, or a glob that matched nothing), or NULL. */
 const char *ty_runs_missing_output(const ty_task_t *t, const Ty__TaskResult *res);
+/* The stored output a "TASK/OUTPUT" reference names in run r, or NULL. */
+const Ty__ArtifactRef *ty_runs_find_output(const ty_run_t *r, const char *ref);
 /* t starts running on w (dispatch or adoption): linked into w's list. */
 void ty_runs_attach(ty_task_t *t, ty_worker_t *w);
 /* t no longer runs: its resources go back to its worker; unlinked. */

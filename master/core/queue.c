@@ -335,10 +335,30 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     d.np = t->spec->np;
     d.outputs = t->spec->outputs;
     d.n_outputs = t->spec->n_outputs;
+    size_t ni = t->spec->n_inputs;
+    Ty__InputRef *ins = ty_xcalloc(ni ? ni : 1, sizeof *ins);
+    Ty__InputRef **inp = ty_xcalloc(ni ? ni : 1, sizeof *inp);
+    for (size_t i = 0; i < ni; i++) { /* there: checked when it became ready */
+        const Ty__KV *kv = t->spec->inputs[i];
+        const Ty__ArtifactRef *a = ty_runs_find_output(r, kv->value);
+        ty__input_ref__init(&ins[i]);
+        ins[i].key = kv->key;
+        ins[i].path = ty_dag_input_path(kv->key, kv->value);
+        ins[i].sha256 = a ? a->sha256 : (char *)"";
+        ins[i].size = a ? a->size : 0;
+        ins[i].source = kv->value;
+        inp[i] = &ins[i];
+    }
+    d.inputs = inp;
+    d.n_inputs = ni;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_DISPATCH;
     env.dispatch = &d;
     ty_core_send_dispatch(c, t, &env);
+    for (size_t i = 0; i < ni; i++)
+        free(ins[i].path);
+    free(ins);
+    free(inp);
     t->sent_seq = c->msg_seq;
     c->dispatches++;
 }

@@ -212,6 +212,23 @@ const char *ty_runs_missing_output(const ty_task_t *t, const Ty__TaskResult *res
     return NULL;
 }
 
+const Ty__ArtifactRef *ty_runs_find_output(const ty_run_t *r, const char *ref) {
+    const char *slash = strchr(ref, '/');
+    if (!slash)
+        return NULL;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        const ty_task_t *u = &r->tasks[i];
+        if (strlen(u->spec->name) != (size_t)(slash - ref) ||
+            strncmp(u->spec->name, ref, (size_t)(slash - ref)) != 0)
+            continue;
+        for (size_t k = 0; k < u->noutputs; k++)
+            if (strcmp(u->outputs[k]->name, slash + 1) == 0)
+                return u->outputs[k];
+        return NULL;
+    }
+    return NULL;
+}
+
 void ty_runs_set_reason(ty_task_t *t, char *reason) {
     free(t->reason);
     t->reason = reason;
@@ -327,7 +344,19 @@ static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
             next = skipped ? TY_TASK_SKIPPED : TY_TASK_QUEUED;
         break;
     }
-    if (next == TY_TASK_QUEUED) {
+    char *why = NULL;
+    for (size_t i = 0; next == TY_TASK_QUEUED && i < t->spec->n_inputs && !why; i++)
+        if (!ty_runs_find_output(r, t->spec->inputs[i]->value))
+            why = ty_xasprintf("input %s: %s was not produced", t->spec->inputs[i]->key,
+                               t->spec->inputs[i]->value);
+    if (why) { /* an upstream that failed or was skipped (all_done, one_failed) */
+        ty_info("task %s/%s failed: %s", r->id, t->spec->name, why);
+        ty_runs_set_reason(t, why);
+        t->state = TY_TASK_FAILED;
+        t->finished_ms = c->now.wall_ms;
+        ty_persist_task(c, t);
+        ty_settle(c, t);
+    } else if (next == TY_TASK_QUEUED) {
         ty_runs_enqueue(c, t);
     } else if (next != TY_TASK_WAITING) {
         t->state = next;

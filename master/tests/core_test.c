@@ -671,6 +671,41 @@ static void test_outputs(void) {
     h_flush(&h);
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_SUCCEEDED);
     CHECK_EQ_INT(T(r, "a")->noutputs, 3);
+    /* a consumer gets the stored content in its Dispatch; one whose producer
+     * failed (all_done) fails itself, naming the input */
+    ty_run_t *r2 = h_submit(&h, "name: io\ntasks:\n  - name: p\n    command: [t]\n"
+                                "    outputs: [m.bin]\n  - name: q\n    command: [t]\n"
+                                "    outputs: [m.bin]\n  - name: c\n    command: [t]\n"
+                                "    trigger_rule: all_done\n"
+                                "    inputs: {m: p/m.bin, n: q/m.bin}\n");
+    h_flush(&h);
+    const char *model[] = {"m.bin"};
+    h_finish_outputs(&h, T(r2, "p"), model, 1);
+    h_finish(&h, T(r2, "q"), 1);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r2, "c")->state, TY_TASK_FAILED);
+    CHECK_STR(T(r2, "c")->reason, "input n: q/m.bin was not produced");
+    ty_run_t *r3 = h_submit(&h, "name: io2\ntasks:\n  - name: p\n    command: [t]\n"
+                                "    outputs: [m.bin]\n  - name: c\n    command: [t]\n"
+                                "    inputs: {model: p/m.bin}\n");
+    h_flush(&h);
+    h_finish_outputs(&h, T(r3, "p"), model, 1);
+    h_clear_sent(&h);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r3, "c")->state, TY_TASK_RUNNING);
+    d = NULL;
+    for (size_t i = 0; i < h.nsent; i++)
+        if (h.sent[i].env->body_case == TY__ENVELOPE__BODY_DISPATCH)
+            d = h.sent[i].env;
+    CHECK(d && d->dispatch->n_inputs == 1);
+    if (d && d->dispatch->n_inputs == 1) {
+        const Ty__InputRef *in = d->dispatch->inputs[0];
+        CHECK_STR(in->key, "model");
+        CHECK_STR(in->path, "inputs/model/m.bin");
+        CHECK_STR(in->source, "p/m.bin");
+        CHECK_EQ_INT(in->size, 10);
+        CHECK_EQ_INT(strlen(in->sha256), 64);
+    }
     h_t b;
     h_restart(&h, &b, 6);
     ty_task_t *t = ty_core_find_task(b.c, r->id, "a");
