@@ -12,15 +12,17 @@ import os
 
 import pytest
 
-from conftest import running_cluster, task
+from conftest import running_cluster, task, wait_until
 
 MAX_ARTIFACT = 8_000_000
+MAX_RUN = 14_000_000
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("artifacts")) as c:
-        c.start_master("--max-artifact-bytes", str(MAX_ARTIFACT))
+        c.start_master("--max-artifact-bytes", str(MAX_ARTIFACT),
+                       "--max-run-artifact-bytes", str(MAX_RUN))
         c.start_worker("w1", "--labels", "zone=a")
         c.start_worker("w2", "--labels", "zone=b")
         c.wait_workers(["w1", "w2"])
@@ -167,6 +169,55 @@ tasks:
     reason = task(st, "huge")["reason"]
     assert f"is {MAX_ARTIFACT + 1} bytes, over the master's --max-artifact-bytes" in reason
     assert os.listdir(os.path.join(store_dir(shared), "tmp")) == []
+    # each under the artifact limit, together over the run's
+    n = MAX_ARTIFACT - 1000
+    run, st = run_pipeline(shared, "many", f"""
+name: many
+tasks:
+  - name: one
+    command: [sh, -c, "head -c {n} /dev/urandom > one.bin"]
+    outputs: [one.bin]
+  - name: two
+    depends_on: [one]
+    command: [sh, -c, "head -c {n} /dev/urandom > two.bin"]
+    outputs: [two.bin]
+""")
+    assert task(st, "one")["state"] == "succeeded"
+    assert task(st, "two")["state"] == "failed"
+    assert f"over the master's --max-run-artifact-bytes {MAX_RUN}" in task(st, "two")["reason"]
+
+
+def test_a_worker_killed_mid_upload_leaves_no_artifact_and_no_temporary_file(cluster):
+    """kill -9 of the worker while it uploads; the restarted worker runs the
+    task again (new content) and its upload commits: the store holds that
+    one blob, and nothing is left in its tmp/."""
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("""
+name: killed
+tasks:
+  - name: big
+    command: [sh, -c, "head -c 200000000 /dev/urandom > big.bin"]
+    outputs: [big.bin]
+""", name="killed.yaml")
+    tmp = os.path.join(store_dir(cluster), "tmp")
+
+    def uploading():
+        files = os.listdir(tmp) if os.path.isdir(tmp) else []
+        return files and os.path.getsize(os.path.join(tmp, files[0])) > 0
+    wait_until(uploading, 60, "the upload to start")
+    cluster.workers["w1"].kill()
+    cluster.start_worker("w1")
+    st = cluster.wait_run(run, timeout=120)
+    assert st["state"] == "succeeded", st
+    assert task(st, "big")["attempt"] == 2
+    [art] = cluster.json("artifacts", run)
+    blobs = glob.glob(os.path.join(store_dir(cluster), "sha256", "*", "*"))
+    assert [os.path.basename(b) for b in blobs] == [art["sha256"]]
+    assert os.path.getsize(blobs[0]) == 200_000_000
+    wait_until(lambda: os.listdir(tmp) == [], 10, "the first upload's file to go")
+
 
 
 def test_inputs_pass_files_between_steps_on_different_workers(shared):

@@ -5,6 +5,8 @@
  * and one whose outputs are not there fails with the reason. */
 #include "master/master.h"
 
+#include "master/core/core_int.h"
+
 #include "common/log.h"
 #include "common/util.h"
 
@@ -68,11 +70,41 @@ static void ty_result_checked(void *arg, const char *missing) {
     free(p);
 }
 
+/* What a run's outputs may add up to (--max-run-artifact-bytes): what its
+ * tasks stored, and this upload.  Refused (the attempt fails) when over. */
+static int ty_over_run_limit(ty_master_t *m, const uint8_t *peer, size_t peer_len,
+                             const Ty__UploadBegin *ub) {
+    ty_run_t *r = ub->ref && m->core ? ty_core_find_run(m->core, ub->ref->run_id) : NULL;
+    if (!m->o.max_run_artifacts || !r)
+        return 0;
+    uint64_t total = ub->size;
+    for (size_t i = 0; i < r->ntasks; i++)
+        for (size_t k = 0; k < r->tasks[i].noutputs; k++)
+            total += r->tasks[i].outputs[k]->size;
+    if (total <= (uint64_t)m->o.max_run_artifacts)
+        return 0;
+    char *msg =
+        ty_xasprintf("run %s would hold %llu bytes of artifacts with %s, over the "
+                     "master's --max-run-artifact-bytes %lld",
+                     r->id, (unsigned long long)total, ub->name, (long long)m->o.max_run_artifacts);
+    ty_blobs_refuse(m->blobs, peer, peer_len, ub->sha256, msg);
+    free(msg);
+    return 1;
+}
+
 int ty_master_artifact_msg(ty_master_t *m, int client, const uint8_t *peer, size_t peer_len,
                            Ty__Envelope **env) {
     Ty__Envelope *e = *env;
     switch (e->body_case) {
+    case TY__ENVELOPE__BODY_REGISTER:
+        if (!client) /* a new worker process: its predecessor's uploads are over */
+            ty_blobs_drop_peer(m->blobs, peer, peer_len);
+        return 0;
     case TY__ENVELOPE__BODY_UPLOAD_BEGIN:
+        if (!client && ty_over_run_limit(m, peer, peer_len, e->upload_begin))
+            return 1;
+        ty_blobs_on_msg(m->blobs, client, peer, peer_len, e);
+        return 1;
     case TY__ENVELOPE__BODY_UPLOAD_CHUNK:
     case TY__ENVELOPE__BODY_BLOB_READ:
         ty_blobs_on_msg(m->blobs, client, peer, peer_len, e);

@@ -727,6 +727,21 @@ void ty_blobs_check(ty_blobs_t *b, char *const *shas, size_t n, ty_blobs_check_f
     ty_work_done(&w->req, 0);
 }
 
+void ty_blobs_refuse(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha256,
+                     const char *msg) {
+    ty_send_ready(b, peer, peer_len, sha256, 0, 0, msg);
+}
+
+void ty_blobs_drop_peer(ty_blobs_t *b, const uint8_t *peer, size_t peer_len) {
+    zlistx_t *all = zhashx_values(b->uploads);
+    for (ty_upload_t *u = zlistx_first(all); u; u = zlistx_next(all))
+        if (u->peer_len == peer_len && memcmp(u->peer, peer, peer_len) == 0) {
+            ty_info("upload %.12s... dropped: its worker registered afresh", u->sha);
+            ty_upload_drop(u);
+        }
+    zlistx_destroy(&all);
+}
+
 void ty_blobs_reset(ty_blobs_t *b) {
     zlistx_t *all = zhashx_values(b->uploads);
     for (ty_upload_t *u = zlistx_first(all); u; u = zlistx_next(all))

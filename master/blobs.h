@@ -50,6 +50,12 @@ void ty_blobs_destroy(ty_blobs_t **b);
  * client (client set) or worker.  Anything else is ignored. */
 void ty_blobs_on_msg(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
                      const Ty__Envelope *env);
+/* Answer an UploadBegin with a refusal (the attempt fails with msg). */
+void ty_blobs_refuse(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha256,
+                     const char *msg);
+/* Drop every upload of peer, with its file (a worker that registered
+ * afresh: what its earlier process was sending will not come). */
+void ty_blobs_drop_peer(ty_blobs_t *b, const uint8_t *peer, size_t peer_len);
 /* Whether each of n digests names a stored blob (known ones are answered
  * at once, the others stat'ed in the pool); cb runs exactly once, perhaps
  * before this returns. */

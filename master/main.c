@@ -32,6 +32,8 @@ static void ty_usage(FILE *f) {
           "  --store DIR            the artifact store, by SHA-256 (default <data-dir>/store);\n"
           "                         a shared mount lets a standby on another host serve it\n"
           "  --max-artifact-bytes N largest artifact accepted (default 68719476736: 64 GiB)\n"
+          "  --max-run-artifact-bytes N  what one run's outputs may add up to (default 0:\n"
+          "                         no limit)\n"
           "  --store-stall-ms N     refuse submits (nothing stored) while etcd has not\n"
           "                         answered for this long (default 2000)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
@@ -529,6 +531,7 @@ int main(int argc, char **argv) {
                                          {"store-stall-ms", 1, 0, 'S'},
                                          {"store", 1, 0, 'o'},
                                          {"max-artifact-bytes", 1, 0, 'x'},
+                                         {"max-run-artifact-bytes", 1, 0, 'X'},
                                          {"max-frame", 1, 0, 'M'},
                                          {"config", 1, 0, 'C'},
                                          {"log-level", 1, 0, 'l'},
@@ -606,6 +609,15 @@ int main(int argc, char **argv) {
             break;
         case 'x':
             num = &m.o.max_artifact;
+            break;
+        case 'X': /* 0: no limit */
+            if (ty_parse_i64(optarg, 0, INT64_MAX, &m.o.max_run_artifacts) != 0) {
+                fprintf(stderr,
+                        "trainyard-master: --max-run-artifact-bytes needs bytes (0 or more), "
+                        "got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'M': {
             int64_t v;

@@ -43,8 +43,9 @@ typedef struct {
     int64_t compact_every;                       /* etcd revisions between compactions */
     int64_t history_s;                           /* runs leave etcd this long after */
     int64_t max_pl_bytes, max_pl_depth, max_pl_tasks, max_map_keys; /* pipeline limits */
-    char *store_dir;      /* the artifact store (default <data-dir>/store) */
-    int64_t max_artifact; /* bytes one artifact may have */
+    char *store_dir;           /* the artifact store (default <data-dir>/store) */
+    int64_t max_artifact;      /* bytes one artifact may have */
+    int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
 } ty_master_opts_t;
 
 struct ty_master {
