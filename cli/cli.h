@@ -24,4 +24,8 @@ int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_
 int ty_cmd_artifacts(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_get(ty_cli_t *cli, ty_client_t *c);
 
+/* cli/metrics.c */
+int ty_cmd_metrics(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_compare(ty_cli_t *cli, ty_client_t *c);
+
 #endif

@@ -39,6 +39,8 @@ static void ty_usage(FILE *f) {
         "  status RUN [--wait]                 a run and its tasks\n"
         "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
         "  cancel RUN                          cancel a run\n"
+        "  metrics RUN [TASK] [--plot]         every metric point of a run (--plot: charts)\n"
+        "  compare RUN RUN...                  params, tags and final metrics side by side\n"
         "  artifacts RUN                       the outputs its tasks stored (name, size, sha256)\n"
         "  get RUN TASK/NAME [-o PATH]         download an output, its sha256 checked\n"
         "  workers                             registered workers\n"
@@ -607,9 +609,10 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(ty_cli_t *, ty_client_t *);
     } cmds[] = {
-        {"submit", ty_cmd_submit}, {"status", ty_cmd_status},       {"runs", ty_cmd_runs},
-        {"logs", ty_cmd_logs},     {"cancel", ty_cmd_cancel},       {"workers", ty_cmd_workers},
-        {"info", ty_cmd_info},     {"artifacts", ty_cmd_artifacts}, {"get", ty_cmd_get}};
+        {"submit", ty_cmd_submit},   {"status", ty_cmd_status},       {"runs", ty_cmd_runs},
+        {"logs", ty_cmd_logs},       {"cancel", ty_cmd_cancel},       {"workers", ty_cmd_workers},
+        {"info", ty_cmd_info},       {"artifacts", ty_cmd_artifacts}, {"get", ty_cmd_get},
+        {"metrics", ty_cmd_metrics}, {"compare", ty_cmd_compare}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
             continue;

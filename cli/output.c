@@ -84,6 +84,10 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
             json_array_append_new(outs, a);
         }
         json_object_set_new(j, "outputs", outs);
+        json_t *tags = json_object();
+        for (size_t k = 0; k < t->n_tags; k++)
+            json_object_set_new(tags, t->tags[k]->key, json_string(t->tags[k]->value));
+        json_object_set_new(j, "tags", tags);
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);

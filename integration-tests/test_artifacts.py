@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import running_cluster, task, wait_until
+from conftest import ROOT, running_cluster, task, wait_until
 
 MAX_ARTIFACT = 8_000_000
 MAX_RUN = 14_000_000
@@ -257,3 +257,72 @@ tasks:
     # w2 keeps what it fetched, by content, for the next step that needs it
     data_sha = arts[("prep", "clean.csv")]["sha256"]
     assert sha256_of(os.path.join(c.tmp, "work-w2", ".cache", "sha256", data_sha)) == data_sha
+
+
+TRAIN_PY = """
+import os
+import random
+import trainyard_report as ty
+lr = float(os.environ["LR"])
+random.seed(1)
+xs = [random.uniform(-1, 1) for _ in range(200)]
+ys = [3 * x + 0.5 for x in xs]
+w = b = 0.0
+ty.set_tag("optimizer", "sgd")
+ty.set_tag("lr", str(lr))
+for epoch in range(5):
+    gw = sum(2 * (w * x + b - y) * x for x, y in zip(xs, ys)) / len(xs)
+    gb = sum(2 * (w * x + b - y) for x, y in zip(xs, ys)) / len(xs)
+    w, b = w - lr * gw, b - lr * gb
+    loss = sum((w * x + b - y) ** 2 for x, y in zip(xs, ys)) / len(xs)
+    ty.log_metric("loss", loss, step=epoch)
+    ty.set_progress((epoch + 1) / 5, "epoch %d/5" % (epoch + 1))
+open("w.txt", "w").write("%r %r" % (w, b))
+ty.log_artifact("weights", "w.txt")
+"""
+
+
+def test_metric_history_tags_and_compare(shared):
+    """A Python loop reports through python/trainyard_report.py: every point
+    of its loss is kept (not only the latest), its tags too, and two runs
+    with different params compare side by side."""
+    c = shared
+    script = c.write("train_loop.py", TRAIN_PY)
+    runs = []
+    for lr in ("0.1", "0.05"):
+        runs.append(c.submit(f"""
+name: loop
+params: {{lr: "0.1"}}
+tasks:
+  - name: train
+    env: {{PYTHONPATH: {os.path.join(ROOT, "python")}, LR: "{{{{ params.lr }}}}"}}
+    command: [/usr/bin/python3, {script}]
+""", f"lr={lr}", name="loop.yaml"))
+    for run in runs:
+        assert c.wait_run(run)["state"] == "succeeded", c.cli("logs", run, "train").stdout
+    series = c.json("metrics", runs[0])
+    [loss] = [s for s in series if s["name"] == "loss"]
+    assert (loss["task"], loss["attempt"]) == ("train", 1)
+    assert [p["step"] for p in loss["points"]] == [0, 1, 2, 3, 4]
+    values = [p["value"] for p in loss["points"]]
+    assert values == sorted(values, reverse=True) and values[0] > values[-1]
+    st = c.json("status", runs[0])
+    t = task(st, "train")
+    assert t["metrics"]["loss"]["value"] == values[-1]
+    assert t["tags"] == {"optimizer": "sgd", "lr": "0.1"}
+    assert t["progress_text"] == "epoch 5/5"
+    assert [a["name"] for a in c.json("artifacts", runs[0])] == ["weights"]
+    plot = c.cli("metrics", runs[0], "train", "--plot").stdout
+    assert "train#1 loss: 5 points, steps 0..4" in plot and "*" in plot
+    table = c.cli("metrics", runs[0]).stdout
+    assert "loss" in table and "5" in table
+    cmp = c.json("compare", *runs)
+    rows = {(r["kind"], r["name"]): r for r in cmp["rows"]}
+    assert rows[("param", "lr")]["values"] == ["0.1", "0.05"] and rows[("param", "lr")]["differs"]
+    assert rows[("tag", "train.optimizer")]["values"] == ["sgd", "sgd"]
+    assert not rows[("tag", "train.optimizer")]["differs"]
+    assert rows[("metric", "train.loss")]["differs"]
+    text = c.cli("compare", *runs).stdout
+    assert "* param" in text and "(* differs)" in text
+    bad = c.cli("metrics", "no-such-run", check=False)
+    assert bad.returncode == 1 and "no metric history for run 'no-such-run'" in bad.stderr

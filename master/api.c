@@ -2,6 +2,7 @@
 #include "master/api.h"
 
 #include "master/core/core_int.h"
+#include "master/metrics.h"
 
 #include "common/err.h"
 #include "common/log.h"
@@ -558,6 +559,28 @@ static void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty
     free(prefix);
 }
 
+/* A run's metric histories, read from the files beside its logs (every
+ * point; the task records keep only the latest). */
+static void ty_on_metrics(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                          const Ty__MetricsRequest *mr, ty_time_t now) {
+    Ty__MetricsReply rep;
+    int rc = ty_metrics_read(a->data_dir, mr->run_id, mr->task, &rep);
+    if (rc == TY_ENOENT && ty_core_find_run(a->core, mr->run_id))
+        rc = 0; /* a run that logged nothing yet */
+    if (rc != 0) {
+        char *msg = ty_xasprintf("no metric history for run '%s'", mr->run_id);
+        ty_reply_error(a, peer, peer_len, req_id, TY_ENOENT, msg, now);
+        free(msg);
+        ty_metrics_clear(&rep);
+        return;
+    }
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_METRICS_REPLY;
+    env.metrics_reply = &rep;
+    ty_reply(a, peer, peer_len, req_id, &env, now);
+    ty_metrics_clear(&rep);
+}
+
 void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
                     ty_time_t now) {
     uint64_t rq = env->req_id;
@@ -609,6 +632,9 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
     }
     case TY__ENVELOPE__BODY_WORKERS:
         ty_on_workers(a, peer, peer_len, rq, now);
+        break;
+    case TY__ENVELOPE__BODY_METRICS:
+        ty_on_metrics(a, peer, peer_len, rq, env->metrics, now);
         break;
     case TY__ENVELOPE__BODY_INFO:
         ty_on_info(a, peer, peer_len, rq, now);

@@ -18,6 +18,7 @@
 typedef struct ty_chunk {
     char *run, *task; /* task NULL: remove the run's logs */
     unsigned attempt;
+    int series; /* the metric history, not the log */
     void *data;
     size_t len;
     struct ty_chunk *next;
@@ -59,7 +60,8 @@ static void ty_write_chunk(ty_logw_t *w, const ty_chunk_t *c) {
     if (rc != 0)
         ty_warn("cannot create %s: %s", dir, ty_strerror(rc));
     free(dir);
-    char *path = ty_xasprintf("%s/logs/%s/%s.%u.log", w->data_dir, c->run, c->task, c->attempt);
+    char *path = ty_xasprintf("%s/logs/%s/%s.%u.%s", w->data_dir, c->run, c->task, c->attempt,
+                              c->series ? "metrics" : "log");
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         ty_warn("cannot open %s: %s", path, strerror(errno));
@@ -156,7 +158,13 @@ int ty_logw_create(ty_logw_t **out, uv_loop_t *loop, const char *data_dir, ty_lo
 
 void ty_logw_append(ty_logw_t *w, const char *run, const char *task, unsigned attempt,
                     const void *data, size_t len) {
+    ty_logw_append_to(w, run, task, attempt, 0, data, len);
+}
+
+void ty_logw_append_to(ty_logw_t *w, const char *run, const char *task, unsigned attempt,
+                       int series, const void *data, size_t len) {
     ty_chunk_t *c = ty_xcalloc(1, sizeof *c);
+    c->series = series;
     c->run = ty_xstrdup(run);
     c->task = ty_xstrdup(task);
     c->attempt = attempt;

@@ -126,7 +126,7 @@ static void ty_master_effects(ty_master_t *m) {
         }
         case TY_FX_LOG: /* written by the log thread; follows hear when it is on disk */
             if (m->logw)
-                ty_logw_append(m->logw, fx.run, fx.task, fx.attempt, fx.data, fx.len);
+                ty_logw_append_to(m->logw, fx.run, fx.task, fx.attempt, fx.series, fx.data, fx.len);
             break;
         case TY_FX_NOTIFY:
             if (m->api)

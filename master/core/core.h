@@ -112,7 +112,7 @@ typedef struct {
 typedef enum {
     TY_FX_SEND = 1, /* data to peer (a packed Ty__Envelope) */
     TY_FX_TXN,      /* puts, if the leader key's create revision is epoch */
-    TY_FX_LOG,      /* append data to the log of run/task/attempt (the shell tells its follows) */
+    TY_FX_LOG,      /* append data to the log (or metric history) of run/task/attempt */
     TY_FX_NOTIFY,   /* run changed: its waiters may be answered */
     TY_FX_FENCED,   /* another master leads: stop */
     TY_FX_DROP,     /* delete from the store the runs indexed under done/ before `before` */
@@ -139,7 +139,8 @@ typedef struct {
     size_t nputs;
     char *run, *task; /* LOG, NOTIFY */
     uint32_t attempt; /* LOG */
-    char *before;     /* DROP: index keys done/<t>/<run> with <t> below this sort first */
+    int series;   /* LOG: the attempt's metric history (lines "t step value name"), not its log */
+    char *before; /* DROP: index keys done/<t>/<run> with <t> below this sort first */
 } ty_fx_t;
 
 void ty_core_opts_default(ty_core_opts_t *o);

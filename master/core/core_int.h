@@ -37,6 +37,8 @@ struct ty_task {
     size_t nmetrics;
     Ty__ArtifactRef **outputs; /* of the attempt that succeeded (deep copies) */
     size_t noutputs;
+    Ty__KV **tags; /* `tag K V` lines: the latest value per key, at most 64 */
+    size_t ntags;
     /* while running: its worker, the resources charged there, and its place
      * in the worker's list of running attempts */
     ty_worker_t *w;
@@ -269,6 +271,8 @@ char *ty_runs_done_key(const char *run_id, int64_t finished_ms);
 /* Let finished runs go past the retention (at the end of a tick). */
 void ty_runs_retain(ty_core_t *c);
 void ty_runs_set_reason(ty_task_t *t, char *reason);
+/* Replace t's tags with copies of n pairs. */
+void ty_runs_set_tags(ty_task_t *t, Ty__KV *const *tags, size_t n);
 /* Replace t's outputs with copies of n refs. */
 void ty_runs_set_outputs(ty_task_t *t, Ty__ArtifactRef *const *refs, size_t n);
 /* The first output t's spec declares that res does not carry (a path

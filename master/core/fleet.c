@@ -414,21 +414,52 @@ static void ty_set_metric(ty_task_t *t, const char *name, double v, int64_t step
     t->nmetrics++;
 }
 
+static void ty_set_tag(ty_task_t *t, const char *key, const char *value) {
+    for (size_t i = 0; i < t->ntags; i++)
+        if (strcmp(t->tags[i]->key, key) == 0) {
+            free(t->tags[i]->value);
+            t->tags[i]->value = ty_xstrdup(value);
+            return;
+        }
+    if (t->ntags >= 64)
+        return; /* bounded per task */
+    t->tags = ty_xrealloc(t->tags, (t->ntags + 1) * sizeof *t->tags);
+    Ty__KV *kv = ty_xmalloc(sizeof *kv);
+    ty__kv__init(kv);
+    kv->key = ty_xstrdup(key);
+    kv->value = ty_xstrdup(value);
+    t->tags[t->ntags++] = kv;
+}
+
 static void ty_on_report(ty_core_t *c, const Ty__Report *rep) {
     if (ty_check_report(c, rep) != 0)
         return;
     ty_task_t *t = ty_task_for(c, rep->ref);
     if (!t || t->attempt != rep->ref->attempt)
         return;
+    ty_buf_t series = {0}; /* every point, for the history beside the logs */
     for (size_t i = 0; i < rep->n_items; i++) {
         const Ty__ReportItem *it = rep->items[i];
         if (it->kind == TY_REPORT_METRIC && *it->name) {
             ty_set_metric(t, it->name, it->value, it->step);
+            ty_buf_printf(&series, "%lld\t%lld\t%.17g\t%s\n", (long long)c->now.wall_ms,
+                          (long long)it->step, it->value, it->name);
+        } else if (it->kind == TY_REPORT_TAG && *it->name) {
+            ty_set_tag(t, it->name, it->text);
         } else if (it->kind == TY_REPORT_PROGRESS) {
             t->progress = it->value;
             free(t->progress_text);
             t->progress_text = *it->text ? ty_xstrdup(it->text) : NULL;
         }
+    }
+    if (series.len) {
+        ty_fx_t fx = {.kind = TY_FX_LOG, .attempt = t->attempt, .series = 1, .len = series.len};
+        fx.run = ty_xstrdup(t->run->id);
+        fx.task = ty_xstrdup(t->spec->name);
+        fx.data = (uint8_t *)series.data; /* the effect owns it */
+        ty_core_emit(c, &fx);
+    } else {
+        ty_buf_free(&series);
     }
     t->run->version++;
     ty_core_notify(c, t->run);

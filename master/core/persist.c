@@ -206,6 +206,8 @@ void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec) {
     }
     rec->outputs = t->outputs; /* borrowed */
     rec->n_outputs = t->noutputs;
+    rec->tags = t->tags;
+    rec->n_tags = t->ntags;
 }
 
 void ty_persist_task_record_clear(Ty__TaskRecord *rec) {
@@ -547,6 +549,7 @@ static void ty_load_task(ty_task_t *t, const Ty__TaskRecord *rec) {
         t->nmetrics = rec->n_metrics;
     }
     ty_runs_set_outputs(t, rec->outputs, rec->n_outputs);
+    ty_runs_set_tags(t, rec->tags, rec->n_tags);
 }
 
 void ty_persist_decode_task(ty_run_t *r, const char *name, const uint8_t *val, size_t len) {

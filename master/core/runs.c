@@ -74,6 +74,7 @@ void ty_runs_free(ty_run_t *r) {
             free(t->metrics[k].name);
         free(t->metrics);
         ty_runs_set_outputs(t, NULL, 0);
+        ty_runs_set_tags(t, NULL, 0);
         free(t->children);
     }
     free(r->tasks);
@@ -177,6 +178,19 @@ void ty_runs_retain(ty_core_t *c) {
         c->ndone_runs--;
         c->ndone_tasks -= r->ntasks;
         ty_run_release(c, r);
+    }
+}
+
+void ty_runs_set_tags(ty_task_t *t, Ty__KV *const *tags, size_t n) {
+    ty_dag_kvs_free(t->tags, t->ntags);
+    t->tags = n ? ty_xcalloc(n, sizeof *t->tags) : NULL;
+    t->ntags = n;
+    for (size_t i = 0; i < n; i++) {
+        Ty__KV *kv = ty_xmalloc(sizeof *kv);
+        ty__kv__init(kv);
+        kv->key = ty_xstrdup(tags[i]->key);
+        kv->value = ty_xstrdup(tags[i]->value);
+        t->tags[i] = kv;
     }
 }
 
