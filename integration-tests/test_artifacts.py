@@ -326,3 +326,52 @@ tasks:
     assert "* param" in text and "(* differs)" in text
     bad = c.cli("metrics", "no-such-run", check=False)
     assert bad.returncode == 1 and "no metric history for run 'no-such-run'" in bad.stderr
+
+
+TORCH_PY = """
+import torch
+import trainyard_report as ty
+torch.manual_seed(0)
+x = torch.randn(256, 4)
+y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1
+model = torch.nn.Linear(4, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+ty.set_tag("framework", "pytorch " + torch.__version__)
+for epoch in range(3):
+    for i in range(0, 256, 32):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x[i:i + 32]), y[i:i + 32])
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        full = torch.nn.functional.mse_loss(model(x), y).item()
+    ty.log_metric("loss", full, step=epoch + 1)
+torch.save(model.state_dict(), "model.pt")
+ty.log_artifact("model", "model.pt")
+"""
+
+
+def test_a_pytorch_loop_reports_through_the_helper(shared):
+    """python/trainyard_report.py in a PyTorch training loop (Debian's
+    python3-torch): three epochs of loss, a tag and the saved model."""
+    c = shared
+    r = __import__("subprocess").run(["/usr/bin/python3", "-c", "import torch"],
+                                     capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("python3-torch is not installed (scripts/install-deps.sh installs it)")
+    script = c.write("torch_loop.py", TORCH_PY)
+    run = c.submit(f"""
+name: torchloop
+tasks:
+  - name: fit
+    env: {{PYTHONPATH: {os.path.join(ROOT, "python")}, OMP_NUM_THREADS: "1"}}
+    command: [/usr/bin/python3, {script}]
+""", name="torchloop.yaml")
+    st = c.wait_run(run, timeout=180)
+    assert st["state"] == "succeeded", c.cli("logs", run, "fit").stdout
+    [loss] = [s for s in c.json("metrics", run) if s["name"] == "loss"]
+    assert [p["step"] for p in loss["points"]] == [1, 2, 3]
+    assert loss["points"][-1]["value"] < loss["points"][0]["value"]
+    assert task(st, "fit")["tags"]["framework"].startswith("pytorch ")
+    [model] = c.json("artifacts", run)
+    assert model["name"] == "model" and model["size"] > 0

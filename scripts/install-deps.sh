@@ -10,7 +10,7 @@ PKGS=(
   libuv1-dev libyaml-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libssl-dev
   libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
   etcd-server etcd-client
-  python3 python3-pytest python3-pytest-timeout python3-zmq python3-onnx python3-numpy
+  python3 python3-pytest python3-pytest-timeout python3-zmq python3-onnx python3-numpy python3-torch
   procps iproute2 curl
 )
 
