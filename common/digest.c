@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,6 +97,53 @@ uint32_t ty_crc32(const void *data, size_t len) {
         len -= n;
     }
     return (uint32_t)c;
+}
+
+/* CRC-32C (Castagnoli), reflected polynomial 0x82f63b78. */
+static uint32_t ty_crc32c_table[256];
+
+static void ty_crc32c_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        ty_crc32c_table[i] = c;
+    }
+}
+
+static uint32_t ty_crc32c_soft(uint32_t c, const uint8_t *p, size_t n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ty_crc32c_init);
+    while (n--)
+        c = ty_crc32c_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t ty_crc32c_hw(uint32_t c, const uint8_t *p,
+                                                               size_t n) {
+    uint64_t c64 = c;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = __builtin_ia32_crc32di(c64, v);
+        p += 8;
+        n -= 8;
+    }
+    c = (uint32_t)c64;
+    while (n--)
+        c = __builtin_ia32_crc32qi(c, *p++);
+    return c;
+}
+#endif
+
+uint32_t ty_crc32c(const void *data, size_t len) {
+    uint32_t c = 0xffffffffu;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2"))
+        return ty_crc32c_hw(c, data, len) ^ 0xffffffffu;
+#endif
+    return ty_crc32c_soft(c, data, len) ^ 0xffffffffu;
 }
 
 const char *ty_output_path_problem(const char *p) {

@@ -40,7 +40,9 @@ typedef struct ty_upload {
     int fd;
     ty_sha256_t *h;
     char *tmp;
-    int64_t last; /* monotonic ms of the last message */
+    int64_t last;    /* monotonic ms of the last message */
+    int64_t begun;   /* monotonic ms when it began */
+    int64_t sync_ms; /* the commit's fsync, rename and directory fsync */
     unsigned crc_bad;
 } ty_upload_t;
 
@@ -246,6 +248,7 @@ static void ty_commit(ty_work_t *w) {
         w->rc = TY_EINVAL;
         return;
     }
+    int64_t t0 = ty_mono_ms();
     if (fsync(u->fd) != 0) {
         snprintf(w->err, sizeof w->err, "fsync %s: %s", u->tmp, strerror(errno));
         w->rc = TY_EIO;
@@ -268,6 +271,7 @@ static void ty_commit(ty_work_t *w) {
         snprintf(w->err, sizeof w->err, "storing %s: %s", final, strerror(-rc));
         w->rc = TY_EIO;
     }
+    u->sync_ms = ty_mono_ms() - t0;
     free(sub);
     free(final);
 }
@@ -277,18 +281,22 @@ static void ty_work_run(uv_work_t *req) {
     ty_upload_t *u = w->u;
     struct stat st;
     switch (w->kind) {
-    case TY_W_WRITE: {
-        int rc = ty_open_tmp(u);
-        if (rc == 0)
-            rc = ty_write_all(u->fd, w->c->data, w->c->len, w->c->off);
-        if (rc != 0) {
-            snprintf(w->err, sizeof w->err, "writing %s: %s", u->tmp, strerror(-rc));
-            w->rc = TY_EIO;
-        } else {
-            ty_sha256_update(u->h, w->c->data, w->c->len);
+    case TY_W_WRITE: /* every chunk queued when it started, in order */
+        for (ty_chunk_t *c = w->c; c && w->rc == 0; c = c->next) {
+            int rc = ty_open_tmp(u);
+            if (rc == 0)
+                rc = ty_write_all(u->fd, c->data, c->len, c->off);
+            if (rc != 0) {
+                snprintf(w->err, sizeof w->err, "writing %s: %s", u->tmp, strerror(-rc));
+                w->rc = TY_EIO;
+                break;
+            }
+            /* start the write-back now: the fsync at the end then has little left */
+            sync_file_range(u->fd, (off_t)c->off, (off_t)c->len, SYNC_FILE_RANGE_WRITE);
+            ty_sha256_update(u->h, c->data, c->len);
+            w->got += c->len;
         }
         break;
-    }
     case TY_W_COMMIT:
         ty_commit(w);
         break;
@@ -452,7 +460,7 @@ static void ty_stat_done(ty_blobs_t *b, ty_work_t *w) {
     n->qtail = &n->q;
     ty_sha256_create(&n->h);
     n->tmp = ty_xasprintf("%s/%s.%08x", b->tmpdir, w->sha, ty_fnv1a(n->key));
-    n->last = ty_mono_ms();
+    n->last = n->begun = ty_mono_ms();
     zhashx_insert(b->uploads, n->key, n);
     b->st.uploads++;
     ty_send_ready(b, w->peer, w->peer_len, w->sha, 0, 0, NULL);
@@ -472,22 +480,28 @@ static void ty_work_done(uv_work_t *req, int status) {
     switch (w->kind) {
     case TY_W_WRITE:
         if (!dropped && w->rc == 0) {
-            u->written += w->c->len;
-            b->st.bytes_in += w->c->len;
+            u->written += w->got;
+            b->st.bytes_in += w->got;
             ty_send_ack(u, 0, NULL);
         } else if (!dropped) {
             ty_upload_failed(u, w->err);
             u = NULL;
         }
-        free(w->c->data);
-        free(w->c);
+        while (w->c) {
+            ty_chunk_t *c = w->c;
+            w->c = c->next;
+            free(c->data);
+            free(c);
+        }
         break;
     case TY_W_COMMIT:
         if (!dropped && w->rc == 0) {
             u->committed = 1;
             b->st.stored++;
             zhashx_update(b->known, u->sha, (void *)1);
-            ty_info("stored %s (%llu bytes)", u->sha, (unsigned long long)u->size);
+            ty_info("stored %s (%llu bytes in %lld ms, of which %lld ms fsync and rename)", u->sha,
+                    (unsigned long long)u->size, (long long)(ty_mono_ms() - u->begun),
+                    (long long)u->sync_ms);
             ty_send_ack(u, 0, NULL);
             ty_upload_drop(u);
             u = NULL;
@@ -539,18 +553,17 @@ static void ty_work_done(uv_work_t *req, int status) {
         ty_kick(u);
 }
 
-/* Start u's next piece of work: the oldest queued chunk, or the commit
+/* Start u's next piece of work: the chunks queued (written in order), or the commit
  * once every byte is written. */
 static void ty_kick(ty_upload_t *u) {
     if (u->busy || u->dead || u->committed)
         return;
-    if (u->q) {
+    if (u->q) { /* all that is queued, in one piece of work: one ack for them */
         ty_work_t *w = ty_work_new(u->b, TY_W_WRITE);
         w->u = u;
         w->c = u->q;
-        u->q = w->c->next;
-        if (!u->q)
-            u->qtail = &u->q;
+        u->q = NULL;
+        u->qtail = &u->q;
         ty_work_queue(w);
     } else if (u->written == u->size) {
         ty_work_t *w = ty_work_new(u->b, TY_W_COMMIT);
@@ -646,7 +659,7 @@ static void ty_on_chunk(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
         ty_upload_failed(u, "more bytes than the declared size");
         return;
     }
-    if (ty_crc32(uc->data.data, len) != uc->crc32) {
+    if (ty_crc32c(uc->data.data, len) != uc->crc32) {
         b->st.rejected_chunks++;
         ty_warn("upload %.12s...: the chunk at %llu failed its CRC-32; asked again", u->sha,
                 (unsigned long long)uc->offset);

@@ -48,6 +48,7 @@ struct ty_up {
     uint64_t next_off, acked;
     uint32_t chunk, window;
     int64_t last; /* monotonic ms of the master's last answer (or our Begin) */
+    int64_t t0;   /* monotonic ms when the hashing began */
     uv_work_t work;
     uint8_t *buf;
 };
@@ -282,7 +283,7 @@ static void ty_pump(ty_up_t *u) {
         c.offset = u->next_off;
         c.data.data = u->buf;
         c.data.len = n;
-        c.crc32 = ty_crc32(u->buf, n);
+        c.crc32 = ty_crc32c(u->buf, n);
         Ty__Envelope env = TY__ENVELOPE__INIT;
         env.body_case = TY__ENVELOPE__BODY_UPLOAD_CHUNK;
         env.upload_chunk = &c;
@@ -395,6 +396,11 @@ static void ty_hash_done(uv_work_t *req, int status) {
         return;
     }
     u->cur = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < u->nfiles; i++)
+        bytes += u->files[i].size;
+    ty_debug("%zu outputs (%llu bytes) hashed in %lld ms", u->nfiles, (unsigned long long)bytes,
+             (long long)(ty_mono_ms() - u->t0));
     ty_begin(u);
 }
 
@@ -431,6 +437,7 @@ void ty_up_start(ty_wk_t *wk, const char *dir, char *const *declared, size_t nde
         return;
     }
     u->hashing = 1;
+    u->t0 = ty_mono_ms();
     u->work.data = u;
     uv_queue_work(wk->loop, &u->work, ty_hash_run, ty_hash_done);
 }

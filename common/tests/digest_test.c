@@ -44,7 +44,13 @@ int main(void) {
     CHECK(ty_sha256_file(path, got, &size) < 0);
     free(buf);
 
-    CHECK_EQ_INT(ty_crc32("123456789", 9), 0xcbf43926u); /* the CRC-32 check value */
+    CHECK_EQ_INT(ty_crc32("123456789", 9), 0xcbf43926u);  /* the CRC-32 check value */
+    CHECK_EQ_INT(ty_crc32c("123456789", 9), 0xe3069283u); /* and CRC-32C's (RFC 3720) */
+    CHECK_EQ_INT(ty_crc32c("", 0), 0);
+    uint8_t zeros[32] = {0}, ones[32];
+    memset(ones, 0xff, sizeof ones);
+    CHECK_EQ_INT(ty_crc32c(zeros, 32), 0x8a9136aau); /* RFC 3720 B.4 */
+    CHECK_EQ_INT(ty_crc32c(ones, 32), 0x62a8ab43u);
 
     CHECK(ty_output_path_problem("fashion.model") == NULL);
     CHECK(ty_output_path_problem("plots/*.png") == NULL);

@@ -75,7 +75,7 @@ static void chunk(ty_blobs_t *b, const char *peer, const char *sha, const uint8_
     Ty__UploadChunk uc = TY__UPLOAD_CHUNK__INIT;
     uc.sha256 = (char *)sha;
     uc.offset = off;
-    uc.crc32 = ty_crc32(copy, len);
+    uc.crc32 = ty_crc32c(copy, len);
     if (flip)
         copy[len / 2] ^= 0x20; /* damaged on the way, after its CRC was taken */
     uc.data.data = copy;
