@@ -35,6 +35,10 @@ static void ty_usage(FILE *f) {
         "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
         "                                      start a run; --wait follows it to the end;\n"
         "                                      a repeated request id gets the same run\n"
+        "  retry RUN [--from TASK] [--wait]    a new run of it: the tasks that failed (or TASK "
+        "and\n"
+        "                                      what depends on it) run again, the rest come\n"
+        "                                      from RUN (state cached)\n"
         "  runs [--limit N]                    list runs, newest first\n"
         "  status RUN [--wait]                 a run and its tasks\n"
         "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
@@ -251,6 +255,25 @@ static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__K
     return rc;
 }
 
+static int ty_submitted(ty_cli_t *cli, ty_client_t *c, Ty__Envelope *rep, int wait);
+
+/* The user's request id, or a random one (a call sent again is recognised). */
+static const char *ty_request_id(const char *given, char buf[40]) {
+    if (given)
+        return given;
+    unsigned char rnd[16];
+    ty_random_bytes(rnd, sizeof rnd);
+    for (size_t k = 0; k < sizeof rnd; k++)
+        snprintf(buf + 2 * k, 3, "%02x", rnd[k]);
+    return buf;
+}
+
+static int ty_request_id_bad(const char *id) {
+    size_t n = strlen(id);
+    return n == 0 || n > 64 ||
+           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n;
+}
+
 static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     int wait = 0, local_check = 1;
     const char *file = NULL, *request_id = NULL;
@@ -268,10 +291,7 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
             local_check = 0; /* let the master validate (it always does) */
         } else if (strcmp(a, "--request-id") == 0 && i + 1 < cli->argc) {
             request_id = cli->argv[++i];
-            size_t n = strlen(request_id);
-            if (n == 0 || n > 64 ||
-                strspn(request_id, "abcdefghijklmnopqrstuvwxyz"
-                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+            if (ty_request_id_bad(request_id))
                 rc =
                     ty_die("--request-id needs 1 to 64 of A-Z a-z 0-9 _ . -, got '%s'", request_id);
         } else if ((strcmp(a, "-p") == 0 || strcmp(a, "--param") == 0) && i + 1 < cli->argc) {
@@ -305,20 +325,18 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     free(err);
     ty_dag_free(&spec);
     Ty__Envelope *rep = NULL;
-    if (rc == 0) {
-        if (!request_id) { /* random: a retry of this call is recognised */
-            unsigned char rnd[16];
-            ty_random_bytes(rnd, sizeof rnd);
-            for (size_t k = 0; k < sizeof rnd; k++)
-                snprintf(idbuf + 2 * k, 3, "%02x", rnd[k]);
-            request_id = idbuf;
-        }
-        rc = ty_submit_file(cli, c, file, ptrs, nkv, request_id, &rep);
-    }
+    if (rc == 0)
+        rc = ty_submit_file(cli, c, file, ptrs, nkv, ty_request_id(request_id, idbuf), &rep);
     free(kvs);
     free(ptrs);
     if (rc != 0)
         return rc;
+    return ty_submitted(cli, c, rep, wait);
+}
+
+/* A new run's id, printed (or followed to its end with wait). */
+static int ty_submitted(ty_cli_t *cli, ty_client_t *c, Ty__Envelope *rep, int wait) {
+    int rc = 0;
     const char *run = rep->submit_reply->run_id;
     if (!wait) {
         if (cli->json) {
@@ -336,6 +354,41 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
     }
     ty_wire_free(&rep);
     return rc;
+}
+
+static int ty_cmd_retry(ty_cli_t *cli, ty_client_t *c) {
+    int wait = 0;
+    const char *run = NULL, *from = "", *request_id = NULL;
+    char idbuf[40];
+    for (int i = 1; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (strcmp(a, "--wait") == 0 || strcmp(a, "-w") == 0)
+            wait = 1;
+        else if (strcmp(a, "--from") == 0 && i + 1 < cli->argc)
+            from = cli->argv[++i];
+        else if (strcmp(a, "--request-id") == 0 && i + 1 < cli->argc) {
+            request_id = cli->argv[++i];
+            if (ty_request_id_bad(request_id))
+                return ty_die("--request-id needs 1 to 64 of A-Z a-z 0-9 _ . -, got '%s'",
+                              request_id);
+        } else if (!run && a[0] != '-')
+            run = a;
+        else
+            return ty_die("retry: unexpected argument '%s'", a);
+    }
+    if (!run)
+        return ty_die("usage: trainyard retry RUN [--from TASK] [--wait]");
+    Ty__RetryRequest rr = TY__RETRY_REQUEST__INIT;
+    rr.run_id = (char *)run;
+    rr.from_task = (char *)from;
+    rr.request_id = (char *)ty_request_id(request_id, idbuf);
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RETRY;
+    env.retry = &rr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_SUBMIT_REPLY) != 0)
+        return 1;
+    return ty_submitted(cli, c, rep, wait);
 }
 
 static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
@@ -612,7 +665,7 @@ int main(int argc, char **argv) {
         {"submit", ty_cmd_submit},   {"status", ty_cmd_status},       {"runs", ty_cmd_runs},
         {"logs", ty_cmd_logs},       {"cancel", ty_cmd_cancel},       {"workers", ty_cmd_workers},
         {"info", ty_cmd_info},       {"artifacts", ty_cmd_artifacts}, {"get", ty_cmd_get},
-        {"metrics", ty_cmd_metrics}, {"compare", ty_cmd_compare}};
+        {"metrics", ty_cmd_metrics}, {"compare", ty_cmd_compare},     {"retry", ty_cmd_retry}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
             continue;

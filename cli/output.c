@@ -53,6 +53,7 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
         json_object_set_new(j, "attempt", json_integer(t->attempt));
         json_object_set_new(j, "worker", *t->worker ? json_string(t->worker) : json_null());
         int finished = t->state == TY_TASK_SUCCEEDED || t->state == TY_TASK_FAILED ||
+                       t->state == TY_TASK_CACHED ||
                        (t->attempt > 0 && t->state == TY_TASK_QUEUED) ||
                        (t->attempt > 0 && t->state == TY_TASK_CANCELLED && t->finished_ms);
         json_object_set_new(j, "exit_code",

@@ -12,8 +12,9 @@
 
 static const char *const ty_run_names[] = {"pending", "running", "succeeded", "failed",
                                            "cancelled"};
-static const char *const ty_task_names[] = {"waiting", "queued",          "running", "succeeded",
-                                            "failed",  "upstream_failed", "skipped", "cancelled"};
+static const char *const ty_task_names[] = {"waiting",   "queued",    "running",
+                                            "succeeded", "failed",    "upstream_failed",
+                                            "skipped",   "cancelled", "cached"};
 static const char *const ty_trigger_names[] = {"all_success", "all_done", "one_failed",
                                                "none_failed"};
 

@@ -40,13 +40,14 @@ typedef enum {
     TY_TASK_UPSTREAM_FAILED,
     TY_TASK_SKIPPED,
     TY_TASK_CANCELLED,
+    TY_TASK_CACHED, /* not run: its outputs come from an earlier run (a retry, the step cache) */
     TY_TASK_NSTATES
 } ty_task_state_t;
 
 const char *ty_run_state_name(unsigned s);
 const char *ty_task_state_name(unsigned s);
 const char *ty_trigger_name(unsigned t);
-/* Terminal task states: succeeded failed upstream_failed skipped cancelled. */
+/* Terminal task states: succeeded failed upstream_failed skipped cancelled cached. */
 int ty_task_state_terminal(unsigned s);
 
 /* What a pipeline file may hold; 0 means no limit (for depth: 4096).

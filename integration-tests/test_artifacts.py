@@ -375,3 +375,49 @@ tasks:
     assert task(st, "fit")["tags"]["framework"].startswith("pytorch ")
     [model] = c.json("artifacts", run)
     assert model["name"] == "model" and model["size"] > 0
+
+
+def test_retry_runs_what_failed_and_takes_the_rest(shared, tmp_path):
+    """A run whose train step failed: `trainyard retry` runs train and what
+    follows again and takes prep from the failed run (cached, its output
+    handed on, its command not run again); --from names where to start."""
+    c = shared
+    flag, count = tmp_path / "flag", tmp_path / "prep-count"
+    run, st = run_pipeline(c, "retry", f"""
+name: retry
+tasks:
+  - name: prep
+    command: [sh, -c, "echo run >> {count} && seq 1 1000 > data.csv"]
+    outputs: [data.csv]
+  - name: train
+    inputs: {{data: prep/data.csv}}
+    command: [sh, -c, "test -f {flag} && wc -l < {{{{ inputs.data }}}} > model.txt"]
+    outputs: [model.txt]
+  - name: eval
+    inputs: {{model: train/model.txt}}
+    command: [sh, -c, "cat {{{{ inputs.model }}}}"]
+""")
+    assert st["state"] == "failed" and task(st, "train")["state"] == "failed"
+    bad = c.cli("retry", run, "--from", "nosuch", check=False)
+    assert bad.returncode == 1 and "has no task 'nosuch'" in bad.stderr
+    flag.write_text("")
+    r = c.cli("retry", run, "--wait", "-o", "json", check=False)
+    st2 = json.loads(r.stdout)
+    assert st2["state"] == "succeeded", st2
+    run2 = st2["run_id"]
+    assert run2 != run
+    prep = task(st2, "prep")
+    assert prep["state"] == "cached" and prep["reason"] == f"from run {run}"
+    assert count.read_text() == "run\n"  # prep's command ran once, in the first run
+    assert c.cli("logs", run2, "eval").stdout.strip() == "1000"
+    arts = {(a["task"], a["name"]): a["sha256"] for a in c.json("artifacts", run2)}
+    old = {(a["task"], a["name"]): a["sha256"] for a in c.json("artifacts", run)}
+    assert arts[("prep", "data.csv")] == old[("prep", "data.csv")]
+    # every task of run2 succeeded: a retry needs --from
+    bad = c.cli("retry", run2, check=False)
+    assert bad.returncode == 1 and "--from TASK" in bad.stderr
+    run3 = c.cli("retry", run2, "--from", "prep").stdout.strip()
+    st3 = c.wait_run(run3)
+    assert st3["state"] == "succeeded"
+    assert [task(st3, t)["state"] for t in ("prep", "train", "eval")] == ["succeeded"] * 3
+    assert count.read_text() == "run\nrun\n"

@@ -191,6 +191,51 @@ static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint
     free(raw);
 }
 
+/* A retry of finished run old: a new run of its pipeline and params whose
+ * tasks that do not run again are taken from old (ty_runs_rerun_set). */
+static void ty_on_retry(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                        const ty_run_t *old, const Ty__RetryRequest *rq, ty_time_t now) {
+    if (!ty_request_id_ok(rq->request_id)) {
+        ty_reply_error(a, peer, peer_len, req_id, TY_EINVAL,
+                       "bad request id (want 1 to 64 of A-Z a-z 0-9 _ . -)", now);
+        return;
+    }
+    unsigned char *rerun = ty_xcalloc(old->ntasks ? old->ntasks : 1, 1);
+    char *err = NULL;
+    int rc = ty_runs_rerun_set(old, rq->from_task, rerun, &err);
+    if (rc != 0) {
+        ty_reply_error(a, peer, peer_len, req_id, rc, err, now);
+        free(err);
+        free(rerun);
+        return;
+    }
+    size_t len = ty__pipeline_spec__get_packed_size(old->spec);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__pipeline_spec__pack(old->spec, buf);
+    Ty__PipelineSpec *spec = ty__pipeline_spec__unpack(NULL, len, buf); /* the core's */
+    free(buf);
+    Ty__KV **params = ty_xcalloc(old->nparams ? old->nparams : 1, sizeof *params);
+    for (size_t i = 0; i < old->nparams; i++) {
+        params[i] = ty_xmalloc(sizeof *params[i]);
+        ty__kv__init(params[i]);
+        params[i]->key = ty_xstrdup(old->params[i]->key);
+        params[i]->value = ty_xstrdup(old->params[i]->value);
+    }
+    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
+                  .peer = peer,
+                  .peer_len = peer_len,
+                  .req_id = req_id,
+                  .spec = spec,
+                  .params = params,
+                  .nparams = old->nparams,
+                  .request_id = rq->request_id,
+                  .quiet_since = a->shell.quiet_since ? a->shell.quiet_since(a->shell.arg) : 0,
+                  .retry_of = old,
+                  .rerun = rerun};
+    ty_core_step(a->core, &ev, now);
+    free(rerun);
+}
+
 static void ty_send_status(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                            ty_run_t *r, ty_time_t now) {
     Ty__RunRecord rr;
@@ -518,6 +563,8 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_ENOENT, "no such run", now);
     } else if (req->body_case == TY__ENVELOPE__BODY_STATUS) {
         ty_send_status(a, f->peer, f->peer_len, rq, r, now);
+    } else if (req->body_case == TY__ENVELOPE__BODY_RETRY) {
+        ty_on_retry(a, f->peer, f->peer_len, rq, r, req->retry, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_LOGS) {
         ty_try_logs(a, f->peer, f->peer_len, rq, r, req->logs->task, req->logs->attempt,
                     req->logs->offset, 0, now);
@@ -632,6 +679,13 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
     }
     case TY__ENVELOPE__BODY_WORKERS:
         ty_on_workers(a, peer, peer_len, rq, now);
+        break;
+    case TY__ENVELOPE__BODY_RETRY:
+        r = ty_core_find_run(a->core, env->retry->run_id);
+        if (!r)
+            ty_fetch(a, peer, peer_len, env, env->retry->run_id, now);
+        else
+            ty_on_retry(a, peer, peer_len, rq, r, env->retry, now);
         break;
     case TY__ENVELOPE__BODY_METRICS:
         ty_on_metrics(a, peer, peer_len, rq, env->metrics, now);

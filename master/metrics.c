@@ -26,7 +26,7 @@ static Ty__MetricSeries *ty_series_for(Ty__MetricsReply *r, const char *task, un
 }
 
 static size_t ty_read_series(Ty__MetricsReply *r, const char *path, const char *task,
-                           unsigned attempt, size_t budget) {
+                             unsigned attempt, size_t budget) {
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;

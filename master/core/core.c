@@ -328,6 +328,23 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
         run_id = ty_xasprintf("%s-%08x", spec->name, (unsigned)(ty_core_rand(c) >> 32));
     } while (ty_core_find_run(c, run_id));
     ty_run_t *r = ty_runs_new(run_id, spec, ev->params, ev->nparams);
+    if (ev->retry_of) { /* what does not run again comes from the old run, as it was */
+        const ty_run_t *old = ev->retry_of;
+        r->retry_of = ty_xstrdup(old->id);
+        for (size_t i = 0; i < r->ntasks && i < old->ntasks; i++) {
+            if (ev->rerun[i])
+                continue;
+            ty_task_t *t = &r->tasks[i];
+            const ty_task_t *o = &old->tasks[i];
+            t->state = TY_TASK_CACHED;
+            t->attempt = 0;
+            t->started_ms = o->started_ms;
+            t->finished_ms = o->finished_ms;
+            ty_runs_set_reason(t, ty_xasprintf("from run %s", old->id));
+            ty_runs_set_outputs(t, o->outputs, o->noutputs);
+            ty_runs_set_tags(t, o->tags, o->ntags);
+        }
+    }
     if (ev->request_id && *ev->request_id) {
         r->request_id = ty_xstrdup(ev->request_id);
         ty_core_request_seen(c, r->request_id, run_id, c->now.wall_ms);

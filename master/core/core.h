@@ -100,6 +100,10 @@ typedef struct {
     const char *request_id;  /* SUBMIT: the client's, or NULL (a repeat gets the same run) */
     int64_t quiet_since;     /* SUBMIT: monotonic ms since which etcd has not answered the
                                 shell (its lease keep-alives), 0 when it does */
+    /* SUBMIT of a retry: the old run (borrowed) and which of its tasks run
+     * again (rerun[i]); the others are taken from it (ty_runs_rerun_set) */
+    const struct ty_run *retry_of;
+    const unsigned char *rerun;
     size_t raw_len;
     const char *run_id;  /* CANCEL */
     const uint8_t *data; /* REPLY payload; LOAD value */

@@ -68,6 +68,7 @@ struct ty_run {
     unsigned state;
     int64_t created_ms, started_ms, finished_ms;
     char *request_id; /* the submit's, or NULL */
+    char *retry_of;   /* the run a retry took its other tasks from, or NULL */
     uint64_t seq;
     ty_task_t *tasks;
     uint32_t *by_name; /* task indexes sorted by name: lookups in O(log n) */
@@ -271,6 +272,10 @@ char *ty_runs_done_key(const char *run_id, int64_t finished_ms);
 /* Let finished runs go past the retention (at the end of a tick). */
 void ty_runs_retain(ty_core_t *c);
 void ty_runs_set_reason(ty_task_t *t, char *reason);
+/* Which tasks of finished run old a retry runs again (rerun[i] set): from
+ * and every task that depends on it, and every task that did not succeed
+ * and what depends on those.  0, or TY_EINVAL / TY_ESTATE with *err. */
+int ty_runs_rerun_set(const ty_run_t *old, const char *from, unsigned char *rerun, char **err);
 /* Replace t's tags with copies of n pairs. */
 void ty_runs_set_tags(ty_task_t *t, Ty__KV *const *tags, size_t n);
 /* Replace t's outputs with copies of n refs. */

@@ -232,6 +232,7 @@ void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec)
     rec->params = r->params;
     rec->n_params = r->nparams;
     rec->request_id = r->request_id ? r->request_id : (char *)"";
+    rec->retry_of = r->retry_of ? r->retry_of : (char *)"";
 }
 
 /* ---- batches ---- */
@@ -581,6 +582,7 @@ ty_run_t *ty_persist_decode_run(const uint8_t *val, size_t len) {
     r->finished_ms = rec->finished_ms;
     r->seq = rec->seq;
     r->request_id = *rec->request_id ? ty_xstrdup(rec->request_id) : NULL;
+    r->retry_of = *rec->retry_of ? ty_xstrdup(rec->retry_of) : NULL;
     ty__run_record__free_unpacked(rec, NULL);
     return r;
 }

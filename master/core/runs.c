@@ -83,6 +83,7 @@ void ty_runs_free(ty_run_t *r) {
     ty_dag_kvs_free(r->params, r->nparams);
     free(r->id);
     free(r->request_id);
+    free(r->retry_of);
     free(r);
 }
 
@@ -303,7 +304,8 @@ static void ty_run_finish(ty_core_t *c, ty_run_t *r) {
         return;
     unsigned st = TY_RUN_SUCCEEDED;
     for (size_t i = 0; i < r->ntasks; i++)
-        if (r->tasks[i].state != TY_TASK_SUCCEEDED && r->tasks[i].state != TY_TASK_SKIPPED)
+        if (r->tasks[i].state != TY_TASK_SUCCEEDED && r->tasks[i].state != TY_TASK_SKIPPED &&
+            r->tasks[i].state != TY_TASK_CACHED)
             st = TY_RUN_FAILED;
     r->state = st;
     r->finished_ms = c->now.wall_ms;
@@ -407,10 +409,52 @@ void ty_runs_start(ty_core_t *c, ty_run_t *r) {
     r->seq = c->next_seq++;
     ty_runs_index(c, r);
     ty_persist_run(c, r);
-    for (size_t i = 0; i < r->ntasks; i++)
+    for (size_t i = 0; i < r->ntasks; i++) {
         ty_persist_task(c, &r->tasks[i]);
+        r->nsettled += r->tasks[i].state == TY_TASK_CACHED; /* taken from an earlier run */
+    }
     for (size_t i = 0; i < r->ntasks; i++)
         ty_evaluate(c, &r->tasks[i]);
+    if (r->nsettled == r->ntasks)
+        ty_run_finish(c, r); /* nothing to run */
+}
+
+/* Mark i and everything downstream of it. */
+static void ty_mark_down(const ty_run_t *r, size_t i, unsigned char *mark) {
+    if (mark[i])
+        return;
+    mark[i] = 1;
+    for (size_t k = 0; k < r->tasks[i].nchildren; k++)
+        ty_mark_down(r, (size_t)r->tasks[i].children[k], mark);
+}
+
+int ty_runs_rerun_set(const ty_run_t *old, const char *from, unsigned char *rerun, char **err) {
+    *err = NULL;
+    if (old->state == TY_RUN_PENDING || old->state == TY_RUN_RUNNING) {
+        *err = ty_xasprintf("run %s is still %s: cancel it or wait for it first", old->id,
+                            ty_run_state_name(old->state));
+        return TY_ESTATE;
+    }
+    memset(rerun, 0, old->ntasks);
+    if (from && *from) {
+        int i = ty_runs_task_index(old, from);
+        if (i < 0) {
+            *err = ty_xasprintf("run %s has no task '%s'", old->id, from);
+            return TY_EINVAL;
+        }
+        ty_mark_down(old, (size_t)i, rerun);
+    }
+    for (size_t i = 0; i < old->ntasks; i++) {
+        unsigned s = old->tasks[i].state;
+        if (s != TY_TASK_SUCCEEDED && s != TY_TASK_CACHED)
+            ty_mark_down(old, i, rerun);
+    }
+    for (size_t i = 0; i < old->ntasks; i++)
+        if (rerun[i])
+            return 0;
+    *err = ty_xasprintf("every task of run %s succeeded: name one to run again with --from TASK",
+                        old->id);
+    return TY_ESTATE;
 }
 
 /* ---- back-off ---- */

@@ -237,10 +237,81 @@ static void test_submit_refused_while_store_silent(void) {
     h_fini(&h);
 }
 
+/* A retry of a finished run: the failed task and what depends on it run
+ * again, the rest is taken from the old run (cached, outputs kept); with
+ * from, that task and its dependents run too; a running run or one that
+ * fully succeeded (without from) is refused. */
+static void test_retry_takes_what_succeeded(void) {
+    h_t h;
+    h_init(&h, 7);
+    h_register(&h, "w1", 8, 0, NULL);
+    const char *y = "name: rt\ntasks:\n  - {name: a, command: [t]}\n"
+                    "  - {name: b, command: [t], depends_on: [a]}\n"
+                    "  - {name: c, command: [t], depends_on: [b]}\n"
+                    "  - {name: d, command: [t], depends_on: [a]}\n";
+    ty_run_t *r = h_submit(&h, y);
+    unsigned char rerun[4];
+    char *err = NULL;
+    CHECK_EQ_INT(ty_runs_rerun_set(r, "", rerun, &err), TY_ESTATE); /* still running */
+    CHECK(err && strstr(err, "is still") != NULL);
+    free(err);
+    h_flush(&h);
+    h_finish(&h, T(r, "a"), 0);
+    h_flush(&h);
+    h_finish(&h, T(r, "b"), 3);
+    h_finish(&h, T(r, "d"), 0);
+    h_flush(&h);
+    CHECK_EQ_INT(r->state, TY_RUN_FAILED);
+    CHECK_EQ_INT(ty_runs_rerun_set(r, "", rerun, &err), 0);
+    CHECK(!rerun[0] && rerun[1] && rerun[2] && !rerun[3]);
+    CHECK_EQ_INT(ty_runs_rerun_set(r, "d", rerun, &err), 0);
+    CHECK(!rerun[0] && rerun[1] && rerun[2] && rerun[3]);
+    CHECK_EQ_INT(ty_runs_rerun_set(r, "zz", rerun, &err), TY_EINVAL);
+    free(err);
+    /* the retry itself: b and c run, a and d are cached */
+    CHECK_EQ_INT(ty_runs_rerun_set(r, "", rerun, &err), 0);
+    Ty__PipelineSpec *spec = NULL, *res = NULL;
+    CHECK_EQ_INT(ty_dag_load_string(y, strlen(y), "t.yaml", &spec, &err), 0);
+    Ty__KV **params = NULL;
+    size_t np = 0;
+    ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
+    ty_dag_free(&spec);
+    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
+                  .peer = (const uint8_t *)"cli",
+                  .peer_len = 3,
+                  .spec = res,
+                  .params = params,
+                  .nparams = np,
+                  .retry_of = r,
+                  .rerun = rerun};
+    CHECK_EQ_INT(h_step(&h, ev), 0);
+    ty_run_t *r2 = h.c->order[h.c->nruns - 1];
+    CHECK(r2 != r);
+    CHECK_STR(r2->retry_of, r->id);
+    CHECK_EQ_INT(T(r2, "a")->state, TY_TASK_CACHED);
+    CHECK_EQ_INT(T(r2, "d")->state, TY_TASK_CACHED);
+    char *want = ty_xasprintf("from run %s", r->id);
+    CHECK_STR(T(r2, "a")->reason, want);
+    free(want);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r2, "b")->state, TY_TASK_RUNNING);
+    CHECK_EQ_INT(T(r2, "c")->state, TY_TASK_WAITING);
+    h_finish(&h, T(r2, "b"), 0);
+    h_flush(&h);
+    h_finish(&h, T(r2, "c"), 0);
+    h_flush(&h);
+    CHECK_EQ_INT(r2->state, TY_RUN_SUCCEEDED);
+    CHECK_EQ_INT(ty_runs_rerun_set(r2, "", rerun, &err), TY_ESTATE); /* nothing failed */
+    CHECK(err && strstr(err, "--from TASK") != NULL);
+    free(err);
+    h_fini(&h);
+}
+
 int main(void) {
     test_lost_dispatch_is_found();
     test_stale_register_keeps_attempt();
     test_repeated_submit_gets_the_same_run();
     test_submit_refused_while_store_silent();
+    test_retry_takes_what_succeeded();
     TEST_DONE();
 }
