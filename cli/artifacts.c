@@ -194,3 +194,115 @@ int ty_cmd_get(ty_cli_t *cli, ty_client_t *c) {
     ty_wire_free(&rep);
     return rc;
 }
+
+int ty_cmd_pin(ty_cli_t *cli, ty_client_t *c) {
+    const char *run = NULL;
+    int unpin = 0;
+    for (int i = 1; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--unpin") == 0)
+            unpin = 1;
+        else if (!run)
+            run = cli->argv[i];
+        else
+            return ty_die("pin: unexpected argument '%s'", cli->argv[i]);
+    }
+    if (!run)
+        return ty_die("usage: trainyard pin RUN [--unpin]");
+    Ty__PinRequest pr = TY__PIN_REQUEST__INIT;
+    pr.run_id = (char *)run;
+    pr.unpin = unpin;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_PIN;
+    env.pin = &pr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_PIN_REPLY) != 0)
+        return 1;
+    printf("%s %s\n", rep->pin_reply->run_id, rep->pin_reply->pinned ? "pinned" : "unpinned");
+    ty_wire_free(&rep);
+    return 0;
+}
+
+int ty_cmd_gc(ty_cli_t *cli, ty_client_t *c) {
+    Ty__GcRequest gr = TY__GC_REQUEST__INIT;
+    for (int i = 1; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--dry-run") == 0) {
+            gr.dry_run = 1;
+        } else if (strcmp(cli->argv[i], "--keep-days") == 0 && i + 1 < cli->argc) {
+            int64_t v;
+            if (ty_parse_i64(cli->argv[++i], 0, 100000, &v) != 0)
+                return ty_die("gc: --keep-days needs a number of days (0 to 100000), got '%s'",
+                              cli->argv[i]);
+            gr.keep_days = (uint32_t)v;
+            gr.keep_days_set = 1;
+        } else {
+            return ty_die("gc: unexpected argument '%s'", cli->argv[i]);
+        }
+    }
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_GC;
+    env.gc = &gr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms * 4, &rep, TY__ENVELOPE__BODY_GC_REPLY) != 0)
+        return 1;
+    const Ty__GcReply *r = rep->gc_reply;
+    if (cli->json) {
+        json_t *o = json_object(), *del = json_array();
+        json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
+        json_object_set_new(o, "blobs_deleted", json_integer((json_int_t)r->blobs_deleted));
+        json_object_set_new(o, "bytes_freed", json_integer((json_int_t)r->bytes_freed));
+        json_object_set_new(o, "blobs_kept", json_integer((json_int_t)r->blobs_kept));
+        json_object_set_new(o, "bytes_kept", json_integer((json_int_t)r->bytes_kept));
+        for (size_t i = 0; i < r->n_deleted; i++)
+            json_array_append_new(del, json_string(r->deleted[i]));
+        json_object_set_new(o, "deleted", del);
+        ty_out_json_print(o);
+    } else {
+        char freed[32], kept[32];
+        ty_human(freed, sizeof freed, r->bytes_freed);
+        ty_human(kept, sizeof kept, r->bytes_kept);
+        printf("%s %llu blobs, %s; kept %llu blobs, %s\n", r->dry_run ? "would delete" : "deleted",
+               (unsigned long long)r->blobs_deleted, freed, (unsigned long long)r->blobs_kept,
+               kept);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+int ty_cmd_lineage(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc != 2)
+        return ty_die("usage: trainyard lineage SHA256-OR-PREFIX [-o json]");
+    Ty__LineageRequest lr = TY__LINEAGE_REQUEST__INIT;
+    lr.sha256_prefix = cli->argv[1];
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_LINEAGE;
+    env.lineage = &lr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms * 4, &rep, TY__ENVELOPE__BODY_LINEAGE_REPLY) != 0)
+        return 1;
+    const Ty__LineageReply *r = rep->lineage_reply;
+    if (cli->json) {
+        json_t *all = json_array();
+        for (size_t i = 0; i < r->n_entries; i++) {
+            const Ty__LineageEntry *e = r->entries[i];
+            json_t *o = json_object();
+            json_object_set_new(o, "sha256", json_string(e->sha256));
+            json_object_set_new(o, "run_id", json_string(e->run_id));
+            json_object_set_new(o, "task", json_string(e->task));
+            json_object_set_new(o, "role", json_string(e->role));
+            json_object_set_new(o, "name", json_string(e->name));
+            json_object_set_new(o, "size", json_integer((json_int_t)e->size));
+            json_array_append_new(all, o);
+        }
+        ty_out_json_print(all);
+    } else if (r->n_entries == 0) {
+        printf("no run produced or consumed content %s...\n", cli->argv[1]);
+    } else {
+        printf("%-12s %-9s %-28s %-16s %s\n", "SHA256", "ROLE", "RUN", "TASK", "NAME");
+        for (size_t i = 0; i < r->n_entries; i++) {
+            const Ty__LineageEntry *e = r->entries[i];
+            printf("%.12s %-9s %-28s %-16s %s\n", e->sha256, e->role, e->run_id, e->task, e->name);
+        }
+    }
+    ty_wire_free(&rep);
+    return 0;
+}

@@ -23,6 +23,9 @@ int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_
 /* cli/artifacts.c */
 int ty_cmd_artifacts(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_get(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_pin(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_gc(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_lineage(ty_cli_t *cli, ty_client_t *c);
 
 /* cli/metrics.c */
 int ty_cmd_metrics(ty_cli_t *cli, ty_client_t *c);

@@ -47,6 +47,10 @@ static void ty_usage(FILE *f) {
         "  compare RUN RUN...                  params, tags and final metrics side by side\n"
         "  artifacts RUN                       the outputs its tasks stored (name, size, sha256)\n"
         "  get RUN TASK/NAME [-o PATH]         download an output, its sha256 checked\n"
+        "  lineage SHA256-OR-PREFIX            the runs and tasks that produced and consumed it\n"
+        "  pin RUN [--unpin]                   keep RUN (its records and outputs) from gc\n"
+        "  gc [--keep-days N] [--dry-run]      delete stored outputs no run in etcd (or none\n"
+        "                                      finished in N days, pinned or running) refers to\n"
         "  workers                             registered workers\n"
         "  info                                master counters\n"
         "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
@@ -661,11 +665,14 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(ty_cli_t *, ty_client_t *);
-    } cmds[] = {
-        {"submit", ty_cmd_submit},   {"status", ty_cmd_status},       {"runs", ty_cmd_runs},
-        {"logs", ty_cmd_logs},       {"cancel", ty_cmd_cancel},       {"workers", ty_cmd_workers},
-        {"info", ty_cmd_info},       {"artifacts", ty_cmd_artifacts}, {"get", ty_cmd_get},
-        {"metrics", ty_cmd_metrics}, {"compare", ty_cmd_compare},     {"retry", ty_cmd_retry}};
+    } cmds[] = {{"submit", ty_cmd_submit},   {"status", ty_cmd_status},
+                {"runs", ty_cmd_runs},       {"logs", ty_cmd_logs},
+                {"cancel", ty_cmd_cancel},   {"workers", ty_cmd_workers},
+                {"info", ty_cmd_info},       {"artifacts", ty_cmd_artifacts},
+                {"get", ty_cmd_get},         {"metrics", ty_cmd_metrics},
+                {"compare", ty_cmd_compare}, {"retry", ty_cmd_retry},
+                {"pin", ty_cmd_pin},         {"gc", ty_cmd_gc},
+                {"lineage", ty_cmd_lineage}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
             continue;

@@ -421,3 +421,58 @@ tasks:
     assert st3["state"] == "succeeded"
     assert [task(st3, t)["state"] for t in ("prep", "train", "eval")] == ["succeeded"] * 3
     assert count.read_text() == "run\nrun\n"
+
+
+def test_lineage_pin_and_gc(cluster):
+    """lineage finds who produced and consumed some content; gc deletes the
+    blobs no kept run refers to (--dry-run only lists them); a pinned run
+    keeps its outputs."""
+    c = cluster
+    c.start_master("--gc-grace-s", "0")
+    c.start_worker("w1")
+    c.wait_workers(["w1"])
+    run_a, st = run_pipeline(c, "gca", """
+name: gca
+tasks:
+  - name: make
+    command: [sh, -c, "echo alpha > a.bin"]
+    outputs: [a.bin]
+  - name: use
+    inputs: {a: make/a.bin}
+    command: [cat, "{{ inputs.a }}"]
+""")
+    assert st["state"] == "succeeded"
+    run_b, st = run_pipeline(c, "gcb", """
+name: gcb
+tasks:
+  - name: make
+    command: [sh, -c, "echo beta > b.bin"]
+    outputs: [b.bin]
+""")
+    assert st["state"] == "succeeded"
+    sha_a = c.json("artifacts", run_a)[0]["sha256"]
+    [b] = c.json("artifacts", run_b)
+    sha_b = b["sha256"]
+    lin = c.json("lineage", sha_a[:12])
+    assert {(e["run_id"], e["task"], e["role"], e["name"]) for e in lin} == {
+        (run_a, "make", "produced", "a.bin"), (run_a, "use", "consumed", "a")}
+    bad = c.cli("lineage", "xyz", check=False)
+    assert bad.returncode == 1 and "lineage needs 4 to 64 lower-case hex digits" in bad.stderr
+    assert "pinned" in c.cli("pin", run_a).stdout
+    bad = c.cli("pin", "no-such-run", check=False)
+    assert bad.returncode == 1 and "no such run" in bad.stderr
+
+    def blob(sha):
+        return os.path.join(store_dir(c), "sha256", sha[:2], sha)
+    # every run in etcd is kept without --keep-days
+    assert c.json("gc")["blobs_deleted"] == 0
+    dry = c.json("gc", "--keep-days", "0", "--dry-run")
+    assert dry["dry_run"] and dry["deleted"] == [sha_b] and os.path.exists(blob(sha_b))
+    done = c.json("gc", "--keep-days", "0")
+    assert done["deleted"] == [sha_b] and done["bytes_freed"] == b["size"]
+    assert not os.path.exists(blob(sha_b)) and os.path.exists(blob(sha_a))
+    gone = c.cli("get", run_b, "make/b.bin", "-o", os.path.join(c.tmp, "b"), check=False)
+    assert gone.returncode == 1 and "no artifact with sha256" in gone.stderr
+    c.cli("pin", run_a, "--unpin")
+    assert c.json("gc", "--keep-days", "0")["deleted"] == [sha_a]
+    assert "deleted 0 blobs" in c.cli("gc", "--keep-days", "0").stdout

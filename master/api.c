@@ -1,8 +1,8 @@
 /* The protocol-neutral request handler (api.h). */
 #include "master/api.h"
+#include "master/api_int.h"
 
 #include "master/core/core_int.h"
-#include "master/metrics.h"
 
 #include "common/err.h"
 #include "common/log.h"
@@ -17,43 +17,6 @@
 
 #define TY_WAIT_MAX_MS 5000 /* cli/main.c TY_HOLD_MS: clients notice a lost master soon */
 #define TY_LOG_CHUNK_MAX (256 * 1024)
-
-/* A parked client request (status long-poll or logs follow). */
-typedef struct ty_waiter {
-    uint8_t *peer;
-    size_t peer_len;
-    uint64_t req_id;
-    int is_logs;
-    uint64_t wait_after; /* status */
-    char *task;          /* logs */
-    uint32_t attempt;
-    uint64_t offset;
-    int64_t deadline; /* monotonic ms */
-    char *run;
-    struct ty_waiter *next;          /* the run's waiters */
-    struct ty_waiter *qprev, *qnext; /* every waiter, by deadline (park order) */
-} ty_waiter_t;
-
-/* A request about a run the core has let go of, waiting for the store. */
-typedef struct ty_fetch {
-    ty_api_t *a;
-    uint8_t *peer;
-    size_t peer_len;
-    Ty__Envelope *req; /* an owned copy */
-    char *run_id;
-    struct ty_fetch *next;
-} ty_fetch_t;
-
-struct ty_api {
-    ty_core_t *core;
-    char *data_dir;
-    ty_api_info_t *info;
-    ty_api_shell_t shell;
-    zhashx_t *waiting; /* run id -> ty_waiter_t* (a list) */
-    size_t nwaiters;
-    ty_waiter_t *qhead, *qtail; /* all of them, earliest deadline first */
-    ty_fetch_t *fetches;        /* reads in flight (the store answers later) */
-};
 
 int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info,
                   const ty_api_shell_t *shell) {
@@ -112,8 +75,8 @@ char *ty_api_log_path(const char *data_dir, const char *run, const char *task, u
     return ty_xasprintf("%s/logs/%s/%s.%u.log", data_dir, run, task, attempt);
 }
 
-static void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                     Ty__Envelope *env, ty_time_t now) {
+void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id, Ty__Envelope *env,
+              ty_time_t now) {
     env->req_id = req_id;
     env->version = 1;
     size_t len = ty__envelope__get_packed_size(env);
@@ -124,8 +87,8 @@ static void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t
     free(buf);
 }
 
-static void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                           int code, const char *msg, ty_time_t now) {
+void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id, int code,
+                    const char *msg, ty_time_t now) {
     Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
     e.code = code;
     e.message = (char *)msg;
@@ -563,6 +526,8 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_ENOENT, "no such run", now);
     } else if (req->body_case == TY__ENVELOPE__BODY_STATUS) {
         ty_send_status(a, f->peer, f->peer_len, rq, r, now);
+    } else if (req->body_case == TY__ENVELOPE__BODY_PIN) {
+        ty_api_pin(a, f->peer, f->peer_len, rq, req->pin, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_RETRY) {
         ty_on_retry(a, f->peer, f->peer_len, rq, r, req->retry, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_LOGS) {
@@ -581,8 +546,8 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
 
 /* run_id is not in the core's memory: a finished run it let go of, or
  * none; the store says which. */
-static void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
-                     const char *run_id, ty_time_t now) {
+void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+              const char *run_id, ty_time_t now) {
     if (!*run_id || strlen(run_id) > 256 || strchr(run_id, '/')) {
         ty_reply_error(a, peer, peer_len, env->req_id, TY_ENOENT, "no such run", now);
         return;
@@ -604,28 +569,6 @@ static void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty
     if (ty_store_range(a->shell.store, prefix, ty_fetched, f) != 0)
         ty_fetched(TY_EUNREACH, NULL, 0, f);
     free(prefix);
-}
-
-/* A run's metric histories, read from the files beside its logs (every
- * point; the task records keep only the latest). */
-static void ty_on_metrics(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                          const Ty__MetricsRequest *mr, ty_time_t now) {
-    Ty__MetricsReply rep;
-    int rc = ty_metrics_read(a->data_dir, mr->run_id, mr->task, &rep);
-    if (rc == TY_ENOENT && ty_core_find_run(a->core, mr->run_id))
-        rc = 0; /* a run that logged nothing yet */
-    if (rc != 0) {
-        char *msg = ty_xasprintf("no metric history for run '%s'", mr->run_id);
-        ty_reply_error(a, peer, peer_len, req_id, TY_ENOENT, msg, now);
-        free(msg);
-        ty_metrics_clear(&rep);
-        return;
-    }
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_METRICS_REPLY;
-    env.metrics_reply = &rep;
-    ty_reply(a, peer, peer_len, req_id, &env, now);
-    ty_metrics_clear(&rep);
 }
 
 void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
@@ -688,12 +631,14 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
             ty_on_retry(a, peer, peer_len, rq, r, env->retry, now);
         break;
     case TY__ENVELOPE__BODY_METRICS:
-        ty_on_metrics(a, peer, peer_len, rq, env->metrics, now);
+        ty_api_metrics(a, peer, peer_len, rq, env->metrics, now);
         break;
     case TY__ENVELOPE__BODY_INFO:
         ty_on_info(a, peer, peer_len, rq, now);
         break;
     default:
+        if (ty_api_store_request(a, peer, peer_len, env, now))
+            break;
         a->info->rejected_decode++;
         ty_reply_error(a, peer, peer_len, rq, TY_EPROTO, "unexpected message on the client socket",
                        now);

@@ -11,6 +11,7 @@
 #define TY_MASTER_API_H
 
 #include "common/dag.h"
+#include "master/blobs.h"
 #include "master/core/core.h"
 #include "master/store.h"
 
@@ -36,6 +37,8 @@ typedef struct {
     void (*effects)(void *arg);
     void *arg;
     ty_dag_limits_t limits; /* what a submitted pipeline may hold */
+    ty_blobs_t *blobs;      /* the artifact store (gc), or NULL */
+    int64_t gc_grace_ms;    /* gc keeps blobs younger than this (a result not yet committed) */
     /* monotonic ms since which etcd has not answered the shell, 0: it does */
     int64_t (*quiet_since)(void *arg);
 } ty_api_shell_t;

@@ -1,4 +1,5 @@
 #include "master/blobs.h"
+#include "master/blobs_int.h"
 
 #include "common/digest.h"
 #include "common/err.h"
@@ -12,83 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
-
-#define TY_READ_MAX (1u << 20) /* bytes of one BlobData */
-#define TY_CRC_FAILURES 16     /* chunks failing their CRC before an upload is given up */
-
-typedef struct ty_chunk {
-    uint64_t off;
-    uint8_t *data;
-    size_t len;
-    struct ty_chunk *next;
-} ty_chunk_t;
-
-typedef struct ty_upload {
-    ty_blobs_t *b;
-    char *key; /* peer (hex) "/" sha256 */
-    uint8_t *peer;
-    size_t peer_len;
-    char sha[TY_SHA256_HEX];
-    uint64_t size;
-    uint64_t written;  /* bytes in the temporary file */
-    uint64_t accepted; /* written, and queued to be */
-    ty_chunk_t *q, **qtail;
-    int busy;      /* a work item of it is in the pool */
-    int dead;      /* dropped while busy: freed when the work comes back */
-    int committed; /* renamed into place */
-    int fd;
-    ty_sha256_t *h;
-    char *tmp;
-    int64_t last;    /* monotonic ms of the last message */
-    int64_t begun;   /* monotonic ms when it began */
-    int64_t sync_ms; /* the commit's fsync, rename and directory fsync */
-    unsigned crc_bad;
-} ty_upload_t;
-
-struct ty_blobs {
-    uv_loop_t *loop;
-    ty_blobs_opts_t o;
-    char *dir, *tmpdir;
-    ty_blobs_send_fn send;
-    void *arg;
-    zhashx_t *uploads; /* key -> ty_upload_t* */
-    zhashx_t *known;   /* sha256 -> 1: stored, seen by this process */
-    uv_timer_t sweep;
-    int pending; /* work items in the pool */
-    int timer_open;
-    ty_blobs_stats_t st;
-};
-
-enum { TY_W_WRITE, TY_W_COMMIT, TY_W_READ, TY_W_STAT, TY_W_CHECK, TY_W_CLEAN, TY_W_UNLINK };
-
-typedef struct {
-    uv_work_t req;
-    int kind;
-    ty_blobs_t *b;
-    ty_upload_t *u;
-    ty_chunk_t *c;
-    int rc;
-    char err[200];
-    /* READ, STAT: who asked */
-    int client;
-    uint8_t *peer;
-    size_t peer_len;
-    uint64_t req_id;
-    char sha[TY_SHA256_HEX];
-    uint64_t off, size;
-    uint32_t len;
-    uint8_t *data;
-    size_t got;
-    char *path; /* READ, STAT, UNLINK */
-    char *name; /* STAT: the UploadBegin's */
-    /* CHECK */
-    char **shas;
-    size_t n;
-    int *found;
-    ty_blobs_check_fn cb;
-    void *cb_arg;
-} ty_work_t;
 
 void ty_blobs_opts_default(ty_blobs_opts_t *o) {
     memset(o, 0, sizeof *o);
@@ -170,8 +96,8 @@ static void ty_send_ack(ty_upload_t *u, int rejected, const char *error) {
     u->b->send(u->b->arg, 0, u->peer, u->peer_len, 0, &env);
 }
 
-static void ty_send_error(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
-                          uint64_t req_id, int code, const char *msg) {
+void ty_blobs_send_error(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
+                         uint64_t req_id, int code, const char *msg) {
     Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
     e.code = code;
     e.message = (char *)msg;
@@ -183,10 +109,7 @@ static void ty_send_error(ty_blobs_t *b, int client, const uint8_t *peer, size_t
 
 /* ---- the thread pool ---- */
 
-static void ty_work_run(uv_work_t *req);
-static void ty_work_done(uv_work_t *req, int status);
-
-static ty_work_t *ty_work_new(ty_blobs_t *b, int kind) {
+ty_work_t *ty_blobs_work_new(ty_blobs_t *b, int kind) {
     ty_work_t *w = ty_xcalloc(1, sizeof *w);
     w->req.data = w;
     w->kind = kind;
@@ -194,11 +117,14 @@ static ty_work_t *ty_work_new(ty_blobs_t *b, int kind) {
     return w;
 }
 
-static void ty_work_queue(ty_work_t *w) {
+static void ty_work_run(uv_work_t *req);
+void ty_blobs_work_done(uv_work_t *req, int status);
+
+void ty_blobs_work_queue(ty_work_t *w) {
     w->b->pending++;
     if (w->u)
         w->u->busy = 1;
-    uv_queue_work(w->b->loop, &w->req, ty_work_run, ty_work_done);
+    uv_queue_work(w->b->loop, &w->req, ty_work_run, ty_blobs_work_done);
 }
 
 static int ty_write_all(int fd, const uint8_t *p, size_t n, uint64_t off) {
@@ -300,45 +226,14 @@ static void ty_work_run(uv_work_t *req) {
     case TY_W_COMMIT:
         ty_commit(w);
         break;
-    case TY_W_READ: {
-        int fd = open(w->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            w->rc = errno == ENOENT ? TY_ENOENT : TY_EIO;
-            snprintf(w->err, sizeof w->err, "%s", strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            break;
-        }
-        w->size = (uint64_t)st.st_size;
-        uint64_t left = w->off < w->size ? w->size - w->off : 0;
-        size_t want = left < w->len ? (size_t)left : w->len;
-        w->data = ty_xmalloc(want ? want : 1);
-        while (w->got < want) {
-            ssize_t k = pread(fd, w->data + w->got, want - w->got, (off_t)(w->off + w->got));
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                break;
-            w->got += (size_t)k;
-        }
-        if (w->got < want) {
-            w->rc = TY_EIO;
-            snprintf(w->err, sizeof w->err, "short read");
-        }
-        close(fd);
+    case TY_W_READ:
+        ty_blobs_read_run(w);
         break;
-    }
     case TY_W_STAT:
         w->rc = stat(w->path, &st) == 0 ? 0 : TY_ENOENT;
         break;
     case TY_W_CHECK:
-        for (size_t i = 0; i < w->n; i++) {
-            if (w->found[i])
-                continue;
-            char *p = ty_blobs_path(w->b, w->shas[i]);
-            w->found[i] = stat(p, &st) == 0;
-            free(p);
-        }
+        ty_blobs_check_run(w);
         break;
     case TY_W_CLEAN: {
         DIR *d = opendir(w->path);
@@ -360,6 +255,9 @@ static void ty_work_run(uv_work_t *req) {
             close(u->fd);
         u->fd = -1;
         unlink(u->tmp);
+        break;
+    case TY_W_GC:
+        ty_blobs_gc_run(w);
         break;
     }
 }
@@ -392,9 +290,9 @@ static void ty_upload_drop(ty_upload_t *u) {
         ty_upload_free(u);
         return;
     }
-    ty_work_t *w = ty_work_new(b, TY_W_UNLINK);
+    ty_work_t *w = ty_blobs_work_new(b, TY_W_UNLINK);
     w->u = u;
-    ty_work_queue(w);
+    ty_blobs_work_queue(w);
 }
 
 static void ty_kick(ty_upload_t *u);
@@ -410,28 +308,6 @@ static unsigned ty_fnv1a(const char *s) {
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
-}
-
-static void ty_read_done(ty_blobs_t *b, ty_work_t *w) {
-    if (w->rc != 0) {
-        char *msg = w->rc == TY_ENOENT
-                        ? ty_xasprintf("no artifact with sha256 %s in the store", w->sha)
-                        : ty_xasprintf("reading artifact %s: %s", w->sha, w->err);
-        ty_send_error(b, w->client, w->peer, w->peer_len, w->req_id, w->rc, msg);
-        free(msg);
-        return;
-    }
-    Ty__BlobData d = TY__BLOB_DATA__INIT;
-    d.sha256 = w->sha;
-    d.offset = w->off;
-    d.data.data = w->data;
-    d.data.len = w->got;
-    d.size = w->size;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_BLOB_DATA;
-    env.blob_data = &d;
-    b->st.bytes_out += w->got;
-    b->send(b->arg, w->client, w->peer, w->peer_len, w->req_id, &env);
 }
 
 /* An UploadBegin's look in the store came back (w->name is the key). */
@@ -467,7 +343,7 @@ static void ty_stat_done(ty_blobs_t *b, ty_work_t *w) {
     ty_kick(n); /* an empty file is complete already */
 }
 
-static void ty_work_done(uv_work_t *req, int status) {
+void ty_blobs_work_done(uv_work_t *req, int status) {
     ty_work_t *w = req->data;
     ty_blobs_t *b = w->b;
     ty_upload_t *u = w->u;
@@ -511,26 +387,14 @@ static void ty_work_done(uv_work_t *req, int status) {
         }
         break;
     case TY_W_READ:
-        ty_read_done(b, w);
+        ty_blobs_read_done(b, w);
         break;
     case TY_W_STAT:
         ty_stat_done(b, w);
         break;
-    case TY_W_CHECK: {
-        const char *missing = NULL;
-        for (size_t i = 0; i < w->n; i++) {
-            if (w->found[i])
-                zhashx_update(b->known, w->shas[i], (void *)1);
-            else if (!missing)
-                missing = w->shas[i];
-        }
-        w->cb(w->cb_arg, missing);
-        for (size_t i = 0; i < w->n; i++)
-            free(w->shas[i]);
-        free(w->shas);
-        free(w->found);
+    case TY_W_CHECK:
+        ty_blobs_check_done(b, w);
         break;
-    }
     case TY_W_CLEAN:
         if (w->got)
             ty_info("artifact store: removed %zu unfinished uploads an earlier master left",
@@ -539,6 +403,9 @@ static void ty_work_done(uv_work_t *req, int status) {
     case TY_W_UNLINK:
         ty_upload_free(u);
         u = NULL;
+        break;
+    case TY_W_GC:
+        ty_blobs_gc_done(b, w);
         break;
     }
     (void)status;
@@ -559,16 +426,16 @@ static void ty_kick(ty_upload_t *u) {
     if (u->busy || u->dead || u->committed)
         return;
     if (u->q) { /* all that is queued, in one piece of work: one ack for them */
-        ty_work_t *w = ty_work_new(u->b, TY_W_WRITE);
+        ty_work_t *w = ty_blobs_work_new(u->b, TY_W_WRITE);
         w->u = u;
         w->c = u->q;
         u->q = NULL;
         u->qtail = &u->q;
-        ty_work_queue(w);
+        ty_blobs_work_queue(w);
     } else if (u->written == u->size) {
-        ty_work_t *w = ty_work_new(u->b, TY_W_COMMIT);
+        ty_work_t *w = ty_blobs_work_new(u->b, TY_W_COMMIT);
         w->u = u;
-        ty_work_queue(w);
+        ty_blobs_work_queue(w);
     }
 }
 
@@ -627,7 +494,7 @@ static void ty_on_begin(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
         free(key);
         return;
     }
-    ty_work_t *w = ty_work_new(b, TY_W_STAT);
+    ty_work_t *w = ty_blobs_work_new(b, TY_W_STAT);
     w->path = ty_blobs_path(b, ub->sha256);
     w->name = key;
     w->peer = ty_xmalloc(peer_len ? peer_len : 1);
@@ -635,7 +502,7 @@ static void ty_on_begin(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
     w->peer_len = peer_len;
     snprintf(w->sha, sizeof w->sha, "%s", ub->sha256);
     w->size = ub->size;
-    ty_work_queue(w);
+    ty_blobs_work_queue(w);
 }
 
 static void ty_on_chunk(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
@@ -680,26 +547,6 @@ static void ty_on_chunk(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
     ty_kick(u);
 }
 
-static void ty_on_read(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
-                       uint64_t req_id, const Ty__BlobRead *br) {
-    if (!ty_sha256_hex_ok(br->sha256)) {
-        ty_send_error(b, client, peer, peer_len, req_id, TY_EINVAL,
-                      "bad sha256 (want 64 lower-case hex digits)");
-        return;
-    }
-    ty_work_t *w = ty_work_new(b, TY_W_READ);
-    w->client = client;
-    w->peer = ty_xmalloc(peer_len ? peer_len : 1);
-    memcpy(w->peer, peer, peer_len);
-    w->peer_len = peer_len;
-    w->req_id = req_id;
-    snprintf(w->sha, sizeof w->sha, "%s", br->sha256);
-    w->off = br->offset;
-    w->len = br->length && br->length < TY_READ_MAX ? br->length : TY_READ_MAX;
-    w->path = ty_blobs_path(b, br->sha256);
-    ty_work_queue(w);
-}
-
 void ty_blobs_on_msg(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
                      const Ty__Envelope *env) {
     switch (env->body_case) {
@@ -712,32 +559,11 @@ void ty_blobs_on_msg(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer
             ty_on_chunk(b, peer, peer_len, env->upload_chunk);
         break;
     case TY__ENVELOPE__BODY_BLOB_READ:
-        ty_on_read(b, client, peer, peer_len, env->req_id, env->blob_read);
+        ty_blobs_on_read(b, client, peer, peer_len, env->req_id, env->blob_read);
         break;
     default:
         break;
     }
-}
-
-void ty_blobs_check(ty_blobs_t *b, char *const *shas, size_t n, ty_blobs_check_fn cb, void *arg) {
-    ty_work_t *w = ty_work_new(b, TY_W_CHECK);
-    w->shas = ty_xcalloc(n ? n : 1, sizeof *w->shas);
-    w->found = ty_xcalloc(n ? n : 1, sizeof *w->found);
-    int all = 1;
-    for (size_t i = 0; i < n; i++) {
-        w->shas[i] = ty_xstrdup(shas[i]);
-        w->found[i] = ty_sha256_hex_ok(shas[i]) && zhashx_lookup(b->known, shas[i]) != NULL;
-        all &= w->found[i];
-    }
-    w->n = n;
-    w->cb = cb;
-    w->cb_arg = arg;
-    if (!all) {
-        ty_work_queue(w);
-        return;
-    }
-    b->pending++; /* answered now, as the pool would */
-    ty_work_done(&w->req, 0);
 }
 
 void ty_blobs_refuse(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha256,
@@ -760,9 +586,9 @@ void ty_blobs_reset(ty_blobs_t *b) {
     for (ty_upload_t *u = zlistx_first(all); u; u = zlistx_next(all))
         ty_upload_drop(u);
     zlistx_destroy(&all);
-    ty_work_t *w = ty_work_new(b, TY_W_CLEAN);
+    ty_work_t *w = ty_blobs_work_new(b, TY_W_CLEAN);
     w->path = ty_xstrdup(b->tmpdir);
-    ty_work_queue(w);
+    ty_blobs_work_queue(w);
 }
 
 size_t ty_blobs_sweep(ty_blobs_t *b) {

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <czmq.h>
 #include <uv.h>
 
 typedef struct ty_blobs ty_blobs_t;
@@ -63,6 +64,12 @@ void ty_blobs_check(ty_blobs_t *b, char *const *shas, size_t n, ty_blobs_check_f
 /* Drop every upload (and its temporary file): on becoming leader, when
  * what an earlier leader left in DIR/tmp is removed too. */
 void ty_blobs_reset(ty_blobs_t *b);
+/* Delete the stored blobs that keep (sha256 -> anything; taken) does not
+ * name and that are older than grace_ms (or only count them: dry_run), in
+ * the pool; cb(arg, reply) on the loop with what was deleted and kept. */
+typedef void (*ty_blobs_gc_fn)(void *arg, const Ty__GcReply *reply);
+void ty_blobs_gc(ty_blobs_t *b, zhashx_t *keep, int64_t grace_ms, int dry_run, ty_blobs_gc_fn cb,
+                 void *arg);
 /* Drop uploads idle past idle_ms; returns how many. */
 size_t ty_blobs_sweep(ty_blobs_t *b);
 /* The path of a stored blob (heap string). */

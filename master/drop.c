@@ -1,6 +1,7 @@
 /* Old runs leave etcd, and their logs the data dir: the shell's side of the
- * core's DROP effect.  The done/ index is read up to the cut-off, keys only,
- * a page at a time; each page's runs go in fenced deletes of 40 runs. */
+ * core's DROP effect.  The pins are read first (pinned runs stay), then the
+ * done/ index up to the cut-off, keys only, a page at a time; each page's
+ * runs go in fenced deletes of 40 runs. */
 #include "master/master.h"
 
 #include "common/err.h"
@@ -14,6 +15,7 @@ typedef struct {
     ty_master_t *m;
     char *before;
     uint64_t epoch;
+    zhashx_t *pinned; /* run ids `trainyard pin` keeps */
 } ty_drop_t;
 
 static void ty_dropped(int status, void *arg) {
@@ -40,6 +42,8 @@ static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *
         const char *id = k ? strchr(k + 5, '/') : NULL; /* done/<t>/<run> */
         if (k && (!id || !*++id))
             continue;
+        if (k && zhashx_lookup(d->pinned, id))
+            continue; /* pinned: kept, records, logs and outputs */
         if (k) {
             owned[no] = ty_xasprintf("runs/%s", id);
             keys[nk++] = owned[no++];
@@ -68,8 +72,19 @@ static void ty_drop_found(int status, const ty_store_kv_t *kvs, size_t n, void *
         if (rc == 0)
             return;
     }
+    zhashx_destroy(&d->pinned);
     free(d->before);
     free(d);
+}
+
+static void ty_pins_found(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
+    ty_drop_t *d = arg;
+    for (size_t i = 0; status == 0 && i < n; i++)
+        if (kvs[i].len == 1 && kvs[i].val[0] == '1' && strncmp(kvs[i].key, "pins/", 5) == 0)
+            zhashx_update(d->pinned, kvs[i].key + 5, (void *)1);
+    if (status != 0 || !d->m->store ||
+        ty_store_range_keys(d->m->store, "done/", d->before, TY_DROP_PAGE, ty_drop_found, d) != 0)
+        ty_drop_found(status ? status : TY_EETCD, NULL, 0, d); /* nothing dropped this time */
 }
 
 void ty_master_drop_old(ty_master_t *m, const ty_fx_t *fx) {
@@ -77,6 +92,7 @@ void ty_master_drop_old(ty_master_t *m, const ty_fx_t *fx) {
     d->m = m;
     d->before = ty_xstrdup(fx->before);
     d->epoch = fx->epoch;
-    if (ty_store_range_keys(m->store, "done/", d->before, TY_DROP_PAGE, ty_drop_found, d) != 0)
+    d->pinned = zhashx_new();
+    if (ty_store_range(m->store, "pins/", ty_pins_found, d) != 0)
         ty_drop_found(TY_EETCD, NULL, 0, d);
 }

@@ -34,6 +34,8 @@ static void ty_usage(FILE *f) {
           "  --max-artifact-bytes N largest artifact accepted (default 68719476736: 64 GiB)\n"
           "  --max-run-artifact-bytes N  what one run's outputs may add up to (default 0:\n"
           "                         no limit)\n"
+          "  --gc-grace-s S         `trainyard gc` keeps blobs stored less than S seconds ago\n"
+          "                         (default 3600: their results may not be committed yet)\n"
           "  --store-stall-ms N     refuse submits (nothing stored) while etcd has not\n"
           "                         answered for this long (default 2000)\n"
           "  --max-frame BYTES      largest accepted message (default 4194304)\n"
@@ -380,6 +382,8 @@ static void ty_serve(ty_master_t *m) {
                             m,
                             {(size_t)m->o.max_pl_bytes, (unsigned)m->o.max_pl_depth,
                              (unsigned)m->o.max_pl_tasks, (unsigned)m->o.max_map_keys},
+                            m->blobs,
+                            m->o.gc_grace_s * 1000,
                             ty_store_quiet_since};
     ty_api_create(&m->api, m->core, m->o.data_dir, &m->info, &shell);
     ty_blobs_reset(m->blobs); /* uploads of an earlier leadership start again */
@@ -505,6 +509,7 @@ int main(int argc, char **argv) {
     m.o.leader_ttl_s = 5;
     m.o.store_stall_ms = 2000;
     m.o.max_artifact = 64LL << 30;
+    m.o.gc_grace_s = 3600;
     m.o.max_frame = TY_WIRE_MAX_DEFAULT;
     m.o.lost_limit = 5;
     m.o.retain_runs = 100;
@@ -532,6 +537,7 @@ int main(int argc, char **argv) {
                                          {"store", 1, 0, 'o'},
                                          {"max-artifact-bytes", 1, 0, 'x'},
                                          {"max-run-artifact-bytes", 1, 0, 'X'},
+                                         {"gc-grace-s", 1, 0, 'G'},
                                          {"max-frame", 1, 0, 'M'},
                                          {"config", 1, 0, 'C'},
                                          {"log-level", 1, 0, 'l'},
@@ -609,6 +615,14 @@ int main(int argc, char **argv) {
             break;
         case 'x':
             num = &m.o.max_artifact;
+            break;
+        case 'G': /* 0: none */
+            if (ty_parse_i64(optarg, 0, INT64_MAX / 1000, &m.o.gc_grace_s) != 0) {
+                fprintf(stderr,
+                        "trainyard-master: --gc-grace-s needs seconds (0 or more), got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'X': /* 0: no limit */
             if (ty_parse_i64(optarg, 0, INT64_MAX, &m.o.max_run_artifacts) != 0) {

@@ -46,6 +46,7 @@ typedef struct {
     char *store_dir;           /* the artifact store (default <data-dir>/store) */
     int64_t max_artifact;      /* bytes one artifact may have */
     int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
+    int64_t gc_grace_s;        /* gc keeps blobs younger than this */
 } ty_master_opts_t;
 
 struct ty_master {

@@ -378,6 +378,28 @@ static int ty_on_cancel(ty_core_t *c, const ty_ev_t *ev) {
     return 0;
 }
 
+/* pins/<run>: "1" pinned (its outputs are kept by `trainyard gc`, its
+ * records by the history's drop), "0" not; the run's existence is the
+ * request handler's to check. */
+static int ty_on_pin(ty_core_t *c, const ty_ev_t *ev) {
+    if (!ev->run_id || !*ev->run_id || strchr(ev->run_id, '/')) {
+        ty_reply_error(c, ev, TY_EINVAL, "bad run id");
+        return TY_EINVAL;
+    }
+    uint8_t *val = ty_xmalloc(1);
+    val[0] = ev->status ? '1' : '0';
+    ty_persist_put(c, ty_xasprintf("pins/%s", ev->run_id), val, 1);
+    Ty__PinReply pr = TY__PIN_REPLY__INIT;
+    pr.run_id = (char *)ev->run_id;
+    pr.pinned = ev->status != 0;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.req_id = ev->req_id;
+    env.body_case = TY__ENVELOPE__BODY_PIN_REPLY;
+    env.pin_reply = &pr;
+    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env); /* once durable */
+    return 0;
+}
+
 /* ---- the entry point ---- */
 
 static void ty_core_tick(ty_core_t *c) {
@@ -435,6 +457,9 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
         break;
     case TY_EV_CANCEL:
         rc = ty_on_cancel(c, ev);
+        break;
+    case TY_EV_PIN:
+        rc = ty_on_pin(c, ev);
         break;
     case TY_EV_REPLY: {
         uint8_t *data = ty_xmalloc(ev->len ? ev->len : 1);

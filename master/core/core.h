@@ -84,6 +84,7 @@ typedef enum {
     TY_EV_TXN_DONE,   /* a txn of batch `flight` answered: status 0, TY_ESTALE, other */
     TY_EV_LOAD,       /* a record read back from the store (key relative to the prefix) */
     TY_EV_SERVE,      /* loading is done: recover and start serving */
+    TY_EV_PIN,        /* pin (status 1) or unpin (0) run_id: pins/<run>; the reply to peer */
 } ty_ev_kind_t;
 
 typedef struct {
@@ -105,7 +106,7 @@ typedef struct {
     const struct ty_run *retry_of;
     const unsigned char *rerun;
     size_t raw_len;
-    const char *run_id;  /* CANCEL */
+    const char *run_id;  /* CANCEL, PIN */
     const uint8_t *data; /* REPLY payload; LOAD value */
     size_t len;
     const char *key; /* LOAD */

@@ -130,7 +130,7 @@ int main(void) {
     CHECK_EQ_INT(ty_store_mem_create(&store, &loop), 0);
     ty_store_mem_lead(store, 3);
     ty_api_info_t info = {.epoch = 3, .node_id = "m1"};
-    ty_api_shell_t shell = {store, fake_now, effects, NULL, TY_DAG_LIMITS_DEFAULT, NULL};
+    ty_api_shell_t shell = {store, fake_now, effects, NULL, TY_DAG_LIMITS_DEFAULT, NULL, 0, NULL};
     CHECK_EQ_INT(ty_api_create(&api, core, dir, &info, &shell), 0);
     ty_ev_t serve = {.kind = TY_EV_SERVE};
     ty_core_step(core, &serve, clock_now);

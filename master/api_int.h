@@ -1,0 +1,64 @@
+/* The request handler's internals, shared by master/api.c (runs, status,
+ * logs, submit, cancel, retry) and master/api_store.c (metrics, pins,
+ * lineage, garbage collection). */
+#ifndef TY_MASTER_API_INT_H
+#define TY_MASTER_API_INT_H
+
+#include "master/api.h"
+
+/* A parked client request (status long-poll or logs follow). */
+typedef struct ty_waiter {
+    uint8_t *peer;
+    size_t peer_len;
+    uint64_t req_id;
+    int is_logs;
+    uint64_t wait_after; /* status */
+    char *task;          /* logs */
+    uint32_t attempt;
+    uint64_t offset;
+    int64_t deadline; /* monotonic ms */
+    char *run;
+    struct ty_waiter *next;          /* the run's waiters */
+    struct ty_waiter *qprev, *qnext; /* every waiter, by deadline (park order) */
+} ty_waiter_t;
+
+/* A request about a run the core has let go of, waiting for the store. */
+typedef struct ty_fetch {
+    ty_api_t *a;
+    uint8_t *peer;
+    size_t peer_len;
+    Ty__Envelope *req; /* an owned copy */
+    char *run_id;
+    zhashx_t *pins; /* a scan's (api_store.c): pinned run ids */
+    struct ty_fetch *next;
+} ty_fetch_t;
+
+struct ty_api {
+    ty_core_t *core;
+    char *data_dir;
+    ty_api_info_t *info;
+    ty_api_shell_t shell;
+    zhashx_t *waiting; /* run id -> ty_waiter_t* (a list) */
+    size_t nwaiters;
+    ty_waiter_t *qhead, *qtail; /* all of them, earliest deadline first */
+    ty_fetch_t *fetches;        /* reads in flight (the store answers later) */
+};
+
+void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id, Ty__Envelope *env,
+              ty_time_t now);
+void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id, int code,
+                    const char *msg, ty_time_t now);
+/* api.c: a request about a run the core let go of, answered once the store
+ * has read it back (status, logs, cancel, retry, pin). */
+void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+              const char *run_id, ty_time_t now);
+/* api_store.c */
+void ty_api_pin(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                const Ty__PinRequest *pr, ty_time_t now);
+void ty_api_metrics(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                    const Ty__MetricsRequest *mr, ty_time_t now);
+/* Pin, Gc, Lineage: 1 when env is one of them (answered, perhaps later). */
+int ty_api_store_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+                         ty_time_t now);
+
+#endif
