@@ -80,19 +80,6 @@ static const Ty__ArtifactRef *ty_find_output(const Ty__RunStatus *st, const char
     return NULL;
 }
 
-static int ty_write_all(int fd, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Fetch sha's bytes range by range into fd, hashing them; 0 or 1. */
 static int ty_fetch(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, int fd,
                     const char *path) {

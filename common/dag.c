@@ -99,18 +99,20 @@ static Ty__KV *ty_param_find(const ty_dag_params_t *ix, const char *name, size_t
                : NULL;
 }
 
-char *ty_dag_render_ix(const char *tmpl, const ty_dag_params_t *params, char **missing) {
+/* Render every {{ PREFIX.NAME }} in tmpl with lookup(arg, NAME, len) (a
+ * heap string, or NULL: the first such NAME goes to *missing and the text
+ * stays); other templates stay as they are. */
+typedef char *(*ty_lookup_fn)(const void *arg, const char *name, size_t len);
+
+static char *ty_render_scan(const char *tmpl, const char *prefix, ty_lookup_fn lookup,
+                            const void *arg, char **missing) {
     ty_buf_t out = {0};
+    size_t pl = strlen(prefix);
     *missing = NULL;
     const char *p = tmpl;
     ty_buf_append(&out, "", 0);
     for (;;) {
-        const char *open = strstr(p, "{{");
-        if (!open) {
-            ty_buf_append(&out, p, strlen(p));
-            break;
-        }
-        const char *close = strstr(open + 2, "}}");
+        const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
         if (!close) {
             ty_buf_append(&out, p, strlen(p));
             break;
@@ -121,21 +123,28 @@ char *ty_dag_render_ix(const char *tmpl, const ty_dag_params_t *params, char **m
         while (b > a && isspace((unsigned char)b[-1]))
             b--;
         ty_buf_append(&out, p, (size_t)(open - p));
-        if ((size_t)(b - a) > 7 && strncmp(a, "params.", 7) == 0) {
-            Ty__KV *kv = ty_param_find(params, a + 7, (size_t)(b - a - 7));
-            const char *v = kv ? kv->value : NULL;
-            if (!v) {
-                if (!*missing)
-                    *missing = ty_xstrndup(a + 7, (size_t)(b - a - 7));
-            } else {
-                ty_buf_append(&out, v, strlen(v));
-            }
+        int ours = (size_t)(b - a) > pl && strncmp(a, prefix, pl) == 0;
+        char *v = ours ? lookup(arg, a + pl, (size_t)(b - a) - pl) : NULL;
+        if (v) {
+            ty_buf_append(&out, v, strlen(v));
+            free(v);
         } else {
-            ty_buf_append(&out, open, (size_t)(close + 2 - open)); /* not ours: keep */
+            if (ours && !*missing)
+                *missing = ty_xstrndup(a + pl, (size_t)(b - a) - pl);
+            ty_buf_append(&out, open, (size_t)(close + 2 - open)); /* kept */
         }
         p = close + 2;
     }
     return out.data;
+}
+
+static char *ty_param_value(const void *arg, const char *name, size_t len) {
+    Ty__KV *kv = ty_param_find(arg, name, len);
+    return kv && kv->value ? ty_xstrdup(kv->value) : NULL;
+}
+
+char *ty_dag_render_ix(const char *tmpl, const ty_dag_params_t *params, char **missing) {
+    return ty_render_scan(tmpl, "params.", ty_param_value, params, missing);
 }
 
 char *ty_dag_render(const char *tmpl, Ty__KV *const *params, size_t n, char **missing) {
@@ -160,41 +169,16 @@ int ty_dag_declares_output(const Ty__TaskSpec *t, const char *name) {
     return 0;
 }
 
+static char *ty_input_value(const void *arg, const char *name, size_t len) {
+    const Ty__TaskSpec *t = arg;
+    for (size_t i = 0; i < t->n_inputs; i++)
+        if (strlen(t->inputs[i]->key) == len && strncmp(t->inputs[i]->key, name, len) == 0)
+            return ty_dag_input_path(t->inputs[i]->key, t->inputs[i]->value);
+    return NULL;
+}
+
 char *ty_dag_render_inputs(const char *tmpl, const Ty__TaskSpec *t, char **missing) {
-    ty_buf_t out = {0};
-    *missing = NULL;
-    const char *p = tmpl;
-    ty_buf_append(&out, "", 0);
-    for (;;) {
-        const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
-        if (!close) {
-            ty_buf_append(&out, p, strlen(p));
-            break;
-        }
-        const char *a = open + 2, *b = close;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        ty_buf_append(&out, p, (size_t)(open - p));
-        const Ty__KV *kv = NULL;
-        int ours = (size_t)(b - a) > 7 && strncmp(a, "inputs.", 7) == 0;
-        for (size_t i = 0; ours && i < t->n_inputs && !kv; i++)
-            if (strlen(t->inputs[i]->key) == (size_t)(b - a - 7) &&
-                strncmp(t->inputs[i]->key, a + 7, (size_t)(b - a - 7)) == 0)
-                kv = t->inputs[i];
-        if (kv) {
-            char *path = ty_dag_input_path(kv->key, kv->value);
-            ty_buf_append(&out, path, strlen(path));
-            free(path);
-        } else {
-            if (ours && !*missing)
-                *missing = ty_xstrndup(a + 7, (size_t)(b - a - 7));
-            ty_buf_append(&out, open, (size_t)(close + 2 - open)); /* not ours: keep */
-        }
-        p = close + 2;
-    }
-    return out.data;
+    return ty_render_scan(tmpl, "inputs.", ty_input_value, t, missing);
 }
 
 static void ty_render_inputs_in_place(char **s, const Ty__TaskSpec *t) {

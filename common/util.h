@@ -43,6 +43,10 @@ int ty_read_file(const char *path, ty_buf_t *out);
 /* Write data to path atomically: a temporary file beside it, fsync, rename.
  * A reader sees the old file or the whole new one.  0 or -errno. */
 int ty_write_file_atomic(const char *path, const void *data, size_t len);
+/* Write all n bytes (at off: pwrite), through short writes and EINTR: 0 or
+ * a negated errno. */
+int ty_write_all(int fd, const void *data, size_t n);
+int ty_pwrite_all(int fd, const void *data, size_t n, uint64_t off);
 /* The same for a file written as a stream: ty_atomic_open makes the
  * temporary (*f, named *tmp); ty_atomic_close(f, tmp, path, keep) flushes,
  * syncs and renames it over path when keep, else removes it, and frees tmp.

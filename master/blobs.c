@@ -127,20 +127,6 @@ void ty_blobs_work_queue(ty_work_t *w) {
     uv_queue_work(w->b->loop, &w->req, ty_work_run, ty_blobs_work_done);
 }
 
-static int ty_write_all(int fd, const uint8_t *p, size_t n, uint64_t off) {
-    while (n > 0) {
-        ssize_t k = pwrite(fd, p, n, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
-}
-
 static int ty_fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -211,7 +197,7 @@ static void ty_work_run(uv_work_t *req) {
         for (ty_chunk_t *c = w->c; c && w->rc == 0; c = c->next) {
             int rc = ty_open_tmp(u);
             if (rc == 0)
-                rc = ty_write_all(u->fd, c->data, c->len, c->off);
+                rc = ty_pwrite_all(u->fd, c->data, c->len, c->off);
             if (rc != 0) {
                 snprintf(w->err, sizeof w->err, "writing %s: %s", u->tmp, strerror(-rc));
                 w->rc = TY_EIO;

@@ -62,19 +62,6 @@ static void ty_le32(unsigned char *p, uint32_t v) {
     ty_le16(p + 2, v >> 16);
 }
 
-static int ty_write_all(int fd, const unsigned char *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Deflates the buffered bytes into one block.  At most 65280 bytes in
  * always fit: deflate falls back to stored blocks for data it cannot
  * compress, and deflateBound(65280) is well under the room a block has. */

@@ -218,19 +218,6 @@ static void ty_next_input(ty_fetch_t *f) {
     ty_send_read(f);
 }
 
-static int ty_write_all(int fd, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static void ty_on_data(ty_fetch_t *f, const Ty__BlobData *bd) {
     const Ty__InputRef *in = f->d->inputs[f->cur];
     if (bd->offset != f->off)

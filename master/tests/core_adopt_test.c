@@ -155,22 +155,7 @@ static void test_repeated_submit_gets_the_same_run(void) {
 }
 
 static int h_submit_quiet(h_t *h, const char *yaml, const char *request_id, int64_t quiet_since) {
-    Ty__PipelineSpec *spec = NULL, *res = NULL;
-    char *err = NULL;
-    CHECK_EQ_INT(ty_dag_load_string(yaml, strlen(yaml), "t.yaml", &spec, &err), 0);
-    Ty__KV **params = NULL;
-    size_t np = 0;
-    ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
-    ty_dag_free(&spec);
-    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
-                  .peer = (const uint8_t *)"cli",
-                  .peer_len = 3,
-                  .spec = res,
-                  .params = params,
-                  .nparams = np,
-                  .request_id = request_id,
-                  .quiet_since = quiet_since};
-    return h_step(h, ev);
+    return h_submit_ev(h, yaml, (ty_ev_t){.request_id = request_id, .quiet_since = quiet_since});
 }
 
 static int h_submit_rc(h_t *h, const char *yaml, const char *request_id) {
@@ -270,21 +255,7 @@ static void test_retry_takes_what_succeeded(void) {
     free(err);
     /* the retry itself: b and c run, a and d are cached */
     CHECK_EQ_INT(ty_runs_rerun_set(r, "", rerun, &err), 0);
-    Ty__PipelineSpec *spec = NULL, *res = NULL;
-    CHECK_EQ_INT(ty_dag_load_string(y, strlen(y), "t.yaml", &spec, &err), 0);
-    Ty__KV **params = NULL;
-    size_t np = 0;
-    ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
-    ty_dag_free(&spec);
-    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
-                  .peer = (const uint8_t *)"cli",
-                  .peer_len = 3,
-                  .spec = res,
-                  .params = params,
-                  .nparams = np,
-                  .retry_of = r,
-                  .rerun = rerun};
-    CHECK_EQ_INT(h_step(&h, ev), 0);
+    CHECK_EQ_INT(h_submit_ev(&h, y, (ty_ev_t){.retry_of = r, .rerun = rerun}), 0);
     ty_run_t *r2 = h.c->order[h.c->nruns - 1];
     CHECK(r2 != r);
     CHECK_STR(r2->retry_of, r->id);

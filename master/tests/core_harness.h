@@ -218,7 +218,9 @@ static void h_heartbeat(h_t *h, const char *id) {
     h_worker_msg(h, id, &env);
 }
 
-static ty_run_t *h_submit_id(h_t *h, const char *yaml, const char *request_id) {
+/* Submit yaml from peer "cli", the event's other fields (request id,
+ * quiet_since, a retry's) taken from more; the core's return code. */
+static int h_submit_ev(h_t *h, const char *yaml, ty_ev_t more) {
     Ty__PipelineSpec *spec = NULL, *res = NULL;
     char *err = NULL;
     if (ty_dag_load_string(yaml, strlen(yaml), "t.yaml", &spec, &err) != 0) {
@@ -229,14 +231,17 @@ static ty_run_t *h_submit_id(h_t *h, const char *yaml, const char *request_id) {
     size_t np = 0;
     ty_dag_resolve(spec, NULL, 0, &res, &params, &np, &err);
     ty_dag_free(&spec);
-    ty_ev_t ev = {.kind = TY_EV_SUBMIT,
-                  .peer = (const uint8_t *)"cli",
-                  .peer_len = 3,
-                  .spec = res,
-                  .params = params,
-                  .nparams = np,
-                  .request_id = request_id};
-    CHECK_EQ_INT(h_step(h, ev), 0);
+    more.kind = TY_EV_SUBMIT;
+    more.peer = (const uint8_t *)"cli";
+    more.peer_len = 3;
+    more.spec = res;
+    more.params = params;
+    more.nparams = np;
+    return h_step(h, more);
+}
+
+static ty_run_t *h_submit_id(h_t *h, const char *yaml, const char *request_id) {
+    CHECK_EQ_INT(h_submit_ev(h, yaml, (ty_ev_t){.request_id = request_id}), 0);
     return h->c->order[h->c->nruns - 1];
 }
 
