@@ -80,7 +80,23 @@ static const Ty__ArtifactRef *ty_find_output(const Ty__RunStatus *st, const char
     return NULL;
 }
 
-/* Fetch sha's bytes range by range into fd, hashing them; 0 or 1. */
+#define TY_GET_WINDOW 4 /* ranges asked for at once (the master holds each while it is sent) */
+
+static Ty__Envelope *ty_read_req(Ty__BlobRead *br, const Ty__ArtifactRef *a, uint64_t off) {
+    ty__blob_read__init(br);
+    br->sha256 = a->sha256;
+    br->offset = off;
+    br->length = TY_GET_CHUNK;
+    Ty__Envelope *env = ty_xmalloc(sizeof *env);
+    ty__envelope__init(env);
+    env->body_case = TY__ENVELOPE__BODY_BLOB_READ;
+    env->blob_read = br;
+    return env;
+}
+
+/* Fetch a's bytes into fd, TY_GET_WINDOW ranges asked for at a time (one
+ * at a time, following a failover, for any that did not come), hashing
+ * them; 0 or 1. */
 static int ty_fetch(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, int fd,
                     const char *path) {
     int tty = isatty(STDERR_FILENO);
@@ -90,29 +106,31 @@ static int ty_fetch(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, int
     int64_t t0 = ty_mono_ms(), shown = 0;
     int rc = 0;
     while (rc == 0 && off < a->size) {
-        Ty__BlobRead br = TY__BLOB_READ__INIT;
-        br.sha256 = a->sha256;
-        br.offset = off;
-        br.length = TY_GET_CHUNK;
-        Ty__Envelope env = TY__ENVELOPE__INIT;
-        env.body_case = TY__ENVELOPE__BODY_BLOB_READ;
-        env.blob_read = &br;
-        Ty__Envelope *rep = NULL;
-        if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_BLOB_DATA) != 0) {
-            rc = 1;
-            break;
+        Ty__BlobRead brs[TY_GET_WINDOW];
+        Ty__Envelope *reqs[TY_GET_WINDOW], *reps[TY_GET_WINDOW];
+        size_t n = 0;
+        for (uint64_t o = off; n < TY_GET_WINDOW && o < a->size; o += TY_GET_CHUNK, n++)
+            reqs[n] = ty_read_req(&brs[n], a, o);
+        ty_client_batch(c, reqs, n, cli->call_ms, reps);
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0 && (!reps[i] || reps[i]->body_case != TY__ENVELOPE__BODY_BLOB_DATA)) {
+                ty_wire_free(&reps[i]); /* ask for it alone, through a failover */
+                if (ty_call(c, reqs[i], cli->call_ms, &reps[i], TY__ENVELOPE__BODY_BLOB_DATA) != 0)
+                    rc = 1;
+            }
+            const Ty__BlobData *d = rc == 0 ? reps[i]->blob_data : NULL;
+            if (d && (d->offset != off || d->size != a->size || d->data.len == 0))
+                rc = ty_die("the master's copy of %s is %llu bytes, not %llu", a->name,
+                            (unsigned long long)d->size, (unsigned long long)a->size);
+            else if (d && ty_write_all(fd, d->data.data, d->data.len) != 0)
+                rc = ty_die("writing %s: %s", path, strerror(errno));
+            if (d && rc == 0) {
+                ty_sha256_update(h, d->data.data, d->data.len);
+                off += d->data.len;
+            }
+            ty_wire_free(&reps[i]);
+            free(reqs[i]);
         }
-        const Ty__BlobData *d = rep->blob_data;
-        if (d->offset != off || d->size != a->size || (d->data.len == 0 && off < a->size)) {
-            rc = ty_die("the master's copy of %s is %llu bytes, not %llu", a->name,
-                        (unsigned long long)d->size, (unsigned long long)a->size);
-        } else if (ty_write_all(fd, d->data.data, d->data.len) != 0) {
-            rc = ty_die("writing %s: %s", path, strerror(errno));
-        } else {
-            ty_sha256_update(h, d->data.data, d->data.len);
-            off += d->data.len;
-        }
-        ty_wire_free(&rep);
         int64_t now = ty_mono_ms();
         if (tty && (now - shown >= 200 || off == a->size)) {
             char got[32], all[32];

@@ -176,3 +176,41 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
         ty_wire_free(&env);
     }
 }
+
+int ty_client_batch(ty_client_t *c, Ty__Envelope **reqs, size_t n, int timeout_ms,
+                    Ty__Envelope **replies) {
+    uint64_t first = c->next_req;
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = NULL;
+        reqs[i]->req_id = c->next_req++;
+        zframe_t *f = ty_wire_encode(reqs[i]);
+        if (zframe_send(&f, c->sock, 0) != 0) {
+            zframe_destroy(&f);
+            return TY_EIO;
+        }
+    }
+    int64_t deadline = ty_mono_ms() + timeout_ms;
+    size_t got = 0;
+    while (got < n) {
+        int64_t left = deadline - ty_mono_ms();
+        if (left <= 0)
+            return TY_ETIMEOUT;
+        zsock_set_rcvtimeo(c->sock, (int)left);
+        zframe_t *in = zframe_recv(c->sock);
+        if (!in)
+            return TY_ETIMEOUT;
+        Ty__Envelope *env = NULL;
+        int rc = ty_wire_decode(zframe_data(in), zframe_size(in), 256u << 20, &env);
+        zframe_destroy(&in);
+        if (rc != 0)
+            return rc;
+        uint64_t k = env->req_id - first;
+        if (env->req_id >= first && k < n && !replies[k]) {
+            replies[k] = env;
+            got++;
+        } else {
+            ty_wire_free(&env); /* a late reply to an earlier request */
+        }
+    }
+    return 0;
+}

@@ -18,6 +18,13 @@ void ty_client_destroy(ty_client_t **c);
  * (free with ty_wire_free), TY_ETIMEOUT, or TY_EIO.  An ErrorReply from the
  * master is returned as a reply; callers check body_case. */
 int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply);
+/* Send n requests at once (each gets a req_id) to the master connected now
+ * and wait up to timeout_ms for their replies: replies[i] answers reqs[i]
+ * (NULL when none came; free each with ty_wire_free).  No failover: a
+ * caller asks again for what is missing with ty_client_call.  0 when every
+ * reply came, else TY_ETIMEOUT (or TY_EIO). */
+int ty_client_batch(ty_client_t *c, Ty__Envelope **reqs, size_t n, int timeout_ms,
+                    Ty__Envelope **replies);
 /* The address connected now, and the list as given. */
 const char *ty_client_endpoint(const ty_client_t *c);
 const char *ty_client_list(const ty_client_t *c);
