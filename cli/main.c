@@ -27,36 +27,58 @@ int ty_die(const char *fmt, ...) {
     return 1;
 }
 
-static void ty_usage(FILE *f) {
-    fputs(
-        "usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
-        "commands:\n"
-        "  validate FILE                       check a pipeline file\n"
-        "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
-        "                                      start a run; --wait follows it to the end;\n"
-        "                                      a repeated request id gets the same run\n"
-        "  retry RUN [--from TASK] [--wait]    a new run of it: the tasks that failed (or TASK "
-        "and\n"
-        "                                      what depends on it) run again, the rest come\n"
-        "                                      from RUN (state cached)\n"
-        "  runs [--limit N]                    list runs, newest first\n"
-        "  status RUN [--wait]                 a run and its tasks\n"
-        "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
-        "  cancel RUN                          cancel a run\n"
-        "  metrics RUN [TASK] [--plot]         every metric point of a run (--plot: charts)\n"
-        "  compare RUN RUN...                  params, tags and final metrics side by side\n"
-        "  artifacts RUN                       the outputs its tasks stored (name, size, sha256)\n"
-        "  get RUN TASK/NAME [-o PATH]         download an output, its sha256 checked\n"
-        "  lineage SHA256-OR-PREFIX            the runs and tasks that produced and consumed it\n"
-        "  pin RUN [--unpin]                   keep RUN (its records and outputs) from gc\n"
-        "  gc [--keep-days N] [--dry-run]      delete stored outputs no run in etcd (or none\n"
-        "                                      finished in N days, pinned or running) refers to\n"
-        "  workers                             registered workers\n"
-        "  info                                master counters\n"
-        "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
-        "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
-        "~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n",
-        f);
+static const char ty_usage_text[] =
+    "usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
+    "commands:\n"
+    "  validate FILE                       check a pipeline file\n"
+    "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
+    "                                      start a run; --wait follows it to the end;\n"
+    "                                      a repeated request id gets the same run\n"
+    "  retry RUN [--from TASK] [--wait]    a new run of it: the tasks that failed (or TASK "
+    "and\n"
+    "                                      what depends on it) run again, the rest come\n"
+    "                                      from RUN (state cached)\n"
+    "  runs [--limit N]                    list runs, newest first\n"
+    "  status RUN [--wait]                 a run and its tasks\n"
+    "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
+    "  cancel RUN                          cancel a run\n"
+    "  metrics RUN [TASK] [--plot]         every metric point of a run (--plot: charts)\n"
+    "  compare RUN RUN...                  params, tags and final metrics side by side\n"
+    "  artifacts RUN                       the outputs its tasks stored (name, size, sha256)\n"
+    "  get RUN TASK/NAME [-o PATH]         download an output, its sha256 checked\n"
+    "  lineage SHA256-OR-PREFIX            the runs and tasks that produced and consumed it\n"
+    "  pin RUN [--unpin]                   keep RUN (its records and outputs) from gc\n"
+    "  gc [--keep-days N] [--dry-run]      delete stored outputs no run in etcd (or none\n"
+    "                                      finished in N days, pinned or running) refers to\n"
+    "  workers                             registered workers\n"
+    "  info                                master counters\n"
+    "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
+    "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
+    "~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n";
+
+static void ty_usage(FILE *f) { fputs(ty_usage_text, f); }
+
+/* `trainyard CMD --help`: the usage lines of CMD (those from "  CMD " up to
+ * the next command), or all of them. */
+static void ty_usage_of(const char *cmd) {
+    size_t n = strlen(cmd);
+    const char *p = ty_usage_text;
+    int in = 0, found = 0;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (strncmp(p, "  ", 2) == 0 && p[2] != ' ') /* a command's first line */
+            in = strncmp(p + 2, cmd, n) == 0 && p[2 + n] == ' ';
+        else if (strncmp(p, "  ", 2) != 0)
+            in = 0;
+        if (in) {
+            fwrite(p, 1, len, stdout);
+            found = 1;
+        }
+        p += len;
+    }
+    if (!found)
+        ty_usage(stdout);
 }
 
 static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
@@ -656,6 +678,13 @@ int main(int argc, char **argv) {
     cli.argc = n;
     cli.argv = rest;
     const char *cmd = rest[0];
+    for (int k = 1; k < n; k++)
+        if (strcmp(rest[k], "--help") == 0 || strcmp(rest[k], "-h") == 0) {
+            printf("usage: trainyard [--master EPS] [--timeout S] [-o table|json] %s ...\n", cmd);
+            ty_usage_of(cmd);
+            free(rest);
+            return 0;
+        }
     int rc;
     if (strcmp(cmd, "validate") == 0) {
         rc = ty_cmd_validate(&cli);

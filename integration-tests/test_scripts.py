@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import BUILD, CLI_BIN, ROOT
 
 
@@ -68,6 +70,21 @@ def test_simulator_replays_a_seed_and_refuses_bad_flags():
     assert bad.stderr == "trainyard-sim: --seeds needs a positive integer, got 'ten'\n"
     h = subprocess.run([sim, "--help"], capture_output=True, text=True, timeout=30)
     assert h.returncode == 0 and "--seeds N" in h.stdout
+
+
+CLI_COMMANDS = ["validate", "submit", "retry", "runs", "status", "logs", "cancel", "metrics",
+                "compare", "artifacts", "get", "lineage", "pin", "gc", "workers", "info"]
+
+
+@pytest.mark.parametrize("cmd", CLI_COMMANDS)
+def test_every_cli_command_answers_help_without_a_master(cmd):
+    """`trainyard CMD --help` prints CMD's usage and exits 0, with no master
+    to talk to (the address given answers nothing)."""
+    from conftest import CLI_BIN
+    r = subprocess.run([CLI_BIN, "--master", "tcp://127.0.0.1:9", cmd, "--help"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].startswith(f"  {cmd} ")
 
 
 def test_history_checker_finds_a_second_result_and_a_run_left_going(tmp_path):
