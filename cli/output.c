@@ -89,6 +89,7 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
         for (size_t k = 0; k < t->n_tags; k++)
             json_object_set_new(tags, t->tags[k]->key, json_string(t->tags[k]->value));
         json_object_set_new(j, "tags", tags);
+        json_object_set_new(j, "cache", *t->cache_note ? json_string(t->cache_note) : json_null());
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);

@@ -205,6 +205,17 @@ static void ty_parse_strs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, int
 
 #define TY_MAX_OUTPUTS 256
 
+static void ty_parse_bool(ty_dag_ctx_t *c, yaml_node_t *n, const char *what,
+                          protobuf_c_boolean *out) {
+    const char *s = ty_scalar(c, n, what);
+    if (s && strcmp(s, "true") == 0)
+        *out = 1;
+    else if (s && strcmp(s, "false") == 0)
+        *out = 0;
+    else if (s)
+        ty_dag_err(c, n, "%s must be true or false, got '%s'", what, s);
+}
+
 /* outputs: relative paths or globs inside the attempt directory, distinct. */
 static void ty_parse_outputs(ty_dag_ctx_t *c, yaml_node_t *n, Ty__TaskSpec *t) {
     size_t before = t->n_outputs;
@@ -307,6 +318,8 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         ty_parse_strs(c, v, "depends_on", 1, &t->depends_on, &t->n_depends_on);
     } else if (strcmp(key, "outputs") == 0) {
         ty_parse_outputs(c, v, t);
+    } else if (strcmp(key, "cache") == 0) {
+        ty_parse_bool(c, v, "cache", &t->cache);
     } else if (strcmp(key, "inputs") == 0) {
         ty_parse_kvs(c, v, "inputs", &t->inputs, &t->n_inputs);
     } else if (strcmp(key, "kind") == 0) {
@@ -354,7 +367,7 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         ty_dag_err(c, k,
                    "unknown task key '%s' (expected name, command, env, depends_on, kind, "
                    "np, resources, retries, retry_backoff_s, timeout_s, priority, "
-                   "trigger_rule, outputs, inputs)",
+                   "trigger_rule, outputs, inputs, cache)",
                    key);
     }
 }
@@ -587,7 +600,21 @@ static void ty_validate_graph(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node
 typedef struct {
     Ty__PipelineSpec *spec;
     yaml_node_t *tasks;
+    protobuf_c_boolean cache; /* the default of the tasks' cache: */
 } ty_root_ctx_t;
+
+static int ty_map_has(ty_dag_ctx_t *c, yaml_node_t *map, const char *key) {
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = ty_node(c, p->key);
+        if (k && k->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)k->data.scalar.value, key) == 0)
+            return 1;
+    }
+    return 0;
+}
 
 static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
                          void *arg) {
@@ -608,6 +635,8 @@ static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
             spec->schedule = ty_xstrdup(s);
     } else if (strcmp(key, "description") == 0) {
         ty_scalar(c, v, "description");
+    } else if (strcmp(key, "cache") == 0) {
+        ty_parse_bool(c, v, "cache", &rc->cache);
     } else if (strcmp(key, "tasks") == 0) {
         if (v->type != YAML_SEQUENCE_NODE) {
             ty_dag_err(c, v, "tasks must be a list");
@@ -631,7 +660,8 @@ static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
             spec->tasks[spec->n_tasks++] = t;
         }
     } else {
-        ty_dag_err(c, k, "unknown key '%s' (expected name, params, schedule, description, tasks)",
+        ty_dag_err(c, k,
+                   "unknown key '%s' (expected name, params, schedule, description, cache, tasks)",
                    key);
     }
 }
@@ -647,8 +677,11 @@ static Ty__PipelineSpec *ty_parse_root(ty_dag_ctx_t *c, yaml_node_t *root) {
     }
     Ty__PipelineSpec *spec = ty_xmalloc(sizeof *spec);
     ty__pipeline_spec__init(spec);
-    ty_root_ctx_t rc = {spec, NULL};
+    ty_root_ctx_t rc = {spec, NULL, 0};
     ty_each_pair(c, root, "pipeline", ty_root_pair, &rc);
+    for (size_t i = 0; rc.tasks && rc.cache && i < spec->n_tasks; i++) /* the pipeline's default */
+        if (!ty_map_has(c, ty_node(c, rc.tasks->data.sequence.items.start[i]), "cache"))
+            spec->tasks[i]->cache = 1;
     if (!*spec->name && !c->nerr)
         ty_dag_err(c, root, "pipeline has no name");
     if (spec->n_tasks == 0 && !c->nerr)

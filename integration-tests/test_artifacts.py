@@ -476,3 +476,48 @@ tasks:
     c.cli("pin", run_a, "--unpin")
     assert c.json("gc", "--keep-days", "0")["deleted"] == [sha_a]
     assert "deleted 0 blobs" in c.cli("gc", "--keep-days", "0").stdout
+
+
+def test_the_step_cache_reuses_a_success_and_says_why_it_missed(cluster, tmp_path):
+    """cache: true: the second run of the same step is not run (cached, the
+    same output); a changed command misses and says so; once gc has
+    collected the blob, the step runs again."""
+    c = cluster
+    c.start_master("--gc-grace-s", "0")
+    c.start_worker("w1")
+    c.wait_workers(["w1"])
+    count = tmp_path / "count"
+
+    def pipeline(word):
+        return f"""
+name: cached
+cache: true
+tasks:
+  - name: prep
+    command: [sh, -c, "echo run >> {count} && echo {word} > data.txt"]
+    outputs: [data.txt]
+  - name: use
+    cache: false
+    inputs: {{d: prep/data.txt}}
+    command: [cat, "{{{{ inputs.d }}}}"]
+"""
+    run1, st = run_pipeline(c, "cached", pipeline("hello"))
+    assert st["state"] == "succeeded"
+    assert task(st, "prep")["cache"] == "cache miss: no earlier success of this task"
+    run2, st = run_pipeline(c, "cached", pipeline("hello"))
+    assert st["state"] == "succeeded"
+    prep = task(st, "prep")
+    assert prep["state"] == "cached" and prep["cache"] == f"cache hit: run {run1}"
+    assert count.read_text() == "run\n"  # not run the second time
+    assert c.cli("logs", run2, "use").stdout == "hello\n"
+    assert task(st, "use")["cache"] is None  # cache: false overrides the pipeline's
+    run3, st = run_pipeline(c, "cached", pipeline("other"))
+    assert task(st, "prep")["cache"] == f"cache miss: since run {run1}, command changed"
+    assert count.read_text() == "run\nrun\n"
+    # the blob of "hello" is collected: the cache entry is not used
+    c.json("gc", "--keep-days", "0")
+    run4, st = run_pipeline(c, "cached", pipeline("hello"))
+    assert st["state"] == "succeeded"
+    assert "no longer stored" in task(st, "prep")["cache"]
+    assert count.read_text() == "run\nrun\nrun\n"
+    assert c.cli("logs", run4, "use").stdout == "hello\n"

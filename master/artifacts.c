@@ -132,3 +132,29 @@ int ty_master_artifact_msg(ty_master_t *m, int client, const uint8_t *peer, size
     free(shas);
     return 1;
 }
+
+typedef struct {
+    ty_master_t *m;
+    uint64_t term;
+    char *run, *task;
+} ty_check_t;
+
+static void ty_blobs_looked(void *arg, const char *missing) {
+    ty_check_t *x = arg;
+    if (x->term == x->m->term) { /* still the leadership that asked */
+        ty_ev_t ev = {.kind = TY_EV_CHECKED, .run_id = x->run, .task = x->task, .status = !missing};
+        ty_master_core_event(x->m, &ev);
+    }
+    free(x->run);
+    free(x->task);
+    free(x);
+}
+
+void ty_master_check_blobs(ty_master_t *m, const ty_fx_t *fx) {
+    ty_check_t *x = ty_xcalloc(1, sizeof *x);
+    x->m = m;
+    x->term = m->term;
+    x->run = ty_xstrdup(fx->run);
+    x->task = ty_xstrdup(fx->task);
+    ty_blobs_check(m->blobs, fx->shas, fx->nshas, ty_blobs_looked, x);
+}

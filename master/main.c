@@ -140,6 +140,9 @@ static void ty_master_effects(ty_master_t *m) {
         case TY_FX_DROP:
             ty_master_drop_old(m, &fx);
             break;
+        case TY_FX_CHECK: /* a cache hit: are its blobs still stored? */
+            ty_master_check_blobs(m, &fx);
+            break;
         }
         ty_fx_clear(&fx);
     }
@@ -294,6 +297,11 @@ static void ty_on_worker(void *arg) {
     zframe_destroy(&id);
 }
 
+void ty_master_core_event(ty_master_t *m, const ty_ev_t *ev) {
+    if (ty_serving(m))
+        ty_master_step(m, ev);
+}
+
 void ty_master_worker_msg(ty_master_t *m, const uint8_t *peer, size_t peer_len,
                           const Ty__Envelope *env) {
     if (!ty_serving(m))
@@ -428,8 +436,8 @@ static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg)
         ty_ev_t ev = {.kind = TY_EV_LOAD, .key = kvs[i].key, .data = kvs[i].val, .len = kvs[i].len};
         ty_core_step(m->core, &ev, now);
     }
-    static const char *const stages[] = {"workers/", "runs/"};
-    if (m->load_stage < 2)
+    static const char *const stages[] = {"workers/", "runs/", "cache/"};
+    if (m->load_stage < 3)
         ty_load_step(m, stages[m->load_stage++]);
     else
         ty_serve(m);

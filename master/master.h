@@ -95,6 +95,10 @@ void ty_master_send(ty_master_t *m, const ty_fx_t *fx);
 /* main.c: a worker's message into the core, when leading and serving. */
 void ty_master_worker_msg(ty_master_t *m, const uint8_t *peer, size_t peer_len,
                           const Ty__Envelope *env);
+/* main.c: an event into the core, when leading and serving. */
+void ty_master_core_event(ty_master_t *m, const ty_ev_t *ev);
+/* artifacts.c: a CHECK effect: look for its blobs, answer CHECKED. */
+void ty_master_check_blobs(ty_master_t *m, const ty_fx_t *fx);
 /* artifacts.c: create the artifact store from the options. */
 int ty_master_blobs_start(ty_master_t *m);
 /* artifacts.c: take an artifact message (uploads, reads) or a TaskResult

@@ -235,6 +235,18 @@ int main(void) {
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [\"p/*\"]\n"
                "  - name: b\n    command: [t]\n    inputs: {m: \"a/p/*\"}\n",
                TY_EINVAL, "task 'a' declares no output 'p/*'");
+    /* cache: a task's own, or the pipeline's default */
+    {
+        Ty__PipelineSpec *sp = NULL;
+        char *msg = NULL;
+        const char *y = "name: x\ntasks:\n  - {name: a, command: [t]}\n"
+                        "  - {name: b, command: [t], cache: false}\ncache: true\n";
+        CHECK_EQ_INT(load(y, &sp, &msg), 0);
+        CHECK(sp && sp->tasks[0]->cache && !sp->tasks[1]->cache);
+        ty_dag_free(&sp);
+    }
+    expect_err("name: x\ntasks:\n  - {name: a, command: [t], cache: maybe}\n", TY_EINVAL,
+               "p.yaml:3: cache must be true or false, got 'maybe'");
     /* outputs stay inside the attempt directory, each named once */
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs:\n      - ok.bin\n"
                "      - ../escape\n",

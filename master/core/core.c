@@ -34,6 +34,7 @@ int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     c->runs = zhashx_new();
     c->workers = zhashx_new();
     c->requests = zhashx_new();
+    ty_cache_init(c);
     c->req_tail = &c->req_head;
     c->done_tail = &c->done_head;
     ty_persist_init(c);
@@ -54,6 +55,9 @@ void ty_fx_clear(ty_fx_t *fx) {
     free(fx->run);
     free(fx->task);
     free(fx->before);
+    for (size_t i = 0; i < fx->nshas; i++)
+        free(fx->shas[i]);
+    free(fx->shas);
     memset(fx, 0, sizeof *fx);
 }
 
@@ -80,6 +84,7 @@ void ty_core_destroy(ty_core_t **cp) {
         free(q->run_id);
         free(q);
     }
+    ty_cache_fini(c);
     zhashx_destroy(&c->requests);
     free(c->heap);
     free(c->pheap);
@@ -460,6 +465,10 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
         break;
     case TY_EV_PIN:
         rc = ty_on_pin(c, ev);
+        break;
+    case TY_EV_CHECKED:
+        if (ev->run_id && ev->task)
+            ty_cache_checked(c, ev->run_id, ev->task, ev->status);
         break;
     case TY_EV_REPLY: {
         uint8_t *data = ty_xmalloc(ev->len ? ev->len : 1);

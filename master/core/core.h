@@ -85,6 +85,7 @@ typedef enum {
     TY_EV_LOAD,       /* a record read back from the store (key relative to the prefix) */
     TY_EV_SERVE,      /* loading is done: recover and start serving */
     TY_EV_PIN,        /* pin (status 1) or unpin (0) run_id: pins/<run>; the reply to peer */
+    TY_EV_CHECKED,    /* a CHECK's answer for run_id/task: status 1 when every blob is there */
 } ty_ev_kind_t;
 
 typedef struct {
@@ -106,7 +107,8 @@ typedef struct {
     const struct ty_run *retry_of;
     const unsigned char *rerun;
     size_t raw_len;
-    const char *run_id;  /* CANCEL, PIN */
+    const char *run_id;  /* CANCEL, PIN, CHECKED */
+    const char *task;    /* CHECKED */
     const uint8_t *data; /* REPLY payload; LOAD value */
     size_t len;
     const char *key; /* LOAD */
@@ -121,6 +123,7 @@ typedef enum {
     TY_FX_NOTIFY,   /* run changed: its waiters may be answered */
     TY_FX_FENCED,   /* another master leads: stop */
     TY_FX_DROP,     /* delete from the store the runs indexed under done/ before `before` */
+    TY_FX_CHECK,    /* are shas all in the artifact store? answer CHECKED for run/task */
 } ty_fx_kind_t;
 
 typedef struct {
@@ -146,6 +149,8 @@ typedef struct {
     uint32_t attempt; /* LOG */
     int series;   /* LOG: the attempt's metric history (lines "t step value name"), not its log */
     char *before; /* DROP: index keys done/<t>/<run> with <t> below this sort first */
+    char **shas;  /* CHECK: the digests to look for */
+    size_t nshas;
 } ty_fx_t;
 
 void ty_core_opts_default(ty_core_opts_t *o);

@@ -11,6 +11,8 @@
 
 typedef struct ty_run ty_run_t;
 typedef struct ty_task ty_task_t;
+
+#define TY_CACHE_PARTS 5 /* command, env, kind/np/gpus, inputs, outputs */
 typedef struct ty_worker ty_worker_t;
 
 typedef struct {
@@ -39,6 +41,13 @@ struct ty_task {
     size_t noutputs;
     Ty__KV **tags; /* `tag K V` lines: the latest value per key, at most 64 */
     size_t ntags;
+    /* cache: true (cache.c): its key when it became ready, the digests of
+     * the key's parts, why it hit or missed, and whether a hit's blobs are
+     * being looked for (it stays waiting meanwhile) */
+    char *cache_key;
+    char *cache_parts[TY_CACHE_PARTS];
+    char *cache_note;
+    int cache_checking;
     /* while running: its worker, the resources charged there, and its place
      * in the worker's list of running attempts */
     ty_worker_t *w;
@@ -230,6 +239,9 @@ struct ty_core {
 
     /* submits' request ids of the last hour -> run id, oldest first */
     zhashx_t *requests;
+    /* the step cache (cache.c): key -> entry, "pipeline/task" -> the key of
+     * its latest entry (for saying why a key missed) */
+    zhashx_t *cache, *cache_last;
     struct ty_request *req_head, **req_tail;
     size_t nrequests;
     const char *last_reject;
@@ -276,6 +288,25 @@ void ty_runs_set_reason(ty_task_t *t, char *reason);
  * and every task that depends on it, and every task that did not succeed
  * and what depends on those.  0, or TY_EINVAL / TY_ESTATE with *err. */
 int ty_runs_rerun_set(const ty_run_t *old, const char *from, unsigned char *rerun, char **err);
+/* A task settled (its children evaluated, the run maybe finished). */
+void ty_runs_settle(ty_core_t *c, ty_task_t *t);
+
+/* cache.c: the step cache */
+void ty_cache_init(ty_core_t *c);
+void ty_cache_fini(ty_core_t *c);
+/* t (cache: true) is ready: 1 when the cache took it (a hit whose blobs
+ * are being looked for: a CHECK effect; t stays waiting), 0 to queue it
+ * (a miss; t->cache_key and cache_note set). */
+int ty_cache_ready(ty_core_t *c, ty_task_t *t);
+/* The shell's answer to a CHECK: reuse (t cached) or run it after all. */
+void ty_cache_checked(ty_core_t *c, const char *run, const char *task, int ok);
+/* t succeeded: cache/<key> with its outputs. */
+void ty_cache_succeeded(ty_core_t *c, ty_task_t *t);
+/* A cache/<key> record read back at load. */
+void ty_cache_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len);
+/* Free t's cache fields. */
+void ty_cache_task_clear(ty_task_t *t);
+
 /* Replace t's tags with copies of n pairs. */
 void ty_runs_set_tags(ty_task_t *t, Ty__KV *const *tags, size_t n);
 /* Replace t's outputs with copies of n refs. */

@@ -208,6 +208,7 @@ void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec) {
     rec->n_outputs = t->noutputs;
     rec->tags = t->tags;
     rec->n_tags = t->ntags;
+    rec->cache_note = t->cache_note ? t->cache_note : (char *)"";
 }
 
 void ty_persist_task_record_clear(Ty__TaskRecord *rec) {
@@ -551,6 +552,8 @@ static void ty_load_task(ty_task_t *t, const Ty__TaskRecord *rec) {
     }
     ty_runs_set_outputs(t, rec->outputs, rec->n_outputs);
     ty_runs_set_tags(t, rec->tags, rec->n_tags);
+    free(t->cache_note);
+    t->cache_note = *rec->cache_note ? ty_xstrdup(rec->cache_note) : NULL;
 }
 
 void ty_persist_decode_task(ty_run_t *r, const char *name, const uint8_t *val, size_t len) {
@@ -627,6 +630,8 @@ void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t l
                 ty_persist_decode_task(r, slash + 7, val, len);
             free(run_id);
         }
+    } else if (strncmp(key, "cache/", 6) == 0) {
+        ty_cache_load(c, key + 6, val, len);
     } else if (strncmp(key, "workers/", 8) == 0) {
         Ty__WorkerRecord *rec = ty__worker_record__unpack(NULL, len, val);
         if (rec && *rec->id)

@@ -75,6 +75,7 @@ void ty_runs_free(ty_run_t *r) {
         free(t->metrics);
         ty_runs_set_outputs(t, NULL, 0);
         ty_runs_set_tags(t, NULL, 0);
+        ty_cache_task_clear(t);
         free(t->children);
     }
     free(r->tasks);
@@ -317,6 +318,8 @@ static void ty_run_finish(ty_core_t *c, ty_run_t *r) {
 
 static void ty_settle(ty_core_t *c, ty_task_t *t);
 
+void ty_runs_settle(ty_core_t *c, ty_task_t *t) { ty_settle(c, t); }
+
 /* Decide a waiting task from its upstream states and trigger rule. */
 static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
     if (t->state != TY_TASK_WAITING)
@@ -372,6 +375,8 @@ static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
         t->finished_ms = c->now.wall_ms;
         ty_persist_task(c, t);
         ty_settle(c, t);
+    } else if (next == TY_TASK_QUEUED && t->spec->cache && ty_cache_ready(c, t)) {
+        /* a cache hit: waits for the shell to find its blobs (CHECKED) */
     } else if (next == TY_TASK_QUEUED) {
         ty_runs_enqueue(c, t);
     } else if (next != TY_TASK_WAITING) {
@@ -521,6 +526,7 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
         t->state = TY_TASK_SUCCEEDED;
         ty_runs_set_reason(t, NULL);
         ty_runs_set_outputs(t, res->outputs, res->n_outputs);
+        ty_cache_succeeded(c, t);
         t->progress = t->progress > 0 ? 1 : t->progress;
         ty_persist_task(c, t);
         ty_settle(c, t);

@@ -278,11 +278,75 @@ static void test_retry_takes_what_succeeded(void) {
     h_fini(&h);
 }
 
+static void h_checked(h_t *h, ty_run_t *r, const char *task, int ok) {
+    h_step(h, (ty_ev_t){.kind = TY_EV_CHECKED, .run_id = r->id, .task = task, .status = ok});
+}
+
+/* cache: true: a success stores its key; the same key later is not run
+ * once the shell confirms the blobs (CHECK, CHECKED): cached with the same
+ * outputs; a changed command misses and says so; blobs gone: it runs; the
+ * index survives a restart. */
+static void test_step_cache(void) {
+    h_t h;
+    h_init(&h, 7);
+    h_register(&h, "w1", 8, 0, NULL);
+    const char *y = "name: c\ntasks:\n  - {name: a, command: [t], cache: true, outputs: [m.bin]}\n";
+    const char *m[] = {"m.bin"};
+    ty_run_t *r1 = h_submit(&h, y);
+    CHECK_STR(T(r1, "a")->cache_note, "cache miss: no earlier success of this task");
+    h_flush(&h);
+    h_finish_outputs(&h, T(r1, "a"), m, 1);
+    h_flush(&h);
+    CHECK_EQ_INT(r1->state, TY_RUN_SUCCEEDED);
+    size_t stored = 0;
+    for (void *v = zhashx_first(h.kv); v; v = zhashx_next(h.kv))
+        stored += strncmp(zhashx_cursor(h.kv), "cache/", 6) == 0;
+    CHECK_EQ_INT(stored, 1);
+
+    ty_run_t *r2 = h_submit(&h, y);
+    CHECK_EQ_INT(h.checks, 1);
+    CHECK_STR(h.check_task, "a");
+    CHECK_EQ_INT(T(r2, "a")->state, TY_TASK_WAITING);
+    h_checked(&h, r2, "a", 1);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r2, "a")->state, TY_TASK_CACHED);
+    CHECK_EQ_INT(T(r2, "a")->attempt, 0);
+    CHECK(T(r2, "a")->noutputs == 1 &&
+          strcmp(T(r2, "a")->outputs[0]->sha256, T(r1, "a")->outputs[0]->sha256) == 0);
+    CHECK_EQ_INT(r2->state, TY_RUN_SUCCEEDED);
+
+    const char *y2 =
+        "name: c\ntasks:\n  - {name: a, command: [u], cache: true, outputs: [m.bin]}\n";
+    ty_run_t *r3 = h_submit(&h, y2);
+    char *want = ty_xasprintf("cache miss: since run %s, command changed", r1->id);
+    CHECK_STR(T(r3, "a")->cache_note, want);
+    free(want);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r3, "a")->state, TY_TASK_RUNNING);
+
+    ty_run_t *r4 = h_submit(&h, y);
+    h_checked(&h, r4, "a", 0); /* its blobs were collected */
+    CHECK(strstr(T(r4, "a")->cache_note, "no longer stored") != NULL);
+    h_flush(&h);
+    CHECK_EQ_INT(T(r4, "a")->state, TY_TASK_RUNNING);
+    h_checked(&h, r4, "a", 1); /* a late answer changes nothing */
+    CHECK_EQ_INT(T(r4, "a")->state, TY_TASK_RUNNING);
+
+    h_t b;
+    h_restart(&h, &b, 8);
+    size_t checks = b.checks;
+    h_submit(&b, y);
+    CHECK_EQ_INT(b.checks, checks + 1); /* the record, read back, is a hit */
+    h_fini(&b);
+    h_fini(&h);
+}
+
 int main(void) {
     test_lost_dispatch_is_found();
     test_stale_register_keeps_attempt();
     test_repeated_submit_gets_the_same_run();
     test_submit_refused_while_store_silent();
     test_retry_takes_what_succeeded();
+    test_step_cache();
     TEST_DONE();
 }

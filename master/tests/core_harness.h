@@ -32,7 +32,8 @@ typedef struct {
     size_t nsent;
     ty_fx_t held[H_MAX_HELD]; /* TXN effects not answered yet */
     size_t nheld;
-    size_t notifies, logs, fenced, txns, drops;
+    size_t notifies, logs, fenced, txns, drops, checks;
+    char check_task[64];
     char drop_before[64];
 } h_t;
 
@@ -89,6 +90,10 @@ static void h_drain(h_t *h) {
             break;
         case TY_FX_FENCED:
             h->fenced++;
+            break;
+        case TY_FX_CHECK: /* answered by the test (h_checked) */
+            h->checks++;
+            snprintf(h->check_task, sizeof h->check_task, "%s", fx.task);
             break;
         case TY_FX_DROP:
             h->drops++;
@@ -260,6 +265,33 @@ static void h_finish(h_t *h, ty_task_t *t, int code) {
     Ty__TaskResult res = TY__TASK_RESULT__INIT;
     res.ref = &ref;
     res.exit_code = code;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RESULT;
+    env.result = &res;
+    h_worker_msg(h, t->worker, &env);
+}
+
+/* The worker running t reports success with outputs (name, sha256). */
+static void h_finish_outputs(h_t *h, ty_task_t *t, const char *const *names, size_t n) {
+    Ty__TaskRef ref = TY__TASK_REF__INIT;
+    ref.run_id = t->run->id;
+    ref.task = t->spec->name;
+    ref.attempt = t->attempt;
+    Ty__ArtifactRef refs[8], *ptrs[8];
+    char sha[65];
+    memset(sha, 'a', 64);
+    sha[64] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        ty__artifact_ref__init(&refs[i]);
+        refs[i].name = (char *)names[i];
+        refs[i].sha256 = sha;
+        refs[i].size = 10 + i;
+        ptrs[i] = &refs[i];
+    }
+    Ty__TaskResult res = TY__TASK_RESULT__INIT;
+    res.ref = &ref;
+    res.outputs = ptrs;
+    res.n_outputs = n;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_RESULT;
     env.result = &res;

@@ -615,33 +615,6 @@ static void test_deterministic(void) {
     free(ids[1]);
 }
 
-/* The worker running t reports success with outputs (name, sha256). */
-static void h_finish_outputs(h_t *h, ty_task_t *t, const char *const *names, size_t n) {
-    Ty__TaskRef ref = TY__TASK_REF__INIT;
-    ref.run_id = t->run->id;
-    ref.task = t->spec->name;
-    ref.attempt = t->attempt;
-    Ty__ArtifactRef refs[8], *ptrs[8];
-    char sha[65];
-    memset(sha, 'a', 64);
-    sha[64] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        ty__artifact_ref__init(&refs[i]);
-        refs[i].name = (char *)names[i];
-        refs[i].sha256 = sha;
-        refs[i].size = 10 + i;
-        ptrs[i] = &refs[i];
-    }
-    Ty__TaskResult res = TY__TASK_RESULT__INIT;
-    res.ref = &ref;
-    res.outputs = ptrs;
-    res.n_outputs = n;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_RESULT;
-    env.result = &res;
-    h_worker_msg(h, t->worker, &env);
-}
-
 /* A task succeeds only with every declared output (a path by name, a glob
  * by one match at least); the outputs are in its record, also after a
  * restart, and the Dispatch names what to upload. */
