@@ -487,7 +487,31 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ty_reply(a, peer, peer_len, req_id, &env, now);
 }
 
-static void ty_fetch_free(ty_fetch_t *f) {
+ty_fetch_t *ty_fetch_new(ty_api_t *a, const uint8_t *peer, size_t peer_len,
+                         const Ty__Envelope *env) {
+    ty_fetch_t *f = ty_xcalloc(1, sizeof *f);
+    f->a = a;
+    f->peer = ty_xmalloc(peer_len ? peer_len : 1);
+    memcpy(f->peer, peer, peer_len);
+    f->peer_len = peer_len;
+    size_t len = ty__envelope__get_packed_size(env);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    ty__envelope__pack(env, buf);
+    f->req = ty__envelope__unpack(NULL, len, buf);
+    free(buf);
+    f->next = a->fetches;
+    a->fetches = f;
+    return f;
+}
+
+void ty_fetch_release(ty_fetch_t *f) {
+    if (f->a) /* still the handler's (it sets a to NULL when it goes) */
+        for (ty_fetch_t **pp = &f->a->fetches; *pp; pp = &(*pp)->next)
+            if (*pp == f) {
+                *pp = f->next;
+                break;
+            }
+    zhashx_destroy(&f->pins);
     free(f->peer);
     free(f->run_id);
     if (f->req)
@@ -500,14 +524,9 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
     ty_fetch_t *f = arg;
     ty_api_t *a = f->a;
     if (!a) { /* the handler is gone */
-        ty_fetch_free(f);
+        ty_fetch_release(f);
         return;
     }
-    for (ty_fetch_t **pp = &a->fetches; *pp; pp = &(*pp)->next)
-        if (*pp == f) {
-            *pp = f->next;
-            break;
-        }
     ty_time_t now = a->shell.now();
     size_t klen = strlen(f->run_id) + 5;
     ty_run_t *r = NULL;
@@ -539,7 +558,7 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         free(msg);
     }
     ty_runs_free(r);
-    ty_fetch_free(f);
+    ty_fetch_release(f);
     if (a->shell.effects)
         a->shell.effects(a->shell.arg);
 }
@@ -552,19 +571,8 @@ void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envel
         ty_reply_error(a, peer, peer_len, env->req_id, TY_ENOENT, "no such run", now);
         return;
     }
-    ty_fetch_t *f = ty_xcalloc(1, sizeof *f);
-    f->a = a;
-    f->peer = ty_xmalloc(peer_len ? peer_len : 1);
-    memcpy(f->peer, peer, peer_len);
-    f->peer_len = peer_len;
+    ty_fetch_t *f = ty_fetch_new(a, peer, peer_len, env);
     f->run_id = ty_xstrdup(run_id);
-    size_t len = ty__envelope__get_packed_size(env);
-    uint8_t *buf = ty_xmalloc(len ? len : 1);
-    ty__envelope__pack(env, buf);
-    f->req = ty__envelope__unpack(NULL, len, buf);
-    free(buf);
-    f->next = a->fetches;
-    a->fetches = f;
     char *prefix = ty_xasprintf("runs/%s", run_id);
     if (ty_store_range(a->shell.store, prefix, ty_fetched, f) != 0)
         ty_fetched(TY_EUNREACH, NULL, 0, f);

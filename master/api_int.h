@@ -48,6 +48,11 @@ void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id
               ty_time_t now);
 void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id, int code,
                     const char *msg, ty_time_t now);
+/* api.c: a request waiting for the store: a copy of env and peer, in
+ * a->fetches until released (which unlinks it while the handler lives). */
+ty_fetch_t *ty_fetch_new(ty_api_t *a, const uint8_t *peer, size_t peer_len,
+                         const Ty__Envelope *env);
+void ty_fetch_release(ty_fetch_t *f);
 /* api.c: a request about a run the core let go of, answered once the store
  * has read it back (status, logs, cancel, retry, pin). */
 void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,

@@ -37,22 +37,7 @@ void ty_api_metrics(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t 
 }
 
 /* A scan: pins/, then runs/, then the answer (gc: after the pool's pass
- * over the blobs).  Kept in a->fetches so a handler that goes away drops it. */
-static void ty_scan_done(ty_fetch_t *f) {
-    if (f->a)
-        for (ty_fetch_t **pp = &f->a->fetches; *pp; pp = &(*pp)->next)
-            if (*pp == f) {
-                *pp = f->next;
-                break;
-            }
-    zhashx_destroy(&f->pins);
-    free(f->peer);
-    free(f->run_id);
-    if (f->req)
-        ty__envelope__free_unpacked(f->req, NULL);
-    free(f);
-}
-
+ * over the blobs): a ty_fetch_t, so a handler that goes away drops it. */
 static void ty_gc_done(void *arg, const Ty__GcReply *gr) {
     ty_fetch_t *f = arg;
     ty_api_t *a = f->a;
@@ -67,14 +52,14 @@ static void ty_gc_done(void *arg, const Ty__GcReply *gr) {
         if (a->shell.effects)
             a->shell.effects(a->shell.arg);
     }
-    ty_scan_done(f);
+    ty_fetch_release(f);
 }
 
 static void ty_scan_runs(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
     ty_fetch_t *f = arg;
     ty_api_t *a = f->a;
     if (!a) {
-        ty_scan_done(f);
+        ty_fetch_release(f);
         return;
     }
     ty_time_t now = a->shell.now();
@@ -82,7 +67,7 @@ static void ty_scan_runs(int status, const ty_store_kv_t *kvs, size_t n, void *a
     if (status != 0) {
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_EUNREACH,
                        "cannot read the runs from etcd; try again", now);
-        ty_scan_done(f);
+        ty_fetch_release(f);
         if (a->shell.effects)
             a->shell.effects(a->shell.arg);
         return;
@@ -100,7 +85,7 @@ static void ty_scan_runs(int status, const ty_store_kv_t *kvs, size_t n, void *a
         ty_reply(a, f->peer, f->peer_len, rq, &env, now);
         ty_catalog_lineage_clear(&lr);
         ty_catalog_free(&cat);
-        ty_scan_done(f);
+        ty_fetch_release(f);
     } else { /* gc */
         const Ty__GcRequest *g = f->req->gc;
         int64_t cutoff = g->keep_days_set ? now.wall_ms - (int64_t)g->keep_days * 86400000 : 0;
@@ -115,7 +100,7 @@ static void ty_scan_runs(int status, const ty_store_kv_t *kvs, size_t n, void *a
 static void ty_scan_pins(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
     ty_fetch_t *f = arg;
     if (!f->a) {
-        ty_scan_done(f);
+        ty_fetch_release(f);
         return;
     }
     for (size_t i = 0; status == 0 && i < n; i++)
@@ -126,19 +111,8 @@ static void ty_scan_pins(int status, const ty_store_kv_t *kvs, size_t n, void *a
 }
 
 static void ty_scan(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env) {
-    ty_fetch_t *f = ty_xcalloc(1, sizeof *f);
-    f->a = a;
-    f->peer = ty_xmalloc(peer_len ? peer_len : 1);
-    memcpy(f->peer, peer, peer_len);
-    f->peer_len = peer_len;
-    size_t len = ty__envelope__get_packed_size(env);
-    uint8_t *buf = ty_xmalloc(len ? len : 1);
-    ty__envelope__pack(env, buf);
-    f->req = ty__envelope__unpack(NULL, len, buf);
-    free(buf);
+    ty_fetch_t *f = ty_fetch_new(a, peer, peer_len, env);
     f->pins = zhashx_new();
-    f->next = a->fetches;
-    a->fetches = f;
     if (ty_store_range(a->shell.store, "pins/", ty_scan_pins, f) != 0)
         ty_scan_pins(TY_EUNREACH, NULL, 0, f);
 }

@@ -15,19 +15,7 @@
 
 static void ty_blob_send(void *arg, int client, const uint8_t *peer, size_t peer_len,
                          uint64_t req_id, Ty__Envelope *env) {
-    ty_master_t *m = arg;
-    env->req_id = req_id;
-    env->version = 1;
-    size_t len = ty__envelope__get_packed_size(env);
-    uint8_t *buf = ty_xmalloc(len ? len : 1);
-    ty__envelope__pack(env, buf);
-    ty_fx_t fx = {.peer_kind = client ? TY_PEER_CLIENT : TY_PEER_WORKER,
-                  .peer = (uint8_t *)peer,
-                  .peer_len = peer_len,
-                  .data = buf,
-                  .len = len};
-    ty_master_send(m, &fx);
-    free(buf);
+    ty_master_send_env(arg, client, peer, peer_len, req_id, env);
 }
 
 int ty_master_blobs_start(ty_master_t *m) {
@@ -74,21 +62,13 @@ static void ty_result_checked(void *arg, const char *missing) {
  * tasks stored, and this upload.  Refused (the attempt fails) when over. */
 static int ty_over_run_limit(ty_master_t *m, const uint8_t *peer, size_t peer_len,
                              const Ty__UploadBegin *ub) {
-    ty_run_t *r = ub->ref && m->core ? ty_core_find_run(m->core, ub->ref->run_id) : NULL;
-    if (!m->o.max_run_artifacts || !r)
+    char *why = NULL;
+    if (!m->core || !ub->ref ||
+        ty_runs_upload_fits(m->core, ub->ref->run_id, ub->name, ub->size,
+                            (uint64_t)m->o.max_run_artifacts, &why) == 0)
         return 0;
-    uint64_t total = ub->size;
-    for (size_t i = 0; i < r->ntasks; i++)
-        for (size_t k = 0; k < r->tasks[i].noutputs; k++)
-            total += r->tasks[i].outputs[k]->size;
-    if (total <= (uint64_t)m->o.max_run_artifacts)
-        return 0;
-    char *msg =
-        ty_xasprintf("run %s would hold %llu bytes of artifacts with %s, over the "
-                     "master's --max-run-artifact-bytes %lld",
-                     r->id, (unsigned long long)total, ub->name, (long long)m->o.max_run_artifacts);
-    ty_blobs_refuse(m->blobs, peer, peer_len, ub->sha256, msg);
-    free(msg);
+    ty_blobs_refuse(m->blobs, peer, peer_len, ub->sha256, why);
+    free(why);
     return 1;
 }
 

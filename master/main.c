@@ -203,20 +203,25 @@ static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **
 
 /* ---- not serving: standing by, or leading and still rebuilding ---- */
 
-static void ty_send_env(ty_master_t *m, zsock_t *sock, zframe_t *id, uint64_t req_id,
-                        Ty__Envelope *env) {
+void ty_master_send_env(ty_master_t *m, int client, const uint8_t *peer, size_t peer_len,
+                        uint64_t req_id, Ty__Envelope *env) {
     env->req_id = req_id;
     env->version = 1;
     size_t len = ty__envelope__get_packed_size(env);
     uint8_t *buf = ty_xmalloc(len ? len : 1);
     ty__envelope__pack(env, buf);
-    ty_fx_t fx = {.peer_kind = sock == m->wsock ? TY_PEER_WORKER : TY_PEER_CLIENT,
-                  .peer = zframe_data(id),
-                  .peer_len = zframe_size(id),
+    ty_fx_t fx = {.peer_kind = client ? TY_PEER_CLIENT : TY_PEER_WORKER,
+                  .peer = (uint8_t *)peer,
+                  .peer_len = peer_len,
                   .data = buf,
                   .len = len};
     ty_master_send(m, &fx);
     free(buf);
+}
+
+static void ty_send_env(ty_master_t *m, zsock_t *sock, zframe_t *id, uint64_t req_id,
+                        Ty__Envelope *env) {
+    ty_master_send_env(m, sock != m->wsock, zframe_data(id), zframe_size(id), req_id, env);
 }
 
 /* The holder's value split into its lines (node, client and worker

@@ -92,6 +92,9 @@ void ty_election_stop(ty_master_t *m);
 void ty_master_lost_lead(ty_master_t *m, const char *why);
 /* main.c: send a packed envelope to a peer (fx: peer_kind, peer, data). */
 void ty_master_send(ty_master_t *m, const ty_fx_t *fx);
+/* main.c: pack env (req_id echoed) and send it to a client or worker peer. */
+void ty_master_send_env(ty_master_t *m, int client, const uint8_t *peer, size_t peer_len,
+                        uint64_t req_id, Ty__Envelope *env);
 /* main.c: a worker's message into the core, when leading and serving. */
 void ty_master_worker_msg(ty_master_t *m, const uint8_t *peer, size_t peer_len,
                           const Ty__Envelope *env);

@@ -314,6 +314,11 @@ void ty_runs_set_outputs(ty_task_t *t, Ty__ArtifactRef *const *refs, size_t n);
 /* The first output t's spec declares that res does not carry (a path
  * missing, or a glob that matched nothing), or NULL. */
 const char *ty_runs_missing_output(const ty_task_t *t, const Ty__TaskResult *res);
+/* Whether an upload of size bytes named name fits run_id's budget (limit:
+ * --max-run-artifact-bytes, 0 none): what its tasks stored plus size.  0,
+ * or TY_ETOOBIG with *why naming the limit. */
+int ty_runs_upload_fits(ty_core_t *c, const char *run_id, const char *name, uint64_t size,
+                        uint64_t limit, char **why);
 /* The stored output a "TASK/OUTPUT" reference names in run r, or NULL. */
 const Ty__ArtifactRef *ty_runs_find_output(const ty_run_t *r, const char *ref);
 /* t starts running on w (dispatch or adoption): linked into w's list. */

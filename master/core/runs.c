@@ -228,6 +228,24 @@ const char *ty_runs_missing_output(const ty_task_t *t, const Ty__TaskResult *res
     return NULL;
 }
 
+int ty_runs_upload_fits(ty_core_t *c, const char *run_id, const char *name, uint64_t size,
+                        uint64_t limit, char **why) {
+    const ty_run_t *r = ty_core_find_run(c, run_id);
+    *why = NULL;
+    if (!limit || !r)
+        return 0;
+    uint64_t total = size;
+    for (size_t i = 0; i < r->ntasks; i++)
+        for (size_t k = 0; k < r->tasks[i].noutputs; k++)
+            total += r->tasks[i].outputs[k]->size;
+    if (total <= limit)
+        return 0;
+    *why = ty_xasprintf("run %s would hold %llu bytes of artifacts with %s, over the master's "
+                        "--max-run-artifact-bytes %llu",
+                        r->id, (unsigned long long)total, name, (unsigned long long)limit);
+    return TY_ETOOBIG;
+}
+
 const Ty__ArtifactRef *ty_runs_find_output(const ty_run_t *r, const char *ref) {
     const char *slash = strchr(ref, '/');
     if (!slash)

@@ -644,6 +644,14 @@ static void test_outputs(void) {
     h_flush(&h);
     CHECK_EQ_INT(T(r, "a")->state, TY_TASK_SUCCEEDED);
     CHECK_EQ_INT(T(r, "a")->noutputs, 3);
+    /* the run's budget: 10 + 11 + 12 bytes stored */
+    char *why = NULL;
+    CHECK_EQ_INT(ty_runs_upload_fits(h.c, r->id, "x", 67, 100, &why), 0);
+    CHECK_EQ_INT(ty_runs_upload_fits(h.c, r->id, "x", 68, 100, &why), TY_ETOOBIG);
+    CHECK(why && strstr(why, "would hold 101 bytes of artifacts with x, over the master's "
+                             "--max-run-artifact-bytes 100") != NULL);
+    free(why);
+    CHECK_EQ_INT(ty_runs_upload_fits(h.c, r->id, "x", 1000, 0, &why), 0); /* no limit */
     /* a consumer gets the stored content in its Dispatch; one whose producer
      * failed (all_done) fails itself, naming the input */
     ty_run_t *r2 = h_submit(&h, "name: io\ntasks:\n  - name: p\n    command: [t]\n"
