@@ -49,6 +49,10 @@ static void ty_gc_done(void *arg, const Ty__GcReply *gr) {
         env.body_case = TY__ENVELOPE__BODY_GC_REPLY;
         env.gc_reply = (Ty__GcReply *)gr;
         ty_reply(a, f->peer, f->peer_len, f->req->req_id, &env, a->shell.now());
+        if (!gr->dry_run && gr->n_deleted && a->core) { /* the step cache forgets them */
+            ty_ev_t ev = {.kind = TY_EV_BLOBS_GONE, .shas = gr->deleted, .nshas = gr->n_deleted};
+            ty_core_step(a->core, &ev, a->shell.now());
+        }
         if (a->shell.effects)
             a->shell.effects(a->shell.arg);
     }

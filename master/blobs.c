@@ -56,6 +56,7 @@ int ty_blobs_create(ty_blobs_t **out, uv_loop_t *loop, const ty_blobs_opts_t *o,
     b->arg = arg;
     b->uploads = zhashx_new();
     b->known = zhashx_new();
+    b->wq_tail = &b->wq;
     uv_timer_init(loop, &b->sweep);
     b->sweep.data = b;
     b->timer_open = 1;
@@ -68,8 +69,8 @@ int ty_blobs_create(ty_blobs_t **out, uv_loop_t *loop, const ty_blobs_opts_t *o,
 
 /* ---- replies ---- */
 
-static void ty_send_ready(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha,
-                          uint64_t offset, int stored, const char *error) {
+void ty_blobs_send_ready(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha,
+                         uint64_t offset, int stored, const char *error) {
     Ty__UploadReady r = TY__UPLOAD_READY__INIT;
     r.sha256 = (char *)sha;
     r.offset = offset;
@@ -127,7 +128,7 @@ void ty_blobs_work_queue(ty_work_t *w) {
     uv_queue_work(w->b->loop, &w->req, ty_work_run, ty_blobs_work_done);
 }
 
-static int ty_fsync_dir(const char *path) {
+int ty_blobs_fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -177,7 +178,7 @@ static void ty_commit(ty_work_t *w) {
     } else if (rc == 0 && rename(u->tmp, final) != 0) {
         rc = -errno;
     } else if (rc == 0) {
-        rc = ty_fsync_dir(sub);
+        rc = ty_blobs_fsync_dir(sub);
     }
     if (rc != 0) {
         snprintf(w->err, sizeof w->err, "storing %s: %s", final, strerror(-rc));
@@ -245,6 +246,9 @@ static void ty_work_run(uv_work_t *req) {
     case TY_W_GC:
         ty_blobs_gc_run(w);
         break;
+    case TY_W_GROUP:
+        ty_blobs_group_run(w);
+        break;
     }
 }
 
@@ -302,11 +306,11 @@ static void ty_stat_done(ty_blobs_t *b, ty_work_t *w) {
     if (w->rc == 0) { /* stored already: nothing to send */
         zhashx_update(b->known, w->sha, (void *)1);
         b->st.deduplicated++;
-        ty_send_ready(b, w->peer, w->peer_len, w->sha, w->size, 1, NULL);
+        ty_blobs_send_ready(b, w->peer, w->peer_len, w->sha, w->size, 1, NULL);
         return;
     }
     if (have) { /* a repeated Begin made it meanwhile */
-        ty_send_ready(b, w->peer, w->peer_len, w->sha, have->accepted, 0, NULL);
+        ty_blobs_send_ready(b, w->peer, w->peer_len, w->sha, have->accepted, 0, NULL);
         return;
     }
     ty_upload_t *n = ty_xcalloc(1, sizeof *n);
@@ -325,7 +329,7 @@ static void ty_stat_done(ty_blobs_t *b, ty_work_t *w) {
     n->last = n->begun = ty_mono_ms();
     zhashx_insert(b->uploads, n->key, n);
     b->st.uploads++;
-    ty_send_ready(b, w->peer, w->peer_len, w->sha, 0, 0, NULL);
+    ty_blobs_send_ready(b, w->peer, w->peer_len, w->sha, 0, 0, NULL);
     ty_kick(n); /* an empty file is complete already */
 }
 
@@ -393,6 +397,9 @@ void ty_blobs_work_done(uv_work_t *req, int status) {
     case TY_W_GC:
         ty_blobs_gc_done(b, w);
         break;
+    case TY_W_GROUP:
+        ty_blobs_group_done(b, w);
+        break;
     }
     (void)status;
     free(w->peer);
@@ -440,13 +447,14 @@ static char *ty_upload_key(const uint8_t *peer, size_t peer_len, const char *sha
 static void ty_on_begin(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
                         const Ty__UploadBegin *ub) {
     if (!ty_sha256_hex_ok(ub->sha256)) {
-        ty_send_ready(b, peer, peer_len, "", 0, 0, "bad sha256 (want 64 lower-case hex digits)");
+        ty_blobs_send_ready(b, peer, peer_len, "", 0, 0,
+                            "bad sha256 (want 64 lower-case hex digits)");
         return;
     }
     const char *why = ty_output_path_problem(ub->name);
     if (why) {
         char *msg = ty_xasprintf("artifact name '%.200s' %s", ub->name, why);
-        ty_send_ready(b, peer, peer_len, ub->sha256, 0, 0, msg);
+        ty_blobs_send_ready(b, peer, peer_len, ub->sha256, 0, 0, msg);
         free(msg);
         return;
     }
@@ -455,7 +463,7 @@ static void ty_on_begin(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
                                  "--max-artifact-bytes %llu",
                                  ub->name, (unsigned long long)ub->size,
                                  (unsigned long long)b->o.max_artifact);
-        ty_send_ready(b, peer, peer_len, ub->sha256, 0, 0, msg);
+        ty_blobs_send_ready(b, peer, peer_len, ub->sha256, 0, 0, msg);
         free(msg);
         return;
     }
@@ -463,19 +471,23 @@ static void ty_on_begin(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
     ty_upload_t *u = zhashx_lookup(b->uploads, key);
     if (u) { /* resumed (a dropped connection, a lost answer): go on from here */
         u->last = ty_mono_ms();
-        ty_send_ready(b, peer, peer_len, u->sha, u->accepted, 0, NULL);
+        ty_blobs_send_ready(b, peer, peer_len, u->sha, u->accepted, 0, NULL);
         free(key);
         return;
     }
     if (zhashx_lookup(b->known, ub->sha256)) {
         b->st.deduplicated++;
-        ty_send_ready(b, peer, peer_len, ub->sha256, ub->size, 1, NULL);
+        ty_blobs_send_ready(b, peer, peer_len, ub->sha256, ub->size, 1, NULL);
         free(key);
+        return;
+    }
+    if (ub->whole && ty_blobs_whole_add(b, peer, peer_len, ub) == 0) {
+        free(key); /* answered when its group is durable */
         return;
     }
     if (zhashx_size(b->uploads) >= b->o.max_uploads) {
         char *msg = ty_xasprintf("the master has %u uploads running (its limit)", b->o.max_uploads);
-        ty_send_ready(b, peer, peer_len, ub->sha256, 0, 0, msg);
+        ty_blobs_send_ready(b, peer, peer_len, ub->sha256, 0, 0, msg);
         free(msg);
         free(key);
         return;
@@ -554,7 +566,7 @@ void ty_blobs_on_msg(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer
 
 void ty_blobs_refuse(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha256,
                      const char *msg) {
-    ty_send_ready(b, peer, peer_len, sha256, 0, 0, msg);
+    ty_blobs_send_ready(b, peer, peer_len, sha256, 0, 0, msg);
 }
 
 void ty_blobs_drop_peer(ty_blobs_t *b, const uint8_t *peer, size_t peer_len) {
@@ -610,6 +622,7 @@ void ty_blobs_destroy(ty_blobs_t **bp) {
     for (ty_upload_t *u = zlistx_first(all); u; u = zlistx_next(all))
         ty_upload_drop(u);
     zlistx_destroy(&all);
+    ty_blobs_whole_free_all(b);
     uv_close((uv_handle_t *)&b->sweep, ty_timer_closed);
     while (b->pending > 0 || b->timer_open)
         uv_run(b->loop, UV_RUN_ONCE);

@@ -77,6 +77,7 @@ char *ty_blobs_path(const ty_blobs_t *b, const char *sha256);
 
 typedef struct {
     uint64_t uploads, stored, deduplicated, bytes_in, bytes_out, rejected_chunks, active;
+    uint64_t groups; /* durable writes of small files that came whole (several share one) */
 } ty_blobs_stats_t;
 void ty_blobs_stats(const ty_blobs_t *b, ty_blobs_stats_t *s);
 

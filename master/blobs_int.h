@@ -7,8 +7,24 @@
 
 #include "common/digest.h"
 
-#define TY_READ_MAX (1u << 20) /* bytes of one BlobData */
-#define TY_CRC_FAILURES 16     /* chunks failing their CRC before an upload is given up */
+#define TY_READ_MAX (1u << 20)      /* bytes of one BlobData */
+#define TY_CRC_FAILURES 16          /* chunks failing their CRC before an upload is given up */
+#define TY_WHOLE_MAX (64u << 10)    /* a file this small may come whole with its UploadBegin */
+#define TY_WHOLE_QUEUED (64u << 20) /* bytes of such files waiting to be written */
+
+/* A small file that came whole with its UploadBegin, waiting for (or in)
+ * the group of such files that is written and made durable together. */
+typedef struct ty_whole {
+    struct ty_whole *next;
+    uint8_t *peer;
+    size_t peer_len;
+    char sha[TY_SHA256_HEX];
+    uint8_t *data;
+    size_t len;
+    char *tmp;
+    int fd, dup;
+    char err[200]; /* empty: stored */
+} ty_whole_t;
 
 typedef struct ty_chunk {
     uint64_t off;
@@ -48,6 +64,10 @@ struct ty_blobs {
     zhashx_t *uploads; /* key -> ty_upload_t* */
     zhashx_t *known;   /* sha256 -> 1: stored, seen by this process */
     uv_timer_t sweep;
+    ty_whole_t *wq, **wq_tail; /* whole files waiting for the next group */
+    size_t wq_bytes;
+    int group_busy; /* a group of whole files is in the pool */
+    unsigned tmp_seq;
     int pending; /* work items in the pool */
     int timer_open;
     ty_blobs_stats_t st;
@@ -61,7 +81,8 @@ enum {
     TY_W_CHECK,
     TY_W_CLEAN,
     TY_W_UNLINK,
-    TY_W_GC
+    TY_W_GC,
+    TY_W_GROUP
 };
 
 typedef struct {
@@ -70,6 +91,7 @@ typedef struct {
     ty_blobs_t *b;
     ty_upload_t *u;
     ty_chunk_t *c;
+    ty_whole_t *group; /* GROUP */
     int rc;
     char err[200];
     /* READ, STAT: who asked */
@@ -110,6 +132,15 @@ void ty_blobs_check_run(ty_work_t *w);
 void ty_blobs_check_done(ty_blobs_t *b, ty_work_t *w);
 void ty_blobs_gc_run(ty_work_t *w);
 void ty_blobs_gc_done(ty_blobs_t *b, ty_work_t *w);
+/* blobs_whole.c: small files that come whole (UploadBegin.whole) */
+int ty_blobs_whole_add(ty_blobs_t *b, const uint8_t *peer, size_t peer_len,
+                       const Ty__UploadBegin *ub); /* -1: not taken, send chunks */
+void ty_blobs_group_run(ty_work_t *w);
+void ty_blobs_group_done(ty_blobs_t *b, ty_work_t *w);
+void ty_blobs_whole_free_all(ty_blobs_t *b);
+void ty_blobs_send_ready(ty_blobs_t *b, const uint8_t *peer, size_t peer_len, const char *sha,
+                         uint64_t offset, int stored, const char *error);
+int ty_blobs_fsync_dir(const char *path);
 void ty_blobs_on_read(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
                       uint64_t req_id, const Ty__BlobRead *br);
 

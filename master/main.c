@@ -110,6 +110,12 @@ static void ty_arm_deadline(ty_master_t *m) {
     uv_timer_start(&m->deadline, ty_deadline_cb, (uint64_t)(wait > 0 ? wait : 0), 0);
 }
 
+static void ty_forgot(int status, void *arg) {
+    (void)arg;
+    if (status != 0) /* the entry is checked again when hit, and found gone */
+        ty_warn("deleting step cache entries from etcd failed (%s)", ty_strerror(status));
+}
+
 static void ty_master_effects(ty_master_t *m) {
     ty_fx_t fx;
     while (m->leader && m->core && ty_core_fx_pop(m->core, &fx)) {
@@ -142,6 +148,11 @@ static void ty_master_effects(ty_master_t *m) {
             break;
         case TY_FX_CHECK: /* a cache hit: are its blobs still stored? */
             ty_master_check_blobs(m, &fx);
+            break;
+        case TY_FX_FORGET: /* cache entries whose blobs gc collected */
+            if (ty_store_del(m->store, fx.epoch, (const char *const *)fx.shas, fx.nshas, NULL, 0,
+                             ty_forgot, NULL) != 0)
+                ty_forgot(TY_EUNREACH, NULL);
             break;
         }
         ty_fx_clear(&fx);

@@ -28,11 +28,13 @@
 
 #define TY_UP_SILENT_MS 5000 /* no answer this long: begin the file again */
 #define TY_UP_MAX_FILES 4096
+#define TY_UP_WHOLE (64u << 10) /* a file this small goes whole with its UploadBegin */
 
 typedef struct {
     char *name, *path;
     char sha[TY_SHA256_HEX];
     uint64_t size;
+    ty_buf_t whole; /* a small file's bytes, read with its hash */
 } ty_up_file_t;
 
 struct ty_up {
@@ -176,6 +178,12 @@ static void ty_begin(ty_up_t *u) {
     b.name = f->name;
     b.sha256 = f->sha;
     b.size = f->size;
+    if (f->whole.len == f->size && f->size <= TY_UP_WHOLE) {
+        b.whole = 1;
+        b.data.data = (uint8_t *)f->whole.data;
+        b.data.len = f->whole.len;
+        b.crc32 = ty_crc32c(f->whole.data, f->whole.len);
+    }
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_UPLOAD_BEGIN;
     env.upload_begin = &b;
@@ -188,6 +196,7 @@ static void ty_up_free(ty_up_t *u) {
     for (size_t i = 0; i < u->nfiles; i++) {
         free(u->files[i].name);
         free(u->files[i].path);
+        ty_buf_free(&u->files[i].whole);
     }
     free(u->files);
     if (u->fd >= 0)
@@ -376,7 +385,10 @@ void ty_up_tick(ty_wk_t *wk) {
 static void ty_hash_run(uv_work_t *req) {
     ty_up_t *u = req->data;
     for (size_t i = 0; i < u->nfiles && !u->error; i++) {
-        int rc = ty_sha256_file(u->files[i].path, u->files[i].sha, &u->files[i].size);
+        ty_up_file_t *f = &u->files[i];
+        int rc = ty_sha256_file(f->path, f->sha, &f->size);
+        if (rc == 0 && f->size <= TY_UP_WHOLE && ty_read_file(f->path, &f->whole) != 0)
+            ty_buf_free(&f->whole); /* sent in chunks, then */
         if (rc != 0)
             u->error = ty_xasprintf("output %s: %s", u->files[i].name, strerror(-rc));
     }

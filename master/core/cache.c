@@ -208,6 +208,49 @@ void ty_cache_checked(ty_core_t *c, const char *run, const char *task, int ok) {
     ty_runs_enqueue(c, t);
 }
 
+#define TY_FORGET_PER_FX 100 /* keys per delete: etcd takes 128 operations a txn */
+
+void ty_cache_blobs_gone(ty_core_t *c, char *const *shas, size_t n) {
+    zhashx_t *gone = zhashx_new();
+    for (size_t i = 0; i < n; i++)
+        zhashx_update(gone, shas[i], (void *)1);
+    zlistx_t *keys = zlistx_new();
+    for (ty_cache_entry_t *e = zhashx_first(c->cache); e; e = zhashx_next(c->cache))
+        for (size_t i = 0; i < e->noutputs; i++)
+            if (zhashx_lookup(gone, e->outputs[i]->sha256)) {
+                zlistx_add_end(keys, e->key);
+                break;
+            }
+    ty_fx_t fx = {.kind = TY_FX_FORGET};
+    for (char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
+        if (!fx.shas)
+            fx.shas = ty_xcalloc(TY_FORGET_PER_FX, sizeof *fx.shas);
+        fx.shas[fx.nshas++] = ty_xasprintf("cache/%s", k);
+        if (fx.nshas == TY_FORGET_PER_FX) {
+            fx.epoch = c->o.epoch;
+            ty_core_emit(c, &fx);
+            memset(&fx, 0, sizeof fx);
+            fx.kind = TY_FX_FORGET;
+        }
+    }
+    if (fx.nshas) {
+        fx.epoch = c->o.epoch;
+        ty_core_emit(c, &fx);
+    }
+    size_t forgotten = zlistx_size(keys);
+    char *k;
+    while ((k = zlistx_first(keys))) {
+        char *key = ty_xstrdup(k);
+        zlistx_delete(keys, zlistx_cursor(keys));
+        zhashx_delete(c->cache, key); /* frees the entry (and k with it) */
+        free(key);
+    }
+    if (forgotten)
+        ty_info("step cache: %zu entries forgotten, their outputs were collected", forgotten);
+    zlistx_destroy(&keys);
+    zhashx_destroy(&gone);
+}
+
 static ty_cache_entry_t *ty_entry_add(ty_core_t *c, ty_cache_entry_t *e) {
     char *name = ty_last_name(e->pipeline, e->task);
     const char *last = zhashx_lookup(c->cache_last, name);

@@ -470,6 +470,10 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
         if (ev->run_id && ev->task)
             ty_cache_checked(c, ev->run_id, ev->task, ev->status);
         break;
+    case TY_EV_BLOBS_GONE:
+        if (c->serving)
+            ty_cache_blobs_gone(c, ev->shas, ev->nshas);
+        break;
     case TY_EV_REPLY: {
         uint8_t *data = ty_xmalloc(ev->len ? ev->len : 1);
         memcpy(data, ev->data, ev->len);

@@ -86,6 +86,7 @@ typedef enum {
     TY_EV_SERVE,      /* loading is done: recover and start serving */
     TY_EV_PIN,        /* pin (status 1) or unpin (0) run_id: pins/<run>; the reply to peer */
     TY_EV_CHECKED,    /* a CHECK's answer for run_id/task: status 1 when every blob is there */
+    TY_EV_BLOBS_GONE, /* gc deleted these blobs (shas): cache entries naming them go */
 } ty_ev_kind_t;
 
 typedef struct {
@@ -111,7 +112,9 @@ typedef struct {
     const char *task;    /* CHECKED */
     const uint8_t *data; /* REPLY payload; LOAD value */
     size_t len;
-    const char *key; /* LOAD */
+    const char *key;   /* LOAD */
+    char *const *shas; /* BLOBS_GONE */
+    size_t nshas;
     uint64_t flight; /* TXN_DONE */
     int status;      /* TXN_DONE */
 } ty_ev_t;
@@ -124,6 +127,7 @@ typedef enum {
     TY_FX_FENCED,   /* another master leads: stop */
     TY_FX_DROP,     /* delete from the store the runs indexed under done/ before `before` */
     TY_FX_CHECK,    /* are shas all in the artifact store? answer CHECKED for run/task */
+    TY_FX_FORGET,   /* delete the keys in shas from the store, if epoch leads (not chained) */
 } ty_fx_kind_t;
 
 typedef struct {
@@ -149,7 +153,7 @@ typedef struct {
     uint32_t attempt; /* LOG */
     int series;   /* LOG: the attempt's metric history (lines "t step value name"), not its log */
     char *before; /* DROP: index keys done/<t>/<run> with <t> below this sort first */
-    char **shas;  /* CHECK: the digests to look for */
+    char **shas;  /* CHECK: the digests to look for; FORGET: the keys */
     size_t nshas;
 } ty_fx_t;
 

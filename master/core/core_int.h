@@ -302,6 +302,9 @@ int ty_cache_ready(ty_core_t *c, ty_task_t *t);
 void ty_cache_checked(ty_core_t *c, const char *run, const char *task, int ok);
 /* t succeeded: cache/<key> with its outputs. */
 void ty_cache_succeeded(ty_core_t *c, ty_task_t *t);
+/* gc deleted these blobs: the entries whose outputs name one are
+ * forgotten, here and (FORGET effects) in the store. */
+void ty_cache_blobs_gone(ty_core_t *c, char *const *shas, size_t n);
 /* A cache/<key> record read back at load. */
 void ty_cache_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len);
 /* Free t's cache fields. */

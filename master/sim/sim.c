@@ -102,6 +102,7 @@ static void sim_effects(sim_t *s) {
             sim_store_drop(s, fx.before);
             break;
         case TY_FX_CHECK: /* the simulated pipelines cache nothing */
+        case TY_FX_FORGET:
         case TY_FX_LOG:
         case TY_FX_NOTIFY:
             break;

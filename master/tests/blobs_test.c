@@ -87,6 +87,35 @@ static void chunk(ty_blobs_t *b, const char *peer, const char *sha, const uint8_
     free(copy);
 }
 
+static void begin_whole(ty_blobs_t *b, const char *peer, const char *sha, const uint8_t *data,
+                        size_t len, int flip) {
+    uint8_t *copy = ty_xmalloc(len ? len : 1);
+    memcpy(copy, data, len);
+    Ty__UploadBegin ub = TY__UPLOAD_BEGIN__INIT;
+    ub.name = "small.txt";
+    ub.sha256 = (char *)sha;
+    ub.size = len;
+    ub.whole = 1;
+    ub.crc32 = ty_crc32c(copy, len);
+    if (flip)
+        copy[0] ^= 1;
+    ub.data.data = copy;
+    ub.data.len = len;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_UPLOAD_BEGIN;
+    env.upload_begin = &ub;
+    ty_blobs_on_msg(b, 0, (const uint8_t *)peer, strlen(peer), &env);
+    free(copy);
+}
+
+static void sha_of(const uint8_t *data, size_t len, char sha[TY_SHA256_HEX]) {
+    ty_sha256_t *h;
+    ty_sha256_create(&h);
+    ty_sha256_update(h, data, len);
+    ty_sha256_final(h, sha);
+    ty_sha256_destroy(&h);
+}
+
 static size_t count_files(const char *dir) {
     DIR *d = opendir(dir);
     size_t n = 0;
@@ -295,6 +324,77 @@ int main(void) {
     ty_blobs_stats(b, &st);
     CHECK_EQ_INT(st.active, 0);
     CHECK_EQ_INT(st.stored, 1);
+    clear_sent();
+
+    /* small files whole with their Begin: the ones that arrive while a
+     * group is in the pool go together in the next; each is answered
+     * stored only once it is in place */
+    enum { NW = 5 };
+    uint8_t small[NW][100];
+    char ssha[NW][TY_SHA256_HEX];
+    for (int k = 0; k < NW; k++) {
+        for (size_t i = 0; i < sizeof small[k]; i++)
+            small[k][i] = (uint8_t)(k * 31 + i);
+        sha_of(small[k], sizeof small[k], ssha[k]);
+        begin_whole(b, k % 2 ? "w1" : "w2", ssha[k], small[k], sizeof small[k], 0);
+    }
+    wait_sent(&loop, NW);
+    for (int k = 0; k < NW; k++) {
+        CHECK(S.env[k]->body_case == TY__ENVELOPE__BODY_UPLOAD_READY);
+        CHECK(S.env[k]->upload_ready->stored);
+        CHECK_STR(S.env[k]->upload_ready->error, "");
+        char *p = ty_blobs_path(b, ssha[k]);
+        size_t len = 0;
+        char *bytes = read_all(p, &len);
+        CHECK(bytes && len == sizeof small[k] && memcmp(bytes, small[k], len) == 0);
+        free(bytes);
+        unlink(p);
+        free(p);
+    }
+    CHECK_EQ_INT(count_files(tmpdir), 0);
+    ty_blobs_stats(b, &st);
+    CHECK_EQ_INT(st.stored, 1 + NW);
+    CHECK_EQ_INT(st.groups, 2); /* the first alone, the other four together */
+    clear_sent();
+    /* stored already (known): answered at once */
+    begin_whole(b, "w1", ssha[0], small[0], sizeof small[0], 0);
+    CHECK_EQ_INT(S.n, 1);
+    CHECK(last()->upload_ready->stored);
+    clear_sent();
+    /* damaged on the way: not taken, the worker is asked for chunks */
+    uint8_t fresh[100];
+    char fsha[TY_SHA256_HEX];
+    memset(fresh, 'q', sizeof fresh);
+    sha_of(fresh, sizeof fresh, fsha);
+    begin_whole(b, "w1", fsha, fresh, sizeof fresh, 1);
+    wait_sent(&loop, 1);
+    CHECK(!last()->upload_ready->stored);
+    CHECK_EQ_INT(last()->upload_ready->offset, 0);
+    CHECK_STR(last()->upload_ready->error, "");
+    clear_sent();
+    chunk(b, "w1", fsha, fresh, 0, sizeof fresh, 0);
+    end = ty_mono_ms() + 10000;
+    while (!(last() && last()->body_case == TY__ENVELOPE__BODY_UPLOAD_ACK &&
+             last()->upload_ack->stored) &&
+           ty_mono_ms() < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK(last() && last()->upload_ack->stored);
+    clear_sent();
+    /* not what its digest says: refused with the reason, nothing kept */
+    char *fp = ty_blobs_path(b, fsha);
+    unlink(fp);
+    free(fp);
+    char wrong[TY_SHA256_HEX];
+    sha_of(small[1], sizeof small[1], wrong);
+    wrong[5] = wrong[5] == '0' ? '1' : '0';
+    begin_whole(b, "w2", wrong, small[1], sizeof small[1], 0);
+    wait_sent(&loop, 1);
+    CHECK(!last()->upload_ready->stored);
+    CHECK(strstr(last()->upload_ready->error, "as declared") != NULL);
+    char *wp = ty_blobs_path(b, wrong);
+    CHECK(access(wp, F_OK) != 0);
+    free(wp);
+    CHECK_EQ_INT(count_files(tmpdir), 0);
     clear_sent();
 
     ty_blobs_destroy(&b);

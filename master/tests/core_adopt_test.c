@@ -337,6 +337,21 @@ static void test_step_cache(void) {
     size_t checks = b.checks;
     h_submit(&b, y);
     CHECK_EQ_INT(b.checks, checks + 1); /* the record, read back, is a hit */
+
+    /* gc collected the entry's blob: the entry goes, here and in the store */
+    char *gone = ty_xstrdup(T(r1, "a")->outputs[0]->sha256);
+    char *shas[] = {"00ff", gone};
+    h_step(&b, (ty_ev_t){.kind = TY_EV_BLOBS_GONE, .shas = shas, .nshas = 2});
+    CHECK_EQ_INT(b.forgets, 1);
+    stored = 0;
+    for (void *v = zhashx_first(b.kv); v; v = zhashx_next(b.kv))
+        stored += strncmp(zhashx_cursor(b.kv), "cache/", 6) == 0;
+    CHECK_EQ_INT(stored, 0);
+    checks = b.checks;
+    ty_run_t *r5 = h_submit(&b, y);
+    CHECK_EQ_INT(b.checks, checks); /* nothing to check: it runs */
+    CHECK(strstr(T(r5, "a")->cache_note, "cache miss") != NULL);
+    free(gone);
     h_fini(&b);
     h_fini(&h);
 }

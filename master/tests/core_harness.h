@@ -32,7 +32,7 @@ typedef struct {
     size_t nsent;
     ty_fx_t held[H_MAX_HELD]; /* TXN effects not answered yet */
     size_t nheld;
-    size_t notifies, logs, fenced, txns, drops, checks;
+    size_t notifies, logs, fenced, txns, drops, checks, forgets;
     char check_task[64];
     char drop_before[64];
 } h_t;
@@ -94,6 +94,11 @@ static void h_drain(h_t *h) {
         case TY_FX_CHECK: /* answered by the test (h_checked) */
             h->checks++;
             snprintf(h->check_task, sizeof h->check_task, "%s", fx.task);
+            break;
+        case TY_FX_FORGET: /* deleted from the map, as etcd would */
+            h->forgets++;
+            for (size_t i = 0; i < fx.nshas; i++)
+                zhashx_delete(h->kv, fx.shas[i]);
             break;
         case TY_FX_DROP:
             h->drops++;

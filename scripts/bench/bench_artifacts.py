@@ -15,8 +15,10 @@ beside its physical limit measured in the same run:
      (sampled every 50 ms).
   4. 100 tasks with one 1 KiB output each against the same 100 without
      outputs: the time added per task, beside one fsync of a 1 KiB file.
+     (--worker-cpus N runs N of them at once, so that several end
+     together and their outputs share the master's durable writes.)
 
-usage: scripts/bench/bench_artifacts.py [--size-mib 1024] [--rounds 3] [--json OUT]
+usage: scripts/bench/bench_artifacts.py [--size-mib 1024] [--rounds 3] [--worker-cpus N] [--json OUT]
 (release build expected)"""
 import argparse
 import json
@@ -104,16 +106,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--worker-cpus", type=int, default=0,
+                    help="the worker's --cpus (default: what it probes), so that more "
+                         "small-output tasks end at once and share a durable write")
     ap.add_argument("--json")
     a = ap.parse_args()
     size = a.size_mib << 20
-    res = {"size_bytes": size, "rounds": a.rounds}
+    res = {"size_bytes": size, "rounds": a.rounds, "worker_cpus": a.worker_cpus or os.cpu_count()}
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/var/tmp")) as tmp:
         c = Cluster(tmp)
         try:
             c.start_etcd()
             c.start_master()
-            c.start_worker("w1")
+            c.start_worker("w1", *(["--cpus", str(a.worker_cpus)] if a.worker_cpus else []))
             c.wait_workers(["w1"])
             src = os.path.join(tmp, "src.bin")
             subprocess.run(["head", "-c", str(size), "/dev/urandom"], check=True,
