@@ -27,6 +27,12 @@ int ty_cmd_pin(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_gc(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_lineage(ty_cli_t *cli, ty_client_t *c);
 
+/* cli/schedules.c */
+int ty_cmd_schedules(ty_cli_t *cli, ty_client_t *c);
+/* Add (or update) the schedule a pipeline file's schedule: key names. */
+int ty_sched_from_pipeline(ty_cli_t *cli, ty_client_t *c, const char *file,
+                           const Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams);
+
 /* cli/metrics.c */
 int ty_cmd_metrics(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_compare(ty_cli_t *cli, ty_client_t *c);

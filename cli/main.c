@@ -31,14 +31,16 @@ static const char ty_usage_text[] =
     "usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
     "commands:\n"
     "  validate FILE                       check a pipeline file\n"
-    "  submit FILE [-p k=v]... [--wait] [--request-id ID]\n"
+    "  submit FILE [-p k=v]... [--wait] [--request-id ID] [--run-now]\n"
     "                                      start a run; --wait follows it to the end;\n"
-    "                                      a repeated request id gets the same run\n"
+    "                                      a repeated request id gets the same run; a file\n"
+    "                                      with schedule: adds or updates that schedule\n"
+    "                                      instead (--run-now: and starts a run too)\n"
     "  retry RUN [--from TASK] [--wait]    a new run of it: the tasks that failed (or TASK "
     "and\n"
     "                                      what depends on it) run again, the rest come\n"
     "                                      from RUN (state cached)\n"
-    "  runs [--limit N]                    list runs, newest first\n"
+    "  runs [--limit N] [--schedule NAME]  list runs, newest first (those NAME started)\n"
     "  status RUN [--wait]                 a run and its tasks\n"
     "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
     "  cancel RUN                          cancel a run\n"
@@ -50,6 +52,13 @@ static const char ty_usage_text[] =
     "  pin RUN [--unpin]                   keep RUN (its records and outputs) from gc\n"
     "  gc [--keep-days N] [--dry-run]      delete stored outputs no run in etcd (or none\n"
     "                                      finished in N days, pinned or running) refers to\n"
+    "  schedules add NAME FILE --cron EXPR [--tz ZONE] [--catchup none|latest|all]\n"
+    "         [--max-catchup N] [--concurrency forbid|allow|replace] [-p k=v]...\n"
+    "                                      start FILE's pipeline at each fire time (5-field\n"
+    "                                      cron or @daily...; defaults: UTC, latest, forbid)\n"
+    "  schedules [list]                    every schedule, its next fire and last run\n"
+    "  schedules show NAME                 one schedule and its next 5 fires (zone and UTC)\n"
+    "  schedules pause|resume|rm NAME      stop firing, fire again (no catch-up), remove\n"
     "  workers                             registered workers\n"
     "  info                                master counters\n"
     "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
@@ -301,7 +310,7 @@ static int ty_request_id_bad(const char *id) {
 }
 
 static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
-    int wait = 0, local_check = 1;
+    int wait = 0, local_check = 1, run_now = 0;
     const char *file = NULL, *request_id = NULL;
     char idbuf[40];
     /* -p key=value: split in place (argv is ours), at most argc of them */
@@ -313,6 +322,8 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
         char *a = cli->argv[i];
         if (strcmp(a, "--wait") == 0 || strcmp(a, "-w") == 0) {
             wait = 1;
+        } else if (strcmp(a, "--run-now") == 0) {
+            run_now = 1;
         } else if (strcmp(a, "--no-local-check") == 0) {
             local_check = 0; /* let the master validate (it always does) */
         } else if (strcmp(a, "--request-id") == 0 && i + 1 < cli->argc) {
@@ -349,6 +360,15 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
         rc = 1;
     }
     free(err);
+    if (rc == 0 && spec && *spec->schedule) { /* the schedule named after the pipeline */
+        rc = ty_sched_from_pipeline(cli, c, file, spec, ptrs, nkv);
+        if (!run_now) {
+            ty_dag_free(&spec);
+            free(kvs);
+            free(ptrs);
+            return rc;
+        }
+    }
     ty_dag_free(&spec);
     Ty__Envelope *rep = NULL;
     if (rc == 0)
@@ -458,6 +478,8 @@ static int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
             if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
                 return ty_die("runs: --limit needs a positive integer, got '%s'", cli->argv[i]);
             rr.limit = (uint32_t)v;
+        } else if (strcmp(cli->argv[i], "--schedule") == 0 && i + 1 < cli->argc) {
+            rr.schedule = cli->argv[++i];
         } else
             return ty_die("runs: unexpected argument '%s'", cli->argv[i]);
     }
@@ -701,7 +723,7 @@ int main(int argc, char **argv) {
                 {"get", ty_cmd_get},         {"metrics", ty_cmd_metrics},
                 {"compare", ty_cmd_compare}, {"retry", ty_cmd_retry},
                 {"pin", ty_cmd_pin},         {"gc", ty_cmd_gc},
-                {"lineage", ty_cmd_lineage}};
+                {"lineage", ty_cmd_lineage}, {"schedules", ty_cmd_schedules}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
             continue;

@@ -39,6 +39,8 @@ json_t *ty_out_run_json(const Ty__RunRecord *r) {
     for (size_t i = 0; i < r->n_params; i++)
         json_object_set_new(p, r->params[i]->key, json_string(r->params[i]->value));
     json_object_set_new(o, "params", p);
+    json_object_set_new(o, "schedule", *r->schedule ? json_string(r->schedule) : json_null());
+    json_object_set_new(o, "fire_time", r->fire_s ? ty_time_json(r->fire_s * 1000) : json_null());
     return o;
 }
 

@@ -5,6 +5,7 @@
  * sorted index, and the dependency graph is walked through adjacency
  * lists. */
 #include "common/dag.h"
+#include "common/cron.h"
 #include "common/dag_int.h"
 
 #include "common/digest.h"
@@ -616,6 +617,47 @@ static int ty_map_has(ty_dag_ctx_t *c, yaml_node_t *map, const char *key) {
     return 0;
 }
 
+static void ty_schedule_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
+                             void *arg) {
+    Ty__PipelineSpec *spec = arg;
+    long long iv;
+    const char *s = NULL;
+    if (strcmp(key, "max_catchup") == 0) {
+        if (ty_int_in(c, v, "schedule.max_catchup", 1, 1000, &iv) == 0)
+            spec->schedule_max_catchup = (uint32_t)iv;
+        return;
+    }
+    if (strcmp(key, "cron") != 0 && strcmp(key, "tz") != 0 && strcmp(key, "catchup") != 0 &&
+        strcmp(key, "concurrency") != 0) {
+        ty_dag_err(c, k,
+                   "unknown key 'schedule.%s' (expected cron, tz, catchup, concurrency, "
+                   "max_catchup)",
+                   key);
+        return;
+    }
+    if (!(s = ty_scalar(c, v, key)))
+        return;
+    char *why = NULL;
+    if (strcmp(key, "cron") == 0) {
+        spec->schedule = ty_xstrdup(s);
+    } else if (strcmp(key, "tz") == 0) {
+        if (ty_tz_check(s, &why) == 0)
+            spec->schedule_tz = ty_xstrdup(s);
+        else
+            ty_dag_err(c, v, "schedule.tz: %s", why);
+    } else if (strcmp(key, "catchup") == 0) {
+        if (strcmp(s, "none") && strcmp(s, "latest") && strcmp(s, "all"))
+            ty_dag_err(c, v, "schedule.catchup '%s' (want none, latest or all)", s);
+        else
+            spec->schedule_catchup = ty_xstrdup(s);
+    } else if (strcmp(s, "forbid") && strcmp(s, "allow") && strcmp(s, "replace")) {
+        ty_dag_err(c, v, "schedule.concurrency '%s' (want forbid, allow or replace)", s);
+    } else {
+        spec->schedule_concurrency = ty_xstrdup(s);
+    }
+    free(why);
+}
+
 static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
                          void *arg) {
     ty_root_ctx_t *rc = arg;
@@ -630,9 +672,21 @@ static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
     } else if (strcmp(key, "params") == 0) {
         ty_parse_kvs(c, v, "params", &spec->params, &spec->n_params);
     } else if (strcmp(key, "schedule") == 0) {
-        const char *s = ty_scalar(c, v, "schedule");
-        if (s)
-            spec->schedule = ty_xstrdup(s);
+        if (v && v->type == YAML_MAPPING_NODE) {
+            ty_each_pair(c, v, "schedule", ty_schedule_pair, spec);
+            if (!ty_map_has(c, v, "cron"))
+                ty_dag_err(c, v, "schedule needs cron (for example cron: \"0 3 * * *\")");
+        } else {
+            const char *s = ty_scalar(c, v, "schedule");
+            if (s)
+                spec->schedule = ty_xstrdup(s);
+        }
+        ty_cron_t *cron = NULL;
+        char *why = NULL;
+        if (spec->schedule && ty_cron_parse(spec->schedule, spec->schedule_tz, &cron, &why) != 0)
+            ty_dag_err(c, v, "schedule: %s", why);
+        free(why);
+        ty_cron_destroy(&cron);
     } else if (strcmp(key, "description") == 0) {
         ty_scalar(c, v, "description");
     } else if (strcmp(key, "cache") == 0) {

@@ -102,6 +102,23 @@ class Proc:
             return f.read().decode(errors="replace")
 
 
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faketime_env(stamp_file):
+    """The environment of a process whose wall clock reads stamp_file
+    (libfaketime's "@YYYY-MM-DD HH:MM:SS", running on from there; rewritten
+    while it runs, the clock jumps).  Monotonic time stays real, so timers
+    and leases behave."""
+    env = dict(os.environ)
+    env.update({"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(stamp_file),
+                "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                # ASan wants to come first; libfaketime only wraps clock calls
+                "ASAN_OPTIONS": ":".join(x for x in (os.environ.get("ASAN_OPTIONS"),
+                                                     "verify_asan_link_order=0") if x)})
+    return env
+
+
 class Cluster:
     def __init__(self, tmp):
         self.tmp = str(tmp)
@@ -112,6 +129,7 @@ class Cluster:
         self.workers = {}
         self.master = None
         self.master_args = []
+        self.master_env = None  # e.g. a shifted clock (faketime_env)
         self.history = None
         self.runs_may_continue = False
 
@@ -155,7 +173,8 @@ class Cluster:
                 "--client-bind", self.client_ep, "--worker-bind", self.worker_ep,
                 "--data-dir", os.path.join(self.tmp, "master"),
                 "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + self.master_args
-        self.master = Proc("master", args, os.path.join(self.tmp, "master.log"))
+        self.master = Proc("master", args, os.path.join(self.tmp, "master.log"),
+                           env=self.master_env)
         self.procs.append(self.master)
         if wait_ready:
             wait_until(lambda: self.cli("info", check=False).returncode == 0, 20,
@@ -170,7 +189,7 @@ class Cluster:
                 "--client-bind", cep, "--worker-bind", wep,
                 "--data-dir", data_dir or os.path.join(self.tmp, "master-" + node),
                 "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + list(extra)
-        p = Proc(node, args, os.path.join(self.tmp, f"master-{node}.log"))
+        p = Proc(node, args, os.path.join(self.tmp, f"master-{node}.log"), env=self.master_env)
         self.procs.append(p)
         p.client_ep, p.worker_ep = cep, wep
         self.client_ep += "," + cep

@@ -381,20 +381,23 @@ static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
                        const Ty__RunsRequest *req, ty_time_t now) {
     ty_core_t *c = a->core;
     size_t limit = req->limit ? req->limit : 100, n = c->nlive < limit ? c->nlive : limit;
+    const char *sched = req->schedule && *req->schedule ? req->schedule : NULL;
     Ty__RunRecord *recs = ty_xcalloc(n ? n : 1, sizeof *recs);
     Ty__RunStatus *sts = ty_xcalloc(n ? n : 1, sizeof *sts);
     Ty__RunStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
-    size_t k = c->nruns;
-    for (size_t i = 0; i < n; i++) { /* newest first, those in memory */
-        while (!c->order[k - 1])
-            k--;
+    size_t k = c->nruns, i = 0;
+    while (i < n && k > 0) { /* newest first, those in memory */
         ty_run_t *r = c->order[--k];
+        if (!r || (sched && (!r->schedule || strcmp(r->schedule, sched) != 0)))
+            continue;
         ty_persist_run_record(r, &recs[i], 0);
         ty__run_status__init(&sts[i]);
         sts[i].run = &recs[i];
         sts[i].version = r->version;
         ptrs[i] = &sts[i];
+        i++;
     }
+    n = i;
     Ty__RunsReply rr = TY__RUNS_REPLY__INIT;
     rr.runs = ptrs;
     rr.n_runs = n;
@@ -630,6 +633,9 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
     }
     case TY__ENVELOPE__BODY_WORKERS:
         ty_on_workers(a, peer, peer_len, rq, now);
+        break;
+    case TY__ENVELOPE__BODY_SCHEDULE:
+        ty_api_schedule(a, peer, peer_len, env, now);
         break;
     case TY__ENVELOPE__BODY_RETRY:
         r = ty_core_find_run(a->core, env->retry->run_id);

@@ -65,5 +65,8 @@ void ty_api_metrics(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t 
 /* Pin, Gc, Lineage: 1 when env is one of them (answered, perhaps later). */
 int ty_api_store_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
                          ty_time_t now);
+/* api_sched.c: schedules (list, show here; changes through the core) */
+void ty_api_schedule(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+                     ty_time_t now);
 
 #endif

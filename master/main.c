@@ -452,8 +452,8 @@ static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg)
         ty_ev_t ev = {.kind = TY_EV_LOAD, .key = kvs[i].key, .data = kvs[i].val, .len = kvs[i].len};
         ty_core_step(m->core, &ev, now);
     }
-    static const char *const stages[] = {"workers/", "runs/", "cache/"};
-    if (m->load_stage < 3)
+    static const char *const stages[] = {"workers/", "runs/", "cache/", "schedules/"};
+    if (m->load_stage < 4)
         ty_load_step(m, stages[m->load_stage++]);
     else
         ty_serve(m);
@@ -514,6 +514,19 @@ static int ty_opt_i64(const char *name, const char *v, int64_t *out) {
         return -1;
     }
     return 0;
+}
+
+/* The options' strings freed; returns rc (an exit before the loop runs). */
+static int ty_opts_free(ty_master_opts_t *o, int rc) {
+    free(o->etcd);
+    free(o->prefix);
+    free(o->node_id);
+    free(o->worker_ep);
+    free(o->client_ep);
+    free(o->data_dir);
+    free(o->store_dir);
+    memset(o, 0, sizeof *o);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -584,7 +597,7 @@ int main(int argc, char **argv) {
             int rc = ty_config_load(&cfg, argv[i + 1], &err);
             if (rc != 0) {
                 fprintf(stderr, "trainyard-master: %s\n", err ? err : ty_strerror(rc));
-                return 2;
+                return ty_opts_free(&m.o, 2);
             }
             const char *v;
             if ((v = ty_config_get(cfg, "etcd")))
@@ -645,7 +658,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr,
                         "trainyard-master: --gc-grace-s needs seconds (0 or more), got '%s'\n",
                         optarg);
-                return 2;
+                return ty_opts_free(&m.o, 2);
             }
             break;
         case 'X': /* 0: no limit */
@@ -654,13 +667,13 @@ int main(int argc, char **argv) {
                         "trainyard-master: --max-run-artifact-bytes needs bytes (0 or more), "
                         "got '%s'\n",
                         optarg);
-                return 2;
+                return ty_opts_free(&m.o, 2);
             }
             break;
         case 'M': {
             int64_t v;
             if (ty_opt_i64("max-frame", optarg, &v) < 0)
-                return 2;
+                return ty_opts_free(&m.o, 2);
             m.o.max_frame = (size_t)v;
             break;
         }
@@ -682,7 +695,7 @@ int main(int argc, char **argv) {
                         "trainyard-master: --keep-history needs seconds (0 or more), "
                         "got '%s'\n",
                         optarg);
-                return 2;
+                return ty_opts_free(&m.o, 2);
             }
             break;
         case 'B':
@@ -702,32 +715,32 @@ int main(int argc, char **argv) {
         case 'l':
             if (ty_log_parse_level(optarg, &lvl) < 0) {
                 fprintf(stderr, "trainyard-master: bad --log-level '%s'\n", optarg);
-                return 2;
+                return ty_opts_free(&m.o, 2);
             }
             break;
         case 'h':
             ty_usage(stdout);
-            return 0;
+            return ty_opts_free(&m.o, 0);
         default:
             ty_usage(stderr);
-            return 2;
+            return ty_opts_free(&m.o, 2);
         }
         if (dst) {
             free(*dst);
             *dst = ty_xstrdup(optarg);
         }
         if (num && ty_opt_i64(opts[idx].name, optarg, num) < 0)
-            return 2;
+            return ty_opts_free(&m.o, 2);
     }
     if (optind < argc) {
         fprintf(stderr, "trainyard-master: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        return ty_opts_free(&m.o, 2);
     }
     if (m.o.max_pl_depth > TY_DAG_MAX_DEPTH || m.o.max_pl_tasks > 10000000 ||
         m.o.max_map_keys > 10000000) {
         fprintf(stderr, "trainyard-master: --max-pipeline-depth is at most 4096, "
                         "--max-pipeline-tasks and --max-mapping-keys at most 10000000\n");
-        return 2;
+        return ty_opts_free(&m.o, 2);
     }
     if (m.o.prefix[strlen(m.o.prefix) - 1] != '/') {
         char *p = ty_xasprintf("%s/", m.o.prefix);
@@ -740,7 +753,7 @@ int main(int argc, char **argv) {
     free(logs);
     if (rc != 0) {
         ty_error("cannot create %s/logs: %s", m.o.data_dir, ty_strerror(rc));
-        return 1;
+        return ty_opts_free(&m.o, 1);
     }
 
     zsys_init();
@@ -749,12 +762,12 @@ int main(int argc, char **argv) {
     m.loop = uv_default_loop();
     if (ty_etcd_create(&m.etcd, m.loop, m.o.etcd) != 0) {
         ty_error("bad --etcd '%s'", m.o.etcd);
-        return 2;
+        return ty_opts_free(&m.o, 2);
     }
     if (ty_store_etcd_create(&m.store, m.etcd, m.o.prefix, m.o.compact_every,
                              m.o.compact_every / 10) != 0) {
         ty_error("cannot create the etcd store");
-        return 2;
+        return ty_opts_free(&m.o, 2);
     }
     m.info.node_id = m.o.node_id;
     uv_check_init(m.loop, &m.check);
@@ -803,13 +816,7 @@ int main(int argc, char **argv) {
     zsock_destroy(&m.wsock);
     zsock_destroy(&m.csock);
     ty_info("stopped");
-    free(m.o.etcd);
-    free(m.o.prefix);
-    free(m.o.node_id);
-    free(m.o.worker_ep);
-    free(m.o.client_ep);
-    free(m.o.data_dir);
-    free(m.o.store_dir);
+    ty_opts_free(&m.o, 0);
     free(m.holder);
     return m.exit_code;
 }

@@ -35,6 +35,7 @@ int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     c->workers = zhashx_new();
     c->requests = zhashx_new();
     ty_cache_init(c);
+    ty_sched_init(c);
     c->req_tail = &c->req_head;
     c->done_tail = &c->done_head;
     ty_persist_init(c);
@@ -85,6 +86,7 @@ void ty_core_destroy(ty_core_t **cp) {
         free(q);
     }
     ty_cache_fini(c);
+    ty_sched_fini(c);
     zhashx_destroy(&c->requests);
     free(c->heap);
     free(c->pheap);
@@ -409,6 +411,8 @@ static int ty_on_pin(ty_core_t *c, const ty_ev_t *ev) {
 
 static void ty_core_tick(ty_core_t *c) {
     ty_runs_due(c);
+    if (c->serving)
+        ty_sched_tick(c);
     if (c->serving && c->now.mono_ms >= c->next_sweep) {
         ty_fleet_sweep(c);
         int64_t every = c->o.heartbeat_ms / 2 > 0 ? c->o.heartbeat_ms / 2 : 1;
@@ -431,6 +435,7 @@ static void ty_core_flush(ty_core_t *c) {
     if (c->need_schedule)
         ty_queue_pass(c);
     ty_core_notify_flush(c);
+    ty_sched_flush(c);
     ty_persist_flush(c);
     ty_runs_retain(c);
 }
@@ -469,6 +474,9 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
     case TY_EV_CHECKED:
         if (ev->run_id && ev->task)
             ty_cache_checked(c, ev->run_id, ev->task, ev->status);
+        break;
+    case TY_EV_SCHEDULE:
+        rc = c->serving ? ty_sched_request(c, ev) : TY_EUNAVAIL;
         break;
     case TY_EV_BLOBS_GONE:
         if (c->serving)
@@ -516,6 +524,11 @@ int64_t ty_core_deadline(const ty_core_t *c) {
     if (c->serving && c->o.history_ms > 0)
         TY_EARLIER(c->next_gc);
     TY_EARLIER(c->retry_at);
+    if (c->serving && c->sched_due_ms) { /* a wall time; looked at every second at least,
+                                            since the wall clock may be set meanwhile */
+        int64_t left = c->sched_due_ms - c->now.wall_ms;
+        TY_EARLIER(c->now.mono_ms + (left < 0 ? 0 : left > 1000 ? 1000 : left));
+    }
     if (c->next_delay) { /* back-off ends are wall times */
         int64_t left = c->next_delay - c->now.wall_ms;
         TY_EARLIER(c->now.mono_ms + (left > 0 ? left : 0));

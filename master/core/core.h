@@ -87,6 +87,7 @@ typedef enum {
     TY_EV_PIN,        /* pin (status 1) or unpin (0) run_id: pins/<run>; the reply to peer */
     TY_EV_CHECKED,    /* a CHECK's answer for run_id/task: status 1 when every blob is there */
     TY_EV_BLOBS_GONE, /* gc deleted these blobs (shas): cache entries naming them go */
+    TY_EV_SCHEDULE,   /* msg: a ScheduleRequest that changes one (add, pause, resume, rm) */
 } ty_ev_kind_t;
 
 typedef struct {

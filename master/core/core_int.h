@@ -78,6 +78,8 @@ struct ty_run {
     int64_t created_ms, started_ms, finished_ms;
     char *request_id; /* the submit's, or NULL */
     char *retry_of;   /* the run a retry took its other tasks from, or NULL */
+    char *schedule;   /* the schedule that started it (at fire_s), or NULL */
+    int64_t fire_s;
     uint64_t seq;
     ty_task_t *tasks;
     uint32_t *by_name; /* task indexes sorted by name: lookups in O(log n) */
@@ -242,6 +244,8 @@ struct ty_core {
     /* the step cache (cache.c): key -> entry, "pipeline/task" -> the key of
      * its latest entry (for saying why a key missed) */
     zhashx_t *cache, *cache_last;
+    zhashx_t *scheds;     /* sched.c: name -> ty_sched_t* */
+    int64_t sched_due_ms; /* wall ms of the next fire of any schedule (0: none) */
     struct ty_request *req_head, **req_tail;
     size_t nrequests;
     const char *last_reject;
@@ -304,6 +308,20 @@ void ty_cache_checked(ty_core_t *c, const char *run, const char *task, int ok);
 void ty_cache_succeeded(ty_core_t *c, ty_task_t *t);
 /* gc deleted these blobs: the entries whose outputs name one are
  * forgotten, here and (FORGET effects) in the store. */
+/* ---- sched.c: cron schedules ---- */
+void ty_sched_init(ty_core_t *c);
+void ty_sched_fini(ty_core_t *c);
+void ty_sched_load(ty_core_t *c, const char *name, const uint8_t *val, size_t len);
+/* Start the runs of the fires that are due (at TICK, serving). */
+void ty_sched_tick(ty_core_t *c);
+/* add, pause, resume, rm (the shell validated an add); the reply once durable */
+int ty_sched_request(ty_core_t *c, const ty_ev_t *ev);
+void ty_sched_flush(ty_core_t *c);
+/* One schedule's status (record borrowed; the next nfires fire times);
+ * clear frees what it made.  Names: sorted copies to free. */
+void ty_sched_status(ty_core_t *c, const char *name, Ty__ScheduleStatus *st, int nfires);
+void ty_sched_status_clear(Ty__ScheduleStatus *st);
+size_t ty_sched_names(ty_core_t *c, char ***out);
 void ty_cache_blobs_gone(ty_core_t *c, char *const *shas, size_t n);
 /* A cache/<key> record read back at load. */
 void ty_cache_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len);

@@ -234,6 +234,8 @@ void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec)
     rec->n_params = r->nparams;
     rec->request_id = r->request_id ? r->request_id : (char *)"";
     rec->retry_of = r->retry_of ? r->retry_of : (char *)"";
+    rec->schedule = r->schedule ? r->schedule : (char *)"";
+    rec->fire_s = r->fire_s;
 }
 
 /* ---- batches ---- */
@@ -586,6 +588,8 @@ ty_run_t *ty_persist_decode_run(const uint8_t *val, size_t len) {
     r->seq = rec->seq;
     r->request_id = *rec->request_id ? ty_xstrdup(rec->request_id) : NULL;
     r->retry_of = *rec->retry_of ? ty_xstrdup(rec->retry_of) : NULL;
+    r->schedule = *rec->schedule ? ty_xstrdup(rec->schedule) : NULL;
+    r->fire_s = rec->fire_s;
     ty__run_record__free_unpacked(rec, NULL);
     return r;
 }
@@ -630,6 +634,8 @@ void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t l
                 ty_persist_decode_task(r, slash + 7, val, len);
             free(run_id);
         }
+    } else if (strncmp(key, "schedules/", 10) == 0) {
+        ty_sched_load(c, key + 10, val, len);
     } else if (strncmp(key, "cache/", 6) == 0) {
         ty_cache_load(c, key + 6, val, len);
     } else if (strncmp(key, "workers/", 8) == 0) {
