@@ -5,6 +5,7 @@
  * sorted index, and the dependency graph is walked through adjacency
  * lists. */
 #include "common/dag.h"
+#include "common/cond.h"
 #include "common/cron.h"
 #include "common/dag_int.h"
 
@@ -20,15 +21,6 @@
 #include <yaml.h>
 
 #define TY_MAX_ERRORS 20
-
-typedef struct {
-    yaml_document_t *doc;
-    const char *file;
-    const ty_dag_limits_t *lim;
-    ty_buf_t err;
-    int nerr;
-    int toobig; /* a limit was hit: TY_ETOOBIG, not TY_EINVAL */
-} ty_dag_ctx_t;
 
 static void ty_dag_err_at(ty_dag_ctx_t *c, unsigned long line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -48,10 +40,7 @@ static void ty_dag_err_at(ty_dag_ctx_t *c, unsigned long line, const char *fmt, 
     va_end(ap);
 }
 
-static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, ...) {
+void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     ty_dag_verr(c, n ? (unsigned long)n->start_mark.line + 1 : 1UL, fmt, ap);
@@ -60,9 +49,7 @@ static void ty_dag_err(ty_dag_ctx_t *c, const yaml_node_t *n, const char *fmt, .
 
 /* ---- the walk ---- */
 
-static yaml_node_t *ty_node(ty_dag_ctx_t *c, int idx) {
-    return yaml_document_get_node(c->doc, idx);
-}
+yaml_node_t *ty_dag_node(ty_dag_ctx_t *c, int idx) { return yaml_document_get_node(c->doc, idx); }
 
 static const char *ty_scalar(ty_dag_ctx_t *c, yaml_node_t *n, const char *what) {
     if (n->type != YAML_SCALAR_NODE) {
@@ -72,12 +59,7 @@ static const char *ty_scalar(ty_dag_ctx_t *c, yaml_node_t *n, const char *what) 
     return (const char *)n->data.scalar.value;
 }
 
-typedef struct {
-    const char *s;
-    size_t i;
-} ty_sorted_t;
-
-static int ty_sorted_cmp(const void *a, const void *b) {
+int ty_dag_sorted_cmp(const void *a, const void *b) {
     const ty_sorted_t *x = a, *y = b;
     int r = strcmp(x->s, y->s);
     return r ? r : (x->i > y->i) - (x->i < y->i);
@@ -93,7 +75,7 @@ static unsigned char *ty_map_pairs(ty_dag_ctx_t *c, yaml_node_t *n, const char *
     ty_sorted_t *keys = ty_xcalloc(cnt ? cnt : 1, sizeof *keys);
     size_t nk = 0;
     for (size_t i = 0; i < cnt; i++) {
-        yaml_node_t *k = ty_node(c, pairs[i].key);
+        yaml_node_t *k = ty_dag_node(c, pairs[i].key);
         if (k->type != YAML_SCALAR_NODE) {
             ty_dag_err(c, k, "%s: keys must be scalars", what);
             continue;
@@ -101,14 +83,14 @@ static unsigned char *ty_map_pairs(ty_dag_ctx_t *c, yaml_node_t *n, const char *
         keys[nk++] = (ty_sorted_t){(const char *)k->data.scalar.value, i};
         use[i] = 1;
     }
-    qsort(keys, nk, sizeof *keys, ty_sorted_cmp);
+    qsort(keys, nk, sizeof *keys, ty_dag_sorted_cmp);
     for (size_t j = 1; j < nk; j++)
         if (strcmp(keys[j].s, keys[j - 1].s) == 0) {
             size_t first = keys[j - 1].i;
             while (j < nk && strcmp(keys[j].s, keys[j - 1].s) == 0) {
-                yaml_node_t *k = ty_node(c, pairs[keys[j].i].key);
+                yaml_node_t *k = ty_dag_node(c, pairs[keys[j].i].key);
                 ty_dag_err(c, k, "duplicate key '%s' in %s (first at line %lu)", keys[j].s, what,
-                           (unsigned long)ty_node(c, pairs[first].key)->start_mark.line + 1);
+                           (unsigned long)ty_dag_node(c, pairs[first].key)->start_mark.line + 1);
                 use[keys[j].i] = 0;
                 j++;
             }
@@ -175,8 +157,8 @@ static void ty_parse_kvs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, Ty__
         if (!use[i])
             continue;
         yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
-        const char *ks = ty_scalar(c, ty_node(c, p->key), what);
-        const char *vs = ty_scalar(c, ty_node(c, p->value), what);
+        const char *ks = ty_scalar(c, ty_dag_node(c, p->key), what);
+        const char *vs = ty_scalar(c, ty_dag_node(c, p->value), what);
         if (ks && vs)
             (*out)[(*nout)++] = ty_dag_kv_new(ks, vs);
     }
@@ -198,7 +180,7 @@ static void ty_parse_strs(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, int
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     *out = ty_xrealloc(*out, (*nout + cnt + 1) * sizeof **out);
     for (size_t i = 0; i < cnt; i++) {
-        const char *s = ty_scalar(c, ty_node(c, n->data.sequence.items.start[i]), what);
+        const char *s = ty_scalar(c, ty_dag_node(c, n->data.sequence.items.start[i]), what);
         if (s)
             (*out)[(*nout)++] = ty_xstrdup(s);
     }
@@ -228,7 +210,7 @@ static void ty_parse_outputs(ty_dag_ctx_t *c, yaml_node_t *n, Ty__TaskSpec *t) {
         return;
     }
     for (size_t i = before; i < t->n_outputs; i++) {
-        yaml_node_t *item = ty_node(c, n->data.sequence.items.start[i - before]);
+        yaml_node_t *item = ty_dag_node(c, n->data.sequence.items.start[i - before]);
         const char *why = ty_output_path_problem(t->outputs[i]);
         if (why)
             ty_dag_err(c, item, "output '%s' %s", t->outputs[i], why);
@@ -250,9 +232,9 @@ static void ty_each_pair(ty_dag_ctx_t *c, yaml_node_t *n, const char *what, ty_p
     unsigned char *use = ty_map_pairs(c, n, what, &cnt);
     for (size_t i = 0; i < cnt; i++) {
         yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
-        yaml_node_t *k = ty_node(c, p->key);
+        yaml_node_t *k = ty_dag_node(c, p->key);
         if (use[i])
-            fn(c, (const char *)k->data.scalar.value, k, ty_node(c, p->value), arg);
+            fn(c, (const char *)k->data.scalar.value, k, ty_dag_node(c, p->value), arg);
     }
     free(use);
 }
@@ -287,6 +269,23 @@ typedef struct {
     Ty__TaskSpec *t;
     int have_cmd, have_name;
 } ty_task_ctx_t;
+
+/* A list of exit codes 1-255 (skip_exit_codes, fail_exit_codes). */
+static void ty_parse_codes(ty_dag_ctx_t *c, yaml_node_t *v, const char *what, int32_t **out,
+                           size_t *n) {
+    if (v->type != YAML_SEQUENCE_NODE) {
+        ty_dag_err(c, v, "%s must be a list of exit codes (1-255)", what);
+        return;
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        long long code;
+        if (ty_int_in(c, ty_dag_node(c, *it), what, 1, 255, &code) != 0)
+            continue;
+        *out = ty_xrealloc(*out, (*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (int32_t)code;
+    }
+}
 
 static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v,
                          void *arg) {
@@ -323,6 +322,22 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         ty_parse_bool(c, v, "cache", &t->cache);
     } else if (strcmp(key, "inputs") == 0) {
         ty_parse_kvs(c, v, "inputs", &t->inputs, &t->n_inputs);
+    } else if (strcmp(key, "skip_exit_codes") == 0 || strcmp(key, "fail_exit_codes") == 0) {
+        int skip = key[0] == 's';
+        ty_parse_codes(c, v, key, skip ? &t->skip_exit_codes : &t->fail_exit_codes,
+                       skip ? &t->n_skip_exit_codes : &t->n_fail_exit_codes);
+    } else if (strcmp(key, "when") == 0) {
+        const char *s = ty_scalar(c, v, "when");
+        ty_cond_t *cond = NULL;
+        char *why = NULL;
+        if (s && ty_cond_parse(s, &cond, &why) != 0)
+            ty_dag_err(c, v, "when: %s", why);
+        else if (s)
+            t->when = ty_xstrdup(s);
+        free(why);
+        ty_cond_destroy(&cond);
+    } else if (strcmp(key, "metrics") == 0) {
+        ty_parse_strs(c, v, "metrics", 0, &t->metrics, &t->n_metrics);
     } else if (strcmp(key, "kind") == 0) {
         static const char *const kinds[] = {"command", "mpi"};
         const char *s = ty_scalar(c, v, "kind");
@@ -368,7 +383,8 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         ty_dag_err(c, k,
                    "unknown task key '%s' (expected name, command, env, depends_on, kind, "
                    "np, resources, retries, retry_backoff_s, timeout_s, priority, "
-                   "trigger_rule, outputs, inputs, cache)",
+                   "trigger_rule, outputs, inputs, cache, skip_exit_codes, fail_exit_codes, "
+                   "when, metrics)",
                    key);
     }
 }
@@ -396,208 +412,6 @@ static Ty__TaskSpec *ty_parse_task(ty_dag_ctx_t *c, yaml_node_t *n) {
     return t;
 }
 
-/* ---- the graph: names, dependencies, templates, cycles ---- */
-
-typedef struct {
-    ty_sorted_t *by_name; /* sorted by name, then position */
-    size_t n;
-} ty_names_t;
-
-static int ty_names_find(const ty_names_t *ix, const char *name) {
-    size_t lo = 0, hi = ix->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(ix->by_name[mid].s, name) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < ix->n && strcmp(ix->by_name[lo].s, name) == 0 ? (int)ix->by_name[lo].i : -1;
-}
-
-/* Report every {{ params.X }} in s that names no param, and every
- * {{ inputs.K }} that names none of t's inputs. */
-static void ty_check_templates(ty_dag_ctx_t *c, yaml_node_t *where, const Ty__TaskSpec *t,
-                               const char *s, const ty_dag_params_t *params) {
-    char *missing = NULL;
-    char *r = ty_dag_render_ix(s, params, &missing);
-    free(r);
-    if (missing) {
-        ty_dag_err(c, where, "task '%s' uses undefined param '%s'", t->name, missing);
-        free(missing);
-    }
-    r = ty_dag_render_inputs(s, t, &missing);
-    free(r);
-    if (missing) {
-        ty_dag_err(c, where, "task '%s' uses undefined input '%s' (declare it under inputs:)",
-                   t->name, missing);
-        free(missing);
-    }
-}
-
-/* inputs: KEY: TASK/OUTPUT, an output TASK declares; TASK becomes a
- * dependency when it is not one already. */
-static void ty_check_inputs(ty_dag_ctx_t *c, yaml_node_t *tn, Ty__PipelineSpec *spec, size_t i,
-                            const ty_names_t *ix) {
-    Ty__TaskSpec *t = spec->tasks[i];
-    for (size_t k = 0; k < t->n_inputs; k++) {
-        const Ty__KV *kv = t->inputs[k];
-        const char *slash = strchr(kv->value, '/');
-        if (!ty_dag_valid_name(kv->key, 0)) {
-            ty_dag_err(c, tn, "task '%s': input name '%s' must be [a-z0-9][a-z0-9_.-]*", t->name,
-                       kv->key);
-            continue;
-        }
-        if (!slash || !slash[1]) {
-            ty_dag_err(c, tn, "task '%s': input '%s' must name TASK/OUTPUT, got '%s'", t->name,
-                       kv->key, kv->value);
-            continue;
-        }
-        char *task = ty_xstrndup(kv->value, (size_t)(slash - kv->value));
-        int j = ty_names_find(ix, task);
-        if (j < 0)
-            ty_dag_err(c, tn, "task '%s': input '%s' names unknown task '%s'", t->name, kv->key,
-                       task);
-        else if ((size_t)j == i)
-            ty_dag_err(c, tn, "task '%s': input '%s' names the task itself", t->name, kv->key);
-        else if (!ty_dag_declares_output(spec->tasks[j], slash + 1))
-            ty_dag_err(c, tn, "task '%s': input '%s': task '%s' declares no output '%s'", t->name,
-                       kv->key, task, slash + 1);
-        else {
-            size_t d = 0;
-            while (d < t->n_depends_on && strcmp(t->depends_on[d], task) != 0)
-                d++;
-            if (d == t->n_depends_on) { /* an input implies the dependency */
-                t->depends_on =
-                    ty_xrealloc(t->depends_on, (t->n_depends_on + 1) * sizeof *t->depends_on);
-                t->depends_on[t->n_depends_on++] = task;
-                task = NULL;
-            }
-        }
-        free(task);
-    }
-}
-
-static void ty_report_cycle(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node_t *tasks,
-                            const int *indeg, const ty_names_t *ix) {
-    size_t n = spec->n_tasks;
-    /* Walk dependencies among the leftovers until a task repeats. */
-    int *seen = ty_xcalloc(n, sizeof *seen);
-    int cur = -1;
-    for (size_t i = 0; i < n && cur < 0; i++)
-        if (indeg[i] > 0)
-            cur = (int)i;
-    int step = 1;
-    while (!seen[cur]) {
-        seen[cur] = step++;
-        Ty__TaskSpec *t = spec->tasks[cur];
-        for (size_t d = 0; d < t->n_depends_on; d++) {
-            int j = ty_names_find(ix, t->depends_on[d]);
-            if (indeg[j] > 0) {
-                cur = j;
-                break;
-            }
-        }
-    }
-    ty_buf_t path = {0};
-    int start = cur;
-    do {
-        ty_buf_printf(&path, "%s -> ", spec->tasks[cur]->name);
-        Ty__TaskSpec *t = spec->tasks[cur];
-        for (size_t d = 0; d < t->n_depends_on; d++) {
-            int j = ty_names_find(ix, t->depends_on[d]);
-            if (indeg[j] > 0 && seen[j]) {
-                cur = j;
-                break;
-            }
-        }
-    } while (cur != start);
-    ty_dag_err(c, ty_node(c, tasks->data.sequence.items.start[start]),
-               "dependency cycle: %s%s (each depends on the next)", path.data,
-               spec->tasks[start]->name);
-    ty_buf_free(&path);
-    free(seen);
-}
-
-static void ty_validate_graph(ty_dag_ctx_t *c, Ty__PipelineSpec *spec, yaml_node_t *tasks) {
-    size_t n = spec->n_tasks;
-    ty_names_t ix = {ty_xcalloc(n, sizeof(ty_sorted_t)), n};
-    for (size_t i = 0; i < n; i++)
-        ix.by_name[i] = (ty_sorted_t){spec->tasks[i]->name, i};
-    qsort(ix.by_name, n, sizeof *ix.by_name, ty_sorted_cmp);
-    for (size_t j = 1; j < n; j++)
-        if (strcmp(ix.by_name[j].s, ix.by_name[j - 1].s) == 0) {
-            size_t first = j - 1;
-            while (first > 0 && strcmp(ix.by_name[first - 1].s, ix.by_name[j].s) == 0)
-                first--;
-            Ty__TaskSpec *t = spec->tasks[ix.by_name[j].i];
-            ty_dag_err(c, ty_node(c, tasks->data.sequence.items.start[ix.by_name[j].i]),
-                       "duplicate task name '%s' (first defined at line %u)", t->name,
-                       spec->tasks[ix.by_name[first].i]->line);
-        }
-    ty_dag_params_t *params = ty_dag_params_index(spec->params, spec->n_params);
-    size_t nedges = 0;
-    for (size_t i = 0; i < n; i++) {
-        Ty__TaskSpec *t = spec->tasks[i];
-        yaml_node_t *tn = ty_node(c, tasks->data.sequence.items.start[i]);
-        ty_check_inputs(c, tn, spec, i, &ix);
-        for (size_t d = 0; d < t->n_depends_on; d++) {
-            if (strcmp(t->depends_on[d], t->name) == 0)
-                ty_dag_err(c, tn, "task '%s' depends on itself", t->name);
-            else if (ty_names_find(&ix, t->depends_on[d]) < 0)
-                ty_dag_err(c, tn, "task '%s' depends on unknown task '%s'", t->name,
-                           t->depends_on[d]);
-        }
-        nedges += t->n_depends_on;
-        for (size_t a = 0; a < t->n_argv; a++)
-            ty_check_templates(c, tn, t, t->argv[a], params);
-        if (t->shell && *t->shell)
-            ty_check_templates(c, tn, t, t->shell, params);
-        for (size_t e = 0; e < t->n_env; e++)
-            ty_check_templates(c, tn, t, t->env[e]->value, params);
-    }
-    ty_dag_params_free(params);
-    if (c->nerr) {
-        free(ix.by_name);
-        return;
-    }
-    /* Kahn's algorithm over adjacency lists (dependents of each task);
-     * whatever is left sits on or behind a cycle. */
-    size_t *first = ty_xcalloc(n + 1, sizeof *first), *fill = ty_xcalloc(n + 1, sizeof *fill);
-    int *adj = ty_xcalloc(nedges ? nedges : 1, sizeof *adj);
-    int *indeg = ty_xcalloc(n ? n : 1, sizeof *indeg),
-        *queue = ty_xcalloc(n ? n : 1, sizeof *queue);
-    for (size_t i = 0; i < n; i++)
-        for (size_t d = 0; d < spec->tasks[i]->n_depends_on; d++)
-            first[ty_names_find(&ix, spec->tasks[i]->depends_on[d]) + 1]++;
-    for (size_t i = 0; i < n; i++)
-        first[i + 1] += first[i];
-    memcpy(fill, first, (n + 1) * sizeof *fill);
-    for (size_t i = 0; i < n; i++) {
-        indeg[i] = (int)spec->tasks[i]->n_depends_on;
-        for (size_t d = 0; d < spec->tasks[i]->n_depends_on; d++)
-            adj[fill[ty_names_find(&ix, spec->tasks[i]->depends_on[d])]++] = (int)i;
-    }
-    size_t qh = 0, qt = 0;
-    for (size_t i = 0; i < n; i++)
-        if (indeg[i] == 0)
-            queue[qt++] = (int)i;
-    while (qh < qt) {
-        int done = queue[qh++];
-        for (size_t e = first[done]; e < first[done + 1]; e++)
-            if (--indeg[adj[e]] == 0)
-                queue[qt++] = adj[e];
-    }
-    if (qt < n)
-        ty_report_cycle(c, spec, tasks, indeg, &ix);
-    free(first);
-    free(fill);
-    free(adj);
-    free(indeg);
-    free(queue);
-    free(ix.by_name);
-}
-
 typedef struct {
     Ty__PipelineSpec *spec;
     yaml_node_t *tasks;
@@ -609,7 +423,7 @@ static int ty_map_has(ty_dag_ctx_t *c, yaml_node_t *map, const char *key) {
         return 0;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
-        yaml_node_t *k = ty_node(c, p->key);
+        yaml_node_t *k = ty_dag_node(c, p->key);
         if (k && k->type == YAML_SCALAR_NODE &&
             strcmp((const char *)k->data.scalar.value, key) == 0)
             return 1;
@@ -706,7 +520,7 @@ static void ty_root_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
         rc->tasks = v;
         spec->tasks = ty_xcalloc(cnt ? cnt : 1, sizeof(void *));
         for (size_t i = 0; i < cnt; i++) {
-            Ty__TaskSpec *t = ty_parse_task(c, ty_node(c, v->data.sequence.items.start[i]));
+            Ty__TaskSpec *t = ty_parse_task(c, ty_dag_node(c, v->data.sequence.items.start[i]));
             if (!t) {
                 rc->tasks = NULL; /* positions no longer match */
                 continue;
@@ -734,14 +548,14 @@ static Ty__PipelineSpec *ty_parse_root(ty_dag_ctx_t *c, yaml_node_t *root) {
     ty_root_ctx_t rc = {spec, NULL, 0};
     ty_each_pair(c, root, "pipeline", ty_root_pair, &rc);
     for (size_t i = 0; rc.tasks && rc.cache && i < spec->n_tasks; i++) /* the pipeline's default */
-        if (!ty_map_has(c, ty_node(c, rc.tasks->data.sequence.items.start[i]), "cache"))
+        if (!ty_map_has(c, ty_dag_node(c, rc.tasks->data.sequence.items.start[i]), "cache"))
             spec->tasks[i]->cache = 1;
     if (!*spec->name && !c->nerr)
         ty_dag_err(c, root, "pipeline has no name");
     if (spec->n_tasks == 0 && !c->nerr)
         ty_dag_err(c, root, "pipeline has no tasks");
     if (!c->nerr && rc.tasks)
-        ty_validate_graph(c, spec, rc.tasks);
+        ty_dag_validate_graph(c, spec, rc.tasks);
     return spec;
 }
 

@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 
-from conftest import CLI_BIN, faketime_env, task, wait_until
+import pytest
+
+from conftest import CLI_BIN, faketime_env, running_cluster, task, wait_until
 
 PIPE = """
 name: nightly
@@ -38,13 +40,22 @@ def leads(ep):
     return r.returncode == 0 and json.loads(r.stdout)["leader"]
 
 
-def test_schedules_are_managed_and_bad_ones_refused(cluster):
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One master and one worker for the tests that do not disturb them."""
+    with running_cluster(tmp_path_factory.mktemp("schedules")) as c:
+        c.start_master()
+        c.start_worker("w1")
+        c.wait_workers(["w1"])
+        yield c
+
+
+def test_schedules_are_managed_and_bad_ones_refused(shared):
     """add, list, show (the next 5 fires, in the zone and UTC), pause,
     resume, rm, each with -o json; an expression, zone or policy that is
     wrong is refused with the reason, and so is a bad schedule: key in a
     pipeline file (file:line)."""
-    c = cluster
-    c.start_master()
+    c = shared
     path = c.write("nightly.yaml", PIPE)
     out = c.cli("schedules", "add", "nightly", path, "--cron", "0 3 * * *",
                 "--tz", "Europe/Berlin").stdout
@@ -100,6 +111,8 @@ def test_schedules_are_managed_and_bad_ones_refused(cluster):
     assert c.json("runs", "--schedule", "hourly") == []  # no run until it fires
     assert c.cli("schedules", "rm", "hourly").stdout == "schedule hourly removed\n"
     assert [s["name"] for s in c.json("schedules", "list")] == ["nightly"]
+    assert c.json("schedules", "rm", "nightly") == {"removed": "nightly"}
+    assert c.json("schedules", "list") == []
 
 
 def test_fires_exactly_once_across_a_failover_and_catches_up_once(cluster, tmp_path):
@@ -168,3 +181,59 @@ def test_fires_exactly_once_across_a_failover_and_catches_up_once(cluster, tmp_p
     nxt = c.json("schedules", "show", "ny")["next_fires"][0]
     assert nxt["local"] == "2026-03-09 02:30 EDT" and nxt["utc"].startswith("2026-03-09T06:30")
     assert task(c.json("status", run4), "train")["state"] == "succeeded"
+
+
+BRANCHES = """
+name: branches
+params: {psi: "0.05", gate: "3"}
+tasks:
+  - name: drift
+    metrics: [psi_max]
+    command: [sh, -c, "echo 'metric psi_max {{ params.psi }}' >> $TRAINYARD_REPORT"]
+  - name: retrain
+    when: "drift.psi_max > 0.2"
+    command: [sh, -c, "echo retrained"]
+  - name: gate
+    depends_on: [retrain]
+    skip_exit_codes: [3]
+    fail_exit_codes: [2]
+    retries: 2
+    command: [sh, -c, "exit {{ params.gate }}"]
+"""
+
+
+def test_branches_skip_without_failing_the_run(shared):
+    """when: on an upstream metric skips the branch or runs it; an exit
+    code in skip_exit_codes settles the step skipped (not retried) and the
+    run succeeds; one in fail_exit_codes fails it without a retry."""
+    c = shared
+    path = c.write("branches.yaml", BRANCHES)
+    run = c.json("submit", path)["run_id"]
+    st = c.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert [(t["name"], t["state"]) for t in st["tasks"]] == \
+        [("drift", "succeeded"), ("retrain", "skipped"), ("gate", "skipped")]
+    assert task(st, "retrain")["reason"] == \
+        "skipped: when drift.psi_max > 0.2 (drift.psi_max = 0.05) is false"
+    assert "skipped" in c.cli("status", run).stdout
+
+    run = c.json("submit", path, "-p", "psi=0.4")["run_id"]
+    st = c.wait_run(run)
+    assert st["state"] == "succeeded", st
+    assert c.cli("logs", run, "retrain").stdout == "retrained\n"
+    gate = task(st, "gate")
+    assert (gate["state"], gate["attempt"], gate["reason"]) == \
+        ("skipped", 1, "skipped: exit code 3")
+
+    run = c.json("submit", path, "-p", "psi=0.4", "-p", "gate=2")["run_id"]
+    st = c.wait_run(run)
+    gate = task(st, "gate")
+    assert st["state"] == "failed"
+    assert (gate["state"], gate["attempt"]) == ("failed", 1)
+    assert gate["reason"] == "exit code 2 (not retried: fail_exit_codes)"
+
+    bad = c.write("bad-when.yaml", "name: bw\ntasks:\n  - {name: d, command: [t]}\n"
+                  "  - {name: r, command: [t], when: \"d.psi > 1\"}\n")
+    r = c.cli("validate", bad, check=False)
+    assert r.returncode != 0 and f"{bad}:4: task 'r': when: task 'd' declares no metrics" \
+        in r.stderr

@@ -235,6 +235,48 @@ int main(void) {
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [\"p/*\"]\n"
                "  - name: b\n    command: [t]\n    inputs: {m: \"a/p/*\"}\n",
                TY_EINVAL, "task 'a' declares no output 'p/*'");
+    /* branches: exit codes, conditions naming declared upstream metrics
+     * (which imply the dependency), the pipeline's schedule: key */
+    {
+        Ty__PipelineSpec *sp = NULL;
+        char *msg = NULL;
+        const char *y = "name: x\ntasks:\n  - name: drift\n    command: [t]\n"
+                        "    metrics: [psi_max, ks_p]\n    skip_exit_codes: [3]\n"
+                        "    fail_exit_codes: [2, 4]\n"
+                        "  - name: train\n    command: [t]\n"
+                        "    when: \"drift.psi_max > 0.2 or drift.ks_p < 0.01\"\n";
+        CHECK_EQ_INT(load(y, &sp, &msg), 0);
+        CHECK(sp && sp->tasks[0]->n_skip_exit_codes == 1 && sp->tasks[0]->skip_exit_codes[0] == 3);
+        CHECK(sp && sp->tasks[0]->n_fail_exit_codes == 2 && sp->tasks[0]->fail_exit_codes[1] == 4);
+        CHECK(sp && sp->tasks[1]->n_depends_on == 1 &&
+              strcmp(sp->tasks[1]->depends_on[0], "drift") == 0);
+        CHECK_STR(sp ? sp->tasks[1]->when : NULL, "drift.psi_max > 0.2 or drift.ks_p < 0.01");
+        ty_dag_free(&sp);
+    }
+    expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    when: \"zz.m > 1\"\n",
+               TY_EINVAL, "p.yaml:3: task 'a': when: unknown task 'zz' in zz.m");
+    expect_err("name: x\ntasks:\n  - {name: d, command: [t]}\n"
+               "  - {name: a, command: [t], when: \"d.psi > 1\"}\n",
+               TY_EINVAL, "p.yaml:4: task 'a': when: task 'd' declares no metrics");
+    expect_err("name: x\ntasks:\n  - {name: d, command: [t], metrics: [psi_max]}\n"
+               "  - {name: a, command: [t], when: \"d.psi > 1\"}\n",
+               TY_EINVAL, "task 'a': when: task 'd' declares no metric 'psi'");
+    expect_err("name: x\ntasks:\n  - {name: a, command: [t], when: \"d.psi >\"}\n", TY_EINVAL,
+               "p.yaml:3: when: condition 'd.psi >': unexpected end at column 8");
+    expect_err("name: x\ntasks:\n  - {name: a, command: [t], skip_exit_codes: [0]}\n", TY_EINVAL,
+               "p.yaml:3: skip_exit_codes must be an integer in 1..255, got '0'");
+    expect_err("name: x\ntasks:\n  - {name: a, command: [t], fail_exit_codes: 2}\n", TY_EINVAL,
+               "fail_exit_codes must be a list of exit codes");
+    expect_err("name: x\ntasks:\n  - {name: a, command: [t], skip_exit_codes: [3], "
+               "fail_exit_codes: [3]}\n",
+               TY_EINVAL, "exit code 3 is in both skip_exit_codes and fail_exit_codes");
+    expect_err("name: x\nschedule: \"0 0 31 2 *\"\ntasks:\n  - {name: a, command: [t]}\n",
+               TY_EINVAL, "p.yaml:2: schedule: cron expression '0 0 31 2 *' never fires");
+    expect_err("name: x\nschedule: {cron: \"@daily\", tz: Nowhere/City}\n"
+               "tasks:\n  - {name: a, command: [t]}\n",
+               TY_EINVAL, "schedule.tz: unknown time zone 'Nowhere/City'");
+    expect_err("name: x\nschedule: {tz: UTC}\ntasks:\n  - {name: a, command: [t]}\n", TY_EINVAL,
+               "schedule needs cron");
     /* cache: a task's own, or the pipeline's default */
     {
         Ty__PipelineSpec *sp = NULL;

@@ -287,6 +287,9 @@ void ty_runs_recover(ty_core_t *c); /* after loading */
 char *ty_runs_done_key(const char *run_id, int64_t finished_ms);
 /* Let finished runs go past the retention (at the end of a tick). */
 void ty_runs_retain(ty_core_t *c);
+/* A condition (when:) on r's metrics: 1 true, 0 false (*why says so, with
+ * the values), -1 undecided (*why: a name without a value). */
+int ty_runs_when(const ty_run_t *r, const char *when, char **why);
 void ty_runs_set_reason(ty_task_t *t, char *reason);
 /* Which tasks of finished run old a retry runs again (rerun[i] set): from
  * and every task that depends on it, and every task that did not succeed

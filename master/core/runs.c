@@ -2,6 +2,7 @@
  * with back-off, lost attempts, cancel, and recovery after a rebuild. */
 #include "master/core/core_int.h"
 
+#include "common/cond.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -339,6 +340,50 @@ static void ty_settle(ty_core_t *c, ty_task_t *t);
 
 void ty_runs_settle(ty_core_t *c, ty_task_t *t) { ty_settle(c, t); }
 
+static int ty_metric_of(void *arg, const char *name, double *value) {
+    const ty_run_t *r = arg;
+    const char *dot = strchr(name, '.');
+    for (size_t i = 0; dot && i < r->ntasks; i++) {
+        const ty_task_t *u = &r->tasks[i];
+        if (strlen(u->spec->name) != (size_t)(dot - name) ||
+            strncmp(u->spec->name, name, (size_t)(dot - name)) != 0)
+            continue;
+        for (size_t k = 0; k < u->nmetrics; k++)
+            if (strcmp(u->metrics[k].name, dot + 1) == 0) {
+                *value = u->metrics[k].value;
+                return 0;
+            }
+    }
+    return -1;
+}
+
+int ty_runs_when(const ty_run_t *r, const char *when, char **why) {
+    ty_cond_t *cond = NULL;
+    *why = NULL;
+    if (ty_cond_parse(when, &cond, why) != 0)
+        return -1;
+    const char *missing = NULL;
+    int v = ty_cond_eval(cond, ty_metric_of, (void *)r, &missing);
+    if (v < 0) {
+        *why = ty_xasprintf("when: %s was not reported", missing);
+    } else {
+        ty_buf_t b = {0};
+        ty_buf_printf(&b, "%s: when %s", v ? "run" : "skipped", when);
+        const char *const *names;
+        size_t n = ty_cond_names(cond, &names);
+        for (size_t i = 0; i < n; i++) {
+            double x = 0;
+            ty_metric_of((void *)r, names[i], &x);
+            ty_buf_printf(&b, "%s%s = %g", i ? ", " : " (", names[i], x);
+        }
+        ty_buf_printf(&b, "%s is %s", n ? ")" : "", v ? "true" : "false");
+        *why = ty_xstrdup(b.data);
+        ty_buf_free(&b);
+    }
+    ty_cond_destroy(&cond);
+    return v;
+}
+
 /* Decide a waiting task from its upstream states and trigger rule. */
 static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
     if (t->state != TY_TASK_WAITING)
@@ -383,6 +428,19 @@ static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
         break;
     }
     char *why = NULL;
+    if (next == TY_TASK_QUEUED && t->spec->when && *t->spec->when) {
+        int ok = ty_runs_when(r, t->spec->when, &why);
+        if (ok >= 0)
+            ty_info("task %s/%s %s", r->id, t->spec->name, why);
+        if (ok == 0) { /* the condition is false: the branch is not taken */
+            ty_runs_set_reason(t, why);
+            next = TY_TASK_SKIPPED;
+        } else if (ok == 1) {
+            free(why);
+        }
+        if (ok >= 0)
+            why = NULL; /* else: the condition could not be decided, the task fails */
+    }
     for (size_t i = 0; next == TY_TASK_QUEUED && i < t->spec->n_inputs && !why; i++)
         if (!ty_runs_find_output(r, t->spec->inputs[i]->value))
             why = ty_xasprintf("input %s: %s was not produced", t->spec->inputs[i]->key,
@@ -531,6 +589,13 @@ static void ty_delay(ty_core_t *c, ty_task_t *t, int64_t delay_ms) {
 
 /* ---- outcomes ---- */
 
+static int ty_code_in(int code, const int32_t *codes, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (codes[i] == code)
+            return 1;
+    return 0;
+}
+
 void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
     ty_runs_release(c, t);
     t->exit_code = res->exit_code;
@@ -551,9 +616,24 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
         ty_settle(c, t);
         return;
     }
+    int plain_exit = !missing && res->exit_code != 0 && !res->term_signal && !res->timed_out &&
+                     !res->cancelled && !*res->error;
+    if (plain_exit && ty_code_in(res->exit_code, t->spec->skip_exit_codes,
+                                 t->spec->n_skip_exit_codes)) { /* a branch not taken */
+        t->state = TY_TASK_SKIPPED;
+        ty_runs_set_reason(t, ty_xasprintf("skipped: exit code %d", res->exit_code));
+        ty_info("task %s/%s skipped (exit code %d)", t->run->id, t->spec->name, res->exit_code);
+        ty_persist_task(c, t);
+        ty_settle(c, t);
+        return;
+    }
+    int final = plain_exit &&
+                ty_code_in(res->exit_code, t->spec->fail_exit_codes, t->spec->n_fail_exit_codes);
     char *why;
     if (missing)
         why = ty_xasprintf("output %s not found", missing);
+    else if (final)
+        why = ty_xasprintf("exit code %d (not retried: fail_exit_codes)", res->exit_code);
     else if (res->timed_out)
         why = ty_xasprintf("timed out after %gs", t->spec->timeout_s);
     else if (*res->error)
@@ -564,7 +644,7 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
         why = ty_xasprintf("exit code %d", res->exit_code);
     t->failures++;
     ty_runs_set_reason(t, why);
-    if (t->failures <= t->spec->retries) {
+    if (!final && t->failures <= t->spec->retries) {
         double d = t->spec->retry_backoff_s * pow(2.0, (double)(t->failures - 1));
         if (d > 3600)
             d = 3600;

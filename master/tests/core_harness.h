@@ -277,6 +277,26 @@ static void h_finish(h_t *h, ty_task_t *t, int code) {
 }
 
 /* The worker running t reports success with outputs (name, sha256). */
+/* A `metric NAME VALUE` report line from t's running attempt. */
+static void h_metric(h_t *h, ty_task_t *t, const char *name, double value) {
+    Ty__TaskRef ref = TY__TASK_REF__INIT;
+    ref.run_id = t->run->id;
+    ref.task = t->spec->name;
+    ref.attempt = t->attempt;
+    Ty__ReportItem it = TY__REPORT_ITEM__INIT, *items[1] = {&it};
+    it.kind = 1;
+    it.name = (char *)name;
+    it.value = value;
+    Ty__Report rep = TY__REPORT__INIT;
+    rep.ref = &ref;
+    rep.items = items;
+    rep.n_items = 1;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_REPORT;
+    env.report = &rep;
+    h_worker_msg(h, t->worker, &env);
+}
+
 static void h_finish_outputs(h_t *h, ty_task_t *t, const char *const *names, size_t n) {
     Ty__TaskRef ref = TY__TASK_REF__INIT;
     ref.run_id = t->run->id;
