@@ -153,6 +153,30 @@ static int ty_fetch(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, int
     return rc;
 }
 
+int ty_download(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, const char *out) {
+    const char *base = strrchr(a->name, '/') ? strrchr(a->name, '/') + 1 : a->name;
+    char *path = ty_xstrdup(out ? out : base);
+    char *part = ty_xasprintf("%s.part", path);
+    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc;
+    if (fd < 0) {
+        rc = ty_die("cannot create %s: %s", part, strerror(errno));
+    } else {
+        rc = ty_fetch(cli, c, a, fd, part);
+        if (close(fd) != 0 && rc == 0)
+            rc = ty_die("writing %s: %s", part, strerror(errno));
+        if (rc == 0 && rename(part, path) != 0)
+            rc = ty_die("cannot rename %s to %s: %s", part, path, strerror(errno));
+        if (rc != 0)
+            unlink(part);
+    }
+    if (rc == 0)
+        printf("%s\t%llu bytes\tsha256 %s\n", path, (unsigned long long)a->size, a->sha256);
+    free(part);
+    free(path);
+    return rc;
+}
+
 int ty_cmd_get(ty_cli_t *cli, ty_client_t *c) {
     const char *run = NULL, *what = NULL, *out = NULL;
     for (int i = 1; i < cli->argc; i++) {
@@ -176,26 +200,7 @@ int ty_cmd_get(ty_cli_t *cli, ty_client_t *c) {
         ty_wire_free(&rep);
         return ty_die("run %s has no output %s (see `trainyard artifacts %s`)", run, what, run);
     }
-    const char *base = strrchr(a->name, '/') ? strrchr(a->name, '/') + 1 : a->name;
-    char *path = ty_xstrdup(out ? out : base);
-    char *part = ty_xasprintf("%s.part", path);
-    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc;
-    if (fd < 0) {
-        rc = ty_die("cannot create %s: %s", part, strerror(errno));
-    } else {
-        rc = ty_fetch(cli, c, a, fd, part);
-        if (close(fd) != 0 && rc == 0)
-            rc = ty_die("writing %s: %s", part, strerror(errno));
-        if (rc == 0 && rename(part, path) != 0)
-            rc = ty_die("cannot rename %s to %s: %s", part, path, strerror(errno));
-        if (rc != 0)
-            unlink(part);
-    }
-    if (rc == 0)
-        printf("%s\t%llu bytes\tsha256 %s\n", path, (unsigned long long)a->size, a->sha256);
-    free(part);
-    free(path);
+    int rc = ty_download(cli, c, a, out);
     ty_wire_free(&rep);
     return rc;
 }

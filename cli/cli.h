@@ -26,6 +26,12 @@ int ty_cmd_get(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_pin(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_gc(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_lineage(ty_cli_t *cli, ty_client_t *c);
+/* Download a (by content) to out (or its base name), its sha256 checked;
+ * progress on a terminal.  0 or 1 (the error printed). */
+int ty_download(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, const char *out);
+
+/* cli/models.c */
+int ty_cmd_models(ty_cli_t *cli, ty_client_t *c);
 
 /* cli/schedules.c */
 int ty_cmd_schedules(ty_cli_t *cli, ty_client_t *c);

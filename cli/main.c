@@ -59,6 +59,18 @@ static const char ty_usage_text[] =
     "  schedules [list]                    every schedule, its next fire and last run\n"
     "  schedules show NAME                 one schedule and its next 5 fires (zone and UTC)\n"
     "  schedules pause|resume|rm NAME      stop firing, fire again (no catch-up), remove\n"
+    "  models register NAME --from RUN/TASK/ARTIFACT [--metric k=v]... [--tag k=v]...\n"
+    "                                      a new version of NAME (1, 2, 3...) from a stored\n"
+    "                                      output, with its run, params and metrics\n"
+    "  models [list [NAME]]                every model (or NAME's versions)\n"
+    "  models show NAME[@ALIAS|:VERSION]   one version (default: the latest)\n"
+    "  models alias NAME ALIAS VERSION     point ALIAS (champion, ...) at VERSION\n"
+    "  models history NAME                 every move of NAME's aliases: who, when, why\n"
+    "  models get NAME[@ALIAS|:VERSION] [-o PATH]   download it, its sha256 checked\n"
+    "  models promote NAME VERSION --alias ALIAS --metric M [--higher-is-better|\n"
+    "         --lower-is-better] [--min-delta D] [--min-relative R]\n"
+    "                                      move ALIAS to VERSION only if it beats ALIAS's\n"
+    "                                      version on M by the margin; exit 0 promoted, 3 not\n"
     "  workers                             registered workers\n"
     "  info                                master counters\n"
     "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
@@ -678,7 +690,8 @@ int main(int argc, char **argv) {
     /* -o json may also follow the command */
     char **rest = ty_xcalloc((size_t)(argc - i) + 1, sizeof *rest);
     int n = 0;
-    int get = strcmp(argv[i], "get") == 0; /* its -o names the file */
+    int get = strcmp(argv[i], "get") == 0 || /* its -o names the file */
+              (strcmp(argv[i], "models") == 0 && i + 1 < argc && strcmp(argv[i + 1], "get") == 0);
     for (int k = i; k < argc; k++) {
         if (!get && (strcmp(argv[k], "-o") == 0 || strcmp(argv[k], "--output") == 0) &&
             k + 1 < argc) {
@@ -723,7 +736,8 @@ int main(int argc, char **argv) {
                 {"get", ty_cmd_get},         {"metrics", ty_cmd_metrics},
                 {"compare", ty_cmd_compare}, {"retry", ty_cmd_retry},
                 {"pin", ty_cmd_pin},         {"gc", ty_cmd_gc},
-                {"lineage", ty_cmd_lineage}, {"schedules", ty_cmd_schedules}};
+                {"lineage", ty_cmd_lineage}, {"schedules", ty_cmd_schedules},
+                {"models", ty_cmd_models}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
             continue;

@@ -73,8 +73,9 @@ int ty_report_parse(const char *line, size_t len, Ty__ReportItem *item) {
         item->text = ty_rest(p, end);
         return 0;
     }
-    if ((n == 3 && memcmp(w, "tag", 3) == 0) || (n == 8 && memcmp(w, "artifact", 8) == 0)) {
-        int kind = n == 3 ? TY_REPORT_TAG : TY_REPORT_ARTIFACT;
+    if ((n == 3 && memcmp(w, "tag", 3) == 0) || (n == 8 && memcmp(w, "artifact", 8) == 0) ||
+        (n == 8 && memcmp(w, "register", 8) == 0)) {
+        int kind = n == 3 ? TY_REPORT_TAG : w[0] == 'a' ? TY_REPORT_ARTIFACT : TY_REPORT_REGISTER;
         nn = ty_word(&p, end, &name);
         char *rest = ty_rest(p, end);
         if (nn == 0 || !*rest) {

@@ -1,5 +1,6 @@
 /* TRAINYARD_REPORT lines (DESIGN "Task contract"):
  *   metric NAME VALUE [STEP] | progress FRACTION [TEXT] | tag KEY VALUE | artifact NAME PATH
+ *   | register MODEL ARTIFACT
  * A line is at most TY_REPORT_LINE_MAX bytes. */
 #ifndef TY_COMMON_REPORT_H
 #define TY_COMMON_REPORT_H
@@ -10,7 +11,13 @@
 
 #define TY_REPORT_LINE_MAX 4096
 
-enum { TY_REPORT_METRIC = 1, TY_REPORT_PROGRESS = 2, TY_REPORT_TAG = 3, TY_REPORT_ARTIFACT = 4 };
+enum {
+    TY_REPORT_METRIC = 1,
+    TY_REPORT_PROGRESS = 2,
+    TY_REPORT_TAG = 3,
+    TY_REPORT_ARTIFACT = 4,
+    TY_REPORT_REGISTER = 5 /* name: the model, text: the output to register */
+};
 
 /* Parse one line (without its newline).  Returns 0 and fills *item (its
  * strings are heap copies: free with ty_report_item_clear) or TY_EPARSE. */

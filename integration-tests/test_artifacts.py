@@ -349,6 +349,7 @@ for epoch in range(3):
     ty.log_metric("loss", full, step=epoch + 1)
 torch.save(model.state_dict(), "model.pt")
 ty.log_artifact("model", "model.pt")
+ty.register_model("torch-linear", "model")
 """
 
 
@@ -376,6 +377,9 @@ tasks:
     assert task(st, "fit")["tags"]["framework"].startswith("pytorch ")
     [model] = c.json("artifacts", run)
     assert model["name"] == "model" and model["size"] > 0
+    v = c.json("models", "show", "torch-linear")  # registered by the helper's line
+    assert (v["run_id"], v["artifact"], v["sha256"]) == (run, "model", model["sha256"])
+    assert v["metrics"]["loss"] == loss["points"][-1]["value"]
 
 
 def test_retry_runs_what_failed_and_takes_the_rest(shared, tmp_path):

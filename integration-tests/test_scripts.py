@@ -73,8 +73,8 @@ def test_simulator_replays_a_seed_and_refuses_bad_flags():
 
 
 CLI_COMMANDS = ["validate", "submit", "retry", "runs", "status", "logs", "cancel", "metrics",
-                "compare", "artifacts", "get", "lineage", "pin", "gc", "schedules", "workers",
-                "info"]
+                "compare", "artifacts", "get", "lineage", "pin", "gc", "schedules", "models",
+                "workers", "info"]
 
 
 @pytest.mark.parametrize("cmd", CLI_COMMANDS)

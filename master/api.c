@@ -552,6 +552,8 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         ty_api_pin(a, f->peer, f->peer_len, rq, req->pin, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_RETRY) {
         ty_on_retry(a, f->peer, f->peer_len, rq, r, req->retry, now);
+    } else if (req->body_case == TY__ENVELOPE__BODY_MODEL) {
+        ty_api_model_register(a, f->peer, f->peer_len, req, r, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_LOGS) {
         ty_try_logs(a, f->peer, f->peer_len, rq, r, req->logs->task, req->logs->attempt,
                     req->logs->offset, 0, now);
@@ -636,6 +638,9 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
         break;
     case TY__ENVELOPE__BODY_SCHEDULE:
         ty_api_schedule(a, peer, peer_len, env, now);
+        break;
+    case TY__ENVELOPE__BODY_MODEL:
+        ty_api_model(a, peer, peer_len, env, now);
         break;
     case TY__ENVELOPE__BODY_RETRY:
         r = ty_core_find_run(a->core, env->retry->run_id);

@@ -65,6 +65,11 @@ void ty_api_metrics(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t 
 /* Pin, Gc, Lineage: 1 when env is one of them (answered, perhaps later). */
 int ty_api_store_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
                          ty_time_t now);
+/* api_models.c: the model registry */
+void ty_api_model(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+                  ty_time_t now);
+void ty_api_model_register(ty_api_t *a, const uint8_t *peer, size_t peer_len,
+                           const Ty__Envelope *env, const struct ty_run *r, ty_time_t now);
 /* api_sched.c: schedules (list, show here; changes through the core) */
 void ty_api_schedule(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
                      ty_time_t now);

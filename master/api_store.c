@@ -95,6 +95,7 @@ static void ty_scan_runs(int status, const ty_store_kv_t *kvs, size_t n, void *a
         int64_t cutoff = g->keep_days_set ? now.wall_ms - (int64_t)g->keep_days * 86400000 : 0;
         zhashx_t *keep = ty_catalog_referenced(&cat, cutoff);
         ty_catalog_free(&cat);
+        ty_models_keep(a->core, keep); /* registered versions pin their blobs */
         ty_blobs_gc(a->shell.blobs, keep, a->shell.gc_grace_ms, g->dry_run, ty_gc_done, f);
     }
     if (a->shell.effects)

@@ -452,8 +452,8 @@ static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg)
         ty_ev_t ev = {.kind = TY_EV_LOAD, .key = kvs[i].key, .data = kvs[i].val, .len = kvs[i].len};
         ty_core_step(m->core, &ev, now);
     }
-    static const char *const stages[] = {"workers/", "runs/", "cache/", "schedules/"};
-    if (m->load_stage < 4)
+    static const char *const stages[] = {"workers/", "runs/", "cache/", "models/", "schedules/"};
+    if (m->load_stage < 5)
         ty_load_step(m, stages[m->load_stage++]);
     else
         ty_serve(m);

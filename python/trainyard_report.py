@@ -10,6 +10,7 @@ processes never mix); outside Trainyard the calls do nothing.
         ty.set_progress((epoch + 1) / epochs, f"epoch {epoch + 1}/{epochs}")
     ty.set_tag("optimizer", "sgd")
     ty.log_artifact("model", "model.pt")   # uploaded when the task exits 0
+    ty.register_model("fashion", "model")  # ... and registered as a new version
 
 The master keeps every metric point (`trainyard metrics RUN --plot`), the
 latest tags (`trainyard compare RUN RUN`), and stores artifacts by content
@@ -18,7 +19,8 @@ latest tags (`trainyard compare RUN RUN`), and stores artifacts by content
 import math
 import os
 
-__all__ = ["log_metric", "log_artifact", "set_progress", "set_tag", "enabled"]
+__all__ = ["log_metric", "log_artifact", "register_model", "set_progress", "set_tag",
+           "enabled"]
 
 _MAX_LINE = 4096
 
@@ -100,3 +102,13 @@ def log_artifact(name, path):
     if not path:
         raise ValueError("an artifact needs a path")
     _emit(f"artifact {_word('name', name)} {path}")
+
+
+def register_model(model, artifact):
+    """Register output `artifact` (declared under outputs:, or logged with
+    log_artifact) as a new version of model `model` when the task succeeds,
+    with this run's params and this task's metrics."""
+    artifact = _text("artifact", artifact).strip()
+    if not artifact:
+        raise ValueError("register_model needs an artifact name")
+    _emit(f"register {_word('model', model)} {artifact}")

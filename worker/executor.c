@@ -4,6 +4,7 @@
  * drained; only then is the result sent, after every log chunk. */
 #include "worker/worker.h"
 
+#include "common/dag.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/report.h"
@@ -49,6 +50,8 @@ struct ty_proc {
     size_t noutputs;
     Ty__ReportItem **arts; /* `artifact NAME PATH` lines */
     size_t narts;
+    Ty__KV **regs; /* `register MODEL ARTIFACT` lines: sent with the result */
+    size_t nregs;
 };
 
 static void ty_proc_closed(uv_handle_t *h) {
@@ -70,6 +73,7 @@ static void ty_proc_closed(uv_handle_t *h) {
         free(p->arts[i]);
     }
     free(p->arts);
+    ty_dag_kvs_free(p->regs, p->nregs);
     free(p);
 }
 
@@ -139,6 +143,13 @@ static void ty_report_lines(ty_proc_t *p, int final) {
                 a->text = ty_xstrdup(items[nitems].text);
                 p->arts = ty_xrealloc(p->arts, (p->narts + 1) * sizeof *p->arts);
                 p->arts[p->narts++] = a;
+            } else if (items[nitems].kind == TY_REPORT_REGISTER && p->nregs < 64) {
+                p->regs = ty_xrealloc(p->regs, (p->nregs + 1) * sizeof *p->regs);
+                Ty__KV *kv = ty_xmalloc(sizeof *kv);
+                ty__kv__init(kv);
+                kv->key = ty_xstrdup(items[nitems].name);
+                kv->value = ty_xstrdup(items[nitems].text);
+                p->regs[p->nregs++] = kv;
             }
             nitems++;
         } else if (len > 0)
@@ -195,6 +206,8 @@ static void ty_maybe_finish(ty_proc_t *p) {
     res.finished_ms = ty_now_ms();
     res.bad_report_lines = p->bad;
     res.interrupted = p->interrupted;
+    res.registers = p->regs;
+    res.n_registers = p->nregs;
     ty_info("task %s/%s#%u finished: exit %d signal %d%s%s", p->run_id, p->task, p->ref.attempt,
             res.exit_code, res.term_signal, p->timed_out ? " (timed out)" : "",
             p->cancelled ? " (cancelled)" : "");

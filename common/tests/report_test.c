@@ -31,9 +31,16 @@ int main(void) {
     CHECK_EQ_INT(it.kind, TY_REPORT_ARTIFACT);
     ty_report_item_clear(&it);
 
+    CHECK_EQ_INT(parse("register fashion out/m.bin", &it), 0);
+    CHECK_EQ_INT(it.kind, TY_REPORT_REGISTER);
+    CHECK_STR(it.name, "fashion");
+    CHECK_STR(it.text, "out/m.bin");
+    ty_report_item_clear(&it);
+
     const char *bad[] = {"",
                          "metric",
                          "metric loss",
+                         "register fashion",
                          "metric loss abc",
                          "metric loss 1 2.5",
                          "metric loss 1 2 3",

@@ -36,6 +36,7 @@ int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     c->requests = zhashx_new();
     ty_cache_init(c);
     ty_sched_init(c);
+    ty_models_init(c);
     c->req_tail = &c->req_head;
     c->done_tail = &c->done_head;
     ty_persist_init(c);
@@ -87,6 +88,7 @@ void ty_core_destroy(ty_core_t **cp) {
     }
     ty_cache_fini(c);
     ty_sched_fini(c);
+    ty_models_fini(c);
     zhashx_destroy(&c->requests);
     free(c->heap);
     free(c->pheap);
@@ -474,6 +476,9 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
     case TY_EV_CHECKED:
         if (ev->run_id && ev->task)
             ty_cache_checked(c, ev->run_id, ev->task, ev->status);
+        break;
+    case TY_EV_MODEL:
+        rc = c->serving ? ty_models_request(c, ev) : TY_EUNAVAIL;
         break;
     case TY_EV_SCHEDULE:
         rc = c->serving ? ty_sched_request(c, ev) : TY_EUNAVAIL;

@@ -245,6 +245,7 @@ struct ty_core {
      * its latest entry (for saying why a key missed) */
     zhashx_t *cache, *cache_last;
     zhashx_t *scheds;     /* sched.c: name -> ty_sched_t* */
+    zhashx_t *models;     /* models.c: name -> ty_model_t* */
     int64_t sched_due_ms; /* wall ms of the next fire of any schedule (0: none) */
     struct ty_request *req_head, **req_tail;
     size_t nrequests;
@@ -311,6 +312,28 @@ void ty_cache_checked(ty_core_t *c, const char *run, const char *task, int ok);
 void ty_cache_succeeded(ty_core_t *c, ty_task_t *t);
 /* gc deleted these blobs: the entries whose outputs name one are
  * forgotten, here and (FORGET effects) in the store. */
+/* ---- models.c: the model registry ---- */
+void ty_models_init(ty_core_t *c);
+void ty_models_fini(ty_core_t *c);
+void ty_models_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len); /* key
+                                                                     relative to models/ */
+/* register, alias, promote (ev->msg; a register's run in ev->retry_of) */
+int ty_models_request(ty_core_t *c, const ty_ev_t *ev);
+/* A result's `register` lines: a reason they cannot be (heap), or NULL;
+ * then, once it succeeded, the versions they make. */
+char *ty_models_check_result(const ty_task_t *t, const Ty__TaskResult *res);
+void ty_models_from_result(ty_core_t *c, const ty_task_t *t, const Ty__TaskResult *res);
+const char *ty_models_name_problem(const char *name); /* NULL: a good model name */
+/* Views for the request handler (borrowed). */
+size_t ty_models_list(ty_core_t *c, Ty__ModelRecord ***out); /* free *out only */
+int ty_models_find(ty_core_t *c, const char *name, const Ty__ModelRecord **rec,
+                   Ty__ModelVersion *const **versions, size_t *nv, Ty__AliasMove *const **moves,
+                   size_t *nh);
+const Ty__ModelVersion *ty_models_version(ty_core_t *c, const char *name, uint32_t version);
+uint32_t ty_models_alias(ty_core_t *c, const char *name, const char *alias);
+/* Every registered version's blob into keep (gc keeps them). */
+void ty_models_keep(ty_core_t *c, zhashx_t *keep);
+
 /* ---- sched.c: cron schedules ---- */
 void ty_sched_init(ty_core_t *c);
 void ty_sched_fini(ty_core_t *c);

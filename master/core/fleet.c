@@ -99,8 +99,12 @@ static int ty_ref_ok(const Ty__TaskRef *ref) {
 
 static int ty_result_ok(const Ty__TaskResult *res) {
     if (!res || !ty_ref_ok(res->ref) || !ty_str_ok(res->error, TY_TEXT_MAX) ||
-        res->n_outputs > TY_MAX_RESULT_OUTPUTS)
+        res->n_outputs > TY_MAX_RESULT_OUTPUTS || res->n_registers > 64)
         return 0;
+    for (size_t i = 0; i < res->n_registers; i++)
+        if (!res->registers[i] || !ty_str_ok(res->registers[i]->key, TY_NAME_MAX) ||
+            !ty_str_ok(res->registers[i]->value, TY_TEXT_MAX))
+            return 0;
     for (size_t i = 0; i < res->n_outputs; i++)
         if (!ty_sha256_hex_ok(res->outputs[i]->sha256) ||
             ty_output_path_problem(res->outputs[i]->name))

@@ -634,6 +634,8 @@ void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t l
                 ty_persist_decode_task(r, slash + 7, val, len);
             free(run_id);
         }
+    } else if (strncmp(key, "models/", 7) == 0) {
+        ty_models_load(c, key + 7, val, len);
     } else if (strncmp(key, "schedules/", 10) == 0) {
         ty_sched_load(c, key + 10, val, len);
     } else if (strncmp(key, "cache/", 6) == 0) {

@@ -606,11 +606,13 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
     int ok = res->exit_code == 0 && res->term_signal == 0 && !res->timed_out && !res->cancelled &&
              !*res->error;
     const char *missing = ok ? ty_runs_missing_output(t, res) : NULL;
-    if (ok && !missing) {
+    char *unregistered = ok && !missing ? ty_models_check_result(t, res) : NULL;
+    if (ok && !missing && !unregistered) {
         t->state = TY_TASK_SUCCEEDED;
         ty_runs_set_reason(t, NULL);
         ty_runs_set_outputs(t, res->outputs, res->n_outputs);
         ty_cache_succeeded(c, t);
+        ty_models_from_result(c, t, res);
         t->progress = t->progress > 0 ? 1 : t->progress;
         ty_persist_task(c, t);
         ty_settle(c, t);
@@ -630,7 +632,9 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
     int final = plain_exit &&
                 ty_code_in(res->exit_code, t->spec->fail_exit_codes, t->spec->n_fail_exit_codes);
     char *why;
-    if (missing)
+    if (unregistered)
+        why = unregistered;
+    else if (missing)
         why = ty_xasprintf("output %s not found", missing);
     else if (final)
         why = ty_xasprintf("exit code %d (not retried: fail_exit_codes)", res->exit_code);
