@@ -211,6 +211,11 @@ static int ty_models_promote(ty_cli_t *cli, ty_client_t *c) {
             rq.lower_is_better = 0;
         } else if (strcmp(a, "--lower-is-better") == 0) {
             rq.lower_is_better = 1;
+        } else if (strcmp(a, "--baseline") == 0 && v) {
+            if (ty_parse_f64(v, -1e300, 1e300, &rq.baseline) != 0)
+                rc = ty_die("--baseline needs a number, got '%s'", v);
+            rq.has_baseline = 1;
+            i++;
         } else if ((strcmp(a, "--min-delta") == 0 || strcmp(a, "--min-relative") == 0) && v) {
             double d;
             if (ty_parse_f64(v, 0, 1e300, &d) != 0)
@@ -230,7 +235,8 @@ static int ty_models_promote(ty_cli_t *cli, ty_client_t *c) {
     }
     if (rc == 0 && (npos != 2 || !*rq.alias || !*rq.metric))
         rc = ty_die("usage: trainyard models promote NAME VERSION --alias ALIAS --metric M "
-                    "[--higher-is-better|--lower-is-better] [--min-delta D] [--min-relative R]");
+                    "[--higher-is-better|--lower-is-better] [--min-delta D] [--min-relative R] "
+                    "[--baseline V]");
     Ty__Envelope *rep = NULL;
     if (rc != 0 || ty_models_call(cli, c, &rq, &rep) != 0)
         return rc ? rc : 1;

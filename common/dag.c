@@ -181,20 +181,26 @@ char *ty_dag_render_inputs(const char *tmpl, const Ty__TaskSpec *t, char **missi
     return ty_render_scan(tmpl, "inputs.", ty_input_value, t, missing);
 }
 
+/* A string of an unpacked message replaced: protobuf-c leaves an empty one
+ * pointing at its static "", which is not to be freed. */
+static void ty_str_replace(char **s, char *r) {
+    if (*s != protobuf_c_empty_string)
+        free(*s);
+    *s = r;
+}
+
 static void ty_render_inputs_in_place(char **s, const Ty__TaskSpec *t) {
     char *missing = NULL;
     char *r = ty_dag_render_inputs(*s, t, &missing);
     free(missing); /* validated at load time */
-    free(*s);
-    *s = r;
+    ty_str_replace(s, r);
 }
 
 static void ty_render_in_place(char **s, const ty_dag_params_t *params) {
     char *missing = NULL;
     char *r = ty_dag_render_ix(*s, params, &missing);
     free(missing); /* validated at load time */
-    free(*s);
-    *s = r;
+    ty_str_replace(s, r);
 }
 
 int ty_dag_resolve(const Ty__PipelineSpec *spec, Ty__KV *const *overrides, size_t n,
@@ -249,10 +255,8 @@ int ty_dag_resolve(const Ty__PipelineSpec *spec, Ty__KV *const *overrides, size_
             ty_render_inputs_in_place(&ts->env[e]->value, ts);
     }
     ty_dag_params_free(ix);
-    for (size_t i = 0; i < copy->n_params; i++) {
-        free(copy->params[i]->value);
-        copy->params[i]->value = ty_xstrdup(params[i]->value);
-    }
+    for (size_t i = 0; i < copy->n_params; i++)
+        ty_str_replace(&copy->params[i]->value, ty_xstrdup(params[i]->value));
     *out = copy;
     *params_out = params;
     *nparams_out = np;

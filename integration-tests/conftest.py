@@ -200,8 +200,9 @@ class Cluster:
         args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
                 "--work-dir", os.path.join(self.tmp, "work-" + wid),
                 "--kill-grace-ms", "1000"] + LOG_ARGS + list(extra)
-        # steps find trainyard-train as a command
-        env = dict(os.environ, PATH=os.path.join(BUILD, "trainer") + ":" + os.environ["PATH"])
+        # steps find trainyard-train and trainyard as commands
+        env = dict(os.environ, PATH=os.path.join(BUILD, "trainer") + ":" + os.path.join(BUILD, "cli") +
+                   ":" + os.environ["PATH"])
         p = Proc(wid, args, os.path.join(self.tmp, f"worker-{wid}.log"), env=env)
         self.procs.append(p)
         self.workers[wid] = p

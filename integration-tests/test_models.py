@@ -128,3 +128,56 @@ def test_a_register_line_naming_no_output_fails_the_step(shared):
     assert task(st, "t")["reason"].startswith("register other: missing.bin is not an output of t")
     assert "other" not in [m["name"] for m in c.json("models", "list")]
     assert json.loads(c.cli("models", "list", "-o", "json").stdout)  # fashion is still there
+
+
+def test_the_retraining_loop_closes(cluster, tmp_path):
+    """examples/pipelines/retrain.yaml on a schedule, the master's clock
+    shifted (libfaketime): three daily fires, the data drifting from the
+    second on.  Run 1 trains, registers and promotes version 1; run 2 finds
+    the drift against the champion's data, retrains (two MPI ranks), and the
+    gate promotes version 2, which beats version 1 on the same held-out
+    data; run 3 finds no drift against version 2's data and skips the
+    retraining.  Every run succeeds; the history shows both promotions."""
+    from conftest import faketime_env
+    from test_schedules import set_clock, stored_runs
+    from conftest import wait_until
+    c = cluster
+    clock = tmp_path / "clock"
+    set_clock(clock, "2026-01-01 02:00:00")
+    c.master_env = faketime_env(clock)
+    c.start_master()
+    c.start_worker("w1", "--cpus", "2")
+    c.wait_workers(["w1"])
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", "pipelines", "retrain.yaml")
+    base = ["schedules", "add", "retrain", path, "--cron", "0 3 * * *",
+            "-p", f"master={c.client_ep}", "-p", "model=loop", "-p", "rows=3000"]
+    c.cli(*base)
+    runs = []
+    for day, shift in ((1, "0"), (2, "1.5"), (3, "1.5")):
+        if day == 2:  # the data drifts from now on: the schedule's params change
+            assert not c.json(*base, "-p", "shift=1.5")["created"]
+        set_clock(clock, f"2026-01-0{day} 02:59:59")
+        run = f"retrain-2026010{day}-0300"
+        wait_until(lambda: run in stored_runs(c, "retrain-"), 20, f"the fire of day {day}")
+        st = c.wait_run(run, timeout=180)
+        assert st["state"] == "succeeded", (day, [(t["name"], t["state"], t["reason"])
+                                                  for t in st["tasks"]])
+        runs.append(st)
+    states = [{t["name"]: t["state"] for t in st["tasks"]} for st in runs]
+    assert states[0] == states[1] == {"data": "succeeded", "drift": "succeeded",
+                                      "train": "succeeded", "evaluate": "succeeded",
+                                      "promote": "succeeded"}
+    assert states[2] == {"data": "succeeded", "drift": "succeeded", "train": "skipped",
+                         "evaluate": "skipped", "promote": "skipped"}
+    assert task(runs[1], "drift")["metrics"]["drift"]["value"] == 1
+    assert task(runs[2], "drift")["metrics"]["drift"]["value"] == 0
+    assert task(runs[2], "train")["reason"].startswith("skipped: when drift.drift > 0")
+    v2 = c.json("models", "show", "loop:2")
+    assert v2["run_id"] == runs[1]["run_id"]
+    assert v2["metrics"]["accuracy"] > v2["metrics"]["champion_accuracy"] + 0.2, v2["metrics"]
+    hist = c.json("models", "history", "loop")
+    assert [(h["from_version"], h["to_version"]) for h in hist] == [(None, 1), (1, 2)]
+    assert all(h["note"].startswith("promoted: ") for h in hist)
+    assert c.json("models", "show", "loop@champion")["version"] == 2
+    assert c.json("models", "list")[0]["last_version"] == 2

@@ -101,7 +101,9 @@ start() {
   for i in $(seq 1 "$workers"); do
     local extra=()
     if [ "$i" -eq 1 ] && [ "$gpus_first" -gt 0 ]; then extra=(--gpus "$gpus_first"); fi
-    PATH="$BUILD/trainer:$PATH" "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
+    # steps find trainyard-train and the trainyard CLI, which reaches the masters
+    PATH="$BUILD/trainer:$BUILD/cli:$PATH" TRAINYARD_MASTER="$client_ep" \
+      "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
       --work-dir "$HOME_DIR/work-$i" "${extra[@]}" >"$LOGS/worker-$i.log" 2>&1 &
     echo $! > "$PIDS/worker-$i.pid"
   done

@@ -3,7 +3,8 @@
 # starts a local cluster (etcd, two masters, two workers on 127.0.0.1), trains
 # an MLP on Fashion-MNIST with two MPI ranks through it (live progress),
 # prints the run's tasks and metrics, lists the model it stored in the
-# master's artifact store and fetches it back, kills the leading master with kill -9
+# master's artifact store and fetches it back, runs the retraining loop three
+# times (drift check, retrain, registry, promotion gate), kills the leading master with kill -9
 # and runs a pipeline through the standby that takes over, shows the master's
 # control core surviving faults in the deterministic simulator, and leaves
 # the cluster running.
@@ -34,6 +35,24 @@ echo "== the trained model, stored by the master by its SHA-256, and fetched bac
 "$CLI" artifacts "$run"
 model="${TRAINYARD_HOME:-$PWD/.trainyard}/fashion.model"
 "$CLI" get "$run" train/fashion.model -o "$model"
+echo
+echo "== closing the loop: examples/pipelines/retrain.yaml three times (docs/retraining.md)"
+echo "   (submitting a file with schedule: adds that schedule; --run-now also runs it now)"
+model="demo-$(date +%s)"
+for shift in 0 1.5 1.5; do
+  [ "$shift" = 1.5 ] && echo "-- this period's data has drifted (-p shift=$shift)"
+  "$CLI" submit examples/pipelines/retrain.yaml -p shift="$shift" -p model="$model" \
+    --run-now --wait >/dev/null 2>&1 || true
+  "$CLI" runs --limit 1 -o json | /usr/bin/python3 -c 'import json,sys
+s = json.load(sys.stdin)[0]
+print("%s %s" % (s["run_id"], s["state"]))'
+  r=$("$CLI" runs --limit 1 -o json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
+  "$CLI" status "$r" -o json | /usr/bin/python3 -c 'import json,sys
+s = json.load(sys.stdin)
+print("   " + ", ".join("%s %s" % (t["name"], t["state"]) for t in s["tasks"]))'
+done
+"$CLI" models history "$model"
+"$CLI" schedules rm retrain >/dev/null
 echo
 echo "== failover: kill -9 of the leading master; the standby takes over"
 pids="${TRAINYARD_HOME:-$PWD/.trainyard}/pids"

@@ -38,7 +38,8 @@ int ty_train_die(const char *fmt, ...) {
 static void ty_usage(FILE *f) {
     fputs(
         "usage:\n"
-        "  trainyard-train gen --rows N --features F --classes C --seed S --out FILE.csv[.gz]\n"
+        "  trainyard-train gen --rows N --features F --classes C --seed S [--shift X]\n"
+        "      --out FILE.csv[.gz]   (--shift moves every feature by X: a drifted period)\n"
         "  trainyard-train fit --train DATA [--val DATA | --val-split X] [--target COL]\n"
         "      --model softmax|linear|mlp:H1,H2,... [--epochs N] [--batch B] [--lr X]\n"
         "      [--optimizer sgd|adam] [--momentum M] [--weight-decay W] [--warmup STEPS]\n"
@@ -145,11 +146,12 @@ static int ty_gen_put(ty_bgzf_writer_t *z, FILE *plain, const ty_buf_t *b) {
  * two features' quantile bins modulo C (a checkerboard); other features are
  * noise.  An MLP learns it. */
 static int ty_cmd_gen(int argc, char **argv) {
-    double rows = 0, feats = 8, classes = 2, seed = 1;
+    double rows = 0, feats = 8, classes = 2, seed = 1, shift = 0;
     const char *out = NULL;
-    static const struct option opts[] = {{"rows", 1, 0, 'r'},    {"features", 1, 0, 'f'},
-                                         {"classes", 1, 0, 'c'}, {"seed", 1, 0, 's'},
-                                         {"out", 1, 0, 'o'},     {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"rows", 1, 0, 'r'}, {"features", 1, 0, 'f'}, {"classes", 1, 0, 'c'},
+        {"seed", 1, 0, 's'}, {"shift", 1, 0, 'h'},    {"out", 1, 0, 'o'},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -166,6 +168,9 @@ static int ty_cmd_gen(int argc, char **argv) {
             break;
         case 's':
             bad = ty_train_num("seed", optarg, 0, 1e18, &seed);
+            break;
+        case 'h':
+            bad = ty_train_num("shift", optarg, -100, 100, &shift);
             break;
         case 'o':
             out = optarg;
@@ -218,7 +223,7 @@ static int ty_cmd_gen(int argc, char **argv) {
         q0 = q0 >= C ? C - 1 : q0;
         q1 = q1 >= C ? C - 1 : q1;
         for (int j = 0; j < F; j++)
-            ty_put_fixed5(&b, x[j]);
+            ty_put_fixed5(&b, x[j] + shift); /* the labels stay those of x */
         ty_buf_printf(&b, "%d\n", (q0 + q1) % C);
         if (b.len >= 65536 || r + 1 == (size_t)rows) {
             werr = ty_gen_put(z, plain, &b);

@@ -235,6 +235,31 @@ int main(void) {
     expect_err("name: x\ntasks:\n  - name: a\n    command: [t]\n    outputs: [\"p/*\"]\n"
                "  - name: b\n    command: [t]\n    inputs: {m: \"a/p/*\"}\n",
                TY_EINVAL, "task 'a' declares no output 'p/*'");
+    /* empty strings (a param's default, an env value, an argument) resolve */
+    {
+        Ty__PipelineSpec *sp = NULL, *res = NULL;
+        char *msg = NULL;
+        const char *y = "name: x\nparams: {m: \"\"}\ntasks:\n"
+                        "  - {name: a, command: [t, \"\", \"{{ params.m }}\"], env: {E: \"\"}}\n";
+        CHECK_EQ_INT(load(y, &sp, &msg), 0);
+        Ty__PipelineSpec *again = NULL; /* as the master has it: through the wire */
+        size_t len = ty__pipeline_spec__get_packed_size(sp);
+        uint8_t *buf = malloc(len ? len : 1);
+        ty__pipeline_spec__pack(sp, buf);
+        again = ty__pipeline_spec__unpack(NULL, len, buf);
+        free(buf);
+        Ty__KV **params = NULL;
+        size_t np = 0;
+        CHECK_EQ_INT(ty_dag_resolve(again, NULL, 0, &res, &params, &np, &msg), 0);
+        CHECK_STR(res->tasks[0]->argv[1], "");
+        CHECK_STR(res->tasks[0]->argv[2], "");
+        CHECK_STR(res->tasks[0]->env[0]->value, "");
+        CHECK_STR(res->params[0]->value, "");
+        ty_dag_free(&res);
+        ty_dag_kvs_free(params, np);
+        ty_dag_free(&again);
+        ty_dag_free(&sp);
+    }
     /* branches: exit codes, conditions naming declared upstream metrics
      * (which imply the dependency), the pipeline's schedule: key */
     {

@@ -372,6 +372,10 @@ static int ty_on_promote(ty_core_t *c, const ty_ev_t *ev, const Ty__ModelRequest
     uint32_t curv = ty_alias_get(m, rq->alias);
     const Ty__ModelVersion *cur = ty_models_version(c, m->rec->name, curv);
     double y = cur ? ty_metric_in(cur, rq->metric, &cur_found) : 0;
+    if (cur && rq->has_baseline) { /* measured on the same data as the candidate */
+        y = rq->baseline;
+        cur_found = 1;
+    }
     Ty__ModelReply rep = TY__MODEL_REPLY__INIT;
     rep.candidate = x;
     rep.current = y;
@@ -393,9 +397,12 @@ static int ty_on_promote(ty_core_t *c, const ty_ev_t *ev, const Ty__ModelRequest
         if (rq->min_relative > 0 && rq->min_relative * fabs(y) > need)
             need = rq->min_relative * fabs(y);
         rep.promoted = gain > 0 && gain >= need;
-        char margin[80] = "";
+        char margin[120] = "";
+        size_t k = 0;
         if (need > 0)
-            snprintf(margin, sizeof margin, ", at least %g needed", need);
+            k = (size_t)snprintf(margin, sizeof margin, ", at least %g needed", need);
+        if (rq->has_baseline)
+            snprintf(margin + k, sizeof margin - k, "; version %u measured on the same data", curv);
         decision = ty_xasprintf("%s: %s %g against %g of version %u (%s is better; better by "
                                 "%g%s)",
                                 rep.promoted ? "promoted" : "not promoted", rq->metric, x, y, curv,
