@@ -155,8 +155,11 @@ def test_fires_exactly_once_across_a_failover_and_catches_up_once(cluster, tmp_p
     assert c.wait_run(run2)["state"] == "succeeded"
     assert stored_runs(c, "nightly-") == [run1, run2]
 
-    # no master across the fires of 00:15, 00:20 and 00:25
+    # no master across the fires of 00:15, 00:20 and 00:25; meanwhile a
+    # record that is no schedule lands in etcd: skipped at load, said so
     m2.kill(signal.SIGKILL)
+    subprocess.run(["etcdctl", "--endpoints", c.etcd_url, "put", "/trainyard/schedules/junk",
+                    "not a schedule"], check=True, capture_output=True)
     set_clock(clock, "2026-01-01 00:26:00")
     c.client_ep = c.client_ep.split(",")[0]
     c.worker_ep = c.worker_ep.split(",")[0]
@@ -169,6 +172,8 @@ def test_fires_exactly_once_across_a_failover_and_catches_up_once(cluster, tmp_p
     assert (s["fired"], s["last_run"]) == (3, run3), s
     assert "2 missed fires skipped (catch-up latest)" in s["note"]
     assert s["next_fires"][0]["utc"].startswith("2026-01-01T00:30:00")
+    assert "schedule junk in etcd skipped" in c.master.text()
+    assert [x["name"] for x in c.json("schedules", "list")] == ["nightly"]
 
     # daylight saving: 02:30 does not exist on 8 March 2026 in New York
     c.cli("schedules", "rm", "nightly")

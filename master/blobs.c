@@ -378,6 +378,7 @@ void ty_blobs_work_done(uv_work_t *req, int status) {
         break;
     case TY_W_READ:
         ty_blobs_read_done(b, w);
+        ty_blobs_read_release(b, w);
         break;
     case TY_W_STAT:
         ty_stat_done(b, w);
@@ -628,6 +629,8 @@ void ty_blobs_destroy(ty_blobs_t **bp) {
         uv_run(b->loop, UV_RUN_ONCE);
     zhashx_destroy(&b->uploads);
     zhashx_destroy(&b->known);
+    while (b->nrfree > 0)
+        free(b->rfree[--b->nrfree]);
     free(b->tmpdir);
     free(b->dir);
     free(b);

@@ -68,6 +68,8 @@ struct ty_blobs {
     size_t wq_bytes;
     int group_busy; /* a group of whole files is in the pool */
     unsigned tmp_seq;
+    uint8_t *rfree[4]; /* read buffers (TY_READ_MAX bytes) kept: trainyard get asks 4 at once */
+    int nrfree;
     int pending; /* work items in the pool */
     int timer_open;
     ty_blobs_stats_t st;
@@ -128,6 +130,7 @@ void ty_blobs_send_error(ty_blobs_t *b, int client, const uint8_t *peer, size_t 
 /* blobs_read.c: the pool's side (run) and the loop's (done) of each kind */
 void ty_blobs_read_run(ty_work_t *w);
 void ty_blobs_read_done(ty_blobs_t *b, ty_work_t *w);
+void ty_blobs_read_release(ty_blobs_t *b, ty_work_t *w);
 void ty_blobs_check_run(ty_work_t *w);
 void ty_blobs_check_done(ty_blobs_t *b, ty_work_t *w);
 void ty_blobs_gc_run(ty_work_t *w);

@@ -28,8 +28,7 @@ void ty_blobs_read_run(ty_work_t *w) {
     }
     w->size = (uint64_t)st.st_size;
     uint64_t left = w->off < w->size ? w->size - w->off : 0;
-    size_t want = left < w->len ? (size_t)left : w->len;
-    w->data = ty_xmalloc(want ? want : 1);
+    size_t want = left < w->len ? (size_t)left : w->len; /* w->data holds w->len */
     while (w->got < want) {
         ssize_t k = pread(fd, w->data + w->got, want - w->got, (off_t)(w->off + w->got));
         if (k < 0 && errno == EINTR)
@@ -64,7 +63,17 @@ void ty_blobs_read_done(ty_blobs_t *b, ty_work_t *w) {
     env.body_case = TY__ENVELOPE__BODY_BLOB_DATA;
     env.blob_data = &d;
     b->st.bytes_out += w->got;
-    b->send(b->arg, w->client, w->peer, w->peer_len, w->req_id, &env);
+    b->send(b->arg, w->client, w->peer, w->peer_len, w->req_id, &env); /* copied */
+}
+
+/* A range's buffer back to the few kept for the next (the loop's side):
+ * transfers reuse them instead of making the allocator grow and shrink. */
+void ty_blobs_read_release(ty_blobs_t *b, ty_work_t *w) {
+    if (w->data && b->nrfree < (int)(sizeof b->rfree / sizeof b->rfree[0]))
+        b->rfree[b->nrfree++] = w->data;
+    else
+        free(w->data);
+    w->data = NULL;
 }
 
 void ty_blobs_on_read(ty_blobs_t *b, int client, const uint8_t *peer, size_t peer_len,
@@ -83,6 +92,7 @@ void ty_blobs_on_read(ty_blobs_t *b, int client, const uint8_t *peer, size_t pee
     snprintf(w->sha, sizeof w->sha, "%s", br->sha256);
     w->off = br->offset;
     w->len = br->length && br->length < TY_READ_MAX ? br->length : TY_READ_MAX;
+    w->data = b->nrfree ? b->rfree[--b->nrfree] : ty_xmalloc(TY_READ_MAX);
     w->path = ty_blobs_path(b, br->sha256);
     ty_blobs_work_queue(w);
 }

@@ -8,6 +8,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -756,6 +757,11 @@ int main(int argc, char **argv) {
         return ty_opts_free(&m.o, 1);
     }
 
+    /* Transfer buffers (256 KiB chunks, 1 MiB ranges) are allocated in the
+     * thread pool and freed on the loop: a fixed mmap threshold gives each
+     * back to the system when freed, instead of letting glibc raise the
+     * threshold and keep them in per-thread arenas (RSS during transfers). */
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     zsys_init();
     zsys_set_linger(100);
     zsys_handler_set(NULL); /* libuv handles signals */

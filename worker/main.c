@@ -10,6 +10,7 @@
 
 #include <float.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,11 @@ int main(int argc, char **argv) {
      * attempts' directories nobody holds any more: orphans.h, shmdir.h */
     ty_orphans_end(wk.id, wk.workdir, wk.kill_grace_ms);
     ty_shmdir_sweep("/dev/shm");
+    /* Transfer buffers (256 KiB chunks, 1 MiB ranges) are allocated in the
+     * thread pool and freed on the loop: a fixed mmap threshold gives each
+     * back to the system when freed, instead of letting glibc raise the
+     * threshold and keep them in per-thread arenas (RSS during transfers). */
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     zsys_init();
     zsys_set_linger(100);
     zsys_handler_set(NULL);

@@ -2,7 +2,8 @@
  * clock against simulated workers, clients and a simulated store, with
  * faults: store answers delayed and reordered, txns that fail (some after
  * committing), leadership lost to another master, worker crashes and
- * silences, master crashes that rebuild from the store.  Everything comes
+ * silences, master crashes that rebuild from the store, and a wall clock
+ * set forward (a cron schedule's fires fall due).  Everything comes
  * from one seed, so a seed replays a run exactly.  After every step the
  * invariants of the control plane are checked (sim_check.c); the first
  * violation prints the command that replays it.
@@ -189,6 +190,10 @@ static void sim_faults(sim_t *s) {
         s->store_epoch++; /* another master was elected: this one's writes fail */
         s->takeovers++;
     }
+    if (sim_chance(s, s->p_clock_step)) { /* the wall clock set forward: fires fall due */
+        s->wall0 += sim_between(s, 20000, 150000);
+        s->clock_steps++;
+    }
     if (s->nworkers && sim_chance(s, s->p_worker_crash))
         sim_worker_crash(s, &s->workers[sim_rand(s) % s->nworkers]);
     if (s->nworkers && sim_chance(s, s->p_worker_silence)) {
@@ -251,6 +256,7 @@ static int sim_run(const sim_opts_t *o, uint64_t seed) {
     s.p_worker_silence = 0.002;
     s.p_txn_fail = 0.03;
     s.p_txn_ambiguous = 0.02;
+    s.p_clock_step = 0.001;
     sim_store_init(&s);
     sim_client_init(&s);
     sim_workers_init(&s);
@@ -274,10 +280,12 @@ static int sim_run(const sim_opts_t *o, uint64_t seed) {
     if (bad || !o->quiet)
         printf("seed %llu: %s%s; %zu runs submitted, %zu finished, %llu dispatches, %zu master "
                "starts (%zu crashes, %zu take-overs), %zu worker crashes, %zu runs dropped from "
-               "the store, %zu submits refused, %zu sent again, %lld ms\n",
+               "the store, %zu submits refused, %zu sent again, %zu clock steps, %zu runs "
+               "of cron fires, %lld ms\n",
                (unsigned long long)seed, bad ? "VIOLATION: " : "ok", bad ? s.violation : "",
                s.nsubmitted, s.nfinished, (unsigned long long)s.dispatches, s.masters, s.crashes,
-               s.takeovers, s.worker_crashes, s.dropped, s.refused, s.resent, (long long)s.now);
+               s.takeovers, s.worker_crashes, s.dropped, s.refused, s.resent, s.clock_steps,
+               zhashx_size(s.fire_runs), (long long)s.now);
     if (bad)
         printf("replay: trainyard-sim --seed %llu --workers %zu --runs %zu --ms %lld\n",
                (unsigned long long)seed, o->workers, o->runs, (long long)o->ms);

@@ -102,6 +102,16 @@ typedef struct {
     uint64_t req_ids;
     sim_submit_t *subs;
     zhashx_t *sub_by_req; /* "req_id" -> sim_submit_t* (borrowed) */
+    /* a cron schedule ("* * * * *", catch-up all, concurrency allow) added
+     * by a client until acknowledged; the wall clock is set forward now and
+     * then (a fault), so that it fires often and across master crashes */
+    uint64_t sched_req;
+    int sched_acked;
+    int64_t sched_resend_at;
+    double p_clock_step;
+    size_t clock_steps;
+    zhashx_t *fire_runs;    /* the runs of its fires ever stored: id -> 1 */
+    zhashx_t *dropped_runs; /* runs the history's drop deleted: id -> 1 */
     /* counters */
     uint64_t dispatches, replies;
     size_t masters, crashes, takeovers, worker_crashes, dropped, refused, resent;

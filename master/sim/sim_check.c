@@ -11,6 +11,9 @@
  *  - a run is finished exactly when all its tasks are settled. */
 #include "master/sim/sim.h"
 
+#include "common/cron.h"
+#include <time.h>
+
 #include "common/util.h"
 
 #include <math.h>
@@ -136,8 +139,11 @@ void sim_check_send(sim_t *s, const ty_fx_t *fx) {
         if (rec)
             ty__task_record__free_unpacked(rec, NULL);
     } else if (env->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY) {
+        /* (a request id sent again long after: its run may have left the
+         * history since, which a clock set forward hastens) */
         snprintf(key, sizeof key, "runs/%s", env->submit_reply->run_id);
-        if (!zhashx_lookup(s->kv, key))
+        if (!zhashx_lookup(s->kv, key) &&
+            !zhashx_lookup(s->dropped_runs, env->submit_reply->run_id))
             sim_fail(s, "submit of %s acknowledged before its run was durable",
                      env->submit_reply->run_id);
     }
@@ -148,6 +154,11 @@ void sim_check_send(sim_t *s, const ty_fx_t *fx) {
  * once, a run ends once. */
 void sim_check_put(sim_t *s, const char *key, const uint8_t *val, size_t len) {
     zchunk_t *old = zhashx_lookup(s->kv, key);
+    if (strncmp(key, "runs/cron-", 10) == 0 && !strchr(key + 5, '/')) { /* a fire's run */
+        if (!old && zhashx_lookup(s->fire_runs, key + 5))
+            sim_fail(s, "%s, the run of a fire, is created again after it was dropped", key);
+        zhashx_update(s->fire_runs, key + 5, (void *)1);
+    }
     if (!old || strncmp(key, "runs/", 5) != 0)
         return;
     if (strstr(key, "/tasks/")) {
@@ -173,10 +184,50 @@ void sim_check_put(sim_t *s, const char *key, const uint8_t *val, size_t len) {
     else if (sim_terminal_run(a->state) && b->state != a->state)
         sim_fail(s, "%s ended %s and is written %s", key, ty_run_state_name(a->state),
                  ty_run_state_name(b->state));
+    else if (a->created_ms != b->created_ms || a->seq != b->seq)
+        sim_fail(s, "%s is created a second time (created at %lld, then at %lld)", key,
+                 (long long)a->created_ms, (long long)b->created_ms);
     if (a)
         ty__run_record__free_unpacked(a, NULL);
     if (b)
         ty__run_record__free_unpacked(b, NULL);
+}
+
+/* Every fire of the cron schedule after it was first stored, up to the
+ * last one it dealt with, started exactly one run (catch-up all, concurrency
+ * allow: none is skipped), however the masters crashed and the clock moved. */
+static void sim_check_fires(sim_t *s) {
+    zchunk_t *ch = zhashx_lookup(s->kv, "schedules/cron");
+    Ty__ScheduleRecord *rec =
+        ch ? ty__schedule_record__unpack(NULL, zchunk_size(ch), zchunk_data(ch)) : NULL;
+    if (!rec) {
+        if (zhashx_size(s->fire_runs))
+            sim_fail(s, "runs of cron fires were stored, but the schedule is not");
+        return;
+    }
+    ty_cron_t *cron = NULL;
+    char *why = NULL;
+    if (ty_cron_parse(rec->spec->cron, rec->spec->tz, &cron, &why) != 0)
+        abort();
+    size_t want = 0;
+    for (int64_t f = ty_cron_next(cron, rec->created_ms / 1000); f >= 0 && f <= rec->last_fire_s;
+         f = ty_cron_next(cron, f)) {
+        time_t t = (time_t)f;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char id[40];
+        strftime(id, sizeof id, "cron-%Y%m%d-%H%M", &tm);
+        if (!zhashx_lookup(s->fire_runs, id))
+            sim_fail(s, "the fire at %lld (%s) started no run", (long long)f, id);
+        want++;
+    }
+    if (zhashx_size(s->fire_runs) != want)
+        sim_fail(s, "%zu fires of the cron schedule, %zu runs of fires stored", want,
+                 zhashx_size(s->fire_runs));
+    if (rec->skipped)
+        sim_fail(s, "the cron schedule skipped %llu fires", (unsigned long long)rec->skipped);
+    ty_cron_destroy(&cron);
+    ty__schedule_record__free_unpacked(rec, NULL);
 }
 
 /* After the settling: every run the store holds has ended, in the store and
@@ -219,6 +270,7 @@ void sim_check_end(sim_t *s) {
             ty__run_record__free_unpacked(r, NULL);
     }
     zhashx_destroy(&rids);
+    sim_check_fires(s);
     s->nfinished = stored;
     if (s->core->nlive > stored)
         sim_fail(s, "the master holds %zu runs, the store %zu", s->core->nlive, stored);

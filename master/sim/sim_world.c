@@ -137,6 +137,7 @@ void sim_store_drop(sim_t *s, const char *before) {
             continue;
         zlistx_add_end(gone, ty_xstrdup(k));
         zlistx_add_end(runs, ty_xasprintf("runs/%s", id + 1));
+        zhashx_update(s->dropped_runs, id + 1, (void *)1);
         s->dropped++;
     }
     for (char *run = zlistx_first(runs); run; run = zlistx_next(runs)) {
@@ -181,10 +182,16 @@ void sim_store_load(sim_t *s) {
     ty_ev_t seq = {
         .kind = TY_EV_LOAD, .key = "leader.seq", .data = (uint8_t *)chain, .len = (size_t)cl};
     ty_core_step(s->core, &seq, now);
-    for (int pass = 0; pass < 2; pass++) /* workers/ first: running tasks name them */
+    /* as the master's shell does: workers/ first (running tasks name them),
+     * then runs/, then the rest it reads (cache/, models/, schedules/) */
+    for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; i < n; i++) {
             int is_worker = strncmp(keys[i], "workers/", 8) == 0;
-            if (pass == 0 ? !is_worker : strncmp(keys[i], "runs/", 5) != 0)
+            int is_run = strncmp(keys[i], "runs/", 5) == 0;
+            int is_rest = strncmp(keys[i], "cache/", 6) == 0 ||
+                          strncmp(keys[i], "models/", 7) == 0 ||
+                          strncmp(keys[i], "schedules/", 10) == 0;
+            if (!(pass == 0 ? is_worker : pass == 1 ? is_run : is_rest))
                 continue;
             zchunk_t *ch = zhashx_lookup(s->kv, keys[i]);
             ty_ev_t ev = {.kind = TY_EV_LOAD,
@@ -519,6 +526,43 @@ void sim_client_init(sim_t *s) {
     s->sub_by_req = zhashx_new();
     s->submitting = 1;
     s->next_submit = 1;
+    s->fire_runs = zhashx_new();
+    s->dropped_runs = zhashx_new();
+}
+
+#define SIM_SCHED_RESEND_MS 200
+
+/* The client adds the schedule, and sends it again until a master answers
+ * (an add of one that exists is an update: its fires stay where they are). */
+static void sim_sched_send(sim_t *s) {
+    static const char y[] = "name: cron\ntasks:\n  - {name: a, command: [t]}\n";
+    Ty__PipelineSpec *spec = NULL;
+    char *err = NULL;
+    if (ty_dag_load_string(y, strlen(y), "cron.yaml", &spec, &err) != 0)
+        abort();
+    Ty__ScheduleSpec sp = TY__SCHEDULE_SPEC__INIT;
+    sp.name = "cron";
+    sp.cron = "* * * * *";
+    sp.tz = "UTC";
+    sp.catchup = "all";
+    sp.max_catchup = 10;
+    sp.concurrency = "allow";
+    sp.pipeline = spec;
+    Ty__ScheduleRequest rq = TY__SCHEDULE_REQUEST__INIT;
+    rq.op = "add";
+    rq.spec = &sp;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_SCHEDULE;
+    env.schedule = &rq;
+    s->sched_req = ++s->req_ids;
+    s->sched_resend_at = s->now + SIM_SCHED_RESEND_MS;
+    ty_ev_t ev = {.kind = TY_EV_SCHEDULE,
+                  .peer = (const uint8_t *)"client",
+                  .peer_len = 6,
+                  .req_id = s->sched_req,
+                  .msg = &env};
+    sim_core_step(s, &ev);
+    ty_dag_free(&spec);
 }
 
 static const char *sim_rules[] = {"all_success", "all_done", "one_failed", "none_failed"};
@@ -589,6 +633,8 @@ void sim_client_free(sim_t *s) {
         free(q);
     }
     zhashx_destroy(&s->sub_by_req);
+    zhashx_destroy(&s->fire_runs);
+    zhashx_destroy(&s->dropped_runs);
 }
 
 char *sim_stored_request(sim_t *s, const char *rid, const char *other_than) {
@@ -620,6 +666,8 @@ void sim_client_tick(sim_t *s) {
         s->nsubmitted++;
         sim_submit_send(s, q);
     }
+    if (!s->sched_acked && s->now >= s->sched_resend_at)
+        sim_sched_send(s);
     for (sim_submit_t *q = s->subs; q; q = q->next)
         if (!q->run_id && q->resend_at <= s->now) {
             s->resent++;
@@ -647,6 +695,8 @@ void sim_client_reply(sim_t *s, const uint8_t *data, size_t len) {
         return;
     }
     s->replies++;
+    if (env->req_id == s->sched_req && env->body_case == TY__ENVELOPE__BODY_SCHEDULE_REPLY)
+        s->sched_acked = 1;
     char key[24];
     snprintf(key, sizeof key, "%llu", (unsigned long long)env->req_id);
     sim_submit_t *q = zhashx_lookup(s->sub_by_req, key);
