@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-static json_t *ty_time_json(int64_t ms) {
+json_t *ty_out_time_json(int64_t ms) {
     if (ms <= 0)
         return json_null();
     char buf[40];
@@ -32,15 +32,16 @@ json_t *ty_out_run_json(const Ty__RunRecord *r) {
     json_object_set_new(o, "run_id", json_string(r->run_id));
     json_object_set_new(o, "pipeline", json_string(r->pipeline));
     json_object_set_new(o, "state", json_string(ty_run_state_name(r->state)));
-    json_object_set_new(o, "created_at", ty_time_json(r->created_ms));
-    json_object_set_new(o, "started_at", ty_time_json(r->started_ms));
-    json_object_set_new(o, "finished_at", ty_time_json(r->finished_ms));
+    json_object_set_new(o, "created_at", ty_out_time_json(r->created_ms));
+    json_object_set_new(o, "started_at", ty_out_time_json(r->started_ms));
+    json_object_set_new(o, "finished_at", ty_out_time_json(r->finished_ms));
     json_t *p = json_object();
     for (size_t i = 0; i < r->n_params; i++)
         json_object_set_new(p, r->params[i]->key, json_string(r->params[i]->value));
     json_object_set_new(o, "params", p);
     json_object_set_new(o, "schedule", *r->schedule ? json_string(r->schedule) : json_null());
-    json_object_set_new(o, "fire_time", r->fire_s ? ty_time_json(r->fire_s * 1000) : json_null());
+    json_object_set_new(o, "fire_time",
+                        r->fire_s ? ty_out_time_json(r->fire_s * 1000) : json_null());
     return o;
 }
 
@@ -64,8 +65,8 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
                                 : json_null());
         json_object_set_new(j, "signal",
                             t->term_signal ? json_integer(t->term_signal) : json_null());
-        json_object_set_new(j, "started_at", ty_time_json(t->started_ms));
-        json_object_set_new(j, "finished_at", ty_time_json(t->finished_ms));
+        json_object_set_new(j, "started_at", ty_out_time_json(t->started_ms));
+        json_object_set_new(j, "finished_at", ty_out_time_json(t->finished_ms));
         json_object_set_new(j, "reason", *t->reason ? json_string(t->reason) : json_null());
         json_object_set_new(j, "progress", json_real(t->progress));
         json_object_set_new(j, "progress_text",
@@ -115,7 +116,7 @@ json_t *ty_out_worker_json(const Ty__WorkerStatus *w) {
     json_object_set_new(o, "used_cpus", json_real(w->used ? w->used->cpus : 0));
     json_object_set_new(o, "used_mem_mb", json_integer(w->used ? (json_int_t)w->used->mem_mb : 0));
     json_object_set_new(o, "used_gpus", json_integer(w->used ? w->used->gpus : 0));
-    json_object_set_new(o, "last_seen_at", ty_time_json(w->last_seen_ms));
+    json_object_set_new(o, "last_seen_at", ty_out_time_json(w->last_seen_ms));
     return o;
 }
 

@@ -2,7 +2,6 @@
  * and clients on one libuv loop. */
 #include "master/master.h"
 
-#include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -10,53 +9,11 @@
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void ty_usage(FILE *f) {
-    fputs("usage: trainyard-master [options]\n"
-          "  --etcd URLS            etcd endpoints (default $TRAINYARD_ETCD or "
-          "http://127.0.0.1:2379)\n"
-          "  --prefix P             etcd key prefix (default /trainyard/)\n"
-          "  --node-id ID           this master's id (default the host name)\n"
-          "  --worker-bind EP       ZeroMQ endpoint for workers (default tcp://127.0.0.1:7001)\n"
-          "  --client-bind EP       ZeroMQ endpoint for clients (default tcp://127.0.0.1:7000)\n"
-          "  --data-dir DIR         logs and blobs (default ./.trainyard/master)\n"
-          "  --heartbeat-ms N       worker heartbeat interval (default 1000)\n"
-          "  --worker-lease-ms N    a silent worker is lost after this (default 8000); keep it\n"
-          "                         above the leader TTL + 2 s so tasks survive a failover\n"
-          "  --leader-ttl S         leader lease TTL in seconds (default 5)\n"
-          "  --store DIR            the artifact store, by SHA-256 (default <data-dir>/store);\n"
-          "                         a shared mount lets a standby on another host serve it\n"
-          "  --max-artifact-bytes N largest artifact accepted (default 68719476736: 64 GiB)\n"
-          "  --max-run-artifact-bytes N  what one run's outputs may add up to (default 0:\n"
-          "                         no limit)\n"
-          "  --gc-grace-s S         `trainyard gc` keeps blobs stored less than S seconds ago\n"
-          "                         (default 3600: their results may not be committed yet)\n"
-          "  --store-stall-ms N     refuse submits (nothing stored) while etcd has not\n"
-          "                         answered for this long (default 2000)\n"
-          "  --max-frame BYTES      largest accepted message (default 4194304)\n"
-          "  --retain-runs N        finished runs kept in memory (default 100)\n"
-          "  --retain-tasks N       ... and at most this many of their tasks (default 5000)\n"
-          "  --retain-age S         ... for at most S seconds (default 600); older ones are\n"
-          "                         read back from etcd when asked for\n"
-          "  --keep-history S       delete runs from etcd (and their logs) S seconds after\n"
-          "                         they ended; 0 keeps them forever (default 2592000: 30 days)\n"
-          "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
-          "                         last N/10 (default 10000)\n"
-          "  --max-pipeline-bytes N a submitted pipeline file's size (default 4194304), and\n"
-          "                         separately what its aliases may add\n"
-          "  --max-pipeline-depth N nesting of its mappings and lists (default 32)\n"
-          "  --max-pipeline-tasks N its tasks (default 20000)\n"
-          "  --max-mapping-keys N   keys in any one of its mappings (default 1000)\n"
-          "  --config FILE          key = value file with the same option names\n"
-          "  --log-level L          debug|info|warn|error (default info)\n",
-          f);
-}
 
 static ty_time_t ty_master_now(void) { return (ty_time_t){ty_now_ms(), ty_mono_ms()}; }
 
@@ -509,252 +466,20 @@ static void ty_close_walk(uv_handle_t *h, void *arg) {
         uv_close(h, NULL);
 }
 
-static int ty_opt_i64(const char *name, const char *v, int64_t *out) {
-    if (ty_parse_i64(v, 1, INT64_MAX, out) != 0) {
-        fprintf(stderr, "trainyard-master: --%s needs a positive integer, got '%s'\n", name, v);
-        return -1;
-    }
-    return 0;
-}
-
-/* The options' strings freed; returns rc (an exit before the loop runs). */
-static int ty_opts_free(ty_master_opts_t *o, int rc) {
-    free(o->etcd);
-    free(o->prefix);
-    free(o->node_id);
-    free(o->worker_ep);
-    free(o->client_ep);
-    free(o->data_dir);
-    free(o->store_dir);
-    memset(o, 0, sizeof *o);
-    return rc;
-}
-
 int main(int argc, char **argv) {
     ty_master_t m;
     memset(&m, 0, sizeof m);
-    char host[256] = "master";
-    gethostname(host, sizeof host - 1);
-    const char *env_etcd = getenv("TRAINYARD_ETCD");
-    m.o.etcd = ty_xstrdup(env_etcd ? env_etcd : "http://127.0.0.1:2379");
-    m.o.prefix = ty_xstrdup("/trainyard/");
-    m.o.node_id = ty_xstrdup(host);
-    m.o.worker_ep = ty_xstrdup("tcp://127.0.0.1:7001");
-    m.o.client_ep = ty_xstrdup("tcp://127.0.0.1:7000");
-    m.o.data_dir = ty_xstrdup("./.trainyard/master");
-    m.o.heartbeat_ms = 1000;
-    m.o.worker_lease_ms = 8000;
-    m.o.leader_ttl_s = 5;
-    m.o.store_stall_ms = 2000;
-    m.o.max_artifact = 64LL << 30;
-    m.o.gc_grace_s = 3600;
-    m.o.max_frame = TY_WIRE_MAX_DEFAULT;
-    m.o.lost_limit = 5;
-    m.o.retain_runs = 100;
-    m.o.retain_tasks = 5000;
-    m.o.retain_s = 600;
-    m.o.compact_every = 10000;
-    m.o.history_s = 30LL * 24 * 3600;
-    ty_dag_limits_t deflim = TY_DAG_LIMITS_DEFAULT;
-    m.o.max_pl_bytes = (int64_t)deflim.max_bytes;
-    m.o.max_pl_depth = deflim.max_depth;
-    m.o.max_pl_tasks = deflim.max_tasks;
-    m.o.max_map_keys = deflim.max_keys;
     ty_log_level_t lvl = TY_LOG_INFO;
-
-    static const struct option opts[] = {{"etcd", 1, 0, 'e'},
-                                         {"prefix", 1, 0, 'p'},
-                                         {"node-id", 1, 0, 'n'},
-                                         {"worker-bind", 1, 0, 'w'},
-                                         {"client-bind", 1, 0, 'c'},
-                                         {"data-dir", 1, 0, 'd'},
-                                         {"heartbeat-ms", 1, 0, 'H'},
-                                         {"worker-lease-ms", 1, 0, 'L'},
-                                         {"leader-ttl", 1, 0, 'T'},
-                                         {"store-stall-ms", 1, 0, 'S'},
-                                         {"store", 1, 0, 'o'},
-                                         {"max-artifact-bytes", 1, 0, 'x'},
-                                         {"max-run-artifact-bytes", 1, 0, 'X'},
-                                         {"gc-grace-s", 1, 0, 'G'},
-                                         {"max-frame", 1, 0, 'M'},
-                                         {"config", 1, 0, 'C'},
-                                         {"log-level", 1, 0, 'l'},
-                                         {"retain-runs", 1, 0, 'R'},
-                                         {"retain-tasks", 1, 0, 'K'},
-                                         {"retain-age", 1, 0, 'A'},
-                                         {"compact-every", 1, 0, 'E'},
-                                         {"keep-history", 1, 0, 'Y'},
-                                         {"max-pipeline-bytes", 1, 0, 'B'},
-                                         {"max-pipeline-depth", 1, 0, 'D'},
-                                         {"max-pipeline-tasks", 1, 0, 'N'},
-                                         {"max-mapping-keys", 1, 0, 'k'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    /* a config file is read first so flags override it */
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--config") == 0) {
-            ty_config_t *cfg = NULL;
-            char *err = NULL;
-            int rc = ty_config_load(&cfg, argv[i + 1], &err);
-            if (rc != 0) {
-                fprintf(stderr, "trainyard-master: %s\n", err ? err : ty_strerror(rc));
-                return ty_opts_free(&m.o, 2);
-            }
-            const char *v;
-            if ((v = ty_config_get(cfg, "etcd")))
-                free(m.o.etcd), m.o.etcd = ty_xstrdup(v);
-            if ((v = ty_config_get(cfg, "worker-bind")))
-                free(m.o.worker_ep), m.o.worker_ep = ty_xstrdup(v);
-            if ((v = ty_config_get(cfg, "client-bind")))
-                free(m.o.client_ep), m.o.client_ep = ty_xstrdup(v);
-            if ((v = ty_config_get(cfg, "data-dir")))
-                free(m.o.data_dir), m.o.data_dir = ty_xstrdup(v);
-            if ((v = ty_config_get(cfg, "node-id")))
-                free(m.o.node_id), m.o.node_id = ty_xstrdup(v);
-            ty_config_destroy(&cfg);
-        }
-    int c, idx = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
-        char **dst = NULL;
-        int64_t *num = NULL;
-        switch (c) {
-        case 'e':
-            dst = &m.o.etcd;
-            break;
-        case 'p':
-            dst = &m.o.prefix;
-            break;
-        case 'n':
-            dst = &m.o.node_id;
-            break;
-        case 'w':
-            dst = &m.o.worker_ep;
-            break;
-        case 'c':
-            dst = &m.o.client_ep;
-            break;
-        case 'd':
-            dst = &m.o.data_dir;
-            break;
-        case 'H':
-            num = &m.o.heartbeat_ms;
-            break;
-        case 'L':
-            num = &m.o.worker_lease_ms;
-            break;
-        case 'T':
-            num = &m.o.leader_ttl_s;
-            break;
-        case 'S':
-            num = &m.o.store_stall_ms;
-            break;
-        case 'o':
-            dst = &m.o.store_dir;
-            break;
-        case 'x':
-            num = &m.o.max_artifact;
-            break;
-        case 'G': /* 0: none */
-            if (ty_parse_i64(optarg, 0, INT64_MAX / 1000, &m.o.gc_grace_s) != 0) {
-                fprintf(stderr,
-                        "trainyard-master: --gc-grace-s needs seconds (0 or more), got '%s'\n",
-                        optarg);
-                return ty_opts_free(&m.o, 2);
-            }
-            break;
-        case 'X': /* 0: no limit */
-            if (ty_parse_i64(optarg, 0, INT64_MAX, &m.o.max_run_artifacts) != 0) {
-                fprintf(stderr,
-                        "trainyard-master: --max-run-artifact-bytes needs bytes (0 or more), "
-                        "got '%s'\n",
-                        optarg);
-                return ty_opts_free(&m.o, 2);
-            }
-            break;
-        case 'M': {
-            int64_t v;
-            if (ty_opt_i64("max-frame", optarg, &v) < 0)
-                return ty_opts_free(&m.o, 2);
-            m.o.max_frame = (size_t)v;
-            break;
-        }
-        case 'R':
-            num = &m.o.retain_runs;
-            break;
-        case 'K':
-            num = &m.o.retain_tasks;
-            break;
-        case 'A':
-            num = &m.o.retain_s;
-            break;
-        case 'E':
-            num = &m.o.compact_every;
-            break;
-        case 'Y': /* 0 is allowed: keep forever */
-            if (ty_parse_i64(optarg, 0, INT64_MAX / 1000, &m.o.history_s) != 0) {
-                fprintf(stderr,
-                        "trainyard-master: --keep-history needs seconds (0 or more), "
-                        "got '%s'\n",
-                        optarg);
-                return ty_opts_free(&m.o, 2);
-            }
-            break;
-        case 'B':
-            num = &m.o.max_pl_bytes;
-            break;
-        case 'D':
-            num = &m.o.max_pl_depth;
-            break;
-        case 'N':
-            num = &m.o.max_pl_tasks;
-            break;
-        case 'k':
-            num = &m.o.max_map_keys;
-            break;
-        case 'C':
-            break;
-        case 'l':
-            if (ty_log_parse_level(optarg, &lvl) < 0) {
-                fprintf(stderr, "trainyard-master: bad --log-level '%s'\n", optarg);
-                return ty_opts_free(&m.o, 2);
-            }
-            break;
-        case 'h':
-            ty_usage(stdout);
-            return ty_opts_free(&m.o, 0);
-        default:
-            ty_usage(stderr);
-            return ty_opts_free(&m.o, 2);
-        }
-        if (dst) {
-            free(*dst);
-            *dst = ty_xstrdup(optarg);
-        }
-        if (num && ty_opt_i64(opts[idx].name, optarg, num) < 0)
-            return ty_opts_free(&m.o, 2);
-    }
-    if (optind < argc) {
-        fprintf(stderr, "trainyard-master: unexpected argument '%s'\n", argv[optind]);
-        return ty_opts_free(&m.o, 2);
-    }
-    if (m.o.max_pl_depth > TY_DAG_MAX_DEPTH || m.o.max_pl_tasks > 10000000 ||
-        m.o.max_map_keys > 10000000) {
-        fprintf(stderr, "trainyard-master: --max-pipeline-depth is at most 4096, "
-                        "--max-pipeline-tasks and --max-mapping-keys at most 10000000\n");
-        return ty_opts_free(&m.o, 2);
-    }
-    if (m.o.prefix[strlen(m.o.prefix) - 1] != '/') {
-        char *p = ty_xasprintf("%s/", m.o.prefix);
-        free(m.o.prefix);
-        m.o.prefix = p;
-    }
+    int done = ty_master_opts_parse(&m.o, argc, argv, &lvl);
+    if (done >= 0)
+        return done;
     ty_log_init("master", lvl);
     char *logs = ty_xasprintf("%s/logs", m.o.data_dir);
     int rc = ty_mkdirs(logs);
     free(logs);
     if (rc != 0) {
         ty_error("cannot create %s/logs: %s", m.o.data_dir, ty_strerror(rc));
-        return ty_opts_free(&m.o, 1);
+        return ty_master_opts_free(&m.o, 1);
     }
 
     /* Transfer buffers (256 KiB chunks, 1 MiB ranges) are allocated in the
@@ -768,12 +493,12 @@ int main(int argc, char **argv) {
     m.loop = uv_default_loop();
     if (ty_etcd_create(&m.etcd, m.loop, m.o.etcd) != 0) {
         ty_error("bad --etcd '%s'", m.o.etcd);
-        return ty_opts_free(&m.o, 2);
+        return ty_master_opts_free(&m.o, 2);
     }
     if (ty_store_etcd_create(&m.store, m.etcd, m.o.prefix, m.o.compact_every,
                              m.o.compact_every / 10) != 0) {
         ty_error("cannot create the etcd store");
-        return ty_opts_free(&m.o, 2);
+        return ty_master_opts_free(&m.o, 2);
     }
     m.info.node_id = m.o.node_id;
     uv_check_init(m.loop, &m.check);
@@ -813,6 +538,8 @@ int main(int argc, char **argv) {
     ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
     ty_blobs_destroy(&m.blobs); /* its work in the pool finishes first */
+    m.leader = 0; /* reads still out are answered unreachable: nothing follows them */
+    m.term++;
     ty_store_destroy(&m.store);
     ty_etcd_destroy(&m.etcd);
     uv_walk(m.loop, ty_close_walk, NULL);
@@ -822,7 +549,7 @@ int main(int argc, char **argv) {
     zsock_destroy(&m.wsock);
     zsock_destroy(&m.csock);
     ty_info("stopped");
-    ty_opts_free(&m.o, 0);
+    ty_master_opts_free(&m.o, 0);
     free(m.holder);
     return m.exit_code;
 }

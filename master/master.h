@@ -13,6 +13,7 @@
 #ifndef TY_MASTER_MASTER_H
 #define TY_MASTER_MASTER_H
 
+#include "common/log.h"
 #include "master/api.h"
 #include "master/blobs.h"
 #include "master/core/core.h"
@@ -48,6 +49,13 @@ typedef struct {
     int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
     int64_t gc_grace_s;        /* gc keeps blobs younger than this */
 } ty_master_opts_t;
+
+/* master/opts.c: the defaults, then the command line (and --config FILE),
+ * checked.  -1 to go on (*lvl the log level), or the exit status (usage
+ * or an error printed, the options freed). */
+int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_level_t *lvl);
+/* The options' strings freed; returns rc. */
+int ty_master_opts_free(ty_master_opts_t *o, int rc);
 
 struct ty_master {
     ty_master_opts_t o;

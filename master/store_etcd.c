@@ -31,6 +31,7 @@ typedef struct ty_req {
         ty_store_campaign_cb campaign;
     } cb;
     void *arg;
+    int is_range; /* cb.range: answered TY_EUNREACH if the store goes first */
 } ty_req_t;
 
 static ty_req_t *ty_req(ty_store_etcd_t *s, void *arg) {
@@ -204,6 +205,7 @@ static int ty_etcd_store_range(ty_store_t *base, const char *prefix, ty_store_ra
     ty_req_t *q = ty_xcalloc(1, sizeof *q);
     q->s = s;
     q->cb.range = cb;
+    q->is_range = 1;
     q->arg = arg;
     int rc = ty_etcd_range(s->etcd, key, strlen(key), end, elen, ty_range_done, q);
     if (rc != 0)
@@ -397,6 +399,7 @@ static int ty_etcd_store_range_keys(ty_store_t *base, const char *from, const ch
     char *end = ty_xasprintf("%s%s", s->prefix, before);
     ty_req_t *q = ty_req(s, arg);
     q->cb.range = cb;
+    q->is_range = 1;
     int rc = ty_etcd_range_keys(s->etcd, key, strlen(key), end, strlen(end), (int64_t)limit,
                                 ty_range_done, q);
     if (rc != 0)
@@ -408,9 +411,18 @@ static int ty_etcd_store_range_keys(ty_store_t *base, const char *from, const ch
 
 static void ty_etcd_store_destroy(ty_store_t *base) {
     ty_store_etcd_t *s = (ty_store_etcd_t *)base;
-    /* requests still out are dropped with the etcd client, unanswered */
-    while (s->pending)
-        ty_req_free(s->pending);
+    /* requests still out are dropped with the etcd client; a read is
+     * answered (TY_EUNREACH), so that whoever waits for it frees what it
+     * holds, the others go unanswered */
+    while (s->pending) {
+        ty_req_t *q = s->pending;
+        if (q->is_range && q->cb.range) {
+            q->is_range = 0;
+            q->cb.range(TY_EUNREACH, NULL, 0, q->arg);
+        }
+        if (s->pending == q)
+            ty_req_free(q);
+    }
     free(s->prefix);
     free(s);
 }

@@ -270,7 +270,7 @@ static void ty_reply_error_env(ty_core_t *c, const ty_ev_t *ev, int code, const 
         ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
 }
 
-static void ty_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
+void ty_core_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
     ty_reply_error_env(c, ev, code, msg, 0);
 }
 
@@ -307,7 +307,7 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
     if (!spec || spec->n_tasks == 0) {
         ty_dag_free(&spec);
         ty_dag_kvs_free(ev->params, ev->nparams);
-        ty_reply_error(c, ev, TY_EINVAL, "empty pipeline");
+        ty_core_reply_error(c, ev, TY_EINVAL, "empty pipeline");
         return TY_EINVAL;
     }
     int64_t stalled = ty_persist_stalled_ms(c);
@@ -368,12 +368,12 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
 static int ty_on_cancel(ty_core_t *c, const ty_ev_t *ev) {
     ty_run_t *r = ty_core_find_run(c, ev->run_id);
     if (!r) {
-        ty_reply_error(c, ev, TY_ENOENT, "no such run");
+        ty_core_reply_error(c, ev, TY_ENOENT, "no such run");
         return TY_ENOENT;
     }
     if (ty_runs_cancel(c, r) != 0) {
         char *msg = ty_xasprintf("run %s is already %s", r->id, ty_run_state_name(r->state));
-        ty_reply_error(c, ev, TY_ESTATE, msg);
+        ty_core_reply_error(c, ev, TY_ESTATE, msg);
         free(msg);
         return TY_ESTATE;
     }
@@ -392,7 +392,7 @@ static int ty_on_cancel(ty_core_t *c, const ty_ev_t *ev) {
  * request handler's to check. */
 static int ty_on_pin(ty_core_t *c, const ty_ev_t *ev) {
     if (!ev->run_id || !*ev->run_id || strchr(ev->run_id, '/')) {
-        ty_reply_error(c, ev, TY_EINVAL, "bad run id");
+        ty_core_reply_error(c, ev, TY_EINVAL, "bad run id");
         return TY_EINVAL;
     }
     uint8_t *val = ty_xmalloc(1);

@@ -281,17 +281,6 @@ void ty_models_from_result(ty_core_t *c, const ty_task_t *t, const Ty__TaskResul
 
 /* ---- requests ---- */
 
-static void ty_models_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
-    Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
-    e.code = code;
-    e.message = (char *)msg;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.req_id = ev->req_id;
-    env.body_case = TY__ENVELOPE__BODY_ERROR;
-    env.error = &e;
-    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
-}
-
 static void ty_models_reply(ty_core_t *c, const ty_ev_t *ev, Ty__ModelReply *rep) {
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.req_id = ev->req_id;
@@ -343,7 +332,7 @@ static int ty_on_register(ty_core_t *c, const ty_ev_t *ev, const Ty__ModelReques
         msg = ty_xasprintf("task %s/%s has no output '%s' (see trainyard artifacts %s)", r->id,
                            t->spec->name, s2 + 1, r->id);
     if (msg) {
-        ty_models_error(c, ev, TY_ENOENT, msg);
+        ty_core_reply_error(c, ev, TY_ENOENT, msg);
         free(msg);
         return TY_ENOENT;
     }
@@ -365,7 +354,7 @@ static int ty_on_promote(ty_core_t *c, const ty_ev_t *ev, const Ty__ModelRequest
                                  "trainyard models show %s:%u)",
                                  cand->version, cand->name, rq->metric, cand->n_metrics, cand->name,
                                  cand->version);
-        ty_models_error(c, ev, TY_EINVAL, msg);
+        ty_core_reply_error(c, ev, TY_EINVAL, msg);
         free(msg);
         return TY_EINVAL;
     }
@@ -426,7 +415,7 @@ int ty_models_request(ty_core_t *c, const ty_ev_t *ev) {
     const char *bad = rq ? ty_models_name_problem(rq->name) : "is missing";
     if (bad) {
         char *msg = ty_xasprintf("model name '%.80s' %s", rq ? rq->name : "", bad);
-        ty_models_error(c, ev, TY_EINVAL, msg);
+        ty_core_reply_error(c, ev, TY_EINVAL, msg);
         free(msg);
         return TY_EINVAL;
     }
@@ -438,7 +427,7 @@ int ty_models_request(ty_core_t *c, const ty_ev_t *ev) {
         char *msg = m ? ty_xasprintf("model %s has no version %u (its last is %u)", rq->name,
                                      rq->version, m->rec->last_version)
                       : ty_xasprintf("no model named '%s'", rq->name);
-        ty_models_error(c, ev, TY_ENOENT, msg);
+        ty_core_reply_error(c, ev, TY_ENOENT, msg);
         free(msg);
         return TY_ENOENT;
     }
@@ -446,18 +435,18 @@ int ty_models_request(ty_core_t *c, const ty_ev_t *ev) {
     if (bad || strspn(rq->alias, "0123456789") == strlen(rq->alias)) {
         char *msg = ty_xasprintf("alias '%.80s' %s", rq->alias,
                                  bad ? bad : "must not be a number (it would read as a version)");
-        ty_models_error(c, ev, TY_EINVAL, msg);
+        ty_core_reply_error(c, ev, TY_EINVAL, msg);
         free(msg);
         return TY_EINVAL;
     }
     if (strcmp(rq->op, "promote") == 0 && !*rq->metric) {
-        ty_models_error(c, ev, TY_EINVAL, "promote needs --metric NAME");
+        ty_core_reply_error(c, ev, TY_EINVAL, "promote needs --metric NAME");
         return TY_EINVAL;
     }
     if (strcmp(rq->op, "promote") == 0)
         return ty_on_promote(c, ev, rq, m, v);
     if (strcmp(rq->op, "alias") != 0) {
-        ty_models_error(c, ev, TY_EINVAL, "unknown model operation");
+        ty_core_reply_error(c, ev, TY_EINVAL, "unknown model operation");
         return TY_EINVAL;
     }
     ty_alias_set(c, m, rq->alias, v->version, *rq->by ? rq->by : "?", "set by hand");

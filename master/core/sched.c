@@ -237,17 +237,6 @@ void ty_sched_flush(ty_core_t *c) {
 
 /* ---- requests ---- */
 
-static void ty_sched_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
-    Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
-    e.code = code;
-    e.message = (char *)msg;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.req_id = ev->req_id;
-    env.body_case = TY__ENVELOPE__BODY_ERROR;
-    env.error = &e;
-    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
-}
-
 /* A deep copy of a message through its encoding. */
 static Ty__ScheduleSpec *ty_spec_copy(const Ty__ScheduleSpec *sp) {
     size_t len = ty__schedule_spec__get_packed_size(sp);
@@ -277,12 +266,12 @@ int ty_sched_request(ty_core_t *c, const ty_ev_t *ev) {
     const Ty__ScheduleRequest *rq =
         ev->msg && ev->msg->body_case == TY__ENVELOPE__BODY_SCHEDULE ? ev->msg->schedule : NULL;
     if (!rq) {
-        ty_sched_error(c, ev, TY_EINVAL, "bad schedule request");
+        ty_core_reply_error(c, ev, TY_EINVAL, "bad schedule request");
         return TY_EINVAL;
     }
     if (strcmp(rq->op, "add") == 0) {
         if (!rq->spec || !rq->spec->name || !*rq->spec->name || !rq->spec->pipeline) {
-            ty_sched_error(c, ev, TY_EINVAL, "a schedule needs a name and a pipeline");
+            ty_core_reply_error(c, ev, TY_EINVAL, "a schedule needs a name and a pipeline");
             return TY_EINVAL;
         }
         ty_sched_t *old = zhashx_lookup(c->scheds, rq->spec->name);
@@ -310,7 +299,7 @@ int ty_sched_request(ty_core_t *c, const ty_ev_t *ev) {
         char *why = NULL;
         ty_sched_t *s = rec ? ty_sched_make(rec, &why) : NULL;
         if (!s) {
-            ty_sched_error(c, ev, TY_EINVAL, why ? why : "bad schedule");
+            ty_core_reply_error(c, ev, TY_EINVAL, why ? why : "bad schedule");
             free(why);
             if (rec)
                 ty__schedule_record__free_unpacked(rec, NULL);
@@ -327,7 +316,7 @@ int ty_sched_request(ty_core_t *c, const ty_ev_t *ev) {
     ty_sched_t *s = rq->name ? zhashx_lookup(c->scheds, rq->name) : NULL;
     if (!s) {
         char *msg = ty_xasprintf("no schedule named '%.200s'", rq->name ? rq->name : "");
-        ty_sched_error(c, ev, TY_ENOENT, msg);
+        ty_core_reply_error(c, ev, TY_ENOENT, msg);
         free(msg);
         return TY_ENOENT;
     }
@@ -353,7 +342,7 @@ int ty_sched_request(ty_core_t *c, const ty_ev_t *ev) {
         ty_sched_reply(c, ev, NULL, 0);
         return 0;
     }
-    ty_sched_error(c, ev, TY_EINVAL, "unknown schedule operation");
+    ty_core_reply_error(c, ev, TY_EINVAL, "unknown schedule operation");
     return TY_EINVAL;
 }
 
