@@ -538,7 +538,7 @@ int main(int argc, char **argv) {
     ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
     ty_blobs_destroy(&m.blobs); /* its work in the pool finishes first */
-    m.leader = 0; /* reads still out are answered unreachable: nothing follows them */
+    m.leader = 0;               /* reads still out are answered unreachable: nothing follows them */
     m.term++;
     ty_store_destroy(&m.store);
     ty_etcd_destroy(&m.etcd);
