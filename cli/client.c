@@ -1,6 +1,7 @@
 #include "cli/client.h"
 
 #include "common/err.h"
+#include "common/keys.h"
 #include "common/util.h"
 
 #include <stdlib.h>
@@ -83,6 +84,18 @@ void ty_client_destroy(ty_client_t **pc) {
 }
 
 const char *ty_client_endpoint(const ty_client_t *c) { return c->endpoint; }
+
+int ty_client_use_keys(ty_client_t *c, const char *key, const char *master_key, char **why) {
+    int rc = ty_keys_client(c->sock, key, master_key, why);
+    if (rc != 0)
+        return rc;
+    char *ep = c->endpoint; /* connected again, now with CURVE (nothing was sent yet) */
+    c->endpoint = NULL;
+    zsock_disconnect(c->sock, "%s", ep);
+    rc = ty_client_connect(c, ep);
+    free(ep);
+    return rc;
+}
 
 const char *ty_client_list(const ty_client_t *c) { return c->list; }
 

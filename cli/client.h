@@ -13,6 +13,9 @@
 typedef struct ty_client ty_client_t;
 
 int ty_client_create(ty_client_t **out, const char *endpoints);
+/* CURVE: this user's certificate (secret file) and the masters' public
+ * key; the connection is made again with them.  0, or TY_EINVAL with *why. */
+int ty_client_use_keys(ty_client_t *c, const char *key, const char *master_key, char **why);
 void ty_client_destroy(ty_client_t **c);
 /* Send req and wait up to timeout_ms for its reply.  Returns 0 with *reply
  * (free with ty_wire_free), TY_ETIMEOUT, or TY_EIO.  An ErrorReply from the

@@ -5,6 +5,7 @@
 #include "common/config.h"
 #include "common/dag.h"
 #include "common/err.h"
+#include "common/keys.h"
 #include "common/util.h"
 
 #include <stdarg.h>
@@ -28,9 +29,13 @@ int ty_die(const char *fmt, ...) {
 }
 
 static const char ty_usage_text[] =
-    "usage: trainyard [--master EPS] [--timeout S] [-o table|json] COMMAND [ARGS]\n"
+    "usage: trainyard [--master EPS] [--key FILE --master-key FILE] [--timeout S]\n"
+    "                 [-o table|json] COMMAND [ARGS]\n"
     "commands:\n"
     "  validate FILE                       check a pipeline file\n"
+    "  keygen NAME [--dir DIR]             a CurveZMQ certificate: DIR/NAME.key (public, for\n"
+    "                                      the master's --client-keys or --worker-keys) and\n"
+    "                                      DIR/NAME.key_secret (mode 0600, yours)\n"
     "  submit FILE [-p k=v]... [--wait] [--request-id ID] [--run-now]\n"
     "                                      start a run; --wait follows it to the end;\n"
     "                                      a repeated request id gets the same run; a file\n"
@@ -77,7 +82,9 @@ static const char ty_usage_text[] =
     "  info                                master counters\n"
     "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
     "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
-    "~/.config/trainyard/config (default tcp://127.0.0.1:7000).\n";
+    "~/.config/trainyard/config (default tcp://127.0.0.1:7000); the keys for a master\n"
+    "that requires them from --key/--master-key, $TRAINYARD_KEY/$TRAINYARD_MASTER_KEY,\n"
+    "or 'key =' and 'master-key =' there.\n";
 
 static void ty_usage(FILE *f) { fputs(ty_usage_text, f); }
 
@@ -305,6 +312,42 @@ static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__K
 }
 
 static int ty_submitted(ty_cli_t *cli, ty_client_t *c, Ty__Envelope *rep, int wait);
+
+static int ty_cmd_keygen(ty_cli_t *cli) {
+    const char *name = NULL, *dir = ".";
+    for (int i = 1; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--dir") == 0 && i + 1 < cli->argc)
+            dir = cli->argv[++i];
+        else if (!name && cli->argv[i][0] != '-')
+            name = cli->argv[i];
+        else
+            return ty_die("keygen: unexpected argument '%s'", cli->argv[i]);
+    }
+    if (!name)
+        return ty_die("usage: trainyard keygen NAME [--dir DIR]");
+    char *why = NULL;
+    if (ty_keys_generate(dir, name, &why) != 0) {
+        int rc = ty_die("%s", why);
+        free(why);
+        return rc;
+    }
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(name));
+        char *p = ty_xasprintf("%s/%s.key", dir, name);
+        json_object_set_new(o, "public", json_string(p));
+        free(p);
+        p = ty_xasprintf("%s/%s.key_secret", dir, name);
+        json_object_set_new(o, "secret", json_string(p));
+        free(p);
+        ty_out_json_print(o);
+    } else {
+        printf("%s/%s.key\t(public: give it to the master)\n"
+               "%s/%s.key_secret\t(secret, mode 0600: keep it)\n",
+               dir, name, dir, name);
+    }
+    return 0;
+}
 
 /* The user's request id, or a random one (a call sent again is recognised). */
 static const char *ty_request_id(const char *given, char buf[40]) {
@@ -641,6 +684,9 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     json_object_set_new(o, "messages_rejected", json_integer((json_int_t)r->messages_rejected));
     json_object_set_new(o, "last_rejected", json_string(r->last_rejected));
     json_object_set_new(o, "etcd_quiet_ms", json_integer((json_int_t)r->etcd_quiet_ms));
+    json_object_set_new(o, "curve", json_boolean(r->curve));
+    json_object_set_new(o, "auth_refused", json_integer((json_int_t)r->auth_refused));
+    json_object_set_new(o, "last_auth_refused", json_string(r->last_auth_refused));
     if (cli->json) {
         ty_out_json_print(o);
     } else {
@@ -659,11 +705,15 @@ static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
 
 int main(int argc, char **argv) {
     ty_cli_t cli = {.call_ms = 15000};
-    const char *master_flag = NULL;
+    const char *master_flag = NULL, *key_flag = NULL, *mkey_flag = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--master") == 0 && i + 1 < argc) {
             master_flag = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+            key_flag = argv[++i];
+        } else if (strcmp(argv[i], "--master-key") == 0 && i + 1 < argc) {
+            mkey_flag = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             double t = 0;
             if (ty_parse_f64(argv[++i], 0, 86400, &t) != 0 || t * 1000 < 1)
@@ -728,6 +778,11 @@ int main(int argc, char **argv) {
         free(rest);
         return rc;
     }
+    if (strcmp(cmd, "keygen") == 0) {
+        rc = ty_cmd_keygen(&cli);
+        free(rest);
+        return rc;
+    }
     static const struct {
         const char *name;
         int (*fn)(ty_cli_t *, ty_client_t *);
@@ -746,8 +801,23 @@ int main(int argc, char **argv) {
         ty_config_t *cfg = NULL;
         ty_client_t *c = NULL;
         const char *ep = ty_master_ep(master_flag, &cfg);
+        const char *key = key_flag ? key_flag : getenv("TRAINYARD_KEY");
+        const char *mkey = mkey_flag ? mkey_flag : getenv("TRAINYARD_MASTER_KEY");
+        if (!key && cfg)
+            key = ty_config_get(cfg, "key");
+        if (!mkey && cfg)
+            mkey = ty_config_get(cfg, "master-key");
+        char *why = NULL;
         if (ty_client_create(&c, ep) != 0) {
             rc = ty_die("bad master endpoint '%s'", ep);
+        } else if ((key && *key) != (mkey && *mkey)) {
+            rc = ty_die("a key needs the master's key too (--key with --master-key, or "
+                        "TRAINYARD_KEY with TRAINYARD_MASTER_KEY)");
+            ty_client_destroy(&c);
+        } else if (key && *key && ty_client_use_keys(c, key, mkey, &why) != 0) {
+            rc = ty_die("%s", why ? why : "bad keys");
+            free(why);
+            ty_client_destroy(&c);
         } else {
             rc = cmds[k].fn(&cli, c);
             ty_client_destroy(&c);

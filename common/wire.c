@@ -60,6 +60,13 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env) {
 }
 
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env) {
+    return ty_wire_recv_as(sock, router, max, identity, env, NULL, 0);
+}
+
+int ty_wire_recv_as(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env,
+                    char *user, size_t usz) {
+    if (user && usz)
+        user[0] = '\0';
     if (!(zsock_events(sock) & ZMQ_POLLIN))
         return TY_ENOENT;
     zmsg_t *msg = zmsg_recv_nowait(sock);
@@ -71,6 +78,9 @@ int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty_
     /* exactly one payload frame; anything else is malformed */
     if (payload && zmsg_size(msg) == 0 && (!router || id))
         rc = ty_wire_decode(zframe_data(payload), zframe_size(payload), max, env);
+    const char *uid = payload && user && usz ? zframe_meta(payload, "User-Id") : NULL;
+    if (uid)
+        snprintf(user, usz, "%s", uid);
     else if (payload && zframe_size(payload) > max)
         rc = TY_ETOOBIG;
     zframe_destroy(&payload);
@@ -183,6 +193,16 @@ int ty_wire_endpoint_ok(const char *ep) {
             return 1;
     }
     return 0;
+}
+
+int ty_wire_loopback(const char *ep) {
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return 1;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return 0;
+    const char *h = ep + 6;
+    return strncmp(h, "127.", 4) == 0 || strncmp(h, "[::1]:", 6) == 0 ||
+           strncmp(h, "localhost:", 10) == 0;
 }
 
 int ty_wire_connectable(const char *ep) {

@@ -36,6 +36,10 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
  * TY_EPROTO for a rejected message (consumed); TY_ENOENT when
  * nothing is waiting (or a signal interrupted the receive). */
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
+/* The same, and the sender's User-Id (the name its CURVE key was accepted
+ * under, from the ZAP handler; "" without one) into user. */
+int ty_wire_recv_as(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env,
+                    char *user, size_t usz);
 
 /* Move a DEALER socket from *connected (a heap string, or NULL) to ep;
  * 0, or TY_EINVAL for an address ZeroMQ refuses (then *connected is NULL). */
@@ -44,6 +48,9 @@ int ty_wire_reconnect(zsock_t *sock, char **connected, const char *ep);
 int ty_wire_endpoint_ok(const char *ep);
 /* Whether a peer can connect to ep: not a bind-any address (*, 0.0.0.0). */
 int ty_wire_connectable(const char *ep);
+/* Whether a bind endpoint listens on this host only: tcp:// on 127.0.0.0/8,
+ * ::1 or localhost, or ipc:// and inproc://. */
+int ty_wire_loopback(const char *ep);
 
 /* libuv adapter: calls on_readable(arg) while the socket has input, at most
  * 256 times a loop iteration (the rest waits for the next one, so a flood

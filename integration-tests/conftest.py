@@ -172,7 +172,8 @@ class Cluster:
         args = [MASTER_BIN, "--etcd", self.etcd_url, "--node-id", "m1",
                 "--client-bind", self.client_ep, "--worker-bind", self.worker_ep,
                 "--data-dir", os.path.join(self.tmp, "master"),
-                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + self.master_args
+                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + \
+            (self.master_args if "--key" in self.master_args else ["--insecure"] + self.master_args)
         self.master = Proc("master", args, os.path.join(self.tmp, "master.log"),
                            env=self.master_env)
         self.procs.append(self.master)
@@ -188,7 +189,8 @@ class Cluster:
         args = [MASTER_BIN, "--etcd", self.etcd_url, "--node-id", node,
                 "--client-bind", cep, "--worker-bind", wep,
                 "--data-dir", data_dir or os.path.join(self.tmp, "master-" + node),
-                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + list(extra)
+                "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + \
+            (list(extra) if "--key" in extra else ["--insecure"] + list(extra))
         p = Proc(node, args, os.path.join(self.tmp, f"master-{node}.log"), env=self.master_env)
         self.procs.append(p)
         p.client_ep, p.worker_ep = cep, wep

@@ -459,7 +459,7 @@ def test_two_masters_started_together_elect_exactly_one(cluster):
             cep = f"tcp://127.0.0.1:{free_port()}"
             procs.append((Proc(f"{node}{rnd}", [
                 MASTER_BIN, "--etcd", cluster.etcd_url, "--node-id", node, "--client-bind", cep,
-                "--worker-bind", f"tcp://127.0.0.1:{free_port()}", "--log-level", "warn",
+                "--worker-bind", f"tcp://127.0.0.1:{free_port()}", "--log-level", "warn", "--insecure",
                 "--data-dir", os.path.join(cluster.tmp, f"m-{node}")],
                 os.path.join(cluster.tmp, f"m-{node}{rnd}.log")), cep))
         cluster.procs.extend(p for p, _ in procs)

@@ -22,20 +22,34 @@ def test_cluster_script_start_status_stop(tmp_path):
         assert r.returncode == 0, r.stderr
         line = r.stdout.strip().splitlines()[-1]
         assert line.startswith("export TRAINYARD_MASTER=tcp://127.0.0.1:")
-        ep = line.split("=", 1)[1]
+        exported = dict(kv.split("=", 1) for kv in line.split()[1:])
+        ep = exported["TRAINYARD_MASTER"]
         eps = ep.split(",")
+        # everything it started uses CurveZMQ keys it made: the CLI needs them
+        keys = os.path.join(str(tmp_path), "home", "keys")
+        assert exported["TRAINYARD_MASTER_KEY"] == os.path.join(keys, "master.key")
+        assert exported["TRAINYARD_KEY"].startswith(os.path.join(keys, "clients") + "/")
+        assert sorted(os.listdir(os.path.join(keys, "workers"))) == \
+            ["worker-1.key", "worker-1.key_secret", "worker-2.key", "worker-2.key_secret"]
+        cli_env = dict(os.environ, **exported)
+        plain = subprocess.run([CLI_BIN, "--master", eps[0], "--timeout", "1", "info"],
+                               capture_output=True, text=True, timeout=30)
+        assert plain.returncode == 1 and "no answer" in plain.stderr  # no key: not let in
         assert len(eps) == 2
         pids = {f[:-4]: int(open(tmp_path / "home" / "pids" / f).read())
                 for f in os.listdir(tmp_path / "home" / "pids")}
         assert set(pids) == {"etcd", "master", "master-2", "worker-1", "worker-2"}
         infos = [json.loads(subprocess.run([CLI_BIN, "--master", e, "info", "-o", "json"],
-                                           capture_output=True, text=True, timeout=30).stdout)
+                                           capture_output=True, text=True, timeout=30,
+                                           env=cli_env).stdout)
                  for e in eps]
+        assert all(i["curve"] for i in infos)
         assert [(i["leader"], i["pid"]) for i in infos] == \
             [(True, pids["master"]), (False, pids["master-2"])]
         assert infos[1]["leader_node"] == infos[0]["node_id"]
         ws = json.loads(subprocess.run([CLI_BIN, "--master", ep, "workers", "-o", "json"],
-                                       capture_output=True, text=True, timeout=30).stdout)
+                                       capture_output=True, text=True, timeout=30,
+                                       env=cli_env).stdout)
         gpus = {w["id"]: w["gpus"] for w in ws}
         assert gpus == {"worker-1": 1, "worker-2": 0}
         # a second start reuses the running cluster
@@ -73,7 +87,7 @@ def test_simulator_replays_a_seed_and_refuses_bad_flags():
     assert h.returncode == 0 and "--seeds N" in h.stdout
 
 
-CLI_COMMANDS = ["validate", "submit", "retry", "runs", "status", "logs", "cancel", "metrics",
+CLI_COMMANDS = ["validate", "keygen", "submit", "retry", "runs", "status", "logs", "cancel", "metrics",
                 "compare", "artifacts", "get", "lineage", "pin", "gc", "schedules", "models",
                 "workers", "info"]
 

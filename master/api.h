@@ -25,6 +25,9 @@ typedef struct {
     uint64_t epoch;
     uint64_t rejected_size, rejected_decode;
     const char *node_id;
+    int curve;                     /* the sockets require CURVE keys */
+    uint64_t auth_refused;         /* handshakes the ZAP handler refused */
+    const char *last_auth_refused; /* (points into the handler) */
 } ty_api_info_t;
 
 /* What the handler needs from the shell for runs the core has let go of

@@ -1,8 +1,10 @@
 /* trainyard-master: leader election, rebuild from etcd, then serve workers
  * and clients on one libuv loop. */
 #include "master/master.h"
+#include "master/zap.h"
 
 #include "common/err.h"
+#include "common/keys.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -156,7 +158,28 @@ static void ty_prepare_cb(uv_prepare_t *h) { ty_flush(h->data); }
 /* Receive one message from a ROUTER socket; counts and logs rejected ones.
  * Returns 0 with *id and *env (caller frees) or a negative code. */
 static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env) {
-    int rc = ty_wire_recv(sock, 1, m->o.max_frame, id, env);
+    char user[128];
+    int rc = ty_wire_recv_as(sock, 1, m->o.max_frame, id, env, user, sizeof user);
+    if (rc == 0 && m->zap && sock == m->wsock &&
+        (zframe_size(*id) != strlen(user) || memcmp(zframe_data(*id), user, strlen(user)) != 0)) {
+        /* a worker is its key: one that speaks under another worker's id is not heard */
+        char who[sizeof m->wrong_id];
+        snprintf(who, sizeof who, "worker '%.*s': the key of '%s'",
+                 (int)(zframe_size(*id) > 64 ? 64 : zframe_size(*id)),
+                 (const char *)zframe_data(*id), user);
+        m->info.auth_refused++;
+        if (strcmp(who, m->wrong_id) != 0 || ty_mono_ms() - m->wrong_logged > 30000) {
+            ty_warn("refused a message from %s, a worker id that is not its key's name (said "
+                    "once in 30 s)",
+                    who);
+            m->wrong_logged = ty_mono_ms();
+        }
+        snprintf(m->wrong_id, sizeof m->wrong_id, "%s", who);
+        m->info.last_auth_refused = m->wrong_id;
+        ty_wire_free(env);
+        zframe_destroy(id);
+        return TY_EPROTO;
+    }
     if (rc == 0)
         return 0;
     if (rc == TY_ETOOBIG)
@@ -243,6 +266,9 @@ static void ty_standby_info(ty_master_t *m, zframe_t *id, uint64_t req_id) {
     ir.leader_node = (char *)(m->leader ? m->o.node_id : parts[0]);
     ir.frames_rejected_size = m->info.rejected_size;
     ir.frames_rejected_decode = m->info.rejected_decode;
+    ir.curve = m->info.curve;
+    ir.auth_refused = m->info.auth_refused;
+    ir.last_auth_refused = (char *)(m->info.last_auth_refused ? m->info.last_auth_refused : "");
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;
     env.info_reply = &ir;
@@ -324,10 +350,48 @@ static void ty_logs_written(const char *run, void *arg) {
 }
 
 /* Both sockets are bound from the start: a standby answers too. */
+/* CURVE on both sockets, before they bind: the master's certificate, and
+ * the ZAP handler that knows whose keys may connect (domains worker and
+ * client).  Without a key (--insecure): plaintext, loopback only. */
+static int ty_secure(ty_master_t *m) {
+    if (!m->o.key) {
+        ty_warn("insecure: no keys (--insecure); plaintext on %s and %s, loopback only",
+                m->o.worker_ep, m->o.client_ep);
+        return 0;
+    }
+    char *why = NULL;
+    zcert_t *cert = ty_keys_load_secret(m->o.key, &why);
+    if (!cert) {
+        ty_error("%s", why);
+        free(why);
+        return -1;
+    }
+    if (ty_zap_create(&m->zap, m->loop, m->o.client_keys, m->o.worker_keys, &m->info) != 0) {
+        zcert_destroy(&cert);
+        return -1;
+    }
+    zsock_t *socks[2] = {m->wsock, m->csock};
+    const char *domains[2] = {"worker", "client"};
+    for (int i = 0; i < 2; i++) {
+        zcert_apply(cert, socks[i]);
+        zsock_set_curve_server(socks[i], 1);
+        zsock_set_zap_domain(socks[i], domains[i]);
+    }
+    m->info.curve = 1;
+    ty_info("CURVE on both sockets: users' keys from %s, workers' from %s", m->o.client_keys,
+            m->o.worker_keys);
+    zcert_destroy(&cert);
+    return 0;
+}
+
 static int ty_bind(ty_master_t *m) {
     m->wsock = zsock_new(ZMQ_ROUTER);
     m->csock = zsock_new(ZMQ_ROUTER);
-    zsock_set_router_handover(m->wsock, 1); /* a restarted worker takes its id over */
+    if (ty_secure(m) != 0)
+        return -1;
+    /* a restarted worker takes its id over; with keys, an id is its key's and
+     * not handed to a second connection */
+    zsock_set_router_handover(m->wsock, m->o.key ? 0 : 1);
     zsock_set_maxmsgsize(m->wsock, (int64_t)m->o.max_frame * 4);
     zsock_set_maxmsgsize(m->csock, (int64_t)m->o.max_frame * 4);
     zsock_set_sndhwm(m->wsock, 100000);
@@ -535,6 +599,7 @@ int main(int argc, char **argv) {
     ty_election_stop(&m);
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
+    ty_zap_destroy(&m.zap);
     ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
     ty_blobs_destroy(&m.blobs); /* its work in the pool finishes first */

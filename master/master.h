@@ -44,10 +44,13 @@ typedef struct {
     int64_t compact_every;                       /* etcd revisions between compactions */
     int64_t history_s;                           /* runs leave etcd this long after */
     int64_t max_pl_bytes, max_pl_depth, max_pl_tasks, max_map_keys; /* pipeline limits */
-    char *store_dir;           /* the artifact store (default <data-dir>/store) */
-    int64_t max_artifact;      /* bytes one artifact may have */
-    int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
-    int64_t gc_grace_s;        /* gc keeps blobs younger than this */
+    char *store_dir;                 /* the artifact store (default <data-dir>/store) */
+    char *key;                       /* CURVE: the master's certificate (secret file) */
+    char *client_keys, *worker_keys; /* the public certificates allowed in */
+    int insecure;                    /* no keys: allowed on loopback only */
+    int64_t max_artifact;            /* bytes one artifact may have */
+    int64_t max_run_artifacts;       /* bytes the outputs of one run may have (0: no limit) */
+    int64_t gc_grace_s;              /* gc keeps blobs younger than this */
 } ty_master_opts_t;
 
 /* master/opts.c: the defaults, then the command line (and --config FILE),
@@ -68,6 +71,9 @@ struct ty_master {
     ty_blobs_t *blobs;
     ty_api_info_t info;
     zsock_t *wsock, *csock;
+    struct ty_zap *zap; /* CURVE: who may connect (master/zap.c) */
+    char wrong_id[200]; /* the last worker that spoke under another's id */
+    int64_t wrong_logged;
     ty_wire_poll_t *wpoll, *cpoll;
     uv_check_t check;     /* end of tick: FLUSH */
     uv_prepare_t prepare; /* the same, for changes made by timers */

@@ -6,6 +6,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/wire.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -49,6 +50,12 @@ static void ty_usage(FILE *f) {
           "  --max-pipeline-depth N nesting of its mappings and lists (default 32)\n"
           "  --max-pipeline-tasks N its tasks (default 20000)\n"
           "  --max-mapping-keys N   keys in any one of its mappings (default 1000)\n"
+          "  --key FILE             the master's CURVE certificate (trainyard keygen's\n"
+          "                         NAME.key_secret): both sockets encrypt and authenticate\n"
+          "  --client-keys DIR      public keys (*.key) of the users allowed to connect\n"
+          "  --worker-keys DIR      public keys of the workers allowed to connect; a worker's\n"
+          "                         key must be named after its --id\n"
+          "  --insecure             no keys: plaintext, and only on loopback addresses\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);
@@ -70,6 +77,9 @@ int ty_master_opts_free(ty_master_opts_t *o, int rc) {
     free(o->client_ep);
     free(o->data_dir);
     free(o->store_dir);
+    free(o->key);
+    free(o->client_keys);
+    free(o->worker_keys);
     memset(o, 0, sizeof *o);
     return rc;
 }
@@ -130,6 +140,10 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                                          {"max-pipeline-depth", 1, 0, 'D'},
                                          {"max-pipeline-tasks", 1, 0, 'N'},
                                          {"max-mapping-keys", 1, 0, 'k'},
+                                         {"key", 1, 0, 1001},
+                                         {"client-keys", 1, 0, 1002},
+                                         {"worker-keys", 1, 0, 1003},
+                                         {"insecure", 0, 0, 1004},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
@@ -192,6 +206,18 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             break;
         case 'o':
             dst = &o->store_dir;
+            break;
+        case 1001:
+            dst = &o->key;
+            break;
+        case 1002:
+            dst = &o->client_keys;
+            break;
+        case 1003:
+            dst = &o->worker_keys;
+            break;
+        case 1004:
+            o->insecure = 1;
             break;
         case 'x':
             num = &o->max_artifact;
@@ -277,6 +303,24 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
     }
     if (optind < argc) {
         fprintf(stderr, "trainyard-master: unexpected argument '%s'\n", argv[optind]);
+        return ty_master_opts_free(o, 2);
+    }
+    if (o->key && (!o->client_keys || !o->worker_keys)) {
+        fprintf(stderr, "trainyard-master: --key needs --client-keys DIR and --worker-keys DIR "
+                        "(the public keys allowed in)\n");
+        return ty_master_opts_free(o, 2);
+    }
+    if (!o->key && !o->insecure) {
+        fprintf(stderr, "trainyard-master: no --key: give the master a key (trainyard keygen) "
+                        "with --client-keys and --worker-keys, or --insecure for loopback-only "
+                        "development\n");
+        return ty_master_opts_free(o, 2);
+    }
+    if (!o->key && (!ty_wire_loopback(o->worker_ep) || !ty_wire_loopback(o->client_ep))) {
+        fprintf(stderr,
+                "trainyard-master: --insecure binds loopback addresses only (127.0.0.0/8, "
+                "::1), not %s\n",
+                ty_wire_loopback(o->worker_ep) ? o->client_ep : o->worker_ep);
         return ty_master_opts_free(o, 2);
     }
     if (o->max_pl_depth > TY_DAG_MAX_DEPTH || o->max_pl_tasks > 10000000 ||

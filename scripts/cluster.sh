@@ -80,6 +80,18 @@ start() {
   echo $! > "$PIDS/etcd.pid"
   wait_for 30 etcd curl -sf "$etcd_url/health"
 
+  # CurveZMQ keys (docs/security.md): one for the masters, one per worker
+  # (named after its id), one for the local user; kept across restarts
+  local keys="$HOME_DIR/keys" user; user=$(id -un 2>/dev/null || echo user)
+  mkdir -p "$keys/clients" "$keys/workers"
+  [ -e "$keys/master.key_secret" ] || "$CLI" keygen master --dir "$keys" >/dev/null
+  [ -e "$keys/clients/$user.key_secret" ] || "$CLI" keygen "$user" --dir "$keys/clients" >/dev/null
+  for i in $(seq 1 "$workers"); do
+    [ -e "$keys/workers/worker-$i.key_secret" ] || \
+      "$CLI" keygen "worker-$i" --dir "$keys/workers" >/dev/null
+  done
+  export TRAINYARD_KEY="$keys/clients/$user.key_secret" TRAINYARD_MASTER_KEY="$keys/master.key"
+
   # the first master leads; the others stand by (they share the data dir,
   # so logs written before a failover stay readable after it)
   local client_eps="" worker_eps="" i name cep wep
@@ -89,21 +101,24 @@ start() {
     echo "starting $name (clients $cep, workers $wep)" >&2
     "$BUILD/master/trainyard-master" --etcd "$etcd_url" --node-id "$(hostname)-m$i" \
       --client-bind "$cep" --worker-bind "$wep" --data-dir "$HOME_DIR/master" \
+      --key "$keys/master.key_secret" --client-keys "$keys/clients" --worker-keys "$keys/workers" \
       >"$LOGS/$name.log" 2>&1 &
     echo $! > "$PIDS/$name.pid"
     client_eps="${client_eps:+$client_eps,}$cep"; worker_eps="${worker_eps:+$worker_eps,}$wep"
     wait_for 30 "$name" "$CLI" --master "$cep" --timeout 1 info
   done
   local client_ep="$client_eps" worker_ep="$worker_eps"
-  echo "export TRAINYARD_MASTER=$client_ep" > "$HOME_DIR/env"
+  echo "export TRAINYARD_MASTER=$client_ep TRAINYARD_KEY=$TRAINYARD_KEY TRAINYARD_MASTER_KEY=$TRAINYARD_MASTER_KEY" > "$HOME_DIR/env"
   echo "TRAINYARD_ETCD=$etcd_url" > "$HOME_DIR/etcd.url"
 
   for i in $(seq 1 "$workers"); do
     local extra=()
     if [ "$i" -eq 1 ] && [ "$gpus_first" -gt 0 ]; then extra=(--gpus "$gpus_first"); fi
     # steps find trainyard-train and the trainyard CLI, which reaches the masters
+    # (as the local user: TRAINYARD_KEY stays in the environment)
     PATH="$BUILD/trainer:$BUILD/cli:$PATH" TRAINYARD_MASTER="$client_ep" \
       "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
+      --key "$keys/workers/worker-$i.key_secret" --master-key "$keys/master.key" \
       --work-dir "$HOME_DIR/work-$i" "${extra[@]}" >"$LOGS/worker-$i.log" 2>&1 &
     echo $! > "$PIDS/worker-$i.pid"
   done

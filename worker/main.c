@@ -3,6 +3,7 @@
 #include "worker/worker.h"
 
 #include "common/err.h"
+#include "common/keys.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "worker/orphans.h"
@@ -40,6 +41,9 @@ static void ty_usage(FILE *f) {
           "  --gpus N           override the GPU count found through NVML\n"
           "  --labels k=v[,k=v] node labels for placement\n"
           "  --kill-grace-ms N  TERM to KILL grace period (default 5000)\n"
+          "  --key FILE         its CURVE certificate (trainyard keygen ID: ID.key_secret),\n"
+          "                     named after its --id\n"
+          "  --master-key FILE  the masters' public key (their NAME.key)\n"
           "  --log-level L      debug|info|warn|error\n",
           f);
 }
@@ -83,6 +87,7 @@ int main(int argc, char **argv) {
     wk.master_ep = ty_xstrdup("tcp://127.0.0.1:7001");
     wk.workdir = ty_xstrdup("./.trainyard/work");
     wk.kill_grace_ms = 5000;
+    const char *key = NULL, *master_key = NULL;
     wk.heartbeat_ms = 1000;
     wk.lease_ms = 8000;
     ty_probe_t probe;
@@ -100,6 +105,8 @@ int main(int argc, char **argv) {
                                          {"labels", 1, 0, 'l'},
                                          {"kill-grace-ms", 1, 0, 'k'},
                                          {"log-level", 1, 0, 'L'},
+                                         {"key", 1, 0, 1001},
+                                         {"master-key", 1, 0, 1002},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c, idx = 0;
@@ -148,6 +155,12 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 1001:
+            key = optarg;
+            break;
+        case 1002:
+            master_key = optarg;
+            break;
         case 'h':
             ty_usage(stdout);
             return 0;
@@ -185,6 +198,18 @@ int main(int argc, char **argv) {
     wk.loop = uv_default_loop();
     wk.sock = zsock_new(ZMQ_DEALER);
     zsock_set_identity(wk.sock, wk.id);
+    if (key || master_key) { /* CURVE: the master knows this worker by its key */
+        char *why = NULL;
+        if (!key || !master_key) {
+            fprintf(stderr, "trainyard-worker: --key and --master-key go together\n");
+            return 2;
+        }
+        if (ty_keys_client(wk.sock, key, master_key, &why) != 0) {
+            fprintf(stderr, "trainyard-worker: %s\n", why);
+            free(why);
+            return 2;
+        }
+    }
     zsock_set_sndhwm(wk.sock, 100000);
     zsock_set_rcvhwm(wk.sock, 100000);
     zsock_set_reconnect_ivl(wk.sock, 100);

@@ -1,0 +1,108 @@
+"""CurveZMQ keys (issue 19, points 1 and 2): trainyard keygen, a master whose
+sockets accept only the keys in its sets, workers known by their keys, and
+a master that will not run without keys except on loopback with --insecure."""
+import json
+import os
+import stat
+import subprocess
+
+from conftest import CLI_BIN, MASTER_BIN, free_port, wait_until
+
+
+def keygen(name, d):
+    r = subprocess.run([CLI_BIN, "keygen", name, "--dir", str(d), "-o", "json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_keygen_writes_a_pair_and_never_replaces_one(tmp_path):
+    k = keygen("alice", tmp_path)
+    assert k == {"name": "alice", "public": f"{tmp_path}/alice.key",
+                 "secret": f"{tmp_path}/alice.key_secret"}
+    assert stat.S_IMODE(os.stat(k["secret"]).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(k["public"]).st_mode) == 0o644
+    pub, sec = open(k["public"]).read(), open(k["secret"]).read()
+    assert 'name = "alice"' in pub and "public-key" in pub and "secret-key" not in pub
+    assert "secret-key" in sec
+    again = subprocess.run([CLI_BIN, "keygen", "alice", "--dir", str(tmp_path)],
+                           capture_output=True, text=True, timeout=30)
+    assert again.returncode == 1 and "exists already" in again.stderr
+    assert open(k["secret"]).read() == sec  # nothing lost
+    bad = subprocess.run([CLI_BIN, "keygen", "../up"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "bad key name '../up'" in bad.stderr
+
+
+def test_a_master_without_keys_runs_only_on_loopback_with_insecure(tmp_path):
+    base = [MASTER_BIN, "--etcd", "http://127.0.0.1:9", "--data-dir", str(tmp_path)]
+
+    def refused(args, want):
+        r = subprocess.run(base + args, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and want in r.stderr, r.stderr
+    refused([], "no --key: give the master a key")
+    refused(["--insecure", "--client-bind", "tcp://0.0.0.0:7000"],
+            "--insecure binds loopback addresses only (127.0.0.0/8, ::1), not tcp://0.0.0.0:7000")
+    refused(["--key", "k.key_secret"], "--key needs --client-keys DIR and --worker-keys DIR")
+
+
+def test_curve_lets_in_only_the_keys_in_its_sets(cluster, tmp_path):
+    """Master, worker and user with their own keys: a run goes through.
+    A client with no key (plaintext) gets no answer; one whose key is not
+    in the set is refused at the handshake, counted and logged with its
+    address; a worker that claims an id that is not its key's name is
+    refused, and so is one with a key the master does not know."""
+    c = cluster
+    keys = tmp_path / "keys"
+    for name, where in (("master", "."), ("alice", "clients"), ("w1", "workers"),
+                        ("mallory", "."), ("w9", ".")):
+        keygen(name, keys / where)
+    mkey = str(keys / "master.key")
+    c.start_master("--key", str(keys / "master.key_secret"),
+                   "--client-keys", str(keys / "clients"), "--worker-keys", str(keys / "workers"),
+                   wait_ready=False)
+    alice = dict(os.environ, TRAINYARD_KEY=str(keys / "clients" / "alice.key_secret"),
+                 TRAINYARD_MASTER_KEY=mkey)
+
+    def cli(env, *args, timeout_s="5"):
+        return subprocess.run([CLI_BIN, "--master", c.client_ep, "--timeout", timeout_s] +
+                              list(args), capture_output=True, text=True, env=env, timeout=60)
+    wait_until(lambda: cli(alice, "info").returncode == 0, 20, "the master to answer alice")
+    info = json.loads(cli(alice, "info", "-o", "json").stdout)
+    assert info["curve"] is True and info["auth_refused"] == 0
+    c.start_worker("w1", "--key", str(keys / "workers" / "w1.key_secret"), "--master-key", mkey)
+    wait_until(lambda: any(w["id"] == "w1" and w["state"] == "up" for w in
+                           json.loads(cli(alice, "workers", "-o", "json").stdout)), 20, "w1")
+    path = c.write("hello.yaml", "name: hello\ntasks:\n  - {name: a, command: [echo, hi]}\n")
+    run = json.loads(cli(alice, "submit", path, "-o", "json").stdout)["run_id"]
+    st = json.loads(cli(alice, "status", run, "--wait", "-o", "json", timeout_s="60").stdout)
+    assert st["state"] == "succeeded"
+    assert cli(alice, "logs", run, "a").stdout == "hi\n"
+
+    # no key at all: the handshake never completes, nothing is answered
+    plain = dict(os.environ)
+    plain.pop("TRAINYARD_KEY", None)
+    r = cli(plain, "runs", timeout_s="1")
+    assert r.returncode == 1 and "no answer from the master" in r.stderr, r.stderr
+    # a key the master does not know: refused, counted, logged with the address
+    mallory = dict(alice, TRAINYARD_KEY=str(keys / "mallory.key_secret"))
+    r = cli(mallory, "runs", timeout_s="1")
+    assert r.returncode == 1 and "no answer from the master" in r.stderr
+    info = json.loads(cli(alice, "info", "-o", "json").stdout)
+    assert info["auth_refused"] >= 1
+    assert info["last_auth_refused"].startswith("client 127.0.0.1: unknown key")
+    assert "refused a client connection from 127.0.0.1: unknown key" in c.master.text()
+    # a worker is its key: w1's key under another id, and an unknown key
+    c.start_worker("w2", "--key", str(keys / "workers" / "w1.key_secret"), "--master-key", mkey)
+    c.start_worker("w9", "--key", str(keys / "w9.key_secret"), "--master-key", mkey)
+    wait_until(lambda: "refused a message from worker 'w2': the key of 'w1'" in c.master.text()
+               and "refused a worker connection from 127.0.0.1: unknown key" in c.master.text(),
+               20, "both workers refused")
+    ids = [w["id"] for w in json.loads(cli(alice, "workers", "-o", "json").stdout)]
+    assert ids == ["w1"]
+    # a key added to the set counts for the next connection (ZeroMQ does not
+    # try again after a refused handshake: the worker is started again)
+    os.rename(keys / "w9.key", keys / "workers" / "w9.key")
+    c.workers["w9"].kill()
+    c.start_worker("w9", "--key", str(keys / "w9.key_secret"), "--master-key", mkey)
+    wait_until(lambda: "w9" in [w["id"] for w in json.loads(
+        cli(alice, "workers", "-o", "json").stdout)], 20, "w9 let in once its key is known")
