@@ -130,8 +130,35 @@ class Cluster:
         self.master = None
         self.master_args = []
         self.master_env = None  # e.g. a shifted clock (faketime_env)
+        # TY_CURVE=1: everything runs with CurveZMQ keys made here (the master,
+        # each worker, a user whose key the CLI calls get); else --insecure
+        self.curve = os.environ.get("TY_CURVE") == "1"
+        self.keys = os.path.join(self.tmp, "keys")
         self.history = None
         self.runs_may_continue = False
+
+    # ---- keys ----
+    def _keygen(self, name, where):
+        d = os.path.join(self.keys, where)
+        if not os.path.exists(os.path.join(d, name + ".key_secret")):
+            subprocess.run([CLI_BIN, "keygen", name, "--dir", d], check=True,
+                           capture_output=True, timeout=30)
+        return os.path.join(d, name + ".key_secret")
+
+    def _security_args(self, extra):
+        """The master's key flags (or --insecure) unless the test gave its own."""
+        if "--key" in extra or "--insecure" in extra:
+            return list(extra)
+        if not self.curve:
+            return ["--insecure"] + list(extra)
+        key = self._keygen("master", ".")
+        user = self._keygen("tester", "clients")
+        os.makedirs(os.path.join(self.keys, "workers"), exist_ok=True)
+        # what the tests run (this CLI, and their own subprocesses) uses the user's key
+        os.environ["TRAINYARD_KEY"] = user
+        os.environ["TRAINYARD_MASTER_KEY"] = os.path.join(self.keys, "master.key")
+        return ["--key", key, "--client-keys", os.path.join(self.keys, "clients"),
+                "--worker-keys", os.path.join(self.keys, "workers")] + list(extra)
 
     # ---- processes ----
     def start_etcd(self):
@@ -173,7 +200,7 @@ class Cluster:
                 "--client-bind", self.client_ep, "--worker-bind", self.worker_ep,
                 "--data-dir", os.path.join(self.tmp, "master"),
                 "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + \
-            (self.master_args if "--key" in self.master_args else ["--insecure"] + self.master_args)
+            self._security_args(self.master_args)
         self.master = Proc("master", args, os.path.join(self.tmp, "master.log"),
                            env=self.master_env)
         self.procs.append(self.master)
@@ -190,7 +217,7 @@ class Cluster:
                 "--client-bind", cep, "--worker-bind", wep,
                 "--data-dir", data_dir or os.path.join(self.tmp, "master-" + node),
                 "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + \
-            (list(extra) if "--key" in extra else ["--insecure"] + list(extra))
+            self._security_args(extra)
         p = Proc(node, args, os.path.join(self.tmp, f"master-{node}.log"), env=self.master_env)
         self.procs.append(p)
         p.client_ep, p.worker_ep = cep, wep
@@ -202,6 +229,9 @@ class Cluster:
         args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
                 "--work-dir", os.path.join(self.tmp, "work-" + wid),
                 "--kill-grace-ms", "1000"] + LOG_ARGS + list(extra)
+        if self.curve and "--key" not in extra:
+            args += ["--key", self._keygen(wid, "workers"),
+                     "--master-key", os.path.join(self.keys, "master.key")]
         # steps find trainyard-train and trainyard as commands
         env = dict(os.environ, PATH=os.path.join(BUILD, "trainer") + ":" + os.path.join(BUILD, "cli") +
                    ":" + os.environ["PATH"])
@@ -227,6 +257,9 @@ class Cluster:
     # ---- CLI ----
     def cli(self, *args, check=True, timeout=60):
         env = dict(os.environ, TRAINYARD_MASTER=self.client_ep or "")
+        if self.curve:  # this cluster's keys (another cluster may have started since)
+            env.update(TRAINYARD_KEY=os.path.join(self.keys, "clients", "tester.key_secret"),
+                       TRAINYARD_MASTER_KEY=os.path.join(self.keys, "master.key"))
         r = subprocess.run([CLI_BIN] + list(args), capture_output=True, text=True, env=env,
                            timeout=timeout)
         if check and r.returncode != 0:

@@ -81,6 +81,7 @@ def test_curve_lets_in_only_the_keys_in_its_sets(cluster, tmp_path):
     # no key at all: the handshake never completes, nothing is answered
     plain = dict(os.environ)
     plain.pop("TRAINYARD_KEY", None)
+    plain.pop("TRAINYARD_MASTER_KEY", None)
     r = cli(plain, "runs", timeout_s="1")
     assert r.returncode == 1 and "no answer from the master" in r.stderr, r.stderr
     # a key the master does not know: refused, counted, logged with the address
