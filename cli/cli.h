@@ -33,6 +33,11 @@ int ty_download(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, const c
 /* cli/models.c */
 int ty_cmd_models(ty_cli_t *cli, ty_client_t *c);
 
+/* cli/cluster.c */
+int ty_cmd_keygen(ty_cli_t *cli);
+int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_info(ty_cli_t *cli, ty_client_t *c);
+
 /* cli/schedules.c */
 int ty_cmd_schedules(ty_cli_t *cli, ty_client_t *c);
 /* Add (or update) the schedule a pipeline file's schedule: key names. */

@@ -5,7 +5,6 @@
 #include "common/config.h"
 #include "common/dag.h"
 #include "common/err.h"
-#include "common/keys.h"
 #include "common/util.h"
 
 #include <stdarg.h>
@@ -313,43 +312,6 @@ static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__K
 
 static int ty_submitted(ty_cli_t *cli, ty_client_t *c, Ty__Envelope *rep, int wait);
 
-static int ty_cmd_keygen(ty_cli_t *cli) {
-    const char *name = NULL, *dir = ".";
-    for (int i = 1; i < cli->argc; i++) {
-        if (strcmp(cli->argv[i], "--dir") == 0 && i + 1 < cli->argc)
-            dir = cli->argv[++i];
-        else if (!name && cli->argv[i][0] != '-')
-            name = cli->argv[i];
-        else
-            return ty_die("keygen: unexpected argument '%s'", cli->argv[i]);
-    }
-    if (!name)
-        return ty_die("usage: trainyard keygen NAME [--dir DIR]");
-    char *why = NULL;
-    if (ty_keys_generate(dir, name, &why) != 0) {
-        int rc = ty_die("%s", why);
-        free(why);
-        return rc;
-    }
-    if (cli->json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(name));
-        char *p = ty_xasprintf("%s/%s.key", dir, name);
-        json_object_set_new(o, "public", json_string(p));
-        free(p);
-        p = ty_xasprintf("%s/%s.key_secret", dir, name);
-        json_object_set_new(o, "secret", json_string(p));
-        free(p);
-        ty_out_json_print(o);
-    } else {
-        printf("%s/%s.key\t(public: give it to the master)\n"
-               "%s/%s.key_secret\t(secret, mode 0600: keep it)\n",
-               dir, name, dir, name);
-    }
-    return 0;
-}
-
-/* The user's request id, or a random one (a call sent again is recognised). */
 static const char *ty_request_id(const char *given, char buf[40]) {
     if (given)
         return given;
@@ -628,76 +590,6 @@ static int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c) {
         ty_out_json_print(o);
     } else {
         printf("run %s %s\n", cli->argv[1], ty_run_state_name(rep->cancel_reply->state));
-    }
-    ty_wire_free(&rep);
-    return 0;
-}
-
-static int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c) {
-    if (cli->argc != 1)
-        return ty_die("usage: trainyard workers");
-    Ty__WorkersRequest wr = TY__WORKERS_REQUEST__INIT;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_WORKERS;
-    env.workers = &wr;
-    Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_WORKERS_REPLY) != 0)
-        return 1;
-    if (cli->json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < rep->workers_reply->n_workers; i++)
-            json_array_append_new(a, ty_out_worker_json(rep->workers_reply->workers[i]));
-        ty_out_json_print(a);
-    } else {
-        ty_out_workers_table(stdout, rep->workers_reply);
-    }
-    ty_wire_free(&rep);
-    return 0;
-}
-
-static int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
-    Ty__InfoRequest ir = TY__INFO_REQUEST__INIT;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_INFO;
-    env.info = &ir;
-    Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_INFO_REPLY) != 0)
-        return 1;
-    Ty__InfoReply *r = rep->info_reply;
-    json_t *o = json_object();
-    json_object_set_new(o, "node_id", json_string(r->node_id));
-    json_object_set_new(o, "pid", json_integer((json_int_t)r->pid));
-    json_object_set_new(o, "leader", json_boolean(r->leader));
-    json_object_set_new(o, "leader_node", json_string(r->leader_node));
-    json_object_set_new(o, "endpoint", json_string(ty_client_endpoint(c)));
-    json_object_set_new(o, "epoch", json_integer((json_int_t)r->epoch));
-    json_object_set_new(o, "frames_rejected_size",
-                        json_integer((json_int_t)r->frames_rejected_size));
-    json_object_set_new(o, "frames_rejected_decode",
-                        json_integer((json_int_t)r->frames_rejected_decode));
-    json_object_set_new(o, "etcd_txns", json_integer((json_int_t)r->etcd_txns));
-    json_object_set_new(o, "etcd_ops", json_integer((json_int_t)r->etcd_ops));
-    json_object_set_new(o, "dispatches", json_integer((json_int_t)r->dispatches));
-    json_object_set_new(o, "etcd_txns_behind", json_integer((json_int_t)r->etcd_txns_behind));
-    json_object_set_new(o, "runs_in_memory", json_integer((json_int_t)r->runs_in_memory));
-    json_object_set_new(o, "runs_released", json_integer((json_int_t)r->runs_released));
-    json_object_set_new(o, "messages_rejected", json_integer((json_int_t)r->messages_rejected));
-    json_object_set_new(o, "last_rejected", json_string(r->last_rejected));
-    json_object_set_new(o, "etcd_quiet_ms", json_integer((json_int_t)r->etcd_quiet_ms));
-    json_object_set_new(o, "curve", json_boolean(r->curve));
-    json_object_set_new(o, "auth_refused", json_integer((json_int_t)r->auth_refused));
-    json_object_set_new(o, "last_auth_refused", json_string(r->last_auth_refused));
-    if (cli->json) {
-        ty_out_json_print(o);
-    } else {
-        const char *k;
-        json_t *v;
-        json_object_foreach(o, k, v) {
-            char *s = json_dumps(v, JSON_ENCODE_ANY);
-            printf("%-24s %s\n", k, s);
-            free(s);
-        }
-        json_decref(o);
     }
     ty_wire_free(&rep);
     return 0;
