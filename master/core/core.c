@@ -270,6 +270,15 @@ static void ty_reply_error_env(ty_core_t *c, const ty_ev_t *ev, int code, const 
         ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
 }
 
+void *ty_pb_dup(const ProtobufCMessage *m) {
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = ty_xmalloc(len ? len : 1);
+    protobuf_c_message_pack(m, buf);
+    void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+    free(buf);
+    return out;
+}
+
 void ty_core_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg) {
     ty_reply_error_env(c, ev, code, msg, 0);
 }

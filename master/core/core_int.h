@@ -258,6 +258,9 @@ struct ty_core {
 void ty_core_request_seen(ty_core_t *c, const char *request_id, const char *run_id,
                           int64_t at_wall_ms);
 void ty_core_emit(ty_core_t *c, const ty_fx_t *fx); /* takes ownership of fx's buffers */
+/* A deep copy of any message through its encoding, owned like an unpacked
+ * one (free with its free_unpacked). */
+void *ty_pb_dup(const ProtobufCMessage *m);
 /* An ErrorReply to ev's client, once what is written before it is durable. */
 void ty_core_reply_error(ty_core_t *c, const ty_ev_t *ev, int code, const char *msg);
 void ty_core_notify(ty_core_t *c, ty_run_t *r);

@@ -26,16 +26,6 @@ typedef struct {
     size_t nh;
 } ty_model_t;
 
-/* A deep copy of any message, owned like an unpacked one. */
-static void *ty_pb_dup(const ProtobufCMessage *m) {
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = ty_xmalloc(len ? len : 1);
-    protobuf_c_message_pack(m, buf);
-    void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-    free(buf);
-    return out;
-}
-
 static void ty_model_free(void **item) {
     ty_model_t *m = *item;
     if (!m)

@@ -237,16 +237,6 @@ void ty_sched_flush(ty_core_t *c) {
 
 /* ---- requests ---- */
 
-/* A deep copy of a message through its encoding. */
-static Ty__ScheduleSpec *ty_spec_copy(const Ty__ScheduleSpec *sp) {
-    size_t len = ty__schedule_spec__get_packed_size(sp);
-    uint8_t *buf = ty_xmalloc(len ? len : 1);
-    ty__schedule_spec__pack(sp, buf);
-    Ty__ScheduleSpec *out = ty__schedule_spec__unpack(NULL, len, buf);
-    free(buf);
-    return out;
-}
-
 static void ty_sched_reply(ty_core_t *c, const ty_ev_t *ev, ty_sched_t *s, int created) {
     Ty__ScheduleReply rep = TY__SCHEDULE_REPLY__INIT;
     Ty__ScheduleStatus st = TY__SCHEDULE_STATUS__INIT, *pst = &st;
@@ -275,27 +265,17 @@ int ty_sched_request(ty_core_t *c, const ty_ev_t *ev) {
             return TY_EINVAL;
         }
         ty_sched_t *old = zhashx_lookup(c->scheds, rq->spec->name);
-        Ty__ScheduleRecord *rec = ty_xcalloc(1, sizeof *rec);
-        ty__schedule_record__init(rec);
-        rec->spec = ty_spec_copy(rq->spec);
-        rec->created_ms = old ? old->rec->created_ms : c->now.wall_ms;
-        rec->updated_ms = c->now.wall_ms;
-        rec->last_fire_s = old ? old->rec->last_fire_s : c->now.wall_ms / 1000;
-        rec->paused = old ? old->rec->paused : 0;
-        rec->fired = old ? old->rec->fired : 0;
-        rec->skipped = old ? old->rec->skipped : 0;
-        rec->last_run = ty_xstrdup(old && old->rec->last_run ? old->rec->last_run : "");
-        rec->note = ty_xstrdup("");
-        /* the record must survive a round trip through etcd as it is */
-        size_t len = ty__schedule_record__get_packed_size(rec);
-        uint8_t *buf = ty_xmalloc(len ? len : 1);
-        ty__schedule_record__pack(rec, buf);
-        ty__schedule_spec__free_unpacked(rec->spec, NULL);
-        free(rec->last_run);
-        free(rec->note);
-        free(rec);
-        rec = ty__schedule_record__unpack(NULL, len, buf);
-        free(buf);
+        /* the record as it will be read back from etcd: owned like an unpacked one */
+        Ty__ScheduleRecord tmp = TY__SCHEDULE_RECORD__INIT;
+        tmp.spec = rq->spec;
+        tmp.created_ms = old ? old->rec->created_ms : c->now.wall_ms;
+        tmp.updated_ms = c->now.wall_ms;
+        tmp.last_fire_s = old ? old->rec->last_fire_s : c->now.wall_ms / 1000;
+        tmp.paused = old ? old->rec->paused : 0;
+        tmp.fired = old ? old->rec->fired : 0;
+        tmp.skipped = old ? old->rec->skipped : 0;
+        tmp.last_run = old && old->rec->last_run ? old->rec->last_run : (char *)"";
+        Ty__ScheduleRecord *rec = ty_pb_dup(&tmp.base);
         char *why = NULL;
         ty_sched_t *s = rec ? ty_sched_make(rec, &why) : NULL;
         if (!s) {
