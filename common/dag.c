@@ -2,6 +2,7 @@
 #include "common/dag_int.h"
 
 #include "common/err.h"
+#include "common/tmpl.h"
 #include "common/util.h"
 
 #include <ctype.h>
@@ -99,57 +100,18 @@ static Ty__KV *ty_param_find(const ty_dag_params_t *ix, const char *name, size_t
                : NULL;
 }
 
-/* Render every {{ PREFIX.NAME }} in tmpl with lookup(arg, NAME, len) (a
- * heap string, or NULL: the first such NAME goes to *missing and the text
- * stays); other templates stay as they are. */
-typedef char *(*ty_lookup_fn)(const void *arg, const char *name, size_t len);
-
-static char *ty_render_scan(const char *tmpl, const char *prefix, ty_lookup_fn lookup,
-                            const void *arg, char **missing) {
-    ty_buf_t out = {0};
-    size_t pl = strlen(prefix);
-    *missing = NULL;
-    const char *p = tmpl;
-    ty_buf_append(&out, "", 0);
-    for (;;) {
-        const char *open = strstr(p, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
-        if (!close) {
-            ty_buf_append(&out, p, strlen(p));
-            break;
-        }
-        const char *a = open + 2, *b = close;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        ty_buf_append(&out, p, (size_t)(open - p));
-        int ours = (size_t)(b - a) > pl && strncmp(a, prefix, pl) == 0;
-        char *v = ours ? lookup(arg, a + pl, (size_t)(b - a) - pl) : NULL;
-        if (v) {
-            ty_buf_append(&out, v, strlen(v));
-            free(v);
-        } else {
-            if (ours && !*missing)
-                *missing = ty_xstrndup(a + pl, (size_t)(b - a) - pl);
-            ty_buf_append(&out, open, (size_t)(close + 2 - open)); /* kept */
-        }
-        p = close + 2;
-    }
-    return out.data;
-}
-
 static char *ty_param_value(const void *arg, const char *name, size_t len) {
     Ty__KV *kv = ty_param_find(arg, name, len);
     return kv && kv->value ? ty_xstrdup(kv->value) : NULL;
 }
 
-char *ty_dag_render_ix(const char *tmpl, const ty_dag_params_t *params, char **missing) {
-    return ty_render_scan(tmpl, "params.", ty_param_value, params, missing);
+char *ty_dag_render_ix(const char *tmpl, int mode, const ty_dag_params_t *params, char **missing) {
+    return ty_tmpl_render(tmpl, (ty_tmpl_mode_t)mode, "params.", ty_param_value, params, missing);
 }
 
 char *ty_dag_render(const char *tmpl, Ty__KV *const *params, size_t n, char **missing) {
     ty_dag_params_t *ix = ty_dag_params_index(params, n);
-    char *r = ty_dag_render_ix(tmpl, ix, missing);
+    char *r = ty_dag_render_ix(tmpl, TY_TMPL_RAW, ix, missing);
     ty_dag_params_free(ix);
     return r;
 }
@@ -177,8 +139,8 @@ static char *ty_input_value(const void *arg, const char *name, size_t len) {
     return NULL;
 }
 
-char *ty_dag_render_inputs(const char *tmpl, const Ty__TaskSpec *t, char **missing) {
-    return ty_render_scan(tmpl, "inputs.", ty_input_value, t, missing);
+char *ty_dag_render_inputs(const char *tmpl, int mode, const Ty__TaskSpec *t, char **missing) {
+    return ty_tmpl_render(tmpl, (ty_tmpl_mode_t)mode, "inputs.", ty_input_value, t, missing);
 }
 
 /* A string of an unpacked message replaced: protobuf-c leaves an empty one
@@ -189,16 +151,16 @@ static void ty_str_replace(char **s, char *r) {
     *s = r;
 }
 
-static void ty_render_inputs_in_place(char **s, const Ty__TaskSpec *t) {
+static void ty_render_inputs_in_place(char **s, int mode, const Ty__TaskSpec *t) {
     char *missing = NULL;
-    char *r = ty_dag_render_inputs(*s, t, &missing);
+    char *r = ty_dag_render_inputs(*s, mode, t, &missing);
     free(missing); /* validated at load time */
     ty_str_replace(s, r);
 }
 
-static void ty_render_in_place(char **s, const ty_dag_params_t *params) {
+static void ty_render_in_place(char **s, int mode, const ty_dag_params_t *params) {
     char *missing = NULL;
-    char *r = ty_dag_render_ix(*s, params, &missing);
+    char *r = ty_dag_render_ix(*s, mode, params, &missing);
     free(missing); /* validated at load time */
     ty_str_replace(s, r);
 }
@@ -239,20 +201,23 @@ int ty_dag_resolve(const Ty__PipelineSpec *spec, Ty__KV *const *overrides, size_
         abort();
     for (size_t t = 0; t < copy->n_tasks; t++) {
         Ty__TaskSpec *ts = copy->tasks[t];
+        /* a shell script's values are quoted where they stand; argv and
+         * env get them as they are */
         for (size_t a = 0; a < ts->n_argv; a++)
-            ty_render_in_place(&ts->argv[a], ix);
+            ty_render_in_place(&ts->argv[a], ty_tmpl_argv_is_shell(ts->argv, ts->n_argv, a), ix);
         if (ts->shell && *ts->shell)
-            ty_render_in_place(&ts->shell, ix);
+            ty_render_in_place(&ts->shell, TY_TMPL_SHELL, ix);
         for (size_t e = 0; e < ts->n_env; e++)
-            ty_render_in_place(&ts->env[e]->value, ix);
+            ty_render_in_place(&ts->env[e]->value, TY_TMPL_RAW, ix);
         if (!ts->n_inputs)
             continue;
         for (size_t a = 0; a < ts->n_argv; a++)
-            ty_render_inputs_in_place(&ts->argv[a], ts);
+            ty_render_inputs_in_place(&ts->argv[a], ty_tmpl_argv_is_shell(ts->argv, ts->n_argv, a),
+                                      ts);
         if (ts->shell && *ts->shell)
-            ty_render_inputs_in_place(&ts->shell, ts);
+            ty_render_inputs_in_place(&ts->shell, TY_TMPL_SHELL, ts);
         for (size_t e = 0; e < ts->n_env; e++)
-            ty_render_inputs_in_place(&ts->env[e]->value, ts);
+            ty_render_inputs_in_place(&ts->env[e]->value, TY_TMPL_RAW, ts);
     }
     ty_dag_params_free(ix);
     for (size_t i = 0; i < copy->n_params; i++)

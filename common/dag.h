@@ -102,8 +102,9 @@ char *ty_dag_render(const char *tmpl, Ty__KV *const *params, size_t n, char **mi
  * directory: inputs/KEY/<OUTPUT's last component> (heap string). */
 char *ty_dag_input_path(const char *key, const char *ref);
 /* Render every {{ inputs.KEY }} in tmpl as that input's path; an unknown
- * KEY goes to *missing (the first; NULL when none), the text kept. */
-char *ty_dag_render_inputs(const char *tmpl, const Ty__TaskSpec *t, char **missing);
+ * KEY goes to *missing (the first; NULL when none), the text kept. mode: a
+ * ty_tmpl_mode_t (common/tmpl.h). */
+char *ty_dag_render_inputs(const char *tmpl, int mode, const Ty__TaskSpec *t, char **missing);
 /* Whether task t declares output `name` (a path, or a name its glob matches). */
 int ty_dag_declares_output(const Ty__TaskSpec *t, const char *name);
 

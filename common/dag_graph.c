@@ -5,6 +5,7 @@
 #include "common/dag_int.h"
 
 #include "common/cond.h"
+#include "common/tmpl.h"
 #include "common/util.h"
 
 #include <stdlib.h>
@@ -29,18 +30,25 @@ static int ty_names_find(const ty_names_t *ix, const char *name) {
     return lo < ix->n && strcmp(ix->by_name[lo].s, name) == 0 ? (int)ix->by_name[lo].i : -1;
 }
 
-/* Report every {{ params.X }} in s that names no param, and every
- * {{ inputs.K }} that names none of t's inputs. */
+/* Report a template of no known namespace in s, every {{ params.X }} that
+ * names no param, and every {{ inputs.K }} that names none of t's inputs. */
 static void ty_check_templates(ty_dag_ctx_t *c, yaml_node_t *where, const Ty__TaskSpec *t,
                                const char *s, const ty_dag_params_t *params) {
-    char *missing = NULL;
-    char *r = ty_dag_render_ix(s, params, &missing);
+    char *missing = ty_tmpl_unknown(s);
+    if (missing) {
+        ty_dag_err(c, where,
+                   "task '%s' uses unknown template '%s' (a template names params.NAME, "
+                   "inputs.NAME, run.id, task.name or task.attempt)",
+                   t->name, missing);
+        free(missing);
+    }
+    char *r = ty_dag_render_ix(s, TY_TMPL_RAW, params, &missing);
     free(r);
     if (missing) {
         ty_dag_err(c, where, "task '%s' uses undefined param '%s'", t->name, missing);
         free(missing);
     }
-    r = ty_dag_render_inputs(s, t, &missing);
+    r = ty_dag_render_inputs(s, TY_TMPL_RAW, t, &missing);
     free(r);
     if (missing) {
         ty_dag_err(c, where, "task '%s' uses undefined input '%s' (declare it under inputs:)",

@@ -17,7 +17,8 @@ Ty__KV *ty_dag_kv_new(const char *k, const char *v);
 typedef struct ty_dag_params ty_dag_params_t;
 ty_dag_params_t *ty_dag_params_index(Ty__KV *const *params, size_t n);
 void ty_dag_params_free(ty_dag_params_t *ix);
-char *ty_dag_render_ix(const char *tmpl, const ty_dag_params_t *params, char **missing);
+/* mode: a ty_tmpl_mode_t (common/tmpl.h) */
+char *ty_dag_render_ix(const char *tmpl, int mode, const ty_dag_params_t *params, char **missing);
 
 /* The YAML events of yaml checked against lim (depth, keys per mapping, at
  * most 256 anchors, what aliases add at most max_bytes): 0, or TY_ETOOBIG

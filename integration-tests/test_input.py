@@ -25,6 +25,11 @@ INVALID = {
                      "bad-res.yaml:5: resources.mem_mb must be an integer"),
     "empty.yaml": ("name: e\ntasks: []\n", "empty.yaml:1: pipeline has no tasks"),
     "syntax.yaml": ("name: s\ntasks: [\n", "syntax.yaml:"),
+    "tmpl-ns.yaml": ("name: n\ntasks:\n  - name: a\n    command: \"echo {{ run_id }}\"\n",
+                     "tmpl-ns.yaml:3: task 'a' uses unknown template '{{ run_id }}'"),
+    "tmpl-param.yaml": ("name: n\nparams: {x: 1}\ntasks:\n  - name: a\n"
+                        "    command: [echo, '{{ param.x }}']\n",
+                        "tmpl-param.yaml:4: task 'a' uses unknown template '{{ param.x }}'"),
 }
 
 

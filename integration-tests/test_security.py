@@ -107,3 +107,42 @@ def test_curve_lets_in_only_the_keys_in_its_sets(cluster, tmp_path):
     c.start_worker("w9", "--key", str(keys / "w9.key_secret"), "--master-key", mkey)
     wait_until(lambda: "w9" in [w["id"] for w in json.loads(
         cli(alice, "workers", "-o", "json").stdout)], 20, "w9 let in once its key is known")
+
+
+def test_params_are_data_in_every_kind_of_command(cluster, tmp_path):
+    """Issue 19 point 6: a value substituted into a shell script stays one
+    word of data wherever it stands; argv and env get it as it is; the
+    built-in values are rendered on the worker."""
+    flag = tmp_path / "pwned"
+    value = f"x'; touch {flag}; echo '$(touch {flag})\" `touch {flag}` two  words"
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+    run = cluster.submit("""
+name: quoting
+params: {v: plain}
+tasks:
+  - name: bare
+    command: "printf '[%s]' {{ params.v }}"
+  - name: dq
+    command: "printf '%s' \\"[{{ params.v }}]\\""
+  - name: sq
+    command: "printf '%s' '[{{ params.v }}]'"
+  - name: subst
+    command: "printf '%s' \\"$(printf '[%s]' {{ params.v }})\\""
+  - name: shc
+    command: [sh, -c, "printf '[%s]' {{ params.v }}"]
+  - name: argv
+    command: [printf, "[%s]", "{{ params.v }}"]
+  - name: env
+    env: {V: "{{ params.v }}"}
+    command: "printf '[%s]' \\"$V\\""
+  - name: builtins
+    command: "printf '%s|' {{ run.id }} {{ task.name }} {{ task.attempt }}"
+""", f"v={value}")
+    st = cluster.wait_run(run)
+    assert st["state"] == "succeeded", st
+    for t in ("bare", "dq", "sq", "subst", "shc", "argv", "env"):
+        assert cluster.cli("logs", run, t).stdout == f"[{value}]", t
+    assert cluster.cli("logs", run, "builtins").stdout == f"{run}|builtins|1|"
+    assert not flag.exists()

@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/report.h"
+#include "common/tmpl.h"
 #include "common/util.h"
 #include "worker/shmdir.h"
 
@@ -381,6 +382,28 @@ void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
     ty_fetch_stop_all(wk, why);
 }
 
+/* {{ run.id }}, {{ task.name }}, {{ task.attempt }}: the attempt's own
+ * values (the master rendered params and inputs). */
+static char *ty_builtin_value(const void *arg, const char *name, size_t len) {
+    const ty_proc_t *p = arg;
+    if (len == 6 && strncmp(name, "run.id", len) == 0)
+        return ty_xstrdup(p->run_id);
+    if (len == 9 && strncmp(name, "task.name", len) == 0)
+        return ty_xstrdup(p->task);
+    if (len == 12 && strncmp(name, "task.attempt", len) == 0)
+        return ty_xasprintf("%u", p->ref.attempt);
+    return NULL;
+}
+
+static char *ty_render_builtins(const char *s, ty_tmpl_mode_t mode, const ty_proc_t *p) {
+    if (!strstr(s, "{{"))
+        return ty_xstrdup(s);
+    char *missing = NULL; /* other braces are the command's own */
+    char *r = ty_tmpl_render(s, mode, "", ty_builtin_value, p, &missing);
+    free(missing);
+    return r;
+}
+
 /* environ, minus names we set, plus the task's env and the TRAINYARD_* contract. */
 static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     ty_buf_t gpus = {0};
@@ -425,8 +448,11 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
         if (!skip)
             env[n++] = ty_xstrdup(*e);
     }
-    for (size_t i = 0; i < d->n_env; i++)
-        env[n++] = ty_xasprintf("%s=%s", d->env[i]->key, d->env[i]->value);
+    for (size_t i = 0; i < d->n_env; i++) {
+        char *v = ty_render_builtins(d->env[i]->value, TY_TMPL_RAW, p);
+        env[n++] = ty_xasprintf("%s=%s", d->env[i]->key, v);
+        free(v);
+    }
     for (size_t i = 0; i < nours; i++)
         env[n++] = ours[i];
     env[n] = NULL;
@@ -434,19 +460,20 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
 }
 
 /* The task's own command. */
-static size_t ty_push_command(char **argv, size_t n, const Ty__Dispatch *d) {
+static size_t ty_push_command(char **argv, size_t n, const Ty__Dispatch *d, const ty_proc_t *p) {
     if (*d->shell) {
         argv[n++] = ty_xstrdup("/bin/sh");
         argv[n++] = ty_xstrdup("-c");
-        argv[n++] = ty_xstrdup(d->shell);
+        argv[n++] = ty_render_builtins(d->shell, TY_TMPL_SHELL, p);
     } else {
         for (size_t i = 0; i < d->n_argv; i++)
-            argv[n++] = ty_xstrdup(d->argv[i]);
+            argv[n++] = ty_render_builtins(
+                d->argv[i], (ty_tmpl_mode_t)ty_tmpl_argv_is_shell(d->argv, d->n_argv, i), p);
     }
     return n;
 }
 
-static char **ty_build_argv(const Ty__Dispatch *d) {
+static char **ty_build_argv(const Ty__Dispatch *d, const ty_proc_t *p) {
     uint32_t np = d->np ? d->np : 1;
     /* GPUs per rank: each rank gets its own slice through one mpirun app
      * context per rank ("-np 1 -x CUDA_VISIBLE_DEVICES=... CMD : ...") */
@@ -455,7 +482,7 @@ static char **ty_build_argv(const Ty__Dispatch *d) {
     size_t cap = 16 + (per_rank ? np * (cmdlen + 6) : cmdlen), n = 0;
     char **argv = ty_xcalloc(cap, sizeof *argv);
     if (d->kind != 1) { /* command */
-        n = ty_push_command(argv, n, d);
+        n = ty_push_command(argv, n, d, p);
         argv[n] = NULL;
         return argv;
     }
@@ -469,7 +496,7 @@ static char **ty_build_argv(const Ty__Dispatch *d) {
     if (!per_rank) {
         argv[n++] = ty_xstrdup("-np");
         argv[n++] = ty_xasprintf("%u", np);
-        n = ty_push_command(argv, n, d);
+        n = ty_push_command(argv, n, d, p);
         argv[n] = NULL;
         return argv;
     }
@@ -485,7 +512,7 @@ static char **ty_build_argv(const Ty__Dispatch *d) {
         argv[n++] = ty_xstrdup("-x");
         argv[n++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", ids.data);
         ty_buf_free(&ids);
-        n = ty_push_command(argv, n, d);
+        n = ty_push_command(argv, n, d, p);
     }
     argv[n] = NULL;
     return argv;
@@ -587,7 +614,7 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     p->out.data = p->err.data = p->timer.data = p->reap.data = p->rep.data = p->proc.data = p;
     p->handles = 6;
 
-    char **argv = ty_build_argv(d), **env = ty_build_env(wk, p, d);
+    char **argv = ty_build_argv(d, p), **env = ty_build_env(wk, p, d);
     uv_stdio_container_t stdio[4];
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
