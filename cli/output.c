@@ -32,6 +32,7 @@ json_t *ty_out_run_json(const Ty__RunRecord *r) {
     json_object_set_new(o, "run_id", json_string(r->run_id));
     json_object_set_new(o, "pipeline", json_string(r->pipeline));
     json_object_set_new(o, "state", json_string(ty_run_state_name(r->state)));
+    json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
     json_object_set_new(o, "created_at", ty_out_time_json(r->created_ms));
     json_object_set_new(o, "started_at", ty_out_time_json(r->started_ms));
     json_object_set_new(o, "finished_at", ty_out_time_json(r->finished_ms));
@@ -125,8 +126,8 @@ void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
     char dur[32], start[40];
     ty_fmt_duration(r->started_ms, r->finished_ms, dur, sizeof dur);
     ty_fmt_time(r->created_ms, start, sizeof start);
-    fprintf(f, "run %s  pipeline %s  state %s  created %s  duration %s\n", r->run_id, r->pipeline,
-            ty_run_state_name(r->state), start, dur);
+    fprintf(f, "run %s  pipeline %s  state %s  owner %s  created %s  duration %s\n", r->run_id,
+            r->pipeline, ty_run_state_name(r->state), *r->owner ? r->owner : "-", start, dur);
     fprintf(f, "%-24s %-16s %-7s %-16s %-24s %-9s %-5s %s\n", "TASK", "STATE", "ATTEMPT", "WORKER",
             "START", "DURATION", "EXIT", "PROGRESS / REASON");
     for (size_t i = 0; i < st->n_tasks; i++) {
@@ -159,14 +160,15 @@ void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
 }
 
 void ty_out_runs_table(FILE *f, const Ty__RunsReply *rr) {
-    fprintf(f, "%-36s %-24s %-10s %-24s %s\n", "RUN", "PIPELINE", "STATE", "CREATED", "DURATION");
+    fprintf(f, "%-36s %-24s %-10s %-12s %-24s %s\n", "RUN", "PIPELINE", "STATE", "OWNER", "CREATED",
+            "DURATION");
     for (size_t i = 0; i < rr->n_runs; i++) {
         const Ty__RunRecord *r = rr->runs[i]->run;
         char created[40], dur[32];
         ty_fmt_time(r->created_ms, created, sizeof created);
         ty_fmt_duration(r->started_ms, r->finished_ms, dur, sizeof dur);
-        fprintf(f, "%-36s %-24s %-10s %-24s %s\n", r->run_id, r->pipeline,
-                ty_run_state_name(r->state), created, dur);
+        fprintf(f, "%-36s %-24s %-10s %-12s %-24s %s\n", r->run_id, r->pipeline,
+                ty_run_state_name(r->state), *r->owner ? r->owner : "-", created, dur);
     }
 }
 

@@ -30,6 +30,7 @@ static json_t *ty_sched_json(const Ty__ScheduleStatus *st) {
     json_object_set_new(o, "paused", json_boolean(r->paused));
     json_object_set_new(o, "last_fire", ty_out_time_json(r->last_fire_s * 1000));
     json_object_set_new(o, "last_run", *r->last_run ? json_string(r->last_run) : json_null());
+    json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
     json_object_set_new(o, "fired", json_integer((json_int_t)r->fired));
     json_object_set_new(o, "skipped", json_integer((json_int_t)r->skipped));
     json_object_set_new(o, "note", *r->note ? json_string(r->note) : json_null());
@@ -64,6 +65,7 @@ static void ty_sched_show(const Ty__ScheduleStatus *st) {
     for (size_t i = 0; i < sp->n_params; i++)
         printf("param        %s=%s\n", sp->params[i]->key, sp->params[i]->value);
     printf("state        %s\n", r->paused ? "paused" : "active");
+    printf("owner        %s\n", *r->owner ? r->owner : "-");
     printf("last fire    %s\n", last);
     printf("last run     %s\n", *r->last_run ? r->last_run : "-");
     printf("fired        %llu runs, %llu fires skipped\n", (unsigned long long)r->fired,

@@ -23,7 +23,8 @@
     X(STALE, "stale epoch or attempt")                                                             \
     X(NOTSUP, "not supported by this build")                                                       \
     X(NODEV, "no usable device")                                                                   \
-    X(UNAVAIL, "the state store (etcd) is not answering")
+    X(UNAVAIL, "the state store (etcd) is not answering")                                          \
+    X(PERM, "permission denied")
 
 enum {
 #define TY_ERR_IDX(name, msg) TY_ERR_IDX_##name,

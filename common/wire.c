@@ -60,13 +60,18 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env) {
 }
 
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env) {
-    return ty_wire_recv_as(sock, router, max, identity, env, NULL, 0);
+    return ty_wire_recv_as(sock, router, max, identity, env, NULL);
+}
+
+static void ty_meta_copy(zframe_t *f, const char *prop, char *out, size_t n) {
+    const char *v = zframe_meta(f, prop);
+    snprintf(out, n, "%s", v ? v : "");
 }
 
 int ty_wire_recv_as(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env,
-                    char *user, size_t usz) {
-    if (user && usz)
-        user[0] = '\0';
+                    ty_wire_peer_t *peer) {
+    if (peer)
+        memset(peer, 0, sizeof *peer);
     if (!(zsock_events(sock) & ZMQ_POLLIN))
         return TY_ENOENT;
     zmsg_t *msg = zmsg_recv_nowait(sock);
@@ -78,10 +83,12 @@ int ty_wire_recv_as(zsock_t *sock, int router, size_t max, zframe_t **identity, 
     /* exactly one payload frame; anything else is malformed */
     if (payload && zmsg_size(msg) == 0 && (!router || id))
         rc = ty_wire_decode(zframe_data(payload), zframe_size(payload), max, env);
-    const char *uid = payload && user && usz ? zframe_meta(payload, "User-Id") : NULL;
-    if (uid)
-        snprintf(user, usz, "%s", uid);
-    else if (payload && zframe_size(payload) > max)
+    if (payload && peer) {
+        ty_meta_copy(payload, "User-Id", peer->user, sizeof peer->user);
+        ty_meta_copy(payload, "X-Role", peer->role, sizeof peer->role);
+        ty_meta_copy(payload, "Peer-Address", peer->addr, sizeof peer->addr);
+    }
+    if (payload && zframe_size(payload) > max)
         rc = TY_ETOOBIG;
     zframe_destroy(&payload);
     zmsg_destroy(&msg);

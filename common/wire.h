@@ -36,10 +36,17 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
  * TY_EPROTO for a rejected message (consumed); TY_ENOENT when
  * nothing is waiting (or a signal interrupted the receive). */
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
-/* The same, and the sender's User-Id (the name its CURVE key was accepted
- * under, from the ZAP handler; "" without one) into user. */
+/* Who sent a message, from its ZeroMQ metadata: the User-Id (the name its
+ * CURVE key was accepted under by the ZAP handler; "" without one), the
+ * ZAP handler's X-Role ("admin", "user" or ""), and the Peer-Address. */
+typedef struct {
+    char user[128];
+    char role[16];
+    char addr[64];
+} ty_wire_peer_t;
+/* The same as ty_wire_recv, and who sent it into *peer. */
 int ty_wire_recv_as(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env,
-                    char *user, size_t usz);
+                    ty_wire_peer_t *peer);
 
 /* Move a DEALER socket from *connected (a heap string, or NULL) to ep;
  * 0, or TY_EINVAL for an address ZeroMQ refuses (then *connected is NULL). */

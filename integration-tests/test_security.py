@@ -146,3 +146,62 @@ tasks:
         assert cluster.cli("logs", run, t).stdout == f"[{value}]", t
     assert cluster.cli("logs", run, "builtins").stdout == f"{run}|builtins|1|"
     assert not flag.exists()
+
+
+def test_runs_and_schedules_have_owners_and_only_they_or_admins_change_them(cluster, tmp_path):
+    """Issue 19 point 3: a run is its submitter's (the user its key names);
+    runs and status show the owner; another user's cancel, or change of a
+    schedule, is refused with a one-line error and an audit line on the
+    master (who, what, from where); a key in --admin-keys may."""
+    c = cluster
+    keys = tmp_path / "keys"
+    for name, where in (("master", "."), ("alice", "clients"), ("bob", "clients"),
+                        ("root", "admins"), ("w1", "workers")):
+        keygen(name, keys / where)
+    mkey = str(keys / "master.key")
+    c.start_master("--key", str(keys / "master.key_secret"), "--client-keys",
+                   str(keys / "clients"), "--worker-keys", str(keys / "workers"),
+                   "--admin-keys", str(keys / "admins"), wait_ready=False)
+    env = {u: dict(os.environ, TRAINYARD_KEY=str(keys / where / f"{u}.key_secret"),
+                   TRAINYARD_MASTER_KEY=mkey)
+           for u, where in (("alice", "clients"), ("bob", "clients"), ("root", "admins"))}
+
+    def cli(user, *args):
+        return subprocess.run([CLI_BIN, "--master", c.client_ep, "--timeout", "10"] + list(args),
+                              capture_output=True, text=True, env=env[user], timeout=60)
+    wait_until(lambda: cli("alice", "info").returncode == 0, 20, "the master to answer alice")
+    c.start_worker("w1", "--key", str(keys / "workers" / "w1.key_secret"), "--master-key", mkey)
+    path = c.write("slow.yaml", "name: slow\ntasks:\n  - {name: a, command: [sleep, '30']}\n")
+    run = json.loads(cli("alice", "submit", path, "-o", "json").stdout)["run_id"]
+    runs = json.loads(cli("bob", "runs", "-o", "json").stdout)
+    assert [(r["run_id"], r["owner"]) for r in runs] == [(run, "alice")]
+    assert json.loads(cli("bob", "status", run, "-o", "json").stdout)["owner"] == "alice"
+    assert " owner alice " in cli("bob", "status", run).stdout
+
+    r = cli("bob", "cancel", run)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"trainyard: run {run} belongs to alice: only alice or an admin (--admin-keys) "
+        "may cancel it"], r.stderr
+    wait_until(lambda: f"audit: user=bob from=127.0.0.1 cancel run {run}: refused (owned by "
+               "alice)" in c.master.text(), 10, "the refusal's audit line")
+    assert json.loads(cli("alice", "status", run, "-o", "json").stdout)["state"] == "running"
+
+    # schedules: the adder's; another user may not change or remove one
+    sched = c.write("nightly.yaml", "name: nightly\ntasks:\n  - {name: a, command: [true]}\n")
+    assert cli("alice", "schedules", "add", "nightly", sched, "--cron", "0 3 * * *").returncode == 0
+    assert json.loads(cli("bob", "schedules", "show", "nightly", "-o", "json").stdout)[
+        "owner"] == "alice"
+    for args in (("rm", "nightly"), ("pause", "nightly"),
+                 ("add", "nightly", sched, "--cron", "0 4 * * *")):
+        r = cli("bob", "schedules", *args)
+        assert r.returncode == 1 and "schedule nightly belongs to alice" in r.stderr, (args, r)
+    assert cli("root", "schedules", "pause", "nightly").returncode == 0
+
+    # an admin may cancel anyone's run; the audit line says so
+    r = cli("root", "cancel", run)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: f"audit: user=root (admin) from=127.0.0.1 cancel run {run}: allowed (an "
+               "admin; owned by alice)" in c.master.text(), 10, "the admin's audit line")
+    st = json.loads(cli("alice", "status", run, "--wait", "-o", "json").stdout)
+    assert st["state"] == "cancelled"

@@ -98,6 +98,29 @@ void ty_reply_error(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t 
     ty_reply(a, peer, peer_len, req_id, &env, now);
 }
 
+const char *ty_api_user(const ty_api_t *a) { return a->who && a->who->user ? a->who->user : ""; }
+
+void ty_api_audit(const ty_api_t *a, const char *action, const char *target, const char *result) {
+    const char *user = ty_api_user(a);
+    ty_info("audit: user=%s%s from=%s %s %s: %s", *user ? user : "-",
+            a->who && a->who->admin ? " (admin)" : "",
+            a->who && a->who->addr && *a->who->addr ? a->who->addr : "-", action, target, result);
+}
+
+int ty_api_may(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+               const char *owner, const char *action, const char *target, ty_time_t now) {
+    const char *user = ty_api_user(a);
+    if (!owner || !*owner || !*user || strcmp(owner, user) == 0 || a->who->admin)
+        return 1;
+    char *msg = ty_xasprintf("%s belongs to %s: only %s or an admin (--admin-keys) may %s it",
+                             target, owner, owner, action);
+    ty_warn("audit: user=%s from=%s %s %s: refused (owned by %s)", user,
+            a->who->addr && *a->who->addr ? a->who->addr : "-", action, target, owner);
+    ty_reply_error(a, peer, peer_len, req_id, TY_EPERM, msg, now);
+    free(msg);
+    return 0;
+}
+
 static int ty_request_id_ok(const char *s) {
     size_t n = strlen(s);
     if (n > 64)
@@ -149,7 +172,11 @@ static void ty_on_submit(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint
                   .raw_spec = raw,
                   .raw_len = len,
                   .request_id = req->request_id,
+                  .owner = ty_api_user(a),
                   .quiet_since = a->shell.quiet_since ? a->shell.quiet_since(a->shell.arg) : 0};
+    char *what = ty_xasprintf("pipeline %s", resolved->name);
+    ty_api_audit(a, "submit", what, "accepted");
+    free(what);
     ty_core_step(a->core, &ev, now);
     free(raw);
 }
@@ -192,6 +219,7 @@ static void ty_on_retry(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint6
                   .params = params,
                   .nparams = old->nparams,
                   .request_id = rq->request_id,
+                  .owner = ty_api_user(a),
                   .quiet_since = a->shell.quiet_since ? a->shell.quiet_since(a->shell.arg) : 0,
                   .retry_of = old,
                   .rerun = rerun};
@@ -500,6 +528,9 @@ ty_fetch_t *ty_fetch_new(ty_api_t *a, const uint8_t *peer, size_t peer_len,
     f->peer = ty_xmalloc(peer_len ? peer_len : 1);
     memcpy(f->peer, peer, peer_len);
     f->peer_len = peer_len;
+    f->user = ty_xstrdup(ty_api_user(a));
+    f->addr = ty_xstrdup(a->who && a->who->addr ? a->who->addr : "");
+    f->admin = a->who && a->who->admin;
     size_t len = ty__envelope__get_packed_size(env);
     uint8_t *buf = ty_xmalloc(len ? len : 1);
     ty__envelope__pack(env, buf);
@@ -520,6 +551,8 @@ void ty_fetch_release(ty_fetch_t *f) {
     zhashx_destroy(&f->pins);
     free(f->peer);
     free(f->run_id);
+    free(f->user);
+    free(f->addr);
     if (f->req)
         ty__envelope__free_unpacked(f->req, NULL);
     free(f);
@@ -544,6 +577,8 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
             ty_persist_decode_task(r, kvs[i].key + klen + 7, kvs[i].val, kvs[i].len);
     const Ty__Envelope *req = f->req;
     uint64_t rq = req->req_id;
+    ty_caller_t who = {.user = f->user, .addr = f->addr, .admin = f->admin};
+    a->who = &who; /* the caller of the request answered now */
     if (status != 0) {
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_EUNREACH,
                        "cannot read the run back from etcd; try again", now);
@@ -565,6 +600,7 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_ESTATE, msg, now);
         free(msg);
     }
+    a->who = NULL;
     ty_runs_free(r);
     ty_fetch_release(f);
     if (a->shell.effects)
@@ -587,8 +623,8 @@ void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envel
     free(prefix);
 }
 
-void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
-                    ty_time_t now) {
+static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
+                          const Ty__Envelope *env, ty_time_t now) {
     uint64_t rq = env->req_id;
     ty_run_t *r = NULL;
     switch (env->body_case) {
@@ -624,10 +660,23 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
         }
         break;
     case TY__ENVELOPE__BODY_CANCEL: {
-        if (!ty_core_find_run(a->core, env->cancel->run_id)) {
+        r = ty_core_find_run(a->core, env->cancel->run_id);
+        if (!r) {
             ty_fetch(a, peer, peer_len, env, env->cancel->run_id, now);
             break;
         }
+        char *what = ty_xasprintf("run %s", r->id);
+        int may = ty_api_may(a, peer, peer_len, rq, r->owner, "cancel", what, now);
+        if (may && r->owner && *r->owner && strcmp(r->owner, ty_api_user(a)) != 0) {
+            char *how = ty_xasprintf("allowed (an admin; owned by %s)", r->owner);
+            ty_api_audit(a, "cancel", what, how);
+            free(how);
+        } else if (may) {
+            ty_api_audit(a, "cancel", what, "allowed");
+        }
+        free(what);
+        if (!may)
+            break;
         ty_ev_t ev = {.kind = TY_EV_CANCEL,
                       .peer = peer,
                       .peer_len = peer_len,
@@ -666,4 +715,11 @@ void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty_
                        now);
         break;
     }
+}
+
+void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
+                    const ty_caller_t *who, ty_time_t now) {
+    a->who = who;
+    ty_api_handle(a, peer, peer_len, env, now);
+    a->who = NULL;
 }

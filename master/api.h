@@ -51,8 +51,18 @@ typedef struct {
 int ty_api_create(ty_api_t **out, ty_core_t *core, const char *data_dir, ty_api_info_t *info,
                   const ty_api_shell_t *shell);
 void ty_api_destroy(ty_api_t **a);
+/* Who sent a request: the user its key names (User-Id; "" without keys),
+ * whether the key is in the admin set, and the peer's address. */
+typedef struct {
+    const char *user;
+    const char *addr;
+    int admin;
+} ty_caller_t;
+
+/* who: NULL when not known (tests); a user of "" (no keys) owns nothing
+ * and may do anything. */
 void ty_api_request(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *req,
-                    ty_time_t now);
+                    const ty_caller_t *who, ty_time_t now);
 /* run_id changed (the core's NOTIFY effect), or only its logs grew
  * (logs_only: the log writer put bytes on disk). */
 void ty_api_notify(ty_api_t *a, const char *run_id, int logs_only, ty_time_t now);

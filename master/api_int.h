@@ -29,6 +29,8 @@ typedef struct ty_fetch {
     size_t peer_len;
     Ty__Envelope *req; /* an owned copy */
     char *run_id;
+    char *user, *addr; /* who asked (copies of the ty_caller_t) */
+    int admin;
     zhashx_t *pins; /* a scan's (api_store.c): pinned run ids */
     struct ty_fetch *next;
 } ty_fetch_t;
@@ -42,6 +44,7 @@ struct ty_api {
     size_t nwaiters;
     ty_waiter_t *qhead, *qtail; /* all of them, earliest deadline first */
     ty_fetch_t *fetches;        /* reads in flight (the store answers later) */
+    const ty_caller_t *who;     /* the request being handled: its caller, or NULL */
 };
 
 void ty_reply(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id, Ty__Envelope *env,
@@ -57,6 +60,16 @@ void ty_fetch_release(ty_fetch_t *f);
  * has read it back (status, logs, cancel, retry, pin). */
 void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
               const char *run_id, ty_time_t now);
+/* The caller's user name ("" when none: no keys). */
+const char *ty_api_user(const ty_api_t *a);
+/* An audit line in the master's log: who (user, admin, address) did what
+ * to what, and how it went. */
+void ty_api_audit(const ty_api_t *a, const char *action, const char *target, const char *result);
+/* 1 when the caller may change a thing owner owns (no owner, no keys, its
+ * owner, or an admin); else answers TY_EPERM with a one-line error, logs
+ * an audit line of the refusal and returns 0. */
+int ty_api_may(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+               const char *owner, const char *action, const char *target, ty_time_t now);
 /* api_store.c */
 void ty_api_pin(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                 const Ty__PinRequest *pr, ty_time_t now);

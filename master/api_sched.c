@@ -92,6 +92,23 @@ static char *ty_add_problem(ty_api_t *a, const Ty__ScheduleRequest *rq,
     return NULL;
 }
 
+/* Whether the caller may change schedule name (its owner or an admin; a
+ * new one is the caller's); the change audited either way. */
+static int ty_sched_may(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                        const char *op, const char *name, ty_time_t now) {
+    Ty__ScheduleStatus st = TY__SCHEDULE_STATUS__INIT;
+    ty_sched_status(a->core, name ? name : "", &st, 0);
+    const char *owner = st.record && st.record->owner ? st.record->owner : "";
+    char *what = ty_xasprintf("schedule %.200s", name ? name : "");
+    const char *verb = strcmp(op, "add") == 0 ? "change" : strcmp(op, "rm") == 0 ? "remove" : op;
+    int may = ty_api_may(a, peer, peer_len, req_id, owner, verb, what, now);
+    if (may)
+        ty_api_audit(a, op, what, "allowed");
+    free(what);
+    ty_sched_status_clear(&st);
+    return may;
+}
+
 void ty_api_schedule(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
                      ty_time_t now) {
     const Ty__ScheduleRequest *rq = env->schedule;
@@ -104,8 +121,15 @@ void ty_api_schedule(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty
         ty_sched_list(a, peer, peer_len, req_id, rq->name, now);
         return;
     }
-    ty_ev_t ev = {
-        .kind = TY_EV_SCHEDULE, .peer = peer, .peer_len = peer_len, .req_id = req_id, .msg = env};
+    ty_ev_t ev = {.kind = TY_EV_SCHEDULE,
+                  .peer = peer,
+                  .peer_len = peer_len,
+                  .req_id = req_id,
+                  .msg = env,
+                  .owner = ty_api_user(a)};
+    const char *name = strcmp(rq->op, "add") == 0 ? (rq->spec ? rq->spec->name : "") : rq->name;
+    if (!ty_sched_may(a, peer, peer_len, req_id, rq->op, name, now))
+        return;
     if (strcmp(rq->op, "add") != 0) { /* pause, resume, rm; the core says if unknown */
         ty_core_step(a->core, &ev, now);
         return;

@@ -157,9 +157,10 @@ static void ty_prepare_cb(uv_prepare_t *h) { ty_flush(h->data); }
 
 /* Receive one message from a ROUTER socket; counts and logs rejected ones.
  * Returns 0 with *id and *env (caller frees) or a negative code. */
-static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env) {
-    char user[128];
-    int rc = ty_wire_recv_as(sock, 1, m->o.max_frame, id, env, user, sizeof user);
+static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env,
+                   ty_wire_peer_t *from) {
+    int rc = ty_wire_recv_as(sock, 1, m->o.max_frame, id, env, from);
+    const char *user = from->user;
     if (rc == 0 && m->zap && sock == m->wsock &&
         (zframe_size(*id) != strlen(user) || memcmp(zframe_data(*id), user, strlen(user)) != 0)) {
         /* a worker is its key: one that speaks under another worker's id is not heard */
@@ -282,7 +283,8 @@ static void ty_on_worker(void *arg) {
     ty_master_t *m = arg;
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
-    if (ty_recv(m, m->wsock, &id, &env) != 0)
+    ty_wire_peer_t from;
+    if (ty_recv(m, m->wsock, &id, &env, &from) != 0)
         return;
     if (!ty_serving(m)) {
         if (!m->leader) /* while rebuilding, the worker's next heartbeat is answered */
@@ -314,7 +316,8 @@ static void ty_on_client(void *arg) {
     ty_master_t *m = arg;
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
-    if (ty_recv(m, m->csock, &id, &env) != 0)
+    ty_wire_peer_t from;
+    if (ty_recv(m, m->csock, &id, &env, &from) != 0)
         return;
     if (!ty_serving(m)) {
         if (env->body_case == TY__ENVELOPE__BODY_INFO)
@@ -331,7 +334,10 @@ static void ty_on_client(void *arg) {
         return;
     }
     int64_t t0 = ty_mono_ms();
-    ty_api_request(m->api, zframe_data(id), zframe_size(id), env, ty_master_now());
+    ty_caller_t who = {.user = from.user,
+                       .addr = *from.addr ? from.addr : "local",
+                       .admin = strcmp(from.role, "admin") == 0};
+    ty_api_request(m->api, zframe_data(id), zframe_size(id), env, &who, ty_master_now());
     ty_master_effects(m);
     int64_t held = ty_mono_ms() - t0;
     if (held >= 200) /* the loop did nothing else meanwhile (heartbeats, the lease) */
@@ -366,7 +372,8 @@ static int ty_secure(ty_master_t *m) {
         free(why);
         return -1;
     }
-    if (ty_zap_create(&m->zap, m->loop, m->o.client_keys, m->o.worker_keys, &m->info) != 0) {
+    if (ty_zap_create(&m->zap, m->loop, m->o.client_keys, m->o.worker_keys, m->o.admin_keys,
+                      &m->info) != 0) {
         zcert_destroy(&cert);
         return -1;
     }
@@ -378,8 +385,8 @@ static int ty_secure(ty_master_t *m) {
         zsock_set_zap_domain(socks[i], domains[i]);
     }
     m->info.curve = 1;
-    ty_info("CURVE on both sockets: users' keys from %s, workers' from %s", m->o.client_keys,
-            m->o.worker_keys);
+    ty_info("CURVE on both sockets: users' keys from %s, workers' from %s, admins' from %s",
+            m->o.client_keys, m->o.worker_keys, m->o.admin_keys ? m->o.admin_keys : "(none)");
     zcert_destroy(&cert);
     return 0;
 }

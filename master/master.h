@@ -47,6 +47,7 @@ typedef struct {
     char *store_dir;                 /* the artifact store (default <data-dir>/store) */
     char *key;                       /* CURVE: the master's certificate (secret file) */
     char *client_keys, *worker_keys; /* the public certificates allowed in */
+    char *admin_keys;                /* users who may change what others own, or NULL */
     int insecure;                    /* no keys: allowed on loopback only */
     int64_t max_artifact;            /* bytes one artifact may have */
     int64_t max_run_artifacts;       /* bytes the outputs of one run may have (0: no limit) */

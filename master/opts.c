@@ -55,6 +55,8 @@ static void ty_usage(FILE *f) {
           "  --client-keys DIR      public keys (*.key) of the users allowed to connect\n"
           "  --worker-keys DIR      public keys of the workers allowed to connect; a worker's\n"
           "                         key must be named after its --id\n"
+          "  --admin-keys DIR       public keys of users who may also cancel others' runs and\n"
+          "                         change others' schedules (let in as users too)\n"
           "  --insecure             no keys: plaintext, and only on loopback addresses\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
@@ -79,6 +81,7 @@ int ty_master_opts_free(ty_master_opts_t *o, int rc) {
     free(o->store_dir);
     free(o->key);
     free(o->client_keys);
+    free(o->admin_keys);
     free(o->worker_keys);
     memset(o, 0, sizeof *o);
     return rc;
@@ -144,6 +147,7 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                                          {"client-keys", 1, 0, 1002},
                                          {"worker-keys", 1, 0, 1003},
                                          {"insecure", 0, 0, 1004},
+                                         {"admin-keys", 1, 0, 1005},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
@@ -167,6 +171,16 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                 free(o->data_dir), o->data_dir = ty_xstrdup(v);
             if ((v = ty_config_get(cfg, "node-id")))
                 free(o->node_id), o->node_id = ty_xstrdup(v);
+            const struct {
+                const char *name;
+                char **dst;
+            } keys[] = {{"key", &o->key},
+                        {"client-keys", &o->client_keys},
+                        {"worker-keys", &o->worker_keys},
+                        {"admin-keys", &o->admin_keys}};
+            for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+                if ((v = ty_config_get(cfg, keys[k].name)))
+                    free(*keys[k].dst), *keys[k].dst = ty_xstrdup(v);
             ty_config_destroy(&cfg);
         }
     int c, idx = 0;
@@ -218,6 +232,9 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             break;
         case 1004:
             o->insecure = 1;
+            break;
+        case 1005:
+            dst = &o->admin_keys;
             break;
         case 'x':
             num = &o->max_artifact;

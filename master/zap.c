@@ -17,7 +17,7 @@ struct ty_zap {
     ty_api_info_t *info; /* counts what is refused */
     zsock_t *sock;
     ty_wire_poll_t *poll;
-    zcertstore_t *clients, *workers;
+    zcertstore_t *clients, *workers, *admins; /* admins: NULL without --admin-keys */
     uint64_t refused;
     char last[300];
 };
@@ -29,15 +29,31 @@ static char *ty_frame_str(zmsg_t *msg) {
     return s;
 }
 
+/* role: "" for none; else the X-Role property of the peer's messages, in
+ * ZMTP's metadata encoding (a name's length in a byte, the name, the
+ * value's length in 4 bytes, big-endian, the value). */
 static void ty_zap_reply(ty_zap_t *z, const char *req_id, const char *status, const char *text,
-                         const char *user) {
+                         const char *user, const char *role) {
     zmsg_t *r = zmsg_new();
     zmsg_addstr(r, "1.0");
     zmsg_addstr(r, req_id);
     zmsg_addstr(r, status);
     zmsg_addstr(r, text);
     zmsg_addstr(r, user);
-    zmsg_addmem(r, "", 0);
+    uint8_t meta[64];
+    size_t n = 0, rl = strlen(role);
+    if (rl && rl < 32) {
+        meta[n++] = 6;
+        memcpy(meta + n, "X-Role", 6);
+        n += 6;
+        meta[n++] = 0;
+        meta[n++] = 0;
+        meta[n++] = 0;
+        meta[n++] = (uint8_t)rl;
+        memcpy(meta + n, role, rl);
+        n += rl;
+    }
+    zmsg_addmem(r, meta, n);
     zmsg_send(&r, z->sock);
 }
 
@@ -63,7 +79,10 @@ static void ty_zap_request(void *arg) {
         why = "unknown domain";
     else if (!cred || zframe_size(cred) != 32)
         why = "no public key";
-    else if (!zmq_z85_encode(key, zframe_data(cred), 32) || !(cert = zcertstore_lookup(store, key)))
+    else if (!zmq_z85_encode(key, zframe_data(cred), 32))
+        why = "unknown key";
+    int admin = store == z->clients && z->admins && *key && zcertstore_lookup(z->admins, key);
+    if (!why && !(cert = admin ? zcertstore_lookup(z->admins, key) : zcertstore_lookup(store, key)))
         why = "unknown key";
     if (why) {
         z->refused++;
@@ -73,10 +92,13 @@ static void ty_zap_request(void *arg) {
         z->info->last_auth_refused = z->last;
         ty_warn("refused a %s connection from %s: %s%s%s", domain, address, why, *key ? " " : "",
                 key);
-        ty_zap_reply(z, req_id, "400", why, "");
+        ty_zap_reply(z, req_id, "400", why, "", "");
     } else {
         const char *name = zcert_meta(cert, "name");
-        ty_zap_reply(z, req_id, "200", "OK", name && *name ? name : key);
+        ty_zap_reply(z, req_id, "200", "OK", name && *name ? name : key,
+                     store != z->clients ? ""
+                     : admin             ? "admin"
+                                         : "user");
     }
     zframe_destroy(&cred);
     free(version);
@@ -89,7 +111,7 @@ static void ty_zap_request(void *arg) {
 }
 
 int ty_zap_create(ty_zap_t **out, uv_loop_t *loop, const char *client_dir, const char *worker_dir,
-                  ty_api_info_t *info) {
+                  const char *admin_dir, ty_api_info_t *info) {
     ty_zap_t *z = ty_xcalloc(1, sizeof *z);
     z->info = info;
     z->sock = zsock_new(ZMQ_REP);
@@ -101,6 +123,7 @@ int ty_zap_create(ty_zap_t **out, uv_loop_t *loop, const char *client_dir, const
     }
     z->clients = zcertstore_new(client_dir);
     z->workers = zcertstore_new(worker_dir);
+    z->admins = admin_dir ? zcertstore_new(admin_dir) : NULL;
     ty_wire_poll_create(&z->poll, loop, z->sock, ty_zap_request, z);
     *out = z;
     return 0;
@@ -113,6 +136,7 @@ void ty_zap_destroy(ty_zap_t **zp) {
     ty_wire_poll_destroy(&z->poll);
     zcertstore_destroy(&z->clients);
     zcertstore_destroy(&z->workers);
+    zcertstore_destroy(&z->admins);
     zsock_destroy(&z->sock);
     free(z);
     *zp = NULL;

@@ -17,8 +17,10 @@
 typedef struct ty_zap ty_zap_t;
 
 /* Binds inproc://zeromq.zap.01: create it before the CURVE sockets bind. */
+/* admin_dir (or NULL): users' keys that are also admins (let in as users
+ * too); their messages carry X-Role "admin", other users' "user". */
 int ty_zap_create(ty_zap_t **out, uv_loop_t *loop, const char *client_dir, const char *worker_dir,
-                  ty_api_info_t *info);
+                  const char *admin_dir, ty_api_info_t *info);
 void ty_zap_destroy(ty_zap_t **z);
 /* info->auth_refused and last_auth_refused follow what it refuses. */
 

@@ -363,6 +363,7 @@ static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {
             ty_runs_set_tags(t, o->tags, o->ntags);
         }
     }
+    r->owner = ev->owner && *ev->owner ? ty_xstrdup(ev->owner) : NULL;
     if (ev->request_id && *ev->request_id) {
         r->request_id = ty_xstrdup(ev->request_id);
         ty_core_request_seen(c, r->request_id, run_id, c->now.wall_ms);

@@ -79,6 +79,7 @@ struct ty_run {
     char *request_id; /* the submit's, or NULL */
     char *retry_of;   /* the run a retry took its other tasks from, or NULL */
     char *schedule;   /* the schedule that started it (at fire_s), or NULL */
+    char *owner;      /* the user whose key submitted it, or NULL (no keys) */
     int64_t fire_s;
     uint64_t seq;
     ty_task_t *tasks;

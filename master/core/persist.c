@@ -236,6 +236,7 @@ void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec)
     rec->retry_of = r->retry_of ? r->retry_of : (char *)"";
     rec->schedule = r->schedule ? r->schedule : (char *)"";
     rec->fire_s = r->fire_s;
+    rec->owner = r->owner ? r->owner : (char *)"";
 }
 
 /* ---- batches ---- */
@@ -590,6 +591,7 @@ ty_run_t *ty_persist_decode_run(const uint8_t *val, size_t len) {
     r->retry_of = *rec->retry_of ? ty_xstrdup(rec->retry_of) : NULL;
     r->schedule = *rec->schedule ? ty_xstrdup(rec->schedule) : NULL;
     r->fire_s = rec->fire_s;
+    r->owner = *rec->owner ? ty_xstrdup(rec->owner) : NULL;
     ty__run_record__free_unpacked(rec, NULL);
     return r;
 }

@@ -87,6 +87,7 @@ void ty_runs_free(ty_run_t *r) {
     free(r->request_id);
     free(r->retry_of);
     free(r->schedule);
+    free(r->owner);
     free(r);
 }
 

@@ -175,6 +175,7 @@ static void ty_sched_fire(ty_core_t *c, ty_sched_t *s, int64_t fire_s) {
     ty_run_t *r = ty_runs_new(id, spec, params, np);
     r->schedule = ty_xstrdup(sp->name);
     r->fire_s = fire_s;
+    r->owner = rec->owner && *rec->owner ? ty_xstrdup(rec->owner) : NULL; /* the schedule's */
     ty_runs_start(c, r);
     if (rec->last_run && *rec->last_run)
         free(rec->last_run);
@@ -275,6 +276,10 @@ int ty_sched_request(ty_core_t *c, const ty_ev_t *ev) {
         tmp.fired = old ? old->rec->fired : 0;
         tmp.skipped = old ? old->rec->skipped : 0;
         tmp.last_run = old && old->rec->last_run ? old->rec->last_run : (char *)"";
+        /* an update keeps the owner (only they or an admin may make it) */
+        tmp.owner = old && old->rec->owner && *old->rec->owner ? old->rec->owner
+                    : ev->owner                                ? (char *)ev->owner
+                                                               : (char *)"";
         Ty__ScheduleRecord *rec = ty_pb_dup(&tmp.base);
         char *why = NULL;
         ty_sched_t *s = rec ? ty_sched_make(rec, &why) : NULL;

@@ -67,7 +67,7 @@ static void settle(void) {
 }
 
 static void request(const char *peer, Ty__Envelope *env) {
-    ty_api_request(api, (const uint8_t *)peer, strlen(peer), env, clock_now);
+    ty_api_request(api, (const uint8_t *)peer, strlen(peer), env, NULL, clock_now);
     effects(NULL);
     settle();
 }
