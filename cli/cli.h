@@ -35,6 +35,7 @@ int ty_cmd_models(ty_cli_t *cli, ty_client_t *c);
 
 /* cli/cluster.c */
 int ty_cmd_keygen(ty_cli_t *cli);
+int ty_cmd_keys(ty_cli_t *cli);
 int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_info(ty_cli_t *cli, ty_client_t *c);
 

@@ -56,8 +56,8 @@ int ty_client_create(ty_client_t **out, const char *endpoints) {
     for (size_t i = 0; rc == 0 && i < c->neps; i++)
         if (!ty_wire_endpoint_ok(c->eps[i]))
             rc = TY_EINVAL;
-    if (rc == 0) /* connected to one at a time: the next only when this one fails */
-        rc = ty_client_connect(c, c->eps[0]);
+    /* connected to one at a time (the next only when this one fails), at
+     * the first call: keys are applied before anything connects */
     if (rc != 0) {
         ty_client_destroy(&c);
         return TY_EINVAL;
@@ -83,18 +83,17 @@ void ty_client_destroy(ty_client_t **pc) {
     *pc = NULL;
 }
 
-const char *ty_client_endpoint(const ty_client_t *c) { return c->endpoint; }
+const char *ty_client_endpoint(const ty_client_t *c) {
+    return c->endpoint ? c->endpoint : c->eps[c->cur];
+}
 
 int ty_client_use_keys(ty_client_t *c, const char *key, const char *master_key, char **why) {
-    int rc = ty_keys_client(c->sock, key, master_key, why);
-    if (rc != 0)
-        return rc;
-    char *ep = c->endpoint; /* connected again, now with CURVE (nothing was sent yet) */
-    c->endpoint = NULL;
-    zsock_disconnect(c->sock, "%s", ep);
-    rc = ty_client_connect(c, ep);
-    free(ep);
-    return rc;
+    return ty_keys_client(c->sock, key, master_key, why); /* before the first connect */
+}
+
+/* The first call connects. */
+static int ty_client_start(ty_client_t *c) {
+    return c->endpoint || ty_client_connect(c, c->eps[c->cur]) == 0 ? 0 : TY_EINVAL;
 }
 
 const char *ty_client_list(const ty_client_t *c) { return c->list; }
@@ -119,6 +118,8 @@ static int ty_long_poll(const Ty__Envelope *req) {
 }
 
 int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply) {
+    if (ty_client_start(c) != 0)
+        return TY_EINVAL;
     req->req_id = c->next_req++;
     int64_t deadline = ty_mono_ms() + timeout_ms;
     int64_t try_ms = ty_long_poll(req) ? TY_HOLD_TRY_MS : TY_TRY_MS;
@@ -192,6 +193,8 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
 
 int ty_client_batch(ty_client_t *c, Ty__Envelope **reqs, size_t n, int timeout_ms,
                     Ty__Envelope **replies) {
+    if (ty_client_start(c) != 0)
+        return TY_EINVAL;
     uint64_t first = c->next_req;
     for (size_t i = 0; i < n; i++) {
         replies[i] = NULL;

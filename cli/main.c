@@ -35,6 +35,9 @@ static const char ty_usage_text[] =
     "  keygen NAME [--dir DIR]             a CurveZMQ certificate: DIR/NAME.key (public, for\n"
     "                                      the master's --client-keys or --worker-keys) and\n"
     "                                      DIR/NAME.key_secret (mode 0600, yours)\n"
+    "  keys list --dir DIR                 the public keys in a master's key directory\n"
+    "  keys revoke NAME --dir DIR          NAME's key no longer let in; a master reading DIR\n"
+    "                                      drops its sessions within 2 s (also: SIGHUP)\n"
     "  submit FILE [-p k=v]... [--wait] [--request-id ID] [--run-now]\n"
     "                                      start a run; --wait follows it to the end;\n"
     "                                      a repeated request id gets the same run; a file\n"
@@ -670,8 +673,8 @@ int main(int argc, char **argv) {
         free(rest);
         return rc;
     }
-    if (strcmp(cmd, "keygen") == 0) {
-        rc = ty_cmd_keygen(&cli);
+    if (strcmp(cmd, "keygen") == 0 || strcmp(cmd, "keys") == 0) {
+        rc = cmd[3] == 'g' ? ty_cmd_keygen(&cli) : ty_cmd_keys(&cli);
         free(rest);
         return rc;
     }

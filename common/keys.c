@@ -4,6 +4,7 @@
 #include "common/err.h"
 #include "common/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,6 +55,56 @@ int ty_keys_generate(const char *dir, const char *name, char **why) {
     free(pub);
     free(sec);
     return rc == 0 ? 0 : TY_EIO;
+}
+
+/* DIR's *.key file whose certificate is named name (heap), or NULL. */
+static char *ty_keys_find(const char *dir, const char *name) {
+    char *path = ty_xasprintf("%s/%s.key", dir, name);
+    if (access(path, F_OK) == 0)
+        return path;
+    free(path);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char *found = NULL;
+    while (d && !found && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= 4 || strcmp(e->d_name + n - 4, ".key") != 0)
+            continue;
+        path = ty_xasprintf("%s/%s", dir, e->d_name);
+        zcert_t *cert = zcert_load(path);
+        const char *m = cert ? zcert_meta(cert, "name") : NULL;
+        if (m && strcmp(m, name) == 0)
+            found = path;
+        else
+            free(path);
+        zcert_destroy(&cert);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+int ty_keys_revoke(const char *dir, const char *name, char **moved, char **why) {
+    *moved = NULL;
+    char *path = ty_keys_find(dir, name);
+    if (!path) {
+        *why = ty_xasprintf("no key named '%.80s' in %s", name, dir);
+        return TY_ENOENT;
+    }
+    char *to = ty_xasprintf("%s.revoked", path);
+    for (int i = 2; access(to, F_OK) == 0 && i < 1000; i++) {
+        free(to);
+        to = ty_xasprintf("%s.revoked.%d", path, i);
+    }
+    if (rename(path, to) != 0) {
+        *why = ty_xasprintf("cannot rename %s: %s", path, strerror(errno));
+        free(path);
+        free(to);
+        return TY_EIO;
+    }
+    free(path);
+    *moved = to;
+    return 0;
 }
 
 zcert_t *ty_keys_load_secret(const char *path, char **why) {

@@ -12,6 +12,13 @@
  * metadata name = NAME; 0, or TY_EEXIST / TY_EIO / TY_EINVAL with *why. */
 int ty_keys_generate(const char *dir, const char *name, char **why);
 
+/* Revoke the public key named NAME in DIR (DIR/NAME.key, or the *.key file
+ * whose certificate carries that name): renamed DIR/NAME.key.revoked (or
+ * .revoked.2, ...), so a master reading DIR no longer lets it in and drops
+ * its sessions.  0 with *moved (heap: the new path), or TY_ENOENT / TY_EIO
+ * with *why. */
+int ty_keys_revoke(const char *dir, const char *name, char **moved, char **why);
+
 /* A certificate with its secret key (a *.key_secret file); NULL with *why. */
 zcert_t *ty_keys_load_secret(const char *path, char **why);
 

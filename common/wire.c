@@ -85,7 +85,7 @@ int ty_wire_recv_as(zsock_t *sock, int router, size_t max, zframe_t **identity, 
         rc = ty_wire_decode(zframe_data(payload), zframe_size(payload), max, env);
     if (payload && peer) {
         ty_meta_copy(payload, "User-Id", peer->user, sizeof peer->user);
-        ty_meta_copy(payload, "X-Role", peer->role, sizeof peer->role);
+        ty_meta_copy(payload, "X-Key", peer->key, sizeof peer->key);
         ty_meta_copy(payload, "Peer-Address", peer->addr, sizeof peer->addr);
     }
     if (payload && zframe_size(payload) > max)

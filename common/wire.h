@@ -38,10 +38,10 @@ int ty_wire_send(zsock_t *sock, zframe_t *identity, Ty__Envelope *env);
 int ty_wire_recv(zsock_t *sock, int router, size_t max, zframe_t **identity, Ty__Envelope **env);
 /* Who sent a message, from its ZeroMQ metadata: the User-Id (the name its
  * CURVE key was accepted under by the ZAP handler; "" without one), the
- * ZAP handler's X-Role ("admin", "user" or ""), and the Peer-Address. */
+ * ZAP handler's X-Key (the peer's public key, Z85) and the Peer-Address. */
 typedef struct {
     char user[128];
-    char role[16];
+    char key[48];
     char addr[64];
 } ty_wire_peer_t;
 /* The same as ty_wire_recv, and who sent it into *peer. */

@@ -90,7 +90,7 @@ def test_curve_lets_in_only_the_keys_in_its_sets(cluster, tmp_path):
     assert r.returncode == 1 and "no answer from the master" in r.stderr
     info = json.loads(cli(alice, "info", "-o", "json").stdout)
     assert info["auth_refused"] >= 1
-    assert info["last_auth_refused"].startswith("client 127.0.0.1: unknown key")
+    assert info["last_auth_refused"].startswith("client 127.0.0.1: unknown key"), info
     assert "refused a client connection from 127.0.0.1: unknown key" in c.master.text()
     # a worker is its key: w1's key under another id, and an unknown key
     c.start_worker("w2", "--key", str(keys / "workers" / "w1.key_secret"), "--master-key", mkey)
@@ -205,3 +205,111 @@ def test_runs_and_schedules_have_owners_and_only_they_or_admins_change_them(clus
                "admin; owned by alice)" in c.master.text(), 10, "the admin's audit line")
     st = json.loads(cli("alice", "status", run, "--wait", "-o", "json").stdout)
     assert st["state"] == "cancelled"
+
+
+def _z85(path, field):
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith(field + " = "):
+                return line.split('"')[1].encode()
+    raise KeyError(field)
+
+
+def test_a_revoked_key_loses_its_live_session_and_plaintext_is_counted(cluster, tmp_path):
+    """Issue 19 point 1: `trainyard keys revoke` (or removing a key file)
+    drops the live session of that key within 5 s: a worker is lost at
+    once (its task runs again elsewhere) and nothing it sends is heard; a
+    user's next request on a connection made before is refused.  SIGHUP
+    reads the keys again; a plaintext peer is refused, counted and logged
+    with its address."""
+    import re
+    import signal
+    import time
+
+    import zmq
+    from conftest import pb_len, pb_varint, task
+    c = cluster
+    keys = tmp_path / "keys"
+    for name, where in (("master", "."), ("alice", "clients"), ("bob", "clients"),
+                        ("w1", "workers"), ("w2", "workers")):
+        keygen(name, keys / where)
+    mkey = str(keys / "master.key")
+    c.start_master("--key", str(keys / "master.key_secret"), "--client-keys",
+                   str(keys / "clients"), "--worker-keys", str(keys / "workers"), wait_ready=False)
+    alice = dict(os.environ, TRAINYARD_KEY=str(keys / "clients" / "alice.key_secret"),
+                 TRAINYARD_MASTER_KEY=mkey)
+
+    def cli(*args, env=alice):
+        return subprocess.run([CLI_BIN, "--master", c.client_ep, "--timeout", "10"] + list(args),
+                              capture_output=True, text=True, env=env, timeout=60)
+    wait_until(lambda: cli("info").returncode == 0, 20, "the master to answer alice")
+    for w in ("w1", "w2"):
+        c.start_worker(w, "--cpus", "1", "--key", str(keys / "workers" / f"{w}.key_secret"),
+                       "--master-key", mkey)
+    wait_until(lambda: len([w for w in json.loads(cli("workers", "-o", "json").stdout)
+                            if w["state"] == "up"]) == 2, 20, "both workers up")
+
+    # bob's live session: one connection, one handshake, used before and after
+    ctx = zmq.Context()
+    bob = ctx.socket(zmq.DEALER)
+    bob.setsockopt(zmq.LINGER, 0)
+    bob.curve_secretkey = _z85(keys / "clients" / "bob.key_secret", "secret-key")
+    bob.curve_publickey = _z85(keys / "clients" / "bob.key", "public-key")
+    bob.curve_serverkey = _z85(keys / "master.key", "public-key")
+    bob.connect(c.client_ep)
+    info = pb_varint(1 << 3) + pb_varint(1) + pb_varint(2 << 3) + pb_varint(7) + pb_len(43, b"")
+
+    def bob_asks():
+        bob.send(info)
+        return bob.recv() if bob.poll(5000) else b""
+    assert b"revoked" not in bob_asks()
+
+    path = c.write("long.yaml", "name: long\ntasks:\n  - {name: a, command: [sleep, '60']}\n")
+    run = json.loads(cli("submit", path, "-o", "json").stdout)["run_id"]
+
+    def a():
+        return task(json.loads(cli("status", run, "-o", "json").stdout), "a")
+    wait_until(lambda: a()["state"] == "running", 20, "the task running")
+    first = a()["worker"]
+    other = "w2" if first == "w1" else "w1"
+    t0 = time.monotonic()
+    r = cli("keys", "revoke", first, "--dir", str(keys / "workers"))
+    assert r.returncode == 0 and f"revoked {first}" in r.stdout, r.stderr
+    r = cli("keys", "revoke", "bob", "--dir", str(keys / "clients"), "-o", "json")
+    assert json.loads(r.stdout)["moved_to"].endswith("bob.key.revoked")
+    wait_until(lambda: f"worker {first} lost: its key was revoked" in c.master.text(), 5,
+               "the revoked worker lost within 5 s")
+    assert time.monotonic() - t0 < 5
+    # the attempt runs again on the other worker; the revoked one is not heard
+    wait_until(lambda: (lambda t: t["attempt"] == 2 and t["worker"] == other and
+                        t["state"] == "running")(a()), 20, "the task running again elsewhere")
+    wait_until(lambda: f"refused a message from worker '{first}' from 127.0.0.1: its key was "
+               "revoked" in c.master.text(), 10, "the revoked worker's messages refused")
+    assert b"it was revoked" in bob_asks()
+    listed = {k["name"]: k["state"] for k in
+              json.loads(cli("keys", "list", "--dir", str(keys / "clients"), "-o", "json").stdout)}
+    assert listed == {"alice": "active", "bob": "revoked"}
+
+    # SIGHUP reads the sets again
+    os.kill(c.master.pid, signal.SIGHUP)
+    wait_until(lambda: "keys read again: 1 users, 0 admins, 1 workers" in c.master.text(), 10,
+               "the reload on SIGHUP")
+
+    # a plaintext peer never gets in: counted and logged with its address
+    before = json.loads(cli("info", "-o", "json").stdout)["auth_refused"]
+    ctx2 = zmq.Context()
+    plain = ctx2.socket(zmq.DEALER)
+    plain.setsockopt(zmq.LINGER, 0)
+    plain.connect(c.client_ep)
+    plain.send(info)
+    wait_until(lambda: re.search(r"refused a client connection from 127\.0\.0\.1: a (plaintext "
+                                 r"\(NULL\) handshake|handshake the peer broke off)",
+                                 c.master.text()), 10, "the plaintext handshake logged")
+    assert json.loads(cli("info", "-o", "json").stdout)["auth_refused"] > before
+    assert not plain.poll(200)
+    plain.close()
+    ctx2.term()
+    bob.close()
+    ctx.term()
+    cli("cancel", run)

@@ -155,30 +155,65 @@ static void ty_flush(ty_master_t *m) {
 static void ty_check_cb(uv_check_t *h) { ty_flush(h->data); }
 static void ty_prepare_cb(uv_prepare_t *h) { ty_flush(h->data); }
 
+/* A message not heard for who sent it: counted, kept for info, logged (once
+ * in 30 s per socket while the reason stays the same) and dropped. */
+static void ty_refuse(ty_master_t *m, int client, const char *who, const char *note, zframe_t **id,
+                      Ty__Envelope **env) {
+    char *last = m->wrong_id[client];
+    m->info.auth_refused++;
+    if (strcmp(who, last) != 0 || ty_mono_ms() - m->wrong_logged[client] > 30000) {
+        ty_warn("refused a message from %s%s (said once in 30 s)", who, note);
+        m->wrong_logged[client] = ty_mono_ms();
+    }
+    snprintf(last, sizeof m->wrong_id[client], "%s", who);
+    m->info.last_auth_refused = last;
+    ty_wire_free(env);
+    zframe_destroy(id);
+}
+
+/* A message of a key revoked since its handshake: not heard; a client is
+ * told. */
+static int ty_revoked_msg(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env,
+                          const ty_wire_peer_t *from) {
+    int client = sock == m->csock;
+    if (client) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "the master no longer accepts your key (%s): it was revoked",
+                 from->user);
+        Ty__ErrorReply e = TY__ERROR_REPLY__INIT;
+        e.code = TY_EPERM;
+        e.message = msg;
+        Ty__Envelope out = TY__ENVELOPE__INIT;
+        out.body_case = TY__ENVELOPE__BODY_ERROR;
+        out.error = &e;
+        ty_master_send_env(m, 1, zframe_data(*id), zframe_size(*id), (*env)->req_id, &out);
+    }
+    char who[sizeof m->wrong_id[0]];
+    snprintf(who, sizeof who, "%s '%.64s' from %.48s: its key was revoked",
+             client ? "user" : "worker", from->user, *from->addr ? from->addr : "?");
+    ty_refuse(m, client, who, "", id, env);
+    return TY_EPERM;
+}
+
 /* Receive one message from a ROUTER socket; counts and logs rejected ones.
- * Returns 0 with *id and *env (caller frees) or a negative code. */
+ * Returns 0 with *id and *env (caller frees), *from (who sent it) and
+ * *admin (whether its key is an admin's now), or a negative code. */
 static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env,
-                   ty_wire_peer_t *from) {
+                   ty_wire_peer_t *from, int *admin) {
     int rc = ty_wire_recv_as(sock, 1, m->o.max_frame, id, env, from);
     const char *user = from->user;
+    *admin = 0;
+    if (rc == 0 && m->zap &&
+        !ty_zap_name(m->zap, sock == m->wsock ? "worker" : "client", from->key, admin))
+        return ty_revoked_msg(m, sock, id, env, from);
     if (rc == 0 && m->zap && sock == m->wsock &&
         (zframe_size(*id) != strlen(user) || memcmp(zframe_data(*id), user, strlen(user)) != 0)) {
         /* a worker is its key: one that speaks under another worker's id is not heard */
-        char who[sizeof m->wrong_id];
+        char who[sizeof m->wrong_id[0]];
         snprintf(who, sizeof who, "worker '%.*s': the key of '%s'",
                  (int)(zframe_size(*id) > 64 ? 64 : zframe_size(*id)),
                  (const char *)zframe_data(*id), user);
-        m->info.auth_refused++;
-        if (strcmp(who, m->wrong_id) != 0 || ty_mono_ms() - m->wrong_logged > 30000) {
-            ty_warn("refused a message from %s, a worker id that is not its key's name (said "
-                    "once in 30 s)",
-                    who);
-            m->wrong_logged = ty_mono_ms();
-        }
-        snprintf(m->wrong_id, sizeof m->wrong_id, "%s", who);
-        m->info.last_auth_refused = m->wrong_id;
-        ty_wire_free(env);
-        zframe_destroy(id);
+        ty_refuse(m, 0, who, ", a worker id that is not its key's name", id, env);
         return TY_EPROTO;
     }
     if (rc == 0)
@@ -284,7 +319,8 @@ static void ty_on_worker(void *arg) {
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
     ty_wire_peer_t from;
-    if (ty_recv(m, m->wsock, &id, &env, &from) != 0)
+    int admin;
+    if (ty_recv(m, m->wsock, &id, &env, &from, &admin) != 0)
         return;
     if (!ty_serving(m)) {
         if (!m->leader) /* while rebuilding, the worker's next heartbeat is answered */
@@ -317,7 +353,8 @@ static void ty_on_client(void *arg) {
     zframe_t *id = NULL;
     Ty__Envelope *env = NULL;
     ty_wire_peer_t from;
-    if (ty_recv(m, m->csock, &id, &env, &from) != 0)
+    int admin;
+    if (ty_recv(m, m->csock, &id, &env, &from, &admin) != 0)
         return;
     if (!ty_serving(m)) {
         if (env->body_case == TY__ENVELOPE__BODY_INFO)
@@ -334,9 +371,7 @@ static void ty_on_client(void *arg) {
         return;
     }
     int64_t t0 = ty_mono_ms();
-    ty_caller_t who = {.user = from.user,
-                       .addr = *from.addr ? from.addr : "local",
-                       .admin = strcmp(from.role, "admin") == 0};
+    ty_caller_t who = {.user = from.user, .addr = *from.addr ? from.addr : "local", .admin = admin};
     ty_api_request(m->api, zframe_data(id), zframe_size(id), env, &who, ty_master_now());
     ty_master_effects(m);
     int64_t held = ty_mono_ms() - t0;
@@ -359,6 +394,16 @@ static void ty_logs_written(const char *run, void *arg) {
 /* CURVE on both sockets, before they bind: the master's certificate, and
  * the ZAP handler that knows whose keys may connect (domains worker and
  * client).  Without a key (--insecure): plaintext, loopback only. */
+/* A worker whose key went is lost now, not when its lease runs out. */
+static void ty_key_revoked(void *arg, const char *domain, const char *name) {
+    ty_master_t *m = arg;
+    if (strcmp(domain, "worker") != 0)
+        return; /* a user's requests are refused from now on */
+    ty_ev_t ev = {.kind = TY_EV_REVOKED, .key = name};
+    ty_master_core_event(m, &ev);
+    ty_master_effects(m);
+}
+
 static int ty_secure(ty_master_t *m) {
     if (!m->o.key) {
         ty_warn("insecure: no keys (--insecure); plaintext on %s and %s, loopback only",
@@ -373,7 +418,7 @@ static int ty_secure(ty_master_t *m) {
         return -1;
     }
     if (ty_zap_create(&m->zap, m->loop, m->o.client_keys, m->o.worker_keys, m->o.admin_keys,
-                      &m->info) != 0) {
+                      &m->info, ty_key_revoked, m) != 0) {
         zcert_destroy(&cert);
         return -1;
     }
@@ -384,6 +429,9 @@ static int ty_secure(ty_master_t *m) {
         zsock_set_curve_server(socks[i], 1);
         zsock_set_zap_domain(socks[i], domains[i]);
     }
+    if (ty_zap_watch(m->zap, m->loop, m->wsock, "worker") != 0 ||
+        ty_zap_watch(m->zap, m->loop, m->csock, "client") != 0)
+        ty_warn("cannot watch the sockets' handshakes: plaintext peers are not counted");
     m->info.curve = 1;
     ty_info("CURVE on both sockets: users' keys from %s, workers' from %s, admins' from %s",
             m->o.client_keys, m->o.worker_keys, m->o.admin_keys ? m->o.admin_keys : "(none)");
@@ -520,6 +568,16 @@ static void ty_stop_cb(int status, void *arg) {
 
 static void ty_stop_timer_cb(uv_timer_t *h) { uv_stop(h->loop); }
 
+/* SIGHUP: the key directories read again now. */
+static void ty_sighup_cb(uv_signal_t *h, int sig) {
+    (void)sig;
+    ty_master_t *m = h->data;
+    if (m->zap)
+        ty_zap_reload(m->zap, 1);
+    else
+        ty_info("SIGHUP: no keys to read again (--insecure)");
+}
+
 static void ty_signal_cb(uv_signal_t *h, int sig) {
     ty_master_t *m = h->data;
     ty_info("signal %d: shutting down", sig);
@@ -588,6 +646,10 @@ int main(int argc, char **argv) {
     m.sigint.data = m.sigterm.data = &m;
     uv_signal_start(&m.sigint, ty_signal_cb, SIGINT);
     uv_signal_start(&m.sigterm, ty_signal_cb, SIGTERM);
+    uv_signal_init(m.loop, &m.sighup);
+    m.sighup.data = &m;
+    uv_signal_start(&m.sighup, ty_sighup_cb, SIGHUP);
+    uv_unref((uv_handle_t *)&m.sighup);
 
     if (!m.o.store_dir)
         m.o.store_dir = ty_xasprintf("%s/store", m.o.data_dir);

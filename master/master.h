@@ -72,16 +72,16 @@ struct ty_master {
     ty_blobs_t *blobs;
     ty_api_info_t info;
     zsock_t *wsock, *csock;
-    struct ty_zap *zap; /* CURVE: who may connect (master/zap.c) */
-    char wrong_id[200]; /* the last worker that spoke under another's id */
-    int64_t wrong_logged;
+    struct ty_zap *zap;    /* CURVE: who may connect (master/zap.c) */
+    char wrong_id[2][200]; /* per socket (worker, client): the last peer not heard */
+    int64_t wrong_logged[2];
     ty_wire_poll_t *wpoll, *cpoll;
     uv_check_t check;     /* end of tick: FLUSH */
     uv_prepare_t prepare; /* the same, for changes made by timers */
     uv_timer_t deadline;  /* the core's and the API's next deadline */
     uv_timer_t keepalive; /* leader lease */
     uv_timer_t stop;      /* shutdown grace */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     int exit_code;
     int load_stage; /* rebuild: ranges read so far after leader.seq */
 

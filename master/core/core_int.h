@@ -398,6 +398,8 @@ uint32_t ty_queue_need_gpus(const Ty__TaskSpec *s);
 /* ---- fleet.c: workers ---- */
 void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env);
 void ty_fleet_sweep(ty_core_t *c);
+/* The worker whose key was revoked is lost now (TY_EV_REVOKED). */
+void ty_fleet_revoke(ty_core_t *c, const char *id);
 void ty_fleet_free(ty_worker_t *w);
 void ty_fleet_send_cancel(ty_core_t *c, ty_task_t *t);
 /* The worker named id, made as a placeholder when unknown (rebuild). */

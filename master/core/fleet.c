@@ -586,24 +586,40 @@ static void ty_grace_one(ty_core_t *c, ty_task_t *t, void *arg) {
                                  : "its worker did not re-register after a master restart");
 }
 
+/* w is lost: its attempts are requeued (why) and it takes nothing more
+ * until it registers again. */
+static void ty_worker_lost(ty_core_t *c, ty_worker_t *w, const char *why) {
+    w->up = 0;
+    ty_queue_worker_gone(c, w);
+    c->workers_changed = c->need_schedule = 1;
+    c->wgen++;
+    ty_each_running_on(c, w, ty_lost_one, (void *)why);
+    w->used_cpus = 0;
+    w->used_mem = 0;
+    w->gpu_busy = 0;
+    w->running = 0;
+}
+
+void ty_fleet_revoke(ty_core_t *c, const char *id) {
+    ty_worker_t *w = id ? ty_core_find_worker(c, id) : NULL;
+    if (!w || !w->up)
+        return;
+    ty_warn("worker %s lost: its key was revoked", w->id);
+    char *why = ty_xasprintf("worker %s lost: its key was revoked", w->id);
+    ty_worker_lost(c, w, why);
+    free(why);
+}
+
 void ty_fleet_sweep(ty_core_t *c) {
     int64_t now = c->now.mono_ms;
     for (size_t i = 0; i < c->nworkers; i++) {
         ty_worker_t *w = c->wlist[i];
         if (!w->up || now - w->last_seen <= c->o.worker_lease_ms)
             continue;
-        w->up = 0;
-        ty_queue_worker_gone(c, w);
-        c->workers_changed = c->need_schedule = 1;
-        c->wgen++;
         ty_warn("worker %s lost: silent for %lld ms", w->id, (long long)(now - w->last_seen));
         char *why = ty_xasprintf("worker %s lost", w->id);
-        ty_each_running_on(c, w, ty_lost_one, why);
+        ty_worker_lost(c, w, why);
         free(why);
-        w->used_cpus = 0;
-        w->used_mem = 0;
-        w->gpu_busy = 0;
-        w->running = 0;
     }
     if (c->grace_until && now >= c->grace_until) {
         c->grace_until = 0;
