@@ -4,10 +4,12 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { TY_ETCD_REQ_PLAIN, TY_ETCD_REQ_WATCH };
 
@@ -43,6 +45,7 @@ struct ty_etcd {
     size_t npending;
     int handles; /* open uv handles; the struct is freed when it drops to 0 */
     int closing;
+    char *cacert, *cert, *key; /* TLS (ty_etcd_set_tls), or NULL */
 };
 
 typedef struct {
@@ -61,6 +64,9 @@ static void ty_etcd_release(ty_etcd_t *e) {
     for (size_t i = 0; i < e->nendpoints; i++)
         free(e->endpoints[i]);
     free(e->endpoints);
+    free(e->cacert);
+    free(e->cert);
+    free(e->key);
     free(e);
 }
 
@@ -174,6 +180,16 @@ static ty_etcd_req_t *ty_etcd_req_start(ty_etcd_t *e, const char *path, json_t *
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(r->easy, CURLOPT_TCP_NODELAY, 1L);
+    if (e->cert) { /* https only: never plaintext once TLS is asked for */
+        curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, e->cacert);
+        curl_easy_setopt(r->easy, CURLOPT_SSLCERT, e->cert);
+        curl_easy_setopt(r->easy, CURLOPT_SSLKEY, e->key);
+        curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    } else {
+        curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    }
     if (kind == TY_ETCD_REQ_PLAIN)
         curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, 15000L);
     else
@@ -477,6 +493,32 @@ int ty_etcd_create(ty_etcd_t **out, uv_loop_t *loop, const char *endpoints) {
     e->timer.data = e;
     e->handles = 1; /* the timer */
     *out = e;
+    return 0;
+}
+
+int ty_etcd_set_tls(ty_etcd_t *e, const char *cacert, const char *cert, const char *key,
+                    char **why) {
+    *why = NULL;
+    if (!cacert || !cert || !key) {
+        *why = ty_xstrdup("etcd TLS needs a CA certificate, a client certificate and its key");
+        return TY_EINVAL;
+    }
+    const char *files[3] = {cacert, cert, key};
+    for (int i = 0; i < 3; i++)
+        if (access(files[i], R_OK) != 0) {
+            *why = ty_xasprintf("cannot read %s: %s", files[i], strerror(errno));
+            return TY_EINVAL;
+        }
+    for (size_t i = 0; i < e->nendpoints; i++)
+        if (strncmp(e->endpoints[i], "https://", 8) != 0) {
+            *why = ty_xasprintf("etcd endpoint %s is not https:// (with TLS settings the master "
+                                "never talks plaintext to etcd)",
+                                e->endpoints[i]);
+            return TY_EINVAL;
+        }
+    e->cacert = ty_xstrdup(cacert);
+    e->cert = ty_xstrdup(cert);
+    e->key = ty_xstrdup(key);
     return 0;
 }
 

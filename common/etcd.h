@@ -57,6 +57,12 @@ typedef void (*ty_etcd_watch_cb)(int status, const ty_etcd_event_t *ev, size_t n
  * turn when one does not answer. */
 int ty_etcd_create(ty_etcd_t **out, uv_loop_t *loop, const char *endpoints);
 void ty_etcd_destroy(ty_etcd_t **e);
+/* TLS with a client certificate (etcd's --client-cert-auth): the server is
+ * checked against cacert; every request then goes over https only.  0, or
+ * TY_EINVAL with *why (heap) when a file cannot be read or an endpoint is
+ * not https://. */
+int ty_etcd_set_tls(ty_etcd_t *e, const char *cacert, const char *cert, const char *key,
+                    char **why);
 /* Requests issued and not yet completed. */
 size_t ty_etcd_pending(const ty_etcd_t *e);
 

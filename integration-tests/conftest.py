@@ -124,6 +124,7 @@ class Cluster:
         self.tmp = str(tmp)
         self.procs = []
         self.etcd_url = None
+        self.etcd_ssl = None
         self.client_ep = None
         self.worker_ep = None
         self.workers = {}
@@ -161,16 +162,27 @@ class Cluster:
                 "--worker-keys", os.path.join(self.keys, "workers")] + list(extra)
 
     # ---- processes ----
-    def start_etcd(self):
+    def start_etcd(self, tls=None):
+        """etcd on free ports; with tls (a directory of scripts/etcd-tls.sh's
+        files) over https with client certificates required."""
         cport, pport = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{cport}"
+        self.etcd_url = f"{'https' if tls else 'http'}://127.0.0.1:{cport}"
+        self.etcd_ssl = None
         purl = f"http://127.0.0.1:{pport}"
-        p = Proc("etcd", [ETCD_BIN, "--data-dir", os.path.join(self.tmp, "etcd"),
+        extra = []
+        if tls:
+            import ssl
+            extra = ["--client-cert-auth", "--trusted-ca-file", f"{tls}/ca.pem",
+                     "--cert-file", f"{tls}/etcd.pem", "--key-file", f"{tls}/etcd-key.pem"]
+            self.etcd_ssl = ssl.create_default_context(cafile=f"{tls}/ca.pem")
+            self.etcd_ssl.load_cert_chain(f"{tls}/master.pem", f"{tls}/master-key.pem")
+        name = "etcd-tls" if tls else "etcd"
+        p = Proc("etcd", [ETCD_BIN, "--data-dir", os.path.join(self.tmp, name),
                           "--listen-client-urls", self.etcd_url,
                           "--advertise-client-urls", self.etcd_url,
                           "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-                          "--initial-cluster", f"default={purl}"],
-                 os.path.join(self.tmp, "etcd.log"))
+                          "--initial-cluster", f"default={purl}"] + extra,
+                 os.path.join(self.tmp, name + ".log"))
         self.procs.append(p)
         wait_until(self._etcd_healthy, 20, "etcd to become healthy")
         return p
@@ -186,7 +198,8 @@ class Cluster:
 
     def _etcd_healthy(self):
         try:
-            with urllib.request.urlopen(self.etcd_url + "/health", timeout=1) as r:
+            with urllib.request.urlopen(self.etcd_url + "/health", timeout=1,
+                                        context=self.etcd_ssl) as r:
                 return r.status == 200
         except OSError:
             return False

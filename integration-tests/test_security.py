@@ -313,3 +313,49 @@ def test_a_revoked_key_loses_its_live_session_and_plaintext_is_counted(cluster, 
     bob.close()
     ctx.term()
     cli("cancel", run)
+
+
+def test_etcd_over_tls_with_client_certificates(cluster, tmp_path):
+    """Issue 19 point 4: scripts/etcd-tls.sh makes a CA and certificates; an
+    etcd that requires client certificates refuses a client without one;
+    the master with --etcd-cacert/--etcd-cert/--etcd-key runs a pipeline
+    through it; a master given TLS settings refuses a plaintext endpoint."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    from conftest import ROOT, task
+    tls = tmp_path / "tls"
+    r = subprocess.run([os.path.join(ROOT, "scripts", "etcd-tls.sh"), str(tls)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(tls / "master-key.pem").st_mode) == 0o600
+    c = cluster
+    c.start_etcd(tls=str(tls))
+    assert c.etcd_url.startswith("https://")
+    # no client certificate: refused at the handshake
+    bare = ssl.create_default_context(cafile=str(tls / "ca.pem"))
+    try:
+        urllib.request.urlopen(c.etcd_url + "/health", timeout=5, context=bare)
+        refused = False
+    except (urllib.error.URLError, ssl.SSLError, ConnectionError):
+        refused = True
+    assert refused, "etcd answered a client without a certificate"
+    certs = ["--etcd-cacert", str(tls / "ca.pem"), "--etcd-cert", str(tls / "master.pem"),
+             "--etcd-key", str(tls / "master-key.pem")]
+    # TLS settings and a plaintext endpoint: the master will not start
+    r = subprocess.run([MASTER_BIN, "--etcd", c.etcd_url.replace("https", "http"), "--insecure",
+                        "--client-bind", f"tcp://127.0.0.1:{free_port()}",
+                        "--worker-bind", f"tcp://127.0.0.1:{free_port()}",
+                        "--data-dir", str(tmp_path / "m0")] + certs,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "is not https:// (with TLS settings the master never talks plaintext to etcd)" in \
+        r.stderr, r.stderr
+    c.start_master(*certs)
+    assert "etcd over TLS (client certificate" in c.master.text()
+    c.start_worker("w1")
+    c.wait_workers(["w1"])
+    run = c.submit("name: tls\ntasks:\n  - {name: a, command: [echo, over-tls]}\n")
+    st = c.wait_run(run)
+    assert st["state"] == "succeeded" and task(st, "a")["exit_code"] == 0
+    assert c.cli("logs", run, "a").stdout == "over-tls\n"

@@ -624,6 +624,17 @@ int main(int argc, char **argv) {
         ty_error("bad --etcd '%s'", m.o.etcd);
         return ty_master_opts_free(&m.o, 2);
     }
+    if (m.o.etcd_cacert || m.o.etcd_cert || m.o.etcd_key) {
+        char *why = NULL;
+        if (ty_etcd_set_tls(m.etcd, m.o.etcd_cacert, m.o.etcd_cert, m.o.etcd_key, &why) != 0) {
+            ty_error("%s", why);
+            free(why);
+            ty_etcd_destroy(&m.etcd);
+            uv_run(m.loop, UV_RUN_DEFAULT);
+            return ty_master_opts_free(&m.o, 2);
+        }
+        ty_info("etcd over TLS (client certificate %s)", m.o.etcd_cert);
+    }
     if (ty_store_etcd_create(&m.store, m.etcd, m.o.prefix, m.o.compact_every,
                              m.o.compact_every / 10) != 0) {
         ty_error("cannot create the etcd store");

@@ -44,14 +44,15 @@ typedef struct {
     int64_t compact_every;                       /* etcd revisions between compactions */
     int64_t history_s;                           /* runs leave etcd this long after */
     int64_t max_pl_bytes, max_pl_depth, max_pl_tasks, max_map_keys; /* pipeline limits */
-    char *store_dir;                 /* the artifact store (default <data-dir>/store) */
-    char *key;                       /* CURVE: the master's certificate (secret file) */
-    char *client_keys, *worker_keys; /* the public certificates allowed in */
-    char *admin_keys;                /* users who may change what others own, or NULL */
-    int insecure;                    /* no keys: allowed on loopback only */
-    int64_t max_artifact;            /* bytes one artifact may have */
-    int64_t max_run_artifacts;       /* bytes the outputs of one run may have (0: no limit) */
-    int64_t gc_grace_s;              /* gc keeps blobs younger than this */
+    char *store_dir;                          /* the artifact store (default <data-dir>/store) */
+    char *key;                                /* CURVE: the master's certificate (secret file) */
+    char *client_keys, *worker_keys;          /* the public certificates allowed in */
+    char *admin_keys;                         /* users who may change what others own, or NULL */
+    char *etcd_cacert, *etcd_cert, *etcd_key; /* etcd over TLS, or NULL */
+    int insecure;                             /* no keys: allowed on loopback only */
+    int64_t max_artifact;                     /* bytes one artifact may have */
+    int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
+    int64_t gc_grace_s;        /* gc keeps blobs younger than this */
 } ty_master_opts_t;
 
 /* master/opts.c: the defaults, then the command line (and --config FILE),

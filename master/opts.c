@@ -19,6 +19,9 @@ static void ty_usage(FILE *f) {
           "  --etcd URLS            etcd endpoints (default $TRAINYARD_ETCD or "
           "http://127.0.0.1:2379)\n"
           "  --prefix P             etcd key prefix (default /trainyard/)\n"
+          "  --etcd-cacert FILE     etcd over TLS: the CA that signed etcd's certificate;\n"
+          "  --etcd-cert FILE       with the master's client certificate and\n"
+          "  --etcd-key FILE        its key; every --etcd URL must then be https://\n"
           "  --node-id ID           this master's id (default the host name)\n"
           "  --worker-bind EP       ZeroMQ endpoint for workers (default tcp://127.0.0.1:7001)\n"
           "  --client-bind EP       ZeroMQ endpoint for clients (default tcp://127.0.0.1:7000)\n"
@@ -82,6 +85,9 @@ int ty_master_opts_free(ty_master_opts_t *o, int rc) {
     free(o->key);
     free(o->client_keys);
     free(o->admin_keys);
+    free(o->etcd_cacert);
+    free(o->etcd_cert);
+    free(o->etcd_key);
     free(o->worker_keys);
     memset(o, 0, sizeof *o);
     return rc;
@@ -148,6 +154,9 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                                          {"worker-keys", 1, 0, 1003},
                                          {"insecure", 0, 0, 1004},
                                          {"admin-keys", 1, 0, 1005},
+                                         {"etcd-cacert", 1, 0, 1006},
+                                         {"etcd-cert", 1, 0, 1007},
+                                         {"etcd-key", 1, 0, 1008},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
@@ -177,7 +186,10 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             } keys[] = {{"key", &o->key},
                         {"client-keys", &o->client_keys},
                         {"worker-keys", &o->worker_keys},
-                        {"admin-keys", &o->admin_keys}};
+                        {"admin-keys", &o->admin_keys},
+                        {"etcd-cacert", &o->etcd_cacert},
+                        {"etcd-cert", &o->etcd_cert},
+                        {"etcd-key", &o->etcd_key}};
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 if ((v = ty_config_get(cfg, keys[k].name)))
                     free(*keys[k].dst), *keys[k].dst = ty_xstrdup(v);
@@ -235,6 +247,15 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             break;
         case 1005:
             dst = &o->admin_keys;
+            break;
+        case 1006:
+            dst = &o->etcd_cacert;
+            break;
+        case 1007:
+            dst = &o->etcd_cert;
+            break;
+        case 1008:
+            dst = &o->etcd_key;
             break;
         case 'x':
             num = &o->max_artifact;

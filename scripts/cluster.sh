@@ -71,14 +71,21 @@ start() {
   mkdir -p "$PIDS" "$LOGS"
   local cport pport
   cport=$(free_port); pport=$(free_port)
-  local etcd_url="http://127.0.0.1:$cport"
-  echo "starting etcd on $etcd_url" >&2
+  # etcd over TLS, client certificates required (docs/security.md): a small
+  # CA made once, kept across restarts
+  local tls="$HOME_DIR/tls"
+  "$ROOT/scripts/etcd-tls.sh" "$tls" >/dev/null
+  local etcd_url="https://127.0.0.1:$cport"
+  echo "starting etcd on $etcd_url (TLS, client certificates)" >&2
   etcd --name trainyard --data-dir "$HOME_DIR/etcd" \
     --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --client-cert-auth --trusted-ca-file "$tls/ca.pem" \
+    --cert-file "$tls/etcd.pem" --key-file "$tls/etcd-key.pem" \
     --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
     --initial-cluster "trainyard=http://127.0.0.1:$pport" >"$LOGS/etcd.log" 2>&1 &
   echo $! > "$PIDS/etcd.pid"
-  wait_for 30 etcd curl -sf "$etcd_url/health"
+  wait_for 30 etcd curl -sf --cacert "$tls/ca.pem" --cert "$tls/master.pem" \
+    --key "$tls/master-key.pem" "$etcd_url/health"
 
   # CurveZMQ keys (docs/security.md): one for the masters, one per worker
   # (named after its id), one for the local user; kept across restarts
@@ -102,6 +109,7 @@ start() {
     "$BUILD/master/trainyard-master" --etcd "$etcd_url" --node-id "$(hostname)-m$i" \
       --client-bind "$cep" --worker-bind "$wep" --data-dir "$HOME_DIR/master" \
       --key "$keys/master.key_secret" --client-keys "$keys/clients" --worker-keys "$keys/workers" \
+      --etcd-cacert "$tls/ca.pem" --etcd-cert "$tls/master.pem" --etcd-key "$tls/master-key.pem" \
       >"$LOGS/$name.log" 2>&1 &
     echo $! > "$PIDS/$name.pid"
     client_eps="${client_eps:+$client_eps,}$cep"; worker_eps="${worker_eps:+$worker_eps,}$wep"
