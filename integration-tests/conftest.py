@@ -242,6 +242,8 @@ class Cluster:
         args = [WORKER_BIN, "--master", self.worker_ep, "--id", wid,
                 "--work-dir", os.path.join(self.tmp, "work-" + wid),
                 "--kill-grace-ms", "1000"] + LOG_ARGS + list(extra)
+        if "--run-as" not in extra:  # tests' tasks read their tmp_path (mode 0700)
+            args += ["--run-as", "root"]
         if self.curve and "--key" not in extra:
             args += ["--key", self._keygen(wid, "workers"),
                      "--master-key", os.path.join(self.keys, "master.key")]

@@ -52,6 +52,14 @@ def test_cluster_script_start_status_stop(tmp_path):
                                        env=cli_env).stdout)
         gpus = {w["id"]: w["gpus"] for w in ws}
         assert gpus == {"worker-1": 1, "worker-2": 0}
+        # etcd over TLS with client certificates; tasks as the unprivileged user
+        with open(tmp_path / "home" / "etcd.url") as f:
+            assert f.read().startswith("TRAINYARD_ETCD=https://127.0.0.1:")
+        with open(tmp_path / "home" / "logs" / "master.log") as f:
+            assert "etcd over TLS (client certificate" in f.read()
+        if os.geteuid() == 0:
+            with open(tmp_path / "home" / "logs" / "worker-1.log") as f:
+                assert "tasks run as trainyard" in f.read()
         # a second start reuses the running cluster
         again = subprocess.run([script, "start"], capture_output=True, text=True, env=env,
                                timeout=60)

@@ -359,3 +359,79 @@ def test_etcd_over_tls_with_client_certificates(cluster, tmp_path):
     st = c.wait_run(run)
     assert st["state"] == "succeeded" and task(st, "a")["exit_code"] == 0
     assert c.cli("logs", run, "a").stdout == "over-tls\n"
+
+
+def test_tasks_run_as_an_unprivileged_user(cluster):
+    """Issue 19 point 5: a worker started as root runs each attempt as
+    --run-as USER with its own primary group and no other, in a directory
+    it owns; the task cannot read the worker's or the master's key, nor
+    signal the worker; an MPI step runs as that user (no
+    --allow-run-as-root)."""
+    import pwd
+    import shutil
+    import tempfile
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    try:
+        pw = pwd.getpwnam("trainyard")
+    except KeyError:
+        pytest.fail("no user trainyard: scripts/install-deps.sh creates it")
+    # keys in a directory the task can reach: only their own modes guard them
+    keys = tempfile.mkdtemp(prefix="ty-runas-")
+    try:
+        os.chmod(keys, 0o755)
+        for name, where in (("master", "."), ("w1", "workers"), ("tester", "clients")):
+            keygen(name, os.path.join(keys, where))
+        for d in ("workers", "clients"):
+            os.chmod(os.path.join(keys, d), 0o755)
+        c = cluster
+        mkey = os.path.join(keys, "master.key")
+        c.start_master("--key", os.path.join(keys, "master.key_secret"),
+                       "--client-keys", os.path.join(keys, "clients"),
+                       "--worker-keys", os.path.join(keys, "workers"), wait_ready=False)
+        env = dict(os.environ, TRAINYARD_KEY=os.path.join(keys, "clients", "tester.key_secret"),
+                   TRAINYARD_MASTER_KEY=mkey, TRAINYARD_MASTER=c.client_ep)
+
+        def cli(*args):
+            return subprocess.run([CLI_BIN, "--timeout", "10"] + list(args), capture_output=True,
+                                  text=True, env=env, timeout=120)
+        wait_until(lambda: cli("info").returncode == 0, 20, "the master")
+        # (the work directory's parents must let the user through, as
+        # /var/lib/trainyard does; tmp_path's do not)
+        w = c.start_worker("w1", "--run-as", "trainyard", "--work-dir", os.path.join(keys, "work"),
+                           "--key", os.path.join(keys, "workers", "w1.key_secret"),
+                           "--master-key", mkey)
+        wait_until(lambda: '"up"' in cli("workers", "-o", "json").stdout, 20, "w1 up")
+        wkey = os.path.join(keys, "workers", "w1.key_secret")
+        path = c.write("runas.yaml", f"""
+name: runas
+tasks:
+  - name: who
+    command: "id -un; id -gn; id -G | wc -w; stat -c %U:%a .; echo $HOME; touch mine"
+  - name: keys
+    command: "cat {wkey} {keys}/master.key_secret; echo rc=$?"
+  - name: signal
+    command: "kill -0 {w.pid}; echo rc=$?"
+  - name: mpi
+    kind: mpi
+    np: 2
+    command: [id, -un]
+""")
+        run = json.loads(cli("submit", path, "-o", "json").stdout)["run_id"]
+        st = json.loads(cli("status", run, "--wait", "-o", "json").stdout)
+        assert st["state"] == "succeeded", st
+
+        def logs(t):
+            return cli("logs", run, t).stdout
+        assert logs("who").split("\n")[:5] == ["trainyard", "trainyard", "1", "trainyard:700",
+                                               pw.pw_dir]
+        out = logs("keys")
+        assert out.count("Permission denied") == 2 and out.endswith("rc=1\n"), out
+        assert "-----BEGIN" not in out and "secret-key" not in out
+        out = logs("signal")
+        assert "Operation not permitted" in out and out.endswith("rc=1\n"), out
+        assert logs("mpi").split() == ["trainyard", "trainyard"]
+        assert "tasks run as trainyard" in w.text()
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)

@@ -98,6 +98,21 @@ start() {
       "$CLI" keygen "worker-$i" --dir "$keys/workers" >/dev/null
   done
   export TRAINYARD_KEY="$keys/clients/$user.key_secret" TRAINYARD_MASTER_KEY="$keys/master.key"
+  # Tasks run as the unprivileged user trainyard (trainyard-worker --run-as)
+  # and cannot read the keys above; steps that call the CLI (the retraining
+  # loop) use a key of their own, "tasks", that only trainyard can read
+  local tasks_key="$keys/tasks/tasks.key_secret"
+  if [ "$(id -u)" -eq 0 ]; then
+    id trainyard >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/trainyard \
+      --create-home --shell /usr/sbin/nologin trainyard
+  fi
+  if [ ! -e "$tasks_key" ]; then
+    mkdir -p "$keys/tasks"
+    "$CLI" keygen tasks --dir "$keys/clients" >/dev/null
+    mv "$keys/clients/tasks.key_secret" "$tasks_key"
+    chmod 0700 "$keys/tasks"
+    if [ "$(id -u)" -eq 0 ]; then chown -R trainyard:trainyard "$keys/tasks"; fi
+  fi
 
   # the first master leads; the others stand by (they share the data dir,
   # so logs written before a failover stay readable after it)
@@ -123,8 +138,8 @@ start() {
     local extra=()
     if [ "$i" -eq 1 ] && [ "$gpus_first" -gt 0 ]; then extra=(--gpus "$gpus_first"); fi
     # steps find trainyard-train and the trainyard CLI, which reaches the masters
-    # (as the local user: TRAINYARD_KEY stays in the environment)
-    PATH="$BUILD/trainer:$BUILD/cli:$PATH" TRAINYARD_MASTER="$client_ep" \
+    # with the tasks' key; a root worker runs them as trainyard
+    PATH="$BUILD/trainer:$BUILD/cli:$PATH" TRAINYARD_MASTER="$client_ep" TRAINYARD_KEY="$tasks_key" \
       "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
       --key "$keys/workers/worker-$i.key_secret" --master-key "$keys/master.key" \
       --work-dir "$HOME_DIR/work-$i" "${extra[@]}" >"$LOGS/worker-$i.log" 2>&1 &

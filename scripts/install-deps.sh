@@ -17,6 +17,14 @@ PKGS=(
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# Tasks run as this unprivileged user, not as the worker's (trainyard-worker
+# --run-as; docs/security.md): its own group, no other, a home of its own.
+if ! id trainyard >/dev/null 2>&1; then
+  echo "install-deps: adding the user trainyard (tasks run as it)"
+  $SUDO useradd --system --user-group --home-dir /var/lib/trainyard --create-home \
+    --shell /usr/sbin/nologin trainyard
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -414,13 +414,19 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
         cap++;
     char **env = ty_xcalloc(cap, sizeof *env);
     size_t n = 0;
-    char *ours[12];
+    char *ours[16];
     size_t nours = 0;
     ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
     ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
     ours[nours++] = ty_xasprintf("TRAINYARD_ATTEMPT=%u", p->ref.attempt);
     ours[nours++] = ty_xasprintf("TRAINYARD_REPORT=%s", p->report);
     ours[nours++] = ty_xasprintf("TRAINYARD_WORKER=%s", wk->id);
+    ours[nours++] = ty_xasprintf("PWD=%s", p->dir); /* not the worker's */
+    if (wk->run_user) {                             /* the task's own user, not the worker's */
+        ours[nours++] = ty_xasprintf("HOME=%s", wk->run_home);
+        ours[nours++] = ty_xasprintf("USER=%s", wk->run_user);
+        ours[nours++] = ty_xasprintf("LOGNAME=%s", wk->run_user);
+    }
     if (wk->gpus > 0 || d->n_gpu_ids > 0)
         ours[nours++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", gpus.data ? gpus.data : "");
     ty_buf_free(&gpus);
@@ -473,7 +479,7 @@ static size_t ty_push_command(char **argv, size_t n, const Ty__Dispatch *d, cons
     return n;
 }
 
-static char **ty_build_argv(const Ty__Dispatch *d, const ty_proc_t *p) {
+static char **ty_build_argv(const ty_wk_t *wk, const Ty__Dispatch *d, const ty_proc_t *p) {
     uint32_t np = d->np ? d->np : 1;
     /* GPUs per rank: each rank gets its own slice through one mpirun app
      * context per rank ("-np 1 -x CUDA_VISIBLE_DEVICES=... CMD : ...") */
@@ -488,7 +494,7 @@ static char **ty_build_argv(const Ty__Dispatch *d, const ty_proc_t *p) {
     }
     /* mpi: one process group holds mpirun and its ranks */
     argv[n++] = ty_xstrdup("mpirun");
-    if (geteuid() == 0)
+    if (geteuid() == 0 && !wk->run_user) /* the job runs as root only with --run-as root */
         argv[n++] = ty_xstrdup("--allow-run-as-root");
     argv[n++] = ty_xstrdup("--oversubscribe"); /* small machines: more ranks than cores */
     argv[n++] = ty_xstrdup("--bind-to");
@@ -563,6 +569,17 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
         ty_exec_start(wk, d);
 }
 
+/* An attempt that fails before it starts: msg (taken) to the master, p
+ * freed through the close path. */
+static void ty_fail_early(ty_wk_t *wk, ty_proc_t *p, char *msg) {
+    ty_fail_now(wk, &p->ref, 127, msg);
+    free(msg);
+    uv_timer_init(wk->loop, &p->timer);
+    p->timer.data = p;
+    p->handles = 1;
+    ty_close(p, (uv_handle_t *)&p->timer);
+}
+
 void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     const Ty__TaskRef *ref = d->ref;
     ty_proc_t *p = ty_xcalloc(1, sizeof *p);
@@ -587,20 +604,35 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     int rc = ty_mkdirs(p->dir);
     int fd = rc == 0 ? open(p->report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
     if (fd < 0) {
-        char *msg =
-            ty_xasprintf("cannot create work directory %s: %s", p->dir, strerror(rc ? -rc : errno));
-        ty_fail_now(wk, &p->ref, 127, msg);
-        free(msg);
-        uv_timer_init(wk->loop, &p->timer); /* free through the close path */
-        p->timer.data = p;
-        p->handles = 1;
-        ty_close(p, (uv_handle_t *)&p->timer);
+        ty_fail_early(wk, p,
+                      ty_xasprintf("cannot create work directory %s: %s", p->dir,
+                                   strerror(rc ? -rc : errno)));
         return;
     }
     close(fd);
+    /* the attempt's user owns its directory and report file, and the
+     * task's directory above it (what attempts keep for the next one, such
+     * as ../checkpoints), nothing else of the worker's (the inputs in the
+     * attempt directory stay readable, not writable) */
+    char *task_dir = ty_xasprintf("%s/%s/%s", wk->workdir, p->run_id, p->task);
+    int given = !wk->run_user ||
+                (chown(task_dir, wk->run_uid, wk->run_gid) == 0 &&
+                 chown(p->dir, wk->run_uid, wk->run_gid) == 0 && chmod(p->dir, 0700) == 0 &&
+                 chown(p->report, wk->run_uid, wk->run_gid) == 0);
+    free(task_dir);
+    if (!given) {
+        ty_fail_early(
+            wk, p,
+            ty_xasprintf("cannot give %s to user %s: %s", p->dir, wk->run_user, strerror(errno)));
+        return;
+    }
     if (d->kind == 1) {              /* removed with the attempt, whatever its ranks leave there */
         ty_shmdir_sweep("/dev/shm"); /* what crashed workers left */
         int src = ty_shmdir_create(&p->shm, "/dev/shm");
+        if (src == 0 && wk->run_user &&
+            chown(ty_shmdir_path(p->shm), wk->run_uid, wk->run_gid) != 0)
+            ty_warn("task %s/%s#%u: cannot give %s to %s: %s", p->run_id, p->task, ref->attempt,
+                    ty_shmdir_path(p->shm), wk->run_user, strerror(errno));
         if (src != 0) /* no /dev/shm: Open MPI's own default places */
             ty_debug("task %s/%s#%u: no directory in /dev/shm: %s", p->run_id, p->task,
                      ref->attempt, strerror(-src));
@@ -614,7 +646,7 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     p->out.data = p->err.data = p->timer.data = p->reap.data = p->rep.data = p->proc.data = p;
     p->handles = 6;
 
-    char **argv = ty_build_argv(d, p), **env = ty_build_env(wk, p, d);
+    char **argv = ty_build_argv(wk, d, p), **env = ty_build_env(wk, p, d);
     uv_stdio_container_t stdio[4];
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
@@ -628,6 +660,11 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     po.env = env;
     po.cwd = p->dir;
     po.flags = UV_PROCESS_DETACHED; /* setsid: the task leads its own process group */
+    if (wk->run_user) {             /* libuv also drops the supplementary groups (setgroups 0) */
+        po.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        po.uid = wk->run_uid;
+        po.gid = wk->run_gid;
+    }
     po.stdio_count = 3;
     if (p->shm) { /* mpirun holds the directory's lock too (fd 3), so a sweep
                    * after a worker crash leaves it while the job still runs;

@@ -12,6 +12,7 @@
 #include <float.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,43 @@ static void ty_close_walk(uv_handle_t *h, void *arg) {
         uv_close(h, NULL);
 }
 
+/* Who the attempts run as: a root worker drops to run_as (default
+ * trainyard) unless that is root itself; any other worker runs them as
+ * itself. */
+static int ty_run_as(ty_wk_t *wk, const char *run_as) {
+    if (geteuid() != 0) {
+        struct passwd *me = getpwuid(geteuid());
+        if (run_as && (!me || strcmp(run_as, me->pw_name) != 0)) {
+            fprintf(stderr,
+                    "trainyard-worker: --run-as %s needs the worker to run as root (it runs as "
+                    "%s)\n",
+                    run_as, me ? me->pw_name : "?");
+            return -1;
+        }
+        return 0;
+    }
+    const char *u = run_as ? run_as : "trainyard";
+    struct passwd *pw = getpwnam(u);
+    if (!pw) {
+        fprintf(stderr,
+                "trainyard-worker: no user '%s' to run tasks as (scripts/install-deps.sh "
+                "creates 'trainyard'; --run-as USER picks another, --run-as root keeps root)\n",
+                u);
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        ty_warn("tasks run as root (--run-as %s): they can read the worker's key and signal it", u);
+        return 0;
+    }
+    wk->run_user = ty_xstrdup(pw->pw_name);
+    wk->run_home = ty_xstrdup(pw->pw_dir);
+    wk->run_uid = pw->pw_uid;
+    wk->run_gid = pw->pw_gid;
+    ty_info("tasks run as %s (uid %u, gid %u, no supplementary groups)", u, (unsigned)pw->pw_uid,
+            (unsigned)pw->pw_gid);
+    return 0;
+}
+
 static void ty_usage(FILE *f) {
     fputs("usage: trainyard-worker [options]\n"
           "  --master EPS       the masters' worker endpoints, comma-separated; the worker\n"
@@ -44,6 +82,8 @@ static void ty_usage(FILE *f) {
           "  --key FILE         its CURVE certificate (trainyard keygen ID: ID.key_secret),\n"
           "                     named after its --id\n"
           "  --master-key FILE  the masters' public key (their NAME.key)\n"
+          "  --run-as USER      a worker started as root runs every attempt as USER, with\n"
+          "                     its primary group only (default trainyard; root: as root)\n"
           "  --log-level L      debug|info|warn|error\n",
           f);
 }
@@ -87,7 +127,7 @@ int main(int argc, char **argv) {
     wk.master_ep = ty_xstrdup("tcp://127.0.0.1:7001");
     wk.workdir = ty_xstrdup("./.trainyard/work");
     wk.kill_grace_ms = 5000;
-    const char *key = NULL, *master_key = NULL;
+    const char *key = NULL, *master_key = NULL, *run_as = NULL;
     wk.heartbeat_ms = 1000;
     wk.lease_ms = 8000;
     ty_probe_t probe;
@@ -96,19 +136,13 @@ int main(int argc, char **argv) {
     wk.mem_mb = probe.mem_mb;
     wk.gpus = probe.gpus;
     ty_log_level_t lvl = TY_LOG_INFO;
-    static const struct option opts[] = {{"master", 1, 0, 'm'},
-                                         {"id", 1, 0, 'i'},
-                                         {"work-dir", 1, 0, 'w'},
-                                         {"cpus", 1, 0, 'c'},
-                                         {"mem-mb", 1, 0, 'M'},
-                                         {"gpus", 1, 0, 'g'},
-                                         {"labels", 1, 0, 'l'},
-                                         {"kill-grace-ms", 1, 0, 'k'},
-                                         {"log-level", 1, 0, 'L'},
-                                         {"key", 1, 0, 1001},
-                                         {"master-key", 1, 0, 1002},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"master", 1, 0, 'm'},      {"id", 1, 0, 'i'},
+                                         {"work-dir", 1, 0, 'w'},    {"cpus", 1, 0, 'c'},
+                                         {"mem-mb", 1, 0, 'M'},      {"gpus", 1, 0, 'g'},
+                                         {"labels", 1, 0, 'l'},      {"kill-grace-ms", 1, 0, 'k'},
+                                         {"log-level", 1, 0, 'L'},   {"key", 1, 0, 1001},
+                                         {"master-key", 1, 0, 1002}, {"run-as", 1, 0, 1003},
+                                         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int c, idx = 0;
     double v;
     while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
@@ -161,6 +195,9 @@ int main(int argc, char **argv) {
         case 1002:
             master_key = optarg;
             break;
+        case 1003:
+            run_as = optarg;
+            break;
         case 'h':
             ty_usage(stdout);
             return 0;
@@ -174,6 +211,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     ty_log_init("worker", lvl);
+    if (ty_run_as(&wk, run_as) != 0)
+        return 2;
     if (wk.workdir[0] != '/') { /* tasks run in other directories */
         char cwd[4096];
         if (getcwd(cwd, sizeof cwd)) {
@@ -245,5 +284,7 @@ int main(int argc, char **argv) {
     ty_wk_forget_masters(&wk);
     free(wk.master_ep);
     free(wk.workdir);
+    free(wk.run_user);
+    free(wk.run_home);
     return 0;
 }

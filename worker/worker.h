@@ -18,6 +18,7 @@
 #include "common/wire.h"
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 typedef struct ty_proc ty_proc_t;
@@ -43,6 +44,11 @@ struct ty_wk {
     Ty__KV **labels;
     size_t nlabels;
     int64_t kill_grace_ms;
+    /* --run-as: tasks run as this user (the worker being root), with its
+     * primary group and no other; run_user NULL: as the worker's own user */
+    char *run_user, *run_home;
+    uid_t run_uid;
+    gid_t run_gid;
 
     uv_loop_t *loop;
     zsock_t *sock;
