@@ -103,6 +103,8 @@ int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     json_object_set_new(o, "curve", json_boolean(r->curve));
     json_object_set_new(o, "auth_refused", json_integer((json_int_t)r->auth_refused));
     json_object_set_new(o, "last_auth_refused", json_string(r->last_auth_refused));
+    json_object_set_new(o, "peers_banned", json_integer((json_int_t)r->peers_banned));
+    json_object_set_new(o, "banned_dropped", json_integer((json_int_t)r->banned_dropped));
     if (cli->json) {
         ty_out_json_print(o);
     } else {

@@ -23,25 +23,29 @@ static char *ty_trim(char *s) {
     return s;
 }
 
-int ty_config_load(ty_config_t **out, const char *path, char **errmsg) {
-    *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? TY_ENOENT : TY_EIO;
+static int ty_config_read(ty_config_t **out, FILE *f, const char *path, char **errmsg) {
     ty_config_t *c = ty_xcalloc(1, sizeof *c);
-    char line[4096];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
+    while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        const char *why = NULL;
+        if (got > 4096)
+            why = "a line longer than 4096 bytes";
+        else if (strlen(line) != (size_t)got)
+            why = "a NUL byte";
         char *s = ty_trim(line);
-        if (*s == '\0' || *s == '#')
+        if (!why && (*s == '\0' || *s == '#'))
             continue;
-        char *eq = strchr(s, '=');
+        char *eq = why ? NULL : strchr(s, '=');
         if (!eq || eq == s) {
             if (errmsg)
-                *errmsg = ty_xasprintf("%s:%d: expected 'key = value'", path, lineno);
-            fclose(f);
+                *errmsg =
+                    ty_xasprintf("%s:%d: %s", path, lineno, why ? why : "expected 'key = value'");
             ty_config_destroy(&c);
+            free(line);
             return TY_EPARSE;
         }
         *eq = '\0';
@@ -51,9 +55,30 @@ int ty_config_load(ty_config_t **out, const char *path, char **errmsg) {
         c->vals[c->n] = ty_xstrdup(ty_trim(eq + 1));
         c->n++;
     }
-    fclose(f);
+    free(line);
     *out = c;
     return 0;
+}
+
+int ty_config_load(ty_config_t **out, const char *path, char **errmsg) {
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? TY_ENOENT : TY_EIO;
+    int rc = ty_config_read(out, f, path, errmsg);
+    fclose(f);
+    return rc;
+}
+
+int ty_config_parse(ty_config_t **out, const char *text, size_t len, const char *name,
+                    char **errmsg) {
+    *out = NULL;
+    FILE *f = fmemopen((void *)text, len, "r");
+    if (!f)
+        return TY_EIO;
+    int rc = ty_config_read(out, f, name, errmsg);
+    fclose(f);
+    return rc;
 }
 
 void ty_config_destroy(ty_config_t **pc) {

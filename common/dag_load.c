@@ -25,6 +25,9 @@
 static void ty_dag_err_at(ty_dag_ctx_t *c, unsigned long line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+static void ty_dag_verr(ty_dag_ctx_t *c, unsigned long line, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void ty_dag_verr(ty_dag_ctx_t *c, unsigned long line, const char *fmt, va_list ap) {
     if (c->nerr++ >= TY_MAX_ERRORS)
         return;

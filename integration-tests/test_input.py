@@ -128,6 +128,43 @@ def test_a_register_out_of_bounds_is_refused_and_counted(cluster):
     assert cluster.wait_run(run)["state"] == "succeeded"
 
 
+def test_a_peer_that_keeps_sending_malformed_messages_is_not_heard(cluster):
+    """Ten malformed messages within a minute (here registers with 65 GPUs,
+    refused by the core, and bytes that do not decode) ban the peer: its
+    next message, a well-formed register, is dropped, the ban is counted in
+    info and logged; other peers are served."""
+    import struct
+    cluster.start_master()
+    cluster.start_worker("w1")
+    cluster.wait_workers(["w1"])
+
+    def register(gpus):
+        resources = (_pb_varint(1 << 3 | 1) + struct.pack("<d", 4.0)
+                     + _pb_varint(3 << 3) + _pb_varint(gpus))
+        reg = _pb_len(1, b"evil") + _pb_len(2, resources) + _pb_len(3, b"h")
+        return _pb_varint(1 << 3) + _pb_varint(1) + _pb_len(10, reg)
+    ctx = zmq.Context()
+    try:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 1000)
+        s.setsockopt(zmq.IDENTITY, b"evil")
+        s.connect(cluster.worker_ep)
+        for i in range(10):
+            s.send(register(65) if i % 2 else b"\xff\xfe not protobuf")
+        wait_until(lambda: cluster.json("info")["peers_banned"] == 1, what="the ban")
+        s.send(register(1))  # well-formed, but from a banned peer
+        info = wait_until(lambda: (lambda i: i if i["banned_dropped"] >= 1 else None)(
+            cluster.json("info")), what="the dropped register")
+        s.close()
+    finally:
+        ctx.term()
+    assert info["messages_rejected"] == 5 and info["frames_rejected_decode"] == 5
+    assert "sent 10 malformed messages within 60 s: not heard for 60 s" in cluster.master.text()
+    assert [w["id"] for w in cluster.json("workers")] == ["w1"]
+    run = cluster.submit("name: fine\ntasks:\n  - {name: a, command: [\"true\"]}\n")
+    assert cluster.wait_run(run)["state"] == "succeeded"
+
+
 def test_deep_yaml_and_over_limit_submits_are_refused_while_a_run_completes(cluster):
     """A raw client's 200 KB frame of nested YAML (it held the old loader's
     loop at 100% CPU for over a minute) is refused with the limit named,

@@ -514,6 +514,8 @@ static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ir.etcd_quiet_ms = quiet > 0 ? (uint64_t)quiet : 0;
     ir.curve = a->info->curve;
     ir.auth_refused = a->info->auth_refused;
+    ir.peers_banned = a->info->peers_banned;
+    ir.banned_dropped = a->info->banned_dropped;
     ir.last_auth_refused = (char *)(a->info->last_auth_refused ? a->info->last_auth_refused : "");
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_INFO_REPLY;

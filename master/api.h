@@ -28,6 +28,8 @@ typedef struct {
     int curve;                     /* the sockets require CURVE keys */
     uint64_t auth_refused;         /* handshakes the ZAP handler refused */
     const char *last_auth_refused; /* (points into the handler) */
+    uint64_t peers_banned;         /* peers banned now (master/strikes.h) */
+    uint64_t banned_dropped;       /* messages dropped from banned peers */
 } ty_api_info_t;
 
 /* What the handler needs from the shell for runs the core has let go of

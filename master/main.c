@@ -1,6 +1,7 @@
 /* trainyard-master: leader election, rebuild from etcd, then serve workers
  * and clients on one libuv loop. */
 #include "master/master.h"
+#include "master/strikes.h"
 #include "master/zap.h"
 
 #include "common/err.h"
@@ -198,11 +199,37 @@ static int ty_revoked_msg(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Enve
 /* Receive one message from a ROUTER socket; counts and logs rejected ones.
  * Returns 0 with *id and *env (caller frees), *from (who sent it) and
  * *admin (whether its key is an admin's now), or a negative code. */
+/* A malformed message from who (a ZeroMQ peer): a strike; enough of them
+ * ban it (master/strikes.h). */
+static void ty_strike(ty_master_t *m, zsock_t *sock, const ty_wire_peer_t *from, zframe_t *id) {
+    char peer[160];
+    ty_strikes_peer(peer, from->key, id ? zframe_data(id) : NULL, id ? zframe_size(id) : 0);
+    int64_t now = ty_mono_ms();
+    if (ty_strikes_add(m->strikes, peer, now))
+        ty_warn("%s socket: %s%s%s from %s sent %d malformed messages within %d s: not heard for "
+                "%d s",
+                sock == m->wsock ? "worker" : "client", *from->user ? "'" : "", from->user,
+                *from->user ? "'" : "a peer", *from->addr ? from->addr : "?", TY_STRIKES_MAX,
+                TY_STRIKES_WINDOW_MS / 1000, TY_STRIKES_BAN_MS / 1000);
+    m->info.peers_banned = ty_strikes_count_banned(m->strikes, now);
+}
+
 static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **env,
                    ty_wire_peer_t *from, int *admin) {
     int rc = ty_wire_recv_as(sock, 1, m->o.max_frame, id, env, from);
     const char *user = from->user;
     *admin = 0;
+    if (rc != TY_ENOENT) { /* a banned peer is not heard at all */
+        char peer[160];
+        ty_strikes_peer(peer, from->key, *id ? zframe_data(*id) : NULL, *id ? zframe_size(*id) : 0);
+        if (ty_strikes_banned(m->strikes, peer, ty_mono_ms())) {
+            m->info.banned_dropped++;
+            if (rc == 0)
+                ty_wire_free(env);
+            zframe_destroy(id);
+            return TY_EPERM;
+        }
+    }
     if (rc == 0 && m->zap &&
         !ty_zap_name(m->zap, sock == m->wsock ? "worker" : "client", from->key, admin))
         return ty_revoked_msg(m, sock, id, env, from);
@@ -222,9 +249,11 @@ static int ty_recv(ty_master_t *m, zsock_t *sock, zframe_t **id, Ty__Envelope **
         m->info.rejected_size++;
     else if (rc == TY_EPROTO)
         m->info.rejected_decode++;
-    if (rc != TY_ENOENT)
+    if (rc != TY_ENOENT) {
         ty_warn("%s socket: rejected a message: %s", sock == m->wsock ? "worker" : "client",
                 ty_strerror(rc));
+        ty_strike(m, sock, from, *id);
+    }
     zframe_destroy(id);
     return rc;
 }
@@ -329,8 +358,14 @@ static void ty_on_worker(void *arg) {
         zframe_destroy(&id);
         return;
     }
-    if (!ty_master_artifact_msg(m, 0, zframe_data(id), zframe_size(id), &env))
+    if (!ty_master_artifact_msg(m, 0, zframe_data(id), zframe_size(id), &env)) {
+        ty_core_stats_t before, after; /* a message the core refused is a strike too */
+        ty_core_stats(m->core, &before);
         ty_master_worker_msg(m, zframe_data(id), zframe_size(id), env);
+        ty_core_stats(m->core, &after);
+        if (after.rejected_msgs > before.rejected_msgs)
+            ty_strike(m, m->wsock, &from, id);
+    }
     ty_wire_free(&env);
     zframe_destroy(&id);
 }
@@ -666,6 +701,7 @@ int main(int argc, char **argv) {
         m.o.store_dir = ty_xasprintf("%s/store", m.o.data_dir);
     ty_info("starting as %s, etcd %s, prefix %s, artifacts in %s", m.o.node_id, m.o.etcd,
             m.o.prefix, m.o.store_dir);
+    ty_strikes_create(&m.strikes);
     if (ty_master_blobs_start(&m) != 0)
         m.exit_code = 1;
     else if (ty_bind(&m) != 0)
@@ -680,6 +716,7 @@ int main(int argc, char **argv) {
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
     ty_zap_destroy(&m.zap);
+    ty_strikes_destroy(&m.strikes);
     ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
     ty_blobs_destroy(&m.blobs); /* its work in the pool finishes first */

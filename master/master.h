@@ -73,8 +73,9 @@ struct ty_master {
     ty_blobs_t *blobs;
     ty_api_info_t info;
     zsock_t *wsock, *csock;
-    struct ty_zap *zap;    /* CURVE: who may connect (master/zap.c) */
-    char wrong_id[2][200]; /* per socket (worker, client): the last peer not heard */
+    struct ty_zap *zap;         /* CURVE: who may connect (master/zap.c) */
+    struct ty_strikes *strikes; /* peers that sent malformed messages (master/strikes.c) */
+    char wrong_id[2][200];      /* per socket (worker, client): the last peer not heard */
     int64_t wrong_logged[2];
     ty_wire_poll_t *wpoll, *cpoll;
     uv_check_t check;     /* end of tick: FLUSH */

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config clang-format
+  build-essential cmake ninja-build pkg-config clang-format clang
   libczmq-dev libzmq3-dev libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler
   libuv1-dev libyaml-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libssl-dev

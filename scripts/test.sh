@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, checks formatting, builds (debug with ASan+UBSan and
-# release), runs the unit tests with ctest and the integration tests with
-# pytest against real etcd, master and worker processes.
+# release), runs the unit tests with ctest, the fuzz harnesses for a few
+# seconds each, and the integration tests with pytest against real etcd,
+# master and worker processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,10 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 echo "== unit tests (release)"
 ctest --preset release --output-on-failure -j2
+
+# libFuzzer harnesses (docs/fuzzing.md), a few seconds each under ASan+UBSan
+echo "== fuzz (5 s a harness)"
+scripts/fuzz.sh --seconds 5
 
 # against the ASan+UBSan binaries: a sanitizer report in a daemon's log fails the test
 echo "== integration tests (debug binaries)"

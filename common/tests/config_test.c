@@ -1,6 +1,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/tests/ty_test.h"
+#include "common/util.h"
 
 #include <unistd.h>
 
@@ -28,5 +29,21 @@ int main(void) {
     free(err);
     unlink(path);
     CHECK_EQ_INT(ty_config_load(&c, path, NULL), TY_ENOENT);
+
+    /* from memory: a NUL byte and an overlong line are refused with the line */
+    static const char mem[] = "a = 1\nb = 2\0x\n";
+    CHECK_EQ_INT(ty_config_parse(&c, mem, 6, "mem", &err), 0);
+    CHECK_STR(ty_config_get(c, "a"), "1");
+    ty_config_destroy(&c);
+    CHECK_EQ_INT(ty_config_parse(&c, mem, sizeof mem - 1, "mem", &err), TY_EPARSE);
+    CHECK_STR(err, "mem:2: a NUL byte");
+    free(err);
+    char *big = ty_xcalloc(5000, 1);
+    memset(big, 'k', 4999);
+    big[2] = '=';
+    CHECK_EQ_INT(ty_config_parse(&c, big, 4999, "mem", &err), TY_EPARSE);
+    CHECK_STR(err, "mem:1: a line longer than 4096 bytes");
+    free(err);
+    free(big);
     TEST_DONE();
 }
