@@ -131,14 +131,33 @@ class Cluster:
         self.master = None
         self.master_args = []
         self.master_env = None  # e.g. a shifted clock (faketime_env)
-        # TY_CURVE=1: everything runs with CurveZMQ keys made here (the master,
-        # each worker, a user whose key the CLI calls get); else --insecure
-        self.curve = os.environ.get("TY_CURVE") == "1"
+        # everything runs with CurveZMQ keys made here (the master, each
+        # worker, a user whose key the CLI calls get); TY_CURVE=0: --insecure
+        self.curve = os.environ.get("TY_CURVE", "1") != "0"
         self.keys = os.path.join(self.tmp, "keys")
         self.history = None
         self.runs_may_continue = False
 
     # ---- keys ----
+    def raw_socket(self, ctx, ep, identity=None, worker=False):
+        """A pyzmq DEALER connected to ep (raw frames, for the bad-input
+        tests); with keys, a CURVE client: on the worker socket with a key
+        named after its identity in the workers' set, on the client socket
+        with the tester's key."""
+        import zmq
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 1000)
+        if identity:
+            s.setsockopt(zmq.IDENTITY, identity)
+        if self.curve:
+            secret = (self._keygen(identity.decode(), "workers") if worker
+                      else self._keygen("tester", "clients"))
+            s.curve_secretkey = z85_of(secret, "secret-key")
+            s.curve_publickey = z85_of(secret[:-len("_secret")], "public-key")
+            s.curve_serverkey = z85_of(os.path.join(self.keys, "master.key"), "public-key")
+        s.connect(ep)
+        return s
+
     def _keygen(self, name, where):
         d = os.path.join(self.keys, where)
         if not os.path.exists(os.path.join(d, name + ".key_secret")):
@@ -327,6 +346,16 @@ class Cluster:
         with urllib.request.urlopen(req, timeout=5) as r:
             j = json.load(r)
         return int(j["header"]["revision"]), int(j.get("count", 0))
+
+
+def z85_of(path, field):
+    """A CURVE key (Z85 text, as bytes) from a czmq certificate file."""
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith(field + " = "):
+                return line.split('"')[1].encode()
+    raise KeyError(f"{field} in {path}")
 
 
 def task(st, name):

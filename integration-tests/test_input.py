@@ -74,10 +74,7 @@ tasks:
     ctx = zmq.Context()
     try:
         for ep in (cluster.worker_ep, cluster.client_ep):
-            s = ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 1000)
-            s.setsockopt(zmq.IDENTITY, b"intruder")
-            s.connect(ep)
+            s = cluster.raw_socket(ctx, ep, b"intruder", worker=ep == cluster.worker_ep)
             s.send(b"\xff\xfe garbage that is no protobuf")
             s.send(b"\x08\x01" + b"\x00" * 100_000)  # over --max-frame
             s.send_multipart([b"two", b"frames"])
@@ -112,10 +109,7 @@ def test_a_register_out_of_bounds_is_refused_and_counted(cluster):
     envelope = _pb_varint(1 << 3) + _pb_varint(1) + _pb_len(10, register)
     ctx = zmq.Context()
     try:
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 1000)
-        s.setsockopt(zmq.IDENTITY, b"evil")
-        s.connect(cluster.worker_ep)
+        s = cluster.raw_socket(ctx, cluster.worker_ep, b"evil", worker=True)
         s.send(envelope)
         info = wait_until(lambda: (lambda i: i if i["messages_rejected"] >= 1 else None)(
             cluster.json("info")), what="the register to be counted")
@@ -145,10 +139,7 @@ def test_a_peer_that_keeps_sending_malformed_messages_is_not_heard(cluster):
         return _pb_varint(1 << 3) + _pb_varint(1) + _pb_len(10, reg)
     ctx = zmq.Context()
     try:
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 1000)
-        s.setsockopt(zmq.IDENTITY, b"evil")
-        s.connect(cluster.worker_ep)
+        s = cluster.raw_socket(ctx, cluster.worker_ep, b"evil", worker=True)
         for i in range(10):
             s.send(register(65) if i % 2 else b"\xff\xfe not protobuf")
         wait_until(lambda: cluster.json("info")["peers_banned"] == 1, what="the ban")
@@ -182,9 +173,8 @@ def test_deep_yaml_and_over_limit_submits_are_refused_while_a_run_completes(clus
         + _pb_len(30, submit)
     ctx = zmq.Context()
     try:
-        s = ctx.socket(zmq.DEALER)
+        s = cluster.raw_socket(ctx, cluster.client_ep)
         s.setsockopt(zmq.LINGER, 0)
-        s.connect(cluster.client_ep)
         s.send(envelope)
         assert s.poll(10_000), "no answer to the deep submit"
         reply = s.recv()

@@ -117,6 +117,18 @@ static int ty_num_arg(const char *name, const char *v, double *out) {
     return 0;
 }
 
+/* Leaving before the loop started: what the options allocated, freed. */
+static int ty_wk_quit(ty_wk_t *wk, int rc) {
+    ty_dag_kvs_free(wk->labels, wk->nlabels);
+    free(wk->id);
+    free(wk->hostname);
+    free(wk->master_ep);
+    free(wk->workdir);
+    free(wk->run_user);
+    free(wk->run_home);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     ty_wk_t wk;
     memset(&wk, 0, sizeof wk);
@@ -161,32 +173,32 @@ int main(int argc, char **argv) {
             break;
         case 'c':
             if (ty_num_arg("cpus", optarg, &v) < 0 || v <= 0)
-                return 2;
+                return ty_wk_quit(&wk, 2);
             wk.cpus = v;
             break;
         case 'M':
             if (ty_num_arg("mem-mb", optarg, &v) < 0)
-                return 2;
+                return ty_wk_quit(&wk, 2);
             wk.mem_mb = (uint64_t)v;
             break;
         case 'g':
             if (ty_num_arg("gpus", optarg, &v) < 0 || v > 64)
-                return 2;
+                return ty_wk_quit(&wk, 2);
             wk.gpus = (uint32_t)v;
             break;
         case 'l':
             if (ty_add_labels(&wk, optarg) < 0)
-                return 2;
+                return ty_wk_quit(&wk, 2);
             break;
         case 'k':
             if (ty_num_arg("kill-grace-ms", optarg, &v) < 0)
-                return 2;
+                return ty_wk_quit(&wk, 2);
             wk.kill_grace_ms = (int64_t)v;
             break;
         case 'L':
             if (ty_log_parse_level(optarg, &lvl) < 0) {
                 fprintf(stderr, "trainyard-worker: bad --log-level '%s'\n", optarg);
-                return 2;
+                return ty_wk_quit(&wk, 2);
             }
             break;
         case 1001:
@@ -200,19 +212,19 @@ int main(int argc, char **argv) {
             break;
         case 'h':
             ty_usage(stdout);
-            return 0;
+            return ty_wk_quit(&wk, 0);
         default:
             ty_usage(stderr);
-            return 2;
+            return ty_wk_quit(&wk, 2);
         }
     }
     if (optind < argc) {
         fprintf(stderr, "trainyard-worker: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        return ty_wk_quit(&wk, 2);
     }
     ty_log_init("worker", lvl);
     if (ty_run_as(&wk, run_as) != 0)
-        return 2;
+        return ty_wk_quit(&wk, 2);
     if (wk.workdir[0] != '/') { /* tasks run in other directories */
         char cwd[4096];
         if (getcwd(cwd, sizeof cwd)) {
@@ -278,13 +290,6 @@ int main(int argc, char **argv) {
     uv_loop_close(wk.loop);
     zsock_destroy(&wk.sock);
     ty_wk_clear_unacked(&wk);
-    ty_dag_kvs_free(wk.labels, wk.nlabels);
-    free(wk.id);
-    free(wk.hostname);
     ty_wk_forget_masters(&wk);
-    free(wk.master_ep);
-    free(wk.workdir);
-    free(wk.run_user);
-    free(wk.run_home);
-    return 0;
+    return ty_wk_quit(&wk, 0);
 }
