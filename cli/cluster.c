@@ -49,9 +49,42 @@ int ty_cmd_keygen(ty_cli_t *cli) {
 }
 
 /* The user's request id, or a random one (a call sent again is recognised). */
+/* trainyard workers drain|undrain ID */
+static int ty_cmd_drain(ty_cli_t *cli, ty_client_t *c) {
+    int undo = strcmp(cli->argv[1], "undrain") == 0;
+    if (cli->argc != 3 || cli->argv[2][0] == '-')
+        return ty_die("usage: trainyard workers %s WORKER", cli->argv[1]);
+    Ty__DrainRequest dr = TY__DRAIN_REQUEST__INIT;
+    dr.worker_id = cli->argv[2];
+    dr.undo = undo;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_DRAIN;
+    env.drain = &dr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_DRAIN_REPLY) != 0)
+        return 1;
+    const Ty__DrainReply *r = rep->drain_reply;
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(r->worker_id));
+        json_object_set_new(o, "draining", json_boolean(r->draining));
+        json_object_set_new(o, "running", json_integer(r->running));
+        ty_out_json_print(o);
+    } else if (r->draining) {
+        printf("worker %s drains: no new attempts; %u still running\n", r->worker_id, r->running);
+    } else {
+        printf("worker %s takes attempts again\n", r->worker_id);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
 int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc > 1 &&
+        (strcmp(cli->argv[1], "drain") == 0 || strcmp(cli->argv[1], "undrain") == 0))
+        return ty_cmd_drain(cli, c);
     if (cli->argc != 1)
-        return ty_die("usage: trainyard workers");
+        return ty_die("usage: trainyard workers [drain|undrain WORKER]");
     Ty__WorkersRequest wr = TY__WORKERS_REQUEST__INIT;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_WORKERS;

@@ -81,6 +81,8 @@ static const char ty_usage_text[] =
     "                                      version's M measured on the same data); exit 0\n"
     "                                      promoted, 3 not\n"
     "  workers                             registered workers\n"
+    "  workers drain|undrain WORKER        no new attempts on it (those running go on), or\n"
+    "                                      again (admins, with keys)\n"
     "  info                                master counters\n"
     "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
     "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"

@@ -105,6 +105,7 @@ json_t *ty_out_worker_json(const Ty__WorkerStatus *w) {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(w->id));
     json_object_set_new(o, "state", json_string(w->state));
+    json_object_set_new(o, "draining", json_boolean(w->draining));
     json_object_set_new(o, "hostname", json_string(w->hostname));
     json_object_set_new(o, "cpus", json_real(w->total ? w->total->cpus : 0));
     json_object_set_new(o, "mem_mb", json_integer(w->total ? (json_int_t)w->total->mem_mb : 0));
@@ -173,7 +174,7 @@ void ty_out_runs_table(FILE *f, const Ty__RunsReply *rr) {
 }
 
 void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr) {
-    fprintf(f, "%-20s %-5s %-11s %-15s %-5s %-7s %s\n", "WORKER", "STATE", "CPUS", "MEM_MB", "GPUS",
+    fprintf(f, "%-20s %-8s %-11s %-15s %-5s %-7s %s\n", "WORKER", "STATE", "CPUS", "MEM_MB", "GPUS",
             "RUNNING", "LABELS");
     for (size_t i = 0; i < wr->n_workers; i++) {
         const Ty__WorkerStatus *w = wr->workers[i];
@@ -185,7 +186,8 @@ void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr) {
         for (size_t k = 0; w->total && k < w->total->n_labels; k++)
             snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s=%s",
                      k ? "," : "", w->total->labels[k]->key, w->total->labels[k]->value);
-        fprintf(f, "%-20s %-5s %-11s %-15s %-5u %-7u %s\n", w->id, w->state, cpus, mem,
+        fprintf(f, "%-20s %-8s %-11s %-15s %-5u %-7u %s\n", w->id,
+                w->draining && strcmp(w->state, "up") == 0 ? "draining" : w->state, cpus, mem,
                 w->total ? w->total->gpus : 0, w->running, labels);
     }
 }

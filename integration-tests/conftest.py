@@ -2,6 +2,7 @@
 (free ports, temporary data dir), a master and workers, all stopped by PID."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -177,8 +178,13 @@ class Cluster:
         # what the tests run (this CLI, and their own subprocesses) uses the user's key
         os.environ["TRAINYARD_KEY"] = user
         os.environ["TRAINYARD_MASTER_KEY"] = os.path.join(self.keys, "master.key")
+        # the tester is an admin too (it drains workers)
+        admins = os.path.join(self.keys, "admins")
+        os.makedirs(admins, exist_ok=True)
+        shutil.copy(user[:-len("_secret")], admins)
         return ["--key", key, "--client-keys", os.path.join(self.keys, "clients"),
-                "--worker-keys", os.path.join(self.keys, "workers")] + list(extra)
+                "--worker-keys", os.path.join(self.keys, "workers"),
+                "--admin-keys", admins] + list(extra)
 
     # ---- processes ----
     def start_etcd(self, tls=None):

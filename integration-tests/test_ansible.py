@@ -27,7 +27,8 @@ ANSIBLE_DIR = os.path.join(ROOT, "ansible")
 def test_ansible_lint_finds_nothing():
     if not LINT:
         pytest.skip("no ansible-lint (scripts/install-deps.sh installs it)")
-    r = subprocess.run([LINT, "--offline", "site.yml", "roles", "inventory"], cwd=ANSIBLE_DIR,
+    r = subprocess.run([LINT, "--offline", "site.yml", "upgrade.yml", "roles", "inventory"],
+                       cwd=ANSIBLE_DIR,
                        capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, NO_COLOR="1"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -86,8 +87,8 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
         with open(path, "w") as f:
             json.dump(inv, f)
 
-        def apply():
-            r = subprocess.run([PLAYBOOK, "-i", path, "site.yml"], cwd=ANSIBLE_DIR,
+        def apply(playbook="site.yml"):
+            r = subprocess.run([PLAYBOOK, "-i", path, playbook], cwd=ANSIBLE_DIR,
                                capture_output=True, text=True, timeout=600,
                                env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
             assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
@@ -154,6 +155,13 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
         assert st["owner"] == "alice"
         assert sorted(task(st, f"t{i}")["worker"] for i in range(2)) == ["node2", "node3"]
         assert cli("logs", run, "t0").stdout == "trainyard\n"  # the unprivileged user
+
+        # the rolling upgrade: one worker at a time, drained, then let back in
+        apply("upgrade.yml")
+        moves = re.findall(r"worker (node\d) (drains|takes attempts again)", master.text())
+        assert moves == [("node2", "drains"), ("node2", "takes attempts again"),
+                         ("node3", "drains"), ("node3", "takes attempts again")], moves
+        assert not any(w["draining"] for w in json.loads(cli("workers", "-o", "json").stdout))
     finally:
         for p in reversed(procs):
             p.kill(15)

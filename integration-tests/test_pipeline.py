@@ -176,3 +176,37 @@ def test_a_task_no_worker_can_hold_says_why_until_one_can(cluster):
     assert st["state"] == "succeeded", st
     t = task(st, "train")
     assert t["worker"] == "w2" and t["reason"] is None
+
+
+def test_a_drained_worker_takes_no_new_attempts(cluster, tmp_path):
+    """`trainyard workers drain W`: the attempt W runs goes on to its end,
+    new ones go elsewhere, the listing says so; undrain and it takes
+    attempts again."""
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "1")
+    cluster.start_worker("w2", "--cpus", "1")
+    cluster.wait_workers(["w1", "w2"])
+    flag = tmp_path / "go"
+    run1 = cluster.submit(f"name: long\ntasks:\n  - name: a\n    command: "
+                          f"'while [ ! -e {flag} ]; do sleep 0.05; done; echo done'\n")
+    st = cluster.wait_task_state(run1, "a", ["running"])
+    busy = task(st, "a")["worker"]
+    free = "w2" if busy == "w1" else "w1"
+    d = cluster.json("workers", "drain", busy)
+    assert d == {"id": busy, "draining": True, "running": 1}
+    ws = {w["id"]: w for w in cluster.json("workers")}
+    assert ws[busy]["draining"] and not ws[free]["draining"]
+    assert f"{busy:<20} draining" in cluster.cli("workers").stdout
+    run2 = cluster.submit("name: two\ntasks:\n  - {name: b, command: [echo, b]}\n"
+                          "  - {name: c, command: [echo, c]}\n", name="two.yaml")
+    st2 = cluster.wait_run(run2)
+    assert st2["state"] == "succeeded"
+    assert [task(st2, t)["worker"] for t in "bc"] == [free, free]
+    flag.touch()
+    st1 = cluster.wait_run(run1)
+    assert st1["state"] == "succeeded" and task(st1, "a")["attempt"] == 1
+    assert task(st1, "a")["worker"] == busy
+    assert cluster.json("workers", "undrain", busy)["draining"] is False
+    assert not {w["id"]: w for w in cluster.json("workers")}[busy]["draining"]
+    r = cluster.cli("workers", "drain", "nope", check=False)
+    assert r.returncode == 1 and "no worker named 'nope'" in r.stderr

@@ -197,6 +197,13 @@ def test_runs_and_schedules_have_owners_and_only_they_or_admins_change_them(clus
         r = cli("bob", "schedules", *args)
         assert r.returncode == 1 and "schedule nightly belongs to alice" in r.stderr, (args, r)
     assert cli("root", "schedules", "pause", "nightly").returncode == 0
+    # workers are the cluster's: only an admin drains one
+    r = cli("bob", "workers", "drain", "w1")
+    assert r.returncode == 1 and "only an admin (--admin-keys) may drain a worker" in r.stderr
+    assert "audit: user=bob from=127.0.0.1 drain worker w1: refused (not an admin)" in \
+        c.master.text()
+    assert cli("root", "workers", "drain", "w1").returncode == 0
+    assert cli("root", "workers", "undrain", "w1").returncode == 0
 
     # an admin may cancel anyone's run; the audit line says so
     r = cli("root", "cancel", run)

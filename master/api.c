@@ -438,6 +438,31 @@ static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     free(ptrs);
 }
 
+/* Drain or undrain a worker: the cluster's, so an admin's to do when the
+ * master has keys. */
+static void ty_on_drain(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t rq,
+                        const Ty__DrainRequest *dr, ty_time_t now) {
+    const char *verb = dr->undo ? "undrain" : "drain";
+    char *what = ty_xasprintf("worker %.100s", dr->worker_id);
+    if (*ty_api_user(a) && !a->who->admin) {
+        ty_warn("audit: user=%s from=%s %s %s: refused (not an admin)", ty_api_user(a),
+                a->who->addr && *a->who->addr ? a->who->addr : "-", verb, what);
+        char *msg = ty_xasprintf("only an admin (--admin-keys) may %s a worker", verb);
+        ty_reply_error(a, peer, peer_len, rq, TY_EPERM, msg, now);
+        free(msg);
+    } else {
+        ty_api_audit(a, verb, what, "allowed");
+        ty_ev_t ev = {.kind = TY_EV_DRAIN,
+                      .peer = peer,
+                      .peer_len = peer_len,
+                      .req_id = rq,
+                      .key = dr->worker_id,
+                      .status = !dr->undo};
+        ty_core_step(a->core, &ev, now);
+    }
+    free(what);
+}
+
 static void ty_on_workers(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                           ty_time_t now) {
     ty_core_t *c = a->core;
@@ -459,6 +484,7 @@ static void ty_on_workers(ty_api_t *a, const uint8_t *peer, size_t peer_len, uin
         ws[i].id = w->id;
         ws[i].state = w->up ? "up" : w->gone ? "gone" : "lost";
         ws[i].hostname = w->hostname ? w->hostname : "";
+        ws[i].draining = w->draining;
         tot[i].cpus = w->cpus;
         tot[i].mem_mb = w->mem_mb;
         tot[i].gpus = w->gpus;
@@ -689,6 +715,9 @@ static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
     }
     case TY__ENVELOPE__BODY_WORKERS:
         ty_on_workers(a, peer, peer_len, rq, now);
+        break;
+    case TY__ENVELOPE__BODY_DRAIN:
+        ty_on_drain(a, peer, peer_len, rq, env->drain, now);
         break;
     case TY__ENVELOPE__BODY_SCHEDULE:
         ty_api_schedule(a, peer, peer_len, env, now);

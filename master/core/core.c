@@ -496,6 +496,9 @@ int ty_core_step(ty_core_t *c, const ty_ev_t *ev, ty_time_t now) {
     case TY_EV_REVOKED:
         ty_fleet_revoke(c, ev->key);
         break;
+    case TY_EV_DRAIN:
+        rc = c->serving ? ty_fleet_drain(c, ev) : TY_EUNAVAIL;
+        break;
     case TY_EV_BLOBS_GONE:
         if (c->serving)
             ty_cache_blobs_gone(c, ev->shas, ev->nshas);

@@ -89,6 +89,7 @@ typedef enum {
     TY_EV_BLOBS_GONE, /* gc deleted these blobs (shas): cache entries naming them go */
     TY_EV_SCHEDULE,   /* msg: a ScheduleRequest that changes one (add, pause, resume, rm) */
     TY_EV_REVOKED,    /* key: the worker whose key was revoked: lost now */
+    TY_EV_DRAIN,      /* key: a worker; status 1 drain, 0 undo; the reply to peer */
     TY_EV_MODEL,      /* msg: a ModelRequest (register: its run in retry_of), alias, promote */
 } ty_ev_kind_t;
 

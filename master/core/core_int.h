@@ -118,6 +118,7 @@ struct ty_worker {
     int gone;        /* deregistered */
     int known_only;  /* loaded from etcd, not yet re-registered */
     int placeholder; /* only named by a running task's record */
+    int draining;    /* takes no new attempts (TY_EV_DRAIN); kept in its record */
     size_t order;    /* registration order: the tie-break */
     int pidx;        /* index in the placement heap, -1 when not in it */
 };
@@ -400,6 +401,8 @@ void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const 
 void ty_fleet_sweep(ty_core_t *c);
 /* The worker whose key was revoked is lost now (TY_EV_REVOKED). */
 void ty_fleet_revoke(ty_core_t *c, const char *id);
+/* TY_EV_DRAIN: worker key drains (status 1) or takes attempts again (0). */
+int ty_fleet_drain(ty_core_t *c, const ty_ev_t *ev);
 void ty_fleet_free(ty_worker_t *w);
 void ty_fleet_send_cancel(ty_core_t *c, ty_task_t *t);
 /* The worker named id, made as a placeholder when unknown (rebuild). */

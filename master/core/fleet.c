@@ -56,11 +56,15 @@ ty_worker_t *ty_fleet_get(ty_core_t *c, const char *id) {
 }
 
 void ty_fleet_load(ty_core_t *c, const Ty__WorkerRecord *rec) {
-    if (rec->deregistered || ty_core_find_worker(c, rec->id))
+    /* a worker that left is forgotten, unless it left draining (stopped for
+     * an upgrade): it drains still when it comes back */
+    if ((rec->deregistered && !rec->draining) || ty_core_find_worker(c, rec->id))
         return;
     ty_worker_t *w = ty_fleet_add(c, rec->id);
     w->hostname = ty_xstrdup(rec->hostname);
     w->known_only = 1;
+    w->gone = rec->deregistered;
+    w->draining = rec->draining;
     if (rec->total) {
         w->cpus = rec->total->cpus;
         w->mem_mb = rec->total->mem_mb;
@@ -252,6 +256,7 @@ static void ty_put_worker_record(ty_core_t *c, ty_worker_t *w, int deregistered)
     rec.hostname = w->hostname ? w->hostname : "";
     rec.registered_ms = c->now.wall_ms;
     rec.deregistered = deregistered;
+    rec.draining = w->draining;
     size_t len = ty__worker_record__get_packed_size(&rec);
     uint8_t *buf = ty_xmalloc(len);
     ty__worker_record__pack(&rec, buf);
@@ -598,6 +603,35 @@ static void ty_worker_lost(ty_core_t *c, ty_worker_t *w, const char *why) {
     w->used_mem = 0;
     w->gpu_busy = 0;
     w->running = 0;
+}
+
+int ty_fleet_drain(ty_core_t *c, const ty_ev_t *ev) {
+    ty_worker_t *w = ev->key ? ty_core_find_worker(c, ev->key) : NULL;
+    if (!w || w->placeholder) {
+        char *msg = ty_xasprintf("no worker named '%.100s'", ev->key ? ev->key : "");
+        ty_core_reply_error(c, ev, TY_ENOENT, msg);
+        free(msg);
+        return TY_ENOENT;
+    }
+    int drain = ev->status != 0;
+    if (w->draining != drain) {
+        w->draining = drain;
+        ty_info("worker %s %s", w->id, drain ? "drains: no new attempts" : "takes attempts again");
+        ty_queue_worker_changed(c, w);
+        c->workers_changed = c->need_schedule = 1;
+        c->wgen++;
+        ty_put_worker_record(c, w, w->gone);
+    }
+    Ty__DrainReply dr = TY__DRAIN_REPLY__INIT;
+    dr.worker_id = w->id;
+    dr.draining = w->draining;
+    dr.running = w->running;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.req_id = ev->req_id;
+    env.body_case = TY__ENVELOPE__BODY_DRAIN_REPLY;
+    env.drain_reply = &dr;
+    ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env); /* once durable */
+    return 0;
 }
 
 void ty_fleet_revoke(ty_core_t *c, const char *id) {

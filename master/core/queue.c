@@ -124,7 +124,7 @@ void ty_queue_worker_gone(ty_core_t *c, ty_worker_t *w) {
 }
 
 void ty_queue_worker_changed(ty_core_t *c, ty_worker_t *w) {
-    if (!w->up || w->known_only) {
+    if (!w->up || w->known_only || w->draining) {
         ty_queue_worker_gone(c, w);
         return;
     }
@@ -162,7 +162,7 @@ static int ty_labels_fit(const ty_worker_t *w, const ty_task_t *t) {
 
 /* empty: whether t would fit w with nothing else running there. */
 static int ty_fits_as(const ty_worker_t *w, const ty_task_t *t, int empty) {
-    if (!w->up || w->known_only)
+    if (!w->up || w->known_only || w->draining)
         return 0;
     double used_cpus = empty ? 0 : w->used_cpus;
     uint64_t used_mem = empty ? 0 : w->used_mem;
@@ -220,9 +220,22 @@ static char *ty_wait_reason(ty_core_t *c, const ty_task_t *t) {
         mem = w->mem_mb > mem ? w->mem_mb : mem;
         gpus = w->gpus > gpus ? w->gpus : gpus;
     }
+    const char *drained = NULL; /* a worker that could run it, were it not draining */
+    for (size_t i = 0; i < c->nworkers && !fits_idle && !drained; i++) {
+        ty_worker_t *w = c->wlist[i];
+        if (!w->draining)
+            continue;
+        w->draining = 0;
+        if (ty_fits_as(w, t, 1))
+            drained = w->id;
+        w->draining = 1;
+    }
     char *why;
     if (fits_idle)
         why = ty_xasprintf(TY_WAIT_ROOM "it needs %s", need.data);
+    else if (drained)
+        why = ty_xasprintf(TY_WAIT_ROOM "it needs %s; the workers that could run it drain (%s)",
+                           need.data, drained);
     else if (!labelled)
         why = ty_xasprintf(TY_WAIT_NONE "none has the labels it asks for (%s)", need.data);
     else
