@@ -383,10 +383,17 @@ def running_cluster(tmp_path):
         pytest.skip("no etcd binary")
     c = Cluster(tmp_path)
     violations = []
+    # a cluster with keys points the environment's CLI at them: put it back
+    saved = {k: os.environ.get(k) for k in ("TRAINYARD_KEY", "TRAINYARD_MASTER_KEY")}
     try:
         c.start_etcd()
         yield c
     finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         c.stop()
         if c.history:  # etcd went last: the watch saw every commit
             c.history.stop()

@@ -713,6 +713,12 @@ int main(int argc, char **argv) {
 
     /* teardown */
     ty_election_stop(&m);
+    /* from here no callback acts as the leader: reads still out (the state
+     * being loaded) are answered unreachable or not current, and nothing
+     * follows them, even from the loop turns ty_blobs_destroy runs (a load
+     * that completed there used to make a request handler nobody freed) */
+    m.leader = 0;
+    m.term++;
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
     ty_zap_destroy(&m.zap);
@@ -720,8 +726,6 @@ int main(int argc, char **argv) {
     ty_logw_destroy(&m.logw); /* what is queued is written first */
     ty_api_destroy(&m.api);
     ty_blobs_destroy(&m.blobs); /* its work in the pool finishes first */
-    m.leader = 0;               /* reads still out are answered unreachable: nothing follows them */
-    m.term++;
     ty_store_destroy(&m.store);
     ty_etcd_destroy(&m.etcd);
     uv_walk(m.loop, ty_close_walk, NULL);
