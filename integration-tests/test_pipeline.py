@@ -210,3 +210,34 @@ def test_a_drained_worker_takes_no_new_attempts(cluster, tmp_path):
     assert not {w["id"]: w for w in cluster.json("workers")}[busy]["draining"]
     r = cluster.cli("workers", "drain", "nope", check=False)
     assert r.returncode == 1 and "no worker named 'nope'" in r.stderr
+
+
+def test_a_pytorch_ddp_script_runs_unchanged_as_an_mpi_step(cluster):
+    """examples/pipelines/ddp.yaml: every rank of a kind: mpi step gets
+    MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK and
+    LOCAL_WORLD_SIZE, so torch.distributed with init_method env:// (gloo)
+    trains: both ranks end with the same parameters, rank 0's model is
+    stored, its metric reported."""
+    import pytest
+    try:
+        import torch  # noqa: F401  (Debian's python3-torch, as the step uses)
+    except ImportError:
+        pytest.skip("no python3-torch")
+    from conftest import ROOT
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    with open(os.path.join(ROOT, "examples", "pipelines", "ddp.yaml")) as f:
+        text = f.read()
+    script = os.path.join(ROOT, "examples", "ddp", "train_ddp.py")
+    run = cluster.submit(text, f"script={script}", "epochs=3")
+    st = cluster.wait_run(run, timeout=180)
+    assert st["state"] == "succeeded", st
+    t = task(st, "train")
+    assert t["metrics"]["accuracy"]["step"] == 3 and t["metrics"]["accuracy"]["value"] > 0.8
+    assert [o["name"] for o in t["outputs"]] == ["model.pt"]
+    log = cluster.cli("logs", run, "train").stdout
+    for r in (0, 1):
+        assert f"rank {r} of 2 (local {r} of 2) on cpu" in log, log
+    digests = {line.split()[3] for line in log.splitlines() if " parameters " in line}
+    assert len(digests) == 1, log  # the replicas agree

@@ -12,12 +12,15 @@
 #include "common/util.h"
 #include "worker/shmdir.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -395,6 +398,20 @@ static char *ty_builtin_value(const void *arg, const char *name, size_t len) {
     return NULL;
 }
 
+/* A TCP port nobody listens on now (the kernel's choice), for a rank 0 to
+ * listen on; 29500, torch's default, when none can be had. */
+static int ty_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = 29500;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
 static char *ty_render_builtins(const char *s, ty_tmpl_mode_t mode, const ty_proc_t *p) {
     if (!strstr(s, "{{"))
         return ty_xstrdup(s);
@@ -414,7 +431,7 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
         cap++;
     char **env = ty_xcalloc(cap, sizeof *env);
     size_t n = 0;
-    char *ours[16];
+    char *ours[20];
     size_t nours = 0;
     ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
     ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
@@ -422,7 +439,11 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     ours[nours++] = ty_xasprintf("TRAINYARD_REPORT=%s", p->report);
     ours[nours++] = ty_xasprintf("TRAINYARD_WORKER=%s", wk->id);
     ours[nours++] = ty_xasprintf("PWD=%s", p->dir); /* not the worker's */
-    if (wk->run_user) {                             /* the task's own user, not the worker's */
+    if (d->kind == 1) { /* torch.distributed's rendezvous (env://): rank 0 is here */
+        ours[nours++] = ty_xstrdup("MASTER_ADDR=127.0.0.1");
+        ours[nours++] = ty_xasprintf("MASTER_PORT=%d", ty_free_port());
+    }
+    if (wk->run_user) { /* the task's own user, not the worker's */
         ours[nours++] = ty_xasprintf("HOME=%s", wk->run_home);
         ours[nours++] = ty_xasprintf("USER=%s", wk->run_user);
         ours[nours++] = ty_xasprintf("LOGNAME=%s", wk->run_user);
@@ -465,8 +486,22 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     return env;
 }
 
+/* Each rank of an MPI step gets torch.distributed's variables from Open
+ * MPI's (mpirun gives every rank the same environment, so a shell in front
+ * of the command sets them per rank); MASTER_ADDR and MASTER_PORT come from
+ * the worker, for all. */
+static const char ty_rank_env[] =
+    "export RANK=$OMPI_COMM_WORLD_RANK WORLD_SIZE=$OMPI_COMM_WORLD_SIZE "
+    "LOCAL_RANK=$OMPI_COMM_WORLD_LOCAL_RANK LOCAL_WORLD_SIZE=$OMPI_COMM_WORLD_LOCAL_SIZE; "
+    "exec \"$0\" \"$@\"";
+
 /* The task's own command. */
 static size_t ty_push_command(char **argv, size_t n, const Ty__Dispatch *d, const ty_proc_t *p) {
+    if (d->kind == 1) { /* each rank: its RANK, LOCAL_RANK, ... then the command */
+        argv[n++] = ty_xstrdup("/bin/sh");
+        argv[n++] = ty_xstrdup("-c");
+        argv[n++] = ty_xstrdup(ty_rank_env);
+    }
     if (*d->shell) {
         argv[n++] = ty_xstrdup("/bin/sh");
         argv[n++] = ty_xstrdup("-c");
@@ -484,7 +519,7 @@ static char **ty_build_argv(const ty_wk_t *wk, const Ty__Dispatch *d, const ty_p
     /* GPUs per rank: each rank gets its own slice through one mpirun app
      * context per rank ("-np 1 -x CUDA_VISIBLE_DEVICES=... CMD : ...") */
     int per_rank = d->kind == 1 && d->n_gpu_ids > 0 && d->n_gpu_ids % np == 0;
-    size_t cmdlen = (*d->shell ? 3 : d->n_argv) + 1;
+    size_t cmdlen = (*d->shell ? 3 : d->n_argv) + 4;
     size_t cap = 16 + (per_rank ? np * (cmdlen + 6) : cmdlen), n = 0;
     char **argv = ty_xcalloc(cap, sizeof *argv);
     if (d->kind != 1) { /* command */
