@@ -14,7 +14,12 @@
 
 struct ty_client {
     zsock_t *sock;
-    char **eps; /* the addresses given */
+    zsock_t *mon;       /* the socket's connection events (a ZeroMQ monitor) */
+    int handshook;      /* a connection to a master is up (its handshake done) */
+    int64_t connect_ms; /* how long to wait for one (ty_client_set_connect_ms) */
+    int64_t connect_by; /* monotonic ms: no connection by then, and the call fails */
+    size_t tried;       /* addresses that took no connection in this call */
+    char **eps;         /* the addresses given */
     size_t neps, cur;
     char *endpoint; /* the one connected: one of eps, or where a standby sent us */
     char *list;     /* as given */
@@ -32,7 +37,72 @@ static char *ty_trim(char *s) {
 }
 
 static int ty_client_connect(ty_client_t *c, const char *ep) {
+    c->handshook = 0;
     return ty_wire_reconnect(c->sock, &c->endpoint, ep);
+}
+
+/* What the monitor said since: a handshake done, or a connection gone. */
+static void ty_client_events(ty_client_t *c) {
+    zmsg_t *m;
+    while (c->mon && (zsock_events(c->mon) & ZMQ_POLLIN) && (m = zmsg_recv_nowait(c->mon))) {
+        zframe_t *f = zmsg_first(m);
+        if (f && zframe_size(f) == 6) {
+            uint16_t ev;
+            memcpy(&ev, zframe_data(f), 2);
+            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+                c->handshook = 1;
+            else if (ev == ZMQ_EVENT_DISCONNECTED)
+                c->handshook = 0;
+        }
+        zmsg_destroy(&m);
+    }
+}
+
+void ty_client_set_connect_ms(ty_client_t *c, int64_t ms) { c->connect_ms = ms > 0 ? ms : 1; }
+
+static void ty_client_next(ty_client_t *c);
+
+/* A frame on the socket before until (monotonic ms), or NULL: the time is
+ * up, or (*unreachable) the address asked took no connection within its
+ * share of connect_ms. */
+static zframe_t *ty_client_recv(ty_client_t *c, int64_t until, int *unreachable) {
+    *unreachable = 0;
+    for (;;) {
+        ty_client_events(c);
+        int64_t now = ty_mono_ms();
+        if (!c->handshook && now >= c->connect_by) {
+            *unreachable = 1;
+            return NULL;
+        }
+        if (now >= until)
+            return NULL;
+        int64_t wait = until - now;
+        if (!c->handshook && c->connect_by - now < wait)
+            wait = c->connect_by - now;
+        zmq_pollitem_t items[2] = {{zsock_resolve(c->sock), 0, ZMQ_POLLIN, 0},
+                                   {c->mon ? zsock_resolve(c->mon) : NULL, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, c->mon ? 2 : 1, (long)(wait < 50 ? wait : 50));
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+            return zframe_recv_nowait(c->sock);
+    }
+}
+
+/* The address asked took no connection: 1 when it was the last one to ask
+ * in this call, else the next one is asked, with its share of the time. */
+static int ty_client_unreachable(ty_client_t *c) {
+    if (++c->tried >= c->neps)
+        return 1;
+    ty_client_next(c);
+    c->connect_by = ty_mono_ms() + c->connect_ms / (int64_t)c->neps;
+    return 0;
+}
+
+/* A call starts: a connection must come within connect_ms (when none is up). */
+static void ty_client_begin(ty_client_t *c) {
+    ty_client_events(c);
+    c->tried = 0;
+    if (!c->handshook)
+        c->connect_by = ty_mono_ms() + c->connect_ms / (int64_t)(c->neps ? c->neps : 1);
 }
 
 int ty_client_create(ty_client_t **out, const char *endpoints) {
@@ -52,7 +122,18 @@ int ty_client_create(ty_client_t **out, const char *endpoints) {
     }
     free(list);
     c->sock = zsock_new(ZMQ_DEALER);
+    c->connect_ms = 2000;
     int rc = c->sock && c->neps ? 0 : TY_EINVAL;
+    if (rc == 0) { /* connections and handshakes, to say soon when none comes */
+        char mon[64];
+        snprintf(mon, sizeof mon, "inproc://trainyard-cli-%p", (void *)c);
+        if (zmq_socket_monitor(zsock_resolve(c->sock), mon,
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) == 0) {
+            c->mon = zsock_new(ZMQ_PAIR);
+            if (c->mon && zsock_connect(c->mon, "%s", mon) != 0)
+                zsock_destroy(&c->mon);
+        }
+    }
     for (size_t i = 0; rc == 0 && i < c->neps; i++)
         if (!ty_wire_endpoint_ok(c->eps[i]))
             rc = TY_EINVAL;
@@ -72,6 +153,10 @@ void ty_client_destroy(ty_client_t **pc) {
     ty_client_t *c = pc ? *pc : NULL;
     if (!c)
         return;
+    if (c->mon) {
+        zmq_socket_monitor(zsock_resolve(c->sock), NULL, 0);
+        zsock_destroy(&c->mon);
+    }
     zsock_destroy(&c->sock);
     for (size_t i = 0; i < c->neps; i++)
         free(c->eps[i]);
@@ -120,6 +205,7 @@ static int ty_long_poll(const Ty__Envelope *req) {
 int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply) {
     if (ty_client_start(c) != 0)
         return TY_EINVAL;
+    ty_client_begin(c);
     req->req_id = c->next_req++;
     int64_t deadline = ty_mono_ms() + timeout_ms;
     int64_t try_ms = ty_long_poll(req) ? TY_HOLD_TRY_MS : TY_TRY_MS;
@@ -132,12 +218,9 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
         int64_t now = ty_mono_ms();
         int64_t try_end = now + try_ms < deadline ? now + try_ms : deadline;
         Ty__Envelope *env = NULL;
+        int unreachable = 0;
         for (;;) {
-            int64_t left = try_end - ty_mono_ms();
-            if (left <= 0)
-                break;
-            zsock_set_rcvtimeo(c->sock, (int)left);
-            zframe_t *in = zframe_recv(c->sock);
+            zframe_t *in = ty_client_recv(c, try_end, &unreachable);
             if (!in)
                 break;
             int rc = ty_wire_decode(zframe_data(in), zframe_size(in), 256u << 20, &env);
@@ -147,6 +230,11 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
             if (env->req_id == req->req_id)
                 break;
             ty_wire_free(&env); /* a late reply to an earlier request */
+        }
+        if (unreachable) { /* ask again, at the next address; none left: say so */
+            if (ty_client_unreachable(c))
+                return TY_EUNREACH;
+            continue;
         }
         if (env && env->body_case == TY__ENVELOPE__BODY_ERROR && env->error->code == TY_EUNAVAIL &&
             ty_mono_ms() + TY_UNAVAIL_WAIT_MS < deadline) {
@@ -195,6 +283,8 @@ int ty_client_batch(ty_client_t *c, Ty__Envelope **reqs, size_t n, int timeout_m
                     Ty__Envelope **replies) {
     if (ty_client_start(c) != 0)
         return TY_EINVAL;
+    ty_client_begin(c);
+    c->tried = c->neps; /* one address: the batch is not sent again elsewhere */
     uint64_t first = c->next_req;
     for (size_t i = 0; i < n; i++) {
         replies[i] = NULL;
@@ -208,13 +298,10 @@ int ty_client_batch(ty_client_t *c, Ty__Envelope **reqs, size_t n, int timeout_m
     int64_t deadline = ty_mono_ms() + timeout_ms;
     size_t got = 0;
     while (got < n) {
-        int64_t left = deadline - ty_mono_ms();
-        if (left <= 0)
-            return TY_ETIMEOUT;
-        zsock_set_rcvtimeo(c->sock, (int)left);
-        zframe_t *in = zframe_recv(c->sock);
+        int unreachable = 0;
+        zframe_t *in = ty_client_recv(c, deadline, &unreachable);
         if (!in)
-            return TY_ETIMEOUT;
+            return unreachable ? TY_EUNREACH : TY_ETIMEOUT;
         Ty__Envelope *env = NULL;
         int rc = ty_wire_decode(zframe_data(in), zframe_size(in), 256u << 20, &env);
         zframe_destroy(&in);

@@ -17,6 +17,10 @@ int ty_client_create(ty_client_t **out, const char *endpoints);
  * key; the connection is made again with them.  0, or TY_EINVAL with *why. */
 int ty_client_use_keys(ty_client_t *c, const char *key, const char *master_key, char **why);
 void ty_client_destroy(ty_client_t **c);
+/* How long a call waits for a connection to a master (its handshake)
+ * before it fails with TY_EUNREACH (default 2000 ms; shared among the
+ * addresses given). */
+void ty_client_set_connect_ms(ty_client_t *c, int64_t ms);
 /* Send req and wait up to timeout_ms for its reply.  Returns 0 with *reply
  * (free with ty_wire_free), TY_ETIMEOUT, or TY_EIO.  An ErrorReply from the
  * master is returned as a reply; callers check body_case. */

@@ -29,6 +29,7 @@ int ty_die(const char *fmt, ...) {
 
 static const char ty_usage_text[] =
     "usage: trainyard [--master EPS] [--key FILE --master-key FILE] [--timeout S]\n"
+    "                 [--connect-timeout S] [--version]\n"
     "                 [-o table|json] COMMAND [ARGS]\n"
     "commands:\n"
     "  validate FILE                       check a pipeline file\n"
@@ -138,6 +139,10 @@ static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
 /* Call the master; on failure print one clear line.  Returns 0 or 1. */
 static int ty_check_reply(ty_client_t *c, Ty__Envelope **reply, Ty__Envelope__BodyCase want);
 
+/* --connect-timeout, or $TRAINYARD_CONNECT_TIMEOUT (seconds): how long a
+ * call waits for a connection to a master before it says none answers. */
+static int64_t ty_connect_ms = 2000;
+
 int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
             Ty__Envelope__BodyCase want) {
     int rc = ty_client_call(c, req, timeout_ms, reply);
@@ -146,6 +151,10 @@ int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **re
     if (rc == TY_ETIMEOUT)
         return ty_die("no answer from the master at %s within %ds (is it running?)",
                       ty_client_list(c), (timeout_ms + 999) / 1000);
+    if (rc == TY_EUNREACH)
+        return ty_die("no answer from the master at %s: no connection within %.1fs (is it "
+                      "running? with keys: are they the master's, and is yours let in?)",
+                      ty_client_list(c), (double)ty_connect_ms / 1000);
     if (rc != 0)
         return ty_die("talking to the master at %s: %s", ty_client_endpoint(c), ty_strerror(rc));
     return ty_check_reply(c, reply, want);
@@ -602,6 +611,13 @@ static int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c) {
 
 int main(int argc, char **argv) {
     ty_cli_t cli = {.call_ms = 15000};
+    const char *ct = getenv("TRAINYARD_CONNECT_TIMEOUT");
+    double ctv = 0;
+    if (ct && *ct) {
+        if (ty_parse_f64(ct, 0, 86400, &ctv) != 0 || ctv * 1000 < 1)
+            return ty_die("TRAINYARD_CONNECT_TIMEOUT needs a number of seconds, got '%s'", ct);
+        ty_connect_ms = (int64_t)(ctv * 1000);
+    }
     const char *master_flag = NULL, *key_flag = NULL, *mkey_flag = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -611,6 +627,16 @@ int main(int argc, char **argv) {
             key_flag = argv[++i];
         } else if (strcmp(argv[i], "--master-key") == 0 && i + 1 < argc) {
             mkey_flag = argv[++i];
+        } else if (strcmp(argv[i], "--connect-timeout") == 0 && i + 1 < argc) {
+            double t = 0;
+            if (ty_parse_f64(argv[++i], 0, 86400, &t) != 0 || t * 1000 < 1)
+                return ty_die("--connect-timeout needs a number of seconds (0.001 to 86400), got "
+                              "'%s'",
+                              argv[i]);
+            ty_connect_ms = (int64_t)(t * 1000);
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("trainyard %s\n", TY_VERSION);
+            return 0;
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             double t = 0;
             if (ty_parse_f64(argv[++i], 0, 86400, &t) != 0 || t * 1000 < 1)
@@ -707,6 +733,9 @@ int main(int argc, char **argv) {
         char *why = NULL;
         if (ty_client_create(&c, ep) != 0) {
             rc = ty_die("bad master endpoint '%s'", ep);
+        } else if ((ty_client_set_connect_ms(c, ty_connect_ms < cli.call_ms ? ty_connect_ms
+                                                                            : cli.call_ms),
+                    0)) {
         } else if ((key && *key) != (mkey && *mkey)) {
             rc = ty_die("a key needs the master's key too (--key with --master-key, or "
                         "TRAINYARD_KEY with TRAINYARD_MASTER_KEY)");

@@ -56,16 +56,18 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
         json_object_set_new(j, "state", json_string(ty_task_state_name(t->state)));
         json_object_set_new(j, "attempt", json_integer(t->attempt));
         json_object_set_new(j, "worker", *t->worker ? json_string(t->worker) : json_null());
+        /* a cancelled task has no exit code (its kill is not its end): its
+         * state says it */
         int finished = t->state == TY_TASK_SUCCEEDED || t->state == TY_TASK_FAILED ||
-                       t->state == TY_TASK_CACHED ||
-                       (t->attempt > 0 && t->state == TY_TASK_QUEUED) ||
-                       (t->attempt > 0 && t->state == TY_TASK_CANCELLED && t->finished_ms);
+                       t->state == TY_TASK_CACHED || (t->attempt > 0 && t->state == TY_TASK_QUEUED);
         json_object_set_new(j, "exit_code",
                             finished && t->attempt > 0 && !t->term_signal
                                 ? json_integer(t->exit_code)
                                 : json_null());
         json_object_set_new(j, "signal",
-                            t->term_signal ? json_integer(t->term_signal) : json_null());
+                            t->term_signal && t->state != TY_TASK_CANCELLED
+                                ? json_integer(t->term_signal)
+                                : json_null());
         json_object_set_new(j, "started_at", ty_out_time_json(t->started_ms));
         json_object_set_new(j, "finished_at", ty_out_time_json(t->finished_ms));
         json_object_set_new(j, "reason", *t->reason ? json_string(t->reason) : json_null());
@@ -139,9 +141,10 @@ void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
             ty_fmt_duration(t->started_ms, t->finished_ms, dur, sizeof dur);
         else
             snprintf(dur, sizeof dur, "-");
-        if (t->term_signal)
+        int ended = t->state != TY_TASK_CANCELLED; /* cancelled: no exit code, the state says it */
+        if (ended && t->term_signal)
             snprintf(exitbuf, sizeof exitbuf, "sig%d", t->term_signal);
-        else if (t->finished_ms && t->attempt > 0 && t->state != TY_TASK_RUNNING)
+        else if (ended && t->finished_ms && t->attempt > 0 && t->state != TY_TASK_RUNNING)
             snprintf(exitbuf, sizeof exitbuf, "%d", t->exit_code);
         if (t->progress > 0)
             snprintf(prog, sizeof prog, "%3.0f%% %s", t->progress * 100, t->progress_text);

@@ -105,6 +105,12 @@ tasks:
     assert task(st, "long")["state"] == "cancelled"
     assert task(st, "next")["state"] == "cancelled"
     wait_until(lambda: not pids_matching("sleep " + marker), 10, "the task process to die")
+    st = cluster.json("status", run)  # its attempt's end is in: still no exit code
+    assert task(st, "long")["exit_code"] is None and task(st, "long")["signal"] is None
+    line = next(l for l in cluster.cli("status", run).stdout.splitlines()
+                if l.startswith("long "))
+    assert line.split()[1] == "cancelled" and " 0 " not in line
+    wait_until(lambda: not pids_matching("sleep " + marker), 10, "the task process to die")
     again = cluster.cli("cancel", run, check=False)
     assert again.returncode == 1 and "already cancelled" in again.stderr
 

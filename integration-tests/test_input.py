@@ -229,3 +229,28 @@ def test_bad_numeric_flags_are_refused(argv, says):
                        env=dict(os.environ, TRAINYARD_MASTER="tcp://127.0.0.1:9"))
     assert r.returncode != 0
     assert says in r.stderr, r.stderr
+
+
+def test_the_cli_says_at_once_when_no_master_answers():
+    """No master at the address (or none of several): the CLI says so after
+    the connect timeout (2 s, --connect-timeout or
+    $TRAINYARD_CONNECT_TIMEOUT), not after the call's 15 s; --version."""
+    import re
+    import time
+    from conftest import free_port
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    dead = f"tcp://127.0.0.1:{free_port()}"
+    for extra, env_extra, want in (([], {}, "2.0s"), (["--connect-timeout", "0.3"], {}, "0.3s"),
+                                   ([], {"TRAINYARD_CONNECT_TIMEOUT": "0.4"}, "0.4s")):
+        t0 = time.monotonic()
+        r = subprocess.run([CLI_BIN, "--master", f"{dead},tcp://127.0.0.1:{free_port()}"] + extra +
+                           ["runs"], capture_output=True, text=True, timeout=60,
+                           env=dict(env, **env_extra))
+        took = time.monotonic() - t0
+        assert r.returncode == 1 and f"no answer from the master at {dead}," in r.stderr, r.stderr
+        assert f"no connection within {want}" in r.stderr, r.stderr
+        assert took < 10, took  # not the call's 15 s
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        version = re.search(r"project\(trainyard VERSION (\S+)", f.read()).group(1)
+    r = subprocess.run([CLI_BIN, "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == f"trainyard {version}\n"
