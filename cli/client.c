@@ -36,8 +36,11 @@ static char *ty_trim(char *s) {
     return s;
 }
 
+/* Connected to ep (another address, or where a standby sent us): its
+ * share of the connect timeout starts now. */
 static int ty_client_connect(ty_client_t *c, const char *ep) {
     c->handshook = 0;
+    c->connect_by = ty_mono_ms() + c->connect_ms / (int64_t)(c->neps ? c->neps : 1);
     return ty_wire_reconnect(c->sock, &c->endpoint, ep);
 }
 
@@ -93,7 +96,6 @@ static int ty_client_unreachable(ty_client_t *c) {
     if (++c->tried >= c->neps)
         return 1;
     ty_client_next(c);
-    c->connect_by = ty_mono_ms() + c->connect_ms / (int64_t)c->neps;
     return 0;
 }
 

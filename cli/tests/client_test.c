@@ -82,6 +82,12 @@ int main(void) {
     CHECK_EQ_INT(ty_client_call(c, &req, 200, &rep), TY_ETIMEOUT);
     CHECK(ty_mono_ms() - t0 >= 190);
     CHECK(rep == NULL);
+    /* given longer: no connection within the connect timeout says so */
+    ty_client_set_connect_ms(c, 300);
+    t0 = ty_mono_ms();
+    CHECK_EQ_INT(ty_client_call(c, &req, 5000, &rep), TY_EUNREACH);
+    CHECK(ty_mono_ms() - t0 >= 290 && ty_mono_ms() - t0 < 2000);
+    CHECK(rep == NULL);
     ty_client_destroy(&c);
     CHECK(c == NULL);
     CHECK_EQ_INT(ty_client_create(&c, "not an endpoint"), TY_EINVAL);
@@ -114,13 +120,14 @@ int main(void) {
     ty_client_destroy(&c);
     free(list);
 
-    /* the first address silent: after 2.5 s the next one answers */
+    /* the first address takes no connection: after its share of the connect
+     * timeout (1 s of 2), the next one answers */
     list = ty_xasprintf("tcp://127.0.0.1:1,%s", leader);
     CHECK_EQ_INT(ty_client_create(&c, list), 0);
     pthread_create(&th, NULL, serve, NULL);
     t0 = ty_mono_ms();
     CHECK_EQ_INT(ty_client_call(c, &req, 8000, &rep), 0);
-    CHECK(ty_mono_ms() - t0 >= 2400);
+    CHECK(ty_mono_ms() - t0 >= 900 && ty_mono_ms() - t0 < 2400);
     CHECK(rep && rep->info_reply->epoch == 42);
     ty_wire_free(&rep);
     pthread_join(th, NULL);
