@@ -19,6 +19,7 @@ struct ty_client {
     int64_t connect_ms; /* how long to wait for one (ty_client_set_connect_ms) */
     int64_t connect_by; /* monotonic ms: no connection by then, and the call fails */
     size_t tried;       /* addresses that took no connection in this call */
+    int answered;       /* a master took a connection during this call */
     char **eps;         /* the addresses given */
     size_t neps, cur;
     char *endpoint; /* the one connected: one of eps, or where a standby sent us */
@@ -53,7 +54,7 @@ static void ty_client_events(ty_client_t *c) {
             uint16_t ev;
             memcpy(&ev, zframe_data(f), 2);
             if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-                c->handshook = 1;
+                c->handshook = c->answered = 1;
             else if (ev == ZMQ_EVENT_DISCONNECTED)
                 c->handshook = 0;
         }
@@ -91,11 +92,17 @@ static zframe_t *ty_client_recv(ty_client_t *c, int64_t until, int *unreachable)
 }
 
 /* The address asked took no connection: 1 when it was the last one to ask
- * in this call, else the next one is asked, with its share of the time. */
+ * in this call, else the next one is asked, with its share of the time.
+ * Once some master took a connection in this call (a standby that names
+ * no leader yet, a master that then went away to restart), the call waits
+ * for its own deadline instead, as for a master that answers late. */
 static int ty_client_unreachable(ty_client_t *c) {
-    if (++c->tried >= c->neps)
+    if (!c->answered && ++c->tried >= c->neps)
         return 1;
-    ty_client_next(c);
+    if (c->neps > 1)
+        ty_client_next(c);
+    else
+        c->connect_by = ty_mono_ms() + c->connect_ms;
     return 0;
 }
 
@@ -103,6 +110,7 @@ static int ty_client_unreachable(ty_client_t *c) {
 static void ty_client_begin(ty_client_t *c) {
     ty_client_events(c);
     c->tried = 0;
+    c->answered = c->handshook;
     if (!c->handshook)
         c->connect_by = ty_mono_ms() + c->connect_ms / (int64_t)(c->neps ? c->neps : 1);
 }

@@ -207,7 +207,7 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
     int tty = isatty(STDERR_FILENO);
     uint64_t version = 0;
     char last[512] = "";
-    int64_t t0 = ty_mono_ms();
+    int64_t t0 = ty_mono_ms(), unanswered_since = 0;
     int unanswered = 0;
     for (;;) {
         Ty__Envelope *rep = NULL;
@@ -218,7 +218,13 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
         Ty__Envelope req;
         ty_status_env(&req, &sr, run, version);
         int rc = ty_client_call(c, &req, TY_HOLD_MS + 3000, &rep);
-        if (rc == TY_ETIMEOUT && ++unanswered < TY_WAIT_RETRIES) {
+        /* no connection (a master restarting): asked again for as long as
+         * TY_WAIT_RETRIES unanswered long-polls would take */
+        if ((rc == TY_ETIMEOUT || rc == TY_EUNREACH) && !unanswered_since)
+            unanswered_since = ty_mono_ms();
+        if ((rc == TY_ETIMEOUT && ++unanswered < TY_WAIT_RETRIES) ||
+            (rc == TY_EUNREACH &&
+             ty_mono_ms() - unanswered_since < (int64_t)TY_WAIT_RETRIES * (TY_HOLD_MS + 3000))) {
             fprintf(stderr, "%sno answer from the master; still waiting (next: %s)\n",
                     tty ? "\n" : "", ty_client_endpoint(c));
             continue;
@@ -232,6 +238,7 @@ static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
                 return 1;
         }
         unanswered = 0;
+        unanswered_since = 0;
         Ty__RunStatus *st = rep->status_reply->status;
         version = st->version ? st->version : 1;
         char line[512];
@@ -312,6 +319,11 @@ static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__K
                 "or stores it once.\n",
                 (cli->call_ms + 999) / 1000, file, request_id);
         rc = 1;
+    } else if (rc == TY_EUNREACH) { /* no connection: the submit never left */
+        rc = ty_die("no answer from the master at %s: no connection within %.1fs; nothing was "
+                    "submitted (is it running? with keys: are they the master's, and is yours "
+                    "let in?)",
+                    ty_client_list(c), (double)ty_connect_ms / 1000);
     } else if (rc == 0) {
         Ty__Envelope *r = *rep;
         *rep = NULL;

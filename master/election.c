@@ -85,6 +85,8 @@ static int ty_holder_is_me(const ty_master_t *m, const char *holder, size_t len)
 
 static void ty_campaign_done(int status, const ty_store_campaign_t *r, void *arg) {
     ty_master_t *m = arg;
+    if (m->stopping)
+        return; /* the master is going: it takes no leadership now */
     if (status != 0) {
         /* etcd unavailable, or the lease ran out while standing by: start
          * again with a new lease (a grant that fails waits a second) */

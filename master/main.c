@@ -551,7 +551,7 @@ static void ty_load_step(ty_master_t *m, const char *prefix) {
 static void ty_loaded(int status, const ty_store_kv_t *kvs, size_t n, void *arg) {
     ty_load_ctx_t *x = arg;
     ty_master_t *m = x->m;
-    int current = x->term == m->term && m->leader && m->core;
+    int current = x->term == m->term && m->leader && m->core && !m->stopping;
     free(x);
     if (!current)
         return; /* leadership ended meanwhile */
@@ -717,6 +717,7 @@ int main(int argc, char **argv) {
      * being loaded) are answered unreachable or not current, and nothing
      * follows them, even from the loop turns ty_blobs_destroy runs (a load
      * that completed there used to make a request handler nobody freed) */
+    m.stopping = 1;
     m.leader = 0;
     m.term++;
     ty_wire_poll_destroy(&m.wpoll);

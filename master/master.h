@@ -85,6 +85,7 @@ struct ty_master {
     uv_timer_t stop;      /* shutdown grace */
     uv_signal_t sigint, sigterm, sighup;
     int exit_code;
+    int stopping;   /* the teardown began: no callback takes or acts on leadership */
     int load_stage; /* rebuild: ranges read so far after leader.seq */
 
     /* election */
