@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TY_WAIT_EXTRA_MS 25000 /* the master holds a long-poll for up to TY_HOLD_MS */
@@ -48,7 +49,9 @@ static const char ty_usage_text[] =
     "and\n"
     "                                      what depends on it) run again, the rest come\n"
     "                                      from RUN (state cached)\n"
-    "  runs [--limit N] [--schedule NAME]  list runs, newest first (those NAME started)\n"
+    "  runs [--limit N] [--schedule NAME] [--pipeline NAME] [--state S] [--since AGE|TIME]\n"
+    "       [--owner USER]                 list runs, newest first, those that match (AGE:\n"
+    "                                      30m, 2h, 7d; TIME: 2026-12-04T03:00:00Z)\n"
     "  status RUN [--wait]                 a run and its tasks\n"
     "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
     "  cancel RUN                          cancel a run\n"
@@ -515,6 +518,29 @@ static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
     return 0;
 }
 
+/* --since: an age (N s|m|h|d before now) or a UTC time; Unix ms. */
+static int ty_parse_since(const char *s, int64_t *out) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    static const struct {
+        char unit;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    if (end && end != s && v >= 0 && end[0] && !end[1])
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (*end == units[i].unit) {
+                *out = ty_now_ms() - (int64_t)(v * (double)units[i].ms);
+                return 0;
+            }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end && strcmp(end, "Z") != 0))
+        return -1;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
 static int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
     for (int i = 1; i < cli->argc; i++) {
@@ -525,6 +551,24 @@ static int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
             rr.limit = (uint32_t)v;
         } else if (strcmp(cli->argv[i], "--schedule") == 0 && i + 1 < cli->argc) {
             rr.schedule = cli->argv[++i];
+        } else if (strcmp(cli->argv[i], "--pipeline") == 0 && i + 1 < cli->argc) {
+            rr.pipeline = cli->argv[++i];
+        } else if (strcmp(cli->argv[i], "--owner") == 0 && i + 1 < cli->argc) {
+            rr.owner = cli->argv[++i];
+        } else if (strcmp(cli->argv[i], "--state") == 0 && i + 1 < cli->argc) {
+            rr.state = cli->argv[++i];
+            int ok = 0;
+            for (unsigned s = 0; s < TY_RUN_NSTATES; s++)
+                ok |= strcmp(rr.state, ty_run_state_name(s)) == 0;
+            if (!ok)
+                return ty_die("runs: --state needs pending, running, succeeded, failed or "
+                              "cancelled, got '%s'",
+                              rr.state);
+        } else if (strcmp(cli->argv[i], "--since") == 0 && i + 1 < cli->argc) {
+            if (ty_parse_since(cli->argv[++i], &rr.since_ms) != 0)
+                return ty_die("runs: --since needs an age (30m, 2h, 7d) or a UTC time "
+                              "(2026-12-04T03:00:00Z), got '%s'",
+                              cli->argv[i]);
         } else
             return ty_die("runs: unexpected argument '%s'", cli->argv[i]);
     }

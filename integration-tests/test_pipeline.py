@@ -241,3 +241,33 @@ def test_a_pytorch_ddp_script_runs_unchanged_as_an_mpi_step(cluster):
         assert f"rank {r} of 2 (local {r} of 2) on cpu" in log, log
     digests = {line.split()[3] for line in log.splitlines() if " parameters " in line}
     assert len(digests) == 1, log  # the replicas agree
+
+
+def test_runs_filters(cluster):
+    """`trainyard runs` by pipeline, state, age and owner (issue 21)."""
+    cluster.start_master()
+    cluster.start_worker("w1", "--cpus", "2")
+    cluster.wait_workers(["w1"])
+    ok = cluster.submit("name: good\ntasks:\n  - {name: a, command: ['true']}\n", name="g.yaml")
+    bad = cluster.submit("name: bad\ntasks:\n  - {name: a, command: ['false']}\n", name="b.yaml")
+    ok2 = cluster.submit("name: good\ntasks:\n  - {name: a, command: ['true']}\n", name="g.yaml")
+    for r in (ok, bad, ok2):
+        cluster.wait_run(r)
+
+    def ids(*args):
+        return [r["run_id"] for r in cluster.json("runs", *args)]
+    assert ids() == [ok2, bad, ok]
+    assert ids("--pipeline", "good") == [ok2, ok]
+    assert ids("--state", "failed") == [bad]
+    assert ids("--state", "succeeded", "--limit", "1") == [ok2]
+    assert ids("--since", "1h") == [ok2, bad, ok]
+    assert ids("--since", "2000-01-01T00:00:00Z") == [ok2, bad, ok]
+    assert ids("--since", "2999-01-01T00:00:00Z") == []
+    owner = cluster.json("runs")[0]["owner"]  # the tester (its key's name) with keys
+    if owner:
+        assert ids("--owner", owner) == [ok2, bad, ok]
+    assert ids("--owner", "nobody") == []
+    for args, want in ((["--state", "done"], "--state needs pending, running"),
+                       (["--since", "yesterday"], "--since needs an age")):
+        r = cluster.cli("runs", *args, check=False)
+        assert r.returncode == 1 and want in r.stderr, r.stderr

@@ -410,13 +410,20 @@ static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
     ty_core_t *c = a->core;
     size_t limit = req->limit ? req->limit : 100, n = c->nlive < limit ? c->nlive : limit;
     const char *sched = req->schedule && *req->schedule ? req->schedule : NULL;
+    const char *pipe = req->pipeline && *req->pipeline ? req->pipeline : NULL;
+    const char *state = req->state && *req->state ? req->state : NULL;
+    const char *owner = req->owner && *req->owner ? req->owner : NULL;
     Ty__RunRecord *recs = ty_xcalloc(n ? n : 1, sizeof *recs);
     Ty__RunStatus *sts = ty_xcalloc(n ? n : 1, sizeof *sts);
     Ty__RunStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
     size_t k = c->nruns, i = 0;
     while (i < n && k > 0) { /* newest first, those in memory */
         ty_run_t *r = c->order[--k];
-        if (!r || (sched && (!r->schedule || strcmp(r->schedule, sched) != 0)))
+        if (!r || (sched && (!r->schedule || strcmp(r->schedule, sched) != 0)) ||
+            (pipe && strcmp(r->spec->name, pipe) != 0) ||
+            (state && strcmp(ty_run_state_name(r->state), state) != 0) ||
+            (req->since_ms && r->created_ms < req->since_ms) ||
+            (owner && (!r->owner || strcmp(r->owner, owner) != 0)))
             continue;
         ty_persist_run_record(r, &recs[i], 0);
         ty__run_status__init(&sts[i]);
