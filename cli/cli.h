@@ -12,6 +12,9 @@ typedef struct {
 } ty_cli_t;
 
 /* Print "trainyard: ..." on stderr; returns 1. */
+/* added to a long-poll call's timeout: the master holds it for up to 5 s */
+#define TY_WAIT_EXTRA_MS 25000
+
 int ty_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Call the master; on failure print one clear line.  Returns 0 or 1. */
 int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
@@ -34,6 +37,10 @@ int ty_download(ty_cli_t *cli, ty_client_t *c, const Ty__ArtifactRef *a, const c
 int ty_cmd_models(ty_cli_t *cli, ty_client_t *c);
 
 /* cli/cluster.c */
+/* runs.c */
+int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c);
+int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_keygen(ty_cli_t *cli);
 int ty_cmd_keys(ty_cli_t *cli);
 int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c);

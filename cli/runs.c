@@ -1,0 +1,161 @@
+/* trainyard runs, logs, cancel: the runs a master holds, a task's output,
+ * and ending a run. */
+#include "cli/cli.h"
+#include "cli/output.h"
+
+#include "common/dag.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --since: an age (N s|m|h|d before now) or a UTC time; Unix ms. */
+static int ty_parse_since(const char *s, int64_t *out) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    static const struct {
+        char unit;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    if (end && end != s && v >= 0 && end[0] && !end[1])
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (*end == units[i].unit) {
+                *out = ty_now_ms() - (int64_t)(v * (double)units[i].ms);
+                return 0;
+            }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end && strcmp(end, "Z") != 0))
+        return -1;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
+    Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
+    for (int i = 1; i < cli->argc; i++) {
+        if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc) {
+            int64_t v;
+            if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
+                return ty_die("runs: --limit needs a positive integer, got '%s'", cli->argv[i]);
+            rr.limit = (uint32_t)v;
+        } else if (strcmp(cli->argv[i], "--schedule") == 0 && i + 1 < cli->argc) {
+            rr.schedule = cli->argv[++i];
+        } else if (strcmp(cli->argv[i], "--pipeline") == 0 && i + 1 < cli->argc) {
+            rr.pipeline = cli->argv[++i];
+        } else if (strcmp(cli->argv[i], "--owner") == 0 && i + 1 < cli->argc) {
+            rr.owner = cli->argv[++i];
+        } else if (strcmp(cli->argv[i], "--state") == 0 && i + 1 < cli->argc) {
+            rr.state = cli->argv[++i];
+            int ok = 0;
+            for (unsigned s = 0; s < TY_RUN_NSTATES; s++)
+                ok |= strcmp(rr.state, ty_run_state_name(s)) == 0;
+            if (!ok)
+                return ty_die("runs: --state needs pending, running, succeeded, failed or "
+                              "cancelled, got '%s'",
+                              rr.state);
+        } else if (strcmp(cli->argv[i], "--since") == 0 && i + 1 < cli->argc) {
+            if (ty_parse_since(cli->argv[++i], &rr.since_ms) != 0)
+                return ty_die("runs: --since needs an age (30m, 2h, 7d) or a UTC time "
+                              "(2026-12-04T03:00:00Z), got '%s'",
+                              cli->argv[i]);
+        } else
+            return ty_die("runs: unexpected argument '%s'", cli->argv[i]);
+    }
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RUNS;
+    env.runs = &rr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
+        return 1;
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < rep->runs_reply->n_runs; i++)
+            json_array_append_new(a, ty_out_run_json(rep->runs_reply->runs[i]->run));
+        ty_out_json_print(a);
+    } else {
+        ty_out_runs_table(stdout, rep->runs_reply);
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
+    const char *run = NULL, *task = NULL;
+    int follow = 0;
+    uint32_t attempt = 0;
+    for (int i = 1; i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)
+            follow = 1;
+        else if (strcmp(a, "--attempt") == 0 && i + 1 < cli->argc) {
+            int64_t v;
+            if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
+                return ty_die("logs: --attempt needs a positive integer, got '%s'", cli->argv[i]);
+            attempt = (uint32_t)v;
+        } else if (!run)
+            run = a;
+        else if (!task)
+            task = a;
+        else
+            return ty_die("logs: unexpected argument '%s'", a);
+    }
+    if (!run || !task)
+        return ty_die("usage: trainyard logs RUN TASK [-f] [--attempt N]");
+    uint64_t offset = 0;
+    for (;;) {
+        Ty__LogsRequest lr = TY__LOGS_REQUEST__INIT;
+        lr.run_id = (char *)run;
+        lr.task = (char *)task;
+        lr.attempt = attempt;
+        lr.offset = offset;
+        lr.wait = follow;
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.body_case = TY__ENVELOPE__BODY_LOGS;
+        env.logs = &lr;
+        Ty__Envelope *rep = NULL;
+        if (ty_call(c, &env, cli->call_ms + (follow ? TY_WAIT_EXTRA_MS : 0), &rep,
+                    TY__ENVELOPE__BODY_LOGS_REPLY) != 0)
+            return 1;
+        Ty__LogsReply *r = rep->logs_reply;
+        if (r->data.len)
+            fwrite(r->data.data, 1, r->data.len, stdout);
+        fflush(stdout);
+        if (r->attempt != attempt && r->attempt) { /* "latest" resolved: stick to it */
+            attempt = r->attempt;
+        }
+        offset = r->next_offset;
+        int stop = r->done || (!follow && r->data.len == 0);
+        ty_wire_free(&rep);
+        if (stop)
+            return 0;
+    }
+}
+
+int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c) {
+    if (cli->argc != 2)
+        return ty_die("usage: trainyard cancel RUN");
+    Ty__CancelRequest cr = TY__CANCEL_REQUEST__INIT;
+    cr.run_id = cli->argv[1];
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_CANCEL_REPLY) != 0)
+        return 1;
+    if (cli->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "run_id", json_string(cli->argv[1]));
+        json_object_set_new(o, "state", json_string(ty_run_state_name(rep->cancel_reply->state)));
+        ty_out_json_print(o);
+    } else {
+        printf("run %s %s\n", cli->argv[1], ty_run_state_name(rep->cancel_reply->state));
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
