@@ -269,12 +269,16 @@ static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
         return 1;
     }
     ty_task_t *t = &r->tasks[ti];
-    if (attempt == 0)
+    int latest = attempt == 0;
+    if (latest)
         attempt = t->attempt;
-    /* attempt 0: the task has not started yet; it ends only if it never will */
-    int ended = attempt == 0 ? ty_task_state_terminal(t->state)
-                             : attempt < t->attempt || ty_task_state_terminal(t->state) ||
-                                   t->state == TY_TASK_QUEUED;
+    /* the latest attempt (asked for as 0) ends only with the task: a task
+     * queued again after a lost attempt (a master's failover) runs another,
+     * which a follower wants; a numbered attempt ends when a later one
+     * exists, or the task is queued again */
+    int ended = latest || attempt == 0 ? ty_task_state_terminal(t->state)
+                                       : attempt < t->attempt || ty_task_state_terminal(t->state) ||
+                                             t->state == TY_TASK_QUEUED;
     Ty__LogsReply lr = TY__LOGS_REPLY__INIT;
     uint8_t *data = NULL;
     size_t n = 0;
