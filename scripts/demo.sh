@@ -54,6 +54,17 @@ done
 "$CLI" models history "$model"
 "$CLI" schedules rm retrain >/dev/null
 echo
+echo "== secure by default (docs/security.md): keys, owners, unprivileged steps, etcd over TLS"
+home="${TRAINYARD_HOME:-$PWD/.trainyard}"
+"$CLI" runs --limit 3
+"$CLI" keys list --dir "$home/keys/clients"
+if TRAINYARD_KEY= TRAINYARD_MASTER_KEY= "$CLI" --connect-timeout 1 info >/dev/null 2>&1; then
+  echo "(unexpected: a CLI without a key was answered)"
+else
+  echo "a CLI without a key: no answer (refused at the handshake, counted in info: auth_refused $("$CLI" info -o json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_refused"])'))"
+fi
+grep -h "tasks run as\|etcd over TLS" "$home/logs/worker-1.log" "$home/logs/master.log" 2>/dev/null | sed 's/^[^ ]* /  /' | head -2
+echo
 echo "== failover: kill -9 of the leading master; the standby takes over"
 pids="${TRAINYARD_HOME:-$PWD/.trainyard}/pids"
 info() { "$CLI" info -o json | /usr/bin/python3 -c 'import json,sys; i=json.load(sys.stdin); print("%s (pid %d), leader: %s" % (i["node_id"], i["pid"], i["leader"]))'; }
