@@ -319,7 +319,13 @@ class Cluster:
 
     def wait_run(self, run, timeout=60):
         """Follow a run to its end through the master's long-poll."""
-        r = self.cli("status", run, "--wait", "-o", "json", check=False, timeout=timeout)
+        try:
+            r = self.cli("status", run, "--wait", "-o", "json", check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            st = self.json("status", run)
+            logs = {t["name"]: self.cli("logs", run, t["name"], check=False).stdout[-3000:]
+                    for t in st["tasks"] if t["state"] not in ("pending", "queued")}
+            raise AssertionError(f"run {run} not ended after {timeout}s: {st}\nlogs: {logs}")
         return json.loads(r.stdout)
 
     def wait_task_state(self, run, task, states, timeout=30):

@@ -412,6 +412,14 @@ static int ty_free_port(void) {
     return port;
 }
 
+/* Whether the worker's environment or the step's env sets NAME. */
+static int ty_env_given(const Ty__Dispatch *d, const char *name) {
+    int set = getenv(name) != NULL;
+    for (size_t i = 0; i < d->n_env && !set; i++)
+        set = strcmp(d->env[i]->key, name) == 0;
+    return set;
+}
+
 static char *ty_render_builtins(const char *s, ty_tmpl_mode_t mode, const ty_proc_t *p) {
     if (!strstr(s, "{{"))
         return ty_xstrdup(s);
@@ -426,12 +434,12 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     ty_buf_t gpus = {0};
     for (size_t i = 0; i < d->n_gpu_ids; i++)
         ty_buf_printf(&gpus, "%s%u", i ? "," : "", d->gpu_ids[i]);
-    size_t cap = 16 + d->n_env;
+    size_t cap = 25 + d->n_env; /* ours, below, and the NULL */
     for (char **e = environ; *e; e++)
         cap++;
     char **env = ty_xcalloc(cap, sizeof *env);
     size_t n = 0;
-    char *ours[20];
+    char *ours[24];
     size_t nours = 0;
     ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
     ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
@@ -442,6 +450,14 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     if (d->kind == 1) { /* torch.distributed's rendezvous (env://): rank 0 is here */
         ours[nours++] = ty_xstrdup("MASTER_ADDR=127.0.0.1");
         ours[nours++] = ty_xasprintf("MASTER_PORT=%d", ty_free_port());
+        /* every rank is on this host: gloo and NCCL talk over loopback, not
+         * over whatever address the host name resolves to (gloo's default,
+         * which may not be reachable from the host itself, and may need a
+         * DNS lookup) */
+        static const char *const ifname_vars[] = {"GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"};
+        for (size_t v = 0; v < sizeof ifname_vars / sizeof *ifname_vars; v++)
+            if (!ty_env_given(d, ifname_vars[v]))
+                ours[nours++] = ty_xasprintf("%s=lo", ifname_vars[v]);
     }
     if (wk->run_user) { /* the task's own user, not the worker's */
         ours[nours++] = ty_xasprintf("HOME=%s", wk->run_home);
@@ -457,13 +473,9 @@ static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
     static const char *const shm_vars[] = {"OMPI_MCA_btl_vader_backing_directory",
                                            "OMPI_MCA_osc_sm_backing_directory",
                                            "OMPI_MCA_orte_tmpdir_base"};
-    for (size_t v = 0; p->shm && v < sizeof shm_vars / sizeof *shm_vars; v++) {
-        int set = getenv(shm_vars[v]) != NULL;
-        for (size_t i = 0; i < d->n_env && !set; i++)
-            set = strcmp(d->env[i]->key, shm_vars[v]) == 0;
-        if (!set)
+    for (size_t v = 0; p->shm && v < sizeof shm_vars / sizeof *shm_vars; v++)
+        if (!ty_env_given(d, shm_vars[v]))
             ours[nours++] = ty_xasprintf("%s=%s", shm_vars[v], ty_shmdir_path(p->shm));
-    }
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
         size_t klen = eq ? (size_t)(eq - *e) : strlen(*e);

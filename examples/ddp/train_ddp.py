@@ -23,7 +23,8 @@ def main():
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = torch.device(f"cuda:{local}" if cuda else "cpu")
     print(f"rank {rank} of {world} (local {local} of {os.environ.get('LOCAL_WORLD_SIZE')}) "
-          f"on {dev}", flush=True)
+          f"on {dev}, rendezvous {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}, "
+          f"sockets on {os.environ.get('GLOO_SOCKET_IFNAME', 'the host name')}", flush=True)
 
     torch.manual_seed(0)  # the same data everywhere; each rank takes its shard
     x = torch.randn(4096, 16)
