@@ -96,6 +96,18 @@ json_t *ty_out_status_json(const Ty__RunStatus *st) {
             json_object_set_new(tags, t->tags[k]->key, json_string(t->tags[k]->value));
         json_object_set_new(j, "tags", tags);
         json_object_set_new(j, "cache", *t->cache_note ? json_string(t->cache_note) : json_null());
+        json_t *parts = t->n_parts ? json_array() : json_null(); /* an MPI gang across workers */
+        for (size_t k = 0; k < t->n_parts; k++) {
+            json_t *pj = json_object(), *g = json_array();
+            json_object_set_new(pj, "worker", json_string(t->parts[k]->worker));
+            json_object_set_new(pj, "address", json_string(t->parts[k]->address));
+            json_object_set_new(pj, "ranks", json_integer(t->parts[k]->ranks));
+            for (size_t x = 0; x < t->parts[k]->n_gpu_ids; x++)
+                json_array_append_new(g, json_integer(t->parts[k]->gpu_ids[x]));
+            json_object_set_new(pj, "gpus", g);
+            json_array_append_new(parts, pj);
+        }
+        json_object_set_new(j, "parts", parts);
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);
@@ -151,9 +163,14 @@ void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
         if (*t->reason && t->state != TY_TASK_SUCCEEDED)
             snprintf(prog + strlen(prog), sizeof prog - strlen(prog), "%s%s", *prog ? "  " : "",
                      t->reason);
+        char where[128]; /* a gang: its workers, part 0 first */
+        snprintf(where, sizeof where, "%s", *t->worker ? t->worker : "-");
+        for (size_t k = 1; k < t->n_parts; k++)
+            snprintf(where + strlen(where), sizeof where - strlen(where), "+%s",
+                     t->parts[k]->worker);
         fprintf(f, "%-24s %-16s %-7u %-16s %-24s %-9s %-5s %s\n", t->name,
-                ty_task_state_name(t->state), t->attempt, *t->worker ? t->worker : "-",
-                *start ? start : "-", dur, exitbuf, prog);
+                ty_task_state_name(t->state), t->attempt, where, *start ? start : "-", dur, exitbuf,
+                prog);
         if (t->n_metrics) {
             fprintf(f, "    metrics:");
             for (size_t k = 0; k < t->n_metrics; k++)

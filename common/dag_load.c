@@ -352,6 +352,12 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
     } else if (strcmp(key, "np") == 0) {
         if (ty_int_in(c, v, "np", 1, 4096, &iv) == 0)
             t->np = (uint32_t)iv;
+    } else if (strcmp(key, "ranks_per_worker") == 0) {
+        if (ty_int_in(c, v, "ranks_per_worker", 1, 4096, &iv) == 0)
+            t->ranks_per_worker = (uint32_t)iv;
+    } else if (strcmp(key, "max_ranks_per_worker") == 0) {
+        if (ty_int_in(c, v, "max_ranks_per_worker", 1, 4096, &iv) == 0)
+            t->max_ranks_per_worker = (uint32_t)iv;
     } else if (strcmp(key, "resources") == 0) {
         if (v->type != YAML_MAPPING_NODE)
             ty_dag_err(c, v, "resources must be a mapping");
@@ -385,7 +391,8 @@ static void ty_task_pair(ty_dag_ctx_t *c, const char *key, yaml_node_t *k, yaml_
     } else {
         ty_dag_err(c, k,
                    "unknown task key '%s' (expected name, command, env, depends_on, kind, "
-                   "np, resources, retries, retry_backoff_s, timeout_s, priority, "
+                   "np, ranks_per_worker, max_ranks_per_worker, resources, retries, "
+                   "retry_backoff_s, timeout_s, priority, "
                    "trigger_rule, outputs, inputs, cache, skip_exit_codes, fail_exit_codes, "
                    "when, metrics)",
                    key);
@@ -410,8 +417,16 @@ static Ty__TaskSpec *ty_parse_task(ty_dag_ctx_t *c, yaml_node_t *n) {
         ty_dag_err(c, n, "task has no name");
     if (!tc.have_cmd)
         ty_dag_err(c, n, "task '%s' has no command", *t->name ? t->name : "?");
+    const char *nm = *t->name ? t->name : "?";
     if (t->np > 1 && t->kind != TY_KIND_MPI)
-        ty_dag_err(c, n, "task '%s': np needs kind: mpi", *t->name ? t->name : "?");
+        ty_dag_err(c, n, "task '%s': np needs kind: mpi", nm);
+    if ((t->ranks_per_worker || t->max_ranks_per_worker) && t->kind != TY_KIND_MPI)
+        ty_dag_err(c, n, "task '%s': ranks_per_worker and max_ranks_per_worker need kind: mpi", nm);
+    else if (t->ranks_per_worker && t->max_ranks_per_worker)
+        ty_dag_err(c, n, "task '%s': give ranks_per_worker or max_ranks_per_worker, not both", nm);
+    else if (t->ranks_per_worker && t->np % t->ranks_per_worker != 0)
+        ty_dag_err(c, n, "task '%s': np (%u) is not a multiple of ranks_per_worker (%u)", nm, t->np,
+                   t->ranks_per_worker);
     return t;
 }
 

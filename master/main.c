@@ -581,6 +581,7 @@ static void ty_elected(ty_master_t *m) {
     co.retain_runs = m->o.retain_runs;
     co.retain_tasks = m->o.retain_tasks;
     co.retain_ms = m->o.retain_s * 1000;
+    co.backfill_ms = m->o.backfill_s * 1000;
     co.history_ms = m->o.history_s * 1000;
     if (co.history_ms && co.history_ms < 3600 * 1000)
         co.gc_every_ms = co.history_ms / 2 > 0 ? co.history_ms / 2 : 1; /* short: tests */

@@ -43,6 +43,7 @@ typedef struct {
     int64_t retain_runs, retain_tasks, retain_s; /* finished runs kept in memory */
     int64_t compact_every;                       /* etcd revisions between compactions */
     int64_t history_s;                           /* runs leave etcd this long after */
+    int64_t backfill_s; /* a task that does not fit holds back those behind it after this */
     int64_t max_pl_bytes, max_pl_depth, max_pl_tasks, max_map_keys; /* pipeline limits */
     char *store_dir;                          /* the artifact store (default <data-dir>/store) */
     char *key;                                /* CURVE: the master's certificate (secret file) */

@@ -44,6 +44,9 @@ static void ty_usage(FILE *f) {
           "  --retain-tasks N       ... and at most this many of their tasks (default 5000)\n"
           "  --retain-age S         ... for at most S seconds (default 600); older ones are\n"
           "                         read back from etcd when asked for\n"
+          "  --backfill-window S    a queued task that does not fit lets smaller ones behind\n"
+          "                         it run for S seconds, then they wait for it (default 300;\n"
+          "                         0: always)\n"
           "  --keep-history S       delete runs from etcd (and their logs) S seconds after\n"
           "                         they ended; 0 keeps them forever (default 2592000: 30 days)\n"
           "  --compact-every N      compact etcd's history every N revisions, keeping the\n"
@@ -115,6 +118,7 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
     o->retain_runs = 100;
     o->retain_tasks = 5000;
     o->retain_s = 600;
+    o->backfill_s = 300;
     o->compact_every = 10000;
     o->history_s = 30LL * 24 * 3600;
     ty_dag_limits_t deflim = TY_DAG_LIMITS_DEFAULT;
@@ -143,6 +147,7 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                                          {"retain-runs", 1, 0, 'R'},
                                          {"retain-tasks", 1, 0, 'K'},
                                          {"retain-age", 1, 0, 'A'},
+                                         {"backfill-window", 1, 0, 1009},
                                          {"compact-every", 1, 0, 'E'},
                                          {"keep-history", 1, 0, 'Y'},
                                          {"max-pipeline-bytes", 1, 0, 'B'},
@@ -289,6 +294,15 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             break;
         case 'K':
             num = &o->retain_tasks;
+            break;
+        case 1009: /* 0 is allowed: backfill always */
+            if (ty_parse_i64(optarg, 0, INT64_MAX / 1000, &o->backfill_s) != 0) {
+                fprintf(stderr,
+                        "trainyard-master: --backfill-window needs seconds (0 or more), "
+                        "got '%s'\n",
+                        optarg);
+                return ty_master_opts_free(o, 2);
+            }
             break;
         case 'A':
             num = &o->retain_s;

@@ -21,12 +21,13 @@ void ty_core_opts_default(ty_core_opts_t *o) {
     o->history_ms = 30LL * 24 * 3600 * 1000;
     o->gc_every_ms = 3600 * 1000;
     o->store_stall_ms = 2000;
+    o->backfill_ms = 300000;
 }
 
 int ty_core_create(ty_core_t **out, const ty_core_opts_t *o) {
     if (!out || !o || o->heartbeat_ms <= 0 || o->worker_lease_ms <= 0 || o->lost_limit <= 0 ||
         o->retry_ms <= 0 || o->retain_runs < 0 || o->retain_tasks < 0 || o->retain_ms < 0 ||
-        o->history_ms < 0 || o->gc_every_ms <= 0 || o->store_stall_ms <= 0)
+        o->history_ms < 0 || o->gc_every_ms <= 0 || o->store_stall_ms <= 0 || o->backfill_ms < 0)
         return TY_EINVAL;
     ty_core_t *c = ty_xcalloc(1, sizeof *c);
     c->o = *o;
@@ -191,8 +192,9 @@ static void ty_core_send_now(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *p
     free(o);
 }
 
-void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, Ty__Envelope *env) {
-    ty_outmsg_t *o = ty_pack_env(c, TY_PEER_WORKER, t->w->peer, t->w->peer_len, env);
+void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, const ty_worker_t *w,
+                           Ty__Envelope *env) {
+    ty_outmsg_t *o = ty_pack_env(c, TY_PEER_WORKER, w->peer, w->peer_len, env);
     o->run = ty_xstrdup(t->run->id);
     o->task_ix = (uint32_t)(t - t->run->tasks);
     o->attempt = t->attempt;

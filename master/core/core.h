@@ -69,6 +69,10 @@ typedef struct {
      * says etcd has been quiet this long (SUBMIT's quiet_since): a definite
      * answer during an etcd outage instead of a run that may appear later. */
     int64_t store_stall_ms;
+    /* A queued task that does not fit lets smaller ones behind it run
+     * (backfill) until it has waited this long; then nothing behind it is
+     * placed until it is (0: backfill always). */
+    int64_t backfill_ms;
 } ty_core_opts_t;
 
 /* A peer is opaque bytes the transport chose (a ZeroMQ routing id). */

@@ -6,6 +6,7 @@
 #include "master/core/core.h"
 
 #include "common/dag.h"
+#include "common/util.h"
 
 #include <czmq.h>
 
@@ -14,6 +15,7 @@ typedef struct ty_task ty_task_t;
 
 #define TY_CACHE_PARTS 5 /* command, env, kind/np/gpus, inputs, outputs */
 typedef struct ty_worker ty_worker_t;
+typedef struct ty_part ty_part_t;
 
 typedef struct {
     char *name;
@@ -67,6 +69,33 @@ struct ty_task {
     uint64_t mark; /* when it last changed (the order records are written in) */
     ty_task_t *dirty_next;
     int inflight; /* batches in flight that write this task */
+    /* an MPI gang across workers (gang.c): part 0 is the task itself (w,
+     * charged_*, gpu_ids), with ranks0 of its ranks; parts 1.. here */
+    ty_part_t *parts;
+    size_t nparts;
+    uint32_t ranks0; /* 0: all of them (one worker) */
+    int was_gang;    /* loaded running with parts on several workers */
+    /* a part failed (or was lost: gang_lost): the gang ends with this
+     * reason once mpirun, part 0, has ended (cancelled), so no two
+     * attempts' mpiruns ever run at once */
+    char *gang_why;
+    int gang_lost;
+};
+
+/* One part past the first of a gang attempt: its ranks on its worker. */
+struct ty_part {
+    ty_task_t *t;
+    unsigned index; /* 1.. */
+    uint32_t ranks;
+    ty_worker_t *w;
+    ty_part_t *wnext, *wprev; /* in w->parts */
+    double cpus;
+    uint64_t mem;
+    uint64_t gpus; /* bitmask */
+    uint32_t *gpu_ids;
+    size_t n_gpu;
+    uint64_t sent_seq; /* Envelope.seq of its Dispatch */
+    int charged;       /* 0 once its daemon ended or it was released */
 };
 
 struct ty_run {
@@ -113,6 +142,8 @@ struct ty_worker {
     uint64_t gpu_busy; /* bitmask */
     unsigned running;
     ty_task_t *tasks;  /* attempts the core considers running here */
+    ty_part_t *parts;  /* and the parts of gangs whose part 0 is elsewhere */
+    char *address;     /* where other hosts reach it (MPI gangs) */
     int64_t last_seen; /* monotonic ms */
     int up;
     int gone;        /* deregistered */
@@ -275,8 +306,9 @@ void ty_core_send(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t
                   uint8_t *data, size_t len);
 void ty_core_send_env(ty_core_t *c, ty_peer_kind_t kind, const uint8_t *peer, size_t peer_len,
                       Ty__Envelope *env);
-/* A Dispatch of t's current attempt to its worker. */
-void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, Ty__Envelope *env);
+/* A Dispatch of t's current attempt to w (its worker, or a part's). */
+void ty_core_send_dispatch(ty_core_t *c, const ty_task_t *t, const ty_worker_t *w,
+                           Ty__Envelope *env);
 
 /* ---- runs.c: runs and tasks ---- */
 ty_run_t *ty_runs_new(const char *id, Ty__PipelineSpec *spec, Ty__KV **params, size_t nparams);
@@ -393,8 +425,36 @@ int ty_queue_is_wait_reason(const char *reason);
 void ty_queue_worker_changed(ty_core_t *c, ty_worker_t *w);
 void ty_queue_worker_gone(ty_core_t *c, ty_worker_t *w);
 double ty_queue_need_cpus(const Ty__TaskSpec *s);
+int ty_queue_labels_fit(const ty_worker_t *w, const ty_task_t *t);
+/* Why no worker could ever hold a task of spec s (heap), or NULL. */
+char *ty_queue_never_fits(ty_core_t *c, const Ty__TaskSpec *s);
 uint64_t ty_queue_need_mem(const Ty__TaskSpec *s);
 uint32_t ty_queue_need_gpus(const Ty__TaskSpec *s);
+
+/* ---- gang.c: MPI gangs across workers ---- */
+typedef struct {
+    ty_worker_t **w; /* part 0 first */
+    uint32_t *ranks;
+    size_t n;
+} ty_plan_t;
+int ty_gang_spans(const Ty__TaskSpec *s); /* may span workers */
+int ty_gang_plan(ty_core_t *c, const ty_task_t *t, int empty, ty_plan_t *p);
+void ty_gang_plan_free(ty_plan_t *p);
+/* t (placed on p->w[0]) gets its parts on the others, charged there. */
+void ty_gang_attach(ty_core_t *c, ty_task_t *t, const ty_plan_t *p);
+/* Every part's resources back, the parts still running cancelled. */
+void ty_gang_release(ty_core_t *c, ty_task_t *t);
+ty_part_t *ty_gang_part_on(const ty_task_t *t, const ty_worker_t *w);
+/* A part's daemon ended: its share is free, or (failed) the gang ends. */
+void ty_gang_part_result(ty_core_t *c, ty_task_t *t, ty_part_t *pt, const Ty__TaskResult *res);
+/* A part failed or was lost (why): the other parts are cancelled now,
+ * mpirun too, and its result ends the attempt with why. */
+void ty_gang_end(ty_core_t *c, ty_task_t *t, const char *why, int lost);
+/* Part 0's result res: 1 when an ending gang took it (failed or lost with
+ * the part's reason), 0 otherwise. */
+int ty_gang_settle(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res);
+/* What t needs and what the workers hold of it, for a wait reason. */
+void ty_gang_describe(ty_core_t *c, const ty_task_t *t, ty_buf_t *b);
 
 /* ---- fleet.c: workers ---- */
 void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env);
@@ -405,6 +465,7 @@ void ty_fleet_revoke(ty_core_t *c, const char *id);
 int ty_fleet_drain(ty_core_t *c, const ty_ev_t *ev);
 void ty_fleet_free(ty_worker_t *w);
 void ty_fleet_send_cancel(ty_core_t *c, ty_task_t *t);
+void ty_fleet_send_cancel_on(ty_core_t *c, const ty_task_t *t, ty_worker_t *w);
 /* The worker named id, made as a placeholder when unknown (rebuild). */
 ty_worker_t *ty_fleet_get(ty_core_t *c, const char *id);
 void ty_fleet_load(ty_core_t *c, const Ty__WorkerRecord *rec);

@@ -10,6 +10,7 @@
 #include "common/report.h"
 #include "common/util.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ void ty_fleet_free(ty_worker_t *w) {
         return;
     free(w->id);
     free(w->hostname);
+    free(w->address);
     free(w->peer);
     ty_dag_kvs_free(w->labels, w->nlabels);
     free(w);
@@ -83,6 +85,18 @@ static int ty_reject(ty_core_t *c, const char *why) {
 
 static int ty_str_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
 
+/* An address goes into mpirun's host list: letters, digits, '.', '-' and
+ * '_', or nothing (the host name then). */
+static int ty_host_ok(const char *s) {
+    size_t n = s ? strnlen(s, 254) : 0;
+    if (!s || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return 0;
+    return 1;
+}
+
 /* Worker ids name etcd keys and log lines: letters, digits and ._-:@ */
 static int ty_id_ok(const char *s) {
     size_t n = s ? strnlen(s, TY_ID_MAX + 1) : 0;
@@ -119,6 +133,8 @@ static int ty_result_ok(const Ty__TaskResult *res) {
 static int ty_check_register(ty_core_t *c, const Ty__Register *reg) {
     if (!ty_id_ok(reg->worker_id))
         return ty_reject(c, "register: bad worker id");
+    if (!ty_host_ok(reg->address))
+        return ty_reject(c, "register: bad address (a host name or IPv4 address)");
     if (!ty_str_ok(reg->hostname, TY_NAME_MAX))
         return ty_reject(c, "register: host name too long");
     const Ty__Resources *t = reg->total;
@@ -201,8 +217,9 @@ static void ty_send_cancel_ref(ty_core_t *c, const uint8_t *peer, size_t peer_le
     ty_send(c, peer, peer_len, &env);
 }
 
-void ty_fleet_send_cancel(ty_core_t *c, ty_task_t *t) {
-    ty_worker_t *w = t->w;
+void ty_fleet_send_cancel(ty_core_t *c, ty_task_t *t) { ty_fleet_send_cancel_on(c, t, t->w); }
+
+void ty_fleet_send_cancel_on(ty_core_t *c, const ty_task_t *t, ty_worker_t *w) {
     if (!w || !w->peer)
         return;
     Ty__TaskRef ref = TY__TASK_REF__INIT;
@@ -219,13 +236,21 @@ static ty_task_t *ty_task_for(ty_core_t *c, const Ty__TaskRef *ref) {
     return ref ? ty_core_find_task(c, ref->run_id, ref->task) : NULL;
 }
 
+/* Whether ref is t's current attempt, running on w (its worker, or one of
+ * its gang's parts). */
 static int ty_ref_current(const ty_task_t *t, const Ty__TaskRef *ref, const ty_worker_t *w) {
-    return t && t->state == TY_TASK_RUNNING && t->attempt == ref->attempt && t->w == w;
+    return t && t->state == TY_TASK_RUNNING && t->attempt == ref->attempt &&
+           (t->w == w || ty_gang_part_on(t, w));
 }
 
 static void ty_apply_result(ty_core_t *c, ty_worker_t *w, const Ty__TaskResult *res) {
     ty_task_t *t = ty_task_for(c, res->ref);
-    if (ty_ref_current(t, res->ref, w) && res->interrupted)
+    ty_part_t *pt = ty_ref_current(t, res->ref, w) && t->w != w ? ty_gang_part_on(t, w) : NULL;
+    if (pt)
+        ty_gang_part_result(c, t, pt, res);
+    else if (ty_ref_current(t, res->ref, w) && ty_gang_settle(c, t, res))
+        ;
+    else if (ty_ref_current(t, res->ref, w) && res->interrupted)
         ty_runs_requeue_lost(c, t, *res->error ? res->error : "interrupted by its worker");
     else if (ty_ref_current(t, res->ref, w))
         ty_runs_result(c, t, res);
@@ -263,26 +288,50 @@ static void ty_put_worker_record(ty_core_t *c, ty_worker_t *w, int deregistered)
     ty_persist_put(c, ty_xasprintf("workers/%s", w->id), buf, len);
 }
 
-/* Every attempt the core believes runs on w, each visited once even when
- * fn takes it off w's list. */
-static void ty_each_running_on(ty_core_t *c, ty_worker_t *w,
-                               void (*fn)(ty_core_t *, ty_task_t *, void *), void *arg) {
+typedef void ty_each_fn(ty_core_t *c, ty_task_t *t, ty_part_t *pt, void *arg);
+
+/* Every attempt the core believes runs on w, and every gang part there
+ * (pt: the part; NULL for an attempt whose worker w is), each visited
+ * once even when fn ends it. */
+static void ty_each_running_on(ty_core_t *c, ty_worker_t *w, ty_each_fn *fn, void *arg) {
     size_t n = 0;
     for (ty_task_t *t = w->tasks; t; t = t->wnext)
         n++;
+    for (ty_part_t *pt = w->parts; pt; pt = pt->wnext)
+        n++;
     if (!n)
         return;
-    ty_task_t **list = ty_xcalloc(n, sizeof *list);
+    /* by task and attempt: ending one attempt frees its parts */
+    struct {
+        ty_task_t *t;
+        unsigned attempt, part;
+    } *list = ty_xcalloc(n, sizeof *list);
     size_t i = 0;
     for (ty_task_t *t = w->tasks; t; t = t->wnext)
-        list[i++] = t;
-    for (i = 0; i < n; i++)
-        if (list[i]->state == TY_TASK_RUNNING && list[i]->w == w)
-            fn(c, list[i], arg);
+        list[i].t = t, list[i].attempt = t->attempt, list[i++].part = 0;
+    for (ty_part_t *pt = w->parts; pt; pt = pt->wnext)
+        list[i].t = pt->t, list[i].attempt = pt->t->attempt, list[i++].part = pt->index;
+    for (i = 0; i < n; i++) {
+        ty_task_t *t = list[i].t;
+        if (t->state != TY_TASK_RUNNING || t->attempt != list[i].attempt)
+            continue;
+        if (!list[i].part && t->w == w)
+            fn(c, t, NULL, arg);
+        else if (list[i].part && list[i].part <= t->nparts && t->parts[list[i].part - 1].w == w)
+            fn(c, t, &t->parts[list[i].part - 1], arg);
+    }
     free(list);
 }
 
-static void ty_lost_one(ty_core_t *c, ty_task_t *t, void *arg) { ty_runs_requeue_lost(c, t, arg); }
+static void ty_lost_one(ty_core_t *c, ty_task_t *t, ty_part_t *pt, void *arg) {
+    if (!pt) {
+        ty_runs_requeue_lost(c, t, arg);
+        return;
+    }
+    char *why = ty_xasprintf("%s (part %u of the gang)", (const char *)arg, pt->index);
+    ty_gang_end(c, t, why, 1);
+    free(why);
+}
 
 static int ty_ref_names(const Ty__TaskRef *ref, const ty_task_t *t) {
     return ref && strcmp(ref->run_id, t->run->id) == 0 && strcmp(ref->task, t->spec->name) == 0 &&
@@ -295,8 +344,10 @@ static int ty_ref_names(const Ty__TaskRef *ref, const ty_task_t *t) {
  * keep their order, so a later one having arrived means t's Dispatch
  * arrived or was lost.  Attempts dispatched before a restart came over a
  * connection that is gone. */
-static int ty_list_covers(const ty_core_t *c, const ty_task_t *t, uint64_t epoch, uint64_t seq) {
-    return t->sent_seq == 0 || (epoch == c->o.epoch && seq >= t->sent_seq);
+static int ty_list_covers(const ty_core_t *c, const ty_task_t *t, const ty_part_t *pt,
+                          uint64_t epoch, uint64_t seq) {
+    uint64_t sent = pt ? pt->sent_seq : t->sent_seq;
+    return sent == 0 || (epoch == c->o.epoch && seq >= sent);
 }
 
 typedef struct {
@@ -304,20 +355,24 @@ typedef struct {
     ty_worker_t *w;
 } ty_adopt_t;
 
-static void ty_adopt_one(ty_core_t *c, ty_task_t *t, void *arg) {
+static void ty_adopt_one(ty_core_t *c, ty_task_t *t, ty_part_t *pt, void *arg) {
     ty_adopt_t *a = arg;
     for (size_t i = 0; i < a->reg->n_running; i++)
         if (ty_ref_names(a->reg->running[i], t)) {
-            t->adopted = 1;
-            ty_queue_charge(c, t, a->w);
+            if (!pt) { /* a part is charged from its dispatch on, by this master */
+                t->adopted = 1;
+                ty_queue_charge(c, t, a->w);
+                if (t->gang_why) /* a gang a master restart ends */
+                    ty_fleet_send_cancel(c, t);
+            }
             return;
         }
     for (size_t i = 0; i < a->reg->n_unacked; i++)
         if (ty_ref_names(a->reg->unacked[i]->ref, t))
             return; /* its result follows */
-    if (!ty_list_covers(c, t, a->reg->seen_epoch, a->reg->seen_seq))
+    if (!ty_list_covers(c, t, pt, a->reg->seen_epoch, a->reg->seen_seq))
         return; /* registered before its Dispatch came: a heartbeat will tell */
-    ty_runs_requeue_lost(c, t, "worker no longer runs it");
+    ty_lost_one(c, t, pt, "worker no longer runs it");
 }
 
 static int ty_labels_equal(Ty__KV **a, size_t na, Ty__KV *const *b, size_t nb) {
@@ -347,6 +402,8 @@ static void ty_on_register(ty_core_t *c, const uint8_t *peer, size_t peer_len,
     w->peer_len = peer_len;
     free(w->hostname);
     w->hostname = ty_xstrdup(reg->hostname);
+    free(w->address);
+    w->address = *reg->address ? ty_xstrdup(reg->address) : NULL;
     w->cpus = tot->cpus;
     w->mem_mb = tot->mem_mb;
     w->gpus = tot->gpus;
@@ -474,9 +531,9 @@ static void ty_on_report(ty_core_t *c, const Ty__Report *rep) {
     ty_core_notify(c, t->run);
 }
 
-static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, void *arg) {
+static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, ty_part_t *pt, void *arg) {
     const Ty__Heartbeat *hb = arg;
-    if (!ty_list_covers(c, t, hb->seen_epoch, hb->seen_seq))
+    if (!ty_list_covers(c, t, pt, hb->seen_epoch, hb->seen_seq))
         return; /* its Dispatch may still be on its way */
     for (size_t i = 0; i < hb->n_attempts; i++)
         if (ty_ref_names(hb->attempts[i], t))
@@ -484,7 +541,7 @@ static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, void *arg) {
     for (size_t i = 0; i < hb->n_unacked; i++)
         if (ty_ref_names(hb->unacked[i], t))
             return; /* its result follows */
-    ty_runs_requeue_lost(c, t, "its worker does not run it (the dispatch was lost)");
+    ty_lost_one(c, t, pt, "its worker does not run it (the dispatch was lost)");
 }
 
 /* A heartbeat lists what the worker runs: an attempt the core dispatched
@@ -523,6 +580,32 @@ static void ty_on_deregister(ty_core_t *c, ty_worker_t *w, const Ty__Deregister 
     ty_each_running_on(c, w, ty_lost_one, why);
     free(why);
     ty_put_worker_record(c, w, 1);
+}
+
+/* Part 0 of a gang (its mpirun's rsh agent) asks for part N's daemon: the
+ * command goes to that part's worker, if the attempt is current and the
+ * asker is part 0's worker; anything else is dropped. */
+static void ty_on_part_launch(ty_core_t *c, ty_worker_t *w, const Ty__PartLaunch *pl) {
+    if (!pl || !ty_ref_ok(pl->ref) || !ty_str_ok(pl->command, 65536) || !*pl->command) {
+        ty_reject(c, "part launch: bad reference or command");
+        return;
+    }
+    ty_task_t *t = ty_task_for(c, pl->ref);
+    if (!t || t->state != TY_TASK_RUNNING || t->attempt != pl->ref->attempt || t->w != w ||
+        pl->part == 0 || pl->part > t->nparts || !t->parts[pl->part - 1].w->peer) {
+        ty_info("dropping a launch of part %u of %s/%s#%u from %s: not a current gang part",
+                pl->part, pl->ref->run_id, pl->ref->task, pl->ref->attempt, w->id);
+        return;
+    }
+    ty_worker_t *to = t->parts[pl->part - 1].w;
+    Ty__TaskRef ref = *pl->ref;
+    ref.epoch = c->o.epoch;
+    Ty__PartLaunch out = *pl;
+    out.ref = &ref;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_PART_LAUNCH;
+    env.part_launch = &out;
+    ty_send(c, to->peer, to->peer_len, &env);
 }
 
 /* The registered worker speaking from peer (its routing id is its id). */
@@ -572,6 +655,10 @@ void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const 
         if (w)
             ty_on_report(c, env->report);
         break;
+    case TY__ENVELOPE__BODY_PART_LAUNCH:
+        if (w)
+            ty_on_part_launch(c, w, env->part_launch);
+        break;
     case TY__ENVELOPE__BODY_DEREGISTER:
         if (w)
             ty_on_deregister(c, w, env->deregister);
@@ -582,9 +669,9 @@ void ty_fleet_message(ty_core_t *c, const uint8_t *peer, size_t peer_len, const 
     }
 }
 
-static void ty_grace_one(ty_core_t *c, ty_task_t *t, void *arg) {
+static void ty_grace_one(ty_core_t *c, ty_task_t *t, ty_part_t *pt, void *arg) {
     (void)arg;
-    if (!t->adopted)
+    if (!pt && !t->adopted)
         ty_runs_requeue_lost(c, t,
                              t->w && t->w->placeholder
                                  ? "its worker is unknown"

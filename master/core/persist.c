@@ -209,6 +209,23 @@ void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec) {
     rec->tags = t->tags;
     rec->n_tags = t->ntags;
     rec->cache_note = t->cache_note ? t->cache_note : (char *)"";
+    if (t->nparts && t->w) { /* a gang across workers: every part, part 0 first */
+        size_t n = t->nparts + 1;
+        Ty__GangPart *gp = ty_xcalloc(n, sizeof *gp);
+        rec->parts = ty_xcalloc(n, sizeof *rec->parts);
+        for (size_t i = 0; i < n; i++) {
+            const ty_part_t *pt = i ? &t->parts[i - 1] : NULL;
+            const ty_worker_t *w = pt ? pt->w : t->w;
+            ty__gang_part__init(&gp[i]);
+            gp[i].worker = w ? w->id : (char *)"";
+            gp[i].address = w && w->address ? w->address : (char *)"";
+            gp[i].ranks = pt ? pt->ranks : t->ranks0;
+            gp[i].gpu_ids = pt ? pt->gpu_ids : t->gpu_ids;
+            gp[i].n_gpu_ids = pt ? pt->n_gpu : t->n_gpu;
+            rec->parts[i] = &gp[i];
+        }
+        rec->n_parts = n;
+    }
 }
 
 void ty_persist_task_record_clear(Ty__TaskRecord *rec) {
@@ -218,6 +235,12 @@ void ty_persist_task_record_clear(Ty__TaskRecord *rec) {
     }
     rec->metrics = NULL;
     rec->n_metrics = 0;
+    if (rec->n_parts) {
+        free(rec->parts[0]);
+        free(rec->parts);
+    }
+    rec->parts = NULL;
+    rec->n_parts = 0;
 }
 
 void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec) {
@@ -557,6 +580,8 @@ static void ty_load_task(ty_task_t *t, const Ty__TaskRecord *rec) {
     ty_runs_set_tags(t, rec->tags, rec->n_tags);
     free(t->cache_note);
     t->cache_note = *rec->cache_note ? ty_xstrdup(rec->cache_note) : NULL;
+    t->was_gang = rec->n_parts > 1 && t->state == TY_TASK_RUNNING;
+    t->ranks0 = t->was_gang ? rec->parts[0]->ranks : 0; /* its share where mpirun runs */
 }
 
 void ty_persist_decode_task(ty_run_t *r, const char *name, const uint8_t *val, size_t len) {

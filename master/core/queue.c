@@ -147,7 +147,7 @@ uint64_t ty_queue_need_mem(const Ty__TaskSpec *s) { return s->resources->mem_mb 
 uint32_t ty_queue_need_gpus(const Ty__TaskSpec *s) { return s->resources->gpus * ty_ranks(s); }
 
 /* Whether w's labels include every label t asks for. */
-static int ty_labels_fit(const ty_worker_t *w, const ty_task_t *t) {
+int ty_queue_labels_fit(const ty_worker_t *w, const ty_task_t *t) {
     Ty__Resources *res = t->spec->resources;
     for (size_t i = 0; i < res->n_labels; i++) {
         int ok = 0;
@@ -174,7 +174,7 @@ static int ty_fits_as(const ty_worker_t *w, const ty_task_t *t, int empty) {
         return 0;
     if ((int)w->gpus - busy_gpus < (int)ty_queue_need_gpus(t->spec))
         return 0;
-    return ty_labels_fit(w, t);
+    return ty_queue_labels_fit(w, t);
 }
 
 #define TY_WAIT_ROOM "waiting for room: "
@@ -185,8 +185,16 @@ int ty_queue_is_wait_reason(const char *reason) {
                       strncmp(reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0);
 }
 
-/* Whether some worker that is up could hold t with nothing else running. */
+/* Whether some worker that is up could hold t with nothing else running
+ * (a gang: the workers up, together). */
 static int ty_fits_an_idle_worker(ty_core_t *c, const ty_task_t *t) {
+    if (ty_gang_spans(t->spec)) {
+        ty_plan_t p;
+        if (ty_gang_plan(c, t, 1, &p) != 0)
+            return 0;
+        ty_gang_plan_free(&p);
+        return 1;
+    }
     for (size_t i = 0; i < c->nworkers; i++)
         if (ty_fits_as(c->wlist[i], t, 1))
             return 1;
@@ -200,6 +208,13 @@ static int ty_fits_an_idle_worker(ty_core_t *c, const ty_task_t *t) {
 static char *ty_wait_reason(ty_core_t *c, const ty_task_t *t) {
     const Ty__TaskSpec *s = t->spec;
     ty_buf_t need = {0};
+    if (ty_gang_spans(s)) {
+        ty_gang_describe(c, t, &need);
+        const char *head = ty_fits_an_idle_worker(c, t) ? TY_WAIT_ROOM : TY_WAIT_NONE;
+        char *why = ty_xasprintf("%sit needs %s", head, need.data);
+        ty_buf_free(&need);
+        return why;
+    }
     ty_buf_printf(&need, "%g CPUs", ty_queue_need_cpus(s));
     if (ty_queue_need_mem(s))
         ty_buf_printf(&need, ", %llu MB", (unsigned long long)ty_queue_need_mem(s));
@@ -215,7 +230,7 @@ static char *ty_wait_reason(ty_core_t *c, const ty_task_t *t) {
         ty_worker_t *w = c->wlist[i];
         if (!w->up || w->known_only)
             continue;
-        labelled = labelled || ty_labels_fit(w, t);
+        labelled = labelled || ty_queue_labels_fit(w, t);
         cpus = w->cpus > cpus ? w->cpus : cpus;
         mem = w->mem_mb > mem ? w->mem_mb : mem;
         gpus = w->gpus > gpus ? w->gpus : gpus;
@@ -272,6 +287,11 @@ static void ty_explain_wait(ty_core_t *c, ty_task_t *t) {
     ty_tell_wait(c, t, why);
 }
 
+char *ty_queue_never_fits(ty_core_t *c, const Ty__TaskSpec *s) {
+    ty_task_t t = {.spec = (Ty__TaskSpec *)s};
+    return ty_fits_an_idle_worker(c, &t) ? NULL : ty_wait_reason(c, &t);
+}
+
 void ty_queue_explain_new(ty_core_t *c, ty_task_t *t) {
     if (!ty_fits_an_idle_worker(c, t)) /* says so at once, not when it reaches the head */
         ty_explain_wait(c, t);
@@ -282,8 +302,9 @@ void ty_queue_charge(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     if (t->charged)
         return;
     t->charged = 1;
-    t->charged_cpus = ty_queue_need_cpus(t->spec);
-    t->charged_mem = ty_queue_need_mem(t->spec);
+    double share = t->ranks0 ? (double)t->ranks0 / t->spec->np : 1; /* a gang's part 0 */
+    t->charged_cpus = ty_queue_need_cpus(t->spec) * share;
+    t->charged_mem = (uint64_t)(ty_queue_need_mem(t->spec) * share);
     t->charged_gpus = 0;
     for (size_t i = 0; i < t->n_gpu; i++)
         if (t->gpu_ids[i] < TY_WORKER_MAX_GPUS)
@@ -297,38 +318,11 @@ void ty_queue_charge(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
 
 /* ---- placement ---- */
 
-static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
+/* t's Dispatch to w: the whole task, or part `part` of a gang (parts: all
+ * of them, part 0 first). */
+static void ty_send_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w, Ty__GangPart **parts,
+                             size_t nparts, uint32_t part) {
     ty_run_t *r = t->run;
-    t->state = TY_TASK_RUNNING;
-    t->attempt++;
-    if (t->waiting_why) /* it waits no more (a failed attempt's reason stays) */
-        ty_runs_set_reason(t, NULL);
-    t->waiting_why = 0;
-    free(t->worker);
-    t->worker = ty_xstrdup(w->id);
-    t->started_ms = c->now.wall_ms;
-    t->finished_ms = 0;
-    t->exit_code = 0;
-    t->term_signal = 0;
-    t->progress = 0;
-    free(t->gpu_ids);
-    t->gpu_ids = NULL;
-    t->n_gpu = 0;
-    uint32_t need = ty_queue_need_gpus(t->spec);
-    if (need) {
-        t->gpu_ids = ty_xcalloc(need, sizeof *t->gpu_ids);
-        for (uint32_t g = 0; g < w->gpus && t->n_gpu < need; g++)
-            if (!(w->gpu_busy & (1ULL << g)))
-                t->gpu_ids[t->n_gpu++] = g;
-    }
-    t->adopted = 1; /* dispatched by this master: nothing to wait for */
-    ty_queue_charge(c, t, w);
-    ty_persist_task(c, t);
-    if (r->state == TY_RUN_PENDING) {
-        r->state = TY_RUN_RUNNING;
-        r->started_ms = t->started_ms;
-        ty_persist_run(c, r);
-    }
     Ty__TaskRef ref = TY__TASK_REF__INIT;
     ref.run_id = r->id;
     ref.task = t->spec->name;
@@ -342,12 +336,15 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     d.env = t->spec->env;
     d.n_env = t->spec->n_env;
     d.timeout_s = t->spec->timeout_s;
-    d.gpu_ids = t->gpu_ids;
-    d.n_gpu_ids = t->n_gpu;
+    d.gpu_ids = part ? t->parts[part - 1].gpu_ids : t->gpu_ids;
+    d.n_gpu_ids = part ? t->parts[part - 1].n_gpu : t->n_gpu;
     d.kind = t->spec->kind;
     d.np = t->spec->np;
-    d.outputs = t->spec->outputs;
-    d.n_outputs = t->spec->n_outputs;
+    d.outputs = part ? NULL : t->spec->outputs; /* rank 0 writes them, on part 0 */
+    d.n_outputs = part ? 0 : t->spec->n_outputs;
+    d.parts = parts;
+    d.n_parts = nparts;
+    d.part = part;
     size_t ni = t->spec->n_inputs;
     Ty__InputRef *ins = ty_xcalloc(ni ? ni : 1, sizeof *ins);
     Ty__InputRef **inp = ty_xcalloc(ni ? ni : 1, sizeof *inp);
@@ -367,13 +364,84 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w) {
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_DISPATCH;
     env.dispatch = &d;
-    ty_core_send_dispatch(c, t, &env);
+    ty_core_send_dispatch(c, t, w, &env);
     for (size_t i = 0; i < ni; i++)
         free(ins[i].path);
     free(ins);
     free(inp);
-    t->sent_seq = c->msg_seq;
+}
+
+/* Every part of t's gang, for its Dispatches (free the two arrays). */
+static Ty__GangPart **ty_gang_parts(const ty_task_t *t, Ty__GangPart **store) {
+    size_t np = t->nparts + 1;
+    Ty__GangPart *gp = ty_xcalloc(np, sizeof *gp);
+    Ty__GangPart **gpp = ty_xcalloc(np, sizeof *gpp);
+    for (size_t i = 0; i < np; i++) {
+        const ty_worker_t *pw = i ? t->parts[i - 1].w : t->w;
+        ty__gang_part__init(&gp[i]);
+        gp[i].worker = pw->id;
+        gp[i].address = pw->address ? pw->address : pw->hostname ? pw->hostname : (char *)"";
+        gp[i].ranks = i ? t->parts[i - 1].ranks : t->ranks0;
+        gp[i].gpu_ids = i ? t->parts[i - 1].gpu_ids : t->gpu_ids;
+        gp[i].n_gpu_ids = i ? t->parts[i - 1].n_gpu : t->n_gpu;
+        gpp[i] = &gp[i];
+    }
+    *store = gp;
+    return gpp;
+}
+
+/* t's attempt starts on w, with its other parts on the rest of p (a gang
+ * across workers), or all on w (p NULL or of one part). */
+static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w, const ty_plan_t *p) {
+    ty_run_t *r = t->run;
+    t->state = TY_TASK_RUNNING;
+    t->attempt++;
+    if (t->waiting_why) /* it waits no more (a failed attempt's reason stays) */
+        ty_runs_set_reason(t, NULL);
+    t->waiting_why = 0;
+    free(t->worker);
+    t->worker = ty_xstrdup(w->id);
+    t->started_ms = c->now.wall_ms;
+    t->finished_ms = 0;
+    t->exit_code = 0;
+    t->term_signal = 0;
+    t->progress = 0;
+    free(t->gpu_ids);
+    t->gpu_ids = NULL;
+    t->n_gpu = 0;
+    if (p && p->n > 1)
+        ty_gang_attach(c, t, p); /* the other parts first: part 0's GPUs are on w */
+    uint32_t need = t->ranks0 ? t->spec->resources->gpus * t->ranks0 : ty_queue_need_gpus(t->spec);
+    if (need) {
+        t->gpu_ids = ty_xcalloc(need, sizeof *t->gpu_ids);
+        for (uint32_t g = 0; g < w->gpus && t->n_gpu < need; g++)
+            if (!(w->gpu_busy & (1ULL << g)))
+                t->gpu_ids[t->n_gpu++] = g;
+    }
+    t->adopted = 1; /* dispatched by this master: nothing to wait for */
+    ty_queue_charge(c, t, w);
+    ty_persist_task(c, t);
+    if (r->state == TY_RUN_PENDING) {
+        r->state = TY_RUN_RUNNING;
+        r->started_ms = t->started_ms;
+        ty_persist_run(c, r);
+    }
     c->dispatches++;
+    if (!t->nparts) {
+        ty_send_dispatch(c, t, w, NULL, 0, 0);
+        t->sent_seq = c->msg_seq;
+        return;
+    }
+    Ty__GangPart *store;
+    Ty__GangPart **gpp = ty_gang_parts(t, &store);
+    ty_send_dispatch(c, t, w, gpp, t->nparts + 1, 0);
+    t->sent_seq = c->msg_seq;
+    for (size_t i = 0; i < t->nparts; i++) {
+        ty_send_dispatch(c, t, t->parts[i].w, gpp, t->nparts + 1, (uint32_t)i + 1);
+        t->parts[i].sent_seq = c->msg_seq;
+    }
+    free(store);
+    free(gpp);
 }
 
 /* Best worker for t: the one with the most free CPUs among those that fit
@@ -422,19 +490,32 @@ void ty_queue_pass(ty_core_t *c) {
     while (c->nheap > 0) {
         ty_task_t *t = c->heap[0];
         int room;
-        ty_worker_t *w = ty_pick(c, t, &room);
+        ty_plan_t plan = {0};
+        ty_worker_t *w = NULL;
+        if (ty_gang_spans(t->spec)) { /* all its ranks, on several workers, or none */
+            room = c->npheap > 0 && ty_free_cpus(c->pheap[0]) > TY_EPS;
+            if (room && ty_gang_plan(c, t, 0, &plan) == 0)
+                w = plan.w[0];
+        } else {
+            w = ty_pick(c, t, &room);
+        }
         if (!room) { /* every worker is full: the rest waits, the first says so */
             ty_explain_wait(c, t);
             break;
         }
         ty_queue_remove(c, t);
         if (w) {
-            ty_dispatch(c, t, w);
+            ty_dispatch(c, t, w, &plan);
+            ty_gang_plan_free(&plan);
         } else {
             ty_explain_wait(c, t);
-            /* does not fit now; smaller tasks behind it may (backfill) */
+            /* does not fit now; smaller tasks behind it may (backfill), until
+             * it has waited the backfill window: then they wait for it */
             skipped = ty_xrealloc(skipped, (nskipped + 1) * sizeof *skipped);
             skipped[nskipped++] = t;
+            if (c->o.backfill_ms && c->now.wall_ms - t->queued_ms >= c->o.backfill_ms &&
+                ty_fits_an_idle_worker(c, t))
+                break;
         }
     }
     for (size_t i = 0; i < nskipped; i++)

@@ -70,6 +70,10 @@ void ty_runs_free(ty_run_t *r) {
         free(t->worker);
         free(t->reason);
         free(t->gpu_ids);
+        for (size_t k = 0; k < t->nparts; k++) /* the core goes: its workers too */
+            free(t->parts[k].gpu_ids);
+        free(t->parts);
+        free(t->gang_why);
         free(t->progress_text);
         for (size_t k = 0; k < t->nmetrics; k++)
             free(t->metrics[k].name);
@@ -302,6 +306,9 @@ static void ty_runs_detach(ty_task_t *t) {
 
 void ty_runs_release(ty_core_t *c, ty_task_t *t) {
     ty_worker_t *w = t->w;
+    ty_gang_release(c, t);
+    free(t->gang_why);
+    t->gang_why = NULL;
     ty_runs_detach(t);
     if (!t->charged || !w)
         return;
@@ -735,6 +742,14 @@ void ty_runs_recover(ty_core_t *c) {
                 }
             } else if (t->state == TY_TASK_RUNNING) {
                 t->adopted = 0; /* until its worker re-registers with it */
+                /* a gang across workers is not adopted: its mpirun is
+                 * cancelled when its worker re-registers, and it runs again
+                 * as a whole (the other parts are stale) */
+                if (t->was_gang) {
+                    t->was_gang = 0;
+                    t->gang_why = ty_xstrdup("a master restart ends a gang across workers");
+                    t->gang_lost = 1;
+                }
                 if (t->worker)
                     ty_runs_attach(t, ty_fleet_get(c, t->worker));
             } else if (t->state == TY_TASK_WAITING) {

@@ -31,6 +31,7 @@ typedef struct sim_msg {
 typedef struct sim_attempt {
     char *run, *task;
     uint32_t attempt;
+    uint32_t part; /* of an MPI gang across workers (0: the whole, or part 0) */
     uint64_t epoch;
     int64_t started_at, finish_at;
     int exit_code;

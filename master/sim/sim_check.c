@@ -82,6 +82,17 @@ static void sim_check_resources(sim_t *s) {
                 sim_fail(s, "a GPU of %s is given twice", w->id);
             gpus |= t->charged_gpus;
         }
+        for (ty_part_t *pt = w->parts; pt; pt = pt->wnext) {
+            if (pt->w != w || pt->t->state != TY_TASK_RUNNING)
+                sim_fail(s, "%s's list holds a part of another worker or an ended attempt", w->id);
+            if (!pt->charged)
+                continue;
+            cpus += pt->cpus;
+            running++;
+            if (gpus & pt->gpus)
+                sim_fail(s, "a GPU of %s is given twice", w->id);
+            gpus |= pt->gpus;
+        }
         if (fabs(cpus - w->used_cpus) > 1e-6 || running != w->running || gpus != w->gpu_busy)
             sim_fail(s,
                      "%s charges %g CPUs, %u tasks, GPUs %llx; its attempts add up to %g, %u, "
@@ -102,8 +113,8 @@ static void sim_check_attempts(sim_t *s) {
             ty_task_t *t = ty_core_find_task(s->core, a->run, a->task);
             if (!t || t->state != TY_TASK_RUNNING || t->attempt != a->attempt)
                 continue;
-            char key[300];
-            snprintf(key, sizeof key, "%s/%s", a->run, a->task);
+            char key[320]; /* a gang's parts run the same attempt, one each */
+            snprintf(key, sizeof key, "%s/%s part %u", a->run, a->task, a->part);
             if (zhashx_lookup(seen, key))
                 sim_fail(s, "attempt %u of %s runs twice", a->attempt, key);
             zhashx_insert(seen, key, w);
@@ -245,14 +256,15 @@ void sim_check_end(sim_t *s) {
         if (!r || !sim_terminal_run(r->state)) {
             /* say where it stands: its first unsettled task, in the master */
             ty_run_t *cr = r ? ty_core_find_run(s->core, r->run_id) : NULL;
-            char where[256] = "";
+            char where[512] = "";
             for (size_t i = 0; cr && i < cr->ntasks && !*where; i++) {
                 ty_task_t *t = &cr->tasks[i];
                 if (!ty_task_state_terminal(t->state))
-                    snprintf(where, sizeof where, ": %s %s, attempt %u on %s (%s)", t->spec->name,
-                             ty_task_state_name(t->state), t->attempt,
+                    snprintf(where, sizeof where, ": %s %s, attempt %u on %s (%s)%s%.300s",
+                             t->spec->name, ty_task_state_name(t->state), t->attempt,
                              t->worker ? t->worker : "none",
-                             t->w ? (t->w->up ? "up" : "not up") : "no list");
+                             t->w ? (t->w->up ? "up" : "not up") : "no list", t->reason ? ": " : "",
+                             t->reason ? t->reason : "");
             }
             sim_fail(s, "%s is stuck %s after the faults stopped%s", key,
                      r ? ty_run_state_name(r->state) : "(undecodable)", where);

@@ -441,7 +441,7 @@ static void sim_check_overlap(sim_t *s, sim_worker_t *w, const Ty__TaskRef *ref)
             continue;
         for (sim_attempt_t *a = v->attempts; a; a = a->next)
             if (strcmp(a->run, ref->run_id) == 0 && strcmp(a->task, ref->task) == 0 &&
-                a->attempt != ref->attempt &&
+                a->attempt != ref->attempt && a->part == 0 &&
                 !(v->silent_until && v->silent_until + 2 * SIM_LEASE_MS > a->started_at))
                 sim_fail(s, "%s/%s#%u starts on %s while #%u still runs on %s (not cut off)",
                          ref->run_id, ref->task, ref->attempt, w->id, a->attempt, v->id);
@@ -482,6 +482,7 @@ void sim_worker_receive(sim_t *s, sim_worker_t *w, const Ty__Envelope *env) {
         a->run = ty_xstrdup(ref->run_id);
         a->task = ty_xstrdup(ref->task);
         a->attempt = ref->attempt;
+        a->part = env->dispatch->part;
         a->epoch = ref->epoch;
         a->finish_at = s->now + sim_between(s, 5, 400);
         a->exit_code = sim_chance(s, 0.15) ? 1 : 0;
@@ -578,10 +579,15 @@ static char *sim_pipeline(sim_t *s) {
         if (sim_chance(s, 0.5))
             ty_buf_printf(&y, "    retry_backoff_s: 0.05\n");
         ty_buf_printf(&y, "    priority: %d\n", (int)sim_between(s, 0, 3));
+        int gang = sim_chance(s, 0.1); /* an MPI gang across workers (no GPUs: they fit) */
         ty_buf_printf(&y, "    resources: {cpus: %d, gpus: %d}\n", sim_chance(s, 0.8) ? 1 : 2,
-                      sim_chance(s, 0.1) ? 1 : 0);
+                      sim_chance(s, 0.1) && !gang ? 1 : 0);
         if (sim_chance(s, 0.2))
             ty_buf_printf(&y, "    trigger_rule: %s\n", sim_rules[sim_rand(s) % 4]);
+        if (gang)
+            ty_buf_printf(&y, "    kind: mpi\n    %s\n",
+                          sim_chance(s, 0.5) ? "np: 4\n    ranks_per_worker: 2"
+                                             : "np: 3\n    max_ranks_per_worker: 2");
         int deps = 0;
         for (int d = 0; d < i; d++)
             if (sim_chance(s, 0.4)) {
