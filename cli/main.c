@@ -431,6 +431,8 @@ static int ty_cmd_submit(ty_cli_t *cli, ty_client_t *c) {
 static int ty_submitted(ty_cli_t *cli, ty_client_t *c, Ty__Envelope *rep, int wait) {
     int rc = 0;
     const char *run = rep->submit_reply->run_id;
+    for (size_t i = 0; i < rep->submit_reply->n_warnings; i++)
+        fprintf(stderr, "warning: %s\n", rep->submit_reply->warnings[i]);
     if (!wait) {
         if (cli->json) {
             json_t *o = json_object();

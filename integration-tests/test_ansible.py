@@ -78,7 +78,8 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
             "hosts": {h: {"ansible_host": a, "trainyard_etcd_client_port": free_port(),
                           "trainyard_etcd_peer_port": free_port(),
                           "trainyard_client_port": free_port(),
-                          "trainyard_worker_port": free_port(), "trainyard_worker_cpus": 2}
+                          "trainyard_worker_port": free_port(), "trainyard_worker_cpus": 2,
+                          "trainyard_worker_mpi_if": "lo"}
                       for h, a in hosts.items()},
             "children": {"trainyard_etcd": {"hosts": {"node1": None}},
                          "trainyard_masters": {"hosts": {"node1": None}},
@@ -155,6 +156,17 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
         assert st["owner"] == "alice"
         assert sorted(task(st, f"t{i}")["worker"] for i in range(2)) == ["node2", "node3"]
         assert cli("logs", run, "t0").stdout == "trainyard\n"  # the unprivileged user
+        # an MPI gang across both workers, each part as the unprivileged user
+        with open(spec, "w") as f:
+            f.write("name: gang\ntasks:\n  - {name: g, kind: mpi, np: 4, ranks_per_worker: 2, "
+                    "command: 'echo rank $RANK on $TRAINYARD_WORKER as $(id -un)'}\n")
+        run = json.loads(cli("submit", spec, "-o", "json").stdout)["run_id"]
+        st = json.loads(cli("status", run, "--wait", "-o", "json").stdout)
+        log = cli("logs", run, "g").stdout
+        assert st["state"] == "succeeded", (st, log)
+        assert sorted(re.findall(r"rank \d on node\d as trainyard", log)) == [
+            "rank 0 on node2 as trainyard", "rank 1 on node2 as trainyard",
+            "rank 2 on node3 as trainyard", "rank 3 on node3 as trainyard"], log
 
         # the rolling upgrade: one worker at a time, drained, then let back in
         apply("upgrade.yml")

@@ -8,23 +8,19 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/report.h"
-#include "common/tmpl.h"
 #include "common/util.h"
+#include "worker/launch.h"
+#include "worker/parts.h"
 #include "worker/shmdir.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-extern char **environ;
 
 struct ty_proc {
     ty_wk_t *wk;
@@ -46,6 +42,7 @@ struct ty_proc {
     double timeout_s;
     char *dir, *report;
     ty_shmdir_t *shm; /* kind: mpi: the attempt's own directory (shmdir.h), or NULL */
+    ty_rsh_t *rsh;    /* part 0 of a gang across workers: its rsh agent's relay (parts.h) */
     uint64_t rep_off;
     ty_buf_t rep_part;
     uint32_t bad;
@@ -62,6 +59,7 @@ static void ty_proc_closed(uv_handle_t *h) {
     ty_proc_t *p = h->data;
     if (--p->handles > 0)
         return;
+    ty_rsh_close(&p->rsh);
     ty_shmdir_destroy(&p->shm);
     free(p->run_id);
     free(p->task);
@@ -88,7 +86,8 @@ static void ty_close(ty_proc_t *p, uv_handle_t *h) {
 
 /* Attempts that run, and those whose outputs are on their way. */
 size_t ty_exec_running(const ty_wk_t *wk) {
-    size_t n = ty_up_count(wk) + ty_fetch_refs((ty_wk_t *)wk, NULL);
+    size_t n =
+        ty_up_count(wk) + ty_fetch_refs((ty_wk_t *)wk, NULL) + ty_parts_refs((ty_wk_t *)wk, NULL);
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         n++;
     return n;
@@ -99,6 +98,7 @@ Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n) {
     Ty__TaskRef **refs = ty_xcalloc(*n ? *n : 1, sizeof *refs);
     size_t i = ty_up_refs(wk, refs);
     i += ty_fetch_refs(wk, refs + i);
+    i += ty_parts_refs(wk, refs + i);
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         refs[i++] = &p->ref;
     return refs;
@@ -192,6 +192,7 @@ static void ty_maybe_finish(ty_proc_t *p) {
     if (p->finished || !p->exited || p->out_open || p->err_open || p->group_wait)
         return;
     p->finished = 1;
+    ty_rsh_close(&p->rsh); /* mpirun is gone: no more launches */
     ty_report_lines(p, 1);
     ty_wk_t *wk = p->wk;
     for (ty_proc_t **pp = &wk->procs; *pp; pp = &(*pp)->next)
@@ -364,6 +365,8 @@ void ty_exec_cancel(ty_wk_t *wk, const Ty__TaskRef *ref, const char *why) {
     if (!p) {
         if (ref && ty_fetch_cancel(wk, ref, "cancelled while its inputs were fetched"))
             return;
+        if (ref && ty_parts_cancel(wk, ref, why))
+            return;
         if (ref && ty_up_cancel(wk, ref))
             ty_info("cancelled the upload of %s/%s#%u: %s", ref->run_id, ref->task, ref->attempt,
                     why);
@@ -383,198 +386,7 @@ void ty_exec_kill_all(ty_wk_t *wk, const char *why) {
     }
     ty_up_stop_all(wk, why);
     ty_fetch_stop_all(wk, why);
-}
-
-/* {{ run.id }}, {{ task.name }}, {{ task.attempt }}: the attempt's own
- * values (the master rendered params and inputs). */
-static char *ty_builtin_value(const void *arg, const char *name, size_t len) {
-    const ty_proc_t *p = arg;
-    if (len == 6 && strncmp(name, "run.id", len) == 0)
-        return ty_xstrdup(p->run_id);
-    if (len == 9 && strncmp(name, "task.name", len) == 0)
-        return ty_xstrdup(p->task);
-    if (len == 12 && strncmp(name, "task.attempt", len) == 0)
-        return ty_xasprintf("%u", p->ref.attempt);
-    return NULL;
-}
-
-/* A TCP port nobody listens on now (the kernel's choice), for a rank 0 to
- * listen on; 29500, torch's default, when none can be had. */
-static int ty_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = 29500;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-/* Whether the worker's environment or the step's env sets NAME. */
-static int ty_env_given(const Ty__Dispatch *d, const char *name) {
-    int set = getenv(name) != NULL;
-    for (size_t i = 0; i < d->n_env && !set; i++)
-        set = strcmp(d->env[i]->key, name) == 0;
-    return set;
-}
-
-static char *ty_render_builtins(const char *s, ty_tmpl_mode_t mode, const ty_proc_t *p) {
-    if (!strstr(s, "{{"))
-        return ty_xstrdup(s);
-    char *missing = NULL; /* other braces are the command's own */
-    char *r = ty_tmpl_render(s, mode, "", ty_builtin_value, p, &missing);
-    free(missing);
-    return r;
-}
-
-/* environ, minus names we set, plus the task's env and the TRAINYARD_* contract. */
-static char **ty_build_env(ty_wk_t *wk, ty_proc_t *p, const Ty__Dispatch *d) {
-    ty_buf_t gpus = {0};
-    for (size_t i = 0; i < d->n_gpu_ids; i++)
-        ty_buf_printf(&gpus, "%s%u", i ? "," : "", d->gpu_ids[i]);
-    size_t cap = 25 + d->n_env; /* ours, below, and the NULL */
-    for (char **e = environ; *e; e++)
-        cap++;
-    char **env = ty_xcalloc(cap, sizeof *env);
-    size_t n = 0;
-    char *ours[24];
-    size_t nours = 0;
-    ours[nours++] = ty_xasprintf("TRAINYARD_RUN_ID=%s", p->run_id);
-    ours[nours++] = ty_xasprintf("TRAINYARD_TASK=%s", p->task);
-    ours[nours++] = ty_xasprintf("TRAINYARD_ATTEMPT=%u", p->ref.attempt);
-    ours[nours++] = ty_xasprintf("TRAINYARD_REPORT=%s", p->report);
-    ours[nours++] = ty_xasprintf("TRAINYARD_WORKER=%s", wk->id);
-    ours[nours++] = ty_xasprintf("PWD=%s", p->dir); /* not the worker's */
-    if (d->kind == 1) { /* torch.distributed's rendezvous (env://): rank 0 is here */
-        ours[nours++] = ty_xstrdup("MASTER_ADDR=127.0.0.1");
-        ours[nours++] = ty_xasprintf("MASTER_PORT=%d", ty_free_port());
-        /* every rank is on this host: gloo and NCCL talk over loopback, not
-         * over whatever address the host name resolves to (gloo's default,
-         * which may not be reachable from the host itself, and may need a
-         * DNS lookup) */
-        static const char *const ifname_vars[] = {"GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"};
-        for (size_t v = 0; v < sizeof ifname_vars / sizeof *ifname_vars; v++)
-            if (!ty_env_given(d, ifname_vars[v]))
-                ours[nours++] = ty_xasprintf("%s=lo", ifname_vars[v]);
-    }
-    if (wk->run_user) { /* the task's own user, not the worker's */
-        ours[nours++] = ty_xasprintf("HOME=%s", wk->run_home);
-        ours[nours++] = ty_xasprintf("USER=%s", wk->run_user);
-        ours[nours++] = ty_xasprintf("LOGNAME=%s", wk->run_user);
-    }
-    if (wk->gpus > 0 || d->n_gpu_ids > 0)
-        ours[nours++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", gpus.data ? gpus.data : "");
-    ty_buf_free(&gpus);
-    /* Open MPI's shared-memory files (the vader BTL's segments, shared
-     * windows) and mpirun's session directory in the attempt's own
-     * directory, unless set otherwise */
-    static const char *const shm_vars[] = {"OMPI_MCA_btl_vader_backing_directory",
-                                           "OMPI_MCA_osc_sm_backing_directory",
-                                           "OMPI_MCA_orte_tmpdir_base"};
-    for (size_t v = 0; p->shm && v < sizeof shm_vars / sizeof *shm_vars; v++)
-        if (!ty_env_given(d, shm_vars[v]))
-            ours[nours++] = ty_xasprintf("%s=%s", shm_vars[v], ty_shmdir_path(p->shm));
-    for (char **e = environ; *e; e++) {
-        const char *eq = strchr(*e, '=');
-        size_t klen = eq ? (size_t)(eq - *e) : strlen(*e);
-        int skip = 0;
-        for (size_t i = 0; i < nours && !skip; i++)
-            skip = strncmp(ours[i], *e, klen + 1) == 0;
-        for (size_t i = 0; i < d->n_env && !skip; i++)
-            skip = strlen(d->env[i]->key) == klen && strncmp(d->env[i]->key, *e, klen) == 0;
-        if (!skip)
-            env[n++] = ty_xstrdup(*e);
-    }
-    for (size_t i = 0; i < d->n_env; i++) {
-        char *v = ty_render_builtins(d->env[i]->value, TY_TMPL_RAW, p);
-        env[n++] = ty_xasprintf("%s=%s", d->env[i]->key, v);
-        free(v);
-    }
-    for (size_t i = 0; i < nours; i++)
-        env[n++] = ours[i];
-    env[n] = NULL;
-    return env;
-}
-
-/* Each rank of an MPI step gets torch.distributed's variables from Open
- * MPI's (mpirun gives every rank the same environment, so a shell in front
- * of the command sets them per rank); MASTER_ADDR and MASTER_PORT come from
- * the worker, for all. */
-static const char ty_rank_env[] =
-    "export RANK=$OMPI_COMM_WORLD_RANK WORLD_SIZE=$OMPI_COMM_WORLD_SIZE "
-    "LOCAL_RANK=$OMPI_COMM_WORLD_LOCAL_RANK LOCAL_WORLD_SIZE=$OMPI_COMM_WORLD_LOCAL_SIZE; "
-    "exec \"$0\" \"$@\"";
-
-/* The task's own command. */
-static size_t ty_push_command(char **argv, size_t n, const Ty__Dispatch *d, const ty_proc_t *p) {
-    if (d->kind == 1) { /* each rank: its RANK, LOCAL_RANK, ... then the command */
-        argv[n++] = ty_xstrdup("/bin/sh");
-        argv[n++] = ty_xstrdup("-c");
-        argv[n++] = ty_xstrdup(ty_rank_env);
-    }
-    if (*d->shell) {
-        argv[n++] = ty_xstrdup("/bin/sh");
-        argv[n++] = ty_xstrdup("-c");
-        argv[n++] = ty_render_builtins(d->shell, TY_TMPL_SHELL, p);
-    } else {
-        for (size_t i = 0; i < d->n_argv; i++)
-            argv[n++] = ty_render_builtins(
-                d->argv[i], (ty_tmpl_mode_t)ty_tmpl_argv_is_shell(d->argv, d->n_argv, i), p);
-    }
-    return n;
-}
-
-static char **ty_build_argv(const ty_wk_t *wk, const Ty__Dispatch *d, const ty_proc_t *p) {
-    uint32_t np = d->np ? d->np : 1;
-    /* GPUs per rank: each rank gets its own slice through one mpirun app
-     * context per rank ("-np 1 -x CUDA_VISIBLE_DEVICES=... CMD : ...") */
-    int per_rank = d->kind == 1 && d->n_gpu_ids > 0 && d->n_gpu_ids % np == 0;
-    size_t cmdlen = (*d->shell ? 3 : d->n_argv) + 4;
-    size_t cap = 16 + (per_rank ? np * (cmdlen + 6) : cmdlen), n = 0;
-    char **argv = ty_xcalloc(cap, sizeof *argv);
-    if (d->kind != 1) { /* command */
-        n = ty_push_command(argv, n, d, p);
-        argv[n] = NULL;
-        return argv;
-    }
-    /* mpi: one process group holds mpirun and its ranks */
-    argv[n++] = ty_xstrdup("mpirun");
-    if (geteuid() == 0 && !wk->run_user) /* the job runs as root only with --run-as root */
-        argv[n++] = ty_xstrdup("--allow-run-as-root");
-    argv[n++] = ty_xstrdup("--oversubscribe"); /* small machines: more ranks than cores */
-    argv[n++] = ty_xstrdup("--bind-to");
-    argv[n++] = ty_xstrdup("none"); /* the worker, not mpirun, decides placement */
-    if (!per_rank) {
-        argv[n++] = ty_xstrdup("-np");
-        argv[n++] = ty_xasprintf("%u", np);
-        n = ty_push_command(argv, n, d, p);
-        argv[n] = NULL;
-        return argv;
-    }
-    size_t g = d->n_gpu_ids / np;
-    for (uint32_t r = 0; r < np; r++) {
-        if (r > 0)
-            argv[n++] = ty_xstrdup(":");
-        ty_buf_t ids = {0};
-        for (size_t k = 0; k < g; k++)
-            ty_buf_printf(&ids, "%s%u", k ? "," : "", d->gpu_ids[r * g + k]);
-        argv[n++] = ty_xstrdup("-np");
-        argv[n++] = ty_xstrdup("1");
-        argv[n++] = ty_xstrdup("-x");
-        argv[n++] = ty_xasprintf("CUDA_VISIBLE_DEVICES=%s", ids.data);
-        ty_buf_free(&ids);
-        n = ty_push_command(argv, n, d, p);
-    }
-    argv[n] = NULL;
-    return argv;
-}
-
-static void ty_strv_free(char **v) {
-    for (char **s = v; s && *s; s++)
-        free(*s);
-    free(v);
+    ty_parts_stop_all(wk, why);
 }
 
 static void ty_fail_now(ty_wk_t *wk, const Ty__TaskRef *ref, int code, const char *error) {
@@ -602,7 +414,7 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
         return;
     }
     wk->epoch = ref->epoch;
-    if (ty_find(wk, ref) || ty_up_has(wk, ref) || ty_fetch_has(wk, ref))
+    if (ty_find(wk, ref) || ty_up_has(wk, ref) || ty_fetch_has(wk, ref) || ty_parts_has(wk, ref))
         return; /* a duplicate dispatch: already running */
     for (ty_unacked_t *u = wk->unacked; u; u = u->next)
         if (u->res->ref && u->res->ref->attempt == ref->attempt &&
@@ -610,7 +422,13 @@ void ty_exec_dispatch(ty_wk_t *wk, const Ty__Dispatch *d) {
             strcmp(u->res->ref->task, ref->task) == 0)
             return; /* already ran; its result is on its way */
 
-    if (d->n_inputs)
+    if (d->n_parts > 1 && (d->part >= d->n_parts || d->kind != 1)) {
+        ty_fail_now(wk, ref, 127, "a gang part the worker cannot make sense of");
+        return;
+    }
+    if (d->n_parts > 1 && d->part > 0)
+        ty_parts_dispatch(wk, d); /* until part 0's mpirun launches it */
+    else if (d->n_inputs)
         ty_fetch_start(wk, d); /* then ty_exec_start */
     else
         ty_exec_start(wk, d);
@@ -673,7 +491,9 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
             ty_xasprintf("cannot give %s to user %s: %s", p->dir, wk->run_user, strerror(errno)));
         return;
     }
-    if (d->kind == 1) {              /* removed with the attempt, whatever its ranks leave there */
+    /* removed with the attempt, whatever its ranks leave there (a gang's
+     * other parts run their ranks under Open MPI's daemon) */
+    if (d->kind == 1 || d->n_parts > 1) {
         ty_shmdir_sweep("/dev/shm"); /* what crashed workers left */
         int src = ty_shmdir_create(&p->shm, "/dev/shm");
         if (src == 0 && wk->run_user &&
@@ -683,6 +503,11 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
         if (src != 0) /* no /dev/shm: Open MPI's own default places */
             ty_debug("task %s/%s#%u: no directory in /dev/shm: %s", p->run_id, p->task,
                      ref->attempt, strerror(-src));
+        if (d->n_parts > 1 && d->part == 0 && /* part 0 of a gang: its mpirun's way to the others */
+            ty_rsh_open(&p->rsh, wk, d, p->shm ? ty_shmdir_path(p->shm) : p->dir) != 0) {
+            ty_fail_early(wk, p, ty_xasprintf("cannot open the launch relay for mpirun"));
+            return;
+        }
     }
 
     uv_pipe_init(wk->loop, &p->out, 0);
@@ -693,7 +518,14 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     p->out.data = p->err.data = p->timer.data = p->reap.data = p->rep.data = p->proc.data = p;
     p->handles = 6;
 
-    char **argv = ty_build_argv(wk, d, p), **env = ty_build_env(wk, p, d);
+    ty_attempt_t a = {.run_id = p->run_id,
+                      .task = p->task,
+                      .attempt = ref->attempt,
+                      .dir = p->dir,
+                      .report = p->report,
+                      .shm_dir = p->shm ? ty_shmdir_path(p->shm) : NULL,
+                      .rsh_path = p->rsh ? ty_rsh_path(p->rsh) : NULL};
+    char **argv = ty_build_argv(wk, d, &a), **env = ty_build_env(wk, &a, d);
     uv_stdio_container_t stdio[4];
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;

@@ -9,6 +9,7 @@
 #include "worker/orphans.h"
 #include "worker/shmdir.h"
 
+#include <ctype.h>
 #include <float.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -84,8 +85,45 @@ static void ty_usage(FILE *f) {
           "  --master-key FILE  the masters' public key (their NAME.key)\n"
           "  --run-as USER      a worker started as root runs every attempt as USER, with\n"
           "                     its primary group only (default trainyard; root: as root)\n"
+          "  --address HOST     where the other workers reach this one: MPI gangs across\n"
+          "                     workers start their ranks here by it (default the host name)\n"
+          "  --mpi-if IFACE     the network interface MPI gangs across workers and\n"
+          "                     torch.distributed use (Open MPI's btl/oob_tcp_if_include,\n"
+          "                     GLOO_SOCKET_IFNAME, NCCL_SOCKET_IFNAME); default: their own\n"
+          "                     choice\n"
           "  --log-level L      debug|info|warn|error\n",
           f);
+}
+
+/* A host name, an IPv4 address or an interface name: they go into mpirun's
+ * host list and options, so letters, digits, '.', '-' and '_' only. */
+static int ty_host_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return 0;
+    return 1;
+}
+
+/* trainyard-rsh, the rsh agent of gangs across workers: beside this
+ * program (the build tree and an install alike), or on PATH. */
+static char *ty_find_rsh(void) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            char *path = ty_xasprintf("%s/trainyard-rsh", self);
+            if (access(path, X_OK) == 0)
+                return path;
+            free(path);
+        }
+    }
+    return ty_xstrdup("trainyard-rsh");
 }
 
 static int ty_add_labels(ty_wk_t *wk, const char *spec) {
@@ -126,6 +164,9 @@ static int ty_wk_quit(ty_wk_t *wk, int rc) {
     free(wk->workdir);
     free(wk->run_user);
     free(wk->run_home);
+    free(wk->address);
+    free(wk->mpi_if);
+    free(wk->rsh_path);
     return rc;
 }
 
@@ -154,6 +195,7 @@ int main(int argc, char **argv) {
                                          {"labels", 1, 0, 'l'},      {"kill-grace-ms", 1, 0, 'k'},
                                          {"log-level", 1, 0, 'L'},   {"key", 1, 0, 1001},
                                          {"master-key", 1, 0, 1002}, {"run-as", 1, 0, 1003},
+                                         {"address", 1, 0, 1004},    {"mpi-if", 1, 0, 1005},
                                          {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int c, idx = 0;
     double v;
@@ -210,6 +252,26 @@ int main(int argc, char **argv) {
         case 1003:
             run_as = optarg;
             break;
+        case 1004:
+            if (!ty_host_ok(optarg)) {
+                fprintf(stderr,
+                        "trainyard-worker: --address needs a host name or IPv4 address, "
+                        "got '%s'\n",
+                        optarg);
+                return ty_wk_quit(&wk, 2);
+            }
+            free(wk.address);
+            wk.address = ty_xstrdup(optarg);
+            break;
+        case 1005:
+            if (!ty_host_ok(optarg)) {
+                fprintf(stderr, "trainyard-worker: --mpi-if needs an interface name, got '%s'\n",
+                        optarg);
+                return ty_wk_quit(&wk, 2);
+            }
+            free(wk.mpi_if);
+            wk.mpi_if = ty_xstrdup(optarg);
+            break;
         case 'h':
             ty_usage(stdout);
             return ty_wk_quit(&wk, 0);
@@ -223,6 +285,7 @@ int main(int argc, char **argv) {
         return ty_wk_quit(&wk, 2);
     }
     ty_log_init("worker", lvl);
+    wk.rsh_path = ty_find_rsh();
     if (ty_run_as(&wk, run_as) != 0)
         return ty_wk_quit(&wk, 2);
     if (wk.workdir[0] != '/') { /* tasks run in other directories */

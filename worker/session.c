@@ -6,6 +6,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "worker/parts.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ static void ty_register(ty_wk_t *wk) {
     reg.worker_id = wk->id;
     reg.total = &res;
     reg.hostname = wk->hostname;
+    reg.address = wk->address ? wk->address : (char *)"";
     size_t nrun = 0, nun = 0;
     reg.running = ty_exec_refs(wk, &nrun);
     reg.n_running = nrun;
@@ -208,6 +210,10 @@ static void ty_on_message(void *arg) {
         break;
     case TY__ENVELOPE__BODY_DISPATCH:
         ty_exec_dispatch(wk, env->dispatch);
+        break;
+    case TY__ENVELOPE__BODY_PART_LAUNCH:
+        if (env->part_launch->ref && env->part_launch->ref->epoch >= wk->epoch)
+            ty_parts_launch(wk, env->part_launch);
         break;
     case TY__ENVELOPE__BODY_CANCEL_TASK:
         if (env->cancel_task->ref && env->cancel_task->ref->epoch >= wk->epoch)

@@ -24,6 +24,7 @@
 typedef struct ty_proc ty_proc_t;
 typedef struct ty_up ty_up_t;
 typedef struct ty_fetch ty_fetch_t;
+typedef struct ty_wpart ty_wpart_t;
 typedef struct ty_wk ty_wk_t;
 
 typedef struct ty_unacked {
@@ -63,6 +64,10 @@ struct ty_wk {
     ty_proc_t *procs;
     ty_up_t *uploads;    /* attempts that exited 0, their outputs on the way */
     ty_fetch_t *fetches; /* attempts whose inputs are on their way */
+    ty_wpart_t *parts;   /* parts > 0 of MPI gangs, waiting for mpirun (parts.c) */
+    char *address;       /* where other hosts reach it (--address), or NULL */
+    char *mpi_if;        /* the network interface of MPI and torch.distributed (--mpi-if) */
+    char *rsh_path;      /* trainyard-rsh, beside this program */
     uint64_t next_req;   /* Envelope.req_id of the worker's own requests (BlobRead) */
     ty_unacked_t *unacked;
     int stopping;

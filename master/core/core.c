@@ -294,12 +294,27 @@ static void ty_reply_submit(ty_core_t *c, const ty_ev_t *ev, const char *run_id,
     Ty__SubmitReply sr = TY__SUBMIT_REPLY__INIT;
     sr.run_id = (char *)run_id;
     sr.state = state;
+    /* a task no worker up could ever hold (too large, labels no one has, a
+     * gang larger than the cluster) says so now, not only in status */
+    const ty_run_t *r = zhashx_lookup(c->runs, run_id);
+    char *warn[16];
+    for (size_t i = 0; r && c->npheap > 0 && i < r->ntasks && sr.n_warnings < 16; i++) {
+        char *why = ty_task_state_terminal(r->tasks[i].state)
+                        ? NULL
+                        : ty_queue_never_fits(c, r->tasks[i].spec);
+        if (why)
+            warn[sr.n_warnings++] = ty_xasprintf("%s: %s", r->tasks[i].spec->name, why);
+        free(why);
+    }
+    sr.warnings = warn;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.req_id = ev->req_id;
     env.body_case = TY__ENVELOPE__BODY_SUBMIT_REPLY;
     env.submit_reply = &sr;
     /* behind the pending writes: it leaves once the run is durable */
     ty_core_send_env(c, TY_PEER_CLIENT, ev->peer, ev->peer_len, &env);
+    for (size_t i = 0; i < sr.n_warnings; i++)
+        free(warn[i]);
 }
 
 static int ty_on_submit(ty_core_t *c, const ty_ev_t *ev) {

@@ -224,9 +224,12 @@ static void test_never_fits_and_backfill(void) {
     h_flush(&h);
     CHECK_CONTAINS(T(big, "t")->reason, "no worker can run it: it needs 8 ranks of 1 CPUs, at most "
                                         "2 on each worker; the workers up hold 4 of them");
-    char *why = ty_queue_never_fits(h.c, T(big, "t")->spec);
-    CHECK(why != NULL);
-    free(why);
+    const Ty__SubmitReply *sr = NULL; /* the submitter hears it in the reply */
+    for (size_t i = 0; i < h.nsent; i++)
+        if (h.sent[i].env->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY)
+            sr = h.sent[i].env->submit_reply;
+    CHECK(sr && sr->n_warnings == 1);
+    CHECK_CONTAINS(sr->warnings[0], "t: no worker can run it: it needs 8 ranks");
     CHECK_EQ_INT(ty_runs_cancel(h.c, big), 0);
 
     /* one CPU busy: a 4-rank gang waits; one-CPU tasks behind it backfill ... */
