@@ -264,3 +264,19 @@ tasks:
     cluster.cli("cancel", run)
     wait_until(lambda: not running(marker) and not running("orted"), 20,
                "nothing of the gang to run")
+
+
+def test_the_gang_example_runs_as_it_is(cluster):
+    """examples/pipelines/gang.yaml, what scripts/demo.sh runs: each part
+    fetches the input into its own directory, where its ranks read it."""
+    hosts(cluster)
+    with open(os.path.join(ROOT, "examples", "pipelines", "gang.yaml")) as f:
+        run = cluster.submit(f.read(), "rows=3000", "epochs=2")
+    st = cluster.wait_run(run, timeout=120)
+    assert st["state"] == "succeeded", (st, cluster.cli("logs", run, "train").stdout)
+    t = [t for t in st["tasks"] if t["name"] == "train"][0]
+    assert t["metrics"]["accuracy"]["step"] == 2 and t["worker"] == "w1"
+    assert [o["name"] for o in t["outputs"]] == ["model.bin"]
+    for w in ("w1", "w2"):  # the input, in both parts' attempt directories
+        assert os.path.exists(os.path.join(cluster.tmp, f"work-{w}", run, "train", "1", "inputs",
+                                           "data", "train.csv"))

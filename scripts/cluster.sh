@@ -138,11 +138,14 @@ start() {
     local extra=()
     if [ "$i" -eq 1 ] && [ "$gpus_first" -gt 0 ]; then extra=(--gpus "$gpus_first"); fi
     # steps find trainyard-train and the trainyard CLI, which reaches the masters
-    # with the tasks' key; a root worker runs them as trainyard
+    # with the tasks' key; a root worker runs them as trainyard.  Each worker
+    # is a host of its own to Open MPI (127.0.1.N, MPI over loopback), so MPI
+    # gangs span them as they would span machines
     PATH="$BUILD/trainer:$BUILD/cli:$PATH" TRAINYARD_MASTER="$client_ep" TRAINYARD_KEY="$tasks_key" \
       "$BUILD/worker/trainyard-worker" --master "$worker_ep" --id "worker-$i" \
       --key "$keys/workers/worker-$i.key_secret" --master-key "$keys/master.key" \
-      --work-dir "$HOME_DIR/work-$i" "${extra[@]}" >"$LOGS/worker-$i.log" 2>&1 &
+      --work-dir "$HOME_DIR/work-$i" --address "127.0.1.$i" --mpi-if lo "${extra[@]}" \
+      >"$LOGS/worker-$i.log" 2>&1 &
     echo $! > "$PIDS/worker-$i.pid"
   done
   local want=$workers

@@ -36,6 +36,13 @@ echo "== the trained model, stored by the master by its SHA-256, and fetched bac
 model="${TRAINYARD_HOME:-$PWD/.trainyard}/fashion.model"
 "$CLI" get "$run" train/fashion.model -o "$model"
 echo
+echo "== an MPI gang across both workers: examples/pipelines/gang.yaml (4 ranks, 2 on each)"
+gang=$("$CLI" submit examples/pipelines/gang.yaml)
+"$CLI" status "$gang" --wait >/dev/null || true
+"$CLI" status "$gang"
+"$CLI" logs "$gang" train | grep -E "ranks|epoch 4" | head -3
+
+echo
 echo "== closing the loop: examples/pipelines/retrain.yaml three times (docs/retraining.md)"
 echo "   (submitting a file with schedule: adds that schedule; --run-now also runs it now)"
 model="demo-$(date +%s)"

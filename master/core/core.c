@@ -298,7 +298,8 @@ static void ty_reply_submit(ty_core_t *c, const ty_ev_t *ev, const char *run_id,
      * gang larger than the cluster) says so now, not only in status */
     const ty_run_t *r = zhashx_lookup(c->runs, run_id);
     char *warn[16];
-    for (size_t i = 0; r && c->npheap > 0 && i < r->ntasks && sr.n_warnings < 16; i++) {
+    for (size_t i = 0; r && c->npheap > 0 && i < r->ntasks && i < 1000 && sr.n_warnings < 16;
+         i++) { /* (bounded: the rest say it in status) */
         char *why = ty_task_state_terminal(r->tasks[i].state)
                         ? NULL
                         : ty_queue_never_fits(c, r->tasks[i].spec);

@@ -210,6 +210,8 @@ void ty_gang_part_result(ty_core_t *c, ty_task_t *t, ty_part_t *pt, const Ty__Ta
     char *why;
     if (*res->error)
         why = ty_xasprintf("part %u on worker %s: %s", pt->index, pt->w->id, res->error);
+    else if (res->timed_out)
+        why = ty_xasprintf("part %u on worker %s: timed out", pt->index, pt->w->id);
     else if (res->term_signal)
         why = ty_xasprintf("part %u on worker %s: killed by signal %d", pt->index, pt->w->id,
                            res->term_signal);

@@ -276,8 +276,9 @@ static void ty_tell_wait(ty_core_t *c, ty_task_t *t, char *why) {
 static void ty_explain_wait(ty_core_t *c, ty_task_t *t) {
     if (t->reason && !t->waiting_why)
         return; /* a retry keeps its last attempt's reason ("exit code 3") */
-    if (t->waiting_why && t->why_gen == c->wgen)
-        return; /* it depends on the workers alone, and none came or went */
+    if (t->waiting_why && t->why_gen == c->wgen && !ty_gang_spans(t->spec))
+        return; /* it depends on the workers alone, and none came or went (a
+                 * gang's says what is free now: worked out again) */
     t->why_gen = c->wgen;
     char *why = ty_wait_reason(c, t);
     if (t->waiting_why && t->reason && strcmp(t->reason, why) == 0) {
