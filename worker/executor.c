@@ -10,6 +10,7 @@
 #include "common/report.h"
 #include "common/util.h"
 #include "worker/launch.h"
+#include "worker/orphans.h"
 #include "worker/parts.h"
 #include "worker/shmdir.h"
 
@@ -325,6 +326,10 @@ static void ty_exit_cb(uv_process_t *h, int64_t status, int sig) {
     p->exit_status = status;
     p->term_signal = sig;
     kill(-h->pid, SIGKILL); /* whatever else is left in its group */
+    int left = p->shm ? ty_orphans_kill_attempt(p->wk->id, p->report) : 0; /* MPI ranks */
+    if (left)
+        ty_warn("task %s/%s#%u: killed %d process%s left after it ended (MPI ranks)", p->run_id,
+                p->task, p->ref.attempt, left, left == 1 ? "" : "es");
     uv_timer_stop(&p->timer);
     uv_timer_start(&p->reap, ty_reap_cb, 2000, 0);
     if (p->shm) {

@@ -63,10 +63,11 @@ static pid_t ty_next_pid(DIR *d) {
     return 0;
 }
 
-/* id: "TRAINYARD_WORKER=<id>"; dir: "TRAINYARD_REPORT=<work dir>/".  Then
+/* id: "TRAINYARD_WORKER=<id>"; dir: "TRAINYARD_REPORT=<work dir>/" (a
+ * prefix, or with exact the whole entry).  Then
  * the other members of the process groups found (a child that cleared its
  * environment), so that they are waited for too, not only signalled. */
-static size_t ty_find(const char *id, const char *dir, ty_orphan_t **out) {
+static size_t ty_find(const char *id, const char *dir, int exact, ty_orphan_t **out) {
     DIR *d = opendir("/proc");
     if (!d)
         return 0;
@@ -75,7 +76,7 @@ static size_t ty_find(const char *id, const char *dir, ty_orphan_t **out) {
     while ((pid = ty_next_pid(d))) {
         size_t len = 0;
         char *env = ty_read_environ(pid, &len);
-        int ours = env && ty_environ_has(env, len, id, 0) && ty_environ_has(env, len, dir, 1);
+        int ours = env && ty_environ_has(env, len, id, 0) && ty_environ_has(env, len, dir, !exact);
         free(env);
         /* a task's group leads itself, unless it is ours (a worker started by a task) */
         if (ours)
@@ -137,7 +138,7 @@ int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms)
     char *id = ty_xasprintf("TRAINYARD_WORKER=%s", worker_id);
     char *dir = ty_xasprintf("TRAINYARD_REPORT=%s/", workdir);
     ty_orphan_t *o = NULL;
-    size_t n = ty_find(id, dir, &o);
+    size_t n = ty_find(id, dir, 0, &o);
     free(id);
     free(dir);
     if (n == 0)
@@ -150,6 +151,21 @@ int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms)
         if (!ty_wait_all(o, n, 2000))
             ty_warn("some processes of an earlier run of worker %s did not exit", worker_id);
     }
+    for (size_t i = 0; i < n; i++)
+        if (o[i].pidfd >= 0)
+            close(o[i].pidfd);
+    free(o);
+    return (int)n;
+}
+
+int ty_orphans_kill_attempt(const char *worker_id, const char *report) {
+    char *id = ty_xasprintf("TRAINYARD_WORKER=%s", worker_id);
+    char *rep = ty_xasprintf("TRAINYARD_REPORT=%s", report);
+    ty_orphan_t *o = NULL;
+    size_t n = ty_find(id, rep, 1, &o);
+    free(id);
+    free(rep);
+    ty_signal_all(o, n, SIGKILL);
     for (size_t i = 0; i < n; i++)
         if (o[i].pidfd >= 0)
             close(o[i].pidfd);

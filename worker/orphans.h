@@ -21,4 +21,10 @@
  * the calling process. */
 int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms);
 
+/* KILLs what is left of one attempt whose process has ended: every process
+ * of worker_id whose TRAINYARD_REPORT is report (MPI ranks lead process
+ * groups of their own, so the attempt's group does not hold them; one
+ * stuck past its mpirun or daemon would run on).  How many; not blocking. */
+int ty_orphans_kill_attempt(const char *worker_id, const char *report);
+
 #endif

@@ -6,6 +6,7 @@ its own shard, and rank 0 saves the model.  gloo on CPUs, nccl on GPUs."""
 import argparse
 import hashlib
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -54,7 +55,15 @@ def main():
     print(f"rank {rank} parameters {digest} accuracy {acc:.4f}", flush=True)
     if rank == 0:
         torch.save(model.state_dict(), args.out)
+    dist.barrier()  # no rank leaves while another still talks to it
     dist.destroy_process_group()
+    # torch 1.13 (Debian's) can deadlock at exit: the DDP reducer's
+    # destructor joins a gloo thread that waits for the GIL the destructor
+    # holds (seen one run in five across two workers).  Nothing is left to
+    # do: leave without running the destructors.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
  * and work directory ends (a task's process group, and a child that left
  * the group), TERM first, KILL after the grace for one that ignores TERM;
  * another worker's processes stay, and so do those of a worker with the
- * same id in another directory. */
+ * same id in another directory.  One attempt's stragglers go by its report
+ * file. */
 #include "worker/orphans.h"
 
 #include "common/tests/ty_test.h"
@@ -100,6 +101,22 @@ int main(void) {
     for (int i = 0; i < 4; i++)
         CHECK(!gone(theirs[i], NULL) && !gone(samename[i], NULL));
     CHECK_EQ_INT(ty_orphans_end(id, dir, 300), 0); /* nothing left */
+
+    /* one attempt's stragglers (MPI ranks in groups of their own): by the
+     * attempt's report file, exactly, KILLed at once; others stay */
+    char report[256];
+    snprintf(report, sizeof report, "%s/run/task/1", elsewhere); /* a prefix: not it */
+    CHECK_EQ_INT(ty_orphans_kill_attempt(id, report), 0);
+    snprintf(report, sizeof report, "%s/run/task/1/.trainyard-report", elsewhere);
+    CHECK_EQ_INT(ty_orphans_kill_attempt(id, report), 4);
+    for (int i = 0, all = 0; i < 2000 && !all; i++) { /* exits: no event to wait on */
+        all = gone(samename[0], NULL) && gone(samename[1], NULL) && gone(samename[2], NULL) &&
+              gone(samename[3], NULL);
+        if (!all)
+            usleep(1000);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK(gone(samename[i], NULL) && !gone(theirs[i], NULL));
 
     for (int i = 0; i < 4; i++) { /* whatever is left, failed checks included */
         kill(plain[i], SIGKILL);
