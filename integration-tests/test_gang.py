@@ -56,12 +56,13 @@ tasks:
     st = cluster.wait_run(run, timeout=60)
     log = cluster.cli("logs", run, "hello").stdout
     assert st["state"] == "succeeded", (st, log)
-    lines = sorted(line for line in log.splitlines() if line.startswith("rank "))
+    lines = sorted(line for line in log.splitlines() if line.startswith("[rank "))
     assert len(lines) == 4, log
     port = re.search(r"rendezvous 127\.0\.1\.1:(\d+)", log).group(1)
     for r, w in ((0, "w1"), (1, "w1"), (2, "w2"), (3, "w2")):
         line = lines[r]
-        assert line.startswith(f"rank {r} of 4 local {r % 2} on {w} in "), log
+        # the worker's prefix says which rank wrote the line
+        assert line.startswith(f"[rank {r}] rank {r} of 4 local {r % 2} on {w} in "), log
         # each rank in its own part's attempt directory, on its worker
         assert f"/work-{w}/{run}/hello/1 " in line, log
         assert line.endswith(f"rendezvous 127.0.1.1:{port} gloo lo"), log

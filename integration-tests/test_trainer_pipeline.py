@@ -234,7 +234,9 @@ tasks:
     assert st["state"] == "succeeded"
     lines = sorted(cluster.cli("logs", run_id, "ranks").stdout.split("\n")[:-1])
     assert len(lines) == 2
-    got = {l.split()[1]: l.split()[3] for l in lines}
+    # "[rank R] rank R gpus LIST": the worker's prefix says which rank wrote it
+    got = {l.split()[1].rstrip("]"): l.split()[5] for l in lines}
+    assert all(l.split()[1].rstrip("]") == l.split()[3] for l in lines), lines
     assert set(got) == {"0", "1"}
     slices = [set(got[r].split(",")) for r in ("0", "1")]
     assert all(len(s) == 2 for s in slices) and not slices[0] & slices[1]

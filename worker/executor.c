@@ -13,6 +13,7 @@
 #include "worker/orphans.h"
 #include "worker/parts.h"
 #include "worker/shmdir.h"
+#include "worker/tagout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,8 +43,10 @@ struct ty_proc {
     char *error;
     double timeout_s;
     char *dir, *report;
-    ty_shmdir_t *shm; /* kind: mpi: the attempt's own directory (shmdir.h), or NULL */
-    ty_rsh_t *rsh;    /* part 0 of a gang across workers: its rsh agent's relay (parts.h) */
+    ty_shmdir_t *shm;    /* kind: mpi: the attempt's own directory (shmdir.h), or NULL */
+    ty_rsh_t *rsh;       /* part 0 of a gang across workers: its rsh agent's relay (parts.h) */
+    int tag;             /* kind: mpi: mpirun tags its ranks' lines; made "[rank N] " */
+    ty_tagout_t tags[2]; /* stdout's and stderr's partial lines (tagout.h) */
     uint64_t rep_off;
     ty_buf_t rep_part;
     uint32_t bad;
@@ -61,6 +64,8 @@ static void ty_proc_closed(uv_handle_t *h) {
     if (--p->handles > 0)
         return;
     ty_rsh_close(&p->rsh);
+    ty_tagout_free(&p->tags[0]);
+    ty_tagout_free(&p->tags[1]);
     ty_shmdir_destroy(&p->shm);
     free(p->run_id);
     free(p->task);
@@ -248,19 +253,29 @@ static void ty_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void ty_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     ty_proc_t *p = s->data;
-    if (nread > 0) {
+    uint32_t stream = (uv_pipe_t *)s == &p->out ? 1 : 2;
+    ty_buf_t tagged = {0};
+    const char *data = buf->base;
+    size_t len = nread > 0 ? (size_t)nread : 0;
+    if (p->tag && nread != 0) { /* whole lines, with their rank (at the end, the rest) */
+        ty_tagout_feed(&p->tags[stream - 1], len ? buf->base : "", len, nread < 0, &tagged);
+        data = tagged.data;
+        len = tagged.len;
+    }
+    if (len) {
         Ty__LogChunk lc = TY__LOG_CHUNK__INIT;
         lc.ref = &p->ref;
-        lc.stream = (uv_pipe_t *)s == &p->out ? 1 : 2;
-        lc.data.data = (uint8_t *)buf->base;
-        lc.data.len = (size_t)nread;
+        lc.stream = stream;
+        lc.data.data = (uint8_t *)data;
+        lc.data.len = len;
         Ty__Envelope env = TY__ENVELOPE__INIT;
         env.body_case = TY__ENVELOPE__BODY_LOG;
         env.log = &lc;
         ty_wk_send(p->wk, &env);
-    } else if (nread < 0) {
-        ty_pipe_done(p, (uv_pipe_t *)s);
     }
+    ty_buf_free(&tagged);
+    if (nread < 0)
+        ty_pipe_done(p, (uv_pipe_t *)s);
     free(buf->base);
 }
 
@@ -462,6 +477,7 @@ void ty_exec_start(ty_wk_t *wk, const Ty__Dispatch *d) {
     p->ref.attempt = ref->attempt;
     p->ref.epoch = ref->epoch;
     p->timeout_s = d->timeout_s;
+    p->tag = d->kind == 1;
     if (d->n_outputs) {
         p->outputs = ty_xcalloc(d->n_outputs, sizeof *p->outputs);
         for (size_t i = 0; i < d->n_outputs; i++)

@@ -235,6 +235,7 @@ char **ty_build_argv(const ty_wk_t *wk, const Ty__Dispatch *d, const ty_attempt_
     if (geteuid() == 0 && !wk->run_user) /* the job runs as root only with --run-as root */
         argv[n++] = ty_xstrdup("--allow-run-as-root");
     argv[n++] = ty_xstrdup("--oversubscribe"); /* small machines: more ranks than cores */
+    argv[n++] = ty_xstrdup("--tag-output");    /* each line's rank (tagout.h) */
     argv[n++] = ty_xstrdup("--bind-to");
     argv[n++] = ty_xstrdup("none"); /* the worker, not mpirun, decides placement */
     if (gang)
