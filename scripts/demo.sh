@@ -40,7 +40,7 @@ echo "== an MPI gang across both workers: examples/pipelines/gang.yaml (4 ranks,
 gang=$("$CLI" submit examples/pipelines/gang.yaml)
 "$CLI" status "$gang" --wait >/dev/null || true
 "$CLI" status "$gang"
-"$CLI" logs "$gang" train | grep -E "ranks|epoch 4" | head -3
+"$CLI" logs "$gang" train | grep -E "trained .* on 4 rank" || true
 
 echo
 echo "== closing the loop: examples/pipelines/retrain.yaml three times (docs/retraining.md)"
