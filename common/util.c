@@ -367,3 +367,13 @@ int ty_pwrite_all(int fd, const void *data, size_t n, uint64_t off) {
     }
     return 0;
 }
+
+int ty_host_token_ok(const char *s) {
+    size_t n = s ? strnlen(s, 254) : 0;
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return 0;
+    return 1;
+}

@@ -77,6 +77,10 @@ int ty_mkdirs(const char *path);
  * blanks, finite, within [lo, hi].  0, or TY_EINVAL leaving *out alone. */
 int ty_parse_f64(const char *s, double lo, double hi, double *out);
 int ty_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out); /* decimal */
+/* Whether s can stand in mpirun's host list and options (a host name, an
+ * IPv4 address, an interface name): 1 to 253 of letters, digits, '.', '-'
+ * and '_'. */
+int ty_host_token_ok(const char *s);
 
 /* The next number of a splitmix64 sequence whose state is *state: for
  * code that must be repeatable from a seed (the master's core, the

@@ -9,7 +9,6 @@
 #include "worker/orphans.h"
 #include "worker/shmdir.h"
 
-#include <ctype.h>
 #include <float.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -93,18 +92,6 @@ static void ty_usage(FILE *f) {
           "                     choice\n"
           "  --log-level L      debug|info|warn|error\n",
           f);
-}
-
-/* A host name, an IPv4 address or an interface name: they go into mpirun's
- * host list and options, so letters, digits, '.', '-' and '_' only. */
-static int ty_host_ok(const char *s) {
-    size_t n = strlen(s);
-    if (n == 0 || n > 253)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
-            return 0;
-    return 1;
 }
 
 /* trainyard-rsh, the rsh agent of gangs across workers: beside this
@@ -253,7 +240,7 @@ int main(int argc, char **argv) {
             run_as = optarg;
             break;
         case 1004:
-            if (!ty_host_ok(optarg)) {
+            if (!ty_host_token_ok(optarg)) {
                 fprintf(stderr,
                         "trainyard-worker: --address needs a host name or IPv4 address, "
                         "got '%s'\n",
@@ -264,7 +251,7 @@ int main(int argc, char **argv) {
             wk.address = ty_xstrdup(optarg);
             break;
         case 1005:
-            if (!ty_host_ok(optarg)) {
+            if (!ty_host_token_ok(optarg)) {
                 fprintf(stderr, "trainyard-worker: --mpi-if needs an interface name, got '%s'\n",
                         optarg);
                 return ty_wk_quit(&wk, 2);

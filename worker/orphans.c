@@ -134,6 +134,13 @@ static int ty_wait_all(ty_orphan_t *o, size_t n, int64_t ms) {
     }
 }
 
+static void ty_orphans_free(ty_orphan_t *o, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (o[i].pidfd >= 0)
+            close(o[i].pidfd);
+    free(o);
+}
+
 int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms) {
     char *id = ty_xasprintf("TRAINYARD_WORKER=%s", worker_id);
     char *dir = ty_xasprintf("TRAINYARD_REPORT=%s/", workdir);
@@ -151,10 +158,7 @@ int ty_orphans_end(const char *worker_id, const char *workdir, int64_t grace_ms)
         if (!ty_wait_all(o, n, 2000))
             ty_warn("some processes of an earlier run of worker %s did not exit", worker_id);
     }
-    for (size_t i = 0; i < n; i++)
-        if (o[i].pidfd >= 0)
-            close(o[i].pidfd);
-    free(o);
+    ty_orphans_free(o, n);
     return (int)n;
 }
 
@@ -166,9 +170,6 @@ int ty_orphans_kill_attempt(const char *worker_id, const char *report) {
     free(id);
     free(rep);
     ty_signal_all(o, n, SIGKILL);
-    for (size_t i = 0; i < n; i++)
-        if (o[i].pidfd >= 0)
-            close(o[i].pidfd);
-    free(o);
+    ty_orphans_free(o, n);
     return (int)n;
 }

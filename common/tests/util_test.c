@@ -5,10 +5,23 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 int main(void) {
+    /* what may stand in mpirun's host list and options */
+    CHECK(ty_host_token_ok("127.0.1.2") && ty_host_token_ok("gpu-1.cluster_a") &&
+          ty_host_token_ok("eth0"));
+    CHECK(!ty_host_token_ok("") && !ty_host_token_ok(NULL) && !ty_host_token_ok("a,b") &&
+          !ty_host_token_ok("h:2") && !ty_host_token_ok("a b") && !ty_host_token_ok("$(x)"));
+    char longest[256];
+    memset(longest, 'a', 253);
+    longest[253] = '\0';
+    CHECK(ty_host_token_ok(longest));
+    longest[253] = 'a';
+    longest[254] = '\0';
+    CHECK(!ty_host_token_ok(longest));
     const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {

@@ -10,7 +10,6 @@
 #include "common/report.h"
 #include "common/util.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,18 +84,6 @@ static int ty_reject(ty_core_t *c, const char *why) {
 
 static int ty_str_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
 
-/* An address goes into mpirun's host list: letters, digits, '.', '-' and
- * '_', or nothing (the host name then). */
-static int ty_host_ok(const char *s) {
-    size_t n = s ? strnlen(s, 254) : 0;
-    if (!s || n > 253)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
-            return 0;
-    return 1;
-}
-
 /* Worker ids name etcd keys and log lines: letters, digits and ._-:@ */
 static int ty_id_ok(const char *s) {
     size_t n = s ? strnlen(s, TY_ID_MAX + 1) : 0;
@@ -133,7 +120,8 @@ static int ty_result_ok(const Ty__TaskResult *res) {
 static int ty_check_register(ty_core_t *c, const Ty__Register *reg) {
     if (!ty_id_ok(reg->worker_id))
         return ty_reject(c, "register: bad worker id");
-    if (!ty_host_ok(reg->address))
+    /* it goes into mpirun's host list; "" is the host name */
+    if (!reg->address || (*reg->address && !ty_host_token_ok(reg->address)))
         return ty_reject(c, "register: bad address (a host name or IPv4 address)");
     if (!ty_str_ok(reg->hostname, TY_NAME_MAX))
         return ty_reject(c, "register: host name too long");

@@ -261,8 +261,9 @@ static ty_task_t *T(ty_run_t *r, const char *name) {
     return &r->tasks[ty_dag_task_index(r->spec, name)];
 }
 
-/* The worker running t reports its current attempt's exit code. */
-static void h_finish(h_t *h, ty_task_t *t, int code) {
+/* worker reports t's current attempt's exit code and signal (its part
+ * there, for a gang's other workers). */
+static void h_result_from(h_t *h, const char *worker, ty_task_t *t, int code, int sig) {
     Ty__TaskRef ref = TY__TASK_REF__INIT;
     ref.run_id = t->run->id;
     ref.task = t->spec->name;
@@ -270,11 +271,15 @@ static void h_finish(h_t *h, ty_task_t *t, int code) {
     Ty__TaskResult res = TY__TASK_RESULT__INIT;
     res.ref = &ref;
     res.exit_code = code;
+    res.term_signal = sig;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_RESULT;
     env.result = &res;
-    h_worker_msg(h, t->worker, &env);
+    h_worker_msg(h, worker, &env);
 }
+
+/* The worker running t reports its current attempt's exit code. */
+static void h_finish(h_t *h, ty_task_t *t, int code) { h_result_from(h, t->worker, t, code, 0); }
 
 /* The worker running t reports success with outputs (name, sha256). */
 /* A `metric NAME VALUE` report line from t's running attempt. */

@@ -21,18 +21,7 @@ static const Ty__Dispatch *dispatch_to(const h_t *h, const char *peer) {
 
 /* worker reports a result of t's current attempt (its part there). */
 static void result_from(h_t *h, const char *worker, ty_task_t *t, int code, int sig) {
-    Ty__TaskRef ref = TY__TASK_REF__INIT;
-    ref.run_id = t->run->id;
-    ref.task = t->spec->name;
-    ref.attempt = t->attempt;
-    Ty__TaskResult res = TY__TASK_RESULT__INIT;
-    res.ref = &ref;
-    res.exit_code = code;
-    res.term_signal = sig;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_RESULT;
-    env.result = &res;
-    h_worker_msg(h, worker, &env);
+    h_result_from(h, worker, t, code, sig);
     h_flush(h);
 }
 
