@@ -107,6 +107,9 @@ int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
     }
     if (!run || !task)
         return ty_die("usage: trainyard logs RUN TASK [-f] [--attempt N]");
+    /* asked for the latest attempt: follow it on to the next one when a
+     * failover or retry runs the task again (the master moves on) */
+    int latest = attempt == 0;
     uint64_t offset = 0;
     for (;;) {
         Ty__LogsRequest lr = TY__LOGS_REQUEST__INIT;
@@ -115,6 +118,7 @@ int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
         lr.attempt = attempt;
         lr.offset = offset;
         lr.wait = follow;
+        lr.latest = latest;
         Ty__Envelope env = TY__ENVELOPE__INIT;
         env.body_case = TY__ENVELOPE__BODY_LOGS;
         env.logs = &lr;
@@ -123,12 +127,16 @@ int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
                     TY__ENVELOPE__BODY_LOGS_REPLY) != 0)
             return 1;
         Ty__LogsReply *r = rep->logs_reply;
+        if (r->attempt && attempt && r->attempt != attempt && offset > 0) {
+            fflush(stdout);
+            fprintf(stderr, "trainyard: attempt %u of %s ended; attempt %u follows\n", attempt,
+                    task, r->attempt);
+        }
         if (r->data.len)
             fwrite(r->data.data, 1, r->data.len, stdout);
         fflush(stdout);
-        if (r->attempt != attempt && r->attempt) { /* "latest" resolved: stick to it */
+        if (r->attempt) /* where next_offset points */
             attempt = r->attempt;
-        }
         offset = r->next_offset;
         int stop = r->done || (!follow && r->data.len == 0);
         ty_wire_free(&rep);

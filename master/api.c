@@ -258,32 +258,42 @@ static int ty_run_done(const ty_run_t *r) {
     return r->state != TY_RUN_PENDING && r->state != TY_RUN_RUNNING;
 }
 
+/* A logs request as a waiter (its task not copied). */
+static ty_waiter_t ty_logs_query(const Ty__LogsRequest *lr) {
+    return (ty_waiter_t){.is_logs = 1,
+                         .task = (char *)lr->task, /* read only */
+                         .attempt = lr->attempt,
+                         .offset = lr->offset,
+                         .latest = lr->latest};
+}
+
 /* Reply to a logs request if there is data or the attempt has ended;
  * returns 0 when the request should wait. */
 static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                       ty_run_t *r, const char *task, uint32_t attempt, uint64_t offset, int wait,
-                       ty_time_t now) {
-    int ti = ty_runs_task_index(r, task);
+                       ty_run_t *r, const ty_waiter_t *q, int wait, ty_time_t now) {
+    int ti = ty_runs_task_index(r, q->task);
     if (ti < 0) {
         ty_reply_error(a, peer, peer_len, req_id, TY_ENOENT, "no such task in this run", now);
         return 1;
     }
     ty_task_t *t = &r->tasks[ti];
-    int latest = attempt == 0;
-    if (latest)
+    uint32_t attempt = q->attempt;
+    uint64_t offset = q->offset;
+    int latest = attempt == 0 || q->latest;
+    if (attempt == 0)
         attempt = t->attempt;
-    /* the latest attempt (asked for as 0) ends only with the task: a task
-     * queued again after a lost attempt (a master's failover) runs another,
-     * which a follower wants; a numbered attempt ends when a later one
-     * exists, or the task is queued again */
-    int ended = latest || attempt == 0 ? ty_task_state_terminal(t->state)
-                                       : attempt < t->attempt || ty_task_state_terminal(t->state) ||
-                                             t->state == TY_TASK_QUEUED;
+    /* the latest attempt ends only with the task: a task queued again
+     * after a lost attempt (a master's failover) runs another, which a
+     * follower wants; a numbered attempt ends when a later one exists, or
+     * the task is queued again */
+    int ended = latest ? ty_task_state_terminal(t->state)
+                       : attempt < t->attempt || ty_task_state_terminal(t->state) ||
+                             t->state == TY_TASK_QUEUED;
     Ty__LogsReply lr = TY__LOGS_REPLY__INIT;
     uint8_t *data = NULL;
     size_t n = 0;
     if (attempt > 0) {
-        char *path = ty_api_log_path(a->data_dir, r->id, task, attempt);
+        char *path = ty_api_log_path(a->data_dir, r->id, q->task, attempt);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         free(path);
         if (fd >= 0) {
@@ -298,6 +308,14 @@ static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
             }
             close(fd);
         }
+    }
+    if (n == 0 && latest && attempt < t->attempt) { /* read to its end: on to the next */
+        free(data);
+        ty_waiter_t next = *q;
+        next.attempt = attempt + 1;
+        next.offset = 0;
+        next.latest = 1;
+        return ty_try_logs(a, peer, peer_len, req_id, r, &next, wait, now);
     }
     if (n == 0 && !ended && wait) {
         free(data);
@@ -351,8 +369,7 @@ static void ty_notify(ty_api_t *a, ty_run_t *r, int logs_only, ty_time_t now) {
         int expired = now.mono_ms >= w->deadline;
         int done = 0;
         if (w->is_logs)
-            done = ty_try_logs(a, w->peer, w->peer_len, w->req_id, r, w->task, w->attempt,
-                               w->offset, !expired, now);
+            done = ty_try_logs(a, w->peer, w->peer_len, w->req_id, r, w, !expired, now);
         else if ((!logs_only && (r->version > w->wait_after || ty_run_done(r))) || expired) {
             ty_send_status(a, w->peer, w->peer_len, w->req_id, r, now);
             done = 1;
@@ -632,8 +649,8 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
     } else if (req->body_case == TY__ENVELOPE__BODY_MODEL) {
         ty_api_model_register(a, f->peer, f->peer_len, req, r, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_LOGS) {
-        ty_try_logs(a, f->peer, f->peer_len, rq, r, req->logs->task, req->logs->attempt,
-                    req->logs->offset, 0, now);
+        ty_waiter_t q = ty_logs_query(req->logs);
+        ty_try_logs(a, f->peer, f->peer_len, rq, r, &q, 0, now);
     } else { /* cancel: only finished runs are let go of */
         char *msg = ty_xasprintf("run %s is already %s", r->id, ty_run_state_name(r->state));
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_ESTATE, msg, now);
@@ -689,13 +706,12 @@ static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
         r = ty_core_find_run(a->core, env->logs->run_id);
         if (!r) {
             ty_fetch(a, peer, peer_len, env, env->logs->run_id, now);
-        } else if (!ty_try_logs(a, peer, peer_len, rq, r, env->logs->task, env->logs->attempt,
-                                env->logs->offset, env->logs->wait, now)) {
-            ty_waiter_t w = {.is_logs = 1,
-                             .task = ty_xstrdup(env->logs->task),
-                             .attempt = env->logs->attempt,
-                             .offset = env->logs->offset};
-            ty_park(a, r, peer, peer_len, rq, &w, now);
+        } else {
+            ty_waiter_t w = ty_logs_query(env->logs);
+            if (!ty_try_logs(a, peer, peer_len, rq, r, &w, env->logs->wait, now)) {
+                w.task = ty_xstrdup(env->logs->task);
+                ty_park(a, r, peer, peer_len, rq, &w, now);
+            }
         }
         break;
     case TY__ENVELOPE__BODY_CANCEL: {

@@ -15,6 +15,7 @@ typedef struct ty_waiter {
     uint64_t wait_after; /* status */
     char *task;          /* logs */
     uint32_t attempt;
+    int latest; /* a logs follower of the task's latest attempt */
     uint64_t offset;
     int64_t deadline; /* monotonic ms */
     char *run;

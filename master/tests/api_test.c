@@ -3,7 +3,8 @@
  * store.  Submit (and its validation error), a status long-poll answered
  * when the run changes and another when its hold runs out, runs, workers,
  * info, an unexpected request, and a run the core let go of read back from
- * the store (status, logs, cancel) or not found. */
+ * the store (status, logs, cancel) or not found; a follower of a task's
+ * latest attempt carried on to the retry. */
 #include "master/api.h"
 #include "master/core/core_int.h"
 
@@ -98,6 +99,30 @@ static char *submit(const char *peer, const char *yaml) {
     return r && r->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY
                ? ty_xstrdup(r->submit_reply->run_id)
                : NULL;
+}
+
+static void logs(const char *peer, const char *run, uint32_t attempt, uint64_t offset) {
+    Ty__LogsRequest lr = TY__LOGS_REQUEST__INIT;
+    lr.run_id = (char *)run;
+    lr.task = "t";
+    lr.attempt = attempt;
+    lr.offset = offset;
+    lr.wait = 1;
+    lr.latest = 1;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_LOGS;
+    env.logs = &lr;
+    request(peer, &env);
+}
+
+/* What attempt of run's task t wrote (its directories made). */
+static void write_log(const char *dir, const char *run, uint32_t attempt, const char *text) {
+    char *path = ty_api_log_path(dir, run, "t", attempt);
+    char *cmd =
+        ty_xasprintf("mkdir -p \"$(dirname '%s')\" && printf '%s' >> '%s'", path, text, path);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    free(path);
 }
 
 static void status(const char *peer, const char *run, uint64_t wait_after) {
@@ -258,9 +283,53 @@ int main(void) {
     CHECK(reply_to("c9") && reply_to("c9")->body_case == TY__ENVELOPE__BODY_ERROR);
     CHECK_EQ_INT(info.rejected_decode, 1);
 
+    /* a follower of the latest attempt stays with the task when a failed
+     * attempt is retried: past attempt 1's end it moves on to attempt 2,
+     * and is done only when the task is */
+    clear_replies();
+    char *run3 = submit("c1", "name: c\ntasks:\n  - {name: t, command: [\"true\"], retries: 1}\n");
+    CHECK(run3 != NULL);
+    ty_run_t *r3 = ty_core_find_run(core, run3);
+    CHECK(r3 && r3->tasks[0].attempt == 1);
+    logs("f1", run3, 0, 0);
+    CHECK(reply_to("f1") == NULL); /* parked: nothing written yet */
+    write_log(dir, run3, 1, "a1\n");
+    ty_api_notify(api, run3, 1, clock_now);
+    effects(NULL);
+    Ty__Envelope *lg = reply_to("f1");
+    CHECK(lg && lg->body_case == TY__ENVELOPE__BODY_LOGS_REPLY && lg->logs_reply->data.len == 3 &&
+          lg->logs_reply->attempt == 1 && !lg->logs_reply->done);
+    clear_replies();
+    logs("f1", run3, 1, 3);
+    CHECK(reply_to("f1") == NULL);
+    ref.run_id = run3;
+    ref.attempt = 1;
+    ref.task = "t";
+    tr.exit_code = 1;
+    ty_core_step(core, &ev, clock_now);
+    settle();
+    CHECK_EQ_INT(r3->tasks[0].attempt, 2);
+    CHECK(reply_to("f1") == NULL); /* attempt 1 ended, the task did not */
+    write_log(dir, run3, 2, "a2\n");
+    ty_api_notify(api, run3, 1, clock_now);
+    effects(NULL);
+    lg = reply_to("f1");
+    CHECK(lg && lg->logs_reply->attempt == 2 && lg->logs_reply->data.len == 3 &&
+          memcmp(lg->logs_reply->data.data, "a2\n", 3) == 0 && lg->logs_reply->next_offset == 3);
+    clear_replies();
+    logs("f1", run3, 2, 3);
+    CHECK(reply_to("f1") == NULL);
+    ref.attempt = 2;
+    tr.exit_code = 0;
+    ty_core_step(core, &ev, clock_now);
+    settle();
+    lg = reply_to("f1");
+    CHECK(lg && lg->logs_reply->done && lg->logs_reply->data.len == 0);
+
     clear_replies();
     free(run);
     free(run2);
+    free(run3);
     ty_api_destroy(&api);
     ty_store_destroy(&store);
     uv_run(&loop, UV_RUN_DEFAULT);
