@@ -23,6 +23,12 @@ int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **re
 int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
                   Ty__Envelope **reply);
 
+/* cli/wait.c */
+/* Follow a run with long-polls, showing progress on stderr (and, when it
+ * failed, its failed tasks' reasons and log tails); prints the final table
+ * (or JSON) and returns 0 only if the run succeeded. */
+int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run);
+
 /* cli/artifacts.c */
 int ty_cmd_artifacts(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_get(ty_cli_t *cli, ty_client_t *c);

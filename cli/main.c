@@ -14,9 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TY_HOLD_MS 5000    /* master/api.c TY_WAIT_MAX_MS */
-#define TY_WAIT_RETRIES 10 /* unanswered long-polls before --wait gives up */
-
 int ty_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -52,7 +49,9 @@ static const char ty_usage_text[] =
     "       [--owner USER]                 list runs, newest first, those that match (AGE:\n"
     "                                      30m, 2h, 7d; TIME: 2026-12-04T03:00:00Z)\n"
     "  status RUN [--wait]                 a run and its tasks\n"
-    "  logs RUN TASK [-f] [--attempt N]    a task's output (-f follows)\n"
+    "  logs RUN TASK [-f] [--attempt N] [--tail N]\n"
+    "                                      a task's output (-f follows it to the task's end,\n"
+    "                                      through retries; --tail: its last N lines)\n"
     "  cancel RUN                          cancel a run\n"
     "  metrics RUN [TASK] [--plot]         every metric point of a run (--plot: charts)\n"
     "  compare RUN RUN...                  params, tags and final metrics side by side\n"
@@ -179,93 +178,6 @@ static int ty_check_reply(ty_client_t *c, Ty__Envelope **reply, Ty__Envelope__Bo
         return ty_die("unexpected reply from the master");
     }
     return 0;
-}
-
-/* A status request for run (a long-poll past version wait_after) in env. */
-static void ty_status_env(Ty__Envelope *env, Ty__StatusRequest *sr, const char *run,
-                          uint64_t wait_after) {
-    ty__status_request__init(sr);
-    sr->run_id = (char *)run;
-    sr->wait_after = wait_after;
-    ty__envelope__init(env);
-    env->body_case = TY__ENVELOPE__BODY_STATUS;
-    env->status = sr;
-}
-
-int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
-                  Ty__Envelope **reply) {
-    Ty__StatusRequest sr;
-    Ty__Envelope env;
-    ty_status_env(&env, &sr, run, wait_after);
-    return ty_call(c, &env, cli->call_ms + (wait_after ? TY_WAIT_EXTRA_MS : 0), reply,
-                   TY__ENVELOPE__BODY_STATUS_REPLY);
-}
-
-static int ty_run_final(unsigned s) { return s != TY_RUN_PENDING && s != TY_RUN_RUNNING; }
-
-/* Follow a run with long-polls, showing progress on stderr; prints the final
- * table (or JSON) and returns 0 only if the run succeeded. */
-static int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
-    int tty = isatty(STDERR_FILENO);
-    uint64_t version = 0;
-    char last[512] = "";
-    int64_t t0 = ty_mono_ms(), unanswered_since = 0;
-    int unanswered = 0;
-    for (;;) {
-        Ty__Envelope *rep = NULL;
-        /* A long-poll the master does not answer within its hold time means
-         * it is gone or restarting: ask again (the socket reconnects by
-         * itself) rather than give up on the run at once. */
-        Ty__StatusRequest sr;
-        Ty__Envelope req;
-        ty_status_env(&req, &sr, run, version);
-        int rc = ty_client_call(c, &req, TY_HOLD_MS + 3000, &rep);
-        /* no connection (a master restarting): asked again for as long as
-         * TY_WAIT_RETRIES unanswered long-polls would take */
-        if ((rc == TY_ETIMEOUT || rc == TY_EUNREACH) && !unanswered_since)
-            unanswered_since = ty_mono_ms();
-        if ((rc == TY_ETIMEOUT && ++unanswered < TY_WAIT_RETRIES) ||
-            (rc == TY_EUNREACH &&
-             ty_mono_ms() - unanswered_since < (int64_t)TY_WAIT_RETRIES * (TY_HOLD_MS + 3000))) {
-            fprintf(stderr, "%sno answer from the master; still waiting (next: %s)\n",
-                    tty ? "\n" : "", ty_client_endpoint(c));
-            continue;
-        }
-        if (rc == 0 && rep->body_case == TY__ENVELOPE__BODY_ERROR)
-            rc = TY_EPROTO;
-        if (rc != 0 || rep->body_case != TY__ENVELOPE__BODY_STATUS_REPLY) {
-            ty_wire_free(&rep);
-            /* one more ordinary call, for its clear error message */
-            if (ty_get_status(cli, c, run, 0, &rep) != 0)
-                return 1;
-        }
-        unanswered = 0;
-        unanswered_since = 0;
-        Ty__RunStatus *st = rep->status_reply->status;
-        version = st->version ? st->version : 1;
-        char line[512];
-        ty_out_progress_line(line, sizeof line, st);
-        if (strcmp(line, last) != 0 || tty) {
-            double el = (double)(ty_mono_ms() - t0) / 1000.0;
-            if (tty)
-                fprintf(stderr, "\r\033[K[%6.1fs] %s", el, line);
-            else
-                fprintf(stderr, "[%6.1fs] %s\n", el, line);
-            snprintf(last, sizeof last, "%s", line);
-        }
-        if (ty_run_final(st->run->state)) {
-            if (tty)
-                fputc('\n', stderr);
-            int ok = st->run->state == TY_RUN_SUCCEEDED;
-            if (cli->json)
-                ty_out_json_print(ty_out_status_json(st));
-            else
-                ty_out_status_table(stdout, st);
-            ty_wire_free(&rep);
-            return ok ? 0 : 1;
-        }
-        ty_wire_free(&rep);
-    }
 }
 
 static int ty_cmd_validate(ty_cli_t *cli) {

@@ -212,27 +212,6 @@ void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr) {
     }
 }
 
-void ty_out_progress_line(char *buf, size_t n, const Ty__RunStatus *st) {
-    size_t counts[TY_TASK_NSTATES] = {0}, done = 0;
-    for (size_t i = 0; i < st->n_tasks; i++) {
-        unsigned s = st->tasks[i]->state;
-        if (s < TY_TASK_NSTATES)
-            counts[s]++;
-        if (ty_task_state_terminal(s))
-            done++;
-    }
-    int k = snprintf(buf, n, "%s: %zu/%zu tasks done", ty_run_state_name(st->run->state), done,
-                     st->n_tasks);
-    for (unsigned s = 0; s < TY_TASK_NSTATES && k > 0 && (size_t)k < n; s++)
-        if (counts[s])
-            k += snprintf(buf + k, n - (size_t)k, ", %zu %s", counts[s], ty_task_state_name(s));
-    for (size_t i = 0; i < st->n_tasks && k > 0 && (size_t)k < n; i++) {
-        const Ty__TaskRecord *t = st->tasks[i];
-        if (t->state == TY_TASK_RUNNING && t->progress > 0)
-            k += snprintf(buf + k, n - (size_t)k, " | %s %.0f%%", t->name, t->progress * 100);
-    }
-}
-
 void ty_out_json_print(json_t *j) {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (s) {

@@ -13,8 +13,6 @@ json_t *ty_out_worker_json(const Ty__WorkerStatus *w);
 void ty_out_status_table(FILE *f, const Ty__RunStatus *st);
 void ty_out_runs_table(FILE *f, const Ty__RunsReply *rr);
 void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr);
-/* One-line summary of task states, e.g. "2/5 done: 2 succeeded, 1 running, 2 waiting". */
-void ty_out_progress_line(char *buf, size_t n, const Ty__RunStatus *st);
 /* A time (ms since the epoch) as an ISO 8601 string; null when unset (<= 0). */
 json_t *ty_out_time_json(int64_t ms);
 /* Print JSON to stdout with a newline and release it. */

@@ -88,12 +88,18 @@ int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
 int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
     const char *run = NULL, *task = NULL;
     int follow = 0;
-    uint32_t attempt = 0;
+    uint32_t attempt = 0, tail = 0;
     for (int i = 1; i < cli->argc; i++) {
         const char *a = cli->argv[i];
         if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)
             follow = 1;
-        else if (strcmp(a, "--attempt") == 0 && i + 1 < cli->argc) {
+        else if (strcmp(a, "--tail") == 0 && i + 1 < cli->argc) {
+            int64_t v;
+            if (ty_parse_i64(cli->argv[++i], 1, 100000, &v) != 0)
+                return ty_die("logs: --tail needs a number of lines (1 to 100000), got '%s'",
+                              cli->argv[i]);
+            tail = (uint32_t)v;
+        } else if (strcmp(a, "--attempt") == 0 && i + 1 < cli->argc) {
             int64_t v;
             if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
                 return ty_die("logs: --attempt needs a positive integer, got '%s'", cli->argv[i]);
@@ -106,11 +112,12 @@ int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
             return ty_die("logs: unexpected argument '%s'", a);
     }
     if (!run || !task)
-        return ty_die("usage: trainyard logs RUN TASK [-f] [--attempt N]");
+        return ty_die("usage: trainyard logs RUN TASK [-f] [--attempt N] [--tail N]");
     /* asked for the latest attempt: follow it on to the next one when a
      * failover or retry runs the task again (the master moves on) */
     int latest = attempt == 0;
     uint64_t offset = 0;
+    int got = 0;
     for (;;) {
         Ty__LogsRequest lr = TY__LOGS_REQUEST__INIT;
         lr.run_id = (char *)run;
@@ -119,6 +126,7 @@ int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
         lr.offset = offset;
         lr.wait = follow;
         lr.latest = latest;
+        lr.tail_lines = got ? 0 : tail; /* then on from where that left off */
         Ty__Envelope env = TY__ENVELOPE__INIT;
         env.body_case = TY__ENVELOPE__BODY_LOGS;
         env.logs = &lr;
@@ -134,6 +142,7 @@ int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
         }
         if (r->data.len)
             fwrite(r->data.data, 1, r->data.len, stdout);
+        got |= r->data.len > 0;
         fflush(stdout);
         if (r->attempt) /* where next_offset points */
             attempt = r->attempt;

@@ -22,6 +22,11 @@ static const char *const ty_trigger_names[] = {"all_success", "all_done", "one_f
 const char *ty_run_state_name(unsigned s) { return s < TY_RUN_NSTATES ? ty_run_names[s] : "?"; }
 const char *ty_task_state_name(unsigned s) { return s < TY_TASK_NSTATES ? ty_task_names[s] : "?"; }
 const char *ty_trigger_name(unsigned t) { return t < 4 ? ty_trigger_names[t] : "?"; }
+int ty_is_wait_reason(const char *reason) {
+    return reason && (strncmp(reason, TY_WAIT_ROOM, strlen(TY_WAIT_ROOM)) == 0 ||
+                      strncmp(reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0);
+}
+
 int ty_task_state_terminal(unsigned s) { return s >= TY_TASK_SUCCEEDED && s < TY_TASK_NSTATES; }
 
 void ty_dag_free(Ty__PipelineSpec **spec) {

@@ -47,6 +47,11 @@ typedef enum {
 const char *ty_run_state_name(unsigned s);
 const char *ty_task_state_name(unsigned s);
 const char *ty_trigger_name(unsigned t);
+/* The reason of a queued task that waits for a worker begins with one of
+ * these (the master's queue writes them; `--wait` shows them). */
+#define TY_WAIT_ROOM "waiting for room: "
+#define TY_WAIT_NONE "no worker can run it: "
+int ty_is_wait_reason(const char *reason);
 /* Terminal task states: succeeded failed upstream_failed skipped cancelled cached. */
 int ty_task_state_terminal(unsigned s);
 

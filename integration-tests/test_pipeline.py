@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import time
 
 from conftest import task
 
@@ -121,24 +122,66 @@ tasks:
 
 
 def test_submit_wait_and_master_address_sources(cluster, tmp_path):
+    import subprocess
     cluster.start_master()
     cluster.start_worker("w1")
     cluster.wait_workers(["w1"])
     path = cluster.write("ok.yaml", "name: ok\ntasks:\n  - name: t\n    command: [\"true\"]\n")
-    bad = cluster.write("bad.yaml", "name: bad\ntasks:\n  - name: t\n    command: [\"false\"]\n")
+    bad = cluster.write("bad.yaml", "name: bad\ntasks:\n  - name: t\n    retries: 1\n"
+                        "    command: 'for i in $(seq 1 30); do echo line $i; done; exit 3'\n")
     r = cluster.cli("submit", path, "--wait")
     assert r.returncode == 0 and "succeeded" in r.stdout
+    # off a terminal: a few count lines; the failed attempt and the failed
+    # task each on a line of its own, then the task's reason and the last
+    # 20 lines of its log
     r = cluster.cli("submit", bad, "--wait", "-o", "json", check=False)
     assert r.returncode == 1
     st = json.loads(r.stdout)
-    assert st["state"] == "failed" and task(st, "t")["exit_code"] == 1
-    # --master flag and a config file, with TRAINYARD_MASTER unset
-    import subprocess
+    assert st["state"] == "failed" and task(st, "t")["exit_code"] == 3
+    err = r.stderr
+    assert "task t: attempt 1 failed: exit code 3; it runs again\n" in err, err
+    assert "task t failed: exit code 3 (attempt 2 on w1)\n" in err, err
+    tail = err[err.index("; the end of its log:\n"):]
+    assert "    line 11\n" in tail and "    line 30\n" in tail and "line 10\n" not in tail, err
+    assert len(err.splitlines()) < 40 and "\r" not in err, err
+    r = cluster.cli("logs", st["run_id"], "t", "--tail", "3")
+    assert r.stdout == "line 28\nline 29\nline 30\n"
+    # on a terminal 50 columns wide: one line redrawn within them
+    import fcntl
+    import pty
+    import struct
+    import termios
     from conftest import CLI_BIN
+    mfd, sfd = pty.openpty()
+    fcntl.ioctl(sfd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
+    slow = cluster.write("slow.yaml", "name: slow-with-a-long-pipeline-name\ntasks:\n" +
+                         "".join(f"  - {{name: step-{i}, command: [sleep, '0.2']}}\n"
+                                 for i in range(4)))
+    p = subprocess.Popen([CLI_BIN, "--master", cluster.client_ep, "submit", slow, "--wait"],
+                         stdin=sfd, stdout=subprocess.PIPE,
+                         stderr=sfd, text=True)
+    os.close(sfd)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(mfd, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    p.wait(timeout=60)
+    os.close(mfd)
+    assert p.returncode == 0, seen
+    shown = seen.decode().replace("\r\n", "\n")
+    assert "\r\x1b[K[" in shown and "succeeded: 4/4 tasks done, 4 succeeded" in shown, shown
+    for draw in shown.replace("\n", "\r").split("\r"):
+        assert len(draw.replace("\x1b[K", "")) <= 49, repr(draw)
+    # --master flag and a config file, with TRAINYARD_MASTER unset
     env = {k: v for k, v in os.environ.items() if k != "TRAINYARD_MASTER"}
     r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "runs", "-o", "json"],
                        capture_output=True, text=True, env=env, timeout=30)
-    assert r.returncode == 0 and len(json.loads(r.stdout)) == 2
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 3
     cfg = tmp_path / "cfg"
     cfg.write_text(f"# trainyard\nmaster = {cluster.client_ep}\n")
     env["TRAINYARD_CONFIG"] = str(cfg)
@@ -157,22 +200,42 @@ def test_a_task_no_worker_can_hold_says_why_until_one_can(cluster):
     # an MPI step wider than any worker stays queued with its reason (as
     # Slurm's and Kubernetes' pending reasons), and runs once a worker big
     # enough registers
+    # `submit --wait` says so too, on a line of its own
+    import select
+    import subprocess
+    from conftest import CLI_BIN
     cluster.start_master()
     cluster.start_worker("w1", "--cpus", "2")
     cluster.wait_workers(["w1"])
-    run = cluster.submit("name: wide\ntasks:\n  - name: train\n    kind: mpi\n    np: 4\n"
-                         "    resources: {cpus: 1}\n    command: [\"true\"]\n")
-    version, why = 0, ""
-    for _ in range(50):  # long-polls, each answered when the run changes
-        st = cluster.json("status", run, "--wait-after", str(version))
-        version, why = st["version"], task(st, "train")["reason"] or ""
-        if why:
-            break
-    assert task(st, "train")["state"] == "queued"
-    assert why.startswith("no worker can run it: it needs 4 CPUs (4 ranks); "
-                          "the largest worker has 2 CPUs"), why
-    assert "no worker can run it" in cluster.cli("status", run).stdout
-    cluster.start_worker("w2", "--cpus", "4")
+    path = cluster.write("wide.yaml", "name: wide\ntasks:\n  - name: train\n    kind: mpi\n"
+                         "    np: 4\n    resources: {cpus: 1}\n    command: [\"true\"]\n")
+    p = subprocess.Popen([CLI_BIN, "--master", cluster.client_ep, "submit", path, "--wait"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = ""
+    try:
+        deadline = time.monotonic() + 20
+        while "task train: no worker can run it" not in err:
+            assert time.monotonic() < deadline, err
+            if select.select([p.stderr], [], [], 1)[0]:
+                err += p.stderr.readline()
+        run = err.split("submitted ")[1].split()[0]
+        version, why = 0, ""
+        for _ in range(50):  # long-polls, each answered when the run changes
+            st = cluster.json("status", run, "--wait-after", str(version))
+            version, why = st["version"], task(st, "train")["reason"] or ""
+            if why:
+                break
+        assert task(st, "train")["state"] == "queued"
+        assert why.startswith("no worker can run it: it needs 4 CPUs (4 ranks); "
+                              "the largest worker has 2 CPUs"), why
+        assert "no worker can run it" in cluster.cli("status", run).stdout
+        assert "it needs 4 CPUs (4 ranks); the largest worker has 2 CPUs" in err
+        cluster.start_worker("w2", "--cpus", "4")
+        out, rest = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and "succeeded: 1/1 tasks done" in rest, err + rest
     st = cluster.wait_run(run, timeout=60)
     assert st["state"] == "succeeded", st
     t = task(st, "train")

@@ -258,13 +258,37 @@ static int ty_run_done(const ty_run_t *r) {
     return r->state != TY_RUN_PENDING && r->state != TY_RUN_RUNNING;
 }
 
+/* Where the last n lines of a log of size bytes begin, looked for in its
+ * last TY_TAIL_SPAN bytes (past those: the first whole line there). */
+#define TY_TAIL_SPAN (64 * 1024)
+static uint64_t ty_tail_offset(int fd, uint64_t size, uint32_t n) {
+    size_t span = size < TY_TAIL_SPAN ? (size_t)size : TY_TAIL_SPAN;
+    if (span == 0)
+        return 0;
+    char *buf = ty_xmalloc(span);
+    ssize_t got = pread(fd, buf, span, (off_t)(size - span));
+    size_t i = got > 0 ? (size_t)got : 0, len = i;
+    if (i > 0 && buf[i - 1] == '\n') /* the last line's own newline */
+        i--;
+    uint32_t lines = 0;
+    while (i > 0 && !(buf[i - 1] == '\n' && ++lines == n))
+        i--;
+    if (i == 0 && span < size) { /* a line cut at the span's start: from the next */
+        char *nl = memchr(buf, '\n', len);
+        i = nl ? (size_t)(nl - buf) + 1 : 0;
+    }
+    free(buf);
+    return size - span + i;
+}
+
 /* A logs request as a waiter (its task not copied). */
 static ty_waiter_t ty_logs_query(const Ty__LogsRequest *lr) {
     return (ty_waiter_t){.is_logs = 1,
                          .task = (char *)lr->task, /* read only */
                          .attempt = lr->attempt,
                          .offset = lr->offset,
-                         .latest = lr->latest};
+                         .latest = lr->latest,
+                         .tail_lines = lr->tail_lines};
 }
 
 /* Reply to a logs request if there is data or the attempt has ended;
@@ -298,6 +322,8 @@ static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
         free(path);
         if (fd >= 0) {
             struct stat st;
+            if (fstat(fd, &st) == 0 && offset == 0 && q->tail_lines)
+                offset = ty_tail_offset(fd, (uint64_t)st.st_size, q->tail_lines);
             if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > offset) {
                 size_t want = (size_t)((uint64_t)st.st_size - offset);
                 if (want > TY_LOG_CHUNK_MAX)
@@ -315,6 +341,7 @@ static int ty_try_logs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64
         next.attempt = attempt + 1;
         next.offset = 0;
         next.latest = 1;
+        next.tail_lines = 0;
         return ty_try_logs(a, peer, peer_len, req_id, r, &next, wait, now);
     }
     if (n == 0 && !ended && wait) {

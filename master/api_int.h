@@ -16,6 +16,7 @@ typedef struct ty_waiter {
     char *task;          /* logs */
     uint32_t attempt;
     int latest; /* a logs follower of the task's latest attempt */
+    uint32_t tail_lines;
     uint64_t offset;
     int64_t deadline; /* monotonic ms */
     char *run;

@@ -62,10 +62,6 @@ int main(void) {
     CHECK(json_is_null(json_object_get(tb, "started_at")));
     json_decref(j);
 
-    char line[256];
-    ty_out_progress_line(line, sizeof line, &st);
-    CHECK_STR(line, "failed: 2/2 tasks done, 1 failed, 1 upstream_failed");
-
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);

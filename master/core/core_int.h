@@ -419,7 +419,6 @@ void ty_queue_pass(ty_core_t *c);
 void ty_queue_charge(ty_core_t *c, ty_task_t *t, ty_worker_t *w);
 /* A newly queued task that no worker could hold says so at once. */
 void ty_queue_explain_new(ty_core_t *c, ty_task_t *t);
-int ty_queue_is_wait_reason(const char *reason);
 /* w's size, use, or whether it can take tasks changed: placement's index
  * follows. */
 void ty_queue_worker_changed(ty_core_t *c, ty_worker_t *w);

@@ -550,7 +550,7 @@ static void ty_load_task(ty_task_t *t, const Ty__TaskRecord *rec) {
     t->not_before_ms = rec->not_before_ms;
     free(t->reason);
     t->reason = *rec->reason ? ty_xstrdup(rec->reason) : NULL;
-    t->waiting_why = ty_queue_is_wait_reason(t->reason);
+    t->waiting_why = ty_is_wait_reason(t->reason);
     free(t->gpu_ids);
     t->gpu_ids = NULL;
     t->n_gpu = 0;

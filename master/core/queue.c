@@ -177,14 +177,6 @@ static int ty_fits_as(const ty_worker_t *w, const ty_task_t *t, int empty) {
     return ty_queue_labels_fit(w, t);
 }
 
-#define TY_WAIT_ROOM "waiting for room: "
-#define TY_WAIT_NONE "no worker can run it: "
-
-int ty_queue_is_wait_reason(const char *reason) {
-    return reason && (strncmp(reason, TY_WAIT_ROOM, strlen(TY_WAIT_ROOM)) == 0 ||
-                      strncmp(reason, TY_WAIT_NONE, strlen(TY_WAIT_NONE)) == 0);
-}
-
 /* Whether some worker that is up could hold t with nothing else running
  * (a gang: the workers up, together). */
 static int ty_fits_an_idle_worker(ty_core_t *c, const ty_task_t *t) {

@@ -103,8 +103,8 @@ static void test_mpi_reasons(void) {
                                     "the largest worker has 2 CPUs, 1000 MB, 0 GPUs");
     CHECK_STR(T(r, "zoned")->reason, "no worker can run it: none has the labels it asks for "
                                      "(1 CPUs)");
-    CHECK(ty_queue_is_wait_reason(T(r, "wide")->reason));
-    CHECK(!ty_queue_is_wait_reason("exit code 1") && !ty_queue_is_wait_reason(NULL));
+    CHECK(ty_is_wait_reason(T(r, "wide")->reason));
+    CHECK(!ty_is_wait_reason("exit code 1") && !ty_is_wait_reason(NULL));
     h_fini(&h);
 }
 
