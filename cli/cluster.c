@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 
+#include "common/json.h"
 #include "common/keys.h"
 #include "common/util.h"
 #include "common/wire.h"
@@ -144,7 +145,7 @@ int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
         const char *k;
         json_t *v;
         json_object_foreach(o, k, v) {
-            char *s = json_dumps(v, JSON_ENCODE_ANY);
+            char *s = ty_json_text(v, 0);
             printf("%-24s %s\n", k, s);
             free(s);
         }

@@ -1,5 +1,7 @@
 #include "cli/output.h"
 
+#include "common/json.h"
+
 #include "common/dag.h"
 #include "common/util.h"
 
@@ -213,7 +215,7 @@ void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr) {
 }
 
 void ty_out_json_print(json_t *j) {
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = ty_json_text(j, 2);
     if (s) {
         puts(s);
         free(s);

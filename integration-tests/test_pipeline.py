@@ -61,7 +61,7 @@ tasks:
       echo "metric loss 0.25 2" >> "$TRAINYARD_REPORT"
       echo "not a report line" >> "$TRAINYARD_REPORT"
       echo "progress 0.75 epoch 3/4" >> "$TRAINYARD_REPORT"
-      printf 'metric acc 0.9' >> "$TRAINYARD_REPORT"
+      printf 'metric acc 0.05' >> "$TRAINYARD_REPORT"
       echo "run=$TRAINYARD_RUN_ID task=$TRAINYARD_TASK attempt=$TRAINYARD_ATTEMPT"
       echo oops >&2
 """)
@@ -69,7 +69,10 @@ tasks:
     assert st["state"] == "succeeded"
     t = task(st, "train")
     assert t["metrics"]["loss"] == {"value": 0.25, "step": 2}
-    assert t["metrics"]["acc"]["value"] == 0.9
+    assert t["metrics"]["acc"]["value"] == 0.05
+    # floats with the fewest digits that read back the same
+    raw = cluster.cli("status", run, "-o", "json").stdout
+    assert '"value": 0.05,' in raw and "0.05000" not in raw, raw
     assert t["progress"] == 1.0  # a succeeded task shows complete
     assert t["progress_text"] == "epoch 3/4"
     logs = cluster.cli("logs", run, "train").stdout
