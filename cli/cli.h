@@ -4,6 +4,8 @@
 
 #include "cli/client.h"
 
+#include <stdio.h>
+
 typedef struct {
     int call_ms; /* --timeout */
     int json;
@@ -22,6 +24,12 @@ int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **re
 /* A run's status (0 or 1, the error printed). */
 int ty_get_status(ty_cli_t *cli, ty_client_t *c, const char *run, uint64_t wait_after,
                   Ty__Envelope **reply);
+
+/* cli/help.c */
+void ty_usage(FILE *f);
+/* `trainyard CMD --help`: CMD's usage lines and examples (or all usage). */
+void ty_usage_of(const char *cmd);
+int ty_cmd_completion(ty_cli_t *cli);
 
 /* cli/wait.c */
 /* Follow a run with long-polls, showing progress on stderr (and, when it

@@ -24,99 +24,6 @@ int ty_die(const char *fmt, ...) {
     return 1;
 }
 
-static const char ty_usage_text[] =
-    "usage: trainyard [--master EPS] [--key FILE --master-key FILE] [--timeout S]\n"
-    "                 [--connect-timeout S] [--version]\n"
-    "                 [-o table|json] COMMAND [ARGS]\n"
-    "commands:\n"
-    "  validate FILE                       check a pipeline file\n"
-    "  keygen NAME [--dir DIR]             a CurveZMQ certificate: DIR/NAME.key (public, for\n"
-    "                                      the master's --client-keys or --worker-keys) and\n"
-    "                                      DIR/NAME.key_secret (mode 0600, yours)\n"
-    "  keys list --dir DIR                 the public keys in a master's key directory\n"
-    "  keys revoke NAME --dir DIR          NAME's key no longer let in; a master reading DIR\n"
-    "                                      drops its sessions within 2 s (also: SIGHUP)\n"
-    "  submit FILE [-p k=v]... [--wait] [--request-id ID] [--run-now]\n"
-    "                                      start a run; --wait follows it to the end;\n"
-    "                                      a repeated request id gets the same run; a file\n"
-    "                                      with schedule: adds or updates that schedule\n"
-    "                                      instead (--run-now: and starts a run too)\n"
-    "  retry RUN [--from TASK] [--wait]    a new run of it: the tasks that failed (or TASK "
-    "and\n"
-    "                                      what depends on it) run again, the rest come\n"
-    "                                      from RUN (state cached)\n"
-    "  runs [--limit N] [--schedule NAME] [--pipeline NAME] [--state S] [--since AGE|TIME]\n"
-    "       [--owner USER]                 list runs, newest first, those that match (AGE:\n"
-    "                                      30m, 2h, 7d; TIME: 2026-12-04T03:00:00Z)\n"
-    "  status RUN [--wait]                 a run and its tasks\n"
-    "  logs RUN TASK [-f] [--attempt N] [--tail N]\n"
-    "                                      a task's output (-f follows it to the task's end,\n"
-    "                                      through retries; --tail: its last N lines)\n"
-    "  cancel RUN                          cancel a run\n"
-    "  metrics RUN [TASK] [--plot]         every metric point of a run (--plot: charts)\n"
-    "  compare RUN RUN...                  params, tags and final metrics side by side\n"
-    "  artifacts RUN                       the outputs its tasks stored (name, size, sha256)\n"
-    "  get RUN TASK/NAME [-o PATH]         download an output, its sha256 checked\n"
-    "  lineage SHA256-OR-PREFIX            the runs and tasks that produced and consumed it\n"
-    "  pin RUN [--unpin]                   keep RUN (its records and outputs) from gc\n"
-    "  gc [--keep-days N] [--dry-run]      delete stored outputs no run in etcd (or none\n"
-    "                                      finished in N days, pinned or running) refers to\n"
-    "  schedules add NAME FILE --cron EXPR [--tz ZONE] [--catchup none|latest|all]\n"
-    "         [--max-catchup N] [--concurrency forbid|allow|replace] [-p k=v]...\n"
-    "                                      start FILE's pipeline at each fire time (5-field\n"
-    "                                      cron or @daily...; defaults: UTC, latest, forbid)\n"
-    "  schedules [list]                    every schedule, its next fire and last run\n"
-    "  schedules show NAME                 one schedule and its next 5 fires (zone and UTC)\n"
-    "  schedules pause|resume|rm NAME      stop firing, fire again (no catch-up), remove\n"
-    "  models register NAME --from RUN/TASK/ARTIFACT [--metric k=v]... [--tag k=v]...\n"
-    "                                      a new version of NAME (1, 2, 3...) from a stored\n"
-    "                                      output, with its run, params and metrics\n"
-    "  models [list [NAME]]                every model (or NAME's versions)\n"
-    "  models show NAME[@ALIAS|:VERSION]   one version (default: the latest)\n"
-    "  models alias NAME ALIAS VERSION     point ALIAS (champion, ...) at VERSION\n"
-    "  models history NAME                 every move of NAME's aliases: who, when, why\n"
-    "  models get NAME[@ALIAS|:VERSION] [-o PATH]   download it, its sha256 checked\n"
-    "  models promote NAME VERSION --alias ALIAS --metric M [--higher-is-better|\n"
-    "         --lower-is-better] [--min-delta D] [--min-relative R] [--baseline V]\n"
-    "                                      move ALIAS to VERSION only if it beats ALIAS's\n"
-    "                                      version on M by the margin (--baseline: that\n"
-    "                                      version's M measured on the same data); exit 0\n"
-    "                                      promoted, 3 not\n"
-    "  workers                             registered workers\n"
-    "  workers drain|undrain WORKER        no new attempts on it (those running go on), or\n"
-    "                                      again (admins, with keys)\n"
-    "  info                                master counters\n"
-    "The masters' client endpoints (comma-separated; the CLI follows the leader) come\n"
-    "from --master, $TRAINYARD_MASTER, or 'master =' in $TRAINYARD_CONFIG or\n"
-    "~/.config/trainyard/config (default tcp://127.0.0.1:7000); the keys for a master\n"
-    "that requires them from --key/--master-key, $TRAINYARD_KEY/$TRAINYARD_MASTER_KEY,\n"
-    "or 'key =' and 'master-key =' there.\n";
-
-static void ty_usage(FILE *f) { fputs(ty_usage_text, f); }
-
-/* `trainyard CMD --help`: the usage lines of CMD (those from "  CMD " up to
- * the next command), or all of them. */
-static void ty_usage_of(const char *cmd) {
-    size_t n = strlen(cmd);
-    const char *p = ty_usage_text;
-    int in = 0, found = 0;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
-        if (strncmp(p, "  ", 2) == 0 && p[2] != ' ') /* a command's first line */
-            in = strncmp(p + 2, cmd, n) == 0 && p[2 + n] == ' ';
-        else if (strncmp(p, "  ", 2) != 0)
-            in = 0;
-        if (in) {
-            fwrite(p, 1, len, stdout);
-            found = 1;
-        }
-        p += len;
-    }
-    if (!found)
-        ty_usage(stdout);
-}
-
 static const char *ty_master_ep(const char *flag, ty_config_t **cfg) {
     if (flag)
         return flag;
@@ -520,6 +427,11 @@ int main(int argc, char **argv) {
     int rc;
     if (strcmp(cmd, "validate") == 0) {
         rc = ty_cmd_validate(&cli);
+        free(rest);
+        return rc;
+    }
+    if (strcmp(cmd, "completion") == 0) {
+        rc = ty_cmd_completion(&cli);
         free(rest);
         return rc;
     }

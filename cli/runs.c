@@ -38,8 +38,11 @@ static int ty_parse_since(const char *s, int64_t *out) {
 
 int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
+    int quiet = 0;
     for (int i = 1; i < cli->argc; i++) {
-        if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc) {
+        if (strcmp(cli->argv[i], "-q") == 0 || strcmp(cli->argv[i], "--quiet") == 0) {
+            quiet = 1;
+        } else if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc) {
             int64_t v;
             if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
                 return ty_die("runs: --limit needs a positive integer, got '%s'", cli->argv[i]);
@@ -73,7 +76,10 @@ int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     Ty__Envelope *rep = NULL;
     if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
         return 1;
-    if (cli->json) {
+    if (quiet) {
+        for (size_t i = 0; i < rep->runs_reply->n_runs; i++)
+            printf("%s\n", rep->runs_reply->runs[i]->run->run_id);
+    } else if (cli->json) {
         json_t *a = json_array();
         for (size_t i = 0; i < rep->runs_reply->n_runs; i++)
             json_array_append_new(a, ty_out_run_json(rep->runs_reply->runs[i]->run));

@@ -254,3 +254,25 @@ def test_the_cli_says_at_once_when_no_master_answers():
         version = re.search(r"project\(trainyard VERSION (\S+)", f.read()).group(1)
     r = subprocess.run([CLI_BIN, "--version"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout == f"trainyard {version}\n"
+
+
+def test_every_command_answers_help_with_examples():
+    """`trainyard CMD --help` for every command the completion script knows
+    (and that list is every command of `trainyard --help`): its usage and
+    examples, exit 0, nothing asked of a master."""
+    import re
+    usage = subprocess.run([CLI_BIN, "--help"], capture_output=True, text=True, timeout=30).stdout
+    listed = set(re.findall(r"^  ([a-z]+) ", usage, re.M))
+    script = subprocess.run([CLI_BIN, "completion", "bash"], capture_output=True, text=True,
+                            timeout=30).stdout
+    cmds = set(re.search(r"compgen -W '([a-z ]+)'", script).group(1).split())
+    assert cmds == listed and len(cmds) >= 20, (cmds ^ listed)
+    env = dict(os.environ, TRAINYARD_MASTER="tcp://127.0.0.1:9")
+    for cmd in sorted(cmds):
+        r = subprocess.run([CLI_BIN, cmd, "--help"], capture_output=True, text=True, timeout=5,
+                           env=env)
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert f"\n  {cmd} " in r.stdout and "\nexamples:\n" in r.stdout, (cmd, r.stdout)
+        examples = r.stdout.split("\nexamples:\n")[1]
+        assert all(line.startswith("  ") for line in examples.splitlines()), examples
+        assert f"trainyard {cmd}" in examples or cmd == "completion", examples

@@ -83,6 +83,29 @@ tasks:
 
     runs = cluster.json("runs")
     assert runs[0]["run_id"] == run and runs[0]["state"] == "succeeded"
+    assert cluster.cli("runs", "-q").stdout == run + "\n"
+    # bash completion: commands, a command's flags and subcommands, run ids
+    # from the master (the CLI given --master as typed on the line)
+    import subprocess
+    from conftest import CLI_BIN
+    script = cluster.cli("completion", "bash").stdout
+
+    def complete(*words):
+        line = " ".join(words)
+        r = subprocess.run(["bash", "-c", script + f"""
+COMP_WORDS=({line}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
+[[ "{line}" == *" " ]] && COMP_WORDS+=("") && COMP_CWORD=$((COMP_CWORD + 1))
+PATH="{os.path.dirname(CLI_BIN)}:$PATH"
+_trainyard; printf '%s\\n' "${{COMPREPLY[@]}}"
+"""], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert complete("trainyard", "sch") == ["schedules"]
+    assert complete("trainyard", "runs", "--st") == ["--state"]
+    assert "pause" in complete("trainyard", "schedules", "")
+    assert complete("trainyard", "--master", cluster.client_ep, "status", "") == [run]
+    assert complete("trainyard", "--master", cluster.client_ep, "logs", run[:3]) == [run]
     assert runs[0]["pipeline"] == "reporter"
     ws = cluster.json("workers")
     assert len(ws) == 1
