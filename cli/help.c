@@ -30,6 +30,7 @@ static const ty_cmd_help_t ty_cmds[] = {
      "  trainyard runs --state failed --since 2h\n"
      "  trainyard runs --pipeline fashion --limit 5 -o json\n"
      "  trainyard runs -q --state running    # ids only\n"},
+    {"pipelines", "", "--limit", 0, "  trainyard pipelines\n  trainyard pipelines -o json\n"},
     {"status", "", "--wait --wait-after", 1,
      "  trainyard status fashion-3f2a91bc\n"
      "  trainyard status fashion-3f2a91bc --wait -o json\n"},
@@ -76,6 +77,11 @@ static const ty_cmd_help_t *ty_help_of(const char *cmd) {
     return NULL;
 }
 
+int ty_help_runs(const char *cmd) {
+    const ty_cmd_help_t *h = ty_help_of(cmd);
+    return h ? h->runs : 0;
+}
+
 static const char ty_usage_text[] =
     "usage: trainyard [--master EPS] [--key FILE --master-key FILE] [--timeout S]\n"
     "                 [--connect-timeout S] [--version]\n"
@@ -100,6 +106,8 @@ static const char ty_usage_text[] =
     "  runs [--limit N] [--schedule NAME] [--pipeline NAME] [--state S] [--since AGE|TIME]\n"
     "       [--owner USER] [-q]            list runs, newest first, those that match (AGE:\n"
     "                                      30m, 2h, 7d; TIME: 2026-12-04T03:00:00Z; -q: ids)\n"
+    "  pipelines [--limit N]               the pipelines of the runs the master holds, with\n"
+    "                                      counts and their last run\n"
     "  status RUN [--wait]                 a run and its tasks\n"
     "  logs RUN TASK [-f] [--attempt N] [--tail N]\n"
     "                                      a task's output (-f follows it to the task's end,\n"

@@ -443,14 +443,23 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(ty_cli_t *, ty_client_t *);
-    } cmds[] = {{"submit", ty_cmd_submit},   {"status", ty_cmd_status},
-                {"runs", ty_cmd_runs},       {"logs", ty_cmd_logs},
-                {"cancel", ty_cmd_cancel},   {"workers", ty_cmd_workers},
-                {"info", ty_cmd_info},       {"artifacts", ty_cmd_artifacts},
-                {"get", ty_cmd_get},         {"metrics", ty_cmd_metrics},
-                {"compare", ty_cmd_compare}, {"retry", ty_cmd_retry},
-                {"pin", ty_cmd_pin},         {"gc", ty_cmd_gc},
-                {"lineage", ty_cmd_lineage}, {"schedules", ty_cmd_schedules},
+    } cmds[] = {{"submit", ty_cmd_submit},
+                {"status", ty_cmd_status},
+                {"runs", ty_cmd_runs},
+                {"pipelines", ty_cmd_pipelines},
+                {"logs", ty_cmd_logs},
+                {"cancel", ty_cmd_cancel},
+                {"workers", ty_cmd_workers},
+                {"info", ty_cmd_info},
+                {"artifacts", ty_cmd_artifacts},
+                {"get", ty_cmd_get},
+                {"metrics", ty_cmd_metrics},
+                {"compare", ty_cmd_compare},
+                {"retry", ty_cmd_retry},
+                {"pin", ty_cmd_pin},
+                {"gc", ty_cmd_gc},
+                {"lineage", ty_cmd_lineage},
+                {"schedules", ty_cmd_schedules},
                 {"models", ty_cmd_models}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         if (strcmp(cmd, cmds[k].name) != 0)
@@ -479,7 +488,9 @@ int main(int argc, char **argv) {
             free(why);
             ty_client_destroy(&c);
         } else {
-            rc = cmds[k].fn(&cli, c);
+            rc = ty_resolve_runs(&cli, c) != 0 ? 1 : cmds[k].fn(&cli, c);
+            for (int o = 0; o < cli.nowned; o++)
+                free(cli.owned[o]);
             ty_client_destroy(&c);
         }
         ty_config_destroy(&cfg);

@@ -91,6 +91,120 @@ int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     return 0;
 }
 
+int ty_cmd_pipelines(ty_cli_t *cli, ty_client_t *c) {
+    Ty__PipelinesRequest pr = TY__PIPELINES_REQUEST__INIT;
+    for (int i = 1; i < cli->argc; i++) {
+        int64_t v;
+        if (strcmp(cli->argv[i], "--limit") == 0 && i + 1 < cli->argc) {
+            if (ty_parse_i64(cli->argv[++i], 1, UINT32_MAX, &v) != 0)
+                return ty_die("pipelines: --limit needs a positive integer, got '%s'",
+                              cli->argv[i]);
+            pr.limit = (uint32_t)v;
+        } else {
+            return ty_die("pipelines: unexpected argument '%s'", cli->argv[i]);
+        }
+    }
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_PIPELINES;
+    env.pipelines = &pr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_PIPELINES_REPLY) != 0)
+        return 1;
+    Ty__PipelinesReply *r = rep->pipelines_reply;
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->n_pipelines; i++) {
+            Ty__PipelineSummary *p = r->pipelines[i];
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(p->name));
+            json_object_set_new(o, "runs", json_integer(p->runs));
+            json_object_set_new(o, "succeeded", json_integer(p->succeeded));
+            json_object_set_new(o, "failed", json_integer(p->failed));
+            json_object_set_new(o, "active", json_integer(p->active));
+            json_object_set_new(o, "last_run", p->last ? ty_out_run_json(p->last) : json_null());
+            json_array_append_new(a, o);
+        }
+        ty_out_json_print(a);
+    } else {
+        printf("%-24s %-5s %-9s %-6s %-6s %-36s %-10s %s\n", "PIPELINE", "RUNS", "SUCCEEDED",
+               "FAILED", "ACTIVE", "LAST RUN", "STATE", "CREATED");
+        for (size_t i = 0; i < r->n_pipelines; i++) {
+            Ty__PipelineSummary *p = r->pipelines[i];
+            char created[40] = "-";
+            if (p->last)
+                ty_fmt_time(p->last->created_ms, created, sizeof created);
+            printf("%-24s %-5u %-9u %-6u %-6u %-36s %-10s %s\n", p->name, p->runs, p->succeeded,
+                   p->failed, p->active, p->last ? p->last->run_id : "-",
+                   p->last ? ty_run_state_name(p->last->state) : "-", created);
+        }
+    }
+    ty_wire_free(&rep);
+    return 0;
+}
+
+/* A whole run id: "<pipeline>-<8 hex>". */
+static int ty_whole_id(const char *id) {
+    const char *dash = strrchr(id, '-');
+    if (!dash || strlen(dash + 1) != 8)
+        return 0;
+    for (const char *p = dash + 1; *p; p++)
+        if (!strchr("0123456789abcdef", *p))
+            return 0;
+    return 1;
+}
+
+/* id made whole, or left as it is (none matches: the master says so). */
+static int ty_resolve_run(ty_cli_t *cli, ty_client_t *c, char **id) {
+    if (ty_whole_id(*id) || cli->nowned >= (int)(sizeof cli->owned / sizeof *cli->owned))
+        return 0;
+    Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
+    rr.id_prefix = *id;
+    rr.limit = 6;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RUNS;
+    env.runs = &rr;
+    Ty__Envelope *rep = NULL;
+    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
+        return 1;
+    Ty__RunsReply *r = rep->runs_reply;
+    int rc = 0;
+    int exact = 0;
+    for (size_t i = 0; i < r->n_runs; i++)
+        exact |= strcmp(r->runs[i]->run->run_id, *id) == 0;
+    if (r->n_runs == 1 && !exact) {
+        *id = cli->owned[cli->nowned++] = ty_xstrdup(r->runs[0]->run->run_id);
+    } else if (r->n_runs > 1 && !exact) {
+        char list[512] = "";
+        for (size_t i = 0; i < r->n_runs && i < 5; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     r->runs[i]->run->run_id);
+        rc = ty_die("'%s' matches several runs (%s%s); give more of the id", *id, list,
+                    r->n_runs > 5 ? ", ..." : "");
+    }
+    ty_wire_free(&rep);
+    return rc;
+}
+
+int ty_resolve_runs(ty_cli_t *cli, ty_client_t *c) {
+    int mode = cli->argc > 0 ? ty_help_runs(cli->argv[0]) : 0;
+    static const char *const valued[] = {"--wait-after", "--attempt", "--tail",   "--from",
+                                         "--request-id", "-o",        "--output", NULL};
+    for (int i = 1; mode && i < cli->argc; i++) {
+        const char *a = cli->argv[i];
+        if (a[0] == '-') {
+            for (int k = 0; valued[k]; k++)
+                if (strcmp(a, valued[k]) == 0)
+                    i++; /* its value */
+            continue;
+        }
+        if (ty_resolve_run(cli, c, &cli->argv[i]) != 0)
+            return 1;
+        if (mode == 1)
+            break;
+    }
+    return 0;
+}
+
 int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
     const char *run = NULL, *task = NULL;
     int follow = 0;

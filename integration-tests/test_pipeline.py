@@ -84,6 +84,26 @@ tasks:
     runs = cluster.json("runs")
     assert runs[0]["run_id"] == run and runs[0]["state"] == "succeeded"
     assert cluster.cli("runs", "-q").stdout == run + "\n"
+    # pipelines, with their last run; a short prefix of a run id (or of its
+    # hash) stands for it; one that matches several runs says which
+    run2 = cluster.submit("name: reporter\ntasks:\n  - {name: train, command: [\"false\"]}\n")
+    assert cluster.wait_run(run2)["state"] == "failed"
+    other = cluster.submit("name: other\ntasks:\n  - {name: a, command: [\"true\"]}\n")
+    cluster.wait_run(other)
+    pipes = cluster.json("pipelines")
+    assert [p["name"] for p in pipes] == ["other", "reporter"]
+    rep = pipes[1]
+    assert (rep["runs"], rep["succeeded"], rep["failed"], rep["active"]) == (2, 1, 1, 0)
+    assert rep["last_run"]["run_id"] == run2 and rep["last_run"]["state"] == "failed"
+    assert "reporter" in cluster.cli("pipelines").stdout
+    assert cluster.json("status", run[:-4])["run_id"] == run
+    assert cluster.json("status", run.split("-")[-1][:5])["run_id"] == run
+    assert cluster.cli("logs", other[:3], "a").returncode == 0
+    r = cluster.cli("status", "rep", check=False)
+    assert r.returncode == 1 and "'rep' matches several runs (" in r.stderr, r.stderr
+    assert run in r.stderr and run2 in r.stderr
+    r = cluster.cli("status", "nosuch", check=False)
+    assert r.returncode == 1 and "no such run" in r.stderr, r.stderr
     # bash completion: commands, a command's flags and subcommands, run ids
     # from the master (the CLI given --master as typed on the line)
     import subprocess
@@ -104,8 +124,9 @@ _trainyard; printf '%s\\n' "${{COMPREPLY[@]}}"
     assert complete("trainyard", "sch") == ["schedules"]
     assert complete("trainyard", "runs", "--st") == ["--state"]
     assert "pause" in complete("trainyard", "schedules", "")
-    assert complete("trainyard", "--master", cluster.client_ep, "status", "") == [run]
-    assert complete("trainyard", "--master", cluster.client_ep, "logs", run[:3]) == [run]
+    assert sorted(complete("trainyard", "--master", cluster.client_ep, "status", "")) == \
+        sorted([run, run2, other])
+    assert complete("trainyard", "--master", cluster.client_ep, "logs", "oth") == [other]
     assert runs[0]["pipeline"] == "reporter"
     ws = cluster.json("workers")
     assert len(ws) == 1

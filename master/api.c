@@ -453,46 +453,6 @@ void ty_api_expire(ty_api_t *a, ty_time_t now) {
     free(runs);
 }
 
-static void ty_on_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                       const Ty__RunsRequest *req, ty_time_t now) {
-    ty_core_t *c = a->core;
-    size_t limit = req->limit ? req->limit : 100, n = c->nlive < limit ? c->nlive : limit;
-    const char *sched = req->schedule && *req->schedule ? req->schedule : NULL;
-    const char *pipe = req->pipeline && *req->pipeline ? req->pipeline : NULL;
-    const char *state = req->state && *req->state ? req->state : NULL;
-    const char *owner = req->owner && *req->owner ? req->owner : NULL;
-    Ty__RunRecord *recs = ty_xcalloc(n ? n : 1, sizeof *recs);
-    Ty__RunStatus *sts = ty_xcalloc(n ? n : 1, sizeof *sts);
-    Ty__RunStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
-    size_t k = c->nruns, i = 0;
-    while (i < n && k > 0) { /* newest first, those in memory */
-        ty_run_t *r = c->order[--k];
-        if (!r || (sched && (!r->schedule || strcmp(r->schedule, sched) != 0)) ||
-            (pipe && strcmp(r->spec->name, pipe) != 0) ||
-            (state && strcmp(ty_run_state_name(r->state), state) != 0) ||
-            (req->since_ms && r->created_ms < req->since_ms) ||
-            (owner && (!r->owner || strcmp(r->owner, owner) != 0)))
-            continue;
-        ty_persist_run_record(r, &recs[i], 0);
-        ty__run_status__init(&sts[i]);
-        sts[i].run = &recs[i];
-        sts[i].version = r->version;
-        ptrs[i] = &sts[i];
-        i++;
-    }
-    n = i;
-    Ty__RunsReply rr = TY__RUNS_REPLY__INIT;
-    rr.runs = ptrs;
-    rr.n_runs = n;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_RUNS_REPLY;
-    env.runs_reply = &rr;
-    ty_reply(a, peer, peer_len, req_id, &env, now);
-    free(recs);
-    free(sts);
-    free(ptrs);
-}
-
 /* Drain or undrain a worker: the cluster's, so an admin's to do when the
  * master has keys. */
 static void ty_on_drain(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t rq,
@@ -715,7 +675,7 @@ static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
         ty_on_submit(a, peer, peer_len, rq, env->submit, now);
         break;
     case TY__ENVELOPE__BODY_RUNS:
-        ty_on_runs(a, peer, peer_len, rq, env->runs, now);
+        ty_api_runs(a, peer, peer_len, rq, env->runs, now);
         break;
     case TY__ENVELOPE__BODY_STATUS:
         r = ty_core_find_run(a->core, env->status->run_id);
@@ -767,6 +727,9 @@ static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
         ty_core_step(a->core, &ev, now);
         break;
     }
+    case TY__ENVELOPE__BODY_PIPELINES:
+        ty_api_pipelines(a, peer, peer_len, rq, env->pipelines, now);
+        break;
     case TY__ENVELOPE__BODY_WORKERS:
         ty_on_workers(a, peer, peer_len, rq, now);
         break;

@@ -4,7 +4,7 @@
  * when the run changes and another when its hold runs out, runs, workers,
  * info, an unexpected request, and a run the core let go of read back from
  * the store (status, logs, cancel) or not found; a follower of a task's
- * latest attempt carried on to the retry. */
+ * latest attempt carried on to the retry; pipelines; runs by id prefix. */
 #include "master/api.h"
 #include "master/core/core_int.h"
 
@@ -325,6 +325,35 @@ int main(void) {
     settle();
     lg = reply_to("f1");
     CHECK(lg && lg->logs_reply->done && lg->logs_reply->data.len == 0);
+
+    /* pipelines: each once, the one run last first, with its counts;
+     * runs by a prefix of the id's hash */
+    clear_replies();
+    Ty__PipelinesRequest pq = TY__PIPELINES_REQUEST__INIT;
+    Ty__Envelope penv = TY__ENVELOPE__INIT;
+    penv.body_case = TY__ENVELOPE__BODY_PIPELINES;
+    penv.pipelines = &pq;
+    request("p1", &penv);
+    Ty__Envelope *pl = reply_to("p1");
+    CHECK(pl && pl->body_case == TY__ENVELOPE__BODY_PIPELINES_REPLY &&
+          pl->pipelines_reply->n_pipelines >= 1);
+    if (pl && pl->pipelines_reply->n_pipelines >= 1) {
+        Ty__PipelineSummary *p0 = pl->pipelines_reply->pipelines[0];
+        CHECK_STR(p0->name, "c");
+        CHECK(p0->runs == 1 && p0->succeeded == 1 && p0->active == 0);
+        CHECK_STR(p0->last->run_id, run3);
+        for (size_t i = 1; i < pl->pipelines_reply->n_pipelines; i++) /* each once */
+            CHECK(strcmp(pl->pipelines_reply->pipelines[i]->name, "c") != 0);
+    }
+    Ty__RunsRequest rq = TY__RUNS_REQUEST__INIT;
+    rq.id_prefix = strrchr(run3, '-') + 1;
+    Ty__Envelope qenv = TY__ENVELOPE__INIT;
+    qenv.body_case = TY__ENVELOPE__BODY_RUNS;
+    qenv.runs = &rq;
+    request("p2", &qenv);
+    Ty__Envelope *rl = reply_to("p2");
+    CHECK(rl && rl->runs_reply->n_runs == 1 &&
+          strcmp(rl->runs_reply->runs[0]->run->run_id, run3) == 0);
 
     clear_replies();
     free(run);

@@ -1,0 +1,122 @@
+/* Listings of what the master holds in memory (the live runs and the last
+ * --retain-runs finished ones): runs with filters, and pipelines with
+ * their last run. */
+#include "master/api_int.h"
+
+#include "common/dag.h"
+#include "common/util.h"
+#include "master/core/core_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Whether a run id, or its part after the last '-' (the hash), begins
+ * with p. */
+static int ty_id_has_prefix(const char *id, const char *p) {
+    size_t n = strlen(p);
+    const char *dash = strrchr(id, '-');
+    return strncmp(id, p, n) == 0 || (dash && strncmp(dash + 1, p, n) == 0);
+}
+
+void ty_api_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                 const Ty__RunsRequest *req, ty_time_t now) {
+    ty_core_t *c = a->core;
+    size_t limit = req->limit ? req->limit : 100, n = c->nlive < limit ? c->nlive : limit;
+    const char *sched = req->schedule && *req->schedule ? req->schedule : NULL;
+    const char *pipe = req->pipeline && *req->pipeline ? req->pipeline : NULL;
+    const char *state = req->state && *req->state ? req->state : NULL;
+    const char *owner = req->owner && *req->owner ? req->owner : NULL;
+    const char *idp = req->id_prefix && *req->id_prefix ? req->id_prefix : NULL;
+    Ty__RunRecord *recs = ty_xcalloc(n ? n : 1, sizeof *recs);
+    Ty__RunStatus *sts = ty_xcalloc(n ? n : 1, sizeof *sts);
+    Ty__RunStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
+    size_t k = c->nruns, i = 0;
+    while (i < n && k > 0) { /* newest first, those in memory */
+        ty_run_t *r = c->order[--k];
+        if (!r || (sched && (!r->schedule || strcmp(r->schedule, sched) != 0)) ||
+            (pipe && strcmp(r->spec->name, pipe) != 0) ||
+            (state && strcmp(ty_run_state_name(r->state), state) != 0) ||
+            (req->since_ms && r->created_ms < req->since_ms) ||
+            (owner && (!r->owner || strcmp(r->owner, owner) != 0)) ||
+            (idp && !ty_id_has_prefix(r->id, idp)))
+            continue;
+        ty_persist_run_record(r, &recs[i], 0);
+        ty__run_status__init(&sts[i]);
+        sts[i].run = &recs[i];
+        sts[i].version = r->version;
+        ptrs[i] = &sts[i];
+        i++;
+    }
+    n = i;
+    Ty__RunsReply rr = TY__RUNS_REPLY__INIT;
+    rr.runs = ptrs;
+    rr.n_runs = n;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_RUNS_REPLY;
+    env.runs_reply = &rr;
+    ty_reply(a, peer, peer_len, req_id, &env, now);
+    free(recs);
+    free(sts);
+    free(ptrs);
+}
+
+typedef struct {
+    const char *name;
+    uint32_t runs, succeeded, failed, active;
+    ty_run_t *last;
+} ty_pipe_sum_t;
+
+void ty_api_pipelines(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                      const Ty__PipelinesRequest *req, ty_time_t now) {
+    ty_core_t *c = a->core;
+    zhashx_t *seen = zhashx_new(); /* name -> index + 1 */
+    ty_pipe_sum_t *sums = ty_xcalloc(c->nlive ? c->nlive : 1, sizeof *sums);
+    size_t n = 0;
+    for (size_t k = c->nruns; k > 0; k--) { /* newest first: the first seen is the last run */
+        ty_run_t *r = c->order[k - 1];
+        if (!r)
+            continue;
+        size_t at = (size_t)(uintptr_t)zhashx_lookup(seen, r->spec->name);
+        if (!at) {
+            if (n == (c->nlive ? c->nlive : 1))
+                continue;
+            sums[n].name = r->spec->name;
+            sums[n].last = r;
+            at = ++n;
+            zhashx_insert(seen, r->spec->name, (void *)(uintptr_t)at);
+        }
+        ty_pipe_sum_t *p = &sums[at - 1];
+        p->runs++;
+        p->succeeded += r->state == TY_RUN_SUCCEEDED;
+        p->failed += r->state == TY_RUN_FAILED;
+        p->active += r->state == TY_RUN_PENDING || r->state == TY_RUN_RUNNING;
+    }
+    zhashx_destroy(&seen);
+    if (req->limit && n > req->limit)
+        n = req->limit;
+    Ty__PipelineSummary *out = ty_xcalloc(n ? n : 1, sizeof *out);
+    Ty__PipelineSummary **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
+    Ty__RunRecord *lasts = ty_xcalloc(n ? n : 1, sizeof *lasts);
+    for (size_t i = 0; i < n; i++) {
+        ty__pipeline_summary__init(&out[i]);
+        out[i].name = (char *)sums[i].name;
+        out[i].runs = sums[i].runs;
+        out[i].succeeded = sums[i].succeeded;
+        out[i].failed = sums[i].failed;
+        out[i].active = sums[i].active;
+        ty_persist_run_record(sums[i].last, &lasts[i], 0);
+        out[i].last = &lasts[i];
+        ptrs[i] = &out[i];
+    }
+    Ty__PipelinesReply pr = TY__PIPELINES_REPLY__INIT;
+    pr.pipelines = ptrs;
+    pr.n_pipelines = n;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_PIPELINES_REPLY;
+    env.pipelines_reply = &pr;
+    ty_reply(a, peer, peer_len, req_id, &env, now);
+    free(lasts);
+    free(ptrs);
+    free(out);
+    free(sums);
+}
