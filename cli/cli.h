@@ -11,8 +11,6 @@ typedef struct {
     int json;
     int argc;
     char **argv;
-    char *owned[16]; /* run ids resolved from prefixes (argv points at them) */
-    int nowned;
 } ty_cli_t;
 
 /* Print "trainyard: ..." on stderr; returns 1. */
@@ -32,8 +30,6 @@ void ty_usage(FILE *f);
 /* `trainyard CMD --help`: CMD's usage lines and examples (or all usage). */
 void ty_usage_of(const char *cmd);
 int ty_cmd_completion(ty_cli_t *cli);
-/* 1: cmd's first word is a run id; 2: each word is; 0: none is. */
-int ty_help_runs(const char *cmd);
 
 /* cli/wait.c */
 /* Follow a run with long-polls, showing progress on stderr (and, when it
@@ -60,10 +56,12 @@ int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_pipelines(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c);
 int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c);
-/* The run ids among cli's words (as ty_help_runs says) given as short
- * prefixes, made whole: the one run in the master's listing whose id (or
- * its hash) begins so.  0, or 1 with the error printed (several match). */
-int ty_resolve_runs(ty_cli_t *cli, ty_client_t *c);
+/* A run id given as a short prefix made whole: the one run in the master's
+ * listing whose id (or its hash) begins so; left as it is when none does
+ * (the master says "no such run").  0, or 1 with the error printed
+ * (several match).  ty_call does this for every request naming a run. */
+int ty_resolve_run(ty_client_t *c, int timeout_ms, char **id);
+void ty_resolved_free(void);
 int ty_cmd_keygen(ty_cli_t *cli);
 int ty_cmd_keys(ty_cli_t *cli);
 int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c);

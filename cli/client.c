@@ -26,7 +26,22 @@ struct ty_client {
     char *list;     /* as given */
     char *reason;   /* the last standby's word on why no master leads */
     uint64_t next_req;
+    ty_client_retry_fn on_retry;
+    void *retry_arg;
 };
+
+void ty_client_on_retry(ty_client_t *c, ty_client_retry_fn fn, void *arg) {
+    c->on_retry = fn;
+    c->retry_arg = arg;
+}
+
+/* The first time a call asks again: tell whoever wants to know. */
+static void ty_client_retrying(ty_client_t *c, int *told, const char *why, int64_t deadline) {
+    if (!c->on_retry || *told)
+        return;
+    *told = 1;
+    c->on_retry(c->retry_arg, why, ty_now_ms() + (deadline - ty_mono_ms()));
+}
 
 static char *ty_trim(char *s) {
     while (*s == ' ' || *s == '\t')
@@ -219,6 +234,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
     req->req_id = c->next_req++;
     int64_t deadline = ty_mono_ms() + timeout_ms;
     int64_t try_ms = ty_long_poll(req) ? TY_HOLD_TRY_MS : TY_TRY_MS;
+    int told = 0;
     for (;;) {
         zframe_t *f = ty_wire_encode(req);
         if (zframe_send(&f, c->sock, 0) != 0) {
@@ -252,6 +268,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
              * answer: ask again; the last refusal is the answer at the deadline */
             free(c->reason);
             c->reason = ty_xstrdup(env->error->message);
+            ty_client_retrying(c, &told, c->reason, deadline);
             ty_wire_free(&env);
             ty_sleep_ms(TY_UNAVAIL_WAIT_MS);
             continue;
@@ -267,6 +284,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
             return TY_ETIMEOUT;
         }
         if (!env) { /* no answer: ask again, at the next address if there is one */
+            ty_client_retrying(c, &told, "no answer from the master yet", deadline);
             if (c->neps > 1)
                 ty_client_next(c);
             continue;
@@ -281,6 +299,7 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
             if (ty_client_connect(c, rd->client_ep) != 0)
                 ty_client_next(c);
         } else {
+            ty_client_retrying(c, &told, c->reason ? c->reason : "no master leads yet", deadline);
             ty_sleep_ms(200); /* no leader known yet: an election is on */
             if (c->neps > 1)
                 ty_client_next(c);

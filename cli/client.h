@@ -32,6 +32,10 @@ int ty_client_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelo
  * reply came, else TY_ETIMEOUT (or TY_EIO). */
 int ty_client_batch(ty_client_t *c, Ty__Envelope **reqs, size_t n, int timeout_ms,
                     Ty__Envelope **replies);
+/* fn(arg, why, until) once in each call that has no answer yet and asks
+ * again (until: the call's deadline, Unix ms); NULL: none. */
+typedef void (*ty_client_retry_fn)(void *arg, const char *why, int64_t until_ms);
+void ty_client_on_retry(ty_client_t *c, ty_client_retry_fn fn, void *arg);
 /* The address connected now, and the list as given. */
 const char *ty_client_endpoint(const ty_client_t *c);
 const char *ty_client_list(const ty_client_t *c);

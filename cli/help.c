@@ -77,11 +77,6 @@ static const ty_cmd_help_t *ty_help_of(const char *cmd) {
     return NULL;
 }
 
-int ty_help_runs(const char *cmd) {
-    const ty_cmd_help_t *h = ty_help_of(cmd);
-    return h ? h->runs : 0;
-}
-
 static const char ty_usage_text[] =
     "usage: trainyard [--master EPS] [--key FILE --master-key FILE] [--timeout S]\n"
     "                 [--connect-timeout S] [--version]\n"

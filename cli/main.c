@@ -51,8 +51,31 @@ static int ty_check_reply(ty_client_t *c, Ty__Envelope **reply, Ty__Envelope__Bo
  * call waits for a connection to a master before it says none answers. */
 static int64_t ty_connect_ms = 2000;
 
+/* The run a request names, if it names one by id. */
+static char **ty_run_field(Ty__Envelope *req) {
+    switch (req->body_case) {
+    case TY__ENVELOPE__BODY_STATUS:
+        return &req->status->run_id;
+    case TY__ENVELOPE__BODY_LOGS:
+        return &req->logs->run_id;
+    case TY__ENVELOPE__BODY_CANCEL:
+        return &req->cancel->run_id;
+    case TY__ENVELOPE__BODY_METRICS:
+        return &req->metrics->run_id;
+    case TY__ENVELOPE__BODY_PIN:
+        return &req->pin->run_id;
+    case TY__ENVELOPE__BODY_RETRY:
+        return &req->retry->run_id;
+    default:
+        return NULL;
+    }
+}
+
 int ty_call(ty_client_t *c, Ty__Envelope *req, int timeout_ms, Ty__Envelope **reply,
             Ty__Envelope__BodyCase want) {
+    char **run = ty_run_field(req); /* a short prefix of its id will do */
+    if (run && ty_resolve_run(c, timeout_ms, run) != 0)
+        return 1;
     int rc = ty_client_call(c, req, timeout_ms, reply);
     if (rc == TY_ETIMEOUT && ty_client_reason(c))
         return ty_die("no answer within %ds: %s", (timeout_ms + 999) / 1000, ty_client_reason(c));
@@ -114,6 +137,16 @@ static int ty_cmd_validate(ty_cli_t *cli) {
 }
 
 /* Send the file to the master (it validates again and renders params). */
+/* A submit asked again through an outage says so, once. */
+static void ty_submit_retrying(void *arg, const char *why, int64_t until_ms) {
+    char until[40];
+    ty_fmt_time(until_ms, until, sizeof until);
+    fprintf(stderr,
+            "trainyard: %s; sending the submit again (request id %s: it makes one run, "
+            "whichever try lands) until %s\n",
+            why, (const char *)arg, until);
+}
+
 static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__KV **params,
                           size_t nparams, const char *request_id, Ty__Envelope **rep) {
     ty_buf_t yaml = {0};
@@ -132,7 +165,9 @@ static int ty_submit_file(ty_cli_t *cli, ty_client_t *c, const char *file, Ty__K
     env.submit = &sr;
     /* sent again (same request id) while no master answers, until the
      * deadline: a master that stored it answers with the same run */
+    ty_client_on_retry(c, ty_submit_retrying, (void *)request_id);
     int rc = ty_client_call(c, &env, cli->call_ms, rep);
+    ty_client_on_retry(c, NULL, NULL);
     if (rc == TY_ETIMEOUT) {
         fprintf(stderr,
                 "trainyard: no master confirmed the submit within %ds; it may have been "
@@ -488,9 +523,8 @@ int main(int argc, char **argv) {
             free(why);
             ty_client_destroy(&c);
         } else {
-            rc = ty_resolve_runs(&cli, c) != 0 ? 1 : cmds[k].fn(&cli, c);
-            for (int o = 0; o < cli.nowned; o++)
-                free(cli.owned[o]);
+            rc = cmds[k].fn(&cli, c);
+            ty_resolved_free();
             ty_client_destroy(&c);
         }
         ty_config_destroy(&cfg);

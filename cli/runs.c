@@ -153,9 +153,17 @@ static int ty_whole_id(const char *id) {
     return 1;
 }
 
-/* id made whole, or left as it is (none matches: the master says so). */
-static int ty_resolve_run(ty_cli_t *cli, ty_client_t *c, char **id) {
-    if (ty_whole_id(*id) || cli->nowned >= (int)(sizeof cli->owned / sizeof *cli->owned))
+/* Run ids made whole from prefixes, kept until the CLI exits. */
+static char *ty_owned[16];
+static size_t ty_nowned;
+
+void ty_resolved_free(void) {
+    while (ty_nowned)
+        free(ty_owned[--ty_nowned]);
+}
+
+int ty_resolve_run(ty_client_t *c, int timeout_ms, char **id) {
+    if (!*id || !**id || ty_whole_id(*id) || ty_nowned == sizeof ty_owned / sizeof *ty_owned)
         return 0;
     Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
     rr.id_prefix = *id;
@@ -164,7 +172,7 @@ static int ty_resolve_run(ty_cli_t *cli, ty_client_t *c, char **id) {
     env.body_case = TY__ENVELOPE__BODY_RUNS;
     env.runs = &rr;
     Ty__Envelope *rep = NULL;
-    if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
+    if (ty_call(c, &env, timeout_ms, &rep, TY__ENVELOPE__BODY_RUNS_REPLY) != 0)
         return 1;
     Ty__RunsReply *r = rep->runs_reply;
     int rc = 0;
@@ -172,7 +180,7 @@ static int ty_resolve_run(ty_cli_t *cli, ty_client_t *c, char **id) {
     for (size_t i = 0; i < r->n_runs; i++)
         exact |= strcmp(r->runs[i]->run->run_id, *id) == 0;
     if (r->n_runs == 1 && !exact) {
-        *id = cli->owned[cli->nowned++] = ty_xstrdup(r->runs[0]->run->run_id);
+        *id = ty_owned[ty_nowned++] = ty_xstrdup(r->runs[0]->run->run_id);
     } else if (r->n_runs > 1 && !exact) {
         char list[512] = "";
         for (size_t i = 0; i < r->n_runs && i < 5; i++)
@@ -183,26 +191,6 @@ static int ty_resolve_run(ty_cli_t *cli, ty_client_t *c, char **id) {
     }
     ty_wire_free(&rep);
     return rc;
-}
-
-int ty_resolve_runs(ty_cli_t *cli, ty_client_t *c) {
-    int mode = cli->argc > 0 ? ty_help_runs(cli->argv[0]) : 0;
-    static const char *const valued[] = {"--wait-after", "--attempt", "--tail",   "--from",
-                                         "--request-id", "-o",        "--output", NULL};
-    for (int i = 1; mode && i < cli->argc; i++) {
-        const char *a = cli->argv[i];
-        if (a[0] == '-') {
-            for (int k = 0; valued[k]; k++)
-                if (strcmp(a, valued[k]) == 0)
-                    i++; /* its value */
-            continue;
-        }
-        if (ty_resolve_run(cli, c, &cli->argv[i]) != 0)
-            return 1;
-        if (mode == 1)
-            break;
-    }
-    return 0;
 }
 
 int ty_cmd_logs(ty_cli_t *cli, ty_client_t *c) {
@@ -287,11 +275,11 @@ int ty_cmd_cancel(ty_cli_t *cli, ty_client_t *c) {
         return 1;
     if (cli->json) {
         json_t *o = json_object();
-        json_object_set_new(o, "run_id", json_string(cli->argv[1]));
+        json_object_set_new(o, "run_id", json_string(cr.run_id));
         json_object_set_new(o, "state", json_string(ty_run_state_name(rep->cancel_reply->state)));
         ty_out_json_print(o);
     } else {
-        printf("run %s %s\n", cli->argv[1], ty_run_state_name(rep->cancel_reply->state));
+        printf("run %s %s\n", cr.run_id, ty_run_state_name(rep->cancel_reply->state));
     }
     ty_wire_free(&rep);
     return 0;

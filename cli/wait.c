@@ -88,7 +88,10 @@ static void ty_tell_failures(ty_cli_t *cli, ty_client_t *c, const Ty__RunStatus 
     }
 }
 
-int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *run) {
+int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *given) {
+    char *run = (char *)given;
+    if (ty_resolve_run(c, cli->call_ms, &run) != 0)
+        return 1;
     int tty = isatty(STDERR_FILENO);
     ty_watch_t *w = NULL;
     ty_watch_create(&w, tty, tty ? ty_term_width(STDERR_FILENO) : 0);

@@ -1,5 +1,6 @@
 """Failures: retries, timeouts, cancel, lost workers, a restarted master."""
 import os
+import re
 import signal
 
 import pytest
@@ -513,6 +514,9 @@ def test_a_submit_through_an_etcd_pause_makes_exactly_one_run(cluster):
     out, err = p.communicate(timeout=90)
     assert p.returncode == 0, err
     run = out.strip()
+    # it said it was asking again, with what and until when
+    assert re.search(r"; sending the submit again \(request id idem-1: it makes one run, "
+                     r"whichever try lands\) until \d{4}-\d\d-\d\dT", err), err
     assert [r["run_id"] for r in cluster.json("runs")] == [run]
     assert cluster.wait_run(run)["state"] == "succeeded"
     again = cluster.cli("submit", path, "--request-id", "idem-1").stdout.strip()

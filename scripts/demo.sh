@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The first of the README's two commands: installs dependencies, builds,
 # starts a local cluster (etcd, two masters, two workers on 127.0.0.1), trains
-# an MLP on Fashion-MNIST with two MPI ranks through it (live progress),
+# an MLP on Fashion-MNIST with two MPI ranks through it (live progress: one
+# redrawn line on a terminal), follows an MPI gang across both workers, lists
+# the pipelines run,
 # prints the run's tasks and metrics, lists the model it stored in the
 # master's artifact store and fetches it back, runs the retraining loop three
 # times (drift check, retrain, registry, promotion gate), kills the leading master with kill -9
@@ -26,10 +28,11 @@ set +e
 "$CLI" submit examples/pipelines/fashion.yaml --wait
 rc=$?
 set -e
-run=$("$CLI" runs -o json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
+run=$("$CLI" runs -q --limit 1)
+short=${run##*-}; short=${short:0:4}
 echo
-echo "== last lines of $run/train's log"
-"$CLI" logs "$run" train | tail -n 5
+echo "== the last 5 lines of $run/train's log (a run id's short prefix will do: logs $short train --tail 5)"
+"$CLI" logs "$short" train --tail 5 || true
 echo
 echo "== the trained model, stored by the master by its SHA-256, and fetched back"
 "$CLI" artifacts "$run"
@@ -41,6 +44,10 @@ gang=$("$CLI" submit examples/pipelines/gang.yaml)
 "$CLI" status "$gang" --wait >/dev/null || true
 "$CLI" status "$gang"
 "$CLI" logs "$gang" train | grep -E "trained .* on 4 rank" || true
+
+echo
+echo "== the pipelines this cluster has run, and their last runs"
+"$CLI" pipelines
 
 echo
 echo "== closing the loop: examples/pipelines/retrain.yaml three times (docs/retraining.md)"
