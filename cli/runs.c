@@ -153,17 +153,28 @@ static int ty_whole_id(const char *id) {
     return 1;
 }
 
-/* Run ids made whole from prefixes, kept until the CLI exits. */
-static char *ty_owned[16];
+/* Prefixes given and the run ids they were made into, kept until the CLI
+ * exits: a command that asks many times (logs -f) asks the listing once. */
+static char *ty_given[16], *ty_owned[16];
 static size_t ty_nowned;
 
 void ty_resolved_free(void) {
-    while (ty_nowned)
-        free(ty_owned[--ty_nowned]);
+    while (ty_nowned) {
+        ty_nowned--;
+        free(ty_given[ty_nowned]);
+        free(ty_owned[ty_nowned]);
+    }
 }
 
 int ty_resolve_run(ty_client_t *c, int timeout_ms, char **id) {
-    if (!*id || !**id || ty_whole_id(*id) || ty_nowned == sizeof ty_owned / sizeof *ty_owned)
+    if (!*id || !**id || ty_whole_id(*id))
+        return 0;
+    for (size_t i = 0; i < ty_nowned; i++)
+        if (strcmp(ty_given[i], *id) == 0 || strcmp(ty_owned[i], *id) == 0) {
+            *id = ty_owned[i];
+            return 0;
+        }
+    if (ty_nowned == sizeof ty_owned / sizeof *ty_owned)
         return 0;
     Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
     rr.id_prefix = *id;
@@ -180,6 +191,7 @@ int ty_resolve_run(ty_client_t *c, int timeout_ms, char **id) {
     for (size_t i = 0; i < r->n_runs; i++)
         exact |= strcmp(r->runs[i]->run->run_id, *id) == 0;
     if (r->n_runs == 1 && !exact) {
+        ty_given[ty_nowned] = ty_xstrdup(*id);
         *id = ty_owned[ty_nowned++] = ty_xstrdup(r->runs[0]->run->run_id);
     } else if (r->n_runs > 1 && !exact) {
         char list[512] = "";

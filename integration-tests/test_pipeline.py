@@ -91,7 +91,7 @@ tasks:
     other = cluster.submit("name: other\ntasks:\n  - {name: a, command: [\"true\"]}\n")
     cluster.wait_run(other)
     pipes = cluster.json("pipelines")
-    assert [p["name"] for p in pipes] == ["other", "reporter"]
+    assert [p["name"] for p in pipes] == ["other", "reporter"]  # the one run last first
     rep = pipes[1]
     assert (rep["runs"], rep["succeeded"], rep["failed"], rep["active"]) == (2, 1, 1, 0)
     assert rep["last_run"]["run_id"] == run2 and rep["last_run"]["state"] == "failed"
@@ -99,6 +99,11 @@ tasks:
     assert cluster.json("status", run[:-4])["run_id"] == run
     assert cluster.json("status", run.split("-")[-1][:5])["run_id"] == run
     assert cluster.cli("logs", other[:3], "a").returncode == 0
+    # a follow by prefix asks the master many times: the prefix holds
+    slow = cluster.submit("name: trickle\ntasks:\n  - name: t\n    command: 'for i in "
+                          "$(seq 1 40); do echo line $i; sleep 0.05; done'\n")
+    r = cluster.cli("logs", slow.split("-")[-1][:6], "t", "-f")
+    assert r.stdout.splitlines() == [f"line {i}" for i in range(1, 41)], r.stdout + r.stderr
     r = cluster.cli("status", "rep", check=False)
     assert r.returncode == 1 and "'rep' matches several runs (" in r.stderr, r.stderr
     assert run in r.stderr and run2 in r.stderr
@@ -125,7 +130,7 @@ _trainyard; printf '%s\\n' "${{COMPREPLY[@]}}"
     assert complete("trainyard", "runs", "--st") == ["--state"]
     assert "pause" in complete("trainyard", "schedules", "")
     assert sorted(complete("trainyard", "--master", cluster.client_ep, "status", "")) == \
-        sorted([run, run2, other])
+        sorted([run, run2, other, slow])
     assert complete("trainyard", "--master", cluster.client_ep, "logs", "oth") == [other]
     assert runs[0]["pipeline"] == "reporter"
     ws = cluster.json("workers")
