@@ -59,10 +59,9 @@ static void ty_tell_failures(ty_cli_t *cli, ty_client_t *c, const Ty__RunStatus 
         const Ty__TaskRecord *t = st->tasks[i];
         if (t->state != TY_TASK_FAILED)
             continue;
-        char why[512];
-        ty_watch_why(why, sizeof why, t);
-        fprintf(stderr, "\ntask %s failed: %s (attempt %u%s%s); the end of its log:\n", t->name,
-                why, t->attempt, *t->worker ? " on " : "", t->worker);
+        char line[1024];
+        ty_watch_failed(line, sizeof line, t);
+        fprintf(stderr, "\n%s; the end of its log:\n", line);
         Ty__LogsRequest lr = TY__LOGS_REQUEST__INIT;
         lr.run_id = st->run->run_id;
         lr.task = t->name;

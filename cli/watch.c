@@ -112,13 +112,21 @@ void ty_watch_counts(char *buf, size_t n, const Ty__RunStatus *st) {
             k += snprintf(buf + k, n - (size_t)k, ", %zu %s", counts[s], ty_task_state_name(s));
 }
 
-void ty_watch_why(char *buf, size_t n, const Ty__TaskRecord *t) {
+/* Why a task that ended badly did: its reason, else its signal or exit code. */
+static void ty_watch_why(char *buf, size_t n, const Ty__TaskRecord *t) {
     if (*t->reason && !ty_is_wait_reason(t->reason))
         snprintf(buf, n, "%s", t->reason);
     else if (t->term_signal)
         snprintf(buf, n, "killed by signal %d", t->term_signal);
     else
         snprintf(buf, n, "exit code %d", t->exit_code);
+}
+
+void ty_watch_failed(char *buf, size_t n, const Ty__TaskRecord *t) {
+    char why[512];
+    ty_watch_why(why, sizeof why, t);
+    snprintf(buf, n, "task %s failed: %s (attempt %u%s%s)", t->name, why, t->attempt,
+             *t->worker ? " on " : "", t->worker);
 }
 
 /* The seen record of task i (st's tasks keep their order). */
@@ -144,10 +152,11 @@ static void ty_task_events(ty_watch_t *w, const Ty__TaskRecord *t, ty_seen_t *s)
     /* an attempt that failed: the attempt counter may have moved on to
      * the retry already */
     uint32_t failed = t->state == TY_TASK_RUNNING && t->attempt > 1 ? t->attempt - 1 : t->attempt;
-    if (t->state == TY_TASK_FAILED && s->state != TY_TASK_FAILED)
-        ty_event(w, "task %s failed: %s (attempt %u%s%s)", t->name, why, t->attempt,
-                 *t->worker ? " on " : "", t->worker);
-    else if (t->failures > s->failures)
+    if (t->state == TY_TASK_FAILED && s->state != TY_TASK_FAILED) {
+        char line[1024];
+        ty_watch_failed(line, sizeof line, t);
+        ty_event(w, "%s", line);
+    } else if (t->failures > s->failures)
         ty_event(w, "task %s: attempt %u failed: %s; it runs again", t->name, failed, why);
     else if (t->lost > s->lost)
         ty_event(w, "task %s: attempt %u lost: %s; it runs again", t->name, failed, why);

@@ -29,7 +29,7 @@ const char *ty_watch_note(ty_watch_t *w, const char *msg);
 /* The counts of a run's tasks by state, e.g. "running: 2/5 tasks done, 2
  * succeeded, 1 running, 2 waiting". */
 void ty_watch_counts(char *buf, size_t n, const Ty__RunStatus *st);
-/* Why a task that ended badly did: its reason, else its signal or exit code. */
-void ty_watch_why(char *buf, size_t n, const Ty__TaskRecord *t);
+/* "task T failed: WHY (attempt N on W)" for a failed task. */
+void ty_watch_failed(char *buf, size_t n, const Ty__TaskRecord *t);
 
 #endif

@@ -60,63 +60,41 @@ void ty_api_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req
     free(ptrs);
 }
 
-typedef struct {
-    const char *name;
-    uint32_t runs, succeeded, failed, active;
-    ty_run_t *last;
-} ty_pipe_sum_t;
-
 void ty_api_pipelines(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                       const Ty__PipelinesRequest *req, ty_time_t now) {
     ty_core_t *c = a->core;
-    zhashx_t *seen = zhashx_new(); /* name -> index + 1 */
-    ty_pipe_sum_t *sums = ty_xcalloc(c->nlive ? c->nlive : 1, sizeof *sums);
-    size_t n = 0;
+    size_t cap = c->nlive ? c->nlive : 1, n = 0; /* no more pipelines than runs */
+    Ty__PipelineSummary *sums = ty_xcalloc(cap, sizeof *sums);
+    Ty__PipelineSummary **ptrs = ty_xcalloc(cap, sizeof *ptrs);
+    Ty__RunRecord *lasts = ty_xcalloc(cap, sizeof *lasts);
+    zhashx_t *seen = zhashx_new();          /* name -> its summary */
     for (size_t k = c->nruns; k > 0; k--) { /* newest first: the first seen is the last run */
         ty_run_t *r = c->order[k - 1];
         if (!r)
             continue;
-        size_t at = (size_t)(uintptr_t)zhashx_lookup(seen, r->spec->name);
-        if (!at) {
-            if (n == (c->nlive ? c->nlive : 1))
-                continue;
-            sums[n].name = r->spec->name;
-            sums[n].last = r;
-            at = ++n;
-            zhashx_insert(seen, r->spec->name, (void *)(uintptr_t)at);
+        Ty__PipelineSummary *p = zhashx_lookup(seen, r->spec->name);
+        if (!p) {
+            p = ptrs[n] = &sums[n];
+            ty__pipeline_summary__init(p);
+            p->name = r->spec->name;
+            ty_persist_run_record(r, &lasts[n], 0);
+            p->last = &lasts[n++];
+            zhashx_insert(seen, r->spec->name, p);
         }
-        ty_pipe_sum_t *p = &sums[at - 1];
         p->runs++;
         p->succeeded += r->state == TY_RUN_SUCCEEDED;
         p->failed += r->state == TY_RUN_FAILED;
         p->active += r->state == TY_RUN_PENDING || r->state == TY_RUN_RUNNING;
     }
     zhashx_destroy(&seen);
-    if (req->limit && n > req->limit)
-        n = req->limit;
-    Ty__PipelineSummary *out = ty_xcalloc(n ? n : 1, sizeof *out);
-    Ty__PipelineSummary **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
-    Ty__RunRecord *lasts = ty_xcalloc(n ? n : 1, sizeof *lasts);
-    for (size_t i = 0; i < n; i++) {
-        ty__pipeline_summary__init(&out[i]);
-        out[i].name = (char *)sums[i].name;
-        out[i].runs = sums[i].runs;
-        out[i].succeeded = sums[i].succeeded;
-        out[i].failed = sums[i].failed;
-        out[i].active = sums[i].active;
-        ty_persist_run_record(sums[i].last, &lasts[i], 0);
-        out[i].last = &lasts[i];
-        ptrs[i] = &out[i];
-    }
     Ty__PipelinesReply pr = TY__PIPELINES_REPLY__INIT;
     pr.pipelines = ptrs;
-    pr.n_pipelines = n;
+    pr.n_pipelines = req->limit && n > req->limit ? req->limit : n;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.body_case = TY__ENVELOPE__BODY_PIPELINES_REPLY;
     env.pipelines_reply = &pr;
     ty_reply(a, peer, peer_len, req_id, &env, now);
     free(lasts);
     free(ptrs);
-    free(out);
     free(sums);
 }

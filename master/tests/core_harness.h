@@ -261,13 +261,19 @@ static ty_task_t *T(ty_run_t *r, const char *name) {
     return &r->tasks[ty_dag_task_index(r->spec, name)];
 }
 
-/* worker reports t's current attempt's exit code and signal (its part
- * there, for a gang's other workers). */
-static void h_result_from(h_t *h, const char *worker, ty_task_t *t, int code, int sig) {
+/* The reference to t's current attempt. */
+static Ty__TaskRef h_ref(const ty_task_t *t) {
     Ty__TaskRef ref = TY__TASK_REF__INIT;
     ref.run_id = t->run->id;
     ref.task = t->spec->name;
     ref.attempt = t->attempt;
+    return ref;
+}
+
+/* worker reports t's current attempt's exit code and signal (its part
+ * there, for a gang's other workers). */
+static void h_result_from(h_t *h, const char *worker, ty_task_t *t, int code, int sig) {
+    Ty__TaskRef ref = h_ref(t);
     Ty__TaskResult res = TY__TASK_RESULT__INIT;
     res.ref = &ref;
     res.exit_code = code;
@@ -284,10 +290,7 @@ static void h_finish(h_t *h, ty_task_t *t, int code) { h_result_from(h, t->worke
 /* The worker running t reports success with outputs (name, sha256). */
 /* A `metric NAME VALUE` report line from t's running attempt. */
 static void h_metric(h_t *h, ty_task_t *t, const char *name, double value) {
-    Ty__TaskRef ref = TY__TASK_REF__INIT;
-    ref.run_id = t->run->id;
-    ref.task = t->spec->name;
-    ref.attempt = t->attempt;
+    Ty__TaskRef ref = h_ref(t);
     Ty__ReportItem it = TY__REPORT_ITEM__INIT, *items[1] = {&it};
     it.kind = 1;
     it.name = (char *)name;
@@ -303,10 +306,7 @@ static void h_metric(h_t *h, ty_task_t *t, const char *name, double value) {
 }
 
 static void h_finish_outputs(h_t *h, ty_task_t *t, const char *const *names, size_t n) {
-    Ty__TaskRef ref = TY__TASK_REF__INIT;
-    ref.run_id = t->run->id;
-    ref.task = t->spec->name;
-    ref.attempt = t->attempt;
+    Ty__TaskRef ref = h_ref(t);
     Ty__ArtifactRef refs[8], *ptrs[8];
     char sha[65];
     memset(sha, 'a', 64);

@@ -26,10 +26,7 @@ static void result_from(h_t *h, const char *worker, ty_task_t *t, int code, int 
 }
 
 static void part_launch(h_t *h, const char *from, ty_task_t *t, uint32_t part) {
-    Ty__TaskRef ref = TY__TASK_REF__INIT;
-    ref.run_id = t->run->id;
-    ref.task = t->spec->name;
-    ref.attempt = t->attempt;
+    Ty__TaskRef ref = h_ref(t);
     Ty__PartLaunch pl = TY__PART_LAUNCH__INIT;
     pl.ref = &ref;
     pl.part = part;
