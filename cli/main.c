@@ -460,6 +460,8 @@ int main(int argc, char **argv) {
             return 0;
         }
     int rc;
+    ty_out_set_colour(
+        ty_out_colour_wanted(isatty(STDOUT_FILENO), getenv("NO_COLOR"), getenv("TERM")));
     if (strcmp(cmd, "validate") == 0) {
         rc = ty_cmd_validate(&cli);
         free(rest);

@@ -7,6 +7,37 @@
 
 #include <string.h>
 
+static int ty_colour;
+
+int ty_out_colour_wanted(int tty, const char *no_color, const char *term) {
+    return tty && !(no_color && *no_color) && !(term && strcmp(term, "dumb") == 0);
+}
+
+void ty_out_set_colour(int on) { ty_colour = on; }
+
+const char *ty_out_state_sgr(const char *state) {
+    static const struct {
+        const char *state, *sgr;
+    } map[] = {
+        {"succeeded", "32"},       {"cached", "32"}, {"up", "32"},      {"failed", "31"},
+        {"upstream_failed", "31"}, {"lost", "31"},   {"down", "31"},    {"running", "36"},
+        {"dispatched", "36"},      {"queued", "33"}, {"pending", "33"}, {"draining", "33"},
+        {"cancelled", "2"},        {"skipped", "2"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(state, map[i].state) == 0)
+            return map[i].sgr;
+    return NULL;
+}
+
+void ty_out_state(FILE *f, const char *state, int width) {
+    const char *sgr = ty_colour ? ty_out_state_sgr(state) : NULL;
+    if (sgr)
+        fprintf(f, "\033[%sm%-*s\033[0m", sgr, width, state);
+    else
+        fprintf(f, "%-*s", width, state);
+}
+
 json_t *ty_out_time_json(int64_t ms) {
     if (ms <= 0)
         return json_null();
@@ -143,8 +174,9 @@ void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
     char dur[32], start[40];
     ty_fmt_duration(r->started_ms, r->finished_ms, dur, sizeof dur);
     ty_fmt_time(r->created_ms, start, sizeof start);
-    fprintf(f, "run %s  pipeline %s  state %s  owner %s  created %s  duration %s\n", r->run_id,
-            r->pipeline, ty_run_state_name(r->state), *r->owner ? r->owner : "-", start, dur);
+    fprintf(f, "run %s  pipeline %s  state ", r->run_id, r->pipeline);
+    ty_out_state(f, ty_run_state_name(r->state), 0);
+    fprintf(f, "  owner %s  created %s  duration %s\n", *r->owner ? r->owner : "-", start, dur);
     fprintf(f, "%-24s %-16s %-7s %-16s %-24s %-9s %-5s %s\n", "TASK", "STATE", "ATTEMPT", "WORKER",
             "START", "DURATION", "EXIT", "PROGRESS / REASON");
     for (size_t i = 0; i < st->n_tasks; i++) {
@@ -170,9 +202,10 @@ void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {
         for (size_t k = 1; k < t->n_parts; k++)
             snprintf(where + strlen(where), sizeof where - strlen(where), "+%s",
                      t->parts[k]->worker);
-        fprintf(f, "%-24s %-16s %-7u %-16s %-24s %-9s %-5s %s\n", t->name,
-                ty_task_state_name(t->state), t->attempt, where, *start ? start : "-", dur, exitbuf,
-                prog);
+        fprintf(f, "%-24s ", t->name);
+        ty_out_state(f, ty_task_state_name(t->state), 16);
+        fprintf(f, " %-7u %-16s %-24s %-9s %-5s %s\n", t->attempt, where, *start ? start : "-", dur,
+                exitbuf, prog);
         if (t->n_metrics) {
             fprintf(f, "    metrics:");
             for (size_t k = 0; k < t->n_metrics; k++)
@@ -190,8 +223,9 @@ void ty_out_runs_table(FILE *f, const Ty__RunsReply *rr) {
         char created[40], dur[32];
         ty_fmt_time(r->created_ms, created, sizeof created);
         ty_fmt_duration(r->started_ms, r->finished_ms, dur, sizeof dur);
-        fprintf(f, "%-36s %-24s %-10s %-12s %-24s %s\n", r->run_id, r->pipeline,
-                ty_run_state_name(r->state), *r->owner ? r->owner : "-", created, dur);
+        fprintf(f, "%-36s %-24s ", r->run_id, r->pipeline);
+        ty_out_state(f, ty_run_state_name(r->state), 10);
+        fprintf(f, " %-12s %-24s %s\n", *r->owner ? r->owner : "-", created, dur);
     }
 }
 
@@ -208,9 +242,10 @@ void ty_out_workers_table(FILE *f, const Ty__WorkersReply *wr) {
         for (size_t k = 0; w->total && k < w->total->n_labels; k++)
             snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s=%s",
                      k ? "," : "", w->total->labels[k]->key, w->total->labels[k]->value);
-        fprintf(f, "%-20s %-8s %-11s %-15s %-5u %-7u %s\n", w->id,
-                w->draining && strcmp(w->state, "up") == 0 ? "draining" : w->state, cpus, mem,
-                w->total ? w->total->gpus : 0, w->running, labels);
+        fprintf(f, "%-20s ", w->id);
+        ty_out_state(f, w->draining && strcmp(w->state, "up") == 0 ? "draining" : w->state, 8);
+        fprintf(f, " %-11s %-15s %-5u %-7u %s\n", cpus, mem, w->total ? w->total->gpus : 0,
+                w->running, labels);
     }
 }
 

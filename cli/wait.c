@@ -93,7 +93,8 @@ int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *given) {
         return 1;
     int tty = isatty(STDERR_FILENO);
     ty_watch_t *w = NULL;
-    ty_watch_create(&w, tty, tty ? ty_term_width(STDERR_FILENO) : 0);
+    ty_watch_create(&w, tty, tty ? ty_term_width(STDERR_FILENO) : 0,
+                    ty_out_colour_wanted(tty, getenv("NO_COLOR"), getenv("TERM")));
     uint64_t version = 0;
     int64_t t0 = ty_mono_ms(), unanswered_since = 0;
     int unanswered = 0;

@@ -20,7 +20,7 @@ typedef struct {
 } ty_seen_t;
 
 struct ty_watch {
-    int tty, width;
+    int tty, width, colour;
     char *out; /* what the last call returns */
     size_t len, cap;
     char counts[512]; /* off a terminal: the last counts line written */
@@ -30,11 +30,12 @@ struct ty_watch {
     size_t nseen;
 };
 
-int ty_watch_create(ty_watch_t **out, int tty, int width) {
+int ty_watch_create(ty_watch_t **out, int tty, int width, int colour) {
     if (!out)
         return TY_EINVAL;
     ty_watch_t *w = ty_xcalloc(1, sizeof *w);
     w->tty = tty;
+    w->colour = colour;
     w->width = width > 0 ? width : 80;
     w->counts_ms = -TY_WATCH_EVERY_MS;
     *out = w;
@@ -82,7 +83,9 @@ static void ty_reset(ty_watch_t *w) {
 
 /* A line of its own: on a terminal, over the status line (drawn again
  * later by the caller). */
-__attribute__((format(printf, 2, 3))) static void ty_event(ty_watch_t *w, const char *fmt, ...) {
+/* sgr: its colour (ANSI SGR parameters) when colours are on, or NULL. */
+__attribute__((format(printf, 3, 4))) static void ty_event(ty_watch_t *w, const char *sgr,
+                                                           const char *fmt, ...) {
     if (w->tty && w->line) {
         ty_put(w, "\r\033[K");
         free(w->line);
@@ -93,7 +96,10 @@ __attribute__((format(printf, 2, 3))) static void ty_event(ty_watch_t *w, const 
     char buf[1024];
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    ty_put(w, "%s\n", buf);
+    if (w->colour && sgr)
+        ty_put(w, "\033[%sm%s\033[0m\n", sgr, buf);
+    else
+        ty_put(w, "%s\n", buf);
 }
 
 void ty_watch_counts(char *buf, size_t n, const Ty__RunStatus *st) {
@@ -155,15 +161,15 @@ static void ty_task_events(ty_watch_t *w, const Ty__TaskRecord *t, ty_seen_t *s)
     if (t->state == TY_TASK_FAILED && s->state != TY_TASK_FAILED) {
         char line[1024];
         ty_watch_failed(line, sizeof line, t);
-        ty_event(w, "%s", line);
+        ty_event(w, "31", "%s", line);
     } else if (t->failures > s->failures)
-        ty_event(w, "task %s: attempt %u failed: %s; it runs again", t->name, failed, why);
+        ty_event(w, "33", "task %s: attempt %u failed: %s; it runs again", t->name, failed, why);
     else if (t->lost > s->lost)
-        ty_event(w, "task %s: attempt %u lost: %s; it runs again", t->name, failed, why);
+        ty_event(w, "33", "task %s: attempt %u lost: %s; it runs again", t->name, failed, why);
     if (t->state == TY_TASK_QUEUED && ty_is_wait_reason(t->reason) && s->waited != t->attempt + 1) {
         s->waited = t->attempt + 1;
         if (!w->tty) /* a terminal's status line shows it, as it changes */
-            ty_event(w, "task %s: %s", t->name, t->reason);
+            ty_event(w, "33", "task %s: %s", t->name, t->reason);
     }
     s->state = t->state;
     s->failures = t->failures;
@@ -240,7 +246,7 @@ const char *ty_watch_update(ty_watch_t *w, const Ty__RunStatus *st, int64_t ms) 
 const char *ty_watch_note(ty_watch_t *w, const char *msg) {
     ty_reset(w);
     char *line = w->line ? ty_xstrdup(w->line) : NULL;
-    ty_event(w, "%s", msg);
+    ty_event(w, NULL, "%s", msg);
     if (line) {
         ty_put(w, "%s", line);
         w->line = line;

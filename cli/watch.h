@@ -16,8 +16,9 @@
 
 typedef struct ty_watch ty_watch_t;
 
-/* tty: the output is a terminal width columns wide (<= 0: 80). */
-int ty_watch_create(ty_watch_t **out, int tty, int width);
+/* tty: the output is a terminal width columns wide (<= 0: 80); colour:
+ * event lines coloured (failed red, lost and waiting yellow). */
+int ty_watch_create(ty_watch_t **out, int tty, int width, int colour);
 void ty_watch_destroy(ty_watch_t **wp);
 /* The text to write for st, seen ms milliseconds after the wait began;
  * "" when there is nothing to write.  Valid until the next call. */

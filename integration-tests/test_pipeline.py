@@ -229,6 +229,27 @@ def test_submit_wait_and_master_address_sources(cluster, tmp_path):
     assert "\r\x1b[K[" in shown and "succeeded: 4/4 tasks done, 4 succeeded" in shown, shown
     for draw in shown.replace("\n", "\r").split("\r"):
         assert len(draw.replace("\x1b[K", "")) <= 49, repr(draw)
+    # colours on a terminal only, and not with NO_COLOR set
+    def on_pty(*args, **env):
+        mfd, sfd = pty.openpty()
+        q = subprocess.Popen([CLI_BIN, "--master", cluster.client_ep, *args], stdin=sfd,
+                             stdout=sfd, stderr=sfd, env={**os.environ, "TERM": "xterm", **env})
+        os.close(sfd)
+        got = b""
+        while True:
+            try:
+                chunk = os.read(mfd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        assert q.wait(timeout=30) == 0, got
+        os.close(mfd)
+        return got.decode()
+    assert "\x1b[32msucceeded \x1b[0m" in on_pty("runs"), "no colour on a terminal"
+    assert "\x1b[" not in on_pty("runs", NO_COLOR="1")
+    assert "\x1b[" not in cluster.cli("runs").stdout  # not a terminal
     # --master flag and a config file, with TRAINYARD_MASTER unset
     env = {k: v for k, v in os.environ.items() if k != "TRAINYARD_MASTER"}
     r = subprocess.run([CLI_BIN, "--master", cluster.client_ep, "runs", "-o", "json"],

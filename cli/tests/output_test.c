@@ -4,6 +4,8 @@
 #include "common/dag.h"
 #include "common/tests/ty_test.h"
 
+#include <string.h>
+
 int main(void) {
     Ty__RunRecord run = TY__RUN_RECORD__INIT;
     run.run_id = "p-1";
@@ -71,6 +73,28 @@ int main(void) {
     CHECK_CONTAINS(buf, "exit code 3");
     CHECK_CONTAINS(buf, "metrics: loss=0.5");
     CHECK_CONTAINS(buf, "2.5s");
+    CHECK(strchr(buf, '\033') == NULL); /* colours are off unless turned on */
     free(buf);
+
+    /* colours: a terminal only, NO_COLOR (set and not empty) and TERM=dumb
+     * turn them off */
+    CHECK(ty_out_colour_wanted(1, NULL, "xterm"));
+    CHECK(ty_out_colour_wanted(1, "", "xterm"));
+    CHECK(!ty_out_colour_wanted(0, NULL, "xterm"));
+    CHECK(!ty_out_colour_wanted(1, "1", "xterm"));
+    CHECK(!ty_out_colour_wanted(1, NULL, "dumb"));
+    CHECK_STR(ty_out_state_sgr("failed"), "31");
+    CHECK_STR(ty_out_state_sgr("succeeded"), "32");
+    CHECK(ty_out_state_sgr("waiting") == NULL);
+    ty_out_set_colour(1);
+    f = open_memstream(&buf, &n);
+    ty_out_status_table(f, &st);
+    fclose(f);
+    /* the state coloured, padded to its column as without colour */
+    CHECK_CONTAINS(buf, "state \033[31mfailed\033[0m  owner");
+    CHECK_CONTAINS(buf, "\033[31mfailed          \033[0m 2 ");
+    CHECK_CONTAINS(buf, "upstream_failed \033[0m");
+    free(buf);
+    ty_out_set_colour(0);
     TEST_DONE();
 }

@@ -71,7 +71,7 @@ int main(void) {
     /* off a terminal: counts at most once a second, the last always */
     make_run(N);
     ty_watch_t *w = NULL;
-    CHECK_EQ_INT(ty_watch_create(&w, 0, 0), 0);
+    CHECK_EQ_INT(ty_watch_create(&w, 0, 0, 0), 0);
     char *all = NULL;
     size_t alln = 0;
     FILE *f = open_memstream(&all, &alln);
@@ -99,7 +99,7 @@ int main(void) {
 
     /* lines of their own, at once, even within the second */
     make_run(3);
-    CHECK_EQ_INT(ty_watch_create(&w, 0, 0), 0);
+    CHECK_EQ_INT(ty_watch_create(&w, 0, 0, 0), 0);
     CHECK_CONTAINS(ty_watch_update(w, &st, 0), "running: 0/3 tasks done, 3 queued");
     recs[0].state = TY_TASK_RUNNING;
     recs[0].attempt = 2;
@@ -126,11 +126,30 @@ int main(void) {
     CHECK_CONTAINS(out, "task t0 failed: killed by signal 9 (attempt 2 on w1)\n");
     CHECK_CONTAINS(out, "failed: 3/3 tasks done, 1 failed, 2 cancelled\n"); /* the last: at once */
     CHECK(count(out, "failed (attempt") + count(out, "attempt 1 failed") == 0);
+    CHECK(strchr(out, '\033') == NULL);
+    ty_watch_destroy(&w);
+
+    /* colours on: a failed task's line red, a retried attempt's yellow */
+    make_run(2);
+    CHECK_EQ_INT(ty_watch_create(&w, 0, 0, 1), 0);
+    ty_watch_update(w, &st, 0);
+    recs[0].state = TY_TASK_RUNNING;
+    recs[0].attempt = 2;
+    recs[0].failures = 1;
+    recs[0].reason = "exit code 3";
+    CHECK_CONTAINS(ty_watch_update(w, &st, 100),
+                   "\033[33mtask t0: attempt 1 failed: exit code 3; it runs again\033[0m\n");
+    recs[0].state = TY_TASK_FAILED;
+    recs[0].failures = 2;
+    recs[0].worker = "";
+    out = ty_watch_update(w, &st, 200);
+    CHECK_CONTAINS(out, "\033[31mtask t0 failed: exit code 3 (attempt 2)\033[0m\n");
+    CHECK_STR(ty_watch_note(w, "note"), "note\n"); /* notes plain */
     ty_watch_destroy(&w);
 
     /* a terminal 40 columns wide: one line redrawn within it */
     make_run(3);
-    CHECK_EQ_INT(ty_watch_create(&w, 1, 40), 0);
+    CHECK_EQ_INT(ty_watch_create(&w, 1, 40, 0), 0);
     recs[0].state = TY_TASK_RUNNING;
     recs[0].progress = 0.5;
     recs[0].progress_text = "epoch 5 of 10, a long text that goes on";
@@ -138,7 +157,7 @@ int main(void) {
     CHECK(strncmp(out, "\r\033[K", 4) == 0 && strchr(out, '\n') == NULL);
     CHECK(widest(out) <= 39);
     ty_watch_destroy(&w);
-    CHECK_EQ_INT(ty_watch_create(&w, 1, 200), 0);
+    CHECK_EQ_INT(ty_watch_create(&w, 1, 200, 0), 0);
     out = ty_watch_update(w, &st, 0);
     CHECK_CONTAINS(out, "t0 [##########----------] 50% epoch 5 of 10");
     CHECK(widest(out) <= 199);
@@ -155,7 +174,7 @@ int main(void) {
     CHECK(strncmp(out, "\r\033[Kno answer from the master\n[", 31) == 0);
     /* a line cut within a UTF-8 sequence keeps it whole or drops it */
     ty_watch_destroy(&w);
-    CHECK_EQ_INT(ty_watch_create(&w, 1, 60), 0);
+    CHECK_EQ_INT(ty_watch_create(&w, 1, 60, 0), 0);
     recs[0].reason = TY_WAIT_ROOM "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";
     out = ty_watch_update(w, &st, 0);
     CHECK(widest(out) <= 59);
