@@ -33,20 +33,7 @@ int ty_cmd_artifacts(ty_cli_t *cli, ty_client_t *c) {
     if (ty_get_status(cli, c, cli->argv[1], 0, &rep) != 0)
         return 1;
     const Ty__RunStatus *st = rep->status_reply->status;
-    json_t *all = json_array();
-    for (size_t i = 0; i < st->n_tasks; i++) {
-        const Ty__TaskRecord *t = st->tasks[i];
-        for (size_t k = 0; k < t->n_outputs; k++) {
-            json_t *a = json_object();
-            json_object_set_new(a, "task", json_string(t->name));
-            json_object_set_new(a, "name", json_string(t->outputs[k]->name));
-            json_object_set_new(a, "size", json_integer((json_int_t)t->outputs[k]->size));
-            json_object_set_new(a, "sha256", json_string(t->outputs[k]->sha256));
-            json_object_set_new(a, "attempt", json_integer(t->attempt));
-            json_object_set_new(a, "worker", json_string(t->worker));
-            json_array_append_new(all, a);
-        }
-    }
+    json_t *all = ty_render_artifacts(st);
     if (cli->json) {
         ty_out_json_print(all);
     } else {

@@ -94,10 +94,7 @@ int ty_cmd_workers(ty_cli_t *cli, ty_client_t *c) {
     if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_WORKERS_REPLY) != 0)
         return 1;
     if (cli->json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < rep->workers_reply->n_workers; i++)
-            json_array_append_new(a, ty_out_worker_json(rep->workers_reply->workers[i]));
-        ty_out_json_print(a);
+        ty_out_json_print(ty_render_workers(rep->workers_reply));
     } else {
         ty_out_workers_table(stdout, rep->workers_reply);
     }
@@ -114,31 +111,8 @@ int ty_cmd_info(ty_cli_t *cli, ty_client_t *c) {
     if (ty_call(c, &env, cli->call_ms, &rep, TY__ENVELOPE__BODY_INFO_REPLY) != 0)
         return 1;
     Ty__InfoReply *r = rep->info_reply;
-    json_t *o = json_object();
-    json_object_set_new(o, "node_id", json_string(r->node_id));
-    json_object_set_new(o, "pid", json_integer((json_int_t)r->pid));
-    json_object_set_new(o, "leader", json_boolean(r->leader));
-    json_object_set_new(o, "leader_node", json_string(r->leader_node));
+    json_t *o = ty_render_info(r);
     json_object_set_new(o, "endpoint", json_string(ty_client_endpoint(c)));
-    json_object_set_new(o, "epoch", json_integer((json_int_t)r->epoch));
-    json_object_set_new(o, "frames_rejected_size",
-                        json_integer((json_int_t)r->frames_rejected_size));
-    json_object_set_new(o, "frames_rejected_decode",
-                        json_integer((json_int_t)r->frames_rejected_decode));
-    json_object_set_new(o, "etcd_txns", json_integer((json_int_t)r->etcd_txns));
-    json_object_set_new(o, "etcd_ops", json_integer((json_int_t)r->etcd_ops));
-    json_object_set_new(o, "dispatches", json_integer((json_int_t)r->dispatches));
-    json_object_set_new(o, "etcd_txns_behind", json_integer((json_int_t)r->etcd_txns_behind));
-    json_object_set_new(o, "runs_in_memory", json_integer((json_int_t)r->runs_in_memory));
-    json_object_set_new(o, "runs_released", json_integer((json_int_t)r->runs_released));
-    json_object_set_new(o, "messages_rejected", json_integer((json_int_t)r->messages_rejected));
-    json_object_set_new(o, "last_rejected", json_string(r->last_rejected));
-    json_object_set_new(o, "etcd_quiet_ms", json_integer((json_int_t)r->etcd_quiet_ms));
-    json_object_set_new(o, "curve", json_boolean(r->curve));
-    json_object_set_new(o, "auth_refused", json_integer((json_int_t)r->auth_refused));
-    json_object_set_new(o, "last_auth_refused", json_string(r->last_auth_refused));
-    json_object_set_new(o, "peers_banned", json_integer((json_int_t)r->peers_banned));
-    json_object_set_new(o, "banned_dropped", json_integer((json_int_t)r->banned_dropped));
     if (cli->json) {
         ty_out_json_print(o);
     } else {

@@ -366,7 +366,7 @@ static int ty_cmd_status(ty_cli_t *cli, ty_client_t *c) {
     if (ty_get_status(cli, c, run, after, &rep) != 0)
         return 1;
     if (cli->json)
-        ty_out_json_print(ty_out_status_json(rep->status_reply->status));
+        ty_out_json_print(ty_render_status(rep->status_reply->status));
     else
         ty_out_status_table(stdout, rep->status_reply->status);
     ty_wire_free(&rep);

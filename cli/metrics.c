@@ -96,24 +96,7 @@ int ty_cmd_metrics(ty_cli_t *cli, ty_client_t *c) {
     if (r->truncated)
         fprintf(stderr, "trainyard: more points than one answer holds; the first ones shown\n");
     if (cli->json) {
-        json_t *all = json_array();
-        for (size_t i = 0; i < r->n_series; i++) {
-            const Ty__MetricSeries *s = r->series[i];
-            json_t *o = json_object(), *pts = json_array();
-            json_object_set_new(o, "task", json_string(s->task));
-            json_object_set_new(o, "attempt", json_integer(s->attempt));
-            json_object_set_new(o, "name", json_string(s->name));
-            for (size_t k = 0; k < s->n_points; k++) {
-                json_t *p = json_object();
-                json_object_set_new(p, "step", json_integer(s->points[k]->step));
-                json_object_set_new(p, "value", json_real(s->points[k]->value));
-                json_object_set_new(p, "t_ms", json_integer(s->points[k]->t_ms));
-                json_array_append_new(pts, p);
-            }
-            json_object_set_new(o, "points", pts);
-            json_array_append_new(all, o);
-        }
-        ty_out_json_print(all);
+        ty_out_json_print(ty_render_metrics(r));
     } else if (plot) {
         int width = ty_term_width();
         for (size_t i = 0; i < r->n_series; i++)

@@ -45,7 +45,7 @@ static json_t *ty_version_json(const Ty__ModelVersion *v, const Ty__ModelRecord 
         json_object_set_new(m, v->metrics[i]->name, json_real(v->metrics[i]->value));
     json_object_set_new(o, "metrics", m);
     json_object_set_new(o, "tags", ty_kvs_json(v->tags, v->n_tags));
-    json_object_set_new(o, "created_at", ty_out_time_json(v->created_ms));
+    json_object_set_new(o, "created_at", ty_render_time(v->created_ms));
     json_object_set_new(o, "by", json_string(v->by));
     json_t *al = json_array();
     for (size_t i = 0; rec && i < rec->n_aliases; i++)
@@ -64,7 +64,7 @@ static json_t *ty_model_json(const Ty__ModelRecord *r) {
         json_object_set_new(al, r->aliases[i]->key,
                             json_integer((json_int_t)strtoul(r->aliases[i]->value, NULL, 10)));
     json_object_set_new(o, "aliases", al);
-    json_object_set_new(o, "created_at", ty_out_time_json(r->created_ms));
+    json_object_set_new(o, "created_at", ty_render_time(r->created_ms));
     return o;
 }
 
@@ -286,7 +286,7 @@ static int ty_models_print(ty_cli_t *cli, const char *op, int named, const Ty__M
                                     h->from_version ? json_integer(h->from_version) : json_null());
                 json_object_set_new(o, "to_version", json_integer(h->to_version));
                 json_object_set_new(o, "by", json_string(h->by));
-                json_object_set_new(o, "at", ty_out_time_json(h->at_ms));
+                json_object_set_new(o, "at", ty_render_time(h->at_ms));
                 json_object_set_new(o, "note", json_string(h->note));
                 json_array_append_new(j, o);
             }

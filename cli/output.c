@@ -38,14 +38,6 @@ void ty_out_state(FILE *f, const char *state, int width) {
         fprintf(f, "%-*s", width, state);
 }
 
-json_t *ty_out_time_json(int64_t ms) {
-    if (ms <= 0)
-        return json_null();
-    char buf[40];
-    ty_fmt_time(ms, buf, sizeof buf);
-    return json_string(buf);
-}
-
 static void ty_fmt_duration(int64_t a, int64_t b, char *buf, size_t n) {
     if (a <= 0) {
         snprintf(buf, n, "-");
@@ -58,115 +50,6 @@ static void ty_fmt_duration(int64_t a, int64_t b, char *buf, size_t n) {
         snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
     else
         snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
-json_t *ty_out_run_json(const Ty__RunRecord *r) {
-    json_t *o = json_object();
-    json_object_set_new(o, "run_id", json_string(r->run_id));
-    json_object_set_new(o, "pipeline", json_string(r->pipeline));
-    json_object_set_new(o, "state", json_string(ty_run_state_name(r->state)));
-    json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
-    json_object_set_new(o, "created_at", ty_out_time_json(r->created_ms));
-    json_object_set_new(o, "started_at", ty_out_time_json(r->started_ms));
-    json_object_set_new(o, "finished_at", ty_out_time_json(r->finished_ms));
-    json_t *p = json_object();
-    for (size_t i = 0; i < r->n_params; i++)
-        json_object_set_new(p, r->params[i]->key, json_string(r->params[i]->value));
-    json_object_set_new(o, "params", p);
-    json_object_set_new(o, "schedule", *r->schedule ? json_string(r->schedule) : json_null());
-    json_object_set_new(o, "fire_time",
-                        r->fire_s ? ty_out_time_json(r->fire_s * 1000) : json_null());
-    return o;
-}
-
-json_t *ty_out_status_json(const Ty__RunStatus *st) {
-    json_t *o = ty_out_run_json(st->run);
-    json_t *tasks = json_array();
-    for (size_t i = 0; i < st->n_tasks; i++) {
-        const Ty__TaskRecord *t = st->tasks[i];
-        json_t *j = json_object();
-        json_object_set_new(j, "name", json_string(t->name));
-        json_object_set_new(j, "state", json_string(ty_task_state_name(t->state)));
-        json_object_set_new(j, "attempt", json_integer(t->attempt));
-        json_object_set_new(j, "worker", *t->worker ? json_string(t->worker) : json_null());
-        /* a cancelled task has no exit code (its kill is not its end): its
-         * state says it */
-        int finished = t->state == TY_TASK_SUCCEEDED || t->state == TY_TASK_FAILED ||
-                       t->state == TY_TASK_CACHED || (t->attempt > 0 && t->state == TY_TASK_QUEUED);
-        json_object_set_new(j, "exit_code",
-                            finished && t->attempt > 0 && !t->term_signal
-                                ? json_integer(t->exit_code)
-                                : json_null());
-        json_object_set_new(j, "signal",
-                            t->term_signal && t->state != TY_TASK_CANCELLED
-                                ? json_integer(t->term_signal)
-                                : json_null());
-        json_object_set_new(j, "started_at", ty_out_time_json(t->started_ms));
-        json_object_set_new(j, "finished_at", ty_out_time_json(t->finished_ms));
-        json_object_set_new(j, "reason", *t->reason ? json_string(t->reason) : json_null());
-        json_object_set_new(j, "progress", json_real(t->progress));
-        json_object_set_new(j, "progress_text",
-                            *t->progress_text ? json_string(t->progress_text) : json_null());
-        json_t *ms = json_object();
-        for (size_t k = 0; k < t->n_metrics; k++) {
-            json_t *mv = json_object();
-            json_object_set_new(mv, "value", json_real(t->metrics[k]->value));
-            json_object_set_new(mv, "step", json_integer(t->metrics[k]->step));
-            json_object_set_new(ms, t->metrics[k]->name, mv);
-        }
-        json_object_set_new(j, "metrics", ms);
-        json_t *outs = json_array();
-        for (size_t k = 0; k < t->n_outputs; k++) {
-            json_t *a = json_object();
-            json_object_set_new(a, "name", json_string(t->outputs[k]->name));
-            json_object_set_new(a, "size", json_integer((json_int_t)t->outputs[k]->size));
-            json_object_set_new(a, "sha256", json_string(t->outputs[k]->sha256));
-            json_array_append_new(outs, a);
-        }
-        json_object_set_new(j, "outputs", outs);
-        json_t *tags = json_object();
-        for (size_t k = 0; k < t->n_tags; k++)
-            json_object_set_new(tags, t->tags[k]->key, json_string(t->tags[k]->value));
-        json_object_set_new(j, "tags", tags);
-        json_object_set_new(j, "cache", *t->cache_note ? json_string(t->cache_note) : json_null());
-        json_t *parts = t->n_parts ? json_array() : json_null(); /* an MPI gang across workers */
-        for (size_t k = 0; k < t->n_parts; k++) {
-            json_t *pj = json_object(), *g = json_array();
-            json_object_set_new(pj, "worker", json_string(t->parts[k]->worker));
-            json_object_set_new(pj, "address", json_string(t->parts[k]->address));
-            json_object_set_new(pj, "ranks", json_integer(t->parts[k]->ranks));
-            for (size_t x = 0; x < t->parts[k]->n_gpu_ids; x++)
-                json_array_append_new(g, json_integer(t->parts[k]->gpu_ids[x]));
-            json_object_set_new(pj, "gpus", g);
-            json_array_append_new(parts, pj);
-        }
-        json_object_set_new(j, "parts", parts);
-        json_array_append_new(tasks, j);
-    }
-    json_object_set_new(o, "tasks", tasks);
-    json_object_set_new(o, "version", json_integer((json_int_t)st->version));
-    return o;
-}
-
-json_t *ty_out_worker_json(const Ty__WorkerStatus *w) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(w->id));
-    json_object_set_new(o, "state", json_string(w->state));
-    json_object_set_new(o, "draining", json_boolean(w->draining));
-    json_object_set_new(o, "hostname", json_string(w->hostname));
-    json_object_set_new(o, "cpus", json_real(w->total ? w->total->cpus : 0));
-    json_object_set_new(o, "mem_mb", json_integer(w->total ? (json_int_t)w->total->mem_mb : 0));
-    json_object_set_new(o, "gpus", json_integer(w->total ? w->total->gpus : 0));
-    json_t *l = json_object();
-    for (size_t i = 0; w->total && i < w->total->n_labels; i++)
-        json_object_set_new(l, w->total->labels[i]->key, json_string(w->total->labels[i]->value));
-    json_object_set_new(o, "labels", l);
-    json_object_set_new(o, "running", json_integer(w->running));
-    json_object_set_new(o, "used_cpus", json_real(w->used ? w->used->cpus : 0));
-    json_object_set_new(o, "used_mem_mb", json_integer(w->used ? (json_int_t)w->used->mem_mb : 0));
-    json_object_set_new(o, "used_gpus", json_integer(w->used ? w->used->gpus : 0));
-    json_object_set_new(o, "last_seen_at", ty_out_time_json(w->last_seen_ms));
-    return o;
 }
 
 void ty_out_status_table(FILE *f, const Ty__RunStatus *st) {

@@ -80,10 +80,7 @@ int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
         for (size_t i = 0; i < rep->runs_reply->n_runs; i++)
             printf("%s\n", rep->runs_reply->runs[i]->run->run_id);
     } else if (cli->json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < rep->runs_reply->n_runs; i++)
-            json_array_append_new(a, ty_out_run_json(rep->runs_reply->runs[i]->run));
-        ty_out_json_print(a);
+        ty_out_json_print(ty_render_runs(rep->runs_reply));
     } else {
         ty_out_runs_table(stdout, rep->runs_reply);
     }
@@ -112,19 +109,7 @@ int ty_cmd_pipelines(ty_cli_t *cli, ty_client_t *c) {
         return 1;
     Ty__PipelinesReply *r = rep->pipelines_reply;
     if (cli->json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < r->n_pipelines; i++) {
-            Ty__PipelineSummary *p = r->pipelines[i];
-            json_t *o = json_object();
-            json_object_set_new(o, "name", json_string(p->name));
-            json_object_set_new(o, "runs", json_integer(p->runs));
-            json_object_set_new(o, "succeeded", json_integer(p->succeeded));
-            json_object_set_new(o, "failed", json_integer(p->failed));
-            json_object_set_new(o, "active", json_integer(p->active));
-            json_object_set_new(o, "last_run", p->last ? ty_out_run_json(p->last) : json_null());
-            json_array_append_new(a, o);
-        }
-        ty_out_json_print(a);
+        ty_out_json_print(ty_render_pipelines(r));
     } else {
         printf("%-24s %-5s %-9s %-6s %-6s %-36s %-10s %s\n", "PIPELINE", "RUNS", "SUCCEEDED",
                "FAILED", "ACTIVE", "LAST RUN", "STATE", "CREATED");

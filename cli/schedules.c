@@ -28,7 +28,7 @@ static json_t *ty_sched_json(const Ty__ScheduleStatus *st) {
         json_object_set_new(p, sp->params[i]->key, json_string(sp->params[i]->value));
     json_object_set_new(o, "params", p);
     json_object_set_new(o, "paused", json_boolean(r->paused));
-    json_object_set_new(o, "last_fire", ty_out_time_json(r->last_fire_s * 1000));
+    json_object_set_new(o, "last_fire", ty_render_time(r->last_fire_s * 1000));
     json_object_set_new(o, "last_run", *r->last_run ? json_string(r->last_run) : json_null());
     json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
     json_object_set_new(o, "fired", json_integer((json_int_t)r->fired));
@@ -37,7 +37,7 @@ static json_t *ty_sched_json(const Ty__ScheduleStatus *st) {
     json_t *next = json_array();
     for (size_t i = 0; i < st->n_next_fires; i++) {
         json_t *f = json_object();
-        json_object_set_new(f, "utc", ty_out_time_json(st->next_fires[i] * 1000));
+        json_object_set_new(f, "utc", ty_render_time(st->next_fires[i] * 1000));
         json_object_set_new(f, "local", json_string(i < st->n_next_local ? st->next_local[i] : ""));
         json_array_append_new(next, f);
     }
@@ -46,7 +46,7 @@ static json_t *ty_sched_json(const Ty__ScheduleStatus *st) {
     for (size_t i = 0; i < st->n_running; i++)
         json_array_append_new(running, json_string(st->running[i]));
     json_object_set_new(o, "running", running);
-    json_object_set_new(o, "created_at", ty_out_time_json(r->created_ms));
+    json_object_set_new(o, "created_at", ty_render_time(r->created_ms));
     return o;
 }
 

@@ -141,7 +141,7 @@ int ty_wait_run(ty_cli_t *cli, ty_client_t *c, const char *given) {
             if (st->run->state == TY_RUN_FAILED)
                 ty_tell_failures(cli, c, st);
             if (cli->json)
-                ty_out_json_print(ty_out_status_json(st));
+                ty_out_json_print(ty_render_status(st));
             else
                 ty_out_status_table(stdout, st);
             ty_wire_free(&rep);
