@@ -14,27 +14,6 @@
 #include <unistd.h>
 
 /* --since: an age (N s|m|h|d before now) or a UTC time; Unix ms. */
-static int ty_parse_since(const char *s, int64_t *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    static const struct {
-        char unit;
-        int64_t ms;
-    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
-    if (end && end != s && v >= 0 && end[0] && !end[1])
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-            if (*end == units[i].unit) {
-                *out = ty_now_ms() - (int64_t)(v * (double)units[i].ms);
-                return 0;
-            }
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end || (*end && strcmp(end, "Z") != 0))
-        return -1;
-    *out = (int64_t)timegm(&tm) * 1000;
-    return 0;
-}
 
 int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
     Ty__RunsRequest rr = TY__RUNS_REQUEST__INIT;
@@ -63,7 +42,7 @@ int ty_cmd_runs(ty_cli_t *cli, ty_client_t *c) {
                               "cancelled, got '%s'",
                               rr.state);
         } else if (strcmp(cli->argv[i], "--since") == 0 && i + 1 < cli->argc) {
-            if (ty_parse_since(cli->argv[++i], &rr.since_ms) != 0)
+            if (ty_parse_since(cli->argv[++i], ty_now_ms(), &rr.since_ms) != 0)
                 return ty_die("runs: --since needs an age (30m, 2h, 7d) or a UTC time "
                               "(2026-12-04T03:00:00Z), got '%s'",
                               cli->argv[i]);

@@ -377,3 +377,25 @@ int ty_host_token_ok(const char *s) {
             return 0;
     return 1;
 }
+
+int ty_parse_since(const char *s, int64_t now_ms, int64_t *out) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    static const struct {
+        char unit;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    if (end && end != s && v >= 0 && end[0] && !end[1])
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (*end == units[i].unit) {
+                *out = now_ms - (int64_t)(v * (double)units[i].ms);
+                return 0;
+            }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end && strcmp(end, "Z") != 0))
+        return -1;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}

@@ -77,6 +77,10 @@ int ty_mkdirs(const char *path);
  * blanks, finite, within [lo, hi].  0, or TY_EINVAL leaving *out alone. */
 int ty_parse_f64(const char *s, double lo, double hi, double *out);
 int ty_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out); /* decimal */
+/* A point in time as `runs --since` takes it: an age ("30m": s, m, h, d
+ * before now_ms) or a UTC time (2026-12-01T08:00:00[Z]); ms since the
+ * epoch.  -1 when it is neither. */
+int ty_parse_since(const char *s, int64_t now_ms, int64_t *out);
 /* Whether s can stand in mpirun's host list and options (a host name, an
  * IPv4 address, an interface name): 1 to 253 of letters, digits, '.', '-'
  * and '_'. */

@@ -127,6 +127,7 @@ class Cluster:
         self.etcd_url = None
         self.etcd_ssl = None
         self.client_ep = None
+        self.http_url = self.http_token = None
         self.worker_ep = None
         self.workers = {}
         self.master = None
@@ -238,7 +239,7 @@ class Cluster:
                 "--client-bind", self.client_ep, "--worker-bind", self.worker_ep,
                 "--data-dir", os.path.join(self.tmp, "master"),
                 "--heartbeat-ms", "200", "--worker-lease-ms", "2000"] + LOG_ARGS + \
-            self._security_args(self.master_args)
+            self._http_args(self.master_args) + self._security_args(self.master_args)
         self.master = Proc("master", args, os.path.join(self.tmp, "master.log"),
                            env=self.master_env)
         self.procs.append(self.master)
@@ -246,6 +247,38 @@ class Cluster:
             wait_until(lambda: self.cli("info", check=False).returncode == 0, 20,
                        "the master to answer")
         return self.master
+
+    def _http_args(self, extra):
+        """The master's HTTP server on a free loopback port (self.http_url;
+        kept across restarts), with a tokens file naming the tester, an
+        admin (self.http_token)."""
+        if "--http-bind" in extra:
+            return []
+        if self.http_url is None:
+            self.http_url = f"http://127.0.0.1:{free_port()}"
+            self.http_token = os.urandom(16).hex()
+            with open(os.path.join(self.tmp, "http-tokens"), "w") as f:
+                f.write(f"tester {self.http_token} admin\n")
+        return ["--http-bind", self.http_url[len("http://"):],
+                "--http-tokens", os.path.join(self.tmp, "http-tokens")]
+
+    def http(self, path, body=None, token=True, method=None, timeout=30):
+        """(status, headers, body bytes) of a request to the master's HTTP server."""
+        import urllib.error
+        req = urllib.request.Request(self.http_url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+        if token:
+            req.add_header("Authorization", "Bearer " + self.http_token)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def http_json(self, path, **kw):
+        status, _, body = self.http(path, **kw)
+        assert status == 200, (status, body)
+        return json.loads(body)
 
     def start_standby(self, node, *extra, data_dir=None):
         """Another master (after start_master) with its own endpoints; the

@@ -626,7 +626,9 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_EUNREACH,
                        "cannot read the run back from etcd; try again", now);
     } else if (!r) {
-        ty_reply_error(a, f->peer, f->peer_len, rq, TY_ENOENT, "no such run", now);
+        char *msg = ty_xasprintf("no such run '%.256s'", f->run_id);
+        ty_reply_error(a, f->peer, f->peer_len, rq, TY_ENOENT, msg, now);
+        free(msg);
     } else if (req->body_case == TY__ENVELOPE__BODY_STATUS) {
         ty_send_status(a, f->peer, f->peer_len, rq, r, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_PIN) {
@@ -655,7 +657,9 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
 void ty_fetch(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__Envelope *env,
               const char *run_id, ty_time_t now) {
     if (!*run_id || strlen(run_id) > 256 || strchr(run_id, '/')) {
-        ty_reply_error(a, peer, peer_len, env->req_id, TY_ENOENT, "no such run", now);
+        char *msg = ty_xasprintf("no such run '%.64s'", run_id);
+        ty_reply_error(a, peer, peer_len, env->req_id, TY_ENOENT, msg, now);
+        free(msg);
         return;
     }
     ty_fetch_t *f = ty_fetch_new(a, peer, peer_len, env);

@@ -1,6 +1,7 @@
 /* trainyard-master: leader election, rebuild from etcd, then serve workers
  * and clients on one libuv loop. */
 #include "master/master.h"
+#include "master/http.h"
 #include "master/strikes.h"
 #include "master/zap.h"
 
@@ -46,6 +47,10 @@ static void ty_txn_cb(int status, void *arg) {
 }
 
 void ty_master_send(ty_master_t *m, const ty_fx_t *fx) {
+    if (fx->peer_kind != TY_PEER_WORKER && ty_http_is_peer(fx->peer, fx->peer_len)) {
+        ty_http_deliver(m->http, fx->peer, fx->peer_len, fx->data, fx->len);
+        return;
+    }
     zsock_t *sock = fx->peer_kind == TY_PEER_WORKER ? m->wsock : m->csock;
     if (!sock)
         return;
@@ -417,6 +422,37 @@ static void ty_on_client(void *arg) {
     zframe_destroy(&id);
 }
 
+/* The HTTP server's requests go to the same handler as the client socket's. */
+static int ty_http_request(void *arg, const uint8_t *peer, size_t peer_len, const Ty__Envelope *req,
+                           const ty_caller_t *who) {
+    ty_master_t *m = arg;
+    if (!ty_serving(m))
+        return -1;
+    ty_api_request(m->api, peer, peer_len, req, who, ty_master_now());
+    return 0;
+}
+
+static int ty_http_start(ty_master_t *m) {
+    const char *bind = m->o.http_bind ? m->o.http_bind : "127.0.0.1:7080";
+    if (strcmp(bind, "off") == 0)
+        return 0;
+    ty_http_opts_t ho = {bind, m->o.http_tokens, m->o.key == NULL};
+    ty_http_hooks_t hooks = {ty_http_request, ty_master_effects_cb, m};
+    char *why = NULL;
+    if (ty_http_create(&m->http, m->loop, &ho, &hooks, &why) != 0) {
+        int fatal = m->o.http_bind != NULL; /* the default address in use: none, said once */
+        if (fatal)
+            ty_error("%s", why);
+        else
+            ty_warn("%s; no HTTP server (give --http-bind HOST:PORT, or off)", why);
+        free(why);
+        return fatal ? -1 : 0;
+    }
+    ty_info("http: listening on http://%.*s:%d/ (the API under /api/v1/)",
+            (int)(strrchr(bind, ':') - bind), bind, ty_http_port(m->http));
+    return 0;
+}
+
 static void ty_logs_written(const char *run, void *arg) {
     ty_master_t *m = arg;
     if (!m->leader || !m->api)
@@ -608,6 +644,7 @@ static void ty_stop_timer_cb(uv_timer_t *h) { uv_stop(h->loop); }
 static void ty_sighup_cb(uv_signal_t *h, int sig) {
     (void)sig;
     ty_master_t *m = h->data;
+    ty_http_reload(m->http);
     if (m->zap)
         ty_zap_reload(m->zap, 1);
     else
@@ -705,7 +742,7 @@ int main(int argc, char **argv) {
     ty_strikes_create(&m.strikes);
     if (ty_master_blobs_start(&m) != 0)
         m.exit_code = 1;
-    else if (ty_bind(&m) != 0)
+    else if (ty_bind(&m) != 0 || ty_http_start(&m) != 0)
         m.exit_code = 1;
     else
         ty_election_start(&m, ty_elected);
@@ -723,6 +760,7 @@ int main(int argc, char **argv) {
     m.term++;
     ty_wire_poll_destroy(&m.wpoll);
     ty_wire_poll_destroy(&m.cpoll);
+    ty_http_destroy(&m.http);
     ty_zap_destroy(&m.zap);
     ty_strikes_destroy(&m.strikes);
     ty_logw_destroy(&m.logw); /* what is queued is written first */

@@ -54,6 +54,8 @@ typedef struct {
     int64_t max_artifact;                     /* bytes one artifact may have */
     int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
     int64_t gc_grace_s;        /* gc keeps blobs younger than this */
+    char *http_bind;           /* HOST:PORT, "off", or NULL (the default, 127.0.0.1:7080) */
+    char *http_tokens;         /* --http-tokens FILE, or NULL */
 } ty_master_opts_t;
 
 /* master/opts.c: the defaults, then the command line (and --config FILE),
@@ -76,6 +78,7 @@ struct ty_master {
     zsock_t *wsock, *csock;
     struct ty_zap *zap;         /* CURVE: who may connect (master/zap.c) */
     struct ty_strikes *strikes; /* peers that sent malformed messages (master/strikes.c) */
+    struct ty_http *http;       /* the HTTP server (master/http.c), or NULL */
     char wrong_id[2][200];      /* per socket (worker, client): the last peer not heard */
     int64_t wrong_logged[2];
     ty_wire_poll_t *wpoll, *cpoll;

@@ -64,6 +64,11 @@ static void ty_usage(FILE *f) {
           "  --admin-keys DIR       public keys of users who may also cancel others' runs and\n"
           "                         change others' schedules (let in as users too)\n"
           "  --insecure             no keys: plaintext, and only on loopback addresses\n"
+          "  --http-bind HOST:PORT  the HTTP API, metrics and web UI (default 127.0.0.1:7080,\n"
+          "                         skipped with a warning when in use; off: none)\n"
+          "  --http-tokens FILE     lines of USER TOKEN [admin]: HTTP requests that change\n"
+          "                         something need one (all of them off loopback); read again\n"
+          "                         on SIGHUP\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);
@@ -92,6 +97,8 @@ int ty_master_opts_free(ty_master_opts_t *o, int rc) {
     free(o->etcd_cert);
     free(o->etcd_key);
     free(o->worker_keys);
+    free(o->http_bind);
+    free(o->http_tokens);
     memset(o, 0, sizeof *o);
     return rc;
 }
@@ -162,6 +169,8 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                                          {"etcd-cacert", 1, 0, 1006},
                                          {"etcd-cert", 1, 0, 1007},
                                          {"etcd-key", 1, 0, 1008},
+                                         {"http-bind", 1, 0, 1010},
+                                         {"http-tokens", 1, 0, 1011},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
@@ -194,7 +203,9 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                         {"admin-keys", &o->admin_keys},
                         {"etcd-cacert", &o->etcd_cacert},
                         {"etcd-cert", &o->etcd_cert},
-                        {"etcd-key", &o->etcd_key}};
+                        {"etcd-key", &o->etcd_key},
+                        {"http-bind", &o->http_bind},
+                        {"http-tokens", &o->http_tokens}};
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 if ((v = ty_config_get(cfg, keys[k].name)))
                     free(*keys[k].dst), *keys[k].dst = ty_xstrdup(v);
@@ -261,6 +272,12 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             break;
         case 1008:
             dst = &o->etcd_key;
+            break;
+        case 1010:
+            dst = &o->http_bind;
+            break;
+        case 1011:
+            dst = &o->http_tokens;
             break;
         case 'x':
             num = &o->max_artifact;

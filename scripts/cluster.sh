@@ -114,24 +114,33 @@ start() {
     if [ "$(id -u)" -eq 0 ]; then chown -R trainyard:trainyard "$keys/tasks"; fi
   fi
 
+  # The HTTP API (docs/api.md): on loopback, reads need no token; what
+  # changes something needs the local user's token, kept in http-token
+  if [ ! -e "$keys/http-tokens" ]; then
+    (umask 077; openssl rand -hex 24 > "$keys/http-token"
+     echo "$user $(cat "$keys/http-token")" > "$keys/http-tokens")
+  fi
+
   # the first master leads; the others stand by (they share the data dir,
   # so logs written before a failover stay readable after it)
-  local client_eps="" worker_eps="" i name cep wep
+  local client_eps="" worker_eps="" i name cep wep hport http_url=""
   for i in $(seq 1 "$masters"); do
     name=master; [ "$i" -gt 1 ] && name="master-$i"
-    cep="tcp://127.0.0.1:$(free_port)"; wep="tcp://127.0.0.1:$(free_port)"
-    echo "starting $name (clients $cep, workers $wep)" >&2
+    cep="tcp://127.0.0.1:$(free_port)"; wep="tcp://127.0.0.1:$(free_port)"; hport=$(free_port)
+    [ -n "$http_url" ] || http_url="http://127.0.0.1:$hport"
+    echo "starting $name (clients $cep, workers $wep, http://127.0.0.1:$hport)" >&2
     "$BUILD/master/trainyard-master" --etcd "$etcd_url" --node-id "$(hostname)-m$i" \
       --client-bind "$cep" --worker-bind "$wep" --data-dir "$HOME_DIR/master" \
       --key "$keys/master.key_secret" --client-keys "$keys/clients" --worker-keys "$keys/workers" \
       --etcd-cacert "$tls/ca.pem" --etcd-cert "$tls/master.pem" --etcd-key "$tls/master-key.pem" \
+      --http-bind "127.0.0.1:$hport" --http-tokens "$keys/http-tokens" \
       >"$LOGS/$name.log" 2>&1 &
     echo $! > "$PIDS/$name.pid"
     client_eps="${client_eps:+$client_eps,}$cep"; worker_eps="${worker_eps:+$worker_eps,}$wep"
     wait_for 30 "$name" "$CLI" --master "$cep" --timeout 1 info
   done
   local client_ep="$client_eps" worker_ep="$worker_eps"
-  echo "export TRAINYARD_MASTER=$client_ep TRAINYARD_KEY=$TRAINYARD_KEY TRAINYARD_MASTER_KEY=$TRAINYARD_MASTER_KEY" > "$HOME_DIR/env"
+  echo "export TRAINYARD_MASTER=$client_ep TRAINYARD_KEY=$TRAINYARD_KEY TRAINYARD_MASTER_KEY=$TRAINYARD_MASTER_KEY TRAINYARD_HTTP=$http_url TRAINYARD_HTTP_TOKEN=$keys/http-token" > "$HOME_DIR/env"
   echo "TRAINYARD_ETCD=$etcd_url" > "$HOME_DIR/etcd.url"
 
   for i in $(seq 1 "$workers"); do

@@ -3,7 +3,8 @@
 # starts a local cluster (etcd, two masters, two workers on 127.0.0.1), trains
 # an MLP on Fashion-MNIST with two MPI ranks through it (live progress: one
 # redrawn line on a terminal), follows an MPI gang across both workers, lists
-# the pipelines run,
+# the pipelines run (also through the HTTP API, where a run is submitted and
+# its log followed as server-sent events),
 # prints the run's tasks and metrics, lists the model it stored in the
 # master's artifact store and fetches it back, runs the retraining loop three
 # times (drift check, retrain, registry, promotion gate), kills the leading master with kill -9
@@ -48,6 +49,17 @@ gang=$("$CLI" submit examples/pipelines/gang.yaml)
 echo
 echo "== the pipelines this cluster has run, and their last runs"
 "$CLI" pipelines
+
+echo
+echo "== the same through the master's HTTP API (docs/api.md): $TRAINYARD_HTTP/api/v1/"
+curl -s "$TRAINYARD_HTTP/api/v1/pipelines" | /usr/bin/python3 -c 'import json,sys
+for p in json.load(sys.stdin):
+    print("  %s: %d run(s), the last %s" % (p["name"], p["runs"], p["last_run"]["state"]))'
+echo "-- submitting hello.yaml over HTTP (with the local user's token) and following its log as server-sent events"
+hello=$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"yaml": open(sys.argv[1]).read(), "filename": "hello.yaml", "params": {"who": "http"}}))' examples/pipelines/hello.yaml |
+  curl -s -X POST -H "Authorization: Bearer $(cat "$TRAINYARD_HTTP_TOKEN")" --data-binary @- "$TRAINYARD_HTTP/api/v1/runs" |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
+curl -sN --max-time 60 "$TRAINYARD_HTTP/api/v1/runs/$hello/tasks/count/logs?follow=1" | sed 's/^/   /' || true
 
 echo
 echo "== closing the loop: examples/pipelines/retrain.yaml three times (docs/retraining.md)"

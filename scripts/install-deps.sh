@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config clang-format clang
   libczmq-dev libzmq3-dev libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler
-  libuv1-dev libyaml-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libssl-dev
+  libuv1-dev libyaml-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libssl-dev libmicrohttpd-dev
   libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
   etcd-server etcd-client
   python3 python3-pytest python3-pytest-timeout python3-zmq python3-onnx python3-numpy python3-torch

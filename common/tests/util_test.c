@@ -51,6 +51,14 @@ int main(void) {
     }
     CHECK_EQ_INT(ty_parse_f64(NULL, 0, 1, &f), TY_EINVAL);
     int64_t iv = -1;
+    int64_t since = 0;
+    CHECK_EQ_INT(ty_parse_since("30m", 10000000, &since), 0);
+    CHECK_EQ_INT(since, 10000000 - 1800000);
+    CHECK_EQ_INT(ty_parse_since("2026-01-02T03:04:05Z", 0, &since), 0);
+    CHECK_EQ_INT(since, 1767323045000LL);
+    CHECK_EQ_INT(ty_parse_since("2026-01-02T03:04:05", 0, &since), 0);
+    CHECK_EQ_INT(ty_parse_since("yesterday", 0, &since), -1);
+    CHECK_EQ_INT(ty_parse_since("3x", 0, &since), -1);
     CHECK_EQ_INT(ty_parse_i64("-7", -10, 10, &iv), 0);
     CHECK_EQ_INT(iv, -7);
     CHECK_EQ_INT(ty_parse_i64("9223372036854775807", 0, INT64_MAX, &iv), 0);

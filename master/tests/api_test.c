@@ -265,7 +265,7 @@ int main(void) {
     status("c7", "nosuch-00000000", 0);
     spin();
     CHECK(reply_to("c7") && reply_to("c7")->body_case == TY__ENVELOPE__BODY_ERROR &&
-          strcmp(reply_to("c7")->error->message, "no such run") == 0);
+          strcmp(reply_to("c7")->error->message, "no such run 'nosuch-00000000'") == 0);
 
     /* listings and counters; something that is not a request */
     Ty__InfoRequest ir = TY__INFO_REQUEST__INIT;

@@ -1,0 +1,197 @@
+"""The master's HTTP API (/api/v1) against a real cluster: the same JSON as
+the CLI's -o json (one handler answers both), runs' filters, a task's log
+plain and followed as server-sent events, submit and cancel with tokens,
+ownership, errors with their status, and the refusal to listen beyond
+loopback without tokens."""
+import json
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import MASTER_BIN, free_port, running_cluster, wait_until
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    with running_cluster(tmp_path_factory.mktemp("http")) as c:
+        c.start_master()
+        c.start_worker("w1")
+        c.wait_workers(["w1"])
+        yield c
+
+
+PIPELINE = """
+name: web
+params: {n: 3}
+tasks:
+  - name: count
+    outputs: [out.txt]
+    command:
+      - sh
+      - -c
+      - |
+        for i in $(seq 1 {{ params.n }}); do
+          echo "line $i"; echo "metric loss 0.$i $i" >> "$TRAINYARD_REPORT"; sleep 0.3
+        done
+        printf 'no newline at the end' ; echo done > out.txt
+  - name: after
+    depends_on: [count]
+    command: ["true"]
+"""
+
+
+def submit(c, yaml_text, token=True, **extra):
+    return c.http("/api/v1/runs", body={"yaml": yaml_text, "filename": "web.yaml", **extra},
+                  token=token, method="POST")
+
+
+def wait_done(c, run):
+    def done():
+        st = c.http_json(f"/api/v1/runs/{run}")
+        return st if st["state"] not in ("pending", "running") else None
+    return wait_until(done, 60, f"run {run} to end")
+
+
+def events(stream):
+    """The server-sent events of a response, as (fields) dicts, to the end."""
+    ev, out = {}, []
+    for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if line == "":
+            if ev:
+                out.append(ev)
+            ev = {}
+            continue
+        if line.startswith(":"):
+            out.append({"comment": line[1:].strip()})
+            continue
+        k, _, v = line.partition(": ")
+        ev[k] = ev[k] + "\n" + v if k in ev else v
+    return out
+
+
+def test_the_api_agrees_with_the_cli_and_follows_a_log(c):
+    status, _, body = submit(c, PIPELINE, params={"n": 4})
+    assert status == 201, body
+    sub = json.loads(body)
+    run = sub["run_id"]
+    assert sub["state"] == "pending" and sub["warnings"] == []
+    # the log, followed while it is written: each line an event with the
+    # offset after it, the unended last line at the end, then `end`
+    req = urllib.request.Request(f"{c.http_url}/api/v1/runs/{run}/tasks/count/logs?follow=1")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.headers["Content-Type"] == "text/event-stream"
+        evs = [e for e in events(r) if "comment" not in e]
+    data = [e["data"] for e in evs if "event" not in e]
+    assert data == ["line 1", "line 2", "line 3", "line 4", "no newline at the end"], evs
+    assert evs[0]["id"] == "1:7" and evs[-1] == {"event": "end", "data": '{"attempt":1}'}
+    # a follower reconnecting with Last-Event-ID gets what came after
+    req = urllib.request.Request(f"{c.http_url}/api/v1/runs/{run}/tasks/count/logs?follow=1",
+                                 headers={"Last-Event-ID": evs[1]["id"]})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        again = [e["data"] for e in events(r) if "event" not in e and "data" in e]
+    assert again == ["line 3", "line 4", "no newline at the end"]
+    st = wait_done(c, run)
+    assert st["state"] == "succeeded" and st["owner"] == "tester"
+    # plain: the whole log
+    status, headers, body = c.http(f"/api/v1/runs/{run}/tasks/count/logs", token=False)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert body == c.cli("logs", run, "count").stdout.encode()
+    status, _, body = c.http(f"/api/v1/runs/{run}/tasks/count/logs?tail=2", token=False)
+    assert body.decode().splitlines() == ["line 4", "no newline at the end"]
+    # the same JSON as -o json, read without a token on loopback
+    assert c.http_json(f"/api/v1/runs/{run}", token=False) == c.json("status", run)
+    assert c.http_json("/api/v1/runs", token=False) == c.json("runs")
+    assert c.http_json(f"/api/v1/runs/{run}/metrics") == c.json("metrics", run)
+    assert [p["value"] for p in c.http_json(f"/api/v1/runs/{run}/metrics?task=count")[0]
+            ["points"]] == [0.1, 0.2, 0.3, 0.4]
+    arts = c.http_json(f"/api/v1/runs/{run}/artifacts")
+    assert arts == c.json("artifacts", run) and arts[0]["name"] == "out.txt"
+    assert c.http_json("/api/v1/pipelines") == c.json("pipelines")
+    strip = [{k: v for k, v in w.items() if k != "last_seen_at"} for w in c.json("workers")]
+    assert [{k: v for k, v in w.items() if k != "last_seen_at"}
+            for w in c.http_json("/api/v1/workers")] == strip
+    assert c.http_json("/api/v1/info")["leader"] is True
+
+
+def test_filters_submit_cancel_tokens_and_errors(c):
+    slow = "name: slow\ntasks:\n  - {name: s, command: [sleep, '60']}\n"
+    before = c.json("runs")
+    # what changes something needs a token; a wrong one is refused too
+    status, headers, body = submit(c, slow, token=False)
+    assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
+    assert "needs a token" in json.loads(body)["error"]
+    req = urllib.request.Request(c.http_url + "/api/v1/runs", headers={"Authorization": "Bearer x"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 401 and "not one of this master's" in json.loads(e.value.read())["error"]
+    # bad input: a one-line error with its status, nothing stored
+    status, _, body = submit(c, "name: [")
+    assert status == 400 and "\n" not in json.loads(body)["error"], body
+    status, _, body = c.http("/api/v1/runs", body="not json", method="POST")
+    assert status == 400
+    assert c.json("runs") == before
+    status, _, body = c.http("/api/v1/runs/nope-123")
+    assert status == 404 and "nope-123" in json.loads(body)["error"]
+    status, _, body = c.http("/api/v1/runs?state=sleeping")
+    assert status == 400 and "no such run state 'sleeping'" in json.loads(body)["error"]
+    status, _, body = c.http("/api/v1/runz")
+    assert status == 404
+    # submit, then cancel: the run is the tester's
+    status, _, body = submit(c, slow, request_id="http-slow-1")
+    assert status == 201
+    run = json.loads(body)["run_id"]
+    status, _, body = submit(c, slow, request_id="http-slow-1")  # sent again: the same run
+    assert json.loads(body)["run_id"] == run
+    # another user's token (read again on SIGHUP) may not cancel it
+    with open(os.path.join(c.tmp, "http-tokens"), "a") as f:
+        f.write("bob " + "b" * 32 + "\n")
+    c.master.p.send_signal(signal.SIGHUP)
+
+    def bob_cancel():
+        req = urllib.request.Request(f"{c.http_url}/api/v1/runs/{run}/cancel", method="POST",
+                                     headers={"Authorization": "Bearer " + "b" * 32})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())["error"]
+        return 200, ""
+    code, err = wait_until(lambda: (lambda r: r if r[0] != 401 else None)(bob_cancel()), 10,
+                           "bob's token to be read")
+    assert code == 403 and "tester" in err, err
+    status, _, body = c.http(f"/api/v1/runs/{run}/cancel", method="POST", body={})
+    assert status == 200 and json.loads(body) == {"run_id": run, "state": "cancelled"}
+    assert c.json("status", run)["state"] == "cancelled"
+    # the CLI's filters
+    for q, args in (("state=cancelled", ["--state", "cancelled"]),
+                    ("pipeline=web", ["--pipeline", "web"]),
+                    ("limit=1", ["--limit", "1"]), ("since=1h", ["--since", "1h"])):
+        assert c.http_json("/api/v1/runs?" + q) == c.json("runs", *args), q
+    assert [r["run_id"] for r in c.http_json("/api/v1/runs?state=cancelled")] == [run]
+
+
+def test_a_public_address_needs_tokens(c, tmp_path):
+    base = [MASTER_BIN, "--etcd", "http://127.0.0.1:9", "--data-dir", str(tmp_path), "--insecure",
+            "--client-bind", f"tcp://127.0.0.1:{free_port()}",
+            "--worker-bind", f"tcp://127.0.0.1:{free_port()}"]
+    r = subprocess.run(base + ["--http-bind", "0.0.0.0:0"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert "--insecure binds loopback addresses only (127.0.0.0/8, ::1), not --http-bind " \
+           "0.0.0.0:0" in r.stderr, r.stderr
+    if c.curve:  # with keys: it may, given tokens
+        keyed = [a for a in base if a != "--insecure"] + c._security_args([])
+        r = subprocess.run(keyed + ["--http-bind", "0.0.0.0:0"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1
+        assert "--http-bind 0.0.0.0:0 is not a loopback address: give --http-tokens FILE" \
+            in r.stderr, r.stderr
+    bad = tmp_path / "tokens"
+    bad.write_text("alice short\n")
+    r = subprocess.run(base + ["--http-bind", "127.0.0.1:0", "--http-tokens", str(bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "must have 16 to 256 characters" in r.stderr, r.stderr
