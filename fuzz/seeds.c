@@ -249,6 +249,12 @@ int main(int argc, char **argv) {
     text("config", "# master\netcd = https://127.0.0.1:2379\nkey = /etc/trainyard/m.key\n");
     text("template", "echo \"{{ params.v }}\" '{{ params.v }}' $(f {{ params.v }})\0x'; y");
     text("template", "eval.accuracy >= 0.9 and drift.psi < 0.2");
+    /* method byte, path, query lines, a blank line, the body */
+    text("http", "\x00/api/v1/runs\nstate=failed\nsince=30m\nlimit=5\n\n");
+    text("http", "\x01/api/v1/runs\n\n{\"yaml\": \"name: p\\n\", \"params\": {\"n\": 3}}");
+    text("http", "\x00/api/v1/runs/p-1/tasks/t/logs\nfollow=1\nLast-Event-ID=2:17\n\n");
+    text("http", "\x01/api/v1/runs/p-1/cancel");
+    text("http", "alice 0123456789abcdef0123 admin\nbob fedcba9876543210fedc\n");
     free(run);
     ty_buf_free(&worker_seq);
     printf("%d seeds in %s\n", nseed, dir);

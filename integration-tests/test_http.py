@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -195,3 +196,70 @@ def test_a_public_address_needs_tokens(c, tmp_path):
     r = subprocess.run(base + ["--http-bind", "127.0.0.1:0", "--http-tokens", str(bad)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "must have 16 to 256 characters" in r.stderr, r.stderr
+
+
+def prom_query(base, q):
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        res = json.loads(r.read())
+    assert res["status"] == "success", res
+    return {tuple(sorted(s["metric"].items())): float(s["value"][1]) for s in res["data"]["result"]}
+
+
+def test_prometheus_scrapes_the_master(c):
+    """/metrics passes promtool; Debian's prometheus scrapes the master
+    while a pipeline runs, and its query API reads the series back."""
+    from conftest import Proc
+    status, headers, body = c.http("/metrics", token=False)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
+                           timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert b"run_id" not in body  # no per-run labels
+    port = free_port()
+    cfg = os.path.join(c.tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                "scrape_configs:\n  - job_name: trainyard\n"
+                f"    static_configs: [{{targets: ['{c.http_url[len('http://'):]}']}}]\n")
+    prom = Proc("prometheus", ["prometheus", "--config.file", cfg, "--storage.tsdb.path",
+                               os.path.join(c.tmp, "prom-data"), "--web.listen-address",
+                               f"127.0.0.1:{port}"], os.path.join(c.tmp, "prometheus.log"))
+    c.procs.append(prom)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            with urllib.request.urlopen(base + "/-/ready", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    wait_until(ready, 60, "prometheus to be ready")
+    before = c.http_json("/api/v1/runs?pipeline=web")
+    status, _, body = submit(c, PIPELINE, params={"n": 2})
+    assert status == 201
+    st = wait_done(c, json.loads(body)["run_id"])
+    assert st["state"] == "succeeded"
+    ended = sum(1 for r in before if r["state"] == "succeeded") + 1
+    # the succeeded tasks as Prometheus has scraped them (it scrapes every second)
+    want = {"succeeded": 2 * ended}
+
+    def scraped():
+        got = prom_query(base, 'trainyard_tasks_ended_total{job="trainyard",state="succeeded"}')
+        return got and min(got.values()) >= want["succeeded"]
+    wait_until(scraped, 30, "prometheus to have scraped the run's tasks", interval=0.5)
+    up = prom_query(base, 'up{job="trainyard"}')
+    assert list(up.values()) == [1.0]
+    assert list(prom_query(base, "trainyard_leader").values()) == [1.0]
+    workers = prom_query(base, 'trainyard_workers{state="up"}')
+    assert list(workers.values()) == [1.0]
+    cpus = prom_query(base, "trainyard_worker_cpus")
+    assert [dict(k)["worker"] for k in cpus] == ["w1"] and list(cpus.values())[0] > 0
+    # the histograms: every attempt ran, dispatch to run observed
+    n = prom_query(base, "trainyard_task_run_seconds_count")
+    assert list(n.values())[0] >= want["succeeded"]
+    q = prom_query(base, "histogram_quantile(0.99, trainyard_task_run_seconds_bucket)")
+    assert 0.25 < list(q.values())[0] <= 10, q  # the count task sleeps 0.3 s a line
+    assert list(prom_query(base, "trainyard_etcd_txn_seconds_count").values())[0] > 0
+    assert list(prom_query(base, "trainyard_queue_depth").values()) == [0.0]
+    prom.kill(signal.SIGTERM)

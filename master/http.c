@@ -186,10 +186,23 @@ static enum MHD_Result ty_begin(ty_hconn_t *hc, const char *url, const char *met
         return ty_queue_error(hc, 401, "the token is not one of this master's (--http-tokens)");
     hc->user = user ? ty_xstrdup(user) : NULL;
     ty_peer_addr(hc);
+    const char *why = NULL;
+    if (strcmp(url, "/metrics") == 0) { /* Prometheus scrapes it: read as the API's reads */
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+            return ty_queue_error(hc, 405, "/metrics takes GET");
+        int st = ty_http_allow(user != NULL, 0, h->loopback, h->insecure, &why);
+        if (st)
+            return ty_queue_error(hc, st, why);
+        ty_buf_t text = {0};
+        h->hooks.metrics(h->hooks.arg, &text);
+        enum MHD_Result rc = ty_queue(hc, 200, "text/plain; version=0.0.4; charset=utf-8",
+                                      text.data ? text.data : "", text.len);
+        ty_buf_free(&text);
+        return rc;
+    }
     ty_http_route(method, url, ty_arg, hc->c, hc->body.data, hc->body.len, ty_now_ms(), &hc->route);
     if (hc->route.view == TY_VIEW_NONE)
         return ty_queue_json(hc, hc->route.status, hc->route.body);
-    const char *why = NULL;
     int st = ty_http_allow(user != NULL, hc->route.write, h->loopback, h->insecure, &why);
     if (st)
         return ty_queue_error(hc, st, why);
@@ -364,7 +377,8 @@ static int ty_is_loopback(const struct sockaddr *sa) {
     return 0;
 }
 
-static void ty_mhd_log(void *cls, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void ty_mhd_log(void *cls, const char *fmt,
+                                                             va_list ap) {
     (void)cls;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);

@@ -13,6 +13,8 @@
 
 #include "master/api.h"
 
+#include "common/util.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -27,6 +29,8 @@ typedef struct {
     /* Requests went in: carry out the core's effects (replies come back
      * through ty_http_deliver). */
     void (*effects)(void *arg);
+    /* GET /metrics: the figures in Prometheus' text format, appended to out */
+    void (*metrics)(void *arg, ty_buf_t *out);
     void *arg;
 } ty_http_hooks_t;
 

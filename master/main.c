@@ -34,10 +34,12 @@ static void ty_master_step(ty_master_t *m, const ty_ev_t *ev) {
 typedef struct {
     ty_master_t *m;
     uint64_t flight, term;
+    int64_t sent; /* monotonic ms */
 } ty_txn_ctx_t;
 
 static void ty_txn_cb(int status, void *arg) {
     ty_txn_ctx_t *x = arg;
+    ty_hist_observe(&x->m->etcd_txn, (double)(ty_mono_ms() - x->sent) / 1000.0);
     ty_ev_t ev = {.kind = TY_EV_TXN_DONE, .flight = x->flight, .status = status};
     ty_master_t *m = x->m;
     int current = x->term == m->term && m->core;
@@ -94,6 +96,7 @@ static void ty_master_effects(ty_master_t *m) {
             x->m = m;
             x->flight = fx.flight;
             x->term = m->term;
+            x->sent = ty_mono_ms();
             if (ty_store_txn(m->store, fx.epoch, fx.seq, fx.puts, fx.nputs, ty_txn_cb, x) != 0)
                 ty_txn_cb(TY_EETCD, x);
             break;
@@ -432,12 +435,14 @@ static int ty_http_request(void *arg, const uint8_t *peer, size_t peer_len, cons
     return 0;
 }
 
+static void ty_http_metrics(void *arg, ty_buf_t *out) { ty_master_expose(arg, out); }
+
 static int ty_http_start(ty_master_t *m) {
     const char *bind = m->o.http_bind ? m->o.http_bind : "127.0.0.1:7080";
     if (strcmp(bind, "off") == 0)
         return 0;
     ty_http_opts_t ho = {bind, m->o.http_tokens, m->o.key == NULL};
-    ty_http_hooks_t hooks = {ty_http_request, ty_master_effects_cb, m};
+    ty_http_hooks_t hooks = {ty_http_request, ty_master_effects_cb, ty_http_metrics, m};
     char *why = NULL;
     if (ty_http_create(&m->http, m->loop, &ho, &hooks, &why) != 0) {
         int fatal = m->o.http_bind != NULL; /* the default address in use: none, said once */

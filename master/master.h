@@ -14,6 +14,7 @@
 #define TY_MASTER_MASTER_H
 
 #include "common/log.h"
+#include "common/prom.h"
 #include "master/api.h"
 #include "master/blobs.h"
 #include "master/core/core.h"
@@ -79,6 +80,7 @@ struct ty_master {
     struct ty_zap *zap;         /* CURVE: who may connect (master/zap.c) */
     struct ty_strikes *strikes; /* peers that sent malformed messages (master/strikes.c) */
     struct ty_http *http;       /* the HTTP server (master/http.c), or NULL */
+    ty_hist_t etcd_txn;         /* etcd txns' latency (/metrics) */
     char wrong_id[2][200];      /* per socket (worker, client): the last peer not heard */
     int64_t wrong_logged[2];
     ty_wire_poll_t *wpoll, *cpoll;
@@ -106,6 +108,9 @@ struct ty_master {
     uv_timer_t stepdown;      /* leadership ended: tear down outside the callback that saw it */
     uv_timer_t retry;         /* election: try again */
 };
+
+/* expose.c: the figures of GET /metrics, in Prometheus' text format */
+void ty_master_expose(ty_master_t *m, ty_buf_t *out);
 
 /* election.c */
 void ty_election_start(ty_master_t *m, void (*elected)(ty_master_t *m));

@@ -60,6 +60,8 @@ hello=$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"yaml": open(sys
   curl -s -X POST -H "Authorization: Bearer $(cat "$TRAINYARD_HTTP_TOKEN")" --data-binary @- "$TRAINYARD_HTTP/api/v1/runs" |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
 curl -sN --max-time 60 "$TRAINYARD_HTTP/api/v1/runs/$hello/tasks/count/logs?follow=1" | sed 's/^/   /' || true
+echo "-- a few of the figures Prometheus scrapes from $TRAINYARD_HTTP/metrics (docs/metrics.md)"
+curl -s "$TRAINYARD_HTTP/metrics" | grep -E '^trainyard_(tasks_ended_total|workers|queue_depth|task_run_seconds_count)' | sed 's/^/   /' || true
 
 echo
 echo "== closing the loop: examples/pipelines/retrain.yaml three times (docs/retraining.md)"

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) names+=("$1"); shift ;;
   esac
 done
-all=(envelope worker_msg client_msg pipeline report config cron template)
+all=(envelope worker_msg client_msg pipeline report config cron template http)
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 for n in "${names[@]}"; do
   [[ " ${all[*]} " == *" $n "* ]] || { echo "fuzz.sh: no harness '$n' (${all[*]})" >&2; exit 2; }

@@ -11,7 +11,7 @@ PKGS=(
   libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
   etcd-server etcd-client
   python3 python3-pytest python3-pytest-timeout python3-zmq python3-onnx python3-numpy python3-torch
-  procps iproute2 curl faketime tzdata util-linux
+  procps iproute2 curl faketime tzdata util-linux prometheus
   ansible ansible-lint systemd
 )
 

@@ -6,6 +6,7 @@
 #include "master/core/core.h"
 
 #include "common/dag.h"
+#include "common/prom.h"
 #include "common/util.h"
 
 #include <czmq.h>
@@ -270,6 +271,11 @@ struct ty_core {
 
     /* counters */
     uint64_t txns, ops, dispatches, rejected_msgs, behind;
+    /* for /metrics (master/expose.c): a task's ready -> dispatched,
+     * dispatched -> running (its process started, by its worker's clock)
+     * and running -> done; tasks and runs that ended, by state */
+    ty_hist_t h_ready, h_start, h_run;
+    uint64_t tasks_ended[TY_TASK_NSTATES], runs_ended[TY_RUN_NSTATES];
     uint64_t msg_seq; /* the last Envelope.seq sent to a worker */
 
     /* submits' request ids of the last hour -> run id, oldest first */
@@ -379,6 +385,9 @@ void ty_sched_fini(ty_core_t *c);
 void ty_sched_load(ty_core_t *c, const char *name, const uint8_t *val, size_t len);
 /* Start the runs of the fires that are due (at TICK, serving). */
 void ty_sched_tick(ty_core_t *c);
+/* Each schedule's record (its fired and skipped counts), in no order. */
+void ty_sched_each(const ty_core_t *c, void (*fn)(void *arg, const Ty__ScheduleRecord *rec),
+                   void *arg);
 /* add, pause, resume, rm (the shell validated an add); the reply once durable */
 int ty_sched_request(ty_core_t *c, const ty_ev_t *ev);
 void ty_sched_flush(ty_core_t *c);

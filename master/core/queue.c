@@ -394,6 +394,8 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w, const ty_pla
     t->waiting_why = 0;
     free(t->worker);
     t->worker = ty_xstrdup(w->id);
+    if (t->queued_ms > 0)
+        ty_hist_observe(&c->h_ready, (double)(c->now.wall_ms - t->queued_ms) / 1000.0);
     t->started_ms = c->now.wall_ms;
     t->finished_ms = 0;
     t->exit_code = 0;

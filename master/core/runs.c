@@ -338,6 +338,7 @@ static void ty_run_finish(ty_core_t *c, ty_run_t *r) {
             st = TY_RUN_FAILED;
     r->state = st;
     r->finished_ms = c->now.wall_ms;
+    c->runs_ended[st]++;
     ty_persist_run(c, r);
     ty_ended(c, r);
     ty_done_add(c, r);
@@ -475,6 +476,8 @@ static void ty_evaluate(ty_core_t *c, ty_task_t *t) {
 static void ty_settle(ty_core_t *c, ty_task_t *t) {
     ty_run_t *r = t->run;
     r->nsettled++;
+    if (t->state < TY_TASK_NSTATES)
+        c->tasks_ended[t->state]++;
     for (size_t i = 0; i < t->nchildren; i++)
         ty_evaluate(c, &r->tasks[t->children[i]]);
     if (r->nsettled == r->ntasks)
@@ -609,8 +612,12 @@ void ty_runs_result(ty_core_t *c, ty_task_t *t, const Ty__TaskResult *res) {
     t->exit_code = res->exit_code;
     t->term_signal = res->term_signal;
     t->finished_ms = res->finished_ms ? res->finished_ms : c->now.wall_ms;
-    if (res->started_ms)
+    if (res->started_ms) {
+        if (t->started_ms > 0) /* when it was dispatched */
+            ty_hist_observe(&c->h_start, (double)(res->started_ms - t->started_ms) / 1000.0);
+        ty_hist_observe(&c->h_run, (double)(t->finished_ms - res->started_ms) / 1000.0);
         t->started_ms = res->started_ms;
+    }
     int ok = res->exit_code == 0 && res->term_signal == 0 && !res->timed_out && !res->cancelled &&
              !*res->error;
     const char *missing = ok ? ty_runs_missing_output(t, res) : NULL;
@@ -707,10 +714,12 @@ int ty_runs_cancel(ty_core_t *c, ty_run_t *r) {
         t->finished_ms = now;
         ty_runs_set_reason(t, ty_xstrdup("run cancelled"));
         r->nsettled++;
+        c->tasks_ended[TY_TASK_CANCELLED]++;
         ty_persist_task(c, t);
     }
     r->state = TY_RUN_CANCELLED;
     r->finished_ms = now;
+    c->runs_ended[TY_RUN_CANCELLED]++;
     ty_persist_run(c, r);
     ty_ended(c, r);
     ty_done_add(c, r);

@@ -184,6 +184,12 @@ static void ty_sched_fire(ty_core_t *c, ty_sched_t *s, int64_t fire_s) {
     ty_info("schedule %s: run %s started", sp->name, id);
 }
 
+void ty_sched_each(const ty_core_t *c, void (*fn)(void *arg, const Ty__ScheduleRecord *rec),
+                   void *arg) {
+    for (ty_sched_t *s = zhashx_first(c->scheds); s; s = zhashx_next(c->scheds))
+        fn(arg, s->rec);
+}
+
 void ty_sched_tick(ty_core_t *c) {
     int64_t now_s = c->now.wall_ms / 1000;
     for (ty_sched_t *s = zhashx_first(c->scheds); s; s = zhashx_next(c->scheds)) {
