@@ -262,4 +262,17 @@ def test_prometheus_scrapes_the_master(c):
     assert 0.25 < list(q.values())[0] <= 10, q  # the count task sleeps 0.3 s a line
     assert list(prom_query(base, "trainyard_etcd_txn_seconds_count").values())[0] > 0
     assert list(prom_query(base, "trainyard_queue_depth").values()) == [0.0]
+    # the worker's own figures, through its heartbeats: a task that burns
+    # CPU shows in its attempts' CPU time; the daemon's memory is there
+    burn = "name: burn\ntasks:\n  - {name: b, command: \"timeout 3 sh -c 'while :; do :; done'; true\"}\n"
+    status, _, body = submit(c, burn)
+    assert status == 201
+
+    def burnt():
+        got = prom_query(base, 'max_over_time(trainyard_worker_attempts_cpu_seconds{worker="w1"}[1m])')
+        return got and list(got.values())[0] >= 1.0
+    wait_until(burnt, 30, "the burning task's CPU time to be scraped", interval=0.5)
+    wait_done(c, json.loads(body)["run_id"])
+    assert list(prom_query(base, "trainyard_worker_process_resident_bytes").values())[0] > 1e6
+    assert list(prom_query(base, "trainyard_worker_attempts_resident_bytes").values())[0] >= 0
     prom.kill(signal.SIGTERM)

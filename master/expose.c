@@ -8,6 +8,7 @@
 #include "master/core/core_int.h"
 
 #include <stdio.h>
+#include <string.h>
 
 typedef struct {
     const char *name, *type, *help;
@@ -61,9 +62,16 @@ static void ty_expose_workers(ty_buf_t *out, const ty_core_t *c) {
         {"trainyard_worker_memory_bytes", "Memory a worker offers."},
         {"trainyard_worker_memory_free_bytes", "Memory of a worker no attempt holds."},
         {"trainyard_worker_running_attempts", "Attempts (and gang parts) running on a worker."},
+        {"trainyard_worker_attempts_cpu_seconds",
+         "CPU time the processes of a worker's running attempts have used so far."},
+        {"trainyard_worker_attempts_resident_bytes",
+         "Resident memory of the processes of a worker's running attempts."},
+        {"trainyard_worker_process_cpu_seconds_total", "CPU time of the worker daemon itself."},
+        {"trainyard_worker_process_resident_bytes", "Resident memory of the worker daemon."},
     };
     for (size_t k = 0; k < sizeof per / sizeof per[0]; k++) {
-        ty_prom_family(out, per[k].name, "gauge", per[k].help);
+        ty_prom_family(out, per[k].name, strstr(per[k].name, "_total") ? "counter" : "gauge",
+                       per[k].help);
         for (size_t i = 0; i < c->nworkers; i++) {
             const ty_worker_t *w = c->wlist[i];
             if (!w || w->gone || w->placeholder || !w->up)
@@ -76,7 +84,11 @@ static void ty_expose_workers(ty_buf_t *out, const ty_core_t *c) {
                           (double)w->mem_mb * 1048576.0,
                           (double)(w->mem_mb > w->used_mem ? w->mem_mb - w->used_mem : 0) *
                               1048576.0,
-                          w->running};
+                          w->running,
+                          w->attempts_cpu_s,
+                          (double)w->attempts_rss,
+                          w->self_cpu_s,
+                          (double)w->self_rss};
             const char *l[] = {"worker", w->id, NULL};
             ty_prom_sample(out, per[k].name, l, v[k]);
         }

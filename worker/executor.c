@@ -110,6 +110,18 @@ Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n) {
     return refs;
 }
 
+pid_t *ty_exec_sessions(ty_wk_t *wk, size_t *n) {
+    *n = 0;
+    for (ty_proc_t *p = wk->procs; p; p = p->next)
+        (*n)++;
+    pid_t *s = ty_xcalloc(*n ? *n : 1, sizeof *s);
+    *n = 0;
+    for (ty_proc_t *p = wk->procs; p; p = p->next)
+        if (p->spawned && !p->exited)
+            s[(*n)++] = p->proc.pid;
+    return s;
+}
+
 static ty_proc_t *ty_find(ty_wk_t *wk, const Ty__TaskRef *ref) {
     for (ty_proc_t *p = wk->procs; p; p = p->next)
         if (p->ref.attempt == ref->attempt && strcmp(p->run_id, ref->run_id) == 0 &&

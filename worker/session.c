@@ -1,6 +1,7 @@
 /* The worker's session with the master: registration (reporting running
  * attempts and unacknowledged results), heartbeats, master loss, and the
  * messages the master sends. */
+#include "worker/usage.h"
 #include "worker/worker.h"
 
 #include "common/err.h"
@@ -272,6 +273,15 @@ static void ty_hb_cb(uv_timer_t *h) {
     size_t nrun = 0, nun = 0;
     hb.attempts = ty_exec_refs(wk, &nrun);
     hb.n_attempts = nrun;
+    ty_usage_t use;
+    pid_t *sids = ty_exec_sessions(wk, &nrun);
+    ty_usage_sessions(sids, nrun, &use);
+    free(sids);
+    hb.attempts_cpu_s = use.cpu_s;
+    hb.attempts_rss = use.rss_bytes;
+    ty_usage_self(&use);
+    hb.self_cpu_s = use.cpu_s;
+    hb.self_rss = use.rss_bytes;
     for (ty_unacked_t *u = wk->unacked; u; u = u->next)
         nun++;
     hb.unacked = ty_xcalloc(nun ? nun : 1, sizeof *hb.unacked);

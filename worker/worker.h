@@ -81,6 +81,9 @@ size_t ty_exec_running(const ty_wk_t *wk);
 /* The running attempts as refs (pointers into the procs; valid until the
  * next loop iteration). Caller frees the array. */
 Ty__TaskRef **ty_exec_refs(ty_wk_t *wk, size_t *n);
+/* The sessions (pids: an attempt runs detached) of its running attempts'
+ * processes, n of them (heap). */
+pid_t *ty_exec_sessions(ty_wk_t *wk, size_t *n);
 
 /* upload.c: the outputs of an attempt that exited 0 go to the master's
  * artifact store, then its result (a copy of res) with them, or with the

@@ -151,8 +151,12 @@ struct ty_worker {
     int known_only;  /* loaded from etcd, not yet re-registered */
     int placeholder; /* only named by a running task's record */
     int draining;    /* takes no new attempts (TY_EV_DRAIN); kept in its record */
-    size_t order;    /* registration order: the tie-break */
-    int pidx;        /* index in the placement heap, -1 when not in it */
+    /* what its last heartbeat said it uses (/metrics): its attempts'
+     * processes, and the worker daemon */
+    double attempts_cpu_s, self_cpu_s;
+    uint64_t attempts_rss, self_rss;
+    size_t order; /* registration order: the tie-break */
+    int pidx;     /* index in the placement heap, -1 when not in it */
 };
 
 /* A submit's request id and the run it made. */

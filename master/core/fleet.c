@@ -160,6 +160,9 @@ static int ty_check_heartbeat(ty_core_t *c, const Ty__Heartbeat *hb) {
     for (size_t i = 0; i < hb->n_unacked; i++)
         if (!ty_ref_ok(hb->unacked[i]))
             return ty_reject(c, "heartbeat: bad unacknowledged result");
+    if (!(hb->attempts_cpu_s >= 0 && hb->attempts_cpu_s < 1e15) ||
+        !(hb->self_cpu_s >= 0 && hb->self_cpu_s < 1e15))
+        return ty_reject(c, "heartbeat: bad CPU seconds");
     return 0;
 }
 
@@ -539,6 +542,11 @@ static void ty_reconcile_one(ty_core_t *c, ty_task_t *t, ty_part_t *pt, void *ar
  * would count as running forever. */
 static void ty_on_heartbeat(ty_core_t *c, ty_worker_t *w, const uint8_t *peer, size_t peer_len,
                             const Ty__Heartbeat *hb) {
+    /* figures only shown (validated at the door: finite, not negative) */
+    w->attempts_cpu_s = hb->attempts_cpu_s;
+    w->attempts_rss = hb->attempts_rss;
+    w->self_cpu_s = hb->self_cpu_s;
+    w->self_rss = hb->self_rss;
     if (hb->listed)
         ty_each_running_on(c, w, ty_reconcile_one, (void *)hb);
     /* an attempt it runs that is no longer the current one (given up while
