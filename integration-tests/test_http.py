@@ -112,6 +112,11 @@ def test_the_api_agrees_with_the_cli_and_follows_a_log(c):
             ["points"]] == [0.1, 0.2, 0.3, 0.4]
     arts = c.http_json(f"/api/v1/runs/{run}/artifacts")
     assert arts == c.json("artifacts", run) and arts[0]["name"] == "out.txt"
+    status, headers, body = c.http(f"/api/v1/runs/{run}/artifacts/count/out.txt")
+    assert status == 200 and body == b"done\n"
+    assert headers["Content-Disposition"] == 'attachment; filename="out.txt"'
+    status, _, body = c.http(f"/api/v1/runs/{run}/artifacts/count/nothing.txt")
+    assert status == 404 and "has no output count/nothing.txt" in json.loads(body)["error"]
     assert c.http_json("/api/v1/pipelines") == c.json("pipelines")
     strip = [{k: v for k, v in w.items() if k != "last_seen_at"} for w in c.json("workers")]
     assert [{k: v for k, v in w.items() if k != "last_seen_at"}

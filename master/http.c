@@ -10,9 +10,11 @@
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <microhttpd.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TY_HTTP_BODY_MAX (16 * 1024 * 1024) /* a submitted pipeline, as the socket's frames */
 #define TY_HTTP_PEER_TAG "\0http"
@@ -36,6 +38,8 @@ typedef struct ty_hconn {
     char addr[96];
     int status; /* READY */
     char *resp; /* READY: the JSON body */
+    int fd;     /* READY: an artifact's file to send instead (-1: none) */
+    uint64_t fd_size;
     /* a log (VIEW_LOGS) */
     ty_logstream_t *ls;
     ty_buf_t out; /* what is yet to be sent */
@@ -66,6 +70,7 @@ int ty_http_is_peer(const uint8_t *peer, size_t len) {
 int ty_http_port(const ty_http_t *h) { return h->port; }
 
 static void ty_http_kick(ty_http_t *h);
+static enum MHD_Result ty_queue_file(ty_hconn_t *hc);
 
 static void ty_hc_suspend(ty_hconn_t *hc) {
     if (!hc->suspended) {
@@ -231,6 +236,7 @@ static enum MHD_Result ty_access(void *cls, struct MHD_Connection *c, const char
         hc->h = h;
         hc->c = c;
         hc->id = ++h->next_id;
+        hc->fd = -1;
         snprintf(hc->key, sizeof hc->key, "%llx", (unsigned long long)hc->id);
         zhashx_insert(h->conns, hc->key, hc);
         *con_cls = hc;
@@ -249,6 +255,8 @@ static enum MHD_Result ty_access(void *cls, struct MHD_Connection *c, const char
         return ty_begin(hc, url, method);
     case TY_HC_READY:
         hc->state = TY_HC_STREAMING; /* answered: nothing more comes */
+        if (hc->fd >= 0)
+            return ty_queue_file(hc);
         return ty_queue_json(hc, hc->status, hc->resp);
     case TY_HC_STREAM_START:
         return ty_start_stream(hc);
@@ -272,8 +280,46 @@ static void ty_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     ty_logstream_free(&hc->ls);
     free(hc->user);
     free(hc->resp);
+    if (hc->fd >= 0)
+        close(hc->fd);
     free(hc);
     *con_cls = NULL;
+}
+
+/* An artifact's content: its blob's file, opened now (sent by MHD,
+ * with sendfile where it can), or the error. */
+static void ty_hc_artifact(ty_hconn_t *hc, const Ty__Envelope *rep) {
+    char *sha = NULL;
+    uint64_t size = 0;
+    hc->status = ty_http_artifact(&hc->route, rep, &sha, &size, &hc->resp);
+    if (hc->status != 200)
+        return;
+    char *path = hc->h->hooks.blob_path ? hc->h->hooks.blob_path(hc->h->hooks.arg, sha) : NULL;
+    hc->fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (hc->fd < 0) {
+        hc->status = 404;
+        hc->resp = ty_http_error_body("its content is not in the artifact store (collected?)");
+    }
+    hc->fd_size = size;
+    free(path);
+    free(sha);
+}
+
+static enum MHD_Result ty_queue_file(ty_hconn_t *hc) {
+    struct MHD_Response *r = MHD_create_response_from_fd64(hc->fd_size, hc->fd);
+    hc->fd = -1; /* MHD closes it */
+    const char *base = strrchr(hc->route.name, '/');
+    char file[256], disp[300];
+    snprintf(file, sizeof file, "%s", base ? base + 1 : hc->route.name);
+    for (char *p = file; *p; p++) /* no quote or control character in the header */
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            *p = '_';
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", file);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+    enum MHD_Result rc = MHD_queue_response(hc->c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
 void ty_http_deliver(ty_http_t *h, const uint8_t *peer, size_t len, const uint8_t *data, size_t n) {
@@ -292,6 +338,9 @@ void ty_http_deliver(ty_http_t *h, const uint8_t *peer, size_t len, const uint8_
         hc->ended = ty_logstream_feed(hc->ls, rep->logs_reply, &hc->out);
         if (hc->state == TY_HC_WAITING)
             hc->state = TY_HC_STREAM_START;
+    } else if (hc->state == TY_HC_WAITING && hc->route.view == TY_VIEW_ARTIFACT) {
+        ty_hc_artifact(hc, rep);
+        hc->state = TY_HC_READY;
     } else if (hc->state == TY_HC_WAITING) {
         hc->status = ty_http_render(&hc->route, rep, &hc->resp);
         hc->state = TY_HC_READY;

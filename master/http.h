@@ -31,6 +31,8 @@ typedef struct {
     void (*effects)(void *arg);
     /* GET /metrics: the figures in Prometheus' text format, appended to out */
     void (*metrics)(void *arg, ty_buf_t *out);
+    /* Where the artifact store keeps a blob (heap), or NULL without one. */
+    char *(*blob_path)(void *arg, const char *sha256);
     void *arg;
 } ty_http_hooks_t;
 

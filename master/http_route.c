@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TY_HTTP_MAX_SEGS 8
+#define TY_HTTP_MAX_SEGS 16
 
 char *ty_http_error_body(const char *msg) {
     json_t *o = json_object();
@@ -262,7 +262,23 @@ void ty_http_route(const char *method, const char *path, ty_http_arg_fn arg, voi
         out->status = 405;
     } else if (n >= 2 && strcmp(seg[0], "runs") == 0) {
         out->run_id = ty_xstrdup(seg[1]);
-        if (n == 2 || (n == 3 && strcmp(seg[2], "artifacts") == 0)) {
+        if (n >= 5 && strcmp(seg[2], "artifacts") == 0) { /* RUN/artifacts/TASK/NAME... */
+            if (!get) {
+                out->status = 405;
+            } else {
+                Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
+                sr.run_id = seg[1];
+                env.body_case = TY__ENVELOPE__BODY_STATUS;
+                env.status = &sr;
+                out->view = TY_VIEW_ARTIFACT;
+                out->task = ty_xstrdup(seg[3]);
+                ty_buf_t nm = {0};
+                for (size_t i = 4; i < n; i++)
+                    ty_buf_printf(&nm, "%s%s", i > 4 ? "/" : "", seg[i]);
+                out->name = nm.data;
+                out->req = ty_own(&env);
+            }
+        } else if (n == 2 || (n == 3 && strcmp(seg[2], "artifacts") == 0)) {
             if (!get) {
                 out->status = 405;
             } else {
@@ -349,6 +365,7 @@ void ty_route_clear(ty_route_t *r) {
     free(r->body);
     free(r->run_id);
     free(r->task);
+    free(r->name);
     memset(r, 0, sizeof *r);
 }
 
@@ -421,6 +438,31 @@ int ty_http_render(const ty_route_t *r, const Ty__Envelope *rep, char **body) {
     *body = ty_json_text(j, 0);
     json_decref(j);
     return status;
+}
+
+int ty_http_artifact(const ty_route_t *r, const Ty__Envelope *rep, char **sha256, uint64_t *size,
+                     char **body) {
+    *sha256 = *body = NULL;
+    if (rep->body_case == TY__ENVELOPE__BODY_ERROR || r->view != TY_VIEW_ARTIFACT)
+        return ty_http_render(r, rep, body);
+    const Ty__RunStatus *st =
+        rep->body_case == TY__ENVELOPE__BODY_STATUS_REPLY ? rep->status_reply->status : NULL;
+    for (size_t i = 0; st && i < st->n_tasks; i++) {
+        const Ty__TaskRecord *t = st->tasks[i];
+        if (strcmp(t->name, r->task) != 0)
+            continue;
+        for (size_t k = 0; k < t->n_outputs; k++)
+            if (strcmp(t->outputs[k]->name, r->name) == 0) {
+                *sha256 = ty_xstrdup(t->outputs[k]->sha256);
+                *size = t->outputs[k]->size;
+                return 200;
+            }
+    }
+    char *msg = st ? ty_xasprintf("run %s has no output %s/%s", r->run_id, r->task, r->name)
+                   : ty_xstrdup("the master answered with an unexpected reply");
+    *body = ty_http_error_body(msg);
+    free(msg);
+    return st ? 404 : 500;
 }
 
 struct ty_logstream {

@@ -26,7 +26,8 @@ typedef enum {
     TY_VIEW_INFO,
     TY_VIEW_SUBMIT,
     TY_VIEW_CANCEL,
-    TY_VIEW_LOGS, /* a task's log: a stream (ty_logstream_t) */
+    TY_VIEW_LOGS,     /* a task's log: a stream (ty_logstream_t) */
+    TY_VIEW_ARTIFACT, /* one output's content (ty_http_artifact) */
 } ty_view_t;
 
 typedef struct {
@@ -36,7 +37,8 @@ typedef struct {
     char *body;        /* VIEW_NONE: the JSON body (heap) */
     Ty__Envelope *req; /* else: the request for the handler (owned) */
     char *run_id;      /* the run the path names, or NULL */
-    char *task;        /* VIEW_LOGS: the task */
+    char *task;        /* VIEW_LOGS, VIEW_ARTIFACT: the task */
+    char *name;        /* VIEW_ARTIFACT: the output's name (a path: plots/a.png) */
     uint32_t attempt;  /* VIEW_LOGS: 0 for the latest (followed on to the next) */
     uint32_t tail;     /* VIEW_LOGS: only the last lines */
     int follow;        /* VIEW_LOGS: to the attempt's end, as server-sent events */
@@ -56,6 +58,10 @@ void ty_route_clear(ty_route_t *r);
  * status.  An ErrorReply: 400 (bad input), 403 (not yours), 404 (no such
  * thing), 503 (etcd not answering, or no leader), else 500. */
 int ty_http_render(const ty_route_t *r, const Ty__Envelope *rep, char **body);
+/* VIEW_ARTIFACT: the run's status reply made into the output's content
+ * (*sha256, heap, and *size) and 200, or an error status and *body. */
+int ty_http_artifact(const ty_route_t *r, const Ty__Envelope *rep, char **sha256, uint64_t *size,
+                     char **body);
 /* {"error": msg} (heap). */
 char *ty_http_error_body(const char *msg);
 /* The HTTP status of an ErrorReply's code. */

@@ -437,12 +437,18 @@ static int ty_http_request(void *arg, const uint8_t *peer, size_t peer_len, cons
 
 static void ty_http_metrics(void *arg, ty_buf_t *out) { ty_master_expose(arg, out); }
 
+static char *ty_http_blob(void *arg, const char *sha256) {
+    ty_master_t *m = arg;
+    return m->blobs ? ty_blobs_path(m->blobs, sha256) : NULL;
+}
+
 static int ty_http_start(ty_master_t *m) {
     const char *bind = m->o.http_bind ? m->o.http_bind : "127.0.0.1:7080";
     if (strcmp(bind, "off") == 0)
         return 0;
     ty_http_opts_t ho = {bind, m->o.http_tokens, m->o.key == NULL};
-    ty_http_hooks_t hooks = {ty_http_request, ty_master_effects_cb, ty_http_metrics, m};
+    ty_http_hooks_t hooks = {ty_http_request, ty_master_effects_cb, ty_http_metrics, ty_http_blob,
+                             m};
     char *why = NULL;
     if (ty_http_create(&m->http, m->loop, &ho, &hooks, &why) != 0) {
         int fatal = m->o.http_bind != NULL; /* the default address in use: none, said once */

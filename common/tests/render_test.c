@@ -64,6 +64,29 @@ int main(void) {
     CHECK(json_is_null(json_object_get(tb, "started_at")));
     json_decref(j);
 
+    /* each task's upstreams, from the run's spec */
+    Ty__TaskSpec sa = TY__TASK_SPEC__INIT, sb = TY__TASK_SPEC__INIT;
+    sa.name = "a";
+    sb.name = "b";
+    char *deps[] = {"a"};
+    sb.depends_on = deps;
+    sb.n_depends_on = 1;
+    Ty__TaskSpec *specs[] = {&sb, &sa}; /* in another order than the tasks */
+    Ty__PipelineSpec ps0 = TY__PIPELINE_SPEC__INIT;
+    ps0.tasks = specs;
+    ps0.n_tasks = 2;
+    run.spec = &ps0;
+    j = ty_render_status(&st);
+    CHECK_EQ_INT(json_array_size(
+                     json_object_get(json_array_get(json_object_get(j, "tasks"), 0), "depends_on")),
+                 0);
+    CHECK_STR(
+        json_string_value(json_array_get(
+            json_object_get(json_array_get(json_object_get(j, "tasks"), 1), "depends_on"), 0)),
+        "a");
+    json_decref(j);
+    run.spec = NULL;
+
     /* the outputs of a run's tasks, with the attempt and worker */
     Ty__ArtifactRef out = TY__ARTIFACT_REF__INIT, *outp = &out;
     out.name = "model.onnx";

@@ -152,6 +152,39 @@ int main(void) {
     CHECK_STR(body, "{\"run_id\":\"p-2\",\"state\":\"pending\",\"warnings\":[]}");
     free(body);
 
+    /* an output's content: found in the run's status by task and name */
+    route("GET", "/api/v1/runs/p-1/artifacts/fit/plots/a.png", NULL, NULL);
+    CHECK_EQ_INT(r.view, TY_VIEW_ARTIFACT);
+    CHECK_STR(r.task, "fit");
+    CHECK_STR(r.name, "plots/a.png");
+    Ty__ArtifactRef ar = TY__ARTIFACT_REF__INIT, *arp = &ar;
+    ar.name = "plots/a.png";
+    ar.sha256 = "ab12";
+    ar.size = 5;
+    Ty__TaskRecord tr = TY__TASK_RECORD__INIT, *trp = &tr;
+    tr.name = "fit";
+    tr.outputs = &arp;
+    tr.n_outputs = 1;
+    Ty__RunStatus rs = TY__RUN_STATUS__INIT;
+    rs.tasks = &trp;
+    rs.n_tasks = 1;
+    Ty__StatusReply stp = TY__STATUS_REPLY__INIT;
+    stp.status = &rs;
+    Ty__Envelope srep = TY__ENVELOPE__INIT;
+    srep.body_case = TY__ENVELOPE__BODY_STATUS_REPLY;
+    srep.status_reply = &stp;
+    char *sha = NULL;
+    uint64_t size = 0;
+    CHECK_EQ_INT(ty_http_artifact(&r, &srep, &sha, &size, &body), 200);
+    CHECK_STR(sha, "ab12");
+    CHECK_EQ_INT(size, 5);
+    free(sha);
+    route("GET", "/api/v1/runs/p-1/artifacts/fit/model.bin", NULL, NULL);
+    CHECK_EQ_INT(ty_http_artifact(&r, &srep, &sha, &size, &body), 404);
+    CHECK_CONTAINS(body, "run p-1 has no output fit/model.bin");
+    CHECK(sha == NULL);
+    free(body);
+
     /* a log, plain: the chunks until one comes back empty */
     args_t tl = {{"tail"}, {"20"}};
     route("GET", "/api/v1/runs/p-1/tasks/fit/logs", &tl, NULL);
