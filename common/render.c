@@ -96,17 +96,19 @@ json_t *ty_render_status(const Ty__RunStatus *st) {
         json_object_set_new(j, "parts", parts);
         json_object_set_new(j, "failures", json_integer(t->failures));
         json_object_set_new(j, "lost", json_integer(t->lost));
-        /* its upstreams, from the run's spec (a status carries it) */
+        /* its upstreams, from the run's spec (when the status carries it) */
         const Ty__PipelineSpec *sp = st->run->spec;
         const Ty__TaskSpec *ts =
             sp && i < sp->n_tasks && strcmp(sp->tasks[i]->name, t->name) == 0 ? sp->tasks[i] : NULL;
         for (size_t k = 0; sp && !ts && k < sp->n_tasks; k++)
             if (strcmp(sp->tasks[k]->name, t->name) == 0)
                 ts = sp->tasks[k];
-        json_t *deps = json_array();
-        for (size_t k = 0; ts && k < ts->n_depends_on; k++)
-            json_array_append_new(deps, json_string(ts->depends_on[k]));
-        json_object_set_new(j, "depends_on", deps);
+        if (sp) { /* asked for (status ?spec=1): otherwise not known here */
+            json_t *deps = json_array();
+            for (size_t k = 0; ts && k < ts->n_depends_on; k++)
+                json_array_append_new(deps, json_string(ts->depends_on[k]));
+            json_object_set_new(j, "depends_on", deps);
+        }
         json_array_append_new(tasks, j);
     }
     json_object_set_new(o, "tasks", tasks);

@@ -106,6 +106,8 @@ def test_the_api_agrees_with_the_cli_and_follows_a_log(c):
     assert body.decode().splitlines() == ["line 4", "no newline at the end"]
     # the same JSON as -o json, read without a token on loopback
     assert c.http_json(f"/api/v1/runs/{run}", token=False) == c.json("status", run)
+    deps = {t["name"]: t["depends_on"] for t in c.http_json(f"/api/v1/runs/{run}?spec=1")["tasks"]}
+    assert deps == {"count": [], "after": ["count"]}
     assert c.http_json("/api/v1/runs", token=False) == c.json("runs")
     assert c.http_json(f"/api/v1/runs/{run}/metrics") == c.json("metrics", run)
     assert [p["value"] for p in c.http_json(f"/api/v1/runs/{run}/metrics?task=count")[0]

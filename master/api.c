@@ -228,9 +228,9 @@ static void ty_on_retry(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint6
 }
 
 static void ty_send_status(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                           ty_run_t *r, ty_time_t now) {
+                           ty_run_t *r, int with_spec, ty_time_t now) {
     Ty__RunRecord rr;
-    ty_persist_run_record(r, &rr, 0);
+    ty_persist_run_record(r, &rr, with_spec);
     Ty__TaskRecord *recs = ty_xcalloc(r->ntasks, sizeof *recs);
     Ty__TaskRecord **ptrs = ty_xcalloc(r->ntasks, sizeof *ptrs);
     for (size_t i = 0; i < r->ntasks; i++) {
@@ -398,7 +398,7 @@ static void ty_notify(ty_api_t *a, ty_run_t *r, int logs_only, ty_time_t now) {
         if (w->is_logs)
             done = ty_try_logs(a, w->peer, w->peer_len, w->req_id, r, w, !expired, now);
         else if ((!logs_only && (r->version > w->wait_after || ty_run_done(r))) || expired) {
-            ty_send_status(a, w->peer, w->peer_len, w->req_id, r, now);
+            ty_send_status(a, w->peer, w->peer_len, w->req_id, r, 0, now);
             done = 1;
         }
         if (done) {
@@ -630,7 +630,7 @@ static void ty_fetched(int status, const ty_store_kv_t *kvs, size_t n, void *arg
         ty_reply_error(a, f->peer, f->peer_len, rq, TY_ENOENT, msg, now);
         free(msg);
     } else if (req->body_case == TY__ENVELOPE__BODY_STATUS) {
-        ty_send_status(a, f->peer, f->peer_len, rq, r, now);
+        ty_send_status(a, f->peer, f->peer_len, rq, r, req->status->with_spec, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_PIN) {
         ty_api_pin(a, f->peer, f->peer_len, rq, req->pin, now);
     } else if (req->body_case == TY__ENVELOPE__BODY_RETRY) {
@@ -690,7 +690,7 @@ static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
             ty_waiter_t w = {.wait_after = env->status->wait_after};
             ty_park(a, r, peer, peer_len, rq, &w, now);
         } else {
-            ty_send_status(a, peer, peer_len, rq, r, now);
+            ty_send_status(a, peer, peer_len, rq, r, env->status->with_spec, now);
         }
         break;
     case TY__ENVELOPE__BODY_LOGS:

@@ -1,6 +1,7 @@
 /* The master's HTTP server on its libuv loop (http.h). */
 #include "master/http.h"
 #include "master/http_route.h"
+#include "master/ui.h"
 
 #include "common/err.h"
 #include "common/log.h"
@@ -113,6 +114,22 @@ static enum MHD_Result ty_queue(ty_hconn_t *hc, int status, const char *ctype, c
     return rc;
 }
 
+static enum MHD_Result ty_queue_ui(ty_hconn_t *hc, const ty_ui_asset_t *a) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    char type[64];
+    snprintf(type, sizeof type, "%s; charset=utf-8", a->type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    /* its own scripts and styles only: nothing from elsewhere, nothing inline */
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result rc = MHD_queue_response(hc->c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 static enum MHD_Result ty_queue_json(ty_hconn_t *hc, int status, const char *json) {
     return ty_queue(hc, status, "application/json", json, strlen(json));
 }
@@ -192,6 +209,10 @@ static enum MHD_Result ty_begin(ty_hconn_t *hc, const char *url, const char *met
     hc->user = user ? ty_xstrdup(user) : NULL;
     ty_peer_addr(hc);
     const char *why = NULL;
+    for (size_t i = 0; i < ty_ui_nassets; i++) /* the UI's files: no data in them */
+        if (strcmp(url, ty_ui_assets[i].path) == 0 &&
+            (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+            return ty_queue_ui(hc, &ty_ui_assets[i]);
     if (strcmp(url, "/metrics") == 0) { /* Prometheus scrapes it: read as the API's reads */
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
             return ty_queue_error(hc, 405, "/metrics takes GET");

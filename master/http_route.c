@@ -287,6 +287,8 @@ void ty_http_route(const char *method, const char *path, ty_http_arg_fn arg, voi
                     Ty__StatusRequest sr = TY__STATUS_REQUEST__INIT;
                     sr.run_id = seg[1];
                     sr.wait_after = (uint64_t)after;
+                    const char *spec = arg(ctx, "spec");
+                    sr.with_spec = spec && strcmp(spec, "0") != 0 && strcmp(spec, "false") != 0;
                     env.body_case = TY__ENVELOPE__BODY_STATUS;
                     env.status = &sr;
                     out->view = n == 2 ? TY_VIEW_RUN : TY_VIEW_ARTIFACTS;

@@ -60,6 +60,7 @@ hello=$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"yaml": open(sys
   curl -s -X POST -H "Authorization: Bearer $(cat "$TRAINYARD_HTTP_TOKEN")" --data-binary @- "$TRAINYARD_HTTP/api/v1/runs" |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
 curl -sN --max-time 60 "$TRAINYARD_HTTP/api/v1/runs/$hello/tasks/count/logs?follow=1" | sed 's/^/   /' || true
+echo "-- the web UI: open $TRAINYARD_HTTP/ in a browser (docs/ui.md)"
 echo "-- a few of the figures Prometheus scrapes from $TRAINYARD_HTTP/metrics (docs/metrics.md)"
 curl -s "$TRAINYARD_HTTP/metrics" | grep -E '^trainyard_(tasks_ended_total|workers|queue_depth|task_run_seconds_count)' | sed 's/^/   /' || true
 

@@ -13,7 +13,21 @@ PKGS=(
   python3 python3-pytest python3-pytest-timeout python3-zmq python3-onnx python3-numpy python3-torch
   procps iproute2 curl faketime tzdata util-linux prometheus
   ansible ansible-lint systemd
+  chromium fonts-dejavu-core
 )
+# the browser tests drive chromium with playwright-core (integration-tests/ui,
+# from the npm registry): Debian's node and npm unless a node is there
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
+
+# playwright-core, once, into integration-tests/ui/node_modules
+npm_deps() {
+  local ui
+  ui="$(cd "$(dirname "$0")/.." && pwd)/integration-tests/ui"
+  if [ ! -d "$ui/node_modules/playwright-core" ]; then
+    echo "install-deps: npm install in integration-tests/ui (playwright-core)"
+    (cd "$ui" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+}
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -35,6 +49,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
+  npm_deps
   exit 0
 fi
 
@@ -42,3 +57,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+npm_deps

@@ -62,6 +62,7 @@ int main(void) {
     CHECK(json_is_null(json_object_get(tb, "worker")));
     CHECK(json_is_null(json_object_get(tb, "exit_code")));
     CHECK(json_is_null(json_object_get(tb, "started_at")));
+    CHECK(json_object_get(ta, "depends_on") == NULL); /* no spec: not known */
     json_decref(j);
 
     /* each task's upstreams, from the run's spec */
