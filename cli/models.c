@@ -22,52 +22,6 @@ static const char *ty_user(void) {
     return pw ? pw->pw_name : "?";
 }
 
-static json_t *ty_kvs_json(Ty__KV *const *kvs, size_t n) {
-    json_t *o = json_object();
-    for (size_t i = 0; i < n; i++)
-        json_object_set_new(o, kvs[i]->key, json_string(kvs[i]->value));
-    return o;
-}
-
-static json_t *ty_version_json(const Ty__ModelVersion *v, const Ty__ModelRecord *rec) {
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(v->name));
-    json_object_set_new(o, "version", json_integer(v->version));
-    json_object_set_new(o, "artifact", json_string(v->artifact));
-    json_object_set_new(o, "sha256", json_string(v->sha256));
-    json_object_set_new(o, "size", json_integer((json_int_t)v->size));
-    json_object_set_new(o, "run_id", json_string(v->run_id));
-    json_object_set_new(o, "task", json_string(v->task));
-    json_object_set_new(o, "pipeline", json_string(v->pipeline));
-    json_object_set_new(o, "params", ty_kvs_json(v->params, v->n_params));
-    json_t *m = json_object();
-    for (size_t i = 0; i < v->n_metrics; i++)
-        json_object_set_new(m, v->metrics[i]->name, json_real(v->metrics[i]->value));
-    json_object_set_new(o, "metrics", m);
-    json_object_set_new(o, "tags", ty_kvs_json(v->tags, v->n_tags));
-    json_object_set_new(o, "created_at", ty_render_time(v->created_ms));
-    json_object_set_new(o, "by", json_string(v->by));
-    json_t *al = json_array();
-    for (size_t i = 0; rec && i < rec->n_aliases; i++)
-        if (strtoul(rec->aliases[i]->value, NULL, 10) == v->version)
-            json_array_append_new(al, json_string(rec->aliases[i]->key));
-    json_object_set_new(o, "aliases", al);
-    return o;
-}
-
-static json_t *ty_model_json(const Ty__ModelRecord *r) {
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(r->name));
-    json_object_set_new(o, "last_version", json_integer(r->last_version));
-    json_t *al = json_object();
-    for (size_t i = 0; i < r->n_aliases; i++)
-        json_object_set_new(al, r->aliases[i]->key,
-                            json_integer((json_int_t)strtoul(r->aliases[i]->value, NULL, 10)));
-    json_object_set_new(o, "aliases", al);
-    json_object_set_new(o, "created_at", ty_render_time(r->created_ms));
-    return o;
-}
-
 static void ty_aliases_text(const Ty__ModelRecord *r, char *buf, size_t n) {
     size_t k = 0;
     buf[0] = '\0';
@@ -176,7 +130,7 @@ static int ty_models_register(ty_cli_t *cli, ty_client_t *c) {
     if (rc == 0 && rep->model_reply->n_versions == 1) {
         const Ty__ModelVersion *v = rep->model_reply->versions[0];
         if (cli->json)
-            ty_out_json_print(ty_version_json(v, NULL));
+            ty_out_json_print(ty_render_model_version(v, NULL));
         else
             printf("registered %s version %u (%s, sha256 %.12s...)\n", v->name, v->version,
                    v->artifact, v->sha256);
@@ -274,32 +228,19 @@ static int ty_models_print(ty_cli_t *cli, const char *op, int named, const Ty__M
     if (cli->json) {
         json_t *j = NULL;
         if (strcmp(op, "show") == 0) {
-            j = ty_version_json(r->versions[0], rec);
+            j = ty_render_model_version(r->versions[0], rec);
         } else if (strcmp(op, "history") == 0) {
-            j = json_array();
-            for (size_t i = 0; i < r->n_history; i++) {
-                const Ty__AliasMove *h = r->history[i];
-                json_t *o = json_object();
-                json_object_set_new(o, "seq", json_integer((json_int_t)h->seq));
-                json_object_set_new(o, "alias", json_string(h->alias));
-                json_object_set_new(o, "from_version",
-                                    h->from_version ? json_integer(h->from_version) : json_null());
-                json_object_set_new(o, "to_version", json_integer(h->to_version));
-                json_object_set_new(o, "by", json_string(h->by));
-                json_object_set_new(o, "at", ty_render_time(h->at_ms));
-                json_object_set_new(o, "note", json_string(h->note));
-                json_array_append_new(j, o);
-            }
+            j = ty_render_model_history(r);
         } else if (strcmp(op, "alias") == 0) {
-            j = ty_model_json(rec);
+            j = ty_render_model(rec);
         } else if (named) { /* list NAME: its versions */
             j = json_array();
             for (size_t i = 0; i < r->n_versions; i++)
-                json_array_append_new(j, ty_version_json(r->versions[i], rec));
+                json_array_append_new(j, ty_render_model_version(r->versions[i], rec));
         } else {
             j = json_array();
             for (size_t i = 0; i < r->n_models; i++)
-                json_array_append_new(j, ty_model_json(r->models[i]));
+                json_array_append_new(j, ty_render_model(r->models[i]));
         }
         ty_out_json_print(j);
         return 0;

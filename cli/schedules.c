@@ -11,45 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *ty_sched_json(const Ty__ScheduleStatus *st) {
-    const Ty__ScheduleRecord *r = st->record;
-    const Ty__ScheduleSpec *sp = r->spec;
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(sp->name));
-    json_object_set_new(o, "pipeline", json_string(sp->pipeline ? sp->pipeline->name : ""));
-    json_object_set_new(o, "file", json_string(sp->file));
-    json_object_set_new(o, "cron", json_string(sp->cron));
-    json_object_set_new(o, "tz", json_string(sp->tz));
-    json_object_set_new(o, "catchup", json_string(sp->catchup));
-    json_object_set_new(o, "max_catchup", json_integer(sp->max_catchup));
-    json_object_set_new(o, "concurrency", json_string(sp->concurrency));
-    json_t *p = json_object();
-    for (size_t i = 0; i < sp->n_params; i++)
-        json_object_set_new(p, sp->params[i]->key, json_string(sp->params[i]->value));
-    json_object_set_new(o, "params", p);
-    json_object_set_new(o, "paused", json_boolean(r->paused));
-    json_object_set_new(o, "last_fire", ty_render_time(r->last_fire_s * 1000));
-    json_object_set_new(o, "last_run", *r->last_run ? json_string(r->last_run) : json_null());
-    json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
-    json_object_set_new(o, "fired", json_integer((json_int_t)r->fired));
-    json_object_set_new(o, "skipped", json_integer((json_int_t)r->skipped));
-    json_object_set_new(o, "note", *r->note ? json_string(r->note) : json_null());
-    json_t *next = json_array();
-    for (size_t i = 0; i < st->n_next_fires; i++) {
-        json_t *f = json_object();
-        json_object_set_new(f, "utc", ty_render_time(st->next_fires[i] * 1000));
-        json_object_set_new(f, "local", json_string(i < st->n_next_local ? st->next_local[i] : ""));
-        json_array_append_new(next, f);
-    }
-    json_object_set_new(o, "next_fires", next);
-    json_t *running = json_array();
-    for (size_t i = 0; i < st->n_running; i++)
-        json_array_append_new(running, json_string(st->running[i]));
-    json_object_set_new(o, "running", running);
-    json_object_set_new(o, "created_at", ty_render_time(r->created_ms));
-    return o;
-}
-
 static void ty_sched_show(const Ty__ScheduleStatus *st) {
     const Ty__ScheduleRecord *r = st->record;
     const Ty__ScheduleSpec *sp = r->spec;
@@ -107,10 +68,10 @@ static int ty_sched_call(ty_cli_t *cli, ty_client_t *c, Ty__ScheduleRequest *rq,
         if (strcmp(op, "list") == 0) {
             json_t *a = json_array();
             for (size_t i = 0; i < sr->n_schedules; i++)
-                json_array_append_new(a, ty_sched_json(sr->schedules[i]));
+                json_array_append_new(a, ty_render_schedule(sr->schedules[i]));
             ty_out_json_print(a);
         } else if (sr->n_schedules) {
-            json_t *o = ty_sched_json(sr->schedules[0]);
+            json_t *o = ty_render_schedule(sr->schedules[0]);
             if (strcmp(op, "add") == 0)
                 json_object_set_new(o, "created", json_boolean(sr->created));
             ty_out_json_print(o);

@@ -4,6 +4,7 @@
 #include "common/dag.h"
 #include "common/util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 json_t *ty_render_time(int64_t ms) {
@@ -232,4 +233,107 @@ json_t *ty_render_info(const Ty__InfoReply *r) {
     json_object_set_new(o, "peers_banned", json_integer((json_int_t)r->peers_banned));
     json_object_set_new(o, "banned_dropped", json_integer((json_int_t)r->banned_dropped));
     return o;
+}
+
+json_t *ty_render_schedule(const Ty__ScheduleStatus *st) {
+    const Ty__ScheduleRecord *r = st->record;
+    const Ty__ScheduleSpec *sp = r->spec;
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(sp->name));
+    json_object_set_new(o, "pipeline", json_string(sp->pipeline ? sp->pipeline->name : ""));
+    json_object_set_new(o, "file", json_string(sp->file));
+    json_object_set_new(o, "cron", json_string(sp->cron));
+    json_object_set_new(o, "tz", json_string(sp->tz));
+    json_object_set_new(o, "catchup", json_string(sp->catchup));
+    json_object_set_new(o, "max_catchup", json_integer(sp->max_catchup));
+    json_object_set_new(o, "concurrency", json_string(sp->concurrency));
+    json_t *p = json_object();
+    for (size_t i = 0; i < sp->n_params; i++)
+        json_object_set_new(p, sp->params[i]->key, json_string(sp->params[i]->value));
+    json_object_set_new(o, "params", p);
+    json_object_set_new(o, "paused", json_boolean(r->paused));
+    json_object_set_new(o, "last_fire", ty_render_time(r->last_fire_s * 1000));
+    json_object_set_new(o, "last_run", *r->last_run ? json_string(r->last_run) : json_null());
+    json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
+    json_object_set_new(o, "fired", json_integer((json_int_t)r->fired));
+    json_object_set_new(o, "skipped", json_integer((json_int_t)r->skipped));
+    json_object_set_new(o, "note", *r->note ? json_string(r->note) : json_null());
+    json_t *next = json_array();
+    for (size_t i = 0; i < st->n_next_fires; i++) {
+        json_t *f = json_object();
+        json_object_set_new(f, "utc", ty_render_time(st->next_fires[i] * 1000));
+        json_object_set_new(f, "local", json_string(i < st->n_next_local ? st->next_local[i] : ""));
+        json_array_append_new(next, f);
+    }
+    json_object_set_new(o, "next_fires", next);
+    json_t *running = json_array();
+    for (size_t i = 0; i < st->n_running; i++)
+        json_array_append_new(running, json_string(st->running[i]));
+    json_object_set_new(o, "running", running);
+    json_object_set_new(o, "created_at", ty_render_time(r->created_ms));
+    return o;
+}
+
+static json_t *ty_kvs_json(Ty__KV *const *kvs, size_t n) {
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, kvs[i]->key, json_string(kvs[i]->value));
+    return o;
+}
+
+json_t *ty_render_model_version(const Ty__ModelVersion *v, const Ty__ModelRecord *rec) {
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(v->name));
+    json_object_set_new(o, "version", json_integer(v->version));
+    json_object_set_new(o, "artifact", json_string(v->artifact));
+    json_object_set_new(o, "sha256", json_string(v->sha256));
+    json_object_set_new(o, "size", json_integer((json_int_t)v->size));
+    json_object_set_new(o, "run_id", json_string(v->run_id));
+    json_object_set_new(o, "task", json_string(v->task));
+    json_object_set_new(o, "pipeline", json_string(v->pipeline));
+    json_object_set_new(o, "params", ty_kvs_json(v->params, v->n_params));
+    json_t *m = json_object();
+    for (size_t i = 0; i < v->n_metrics; i++)
+        json_object_set_new(m, v->metrics[i]->name, json_real(v->metrics[i]->value));
+    json_object_set_new(o, "metrics", m);
+    json_object_set_new(o, "tags", ty_kvs_json(v->tags, v->n_tags));
+    json_object_set_new(o, "created_at", ty_render_time(v->created_ms));
+    json_object_set_new(o, "by", json_string(v->by));
+    json_t *al = json_array();
+    for (size_t i = 0; rec && i < rec->n_aliases; i++)
+        if (strtoul(rec->aliases[i]->value, NULL, 10) == v->version)
+            json_array_append_new(al, json_string(rec->aliases[i]->key));
+    json_object_set_new(o, "aliases", al);
+    return o;
+}
+
+json_t *ty_render_model(const Ty__ModelRecord *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(r->name));
+    json_object_set_new(o, "last_version", json_integer(r->last_version));
+    json_t *al = json_object();
+    for (size_t i = 0; i < r->n_aliases; i++)
+        json_object_set_new(al, r->aliases[i]->key,
+                            json_integer((json_int_t)strtoul(r->aliases[i]->value, NULL, 10)));
+    json_object_set_new(o, "aliases", al);
+    json_object_set_new(o, "created_at", ty_render_time(r->created_ms));
+    return o;
+}
+
+json_t *ty_render_model_history(const Ty__ModelReply *r) {
+    json_t *j = json_array();
+    for (size_t i = 0; i < r->n_history; i++) {
+        const Ty__AliasMove *h = r->history[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "seq", json_integer((json_int_t)h->seq));
+        json_object_set_new(o, "alias", json_string(h->alias));
+        json_object_set_new(o, "from_version",
+                            h->from_version ? json_integer(h->from_version) : json_null());
+        json_object_set_new(o, "to_version", json_integer(h->to_version));
+        json_object_set_new(o, "by", json_string(h->by));
+        json_object_set_new(o, "at", ty_render_time(h->at_ms));
+        json_object_set_new(o, "note", json_string(h->note));
+        json_array_append_new(j, o);
+    }
+    return j;
 }

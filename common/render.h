@@ -21,5 +21,12 @@ json_t *ty_render_metrics(const Ty__MetricsReply *r);
 /* The outputs of a run's tasks (their latest attempts'). */
 json_t *ty_render_artifacts(const Ty__RunStatus *st);
 json_t *ty_render_info(const Ty__InfoReply *r);
+/* A schedule with its next fires (`schedules show -o json`). */
+json_t *ty_render_schedule(const Ty__ScheduleStatus *st);
+/* A model (name, last version, aliases), one of its versions (with the
+ * aliases rec gives it; rec may be NULL), and the moves of its aliases. */
+json_t *ty_render_model(const Ty__ModelRecord *r);
+json_t *ty_render_model_version(const Ty__ModelVersion *v, const Ty__ModelRecord *rec);
+json_t *ty_render_model_history(const Ty__ModelReply *r);
 
 #endif

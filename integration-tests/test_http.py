@@ -283,3 +283,23 @@ def test_prometheus_scrapes_the_master(c):
     assert list(prom_query(base, "trainyard_worker_process_resident_bytes").values())[0] > 1e6
     assert list(prom_query(base, "trainyard_worker_attempts_resident_bytes").values())[0] >= 0
     prom.kill(signal.SIGTERM)
+
+
+def test_schedules_and_models_as_the_cli_shows_them(c):
+    path = c.write("yearly.yaml", "name: yearly\ntasks:\n  - {name: t, command: ['true']}\n")
+    c.cli("schedules", "add", "yearly", path, "--cron", "0 3 1 1 *", "--tz", "Europe/Berlin")
+    assert c.http_json("/api/v1/schedules") == c.json("schedules", "list")
+    one = c.http_json("/api/v1/schedules/yearly")
+    assert one == c.json("schedules", "show", "yearly") and one["cron"] == "0 3 1 1 *"
+    assert len(one["next_fires"]) == 5
+    status, _, body = c.http("/api/v1/schedules/nope")
+    assert status == 404, body
+    # a model registered from a run's output
+    status, _, body = submit(c, PIPELINE, params={"n": 1})
+    run = json.loads(body)["run_id"]
+    assert wait_done(c, run)["state"] == "succeeded"
+    c.cli("models", "register", "webm", "--from", f"{run}/count/out.txt")
+    assert c.http_json("/api/v1/models") == c.json("models", "list")
+    versions = c.http_json("/api/v1/models/webm")
+    assert versions == c.json("models", "list", "webm") and versions[0]["run_id"] == run
+    assert c.http_json("/api/v1/models/webm/history") == c.json("models", "history", "webm")

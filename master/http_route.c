@@ -329,6 +329,31 @@ void ty_http_route(const char *method, const char *path, ty_http_arg_fn arg, voi
         } else {
             ty_answer(out, 404, "no such path: %.200s", path);
         }
+    } else if ((n == 1 || n == 2) && strcmp(seg[0], "schedules") == 0) {
+        Ty__ScheduleRequest sq = TY__SCHEDULE_REQUEST__INIT;
+        sq.op = n == 1 ? "list" : "show";
+        sq.name = n == 2 ? seg[1] : "";
+        env.body_case = TY__ENVELOPE__BODY_SCHEDULE;
+        env.schedule = &sq;
+        if (!get) {
+            out->status = 405;
+        } else {
+            out->view = n == 1 ? TY_VIEW_SCHEDULES : TY_VIEW_SCHEDULE;
+            out->req = ty_own(&env);
+        }
+    } else if ((n == 1 || n == 2 || (n == 3 && strcmp(seg[2], "history") == 0)) &&
+               strcmp(seg[0], "models") == 0) {
+        Ty__ModelRequest mq = TY__MODEL_REQUEST__INIT;
+        mq.op = n == 3 ? "history" : "list";
+        mq.name = n >= 2 ? seg[1] : "";
+        env.body_case = TY__ENVELOPE__BODY_MODEL;
+        env.model = &mq;
+        if (!get) {
+            out->status = 405;
+        } else {
+            out->view = n == 1 ? TY_VIEW_MODELS : n == 2 ? TY_VIEW_MODEL : TY_VIEW_MODEL_HISTORY;
+            out->req = ty_own(&env);
+        }
     } else if (n == 1 && (strcmp(seg[0], "workers") == 0 || strcmp(seg[0], "pipelines") == 0 ||
                           strcmp(seg[0], "info") == 0)) {
         Ty__WorkersRequest wr = TY__WORKERS_REQUEST__INIT;
@@ -415,6 +440,38 @@ int ty_http_render(const ty_route_t *r, const Ty__Envelope *rep, char **body) {
     case TY_VIEW_INFO:
         if (rep->body_case == TY__ENVELOPE__BODY_INFO_REPLY)
             j = ty_render_info(rep->info_reply);
+        break;
+    case TY_VIEW_SCHEDULES:
+    case TY_VIEW_SCHEDULE:
+        if (rep->body_case == TY__ENVELOPE__BODY_SCHEDULE_REPLY) {
+            const Ty__ScheduleReply *sr = rep->schedule_reply;
+            if (r->view == TY_VIEW_SCHEDULE) {
+                j = sr->n_schedules ? ty_render_schedule(sr->schedules[0]) : NULL;
+            } else {
+                j = json_array();
+                for (size_t i = 0; i < sr->n_schedules; i++)
+                    json_array_append_new(j, ty_render_schedule(sr->schedules[i]));
+            }
+        }
+        break;
+    case TY_VIEW_MODELS:
+    case TY_VIEW_MODEL:
+    case TY_VIEW_MODEL_HISTORY:
+        if (rep->body_case == TY__ENVELOPE__BODY_MODEL_REPLY) {
+            const Ty__ModelReply *mr = rep->model_reply;
+            const Ty__ModelRecord *rec = mr->n_models ? mr->models[0] : NULL;
+            if (r->view == TY_VIEW_MODEL_HISTORY) {
+                j = ty_render_model_history(mr);
+            } else if (r->view == TY_VIEW_MODEL) {
+                j = json_array();
+                for (size_t i = 0; i < mr->n_versions; i++)
+                    json_array_append_new(j, ty_render_model_version(mr->versions[i], rec));
+            } else {
+                j = json_array();
+                for (size_t i = 0; i < mr->n_models; i++)
+                    json_array_append_new(j, ty_render_model(mr->models[i]));
+            }
+        }
         break;
     case TY_VIEW_SUBMIT:
         if (rep->body_case == TY__ENVELOPE__BODY_SUBMIT_REPLY) {

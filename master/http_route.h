@@ -26,6 +26,11 @@ typedef enum {
     TY_VIEW_INFO,
     TY_VIEW_SUBMIT,
     TY_VIEW_CANCEL,
+    TY_VIEW_SCHEDULES,
+    TY_VIEW_SCHEDULE,
+    TY_VIEW_MODELS,
+    TY_VIEW_MODEL, /* a model's versions */
+    TY_VIEW_MODEL_HISTORY,
     TY_VIEW_LOGS,     /* a task's log: a stream (ty_logstream_t) */
     TY_VIEW_ARTIFACT, /* one output's content (ty_http_artifact) */
 } ty_view_t;

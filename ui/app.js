@@ -73,6 +73,7 @@ function runsView(params) {
       const v = $("#f-" + k).value.trim();
       if (v) p.set(k, v);
     }
+    if (q.get("schedule")) p.set("schedule", q.get("schedule"));
     location.hash = "#/runs?" + p.toString();
   };
   for (const k of ["state", "pipeline", "since", "limit"]) $("#f-" + k).addEventListener("change", apply);
@@ -340,6 +341,51 @@ function pipelinesView() {
   }, 3000);
 }
 
+function schedulesView() {
+  main().innerHTML = `<h1>Schedules</h1><table><thead><tr><th>Schedule</th><th>Pipeline</th><th>Cron</th><th>Zone</th>
+    <th>State</th><th>Next fire</th><th>Last run</th><th>Fired</th><th>Missed</th><th>Owner</th></tr></thead><tbody id="schedules"></tbody></table>`;
+  return loop(async () => {
+    const ss = await api("/schedules");
+    $("#schedules").innerHTML = ss.map((s) => `<tr><td><a href="#/runs?schedule=${encodeURIComponent(s.name)}">${esc(s.name)}</a></td>
+      <td>${esc(s.pipeline)}</td><td><code>${esc(s.cron)}</code></td><td>${esc(s.tz)}</td><td>${badge(s.paused ? "paused" : "active")}</td>
+      <td>${s.next_fires.length ? esc(s.next_fires[0].local) : "-"}</td>
+      <td>${s.last_run ? `<a href="#/runs/${encodeURIComponent(s.last_run)}">${esc(s.last_run)}</a>` : "-"}</td>
+      <td>${s.fired}</td><td>${s.skipped}</td><td>${esc(s.owner || "-")}</td></tr>`).join("")
+      || `<tr><td colspan="10" class="muted">no schedules</td></tr>`;
+    document.body.dataset.ready = "schedules";
+  }, 5000);
+}
+
+function modelsView(name) {
+  if (name) {
+    main().innerHTML = `<h1>Model ${esc(name)}</h1><table><thead><tr><th>Version</th><th>Aliases</th><th>From run</th><th>Metrics</th>
+      <th>Artifact</th><th>Created</th><th>By</th></tr></thead><tbody id="versions"></tbody></table>
+      <h2>Alias history</h2><table><thead><tr><th>#</th><th>Alias</th><th>From</th><th>To</th><th>By</th><th>At</th><th>Note</th></tr></thead>
+      <tbody id="history"></tbody></table>`;
+    return loop(async () => {
+      const [vs, hs] = await Promise.all([api(`/models/${encodeURIComponent(name)}`), api(`/models/${encodeURIComponent(name)}/history`)]);
+      $("#versions").innerHTML = vs.map((v) => `<tr><td>${v.version}</td><td>${v.aliases.map(badge).join(" ")}</td>
+        <td><a href="#/runs/${encodeURIComponent(v.run_id)}">${esc(v.run_id)}</a></td>
+        <td class="wrap">${esc(Object.entries(v.metrics).map(([k, x]) => `${k}=${+x.toFixed(4)}`).join(", "))}</td>
+        <td><a download href="/api/v1/runs/${encodeURIComponent(v.run_id)}/artifacts/${encodeURIComponent(v.task)}/${v.artifact
+          .split("/").map(encodeURIComponent).join("/")}">${esc(v.artifact)}</a></td><td>${when(v.created_at)}</td><td>${esc(v.by)}</td></tr>`).join("");
+      $("#history").innerHTML = hs.map((h) => `<tr><td>${h.seq}</td><td>${esc(h.alias)}</td><td>${h.from_version ?? "-"}</td>
+        <td>${h.to_version}</td><td>${esc(h.by)}</td><td>${when(h.at)}</td><td class="wrap">${esc(h.note)}</td></tr>`).join("")
+        || `<tr><td colspan="7" class="muted">no alias moved yet</td></tr>`;
+      document.body.dataset.ready = "model";
+    }, 5000);
+  }
+  main().innerHTML = `<h1>Models</h1><table><thead><tr><th>Model</th><th>Versions</th><th>Aliases</th><th>Created</th></tr></thead>
+    <tbody id="models"></tbody></table>`;
+  return loop(async () => {
+    const ms = await api("/models");
+    $("#models").innerHTML = ms.map((m) => `<tr><td><a href="#/models/${encodeURIComponent(m.name)}">${esc(m.name)}</a></td>
+      <td>${m.last_version}</td><td>${esc(Object.entries(m.aliases).map(([a, v]) => `${a}=${v}`).join(", ") || "-")}</td>
+      <td>${when(m.created_at)}</td></tr>`).join("") || `<tr><td colspan="4" class="muted">no models</td></tr>`;
+    document.body.dataset.ready = "models";
+  }, 5000);
+}
+
 function route() {
   if (current) current.stop();
   delete document.body.dataset.ready;
@@ -350,6 +396,8 @@ function route() {
   if (parts[0] === "runs" && parts[1]) current = runView(parts[1]);
   else if (parts[0] === "workers") current = workersView();
   else if (parts[0] === "pipelines") current = pipelinesView();
+  else if (parts[0] === "schedules") current = schedulesView();
+  else if (parts[0] === "models") current = modelsView(parts[1]);
   else current = runsView(query || "");
 }
 

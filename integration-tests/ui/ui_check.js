@@ -72,6 +72,17 @@ async function main() {
     out.pipelines = await page.$$eval("#pipelines td:first-child", (ts) => ts.map((t) => t.textContent));
     await page.screenshot({ path: `${shots}/pipelines.png` });
 
+    // schedules, and models with their versions
+    await page.click('a[data-nav="schedules"]');
+    await page.waitForSelector("body[data-ready=schedules] #schedules tr", { timeout: 20000 });
+    out.schedules = await page.$$eval("#schedules td:first-child", (ts) => ts.map((t) => t.textContent));
+    await page.click('a[data-nav="models"]');
+    await page.waitForSelector("body[data-ready=models] #models a", { timeout: 20000 });
+    await page.click("#models a");
+    await page.waitForSelector("body[data-ready=model] #versions tr", { timeout: 20000 });
+    out.modelRun = await page.$eval("#versions td:nth-child(3)", (t) => t.textContent);
+    await page.screenshot({ path: `${shots}/models.png` });
+
     // a run of 1,000 tasks: from navigation to its graph drawn
     const p2 = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     p2.on("pageerror", (e) => errors.push(String(e)));
