@@ -2,48 +2,19 @@
 #include "common/render.h"
 
 #include "common/dag.h"
+#include "common/tests/status_fixture.h"
 #include "common/tests/ty_test.h"
 
 #include <string.h>
 
 int main(void) {
-    Ty__RunRecord run = TY__RUN_RECORD__INIT;
-    run.run_id = "p-1";
-    run.pipeline = "p";
-    run.state = TY_RUN_FAILED;
-    run.created_ms = 1767323045678LL;
-    run.started_ms = run.created_ms + 1;
-    run.finished_ms = run.created_ms + 2500;
-    Ty__KV kv = TY__KV__INIT, *kvp = &kv;
-    kv.key = "epochs";
-    kv.value = "3";
-    run.params = &kvp;
-    run.n_params = 1;
-    Ty__TaskRecord a = TY__TASK_RECORD__INIT, b = TY__TASK_RECORD__INIT;
-    a.name = "a";
-    a.state = TY_TASK_FAILED;
-    a.attempt = 2;
-    a.worker = "w1";
-    a.exit_code = 3;
-    a.started_ms = run.started_ms;
-    a.finished_ms = run.finished_ms;
-    a.reason = "exit code 3";
-    Ty__Metric m = TY__METRIC__INIT, *mp = &m;
-    m.name = "loss";
-    m.value = 0.5;
-    m.step = 4;
-    a.metrics = &mp;
-    a.n_metrics = 1;
-    b.name = "b";
-    b.state = TY_TASK_UPSTREAM_FAILED;
-    Ty__TaskRecord *tasks[] = {&a, &b};
-    Ty__RunStatus st = TY__RUN_STATUS__INIT;
-    st.run = &run;
-    st.tasks = tasks;
-    st.n_tasks = 2;
-    st.version = 9;
+    ty_status_fixture_t f;
+    ty_status_fixture(&f);
+    Ty__RunRecord *run = &f.run;
+    Ty__TaskRecord *a = &f.a;
+    Ty__RunStatus *st = &f.st;
 
-    json_t *j = ty_render_status(&st);
+    json_t *j = ty_render_status(st);
     CHECK_STR(json_string_value(json_object_get(j, "run_id")), "p-1");
     CHECK_STR(json_string_value(json_object_get(j, "state")), "failed");
     CHECK_STR(json_string_value(json_object_get(j, "created_at")), "2026-01-02T03:04:05.678Z");
@@ -76,8 +47,8 @@ int main(void) {
     Ty__PipelineSpec ps0 = TY__PIPELINE_SPEC__INIT;
     ps0.tasks = specs;
     ps0.n_tasks = 2;
-    run.spec = &ps0;
-    j = ty_render_status(&st);
+    run->spec = &ps0;
+    j = ty_render_status(st);
     CHECK_EQ_INT(json_array_size(
                      json_object_get(json_array_get(json_object_get(j, "tasks"), 0), "depends_on")),
                  0);
@@ -86,16 +57,16 @@ int main(void) {
             json_object_get(json_array_get(json_object_get(j, "tasks"), 1), "depends_on"), 0)),
         "a");
     json_decref(j);
-    run.spec = NULL;
+    run->spec = NULL;
 
     /* the outputs of a run's tasks, with the attempt and worker */
     Ty__ArtifactRef out = TY__ARTIFACT_REF__INIT, *outp = &out;
     out.name = "model.onnx";
     out.size = 1234;
     out.sha256 = "ab12";
-    a.outputs = &outp;
-    a.n_outputs = 1;
-    j = ty_render_artifacts(&st);
+    a->outputs = &outp;
+    a->n_outputs = 1;
+    j = ty_render_artifacts(st);
     CHECK_EQ_INT(json_array_size(j), 1);
     CHECK_STR(json_string_value(json_object_get(json_array_get(j, 0), "task")), "a");
     CHECK_STR(json_string_value(json_object_get(json_array_get(j, 0), "name")), "model.onnx");
@@ -128,7 +99,7 @@ int main(void) {
     ps.name = "p";
     ps.runs = 3;
     ps.failed = 1;
-    ps.last = &run;
+    ps.last = run;
     ps2.name = "q";
     Ty__PipelineSummary *pss[] = {&ps, &ps2};
     Ty__PipelinesReply pr = TY__PIPELINES_REPLY__INIT;
