@@ -135,6 +135,15 @@ json_t *ty_render_worker(const Ty__WorkerStatus *w) {
     json_object_set_new(o, "used_mem_mb", json_integer(w->used ? (json_int_t)w->used->mem_mb : 0));
     json_object_set_new(o, "used_gpus", json_integer(w->used ? w->used->gpus : 0));
     json_object_set_new(o, "last_seen_at", ty_render_time(w->last_seen_ms));
+    json_t *at = json_array();
+    for (size_t i = 0; i < w->n_attempts; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "run_id", json_string(w->attempts[i]->run_id));
+        json_object_set_new(x, "task", json_string(w->attempts[i]->task));
+        json_object_set_new(x, "attempt", json_integer(w->attempts[i]->attempt));
+        json_array_append_new(at, x);
+    }
+    json_object_set_new(o, "attempts", at);
     return o;
 }
 

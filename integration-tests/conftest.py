@@ -447,6 +447,13 @@ def running_cluster(tmp_path):
                 pass
         if os.environ.get("TY_KEEP_LOGS"):
             print(f"logs in {tmp_path}")
+    if bad:  # the report itself, for a CI log that keeps no files
+        for p in c.procs:
+            text = p.text()
+            m = SANITIZER_RE.search(text) if p.name in bad else None
+            if m:
+                print(f"--- {p.name}'s sanitizer report:\n" +
+                      "\n".join(text[m.start():].splitlines()[:40]))
     assert not bad, f"sanitizer reports in the logs of {bad} (under {tmp_path})"
     assert not violations, f"history (under {tmp_path}): " + "; ".join(violations[:5])
 

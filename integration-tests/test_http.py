@@ -155,6 +155,9 @@ def test_filters_submit_cancel_tokens_and_errors(c):
     run = json.loads(body)["run_id"]
     status, _, body = submit(c, slow, request_id="http-slow-1")  # sent again: the same run
     assert json.loads(body)["run_id"] == run
+    # the worker lists what runs on it
+    wait_until(lambda: {"run_id": run, "task": "s", "attempt": 1} in
+               c.http_json("/api/v1/workers")[0]["attempts"], 20, "the slow task to run on w1")
     # another user's token (read again on SIGHUP) may not cancel it
     with open(os.path.join(c.tmp, "http-tokens"), "a") as f:
         f.write("bob " + "b" * 32 + "\n")

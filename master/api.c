@@ -478,56 +478,6 @@ static void ty_on_drain(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint6
     free(what);
 }
 
-static void ty_on_workers(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
-                          ty_time_t now) {
-    ty_core_t *c = a->core;
-    size_t n = 0;
-    for (size_t i = 0; i < c->nworkers; i++)
-        n += !c->wlist[i]->placeholder;
-    Ty__WorkerStatus *ws = ty_xcalloc(n ? n : 1, sizeof *ws);
-    Ty__WorkerStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
-    Ty__Resources *tot = ty_xcalloc(n ? n : 1, sizeof *tot),
-                  *used = ty_xcalloc(n ? n : 1, sizeof *used);
-    size_t i = 0;
-    for (size_t k = 0; k < c->nworkers; k++) {
-        ty_worker_t *w = c->wlist[k];
-        if (w->placeholder)
-            continue;
-        ty__worker_status__init(&ws[i]);
-        ty__resources__init(&tot[i]);
-        ty__resources__init(&used[i]);
-        ws[i].id = w->id;
-        ws[i].state = w->up ? "up" : w->gone ? "gone" : "lost";
-        ws[i].hostname = w->hostname ? w->hostname : "";
-        ws[i].draining = w->draining;
-        tot[i].cpus = w->cpus;
-        tot[i].mem_mb = w->mem_mb;
-        tot[i].gpus = w->gpus;
-        tot[i].labels = w->labels;
-        tot[i].n_labels = w->nlabels;
-        used[i].cpus = w->used_cpus;
-        used[i].mem_mb = w->used_mem;
-        used[i].gpus = (uint32_t)__builtin_popcountll(w->gpu_busy);
-        ws[i].total = &tot[i];
-        ws[i].used = &used[i];
-        ws[i].running = w->running;
-        ws[i].last_seen_ms = w->last_seen ? now.wall_ms - (now.mono_ms - w->last_seen) : 0;
-        ptrs[i] = &ws[i];
-        i++;
-    }
-    Ty__WorkersReply wr = TY__WORKERS_REPLY__INIT;
-    wr.workers = ptrs;
-    wr.n_workers = n;
-    Ty__Envelope env = TY__ENVELOPE__INIT;
-    env.body_case = TY__ENVELOPE__BODY_WORKERS_REPLY;
-    env.workers_reply = &wr;
-    ty_reply(a, peer, peer_len, req_id, &env, now);
-    free(ws);
-    free(ptrs);
-    free(tot);
-    free(used);
-}
-
 static void ty_on_info(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                        ty_time_t now) {
     ty_core_stats_t s;
@@ -735,7 +685,7 @@ static void ty_api_handle(ty_api_t *a, const uint8_t *peer, size_t peer_len,
         ty_api_pipelines(a, peer, peer_len, rq, env->pipelines, now);
         break;
     case TY__ENVELOPE__BODY_WORKERS:
-        ty_on_workers(a, peer, peer_len, rq, now);
+        ty_api_workers(a, peer, peer_len, rq, now);
         break;
     case TY__ENVELOPE__BODY_DRAIN:
         ty_on_drain(a, peer, peer_len, rq, env->drain, now);

@@ -91,6 +91,8 @@ void ty_api_schedule(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty
 /* api_list.c: listings of what is in memory */
 void ty_api_runs(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                  const Ty__RunsRequest *req, ty_time_t now);
+void ty_api_workers(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                    ty_time_t now);
 void ty_api_pipelines(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
                       const Ty__PipelinesRequest *req, ty_time_t now);
 

@@ -1,6 +1,6 @@
 /* Listings of what the master holds in memory (the live runs and the last
- * --retain-runs finished ones): runs with filters, and pipelines with
- * their last run. */
+ * --retain-runs finished ones): runs with filters, pipelines with their
+ * last run, workers with what runs on them. */
 #include "master/api_int.h"
 
 #include "common/dag.h"
@@ -97,4 +97,87 @@ void ty_api_pipelines(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_
     free(lasts);
     free(ptrs);
     free(sums);
+}
+
+/* What runs on w: its attempts, and the parts of gangs led elsewhere
+ * (borrowed strings; the refs and their array are the caller's to free). */
+static Ty__TaskRef **ty_worker_attempts(const ty_worker_t *w, size_t *n) {
+    size_t cap = 0;
+    for (const ty_task_t *t = w->tasks; t; t = t->wnext)
+        cap++;
+    for (const ty_part_t *p = w->parts; p; p = p->wnext)
+        cap++;
+    Ty__TaskRef **refs = ty_xcalloc(cap ? cap : 1, sizeof *refs);
+    *n = 0;
+    for (const ty_task_t *t = w->tasks; t; t = t->wnext) {
+        Ty__TaskRef *r = refs[(*n)++] = ty_xmalloc(sizeof *r);
+        ty__task_ref__init(r);
+        r->run_id = t->run->id;
+        r->task = t->spec->name;
+        r->attempt = t->attempt;
+    }
+    for (const ty_part_t *p = w->parts; p; p = p->wnext) {
+        Ty__TaskRef *r = refs[(*n)++] = ty_xmalloc(sizeof *r);
+        ty__task_ref__init(r);
+        r->run_id = p->t->run->id;
+        r->task = p->t->spec->name;
+        r->attempt = p->t->attempt;
+    }
+    return refs;
+}
+
+void ty_api_workers(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_t req_id,
+                    ty_time_t now) {
+    ty_core_t *c = a->core;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nworkers; i++)
+        n += !c->wlist[i]->placeholder;
+    Ty__WorkerStatus *ws = ty_xcalloc(n ? n : 1, sizeof *ws);
+    Ty__WorkerStatus **ptrs = ty_xcalloc(n ? n : 1, sizeof *ptrs);
+    Ty__Resources *tot = ty_xcalloc(n ? n : 1, sizeof *tot),
+                  *used = ty_xcalloc(n ? n : 1, sizeof *used);
+    size_t i = 0;
+    for (size_t k = 0; k < c->nworkers; k++) {
+        ty_worker_t *w = c->wlist[k];
+        if (w->placeholder)
+            continue;
+        ty__worker_status__init(&ws[i]);
+        ty__resources__init(&tot[i]);
+        ty__resources__init(&used[i]);
+        ws[i].id = w->id;
+        ws[i].state = w->up ? "up" : w->gone ? "gone" : "lost";
+        ws[i].hostname = w->hostname ? w->hostname : "";
+        ws[i].draining = w->draining;
+        tot[i].cpus = w->cpus;
+        tot[i].mem_mb = w->mem_mb;
+        tot[i].gpus = w->gpus;
+        tot[i].labels = w->labels;
+        tot[i].n_labels = w->nlabels;
+        used[i].cpus = w->used_cpus;
+        used[i].mem_mb = w->used_mem;
+        used[i].gpus = (uint32_t)__builtin_popcountll(w->gpu_busy);
+        ws[i].total = &tot[i];
+        ws[i].used = &used[i];
+        ws[i].running = w->running;
+        ws[i].attempts = ty_worker_attempts(w, &ws[i].n_attempts);
+        ws[i].last_seen_ms = w->last_seen ? now.wall_ms - (now.mono_ms - w->last_seen) : 0;
+        ptrs[i] = &ws[i];
+        i++;
+    }
+    Ty__WorkersReply wr = TY__WORKERS_REPLY__INIT;
+    wr.workers = ptrs;
+    wr.n_workers = n;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.body_case = TY__ENVELOPE__BODY_WORKERS_REPLY;
+    env.workers_reply = &wr;
+    ty_reply(a, peer, peer_len, req_id, &env, now);
+    for (size_t k = 0; k < n; k++) {
+        for (size_t r = 0; r < ws[k].n_attempts; r++)
+            free(ws[k].attempts[r]);
+        free(ws[k].attempts);
+    }
+    free(ws);
+    free(ptrs);
+    free(tot);
+    free(used);
 }

@@ -216,7 +216,19 @@ function runView(id) {
 
   // the log followed as server-sent events, read with fetch (it carries the token)
   async function followLog(t) {
-    $("#tab").innerHTML = `<pre class="log" id="log"></pre>`;
+    // earlier attempts' logs: each a link that shows it whole
+    const earlier = Array.from({ length: Math.max(0, t.attempt - 1) }, (_, k) => k + 1);
+    $("#tab").innerHTML = (earlier.length ? `<div class="muted">earlier attempts: ${earlier
+      .map((k) => `<a href="" data-attempt="${k}">${k}</a>`).join(" ")} · <a href="" data-attempt="0">latest</a></div>` : "") +
+      `<pre class="log" id="log"></pre>`;
+    for (const l of $("#tab").querySelectorAll("[data-attempt]"))
+      l.addEventListener("click", async (ev) => {
+        ev.preventDefault();
+        if (follow) { follow.abort(); follow = null; }
+        const k = +l.dataset.attempt;
+        if (!k) { followLog(task(sel)); return; }
+        $("#log").textContent = await api(`/runs/${encodeURIComponent(id)}/tasks/${encodeURIComponent(t.name)}/logs?attempt=${k}`);
+      });
     const pre = $("#log"), ctl = new AbortController();
     follow = ctl;
     following = t.attempt > 0;
@@ -321,7 +333,8 @@ function workersView() {
     const ws = await api("/workers");
     $("#workers").innerHTML = ws.map((w) => `<tr><td>${esc(w.id)}</td><td>${badge(w.draining && w.state === "up" ? "draining" : w.state)}</td>
       <td>${esc(w.hostname)}</td><td>${w.used_cpus} / ${w.cpus}</td><td>${w.used_mem_mb} / ${w.mem_mb}</td><td>${w.used_gpus} / ${w.gpus}</td>
-      <td>${w.running}</td><td>${esc(Object.entries(w.labels).map(([k, v]) => k + "=" + v).join(", "))}</td><td>${when(w.last_seen_at)}</td></tr>`).join("")
+      <td class="wrap">${(w.attempts || []).map((a) => `<a href="#/runs/${encodeURIComponent(a.run_id)}">${esc(a.run_id)}/${esc(a.task)}#${a.attempt}</a>`)
+        .join(" ") || "-"}</td><td>${esc(Object.entries(w.labels).map(([k, v]) => k + "=" + v).join(", "))}</td><td>${when(w.last_seen_at)}</td></tr>`).join("")
       || `<tr><td colspan="9" class="muted">no workers</td></tr>`;
     document.body.dataset.ready = "workers";
   }, 3000);
