@@ -13,6 +13,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 
 import pytest
@@ -79,6 +80,7 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
                           "trainyard_etcd_peer_port": free_port(),
                           "trainyard_client_port": free_port(),
                           "trainyard_worker_port": free_port(), "trainyard_worker_cpus": 2,
+                          "trainyard_http_bind": f"{a}:{free_port()}",
                           "trainyard_worker_mpi_if": "lo"}
                       for h, a in hosts.items()},
             "children": {"trainyard_etcd": {"hosts": {"node1": None}},
@@ -169,6 +171,21 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
         assert sorted(ranks) == ["0", "1", "2", "3"], log
         assert ranks["0"] == ranks["1"] != ranks["2"] == ranks["3"], log
         assert {ranks["0"], ranks["2"]} == {"node2", "node3"}, log
+
+        # the HTTP API as the config file says: reads on loopback, a user's
+        # token (made by the pki role) to cancel
+        http = "http://" + inv["all"]["hosts"]["node1"]["trainyard_http_bind"]
+        with urllib.request.urlopen(f"{http}/api/v1/runs/{run}", timeout=10) as r:
+            assert json.loads(r.read())["state"] == "succeeded"
+        with open(f"{top}/pki/http/alice.token") as f:
+            token = f.read().strip()
+        req = urllib.request.Request(f"{http}/api/v1/runs/{run}/cancel", method="POST",
+                                     headers={"Authorization": "Bearer " + token})
+        try:  # (it ended: refused as such, not as unauthorised)
+            urllib.request.urlopen(req, timeout=10)
+            raise AssertionError("cancel of an ended run answered 200")
+        except urllib.error.HTTPError as e:
+            assert e.code == 409, (e.code, e.read())
 
         # the rolling upgrade: one worker at a time, drained, then let back in
         apply("upgrade.yml")
