@@ -174,6 +174,13 @@ def test_filters_submit_cancel_tokens_and_errors(c):
     code, err = wait_until(lambda: (lambda r: r if r[0] != 401 else None)(bob_cancel()), 10,
                            "bob's token to be read")
     assert code == 403 and "tester" in err, err
+    # a page of another site, through a browser that has the token, may not
+    req = urllib.request.Request(f"{c.http_url}/api/v1/runs/{run}/cancel", method="POST",
+                                 headers={"Authorization": "Bearer " + c.http_token,
+                                          "Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 403
     status, _, body = c.http(f"/api/v1/runs/{run}/cancel", method="POST", body={})
     assert status == 200 and json.loads(body) == {"run_id": run, "state": "cancelled"}
     assert c.json("status", run)["state"] == "cancelled"

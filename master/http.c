@@ -232,6 +232,10 @@ static enum MHD_Result ty_begin(ty_hconn_t *hc, const char *url, const char *met
     int st = ty_http_allow(user != NULL, hc->route.write, h->loopback, h->insecure, &why);
     if (st)
         return ty_queue_error(hc, st, why);
+    if (hc->route.write &&
+        !ty_http_origin_ok(MHD_lookup_connection_value(hc->c, MHD_HEADER_KIND, "Origin"),
+                           MHD_lookup_connection_value(hc->c, MHD_HEADER_KIND, "Host")))
+        return ty_queue_error(hc, 403, "a page of another site may not change anything here");
     Ty__Envelope *req = hc->route.view == TY_VIEW_LOGS
                             ? ty_logstream_next(hc->ls = ty_logstream_new(&hc->route))
                             : NULL;

@@ -524,6 +524,15 @@ int ty_http_artifact(const ty_route_t *r, const Ty__Envelope *rep, char **sha256
     return st ? 404 : 500;
 }
 
+int ty_http_origin_ok(const char *origin, const char *host) {
+    if (!origin)
+        return 1;
+    const char *o = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                          : NULL;
+    return o && host && strcmp(o, host) == 0;
+}
+
 struct ty_logstream {
     char *run, *task;
     uint32_t attempt; /* the attempt being read (0: not known yet) */

@@ -87,6 +87,13 @@ const char *ty_http_tokens_user(const ty_http_tokens_t *t, const char *authoriza
  * without keys (--insecure), so on loopback writes need none either. */
 int ty_http_allow(int known, int write, int open_reads, int open_writes, const char **why);
 
+/* Whether a request that changes something may come from the page that
+ * sent it: browsers name a page's site in Origin; one of another site than
+ * this server's (Host) is refused, so no other site's page can make a
+ * browser submit or cancel (where no token is needed: --insecure).  No
+ * Origin (curl, the CLI): fine. */
+int ty_http_origin_ok(const char *origin, const char *host);
+
 /* A task's log, shown as it comes: plain text (the attempt's log as far
  * as it goes) or server-sent events (each line a message with the id
  * ATTEMPT:OFFSET, `event: attempt` when a retry or failover runs the task

@@ -325,5 +325,11 @@ int main(void) {
     CHECK_CONTAINS(w, "not on loopback");
     CHECK_EQ_INT(ty_http_allow(0, 1, 0, 1, &w), 401);
     CHECK_CONTAINS(w, "not on loopback");
+    /* a browser's page of another site may not change anything */
+    CHECK(ty_http_origin_ok(NULL, "127.0.0.1:7080"));
+    CHECK(ty_http_origin_ok("http://127.0.0.1:7080", "127.0.0.1:7080"));
+    CHECK(!ty_http_origin_ok("http://evil.example", "127.0.0.1:7080"));
+    CHECK(!ty_http_origin_ok("http://127.0.0.1:7081", "127.0.0.1:7080"));
+    CHECK(!ty_http_origin_ok("null", "127.0.0.1:7080"));
     TEST_DONE();
 }
