@@ -320,6 +320,7 @@ json_t *ty_render_model(const Ty__ModelRecord *r) {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(r->name));
     json_object_set_new(o, "last_version", json_integer(r->last_version));
+    json_object_set_new(o, "owner", *r->owner ? json_string(r->owner) : json_null());
     json_t *al = json_object();
     for (size_t i = 0; i < r->n_aliases; i++)
         json_object_set_new(al, r->aliases[i]->key,

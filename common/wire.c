@@ -4,7 +4,41 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Unknown fields dropped, in m and every message within it: nothing reads
+ * them, and protobuf-c keeps some (a field numbered 0) in a form it packs
+ * again but cannot read back, which broke every copy made by packing
+ * (ty_pb_dup, a request held for the store; the client_msg fuzzer). */
+static void ty_wire_strip(ProtobufCMessage *m) {
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        free(m->unknown_fields[i].data);
+    free(m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        char *base = (char *)m;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue; /* another member of its oneof is set */
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage **arr = *(ProtobufCMessage ***)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (arr[k])
+                    ty_wire_strip(arr[k]);
+        } else {
+            ProtobufCMessage *sub = *(ProtobufCMessage **)(base + f->offset);
+            if (sub)
+                ty_wire_strip(sub);
+        }
+    }
+}
 
 int ty_wire_decode(const void *data, size_t len, size_t max, Ty__Envelope **out) {
     if (len > max)
@@ -16,6 +50,7 @@ int ty_wire_decode(const void *data, size_t len, size_t max, Ty__Envelope **out)
         ty__envelope__free_unpacked(env, NULL);
         return TY_EPROTO;
     }
+    ty_wire_strip(&env->base);
     *out = env;
     return 0;
 }

@@ -213,6 +213,20 @@ def test_runs_and_schedules_have_owners_and_only_they_or_admins_change_them(clus
     st = json.loads(cli("alice", "status", run, "--wait", "-o", "json").stdout)
     assert st["state"] == "cancelled"
 
+    # models: whose is the first version's (a step's: its run's owner's), and
+    # who made a version is their key's user, whatever USER says
+    made = c.write("made.yaml", "name: made\ntasks:\n  - {name: m, outputs: [w.bin], command: "
+                   "'echo 1 > w.bin; echo \"register am w.bin\" >> $TRAINYARD_REPORT'}\n")
+    run2 = json.loads(cli("alice", "submit", made, "-o", "json").stdout)["run_id"]
+    assert json.loads(cli("alice", "status", run2, "--wait", "-o", "json").stdout)[
+        "state"] == "succeeded"
+    env["bob"]["USER"] = "mallory"
+    assert cli("bob", "models", "register", "bm", "--from", f"{run2}/m/w.bin").returncode == 0
+    models = {m["name"]: m for m in json.loads(cli("bob", "models", "list", "-o", "json").stdout)}
+    assert models["am"]["owner"] == "alice" and models["bm"]["owner"] == "bob", models
+    versions = json.loads(cli("bob", "models", "list", "bm", "-o", "json").stdout)
+    assert versions[0]["by"] == "bob", versions
+
 
 def _z85(path, field):
     with open(path) as f:

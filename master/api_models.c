@@ -97,7 +97,8 @@ void ty_api_model_register(ty_api_t *a, const uint8_t *peer, size_t peer_len,
                   .peer_len = peer_len,
                   .req_id = env->req_id,
                   .msg = env,
-                  .retry_of = r};
+                  .retry_of = r,
+                  .owner = ty_api_user(a)};
     ty_core_step(a->core, &ev, now);
 }
 
@@ -120,7 +121,13 @@ void ty_api_model(ty_api_t *a, const uint8_t *peer, size_t peer_len, const Ty__E
         free(run);
         return;
     }
-    ty_ev_t ev = {
-        .kind = TY_EV_MODEL, .peer = peer, .peer_len = peer_len, .req_id = env->req_id, .msg = env};
+    /* alias, promote: anyone's (steps move aliases with the cluster's shared
+     * tasks key, which cannot say whose run they are: docs/security.md) */
+    ty_ev_t ev = {.kind = TY_EV_MODEL,
+                  .peer = peer,
+                  .peer_len = peer_len,
+                  .req_id = env->req_id,
+                  .msg = env,
+                  .owner = ty_api_user(a)};
     ty_core_step(a->core, &ev, now);
 }

@@ -109,7 +109,7 @@ typedef struct {
     size_t nparams;
     const uint8_t *raw_spec; /* SUBMIT: the spec as submitted, for pipelines/<name> */
     const char *request_id;  /* SUBMIT: the client's, or NULL (a repeat gets the same run) */
-    const char *owner;       /* SUBMIT, SCHEDULE add: the caller's user name, or NULL */
+    const char *owner;       /* SUBMIT, SCHEDULE add, MODEL: the caller's user name, or NULL */
     int64_t quiet_since;     /* SUBMIT: monotonic ms since which etcd has not answered the
                                 shell (its lease keep-alives), 0 when it does */
     /* SUBMIT of a retry: the old run (borrowed) and which of its tasks run

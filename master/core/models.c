@@ -51,7 +51,13 @@ void ty_models_init(ty_core_t *c) {
 
 void ty_models_fini(ty_core_t *c) { zhashx_destroy(&c->models); }
 
-static ty_model_t *ty_model_get(ty_core_t *c, const char *name, int make) {
+/* Who asks: with keys their key's user, whatever the request says. */
+static const char *ty_by(const ty_ev_t *ev, const Ty__ModelRequest *rq) {
+    return ev->owner && *ev->owner ? ev->owner : *rq->by ? rq->by : "?";
+}
+
+/* make: a new one is owner's (NULL: no one's) */
+static ty_model_t *ty_model_get(ty_core_t *c, const char *name, int make, const char *owner) {
     ty_model_t *m = zhashx_lookup(c->models, name);
     if (m || !make)
         return m;
@@ -59,6 +65,7 @@ static ty_model_t *ty_model_get(ty_core_t *c, const char *name, int make) {
     Ty__ModelRecord rec = TY__MODEL_RECORD__INIT;
     rec.name = (char *)name;
     rec.created_ms = c->now.wall_ms;
+    rec.owner = (char *)(owner ? owner : "");
     m->rec = ty_pb_dup(&rec.base);
     zhashx_insert(c->models, name, m);
     return m;
@@ -78,7 +85,7 @@ static void ty_slot(void ***arr, size_t *n, size_t idx, void *item) {
 void ty_models_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len) {
     const char *slash = strchr(key, '/');
     char *name = slash ? ty_xstrndup(key, (size_t)(slash - key)) : ty_xstrdup(key);
-    ty_model_t *m = ty_model_get(c, name, 1);
+    ty_model_t *m = ty_model_get(c, name, 1, NULL);
     if (!slash) {
         Ty__ModelRecord *rec = ty__model_record__unpack(NULL, len, val);
         if (rec) {
@@ -157,11 +164,12 @@ static void ty_alias_set(ty_core_t *c, ty_model_t *m, const char *alias, uint32_
 }
 
 /* A new version of name from the output out of task t (by: who). */
+/* owner: whose the model is when this makes it */
 static Ty__ModelVersion *ty_register(ty_core_t *c, const char *name, const ty_task_t *t,
                                      const Ty__ArtifactRef *out, Ty__KV *const *metrics,
                                      size_t nmetrics, Ty__KV *const *tags, size_t ntags,
-                                     const char *by) {
-    ty_model_t *m = ty_model_get(c, name, 1);
+                                     const char *by, const char *owner) {
+    ty_model_t *m = ty_model_get(c, name, 1, owner);
     Ty__ModelVersion v = TY__MODEL_VERSION__INIT;
     v.name = (char *)name;
     v.version = m->rec->last_version + 1;
@@ -263,7 +271,8 @@ void ty_models_from_result(ty_core_t *c, const ty_task_t *t, const Ty__TaskResul
     for (size_t i = 0; i < res->n_registers; i++)
         for (size_t k = 0; k < res->n_outputs; k++)
             if (strcmp(res->outputs[k]->name, res->registers[i]->value) == 0) {
-                ty_register(c, res->registers[i]->key, t, res->outputs[k], NULL, 0, NULL, 0, by);
+                ty_register(c, res->registers[i]->key, t, res->outputs[k], NULL, 0, NULL, 0, by,
+                            t->run->owner); /* a step's: its run's owner's */
                 break;
             }
     free(by);
@@ -327,7 +336,7 @@ static int ty_on_register(ty_core_t *c, const ty_ev_t *ev, const Ty__ModelReques
         return TY_ENOENT;
     }
     Ty__ModelVersion *v = ty_register(c, rq->name, t, out, rq->metrics, rq->n_metrics, rq->tags,
-                                      rq->n_tags, *rq->by ? rq->by : "?");
+                                      rq->n_tags, ty_by(ev, rq), ev->owner);
     Ty__ModelReply rep = TY__MODEL_REPLY__INIT;
     rep.versions = &v;
     rep.n_versions = 1;
@@ -389,7 +398,7 @@ static int ty_on_promote(ty_core_t *c, const ty_ev_t *ev, const Ty__ModelRequest
     }
     rep.decision = decision;
     if (rep.promoted)
-        ty_alias_set(c, m, rq->alias, cand->version, *rq->by ? rq->by : "?", decision);
+        ty_alias_set(c, m, rq->alias, cand->version, ty_by(ev, rq), decision);
     ty_info("model %s version %u for %s: %s", m->rec->name, cand->version, rq->alias, decision);
     Ty__ModelRecord *recp = m->rec;
     rep.models = &recp;
@@ -439,7 +448,7 @@ int ty_models_request(ty_core_t *c, const ty_ev_t *ev) {
         ty_core_reply_error(c, ev, TY_EINVAL, "unknown model operation");
         return TY_EINVAL;
     }
-    ty_alias_set(c, m, rq->alias, v->version, *rq->by ? rq->by : "?", "set by hand");
+    ty_alias_set(c, m, rq->alias, v->version, ty_by(ev, rq), "set by hand");
     Ty__ModelReply rep = TY__MODEL_REPLY__INIT;
     Ty__ModelRecord *recp = m->rec;
     rep.models = &recp;
