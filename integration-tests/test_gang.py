@@ -69,9 +69,12 @@ tasks:
     w1, w2 = cluster.workers["w1"].text(), cluster.workers["w2"].text()
     assert "mpirun starts part 1 at 127.0.1.2" in w1
     assert "part 1 launched by mpirun" in w2
-    # the parts show while it runs; at the end the task is w1's, and both are free again
+    # both workers are free again; the task's record keeps where its parts ran
     ws = {w["id"]: w for w in cluster.json("workers")}
     assert ws["w1"]["used_cpus"] == 0 and ws["w2"]["used_cpus"] == 0
+    parts = [(p["worker"], p["ranks"]) for p in st["tasks"][0]["parts"]]
+    assert parts == [("w1", 2), ("w2", 2)], st
+    assert " w1+w2 " in cluster.cli("status", run).stdout
 
 
 def test_four_ranks_on_two_workers_train_the_model_of_four_on_one(cluster, tmp_path):

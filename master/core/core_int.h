@@ -81,6 +81,10 @@ struct ty_task {
      * attempts' mpiruns ever run at once */
     char *gang_why;
     int gang_lost;
+    /* the parts of its last gang attempt across workers, kept once it ended
+     * (its record and status say where it ran); owned copies */
+    Ty__GangPart **ended_parts;
+    size_t nended_parts;
 };
 
 /* One part past the first of a gang attempt: its ranks on its worker. */
@@ -499,6 +503,11 @@ int64_t ty_persist_stalled_ms(const ty_core_t *c);
 /* Record views pointing into t / r; clear frees only the view's arrays. */
 void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec);
 void ty_persist_task_record_clear(Ty__TaskRecord *rec);
+/* A gang's parts as its record has them, part 0 first (live: t's parts),
+ * into rec; ty_persist_task_record_clear frees them. */
+void ty_persist_gang_parts(const ty_task_t *t, Ty__TaskRecord *rec);
+/* t's ended_parts freed. */
+void ty_task_ended_parts_free(ty_task_t *t);
 void ty_persist_run_record(const ty_run_t *r, Ty__RunRecord *rec, int with_spec);
 /* Rebuild: one record read back. */
 void ty_persist_load(ty_core_t *c, const char *key, const uint8_t *val, size_t len);

@@ -175,6 +175,16 @@ void ty_gang_attach(ty_core_t *c, ty_task_t *t, const ty_plan_t *p) {
 }
 
 void ty_gang_release(ty_core_t *c, ty_task_t *t) {
+    if (t->nparts && t->w) { /* where it ran, kept for its record and status */
+        Ty__TaskRecord rec = TY__TASK_RECORD__INIT;
+        ty_task_ended_parts_free(t);
+        ty_persist_gang_parts(t, &rec);
+        t->ended_parts = ty_xcalloc(rec.n_parts, sizeof *t->ended_parts);
+        for (size_t i = 0; i < rec.n_parts; i++)
+            t->ended_parts[i] = ty_pb_dup(&rec.parts[i]->base);
+        t->nended_parts = rec.n_parts;
+        ty_persist_task_record_clear(&rec);
+    }
     for (size_t i = 0; i < t->nparts; i++) {
         ty_part_t *pt = &t->parts[i];
         if (pt->charged && pt->w && pt->w->up)

@@ -209,11 +209,20 @@ void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec) {
     rec->tags = t->tags;
     rec->n_tags = t->ntags;
     rec->cache_note = t->cache_note ? t->cache_note : (char *)"";
-    if (t->nparts && t->w) { /* a gang across workers: every part, part 0 first */
-        size_t n = t->nparts + 1;
-        Ty__GangPart *gp = ty_xcalloc(n, sizeof *gp);
-        rec->parts = ty_xcalloc(n, sizeof *rec->parts);
-        for (size_t i = 0; i < n; i++) {
+    ty_persist_gang_parts(t, rec);
+}
+
+void ty_persist_gang_parts(const ty_task_t *t, Ty__TaskRecord *rec) {
+    size_t n = t->nparts && t->w ? t->nparts + 1 : t->nended_parts;
+    if (!n)
+        return;
+    /* one array of parts and one of pointers: what the record's clear frees */
+    Ty__GangPart *gp = ty_xcalloc(n, sizeof *gp);
+    rec->parts = ty_xcalloc(n, sizeof *rec->parts);
+    for (size_t i = 0; i < n; i++) {
+        if (!(t->nparts && t->w)) { /* ended: what was kept (strings borrowed) */
+            gp[i] = *t->ended_parts[i];
+        } else { /* a gang across workers running: every part, part 0 first */
             const ty_part_t *pt = i ? &t->parts[i - 1] : NULL;
             const ty_worker_t *w = pt ? pt->w : t->w;
             ty__gang_part__init(&gp[i]);
@@ -222,10 +231,18 @@ void ty_persist_task_record(const ty_task_t *t, Ty__TaskRecord *rec) {
             gp[i].ranks = pt ? pt->ranks : t->ranks0;
             gp[i].gpu_ids = pt ? pt->gpu_ids : t->gpu_ids;
             gp[i].n_gpu_ids = pt ? pt->n_gpu : t->n_gpu;
-            rec->parts[i] = &gp[i];
         }
-        rec->n_parts = n;
+        rec->parts[i] = &gp[i];
     }
+    rec->n_parts = n;
+}
+
+void ty_task_ended_parts_free(ty_task_t *t) {
+    for (size_t i = 0; i < t->nended_parts; i++)
+        ty__gang_part__free_unpacked(t->ended_parts[i], NULL);
+    free(t->ended_parts);
+    t->ended_parts = NULL;
+    t->nended_parts = 0;
 }
 
 void ty_persist_task_record_clear(Ty__TaskRecord *rec) {
@@ -582,6 +599,13 @@ static void ty_load_task(ty_task_t *t, const Ty__TaskRecord *rec) {
     t->cache_note = *rec->cache_note ? ty_xstrdup(rec->cache_note) : NULL;
     t->was_gang = rec->n_parts > 1 && t->state == TY_TASK_RUNNING;
     t->ranks0 = t->was_gang ? rec->parts[0]->ranks : 0; /* its share where mpirun runs */
+    ty_task_ended_parts_free(t);
+    if (rec->n_parts > 1 && t->state != TY_TASK_RUNNING) { /* an ended gang: where it ran */
+        t->ended_parts = ty_xcalloc(rec->n_parts, sizeof *t->ended_parts);
+        for (size_t i = 0; i < rec->n_parts; i++)
+            t->ended_parts[i] = ty_pb_dup(&rec->parts[i]->base);
+        t->nended_parts = rec->n_parts;
+    }
 }
 
 void ty_persist_decode_task(ty_run_t *r, const char *name, const uint8_t *val, size_t len) {

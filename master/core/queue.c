@@ -404,6 +404,7 @@ static void ty_dispatch(ty_core_t *c, ty_task_t *t, ty_worker_t *w, const ty_pla
     free(t->gpu_ids);
     t->gpu_ids = NULL;
     t->n_gpu = 0;
+    ty_task_ended_parts_free(t); /* a new attempt: its own parts, if any */
     if (p && p->n > 1)
         ty_gang_attach(c, t, p); /* the other parts first: part 0's GPUs are on w */
     uint32_t need = t->ranks0 ? t->spec->resources->gpus * t->ranks0 : ty_queue_need_gpus(t->spec);

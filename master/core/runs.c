@@ -73,6 +73,7 @@ void ty_runs_free(ty_run_t *r) {
         for (size_t k = 0; k < t->nparts; k++) /* the core goes: its workers too */
             free(t->parts[k].gpu_ids);
         free(t->parts);
+        ty_task_ended_parts_free(t);
         free(t->gang_why);
         free(t->progress_text);
         for (size_t k = 0; k < t->nmetrics; k++)

@@ -81,6 +81,29 @@ static void test_placement_all_or_nothing(void) {
     result_from(&h, "w1", t, 0, 0);
     CHECK_EQ_INT(t->state, TY_TASK_SUCCEEDED);
     CHECK(w1->used_cpus == 0 && !t->parts && !w2->parts);
+    /* where it ran stays in its record (and status) once it ended */
+    Ty__TaskRecord rec = TY__TASK_RECORD__INIT;
+    ty_persist_task_record(t, &rec);
+    CHECK_EQ_INT(rec.n_parts, 2);
+    if (rec.n_parts == 2) {
+        CHECK_STR(rec.parts[0]->worker, "w1");
+        CHECK_STR(rec.parts[1]->worker, "w2");
+        CHECK_EQ_INT(rec.parts[0]->ranks + rec.parts[1]->ranks, 4);
+    }
+    ty_persist_task_record_clear(&rec);
+    /* ... and is read back so from the store */
+    size_t len = 0;
+    uint8_t *buf = NULL;
+    ty_persist_task_record(t, &rec);
+    len = ty__task_record__get_packed_size(&rec);
+    buf = ty_xmalloc(len);
+    ty__task_record__pack(&rec, buf);
+    ty_persist_task_record_clear(&rec);
+    ty_task_ended_parts_free(t);
+    ty_persist_decode_task(r, "t", buf, len);
+    free(buf);
+    CHECK_EQ_INT(t->nended_parts, 2);
+    CHECK_EQ_INT(t->was_gang, 0); /* ended: nothing to adopt */
     h_fini(&h);
 }
 
