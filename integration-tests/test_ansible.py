@@ -69,13 +69,20 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
     procs = []
     try:
         hosts = {"node1": "127.0.1.1", "node2": "127.0.1.2", "node3": "127.0.1.3"}
+        # the master's HTTPS certificate, on the control host
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.1.1", "-addext", "subjectAltName=IP:127.0.1.1",
+                        "-keyout", f"{top}/http-key.pem", "-out", f"{top}/http.pem"],
+                       check=True, capture_output=True, timeout=60)
         inv = {"all": {
             "vars": {"ansible_connection": "local",
                      "ansible_python_interpreter": "/usr/bin/python3",
                      "trainyard_prefix": top + "/{{ inventory_hostname }}",
                      "trainyard_bin_src": BUILD, "trainyard_pki_dir": top + "/pki",
                      "trainyard_install_packages": False, "trainyard_manage_services": False,
-                     "trainyard_users": ["alice"], "trainyard_admins": ["ops"]},
+                     "trainyard_users": ["alice"], "trainyard_admins": ["ops"],
+                     "trainyard_http_cert_src": f"{top}/http.pem",
+                     "trainyard_http_key_src": f"{top}/http-key.pem"},
             "hosts": {h: {"ansible_host": a, "trainyard_etcd_client_port": free_port(),
                           "trainyard_etcd_peer_port": free_port(),
                           "trainyard_client_port": free_port(),
@@ -172,17 +179,20 @@ def test_the_playbook_makes_a_cluster_of_three_hosts(tmp_path):
         assert ranks["0"] == ranks["1"] != ranks["2"] == ranks["3"], log
         assert {ranks["0"], ranks["2"]} == {"node2", "node3"}, log
 
-        # the HTTP API as the config file says: reads on loopback, a user's
-        # token (made by the pki role) to cancel
-        http = "http://" + inv["all"]["hosts"]["node1"]["trainyard_http_bind"]
-        with urllib.request.urlopen(f"{http}/api/v1/runs/{run}", timeout=10) as r:
+        # the HTTP API as the config file says (HTTPS with the certificate the
+        # role copied): reads on loopback, a user's token (made by the pki role)
+        # to cancel
+        http = "https://" + inv["all"]["hosts"]["node1"]["trainyard_http_bind"]
+        https = ssl.create_default_context(cafile=f"{top}/http.pem")
+        with urllib.request.urlopen(f"{http}/api/v1/runs/{run}", timeout=10,
+                                    context=https) as r:
             assert json.loads(r.read())["state"] == "succeeded"
         with open(f"{top}/pki/http/alice.token") as f:
             token = f.read().strip()
         req = urllib.request.Request(f"{http}/api/v1/runs/{run}/cancel", method="POST",
                                      headers={"Authorization": "Bearer " + token})
         try:  # (it ended: refused as such, not as unauthorised)
-            urllib.request.urlopen(req, timeout=10)
+            urllib.request.urlopen(req, timeout=10, context=https)
             raise AssertionError("cancel of an ended run answered 200")
         except urllib.error.HTTPError as e:
             assert e.code == 409, (e.code, e.read())

@@ -206,8 +206,8 @@ def test_a_public_address_needs_tokens(c, tmp_path):
         r = subprocess.run(keyed + ["--http-bind", "0.0.0.0:0"], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 1
-        assert "--http-bind 0.0.0.0:0 is not a loopback address: give --http-tokens FILE" \
-            in r.stderr, r.stderr
+        assert "--http-bind 0.0.0.0:0 is not a loopback address: give --http-tokens FILE " \
+            "and --http-cert/--http-key" in r.stderr, r.stderr
     bad = tmp_path / "tokens"
     bad.write_text("alice short\n")
     r = subprocess.run(base + ["--http-bind", "127.0.0.1:0", "--http-tokens", str(bad)],
@@ -313,3 +313,41 @@ def test_schedules_and_models_as_the_cli_shows_them(c):
     versions = c.http_json("/api/v1/models/webm")
     assert versions == c.json("models", "list", "webm") and versions[0]["run_id"] == run
     assert c.http_json("/api/v1/models/webm/history") == c.json("models", "history", "webm")
+
+
+def test_https_with_a_certificate(c, tmp_path):
+    """--http-cert/--http-key: the server speaks TLS (a standby master here:
+    it answers /metrics with trainyard_leader 0); plain HTTP gets nothing."""
+    import ssl
+    cert, key = tmp_path / "http.pem", tmp_path / "http-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+                   timeout=60)
+    port = free_port()
+    saved = c.client_ep, c.worker_ep
+    m2 = c.start_standby("m2", "--http-bind", f"127.0.0.1:{port}", "--http-cert", str(cert),
+                         "--http-key", str(key))
+    c.client_ep, c.worker_ep = saved
+    ctx = ssl.create_default_context(cafile=str(cert))
+
+    def answers():
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", timeout=2,
+                                        context=ctx) as r:
+                return r.read()
+        except OSError:
+            return None
+    body = wait_until(answers, 20, "the standby's HTTPS server")
+    assert b"trainyard_leader 0" in body
+    with pytest.raises(Exception):  # plain HTTP: no answer that reads as one
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    assert f"https://127.0.0.1:{port}/" in m2.text()
+    m2.kill(signal.SIGTERM)
+    # a certificate without its key: refused at start
+    r = subprocess.run([MASTER_BIN, "--etcd", "http://127.0.0.1:9", "--data-dir", str(tmp_path),
+                        "--insecure", "--client-bind", f"tcp://127.0.0.1:{free_port()}",
+                        "--worker-bind", f"tcp://127.0.0.1:{free_port()}",
+                        "--http-bind", "127.0.0.1:0", "--http-cert", str(cert)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "--http-cert and --http-key go together" in r.stderr, r.stderr

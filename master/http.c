@@ -58,6 +58,7 @@ struct ty_http {
     char *tokens_file;
     ty_http_tokens_t *tokens;
     int loopback, insecure;
+    ty_buf_t cert, key; /* HTTPS: PEM text, kept while the daemon runs */
     uint64_t next_id;
     zhashx_t *conns; /* key -> ty_hconn_t* */
     int need_effects;
@@ -69,6 +70,8 @@ int ty_http_is_peer(const uint8_t *peer, size_t len) {
 }
 
 int ty_http_port(const ty_http_t *h) { return h->port; }
+
+int ty_http_tls(const ty_http_t *h) { return h->cert.len > 0; }
 
 static void ty_http_kick(ty_http_t *h);
 static enum MHD_Result ty_queue_file(ty_hconn_t *hc);
@@ -495,33 +498,57 @@ int ty_http_create(ty_http_t **out, uv_loop_t *loop, const ty_http_opts_t *o,
                             "--http-bind %s",
                             o->bind);
         rc = TY_EPERM;
+    } else if (!h->loopback && (!o->tokens_file || !o->cert)) {
+        *why = ty_xasprintf("--http-bind %s is not a loopback address: give --http-tokens FILE "
+                            "and --http-cert/--http-key (requests then need one of its tokens, "
+                            "over TLS)",
+                            o->bind);
+        rc = TY_EPERM;
+    } else if (!o->cert != !o->key) {
+        *why = ty_xstrdup("--http-cert and --http-key go together");
+        rc = TY_EINVAL;
     } else if (o->tokens_file) {
         h->tokens_file = ty_xstrdup(o->tokens_file);
         rc = ty_load_tokens(h, why);
-    } else if (!h->loopback) { /* (--insecure refuses it before: it binds loopback only) */
-        *why = ty_xasprintf("--http-bind %s is not a loopback address: give --http-tokens FILE "
-                            "(requests then need one of its tokens)",
-                            o->bind);
-        rc = TY_EPERM;
+    }
+    if (rc == 0 && o->cert) {
+        const char *bad = ty_read_file(o->cert, &h->cert) != 0 ? o->cert
+                          : ty_read_file(o->key, &h->key) != 0 ? o->key
+                                                               : NULL;
+        if (bad) {
+            *why = ty_xasprintf("cannot read %s", bad);
+            rc = TY_EIO;
+        }
+        ty_buf_append(&h->cert, "", 1);
+        ty_buf_append(&h->key, "", 1);
     }
     if (rc == 0) {
-        h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                                    (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                                0, NULL, NULL, ty_access, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                MHD_OPTION_NOTIFY_COMPLETED, ty_completed, h,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_EXTERNAL_LOGGER, ty_mhd_log, NULL, MHD_OPTION_END);
+        unsigned tls = o->cert ? MHD_USE_TLS : 0;
+        h->d = MHD_start_daemon(
+            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | tls |
+                (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+            0, NULL, NULL, ty_access, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+            MHD_OPTION_NOTIFY_COMPLETED, ty_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_EXTERNAL_LOGGER,
+            ty_mhd_log, NULL,
+            /* (ignored without MHD_USE_TLS) */
+            MHD_OPTION_HTTPS_MEM_KEY, tls ? h->key.data : NULL, MHD_OPTION_HTTPS_MEM_CERT,
+            tls ? h->cert.data : NULL, MHD_OPTION_END);
         if (!h->d) {
             *why = ty_xasprintf("--http-bind %s: cannot listen there (in use, or not this "
-                                "host's)",
-                                o->bind);
+                                "host's%s)",
+                                o->bind,
+                                o->cert ? "; or --http-cert and --http-key are not a certificate "
+                                          "and its key"
+                                        : "");
             rc = TY_EIO;
         }
     }
     freeaddrinfo(ai);
     if (rc != 0) {
         ty_http_tokens_free(&h->tokens);
+        ty_buf_free(&h->cert);
+        ty_buf_free(&h->key);
         free(h->tokens_file);
         zhashx_destroy(&h->conns);
         free(h);
@@ -542,6 +569,8 @@ static void ty_http_closed(uv_handle_t *hd) {
     ty_http_t *h = hd->data;
     if (--h->closing == 1) { /* both handles closed */
         zhashx_destroy(&h->conns);
+        ty_buf_free(&h->cert);
+        ty_buf_free(&h->key);
         free(h);
     }
 }

@@ -39,17 +39,19 @@ typedef struct {
 typedef struct {
     const char *bind;        /* HOST:PORT (port 0: any free one) */
     const char *tokens_file; /* --http-tokens, or NULL */
+    const char *cert, *key;  /* --http-cert, --http-key (PEM): HTTPS; or NULL */
     int insecure;            /* the master runs without keys: writes need no token */
 } ty_http_opts_t;
 
 /* Binds and starts serving; refuses (with *why) an address beyond
- * loopback without tokens. */
+ * loopback without tokens and TLS. */
 int ty_http_create(ty_http_t **out, uv_loop_t *loop, const ty_http_opts_t *o,
                    const ty_http_hooks_t *hooks, char **why);
 /* Open connections are ended; call before the loop's handles close. */
 void ty_http_destroy(ty_http_t **h);
-/* The port it listens on. */
+/* The port it listens on; whether it speaks TLS. */
 int ty_http_port(const ty_http_t *h);
+int ty_http_tls(const ty_http_t *h);
 /* Whether a reply's peer is an HTTP connection's. */
 int ty_http_is_peer(const uint8_t *peer, size_t len);
 /* An encoded reply for that peer (dropped when its connection is gone). */

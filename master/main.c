@@ -446,7 +446,7 @@ static int ty_http_start(ty_master_t *m) {
     const char *bind = m->o.http_bind ? m->o.http_bind : "127.0.0.1:7080";
     if (strcmp(bind, "off") == 0)
         return 0;
-    ty_http_opts_t ho = {bind, m->o.http_tokens, m->o.key == NULL};
+    ty_http_opts_t ho = {bind, m->o.http_tokens, m->o.http_cert, m->o.http_key, m->o.key == NULL};
     ty_http_hooks_t hooks = {ty_http_request, ty_master_effects_cb, ty_http_metrics, ty_http_blob,
                              m};
     char *why = NULL;
@@ -459,8 +459,9 @@ static int ty_http_start(ty_master_t *m) {
         free(why);
         return fatal ? -1 : 0;
     }
-    ty_info("http: listening on http://%.*s:%d/ (the API under /api/v1/)",
-            (int)(strrchr(bind, ':') - bind), bind, ty_http_port(m->http));
+    ty_info("http: listening on %s://%.*s:%d/ (the API under /api/v1/)",
+            ty_http_tls(m->http) ? "https" : "http", (int)(strrchr(bind, ':') - bind), bind,
+            ty_http_port(m->http));
     return 0;
 }
 

@@ -53,10 +53,11 @@ typedef struct {
     char *etcd_cacert, *etcd_cert, *etcd_key; /* etcd over TLS, or NULL */
     int insecure;                             /* no keys: allowed on loopback only */
     int64_t max_artifact;                     /* bytes one artifact may have */
-    int64_t max_run_artifacts; /* bytes the outputs of one run may have (0: no limit) */
-    int64_t gc_grace_s;        /* gc keeps blobs younger than this */
-    char *http_bind;           /* HOST:PORT, "off", or NULL (the default, 127.0.0.1:7080) */
-    char *http_tokens;         /* --http-tokens FILE, or NULL */
+    int64_t max_run_artifacts;  /* bytes the outputs of one run may have (0: no limit) */
+    int64_t gc_grace_s;         /* gc keeps blobs younger than this */
+    char *http_bind;            /* HOST:PORT, "off", or NULL (the default, 127.0.0.1:7080) */
+    char *http_tokens;          /* --http-tokens FILE, or NULL */
+    char *http_cert, *http_key; /* HTTPS (PEM files), or NULL */
 } ty_master_opts_t;
 
 /* master/opts.c: the defaults, then the command line (and --config FILE),

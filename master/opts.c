@@ -69,6 +69,8 @@ static void ty_usage(FILE *f) {
           "  --http-tokens FILE     lines of USER TOKEN [admin]: HTTP requests that change\n"
           "                         something need one (all of them off loopback); read again\n"
           "                         on SIGHUP\n"
+          "  --http-cert FILE       a certificate (PEM) with --http-key FILE: HTTPS (needed\n"
+          "                         beyond loopback)\n"
           "  --config FILE          key = value file with the same option names\n"
           "  --log-level L          debug|info|warn|error (default info)\n",
           f);
@@ -99,6 +101,8 @@ int ty_master_opts_free(ty_master_opts_t *o, int rc) {
     free(o->worker_keys);
     free(o->http_bind);
     free(o->http_tokens);
+    free(o->http_cert);
+    free(o->http_key);
     memset(o, 0, sizeof *o);
     return rc;
 }
@@ -171,6 +175,8 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                                          {"etcd-key", 1, 0, 1008},
                                          {"http-bind", 1, 0, 1010},
                                          {"http-tokens", 1, 0, 1011},
+                                         {"http-cert", 1, 0, 1012},
+                                         {"http-key", 1, 0, 1013},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     /* a config file is read first so flags override it */
@@ -205,7 +211,9 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
                         {"etcd-cert", &o->etcd_cert},
                         {"etcd-key", &o->etcd_key},
                         {"http-bind", &o->http_bind},
-                        {"http-tokens", &o->http_tokens}};
+                        {"http-tokens", &o->http_tokens},
+                        {"http-cert", &o->http_cert},
+                        {"http-key", &o->http_key}};
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 if ((v = ty_config_get(cfg, keys[k].name)))
                     free(*keys[k].dst), *keys[k].dst = ty_xstrdup(v);
@@ -278,6 +286,12 @@ int ty_master_opts_parse(ty_master_opts_t *o, int argc, char **argv, ty_log_leve
             break;
         case 1011:
             dst = &o->http_tokens;
+            break;
+        case 1012:
+            dst = &o->http_cert;
+            break;
+        case 1013:
+            dst = &o->http_key;
             break;
         case 'x':
             num = &o->max_artifact;
