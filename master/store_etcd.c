@@ -154,12 +154,10 @@ static int ty_etcd_store_txn(ty_store_t *base, uint64_t epoch, uint64_t seq, con
     free(end);
     free(leader);
     free(chain);
-    ty_req_t *q = ty_xcalloc(1, sizeof *q);
-    q->s = s;
+    ty_req_t *q = ty_req(s, arg);
     q->epoch = epoch;
     q->seq = seq;
     q->cb.txn = cb;
-    q->arg = arg;
     base->txns++;
     base->ops_written += n;
     int rc = ty_etcd_txn_commit(s->etcd, &txn, ty_txn_done, q);
@@ -202,11 +200,9 @@ static int ty_etcd_store_range(ty_store_t *base, const char *prefix, ty_store_ra
     char *key = ty_xasprintf("%s%s", s->prefix, prefix);
     size_t elen;
     unsigned char *end = ty_etcd_prefix_end(key, strlen(key), &elen);
-    ty_req_t *q = ty_xcalloc(1, sizeof *q);
-    q->s = s;
+    ty_req_t *q = ty_req(s, arg); /* on the pending list: answered if the store goes first */
     q->cb.range = cb;
     q->is_range = 1;
-    q->arg = arg;
     int rc = ty_etcd_range(s->etcd, key, strlen(key), end, elen, ty_range_done, q);
     if (rc != 0)
         ty_req_free(q);
@@ -241,10 +237,8 @@ static int ty_etcd_store_del(ty_store_t *base, uint64_t epoch, const char *const
         free(end);
         free(key);
     }
-    ty_req_t *q = ty_xcalloc(1, sizeof *q);
-    q->s = s;
+    ty_req_t *q = ty_req(s, arg);
     q->cb.txn = cb;
-    q->arg = arg;
     base->txns++;
     base->ops_written += nkeys + nprefixes;
     int rc = ty_etcd_txn_commit(s->etcd, &txn, ty_del_done, q);
