@@ -101,28 +101,23 @@ void ty_api_pipelines(ty_api_t *a, const uint8_t *peer, size_t peer_len, uint64_
 
 /* What runs on w: its attempts, and the parts of gangs led elsewhere
  * (borrowed strings; the refs and their array are the caller's to free). */
+static Ty__TaskRef *ty_ref_of(const ty_task_t *t) {
+    Ty__TaskRef *r = ty_xmalloc(sizeof *r);
+    ty__task_ref__init(r);
+    r->run_id = t->run->id;
+    r->task = t->spec->name;
+    r->attempt = t->attempt;
+    return r;
+}
+
 static Ty__TaskRef **ty_worker_attempts(const ty_worker_t *w, size_t *n) {
-    size_t cap = 0;
-    for (const ty_task_t *t = w->tasks; t; t = t->wnext)
-        cap++;
-    for (const ty_part_t *p = w->parts; p; p = p->wnext)
-        cap++;
-    Ty__TaskRef **refs = ty_xcalloc(cap ? cap : 1, sizeof *refs);
+    /* w->running counts both lists (queue.c, gang.c) */
+    Ty__TaskRef **refs = ty_xcalloc(w->running ? w->running : 1, sizeof *refs);
     *n = 0;
-    for (const ty_task_t *t = w->tasks; t; t = t->wnext) {
-        Ty__TaskRef *r = refs[(*n)++] = ty_xmalloc(sizeof *r);
-        ty__task_ref__init(r);
-        r->run_id = t->run->id;
-        r->task = t->spec->name;
-        r->attempt = t->attempt;
-    }
-    for (const ty_part_t *p = w->parts; p; p = p->wnext) {
-        Ty__TaskRef *r = refs[(*n)++] = ty_xmalloc(sizeof *r);
-        ty__task_ref__init(r);
-        r->run_id = p->t->run->id;
-        r->task = p->t->spec->name;
-        r->attempt = p->t->attempt;
-    }
+    for (const ty_task_t *t = w->tasks; t && *n < w->running; t = t->wnext)
+        refs[(*n)++] = ty_ref_of(t);
+    for (const ty_part_t *p = w->parts; p && *n < w->running; p = p->wnext)
+        refs[(*n)++] = ty_ref_of(p->t);
     return refs;
 }
 
